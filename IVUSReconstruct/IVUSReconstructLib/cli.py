@@ -1,0 +1,561 @@
+"""Command line: ``ivus-reconstruct demo|phantom|run|segment|evaluate``.
+
+Exit codes: 0 ok, 2 bad input or usage (one line, no traceback), 1 internal error,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import traceback
+from dataclasses import replace
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .errors import IVUSCancelled, IVUSInputError, input_error
+
+PRESET_NAMES = ("coronary", "femoropopliteal", "iliac-vein")
+
+# ---------------------------------------------------------------------------------------------
+# option checks: the values users mistype most (units) get a message naming the option
+
+
+def _positive(name: str, value: float | None, *, low: float, high: float, unit: str, hint: str) -> None:
+    if value is None:
+        return
+    if not np.isfinite(value) or value <= 0:
+        raise IVUSInputError(f"{name} {value}: must be a positive number in {unit}")
+    if not low <= value <= high:
+        raise IVUSInputError(f"{name} {value}: outside {low}-{high} {unit}; {hint}")
+
+
+def check_acquisition_options(args: argparse.Namespace) -> None:
+    """Reject acquisition options in the wrong unit before any work is done."""
+    _positive(
+        "--pixel-spacing",
+        getattr(args, "pixel_spacing", None),
+        low=0.001,
+        high=1.0,
+        unit="mm",
+        hint="give the spacing in mm (e.g. 0.02 for a 10 mm field over 512 pixels), not in um or cm",
+    )
+    _positive(
+        "--pullback-speed",
+        getattr(args, "pullback_speed", None),
+        low=0.05,
+        high=40.0,
+        unit="mm/s",
+        hint="give the motor speed in mm/s (typically 0.5, 1 or 2)",
+    )
+    _positive(
+        "--frame-rate",
+        getattr(args, "frame_rate", None),
+        low=1.0,
+        high=500.0,
+        unit="frames/s",
+        hint="give frames per second (typically 30)",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# progress
+
+
+class ProgressBar:
+    """A tqdm bar driven by ``progress(fraction, message)`` callbacks (quiet when not a terminal)."""
+
+    def __init__(self, *, enabled: bool | None = None):
+        from tqdm import tqdm
+
+        disable = None if enabled is None else not enabled
+        self._bar = tqdm(
+            total=1000,
+            disable=disable,
+            file=sys.stderr,
+            bar_format="{desc:<34.34}|{bar}| {percentage:3.0f}% {elapsed}",
+            leave=False,
+        )
+        self._lock = threading.Lock()
+
+    def __call__(self, fraction: float, message: str) -> None:
+        with self._lock:
+            n = int(round(min(max(fraction, 0.0), 1.0) * 1000))
+            if n > self._bar.n:
+                self._bar.update(n - self._bar.n)
+            self._bar.set_description_str(message, refresh=True)
+
+    def scaled(self, start: float, end: float) -> Callable[[float, str], None]:
+        return lambda f, m: self(start + (end - start) * f, m)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# commands
+
+
+def _options_from_args(args: argparse.Namespace):
+    from .pipeline import RunOptions
+
+    return RunOptions(
+        pixel_spacing_mm=getattr(args, "pixel_spacing", None),
+        pullback_speed_mm_s=getattr(args, "pullback_speed", None),
+        frame_rate_hz=getattr(args, "frame_rate", None),
+        start_mm=getattr(args, "start_mm", 0.0) or 0.0,
+        centerline_order=getattr(args, "centerline_order", "distal-first"),
+        align=getattr(args, "align", "catheter"),
+        mirror=bool(getattr(args, "mirror", False)),
+        gating=getattr(args, "gating", None),
+    )
+
+
+def _scene_writers() -> list[Callable[[Path], None]]:
+    """The Slicer scene writer when slicer-core is installed (the ``[slicer]`` extra)."""
+    try:
+        from . import mrml
+
+        if mrml.available():
+            return [mrml.write_scene]
+    except ImportError:
+        pass
+    return []
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import load_inputs, prepare_out_dir, run_pipeline, write_outputs
+
+    check_acquisition_options(args)
+    out = Path(args.out)
+    prepare_out_dir(out)
+    options = _options_from_args(args)
+    bar = ProgressBar()
+    try:
+        inputs = load_inputs(
+            pullback_path=args.pullback,
+            centerline_path=args.centerline,
+            contours_path=args.contours,
+            landmarks_path=args.landmarks,
+            options=options,
+            progress=bar.scaled(0.0, 0.1),
+        )
+        result = run_pipeline(
+            pullback=inputs.pullback,
+            contours=inputs.contours,
+            centerline=inputs.centerline,
+            landmarks=inputs.landmarks,
+            options=options,
+            input_paths=inputs.paths,
+            progress=bar.scaled(0.1, 0.8),
+        )
+        write_outputs(result, out, extra_writers=_scene_writers(), progress=bar.scaled(0.8, 1.0))
+    finally:
+        bar.close()
+    _print_summary(result.metrics.summary, out)
+    return 0
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return f"{float(value):.{digits}f}"
+
+
+def _print_summary(summary: dict[str, Any], out: Path) -> None:
+    vol = summary.get("volumes_mm3") or {}
+    mla = summary.get("mla") or {}
+    stenosis = summary.get("area_stenosis_percent") or {}
+    lines = [
+        f"lumen volume   {_fmt(vol.get('lumen'), 1)} mm3",
+        f"vessel volume  {_fmt(vol.get('vessel'), 1)} mm3",
+        f"PAV            {_fmt(summary.get('pav_percent'), 1)} %",
+        f"MLA            {_fmt(mla.get('area_mm2'))} mm2 at {_fmt(mla.get('arc_length_mm'), 1)} mm (frame {_fmt(mla.get('frame'))})",
+        f"area stenosis  {_fmt(stenosis.get('largest'), 1)} % (vs largest reference)",
+        f"output         {out}",
+    ]
+    print("\n".join(lines))
+
+
+def _truth_metrics(phantom, params=None):
+    """Ground-truth metrics: the phantom's true contours at its end-diastolic frames (all frames
+    when it has no rhythm), placed at their true arc lengths."""
+    from .metrics import compute_metrics
+
+    truth = phantom.truth
+    idx = np.asarray(phantom.ed_frames, dtype=int)
+    if idx.size == 0:
+        idx = truth.indices
+    keep = set(int(i) for i in idx)
+    frames = tuple(f for f in truth.frames if f.index in keep)
+    arc = np.asarray(phantom.true_arc_length_mm, dtype=float)[[f.index for f in frames]]
+    order = np.argsort(arc, kind="stable")
+    frames = tuple(frames[i] for i in order)
+    arc = arc[order]
+    # arc-length order, even where respiratory motion reorders frames
+    contours = replace(truth, frames=frames)
+    return compute_metrics(contours, arc, params=params or phantom_metric_params(phantom.preset))
+
+
+def phantom_metric_params(preset: str):
+    """Metric parameters a preset is analysed with (the vein preset names its venous segment)."""
+    from .metrics import MetricParams
+
+    if preset == "iliac-vein":
+        return MetricParams(vein_segment="common_iliac")
+    return MetricParams()
+
+
+def _write_phantom_files(phantom, folder: Path) -> dict[str, Path]:
+    from .io.centerline import write_markups_curve
+    from .io.contours import write_contours_json
+    from .io.dicom import write_pullback
+    from .pipeline import _jsonable
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "pullback": folder / "pullback.dcm",
+        "centerline": folder / "centerline.mrk.json",
+        "truth_contours": folder / "truth_contours.json",
+        "truth_metrics": folder / "truth_metrics.json",
+    }
+    write_pullback(phantom.pullback, paths["pullback"])
+    write_markups_curve(phantom.centerline, paths["centerline"], coordinate_system="LPS")
+    write_contours_json(phantom.truth, paths["truth_contours"])
+    truth = _truth_metrics(phantom)
+    doc = {
+        "format": "ivus-phantom-truth",
+        "version": __version__,
+        "preset": phantom.preset,
+        "seed": phantom.seed if hasattr(phantom, "seed") else None,
+        "heart_rate_bpm": phantom.heart_rate_bpm,
+        "ed_frames": np.asarray(phantom.ed_frames).tolist(),
+        "true_arc_length_mm": np.round(np.asarray(phantom.true_arc_length_mm), 5).tolist(),
+        "summary": _jsonable(truth.summary),
+        "lesions": _jsonable(truth.lesions),
+    }
+    paths["truth_metrics"].write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    return paths
+
+
+def _make_phantom(args: argparse.Namespace):
+    from .phantom import make_phantom
+
+    kwargs: dict[str, Any] = {"seed": args.seed}
+    if getattr(args, "length_mm", None):
+        kwargs["length_mm"] = args.length_mm
+    if getattr(args, "size_px", None):
+        kwargs["size_px"] = args.size_px
+    if getattr(args, "speckle", None):
+        kwargs["speckle"] = args.speckle
+    return make_phantom(args.preset, **kwargs)
+
+
+def cmd_phantom(args: argparse.Namespace) -> int:
+    from .pipeline import atomic_folder
+
+    out = Path(args.out)
+    phantom = _make_phantom(args)
+    paths = atomic_folder(out, lambda tmp: _write_phantom_files(phantom, tmp))
+    for name, path in paths.items():
+        print(f"{name:16s} {out / path.name}")
+    return 0
+
+
+# tolerances of the foundation issue: measured against ground truth
+DEMO_TOLERANCES = {
+    "lumen_volume": ("relative", 0.03),
+    "vessel_volume": ("relative", 0.03),
+    "mla_area": ("relative", 0.05),
+    "mla_position": ("absolute", 1.0),
+    "area_stenosis": ("absolute", 3.0),
+}
+
+
+def compare_to_truth(measured: dict[str, Any], truth: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the demo table: quantity, measured, truth, error, tolerance, pass.
+
+    Parameters
+    ----------
+    measured, truth : dict
+        ``summary.json``-style metric summaries.
+    """
+
+    def get(doc: dict[str, Any], *keys: str) -> float | None:
+        for k in keys:
+            if not isinstance(doc, dict) or doc.get(k) is None:
+                return None
+            doc = doc[k]
+        return float(doc)
+
+    quantities = [
+        ("lumen_volume", "lumen volume (mm3)", ("volumes_mm3", "lumen")),
+        ("vessel_volume", "vessel volume (mm3)", ("volumes_mm3", "vessel")),
+        ("plaque_volume", "plaque volume (mm3)", ("volumes_mm3", "plaque")),
+        ("pav", "PAV (%)", ("pav_percent",)),
+        ("mla_area", "MLA (mm2)", ("mla", "area_mm2")),
+        ("mla_position", "MLA position (mm)", ("mla", "arc_length_mm")),
+        ("area_stenosis", "area stenosis, largest ref (%)", ("area_stenosis_percent", "largest")),
+        ("area_stenosis_proximal", "area stenosis, proximal ref (%)", ("area_stenosis_percent", "proximal")),
+        ("area_stenosis_distal", "area stenosis, distal ref (%)", ("area_stenosis_percent", "distal")),
+    ]
+    rows = []
+    for key, label, path in quantities:
+        m, t = get(measured, *path), get(truth, *path)
+        kind, tol = DEMO_TOLERANCES.get(key, (None, None))
+        err = None if m is None or t is None else m - t
+        ok = None
+        if err is not None and kind == "relative":
+            ok = abs(err) <= tol * abs(t)
+        elif err is not None and kind == "absolute":
+            ok = abs(err) <= tol
+        tol_text = "" if kind is None else (f"{tol * 100:.0f}%" if kind == "relative" else f"{tol:g}")
+        rows.append({"quantity": key, "label": label, "measured": m, "truth": t, "error": err, "tolerance": tol_text, "pass": ok})
+    return rows
+
+
+def _print_comparison(rows: list[dict[str, Any]], preset: str) -> None:
+    print(f"\nIVUSReconstruct demo: {preset} phantom, measured vs ground truth")
+    print(f"{'quantity':34s} {'measured':>10s} {'truth':>10s} {'error':>9s} {'tol':>6s}  ")
+    for r in rows:
+        verdict = {True: "ok", False: "FAIL", None: ""}[r["pass"]]
+        print(
+            f"{r['label']:34s} {_fmt(r['measured']):>10s} {_fmt(r['truth']):>10s} "
+            f"{_fmt(r['error']):>9s} {r['tolerance']:>6s}  {verdict}"
+        )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .pipeline import _fill_outputs, _jsonable, atomic_folder, load_inputs, run_pipeline
+    from .pipeline import RunOptions
+
+    out = Path(args.out or f"ivus-demo-{args.preset}")
+    bar = ProgressBar()
+    state: dict[str, Any] = {}
+
+    def fill(tmp: Path) -> None:
+        bar(0.0, f"making the {args.preset} phantom")
+        phantom = _make_phantom(args)
+        bar(0.1, "writing the phantom DICOM")
+        paths = _write_phantom_files(phantom, tmp / "phantom")
+        options = RunOptions(metric_params=phantom_metric_params(args.preset), seed=args.seed)
+        inputs = load_inputs(
+            pullback_path=paths["pullback"], centerline_path=paths["centerline"], options=options
+        )
+        result = run_pipeline(
+            pullback=inputs.pullback,
+            centerline=inputs.centerline,
+            options=options,
+            input_paths={k: str(Path("phantom") / Path(v).name) for k, v in inputs.paths.items()},
+            progress=bar.scaled(0.15, 0.85),
+        )
+        _fill_outputs(result, tmp, extra_writers=_scene_writers(), progress=bar.scaled(0.85, 1.0), cancel=None)
+        truth = json.loads(paths["truth_metrics"].read_text())
+        rows = compare_to_truth(_jsonable(result.metrics.summary), truth["summary"])
+        gating = result.gating
+        validation = {
+            "preset": args.preset,
+            "seed": args.seed,
+            "comparison": _jsonable(rows),
+            "gating": {
+                "heart_rate_bpm": {"measured": _jsonable(gating.heart_rate_bpm) if gating else None, "truth": truth["heart_rate_bpm"]},
+                "ed_frames_detected": int(len(gating.ed_frames)) if gating else 0,
+                "ed_frames_truth": len(truth["ed_frames"]),
+            },
+            "all_within_tolerance": all(r["pass"] is not False for r in rows),
+        }
+        (tmp / "validation.json").write_text(json.dumps(validation, indent=2) + "\n", encoding="utf-8")
+        state["rows"] = rows
+
+    try:
+        atomic_folder(out, fill)
+    finally:
+        bar.close()
+    _print_comparison(state["rows"], args.preset)
+    print(f"\noutput: {out.absolute()}  (open report.html; render.png; scene.mrml in 3D Slicer)")
+    return 0
+
+
+def _parse_frames(spec: str, n_frames: int) -> np.ndarray:
+    """``"0-99,120,130-140"`` to frame indices; ``all``."""
+    if spec in ("all", "*"):
+        return np.arange(n_frames)
+    frames: list[int] = []
+    try:
+        for part in spec.split(","):
+            part = part.strip()
+            if "-" in part:
+                a, b = part.split("-", 1)
+                frames.extend(range(int(a), int(b) + 1))
+            elif part:
+                frames.append(int(part))
+    except ValueError:
+        raise IVUSInputError(f"--frames {spec!r}: not a frame list; use e.g. 0-99,120 or all or ed") from None
+    bad = [f for f in frames if not 0 <= f < n_frames]
+    if bad:
+        raise IVUSInputError(f"--frames {spec!r}: frame {bad[0]} is outside 0-{n_frames - 1}; the pullback has {n_frames} frames")
+    return np.unique(np.asarray(frames, dtype=int))
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from .gating import gate_pullback
+    from .io.contours import write_contours_json
+    from .pipeline import RunOptions, read_pullback_any
+    from .segmentation import segment_pullback
+
+    check_acquisition_options(args)
+    options = RunOptions(pixel_spacing_mm=args.pixel_spacing, frame_rate_hz=args.frame_rate)
+    out = Path(args.out)
+    if out.is_dir():
+        raise input_error(out, "--out", "is a folder", "give a file name such as contours.json")
+    pullback = read_pullback_any(args.pullback, options=options)
+    bar = ProgressBar()
+    try:
+        if args.frames in (None, "ed"):
+            gating = gate_pullback(pullback, method="image", progress=bar.scaled(0.0, 0.2))
+            frames = np.asarray(gating.selected_frames)
+            ed = set(int(i) for i in gating.ed_frames)
+        else:
+            frames, ed = _parse_frames(args.frames, pullback.n_frames), set()
+        contours = segment_pullback(pullback, frames, progress=bar.scaled(0.2, 1.0))
+    finally:
+        bar.close()
+    contours = contours.with_frames(tuple(replace(f, phase="ED") if f.index in ed else f for f in contours.frames))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial")
+    try:
+        write_contours_json(contours, tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"{len(contours.frames)} frames segmented -> {out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_contours
+    from .io.contours import read_contours
+    from .pipeline import _jsonable
+
+    spacing = (args.pixel_spacing, args.pixel_spacing) if args.pixel_spacing else None
+    pred = read_contours(args.pred, pixel_spacing_mm=spacing)
+    truth = read_contours(args.truth, pixel_spacing_mm=spacing)
+    result = evaluate_contours(pred, truth)
+    summary = result.get("summary", result)
+    print(f"{'border':8s} {'measure':28s} {'mean':>9s} {'std':>9s}")
+    for border, measures in summary.items():
+        if not isinstance(measures, dict):
+            continue
+        for name, stats in measures.items():
+            if isinstance(stats, dict):
+                print(f"{border:8s} {name:28s} {_fmt(stats.get('mean'), 3):>9s} {_fmt(stats.get('std'), 3):>9s}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(_jsonable(result), indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# parser
+
+
+def _add_acquisition(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("acquisition (override the DICOM tags)")
+    g.add_argument("--pixel-spacing", type=float, metavar="MM", help="in-plane pixel spacing in mm")
+    g.add_argument("--pullback-speed", type=float, metavar="MM_S", help="motorised pullback speed in mm/s")
+    g.add_argument("--frame-rate", type=float, metavar="FPS", help="frames per second")
+
+
+def _add_phantom_options(p: argparse.ArgumentParser, *, required_preset: bool) -> None:
+    if required_preset:
+        p.add_argument("--preset", choices=PRESET_NAMES, required=True)
+    else:
+        p.add_argument("--preset", choices=PRESET_NAMES, default="coronary", help="default: coronary")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--length-mm", type=float, help="pullback length in mm (default: the preset's)")
+    p.add_argument("--size-px", type=int, help="frame size in pixels (default: the preset's)")
+    p.add_argument("--speckle", choices=("rotational", "phased"), help="40-60 MHz rotational or 20 MHz phased-array look")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ivus-reconstruct",
+        description="IVUS pullback to a 3D vessel: gating, segmentation, co-registration, meshes, metrics.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="make a realistic phantom and reconstruct it, with a truth table")
+    _add_phantom_options(p, required_preset=False)
+    p.add_argument("--out", metavar="DIR", help="output folder (default: ivus-demo-PRESET)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("phantom", help="write a synthetic pullback, centerline and ground truth")
+    _add_phantom_options(p, required_preset=True)
+    p.add_argument("--out", metavar="DIR", required=True)
+    p.set_defaults(func=cmd_phantom)
+
+    p = sub.add_parser("run", help="reconstruct a pullback")
+    p.add_argument("pullback", nargs="?", metavar="PULLBACK", help="DICOM file or folder, frame folder, NRRD/NIfTI/MHA")
+    p.add_argument("--centerline", metavar="FILE", help="markups JSON, VMTK .vtp/.vtk, or CSV/TXT points")
+    p.add_argument("--contours", metavar="FILE", help="contours (native JSON, multimodars CSV, AIVUS/HolOrama JSON)")
+    p.add_argument("--landmarks", metavar="FILE", help="landmarks JSON or markups point list")
+    p.add_argument("--align", choices=("catheter", "lumen-centroid"), default="catheter")
+    p.add_argument("--mirror", action="store_true", help="frames seen from the other side (see README)")
+    _add_acquisition(p)
+    p.add_argument("--start-mm", type=float, default=0.0, metavar="MM", help="arc length of frame 0 (default 0)")
+    p.add_argument("--centerline-order", choices=("distal-first", "proximal-first"), default="distal-first")
+    p.add_argument("--gating", choices=("none", "image", "ecg"), help="default: image when segmenting")
+    p.add_argument("--out", metavar="DIR", default="ivus-output")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("segment", help="segment lumen and vessel borders")
+    p.add_argument("pullback", metavar="PULLBACK")
+    p.add_argument("--frames", metavar="SPEC", help="ed (default), all, or a list such as 0-99,120")
+    p.add_argument("--pixel-spacing", type=float, metavar="MM")
+    p.add_argument("--frame-rate", type=float, metavar="FPS")
+    p.add_argument("--out", metavar="CONTOURS.json", required=True)
+    p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser("evaluate", help="compare contours with a reference (Jaccard, Dice, Hausdorff, ...)")
+    p.add_argument("--pred", required=True, metavar="CONTOURS")
+    p.add_argument("--truth", required=True, metavar="CONTOURS")
+    p.add_argument("--pixel-spacing", type=float, metavar="MM", help="for contour files in pixels")
+    p.add_argument("--out", metavar="JSON", help="write per-frame and summary measures")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except IVUSInputError as exc:
+        print(f"ivus-reconstruct: error: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, IVUSCancelled):
+        print("ivus-reconstruct: interrupted; no output was written", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an internal error: say so, keep the traceback for --debug
+        if args.debug or os.environ.get("IVUS_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"ivus-reconstruct: internal error: {type(exc).__name__}: {exc} "
+            "(please report it; --debug shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

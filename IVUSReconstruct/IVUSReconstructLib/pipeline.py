@@ -1,0 +1,742 @@
+"""One function that runs every stage, with progress and cancel, and the atomic output writer.
+
+``run_pipeline`` works on in-memory core types (the Slicer module calls it on data taken from
+nodes); ``load_inputs`` reads files into core types; ``write_outputs`` writes the output folder of
+DESIGN.md into a temporary folder and moves it into place only when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .errors import IVUSCancelled, IVUSInputError, input_error
+from .types import (
+    Centerline,
+    ContourSet,
+    FramePoses,
+    GatingResult,
+    Landmark,
+    Metrics,
+    Pullback,
+    Valued,
+    VesselMesh,
+)
+
+__all__ = [
+    "RunOptions",
+    "RunResult",
+    "Inputs",
+    "load_inputs",
+    "run_pipeline",
+    "write_outputs",
+    "frames_table",
+    "summary_document",
+    "OUTPUT_FILES",
+]
+
+Progress = Callable[[float, str], None]
+
+OUTPUT_FILES = (
+    "summary.json",
+    "frames.csv",
+    "lesions.csv",
+    "contours.json",
+    "lumen.vtp",
+    "vessel.vtp",
+    "wall.vtp",
+    "centerline.mrk.json",
+    "render.png",
+    "report.html",
+)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything a run can be told; command-line options map one to one.
+
+    Acquisition overrides (``pixel_spacing_mm``, ``pullback_speed_mm_s``, ``frame_rate_hz``) win
+    over the DICOM tags and are recorded as such in ``summary.json``.
+    """
+
+    pixel_spacing_mm: float | None = None
+    pullback_speed_mm_s: float | None = None
+    frame_rate_hz: float | None = None
+    start_mm: float = 0.0
+    centerline_order: str = "distal-first"
+    align: str = "catheter"
+    mirror: bool = False
+    gating: str | None = None
+    metric_params: Any = None
+    render_size_px: tuple[int, int] = (1600, 1000)
+    seed: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(replace(self, metric_params=None))
+        out.pop("metric_params")
+        out["render_size_px"] = list(self.render_size_px)
+        if self.metric_params is not None:
+            out["metrics"] = _jsonable(asdict(self.metric_params))
+        return out
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Inputs read from files, with the paths they came from (for messages and provenance)."""
+
+    pullback: Pullback | None = None
+    contours: ContourSet | None = None
+    centerline: Centerline | None = None
+    landmarks: tuple[Landmark, ...] = ()
+    paths: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    """Everything a run produced, in core types."""
+
+    pullback: Pullback | None
+    gating: GatingResult | None
+    contours: ContourSet
+    centerline: Centerline
+    poses: FramePoses
+    mesh: VesselMesh
+    metrics: Metrics
+    parameters: dict[str, Any]
+    inputs: dict[str, Any]
+    flags: list[dict[str, str]] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types: numpy scalars and arrays to Python, NaN and inf to None."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if np.isfinite(v) else None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+class _Stages:
+    """Maps stage-local progress to overall progress and checks the cancel flag."""
+
+    def __init__(self, progress: Progress | None, cancel: threading.Event | None, weights: dict[str, float]):
+        self._progress = progress
+        self._cancel = cancel
+        total = sum(weights.values())
+        self._start: dict[str, float] = {}
+        self._span: dict[str, float] = {}
+        acc = 0.0
+        for name, w in weights.items():
+            self._start[name] = acc / total
+            self._span[name] = w / total
+            acc += w
+        self.timings: dict[str, float] = {}
+        self._t0 = 0.0
+        self._current = ""
+
+    def check(self) -> None:
+        if self._cancel is not None and self._cancel.is_set():
+            raise IVUSCancelled("cancelled by the user")
+
+    def begin(self, name: str, message: str) -> Progress:
+        self.check()
+        self._current = name
+        self._t0 = time.perf_counter()
+        start, span = self._start[name], self._span[name]
+        if self._progress is not None:
+            self._progress(start, message)
+
+        def sub(fraction: float, msg: str) -> None:
+            if self._progress is not None:
+                self._progress(start + span * min(max(fraction, 0.0), 1.0), msg)
+
+        return sub
+
+    def end(self) -> None:
+        self.timings[self._current] = round(time.perf_counter() - self._t0, 3)
+        self.check()
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+
+
+def load_inputs(
+    *,
+    pullback_path: str | Path | None = None,
+    centerline_path: str | Path | None = None,
+    contours_path: str | Path | None = None,
+    landmarks_path: str | Path | None = None,
+    options: RunOptions = RunOptions(),
+    progress: Progress | None = None,
+) -> Inputs:
+    """Read the input files of a run into core types.
+
+    Raises
+    ------
+    IVUSInputError
+        Missing or unreadable files, with the file, the field and the fix.
+    """
+    from .io.centerline import read_centerline
+    from .io.contours import check_contours_fit, read_contours, read_landmarks
+
+    paths: dict[str, str] = {}
+    pullback = None
+    if pullback_path is not None:
+        pullback = read_pullback_any(pullback_path, options=options, progress=progress)
+        paths["pullback"] = str(pullback_path)
+    contours = None
+    if contours_path is not None:
+        _require_file(contours_path, "--contours")
+        spacing = options.pixel_spacing_mm
+        spacing_rc = (spacing, spacing) if spacing else (pullback.pixel_spacing_mm if pullback else None)
+        center = pullback.catheter_center_px if pullback else None
+        contours = read_contours(contours_path, pixel_spacing_mm=spacing_rc, catheter_center_px=center)
+        paths["contours"] = str(contours_path)
+        if pullback is not None:
+            check_contours_fit(contours, pullback.n_frames, contours_path)
+    if pullback is None and contours is None:
+        raise IVUSInputError(
+            "no input: give a PULLBACK (DICOM file or folder, frame folder, NRRD/NIfTI/MHA) "
+            "or --contours FILE with z_mm per frame"
+        )
+    centerline = None
+    if centerline_path is not None:
+        _require_file(centerline_path, "--centerline")
+        centerline = read_centerline(centerline_path, order=options.centerline_order)
+        paths["centerline"] = str(centerline_path)
+    landmarks: tuple[Landmark, ...] = ()
+    if landmarks_path is not None:
+        _require_file(landmarks_path, "--landmarks")
+        landmarks = tuple(read_landmarks(landmarks_path))
+        paths["landmarks"] = str(landmarks_path)
+    return Inputs(pullback=pullback, contours=contours, centerline=centerline, landmarks=landmarks, paths=paths)
+
+
+def _require_file(path: str | Path, option: str) -> None:
+    if not Path(path).exists():
+        raise input_error(path, option, "does not exist", "check the path")
+
+
+def read_pullback_any(path: str | Path, *, options: RunOptions, progress: Progress | None = None) -> Pullback:
+    """Read a pullback from any supported source (DICOM, frame folder, 3D image)."""
+    from .io import dicom
+
+    path = Path(path)
+    if not path.exists():
+        raise input_error(path, "PULLBACK", "does not exist", "check the path")
+    spacing = options.pixel_spacing_mm
+    kwargs = dict(
+        pixel_spacing_mm=(spacing, spacing) if spacing else None,
+        pullback_speed_mm_s=options.pullback_speed_mm_s,
+        frame_rate_hz=options.frame_rate_hz,
+    )
+    reader = dicom.read_pullback
+    try:
+        from .io import images as _images  # optional: frame folders and 3D images
+
+        if _images.handles(path):
+            reader = _images.read_pullback
+    except ImportError:
+        pass
+    return reader(path, progress=progress, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# running
+
+
+def _straight_centerline(length_mm: float) -> Centerline:
+    """A straight line along +S (inferior to superior) for runs without a centerline."""
+    n = max(int(np.ceil(length_mm)) + 1, 2)
+    z = np.linspace(0.0, length_mm, n)
+    return Centerline(points_ras_mm=np.column_stack([np.zeros(n), np.zeros(n), z]), source="straight (no --centerline)")
+
+
+def _arc_lengths(
+    pullback: Pullback | None, contours: ContourSet, options: RunOptions, source_hint: str
+) -> tuple[np.ndarray, str]:
+    """Arc length of every analysed frame and how it was obtained."""
+    from .coregistration import frame_arc_lengths_mm
+
+    idx = contours.indices
+    z = [f.z_mm for f in contours.frames]
+    if pullback is not None and pullback.acquisition in ("motor", "gated") and pullback.pullback_speed_mm_s:
+        times = np.asarray(pullback.frame_times_s, dtype=float)[idx]
+        s = frame_arc_lengths_mm(times, pullback.pullback_speed_mm_s, start_mm=options.start_mm)
+        return np.asarray(s, dtype=float), "pullback speed x frame time"
+    if all(v is not None for v in z):
+        return options.start_mm + np.asarray(z, dtype=float), "contour z_mm"
+    if pullback is not None and pullback.acquisition == "manual":
+        raise IVUSInputError(
+            f"{source_hint}: IVUSAcquisition is MANUAL_PULLBACK and frames carry no z_mm; "
+            "give --pullback-speed MM_S if the pullback was motorised, or contours with z_mm"
+        )
+    raise IVUSInputError(
+        f"{source_hint}: frames have no longitudinal position; give --pullback-speed MM_S with a "
+        "pullback, or contours whose frames carry z_mm"
+    )
+
+
+def run_pipeline(
+    *,
+    pullback: Pullback | None = None,
+    contours: ContourSet | None = None,
+    centerline: Centerline | None = None,
+    landmarks: Sequence[Landmark] = (),
+    options: RunOptions = RunOptions(),
+    input_paths: dict[str, str] | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> RunResult:
+    """Run gating, segmentation, co-registration, meshing and metrics.
+
+    Parameters
+    ----------
+    pullback : Pullback or None
+        Needed unless ``contours`` carry every frame's ``z_mm``.
+    contours : ContourSet or None
+        When given, exactly these frames are analysed and segmentation is skipped.
+    centerline : Centerline or None
+        Distal-first; a straight line is used (and flagged) when absent.
+    landmarks : sequence of Landmark
+    options : RunOptions
+    input_paths : dict of str to str
+        Paths the inputs came from, for messages and provenance.
+    progress : callable(fraction, message) or None
+    cancel : threading.Event or None
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    IVUSInputError
+        Input that cannot be analysed as given.
+    IVUSCancelled
+        When ``cancel`` is set.
+    """
+    from .coregistration import place_frames
+    from .mesh import build_meshes
+    from .metrics import MetricParams, compute_metrics
+
+    input_paths = dict(input_paths or {})
+    params = options.metric_params or MetricParams()
+    segmenting = contours is None
+    stages = _Stages(
+        progress,
+        cancel,
+        {"gating": 1.0, "segmentation": 6.0 if segmenting else 0.1, "placement": 0.5, "metrics": 0.3, "mesh": 1.0},
+    )
+    flags: list[dict[str, str]] = []
+    source_hint = input_paths.get("pullback") or input_paths.get("contours") or "input"
+
+    if pullback is None and contours is None:
+        raise IVUSInputError("no input: give a PULLBACK or --contours FILE")
+
+    gating: GatingResult | None = None
+    sub = stages.begin("gating", "gating")
+    if segmenting:
+        from .gating import gate_pullback
+        from .segmentation import segment_pullback
+
+        method = options.gating or "image"
+        gating = gate_pullback(pullback, method=method, progress=sub, cancel=cancel)
+        if gating.message:
+            flags.append({"rule": "gating", "message": gating.message})
+        stages.end()
+        sub = stages.begin("segmentation", f"segmenting {len(gating.selected_frames)} frames")
+        contours = segment_pullback(pullback, np.asarray(gating.selected_frames), progress=sub, cancel=cancel)
+        ed = set(int(i) for i in gating.ed_frames)
+        contours = contours.with_frames(
+            tuple(replace(f, phase="ED") if f.index in ed else f for f in contours.frames)
+        )
+        low = [f.index for f in contours.frames if f.confidence is not None and f.confidence < 0.5]
+        if low:
+            flags.append(
+                {
+                    "rule": "low_segmentation_confidence",
+                    "message": f"{len(low)} frame(s) segmented with confidence < 0.5: review frames {_frame_list(low)}",
+                }
+            )
+        stages.end()
+    else:
+        if options.gating == "ecg":
+            raise IVUSInputError("--gating ecg: ECG gating needs an ECG waveform in the DICOM; use --gating image or none")
+        stages.end()
+        stages.begin("segmentation", "contours from file")
+        stages.end()
+    if not contours.frames:
+        raise IVUSInputError(f"{source_hint}: no frame to analyse; check --frames / the contour file")
+
+    sub = stages.begin("placement", "placing frames on the centerline")
+    arc, arc_source = _arc_lengths(pullback, contours, options, source_hint)
+    if np.any(np.diff(arc) < 0):
+        raise IVUSInputError(
+            f"{input_paths.get('contours', source_hint)}: frame positions (z_mm) decrease along the frames; "
+            "frames must be ordered in the pullback direction"
+        )
+    if centerline is None:
+        centerline = _straight_centerline(float(arc.max()) + 10.0)
+        flags.append(
+            {"rule": "no_centerline", "message": "no --centerline given: frames stacked on a straight line"}
+        )
+    poses = place_frames(
+        centerline,
+        contours.indices,
+        arc,
+        contours=contours,
+        align=options.align,
+        mirror=options.mirror,
+        landmarks=tuple(landmarks),
+        source_name=input_paths.get("centerline", centerline.source),
+    )
+    stages.end()
+
+    sub = stages.begin("metrics", "measuring")
+    times = None
+    if pullback is not None:
+        times = np.asarray(pullback.frame_times_s, dtype=float)[contours.indices]
+    metrics = compute_metrics(contours, arc, frame_times_s=times, params=params, landmarks=tuple(landmarks))
+    stages.end()
+
+    sub = stages.begin("mesh", "building meshes")
+    mesh = build_meshes(contours, poses, per_frame=metrics.per_frame)
+    stages.end()
+
+    inputs = _inputs_record(pullback, contours, centerline, input_paths, gating, arc_source, options)
+    parameters = options.as_json()
+    if options.metric_params is None:
+        from dataclasses import asdict as _asdict
+
+        parameters["metrics"] = _jsonable(_asdict(params))
+    return RunResult(
+        pullback=pullback,
+        gating=gating,
+        contours=contours,
+        centerline=centerline,
+        poses=poses,
+        mesh=mesh,
+        metrics=metrics,
+        parameters=parameters,
+        inputs=inputs,
+        flags=flags,
+        timings_s=dict(stages.timings),
+    )
+
+
+def _frame_list(frames: Sequence[int], most: int = 12) -> str:
+    text = ", ".join(str(f) for f in frames[:most])
+    return text + (f", ... ({len(frames)} in all)" if len(frames) > most else "")
+
+
+def _inputs_record(
+    pullback: Pullback | None,
+    contours: ContourSet,
+    centerline: Centerline,
+    paths: dict[str, str],
+    gating: GatingResult | None,
+    arc_source: str,
+    options: RunOptions,
+) -> dict[str, Any]:
+    """The ``inputs`` block of summary.json: each acquisition value with its source."""
+    record: dict[str, Any] = {"files": {k: Path(v).name for k, v in paths.items()}}
+    if pullback is not None:
+        prov = dict(pullback.provenance)
+        defaults = {
+            "n_frames": Valued(pullback.n_frames, "pixel data"),
+            "pixel_spacing_mm": Valued(list(pullback.pixel_spacing_mm), "unknown"),
+            "pullback_speed_mm_s": Valued(pullback.pullback_speed_mm_s, "unknown"),
+            "acquisition": Valued(pullback.acquisition, "unknown"),
+        }
+        for key, val in defaults.items():
+            prov.setdefault(key, val)
+        for key, val in prov.items():
+            entry = val.to_json() if isinstance(val, Valued) else {"value": val, "source": "unknown"}
+            if key == "frame_times_s":
+                times = np.asarray(entry["value"], dtype=float)
+                entry = {
+                    "value": {
+                        "n": int(times.size),
+                        "first_s": float(times[0]) if times.size else None,
+                        "last_s": float(times[-1]) if times.size else None,
+                        "mean_interval_ms": float(np.mean(np.diff(times)) * 1e3) if times.size > 1 else None,
+                    },
+                    "source": entry["source"],
+                }
+            record[key] = _jsonable(entry)
+        record["catheter_center_px"] = {"value": list(pullback.catheter_center_px), "source": "image centre"}
+        record["image_size_px"] = list(pullback.shape_px)
+        record["sop_class_uid"] = pullback.source.get("sop_class_uid")
+        record["vendor"] = pullback.source.get("vendor")
+    record["analysed_frames"] = {
+        "value": int(len(contours.frames)),
+        "source": f"gating: {gating.method}" if gating is not None else "frames in --contours",
+    }
+    if gating is not None:
+        record["gating"] = {
+            "method": gating.method,
+            "heart_rate_bpm": _jsonable(gating.heart_rate_bpm),
+            "confidence": _jsonable(gating.confidence),
+            "n_end_diastolic_frames": int(len(gating.ed_frames)),
+            "message": gating.message,
+        }
+    record["arc_length"] = {"source": arc_source, "start_mm": options.start_mm}
+    record["centerline"] = {
+        "source": Path(paths["centerline"]).name if "centerline" in paths else centerline.source,
+        "order": options.centerline_order,
+        "length_mm": round(centerline.length_mm, 3),
+    }
+    record["coordinates"] = {
+        "world": "RAS",
+        "align": options.align,
+        "mirror": options.mirror,
+        "frame_plane": "mm, origin at the catheter centre, x along columns, y along rows",
+    }
+    return record
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+
+_POSE_COLUMNS = ("x_mm", "y_mm", "z_mm", "nx", "ny", "nz")
+
+
+def frames_table(result: RunResult) -> tuple[list[str], list[list[Any]]]:
+    """The rows of frames.csv: per-frame metrics with the plane origin and normal inserted.
+
+    Returns
+    -------
+    header : list of str
+    rows : list of list
+    """
+    per_frame = result.metrics.per_frame
+    names = list(per_frame.keys())
+    pos = names.index("arc_length_mm") + 1 if "arc_length_mm" in names else len(names)
+    header = names[:pos] + list(_POSE_COLUMNS) + names[pos:]
+    pose_cols = {
+        "x_mm": result.poses.origin_ras_mm[:, 0],
+        "y_mm": result.poses.origin_ras_mm[:, 1],
+        "z_mm": result.poses.origin_ras_mm[:, 2],
+        "nx": result.poses.normal_ras[:, 0],
+        "ny": result.poses.normal_ras[:, 1],
+        "nz": result.poses.normal_ras[:, 2],
+    }
+    columns = [pose_cols[h] if h in pose_cols else np.asarray(per_frame[h]) for h in header]
+    n = len(columns[0])
+    rows = [[_csv_value(col[i]) for col in columns] for i in range(n)]
+    return header, rows
+
+
+def _csv_value(v: Any) -> Any:
+    if isinstance(v, (np.integer, int)) and not isinstance(v, bool):
+        return int(v)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return v
+    if not np.isfinite(f):
+        return ""
+    if float(f).is_integer() and abs(f) < 1e15 and isinstance(v, (np.integer,)):
+        return int(f)
+    return f"{f:.6g}"
+
+
+def summary_document(result: RunResult) -> dict[str, Any]:
+    """The content of summary.json (keys of DESIGN.md first)."""
+    m = result.metrics
+    doc: dict[str, Any] = {"format": "ivus-summary", "version": __version__}
+    doc["inputs"] = result.inputs
+    doc["parameters"] = result.parameters
+    doc.update(_jsonable(m.summary))
+    doc["lesions"] = _jsonable(m.lesions)
+    doc["flags"] = _jsonable(list(result.flags) + list(m.flags))
+    doc["timings_s"] = dict(result.timings_s)
+    return doc
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    path.write_text(buf.getvalue(), encoding="utf-8")
+
+
+def _lesion_rows(lesions: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    flat = []
+    for lesion in lesions:
+        row: dict[str, Any] = {}
+        for key, value in lesion.items():
+            if isinstance(value, dict):
+                for k2, v2 in value.items():
+                    if isinstance(v2, dict):
+                        for k3, v3 in v2.items():
+                            row[f"{key}_{k2}_{k3}"] = v3
+                    else:
+                        row[f"{key}_{k2}"] = v2
+            else:
+                row[key] = value
+        flat.append(row)
+    header: list[str] = []
+    for row in flat:
+        header += [k for k in row if k not in header]
+    rows = [[_csv_value(r.get(h)) if r.get(h) is not None else "" for h in header] for r in flat]
+    return header or ["id"], rows
+
+
+def prepare_out_dir(out_dir: Path) -> None:
+    """Refuse to replace a folder that is not an earlier output of this tool."""
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise input_error(out_dir, "--out", "is a file", "give a folder path")
+        entries = list(out_dir.iterdir())
+        if entries and not (out_dir / "summary.json").exists():
+            raise input_error(
+                out_dir, "--out", "is a non-empty folder that is not an IVUSReconstruct output", "choose a new folder"
+            )
+
+
+def atomic_folder(out_dir: Path, fill: Callable[[Path], Any]) -> Any:
+    """Run ``fill(tmp)`` on a fresh temporary folder beside ``out_dir``, then move it into place.
+
+    On any error the temporary folder is removed and ``out_dir`` is left as it was.
+    """
+    out_dir = Path(out_dir).absolute()
+    prepare_out_dir(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        value = fill(tmp)
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old-{time.time_ns()}")
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out_dir)
+        return value
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_outputs(
+    result: RunResult,
+    out_dir: str | Path,
+    *,
+    extra_writers: Sequence[Callable[[Path], None]] = (),
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> dict[str, Path]:
+    """Write the output folder of DESIGN.md atomically.
+
+    Parameters
+    ----------
+    result : RunResult
+    out_dir : path
+        Created, or replaced when it holds an earlier output.
+    extra_writers : sequence of callable(folder)
+        Run on the temporary folder after the standard files (the CLI adds the Slicer scene).
+
+    Returns
+    -------
+    dict of str to Path
+        Final paths of the files written.
+    """
+    out_dir = Path(out_dir)
+
+    def fill(tmp: Path) -> dict[str, Path]:
+        return _fill_outputs(result, tmp, extra_writers=extra_writers, progress=progress, cancel=cancel)
+
+    written = atomic_folder(out_dir, fill)
+    return {name: out_dir.absolute() / name for name in written}
+
+
+def _fill_outputs(
+    result: RunResult,
+    tmp: Path,
+    *,
+    extra_writers: Sequence[Callable[[Path], None]],
+    progress: Progress | None,
+    cancel: threading.Event | None,
+) -> list[str]:
+    from .io.centerline import write_markups_curve
+    from .io.contours import write_contours_json
+    from .mesh import write_mesh
+    from .render import render_vessel, write_png
+    from .report import build_report
+
+    def step(fraction: float, message: str) -> None:
+        if cancel is not None and cancel.is_set():
+            raise IVUSCancelled("cancelled by the user")
+        if progress is not None:
+            progress(fraction, message)
+
+    step(0.0, "writing meshes")
+    write_mesh(result.mesh.lumen, tmp / "lumen.vtp")
+    if result.mesh.vessel is not None:
+        write_mesh(result.mesh.vessel, tmp / "vessel.vtp")
+    if result.mesh.wall is not None:
+        write_mesh(result.mesh.wall, tmp / "wall.vtp")
+    write_contours_json(result.contours, tmp / "contours.json")
+    write_markups_curve(result.centerline, tmp / "centerline.mrk.json", coordinate_system="LPS")
+    header, rows = frames_table(result)
+    _write_csv(tmp / "frames.csv", header, rows)
+    lheader, lrows = _lesion_rows(result.metrics.lesions)
+    _write_csv(tmp / "lesions.csv", lheader, lrows)
+
+    step(0.3, "rendering")
+    t0 = time.perf_counter()
+    image = render_vessel(
+        result.mesh,
+        centerline=result.centerline,
+        poses=result.poses,
+        metrics=result.metrics,
+        size_px=result.parameters.get("render_size_px", (1600, 1000)),
+    )
+    write_png(image, tmp / "render.png")
+    result.timings_s["render"] = round(time.perf_counter() - t0, 3)
+
+    step(0.7, "writing the report")
+    summary = summary_document(result)
+    (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    html = build_report(
+        summary=summary,
+        per_frame={k: np.asarray(v) for k, v in result.metrics.per_frame.items()},
+        lesions=summary["lesions"],
+        flags=summary["flags"],
+        images={"3D reconstruction": (tmp / "render.png").read_bytes()},
+        inputs=summary["inputs"],
+        parameters=summary["parameters"],
+        version=__version__,
+    )
+    (tmp / "report.html").write_text(html, encoding="utf-8")
+    for writer in extra_writers:
+        step(0.9, "writing the Slicer scene")
+        writer(tmp)
+    step(1.0, "done")
+    return sorted(p.name for p in tmp.iterdir())
