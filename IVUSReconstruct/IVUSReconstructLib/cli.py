@@ -7,6 +7,7 @@ Exit codes: 0 ok, 2 bad input or usage (one line, no traceback), 1 internal erro
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -120,14 +121,11 @@ def _options_from_args(args: argparse.Namespace):
 
 def _scene_writers() -> list[Callable[[Path], None]]:
     """The Slicer scene writer when slicer-core is installed (the ``[slicer]`` extra)."""
-    try:
-        from . import mrml
+    if importlib.util.find_spec("slicer") is None:
+        return []
+    from . import mrml
 
-        if mrml.available():
-            return [mrml.write_scene]
-    except ImportError:
-        pass
-    return []
+    return [mrml.write_scene]
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -1,0 +1,421 @@
+"""End-diastolic frame selection (gating) from the images or from contours.
+
+Image-based gating follows Maso Talou et al., IEEE TBME 2015: a per-frame motion signal
+(1 - normalised cross-correlation with the next frame, and minus the total gradient
+magnitude, which drops when motion blurs the frame), its dominant frequency in the cardiac
+band by FFT, a zero-phase band-pass filter around it and one minimum per beat. When the
+cardiac rhythm is absent or weak (peripheral veins show respiratory motion, a gated or
+static acquisition shows none), no rhythm is invented: every frame is kept and the
+message says why.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import numpy as np
+from scipy import ndimage, signal
+
+from .errors import IVUSCancelled, IVUSInputError
+from .geometry import polygon_area, polygon_centroid
+from .types import ContourSet, GatingResult, Pullback
+
+__all__ = [
+    "motion_signal",
+    "dominant_rhythm",
+    "pick_beat_minima",
+    "gating_from_signal",
+    "gate_pullback",
+    "gate_contours",
+]
+
+ProgressFn = Callable[[float, str], None]
+
+
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise IVUSCancelled("gating cancelled")
+
+
+def _zscore(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    sd = x.std()
+    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
+
+
+def _downsample(frames: np.ndarray, factor: int) -> np.ndarray:
+    n, h, w = frames.shape
+    h2, w2 = h // factor, w // factor
+    f = np.asarray(frames[:, : h2 * factor, : w2 * factor], dtype=np.float32)
+    return f.reshape(n, h2, factor, w2, factor).mean(axis=(2, 4))
+
+
+def motion_signal(
+    frames: np.ndarray,
+    *,
+    target_size_px: int = 128,
+    gradient_weight: float = 0.5,
+    chunk: int = 64,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> np.ndarray:
+    """Per-frame motion signal of Maso Talou et al. (low = quiescent).
+
+    Parameters
+    ----------
+    frames : ndarray of shape (N, H, W)
+        Grey-level frames (any dtype; may be a memmap, read in chunks).
+    target_size_px : int
+        Frames are block-averaged down to about this size (speed; speckle is averaged out).
+    gradient_weight : float
+        Weight of the (- total gradient magnitude) term against the (1 - NCC) term.
+    chunk : int
+        Frames read at a time.
+
+    Returns
+    -------
+    ndarray of shape (N,)
+        ``(1 - w) z(1 - NCC(k, k+1)) + w z(-sum |grad I_k|)``, z-scored terms; the last frame
+        repeats the NCC of the one before.
+    """
+    n, h, w = frames.shape
+    factor = max(1, int(min(h, w) // target_size_px))
+    ncc = np.zeros(n)
+    grad = np.zeros(n)
+    prev_last: np.ndarray | None = None
+    for start in range(0, n, chunk):
+        _check_cancel(cancel)
+        small = _downsample(frames[start : start + chunk], factor)
+        flat = small.reshape(len(small), -1)
+        flat = flat - flat.mean(axis=1, keepdims=True)
+        norm = np.linalg.norm(flat, axis=1)
+        norm[norm == 0] = 1.0
+        flat = flat / norm[:, None]
+        if prev_last is not None:
+            ncc[start - 1] = float(prev_last @ flat[0])
+        ncc[start : start + len(flat) - 1] = np.einsum("ij,ij->i", flat[:-1], flat[1:])
+        prev_last = flat[-1]
+        gy = np.abs(np.diff(small, axis=1)).sum(axis=(1, 2))
+        gx = np.abs(np.diff(small, axis=2)).sum(axis=(1, 2))
+        grad[start : start + len(small)] = gy + gx
+        if progress is not None:
+            progress(min(1.0, (start + len(small)) / n), "gating: motion signal")
+    if n > 1:
+        ncc[-1] = ncc[-2]
+    return (1.0 - gradient_weight) * _zscore(1.0 - ncc) + gradient_weight * _zscore(-grad)
+
+
+def dominant_rhythm(
+    x: np.ndarray, frame_rate_hz: float, *, band_hz: tuple[float, float] = (0.75, 1.66)
+) -> tuple[float, float, np.ndarray]:
+    """Dominant frequency of a signal inside a band, and how dominant it is.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N,)
+    frame_rate_hz : float
+    band_hz : (low, high)
+        Search band (default 45-100 beats per minute).
+
+    Returns
+    -------
+    frequency_hz : float
+        Peak frequency (parabolic interpolation between FFT bins).
+    confidence : float in [0, 1]
+        Share of the spectral power above 0.2 Hz that lies within +-0.1 Hz of the peak
+        and of its second harmonic.
+    detrended : ndarray of shape (N,)
+        The signal after removal of its slow trend (pullback anatomy).
+    """
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    # A 2.5 s moving median takes the slow anatomical changes out, keeping the beats.
+    win = max(3, int(round(2.5 * frame_rate_hz)) | 1)
+    trend = ndimage.median_filter(x, size=win, mode="nearest")
+    trend = ndimage.uniform_filter1d(trend, size=win, mode="nearest")
+    d = x - trend
+    n_fft = max(4096, 1 << int(np.ceil(np.log2(4 * n))))
+    spec = np.abs(np.fft.rfft(d * np.hanning(n), n_fft)) ** 2
+    freq = np.fft.rfftfreq(n_fft, 1.0 / frame_rate_hz)
+    in_band = (freq >= band_hz[0]) & (freq <= band_hz[1])
+    if not in_band.any() or spec[freq > 0.2].sum() <= 0:
+        return float("nan"), 0.0, d
+    k = int(np.flatnonzero(in_band)[np.argmax(spec[in_band])])
+    f0 = float(freq[k])
+    if 0 < k < len(spec) - 1:
+        a, b, c = spec[k - 1], spec[k], spec[k + 1]
+        den = a - 2 * b + c
+        if den != 0:
+            f0 = float(freq[k] + 0.5 * (a - c) / den * (freq[1] - freq[0]))
+    half = 0.1
+    peak = (np.abs(freq - f0) <= half) | (np.abs(freq - 2 * f0) <= half)
+    total = spec[freq > 0.2].sum()
+    confidence = float(spec[peak & (freq > 0.2)].sum() / total)
+    return f0, min(1.0, confidence), d
+
+
+def pick_beat_minima(
+    x: np.ndarray, period_frames: float, *, tolerance: float = 0.15, end_of_quiescence: float = 0.0
+) -> np.ndarray:
+    """One minimum per beat, searched within a window around each expected beat.
+
+    Expected beats are where the signal's fundamental (found by complex demodulation at
+    the beat frequency, so that it may drift slowly) is lowest: the windows then stay on
+    the same phase of the cycle for the whole pullback instead of hopping between the
+    two quiescent phases of a beat.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N,)
+        Filtered signal.
+    period_frames : float
+        Beat period in frames.
+    tolerance : float
+        Window half-width as a fraction of the period.
+    end_of_quiescence : float
+        When > 0, each pick moves forward to the last frame whose signal stays within
+        this fraction of the beat's range above the minimum (end of the quiet phase).
+
+    Returns
+    -------
+    ndarray of shape (B,), int
+    """
+    n = len(x)
+    p = float(period_frames)
+    if n < 2 or not np.isfinite(p) or p < 2:
+        return np.zeros(0, dtype=int)
+    t = np.arange(n)
+    carrier = np.exp(-2j * np.pi * t / p)
+    z = x * carrier
+    sigma = 0.75 * p
+    zf = ndimage.gaussian_filter1d(z.real, sigma, mode="nearest") + 1j * ndimage.gaussian_filter1d(
+        z.imag, sigma, mode="nearest"
+    )
+    # Local cycle phase from the fundamental; the phase of the deepest minimum of the
+    # cycle-averaged waveform is then searched in every beat, so that all picks stay on
+    # the same phase instead of hopping between the two quiescent phases of a beat.
+    phase = np.unwrap(2 * np.pi * t / p + np.angle(zf))
+    n_bins = 24
+    bins = (np.mod(phase, 2 * np.pi) / (2 * np.pi) * n_bins).astype(int) % n_bins
+    counts = np.bincount(bins, minlength=n_bins)
+    sums = np.bincount(bins, weights=x, minlength=n_bins)
+    template = np.where(counts > 0, sums / np.maximum(counts, 1), np.inf)
+    template = ndimage.uniform_filter1d(np.where(np.isfinite(template), template, np.nanmax(
+        np.where(np.isfinite(template), template, np.nan))), 3, mode="wrap")
+    target = (np.argmin(template) + 0.5) / n_bins * 2 * np.pi
+    cycles = (phase - target) / (2 * np.pi)
+    centres = []
+    for m in range(int(np.floor(cycles.min())), int(np.ceil(cycles.max())) + 1):
+        k = int(np.searchsorted(cycles, m))
+        if 0 < k < n:
+            centres.append(k)
+    beats = []
+    half = tolerance * p
+    for c in centres:
+        lo, hi = int(np.floor(c - half)), int(np.ceil(c + half))
+        lo_c, hi_c = max(lo, 0), min(hi, n - 1)
+        if hi_c - lo_c < half:  # window mostly outside the record: partial beat
+            continue
+        k_min = lo_c + int(np.argmin(x[lo_c : hi_c + 1]))
+        if (k_min == lo_c and lo_c > lo) or (k_min == hi_c and hi_c < hi):
+            continue  # minimum cut by the record's end
+        if end_of_quiescence > 0:
+            # End-diastole is the last quiescent frame before systolic motion starts:
+            # walk forward from the quietest frame while the signal stays near it.
+            lo_q, hi_q = max(0, int(k_min - p / 2)), min(n, int(k_min + p / 2))
+            level = x[k_min] + end_of_quiescence * (x[lo_q:hi_q].max() - x[k_min])
+            k = k_min
+            while k + 1 < min(n, k_min + 0.3 * p) and x[k + 1] <= level:
+                k += 1
+            k_min = k
+        beats.append(k_min)
+    return np.array(sorted(set(beats)), dtype=int)
+
+
+def gating_from_signal(
+    x: np.ndarray,
+    frame_rate_hz: float,
+    *,
+    method: str,
+    band_hz: tuple[float, float] = (0.75, 1.66),
+    min_confidence: float = 0.25,
+    pick: str = "min",
+    end_of_quiescence: float = 0.0,
+) -> GatingResult:
+    """Gate on a per-frame signal: rhythm by FFT, band-pass, one extremum per beat.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N,)
+        Per-frame signal.
+    frame_rate_hz : float
+    method : str
+        Recorded in the result (``"image"``, ``"contours"``).
+    band_hz : (low, high)
+        Heart-rate search band in Hz.
+    min_confidence : float
+        Below this spectral-peak share no rhythm is reported and every frame is kept.
+    pick : ``"min"`` or ``"max"``
+        Which extremum of the signal marks end-diastole.
+
+    Returns
+    -------
+    GatingResult
+    """
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    all_frames = np.arange(n)
+    if n < 8 or not np.isfinite(x).all() or np.ptp(x) == 0:
+        return GatingResult("none", all_frames, np.zeros(0, int), None, 0.0, x,
+                            "no motion signal: all frames analysed")
+    duration_s = n / frame_rate_hz
+    if duration_s < 2.5 / band_hz[0]:
+        return GatingResult("none", all_frames, np.zeros(0, int), None, 0.0, x,
+                            f"pullback too short ({duration_s:.1f} s) to find a heart rate: all frames analysed")
+    f0, confidence, d = dominant_rhythm(x, frame_rate_hz, band_hz=band_hz)
+    if not np.isfinite(f0) or confidence < min_confidence:
+        return GatingResult(
+            "none", all_frames, np.zeros(0, int), None, confidence, x,
+            f"no clear cardiac rhythm (spectral peak share {confidence:.2f} < {min_confidence:.2f},"
+            f" strongest rate {60 * f0:.0f} bpm): all frames analysed",
+        )
+    nyq = frame_rate_hz / 2.0
+    lo = 0.5 * f0 / nyq
+    hi = min(0.95, 3.0 * f0 / nyq)
+    b, a = signal.butter(2, [lo, hi], btype="band")
+    filtered = signal.filtfilt(b, a, d, padlen=min(3 * max(len(a), len(b)), n - 1))
+    sign = 1.0 if pick == "min" else -1.0
+    ed = pick_beat_minima(sign * filtered, frame_rate_hz / f0, end_of_quiescence=end_of_quiescence)
+    bpm = 60.0 * f0
+    return GatingResult(
+        method, ed, ed, bpm, confidence, filtered,
+        f"{method} gating: {bpm:.0f} bpm (spectral peak share {confidence:.2f}), {len(ed)} end-diastolic frames",
+    )
+
+
+def _frame_rate(frame_times_s: np.ndarray, where: str) -> float:
+    t = np.asarray(frame_times_s, dtype=float)
+    dt = np.diff(t)
+    if len(t) < 2 or not np.all(dt > 0):
+        raise IVUSInputError(
+            f"{where}: frame_times_s is not strictly increasing; pass --frame-rate FPS or fix the frame times"
+        )
+    return 1.0 / float(np.median(dt))
+
+
+def gate_pullback(
+    pullback: Pullback,
+    *,
+    method: str = "image",
+    band_bpm: tuple[float, float] = (45.0, 100.0),
+    min_confidence: float = 0.25,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> GatingResult:
+    """Select end-diastolic frames of a pullback.
+
+    Parameters
+    ----------
+    pullback : Pullback
+    method : ``"image"`` or ``"none"``
+        ``"none"`` keeps every frame.
+    band_bpm : (low, high)
+        Heart rates searched, beats per minute (Maso Talou et al.: 45-100).
+    min_confidence : float
+        Minimum share of spectral power in the peak to accept a rhythm.
+
+    Returns
+    -------
+    GatingResult
+        ``method`` is ``"none"`` when gating is off or no rhythm was found; then every frame
+        is selected and ``heart_rate_bpm`` is None.
+    """
+    n = pullback.n_frames
+    where = pullback.source.get("path", "pullback") if pullback.source else "pullback"
+    if method == "none":
+        return GatingResult("none", np.arange(n), np.zeros(0, int), None, 0.0, np.zeros(n),
+                            "gating off: all frames analysed")
+    if method != "image":
+        raise IVUSInputError(f"--gating: method {method!r} is not supported here; use 'image' or 'none'")
+    rate = _frame_rate(pullback.frame_times_s, where)
+    x = motion_signal(pullback.frames, progress=progress, cancel=cancel)
+    return gating_from_signal(
+        x, rate, method="image", band_hz=(band_bpm[0] / 60.0, band_bpm[1] / 60.0), min_confidence=min_confidence
+    )
+
+
+def contour_signal(contours: ContourSet, frame_rate_hz: float, *, area_weight: float = 0.3) -> np.ndarray:
+    """Per-frame cardiac signal from lumen contours (low = end-diastole).
+
+    End-diastole is when the lumen is largest and the catheter sits at the diastolic end
+    of its in-plane swing. The centroid swing is taken along its principal direction
+    (after removing the slow drift), signed to move in phase with the lumen area.
+
+    Parameters
+    ----------
+    contours : ContourSet
+        Lumen on every frame, sorted by index.
+    frame_rate_hz : float
+    area_weight : float
+        Weight of (- lumen area) against the signed centroid swing.
+
+    Returns
+    -------
+    ndarray of shape (N,)
+    """
+    areas = np.array([polygon_area(f.lumen) for f in contours.frames])
+    cent = np.array([polygon_centroid(f.lumen) for f in contours.frames])
+    win = max(3, int(round(2.5 * frame_rate_hz)))
+    drift = ndimage.uniform_filter1d(cent, size=win, axis=0, mode="nearest")
+    swing = cent - drift
+    if len(cent) > 2 and np.ptp(swing) > 0:
+        direction = np.linalg.svd(swing - swing.mean(axis=0), full_matrices=False)[2][0]
+        along = swing @ direction
+        c = np.corrcoef(along, areas)[0, 1] if np.std(areas) > 0 else 1.0
+        along = along * (1.0 if not np.isfinite(c) or c >= 0 else -1.0)
+    else:
+        along = np.zeros(len(cent))
+    return -(area_weight * _zscore(areas) + (1.0 - area_weight) * _zscore(along))
+
+
+def gate_contours(
+    contours: ContourSet,
+    frame_times_s: np.ndarray,
+    *,
+    band_bpm: tuple[float, float] = (40.0, 180.0),
+    min_confidence: float = 0.2,
+) -> GatingResult:
+    """Gate a pullback that has a lumen contour on every frame (contour-only inputs).
+
+    Parameters
+    ----------
+    contours : ContourSet
+        Lumen contours on consecutive frames.
+    frame_times_s : ndarray of shape (N,)
+        Time of each contour's frame.
+    band_bpm : (low, high)
+        Heart rates searched. Wider than the image method's band: contour signals are
+        clean enough to follow tachycardia (e.g. under pharmacological stress).
+    min_confidence : float
+
+    Returns
+    -------
+    GatingResult
+        ``ed_frames`` and ``selected_frames`` hold frame indices (``contours.frames[i].index``).
+    """
+    frames = contours.frames
+    if len(frames) != len(frame_times_s):
+        raise IVUSInputError(
+            f"contours: {len(frames)} frames but {len(frame_times_s)} frame times; give one time per contour frame"
+        )
+    rate = _frame_rate(frame_times_s, "contours")
+    x = contour_signal(contours, rate)
+    res = gating_from_signal(
+        x, rate, method="contours", band_hz=(band_bpm[0] / 60.0, band_bpm[1] / 60.0), min_confidence=min_confidence
+    )
+    idx = contours.indices
+    return GatingResult(
+        res.method, idx[res.selected_frames], idx[res.ed_frames], res.heart_rate_bpm, res.confidence,
+        res.signal, res.message,
+    )

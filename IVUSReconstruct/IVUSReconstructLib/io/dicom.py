@@ -1,0 +1,792 @@
+"""DICOM IVUS pullbacks: read (multi-frame file or folder of single frames) and write.
+
+Reading keeps the frames of uncompressed little-endian files on disk (a read-only
+``np.memmap`` at the pixel data offset) and decodes compressed or colour data frame by
+frame. Every acquisition fact (frame count, frame times, pixel spacing, pullback speed,
+acquisition kind) is returned with the tag or option it came from. Command-line options
+override tags. A missing or inconsistent fact raises :class:`IVUSInputError` with one line
+naming the file, the field and the option that fixes it; the header is never trusted to
+allocate memory beyond what the file holds.
+
+Tags (see METRICS.md): IVUS Acquisition (0018,3100), IVUS Pullback Rate (0018,3101),
+IVUS Gated Rate (0018,3102), Pullback Start/Stop Frame Number (0018,3103/3104), Boston
+Scientific private (000B,1001) as a rate fallback; Number of Frames (0028,0008), Frame
+Increment Pointer (0028,0009), Frame Time (0018,1063), Frame Time Vector (0018,1065), Cine
+Rate (0018,0040); Sequence of Ultrasound Regions (0018,6011) with Physical Delta X/Y
+(0018,602C/602E) in Physical Units X/Y (0018,6024/6026; 3 = cm), else Pixel Spacing
+(0028,0030).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.sequence import Sequence
+from pydicom.tag import Tag
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    PYDICOM_IMPLEMENTATION_UID,
+    RLELossless,
+    generate_uid,
+)
+
+from ..errors import IVUSInputError, input_error
+from ..types import Pullback, Valued
+
+__all__ = [
+    "US_MULTIFRAME_SOP_CLASS",
+    "US_SINGLE_FRAME_SOP_CLASS",
+    "write_pullback",
+    "read_pullback",
+]
+
+US_MULTIFRAME_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.3.1"
+US_SINGLE_FRAME_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.6.1"
+_DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+
+_TRANSFER_SYNTAXES = {
+    "explicit-little": ExplicitVRLittleEndian,
+    "implicit-little": ImplicitVRLittleEndian,
+    "deflated": DeflatedExplicitVRLittleEndian,
+    "rle": RLELossless,
+}
+_RAW_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+
+_ACQUISITION_TO_DICOM = {
+    "motor": "MOTOR_PULLBACK",
+    "manual": "MANUAL_PULLBACK",
+    "gated": "GATED_PULLBACK",
+    "selective": "SELECTIVE",
+}
+_DICOM_TO_ACQUISITION = {v: k for k, v in _ACQUISITION_TO_DICOM.items()}
+
+_PIXEL_DATA = Tag(0x7FE0, 0x0010)
+_FRAME_TIME = Tag(0x0018, 0x1063)
+_FRAME_TIME_VECTOR = Tag(0x0018, 0x1065)
+_BSCI_RATE = Tag(0x000B, 0x1001)
+
+_FIX_REEXPORT = "re-export the pullback from the IVUS console"
+_FIX_SPACING = "pass --pixel-spacing MM"
+_FIX_SPEED = "pass --pullback-speed MM_S"
+_FIX_RATE = "pass --frame-rate FPS"
+
+ProgressFn = Callable[[float, str], None]
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _ds_number(value: float) -> str:
+    """A Decimal String (at most 16 characters) that keeps ~10 significant digits."""
+    for digits in (10, 9, 8, 7, 6):
+        text = f"{value:.{digits}g}"
+        if len(text) <= 16:
+            return text
+    return f"{value:.6g}"
+
+
+def _frames_for_photometric(frames: np.ndarray, photometric: str) -> np.ndarray:
+    """Grey frames (N, H, W) as stored for ``photometric``: (N, H, W) or (N, H, W, 3)."""
+    if photometric == "MONOCHROME2":
+        return frames
+    if photometric == "RGB":
+        return np.repeat(frames[..., None], 3, axis=-1)
+    if photometric == "YBR_FULL":
+        out = np.full(frames.shape + (3,), 128, dtype=frames.dtype)
+        out[..., 0] = frames
+        return out
+    raise IVUSInputError(f"photometric: {photometric!r} is not supported for writing; use MONOCHROME2, RGB or YBR_FULL")
+
+
+def _pullback_dataset(
+    pullback: Pullback,
+    frames: np.ndarray,
+    *,
+    sop_class: str,
+    photometric: str,
+    transfer_syntax_uid: str,
+    study_uid: str,
+    series_uid: str,
+    instance_number: int,
+    manufacturer: str,
+    heart_rate_bpm: float | None,
+) -> Dataset:
+    """Header and pixel data of one file holding ``frames`` (n, H, W[, 3])."""
+    now = datetime.datetime.now()
+    n, rows, cols = frames.shape[:3]
+    bits = 8 if frames.dtype == np.uint8 else 16
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = transfer_syntax_uid
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.ImageType = ["DERIVED", "PRIMARY"]
+    # No real patient identifiers: a synthetic, anonymous subject.
+    ds.PatientName = "PHANTOM"
+    ds.PatientID = "PHANTOM"
+    ds.PatientBirthDate = ""
+    ds.PatientSex = ""
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.StudyDate = now.strftime("%Y%m%d")
+    ds.StudyTime = now.strftime("%H%M%S")
+    ds.ContentDate = ds.StudyDate
+    ds.ContentTime = ds.StudyTime
+    ds.AccessionNumber = ""
+    ds.ReferringPhysicianName = ""
+    ds.StudyID = "1"
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = instance_number
+    ds.Modality = "IVUS"
+    ds.Manufacturer = manufacturer
+    ds.ManufacturerModelName = "IVUSReconstruct"
+    ds.PatientOrientation = ""
+
+    ds.SamplesPerPixel = 1 if photometric.startswith("MONOCHROME") else 3
+    ds.PhotometricInterpretation = photometric
+    if ds.SamplesPerPixel == 3:
+        ds.PlanarConfiguration = 0
+    ds.Rows = rows
+    ds.Columns = cols
+    ds.BitsAllocated = bits
+    ds.BitsStored = bits
+    ds.HighBit = bits - 1
+    ds.PixelRepresentation = 0
+    ds.LossyImageCompression = "00"
+
+    times = np.asarray(pullback.frame_times_s, dtype=float)
+    steps = np.diff(times)
+    uniform = len(steps) == 0 or np.allclose(steps, steps[0], rtol=1e-6, atol=1e-9)
+    frame_time_ms = float(steps[0] * 1000.0) if len(steps) else 0.0
+    if sop_class == US_MULTIFRAME_SOP_CLASS:
+        ds.NumberOfFrames = n
+        if uniform and frame_time_ms > 0:
+            ds.FrameIncrementPointer = _FRAME_TIME
+            ds.FrameTime = _ds_number(frame_time_ms)
+        else:
+            ds.FrameIncrementPointer = _FRAME_TIME_VECTOR
+            ds.FrameTimeVector = [_ds_number(v) for v in np.concatenate([[0.0], steps * 1000.0])]
+    if uniform and frame_time_ms > 0:
+        ds.CineRate = int(round(1000.0 / frame_time_ms))
+        ds.RecommendedDisplayFrameRate = ds.CineRate
+        if sop_class != US_MULTIFRAME_SOP_CLASS:
+            ds.FrameTime = _ds_number(frame_time_ms)
+    if heart_rate_bpm is not None:
+        ds.HeartRate = int(round(heart_rate_bpm))
+
+    ds.IVUSAcquisition = _ACQUISITION_TO_DICOM.get(pullback.acquisition, "MOTOR_PULLBACK")
+    if pullback.pullback_speed_mm_s is not None:
+        ds.IVUSPullbackRate = _ds_number(float(pullback.pullback_speed_mm_s))
+    if sop_class == US_MULTIFRAME_SOP_CLASS:
+        ds.IVUSPullbackStartFrameNumber = 1
+        ds.IVUSPullbackStopFrameNumber = n
+
+    region = Dataset()
+    region.RegionSpatialFormat = 1  # 2D tissue image
+    region.RegionDataType = 1  # tissue
+    region.RegionFlags = 0
+    region.RegionLocationMinX0 = 0
+    region.RegionLocationMinY0 = 0
+    region.RegionLocationMaxX1 = cols - 1
+    region.RegionLocationMaxY1 = rows - 1
+    region.ReferencePixelX0 = int(round(pullback.catheter_center_px[1]))
+    region.ReferencePixelY0 = int(round(pullback.catheter_center_px[0]))
+    region.PhysicalUnitsXDirection = 3  # cm
+    region.PhysicalUnitsYDirection = 3
+    region.PhysicalDeltaX = float(pullback.pixel_spacing_mm[1]) / 10.0
+    region.PhysicalDeltaY = float(pullback.pixel_spacing_mm[0]) / 10.0
+    ds.SequenceOfUltrasoundRegions = Sequence([region])
+
+    if transfer_syntax_uid == RLELossless:
+        ds.compress(RLELossless, np.ascontiguousarray(frames if n > 1 else frames[0]), generate_instance_uid=False)
+    else:
+        data = np.ascontiguousarray(frames).astype(frames.dtype.newbyteorder("<"), copy=False).tobytes()
+        if len(data) % 2:
+            data += b"\x00"  # even value length
+        ds.PixelData = data
+        ds["PixelData"].VR = "OB" if bits == 8 else "OW"
+    return ds
+
+
+def write_pullback(
+    pullback: Pullback,
+    path: str | os.PathLike,
+    *,
+    transfer_syntax: str = "explicit-little",
+    photometric: str = "MONOCHROME2",
+    layout: str = "multi-frame",
+    manufacturer: str = "IVUSReconstruct phantom",
+    heart_rate_bpm: float | None = None,
+) -> Path:
+    """Write a pullback as standard DICOM Ultrasound images.
+
+    Parameters
+    ----------
+    pullback : Pullback
+        Frames (N, H, W) uint8 or uint16 with their acquisition facts.
+    path : path-like
+        Output file (``layout="multi-frame"``) or folder (``"single-frame"``).
+    transfer_syntax : {"explicit-little", "implicit-little", "deflated", "rle"}
+    photometric : {"MONOCHROME2", "RGB", "YBR_FULL"}
+        Colour variants store the grey frames as neutral colour (for testing readers).
+    layout : {"multi-frame", "single-frame"}
+        One Ultrasound Multi-frame Image (1.2.840.10008.5.1.4.1.1.3.1) or a folder of
+        Ultrasound Images (1.2.840.10008.5.1.4.1.1.6.1) numbered by InstanceNumber.
+    manufacturer : str
+    heart_rate_bpm : float, optional
+        Written to Heart Rate (0018,1088).
+
+    Returns
+    -------
+    Path
+        The file or folder written.
+    """
+    if transfer_syntax not in _TRANSFER_SYNTAXES:
+        raise IVUSInputError(
+            f"transfer_syntax: {transfer_syntax!r} is not supported; use one of {', '.join(_TRANSFER_SYNTAXES)}"
+        )
+    frames = np.asarray(pullback.frames)
+    if frames.ndim != 3 or frames.dtype not in (np.uint8, np.uint16):
+        raise IVUSInputError(f"frames: shape {frames.shape} dtype {frames.dtype} is not (N, H, W) uint8/uint16")
+    stored = _frames_for_photometric(frames, photometric)
+    ts = _TRANSFER_SYNTAXES[transfer_syntax]
+    study_uid, series_uid = generate_uid(), generate_uid()
+    path = Path(path)
+    common = dict(
+        photometric=photometric,
+        transfer_syntax_uid=ts,
+        study_uid=study_uid,
+        series_uid=series_uid,
+        manufacturer=manufacturer,
+        heart_rate_bpm=heart_rate_bpm,
+    )
+    if layout == "multi-frame":
+        ds = _pullback_dataset(pullback, stored, sop_class=US_MULTIFRAME_SOP_CLASS, instance_number=1, **common)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(path, enforce_file_format=True)
+        return path
+    if layout == "single-frame":
+        path.mkdir(parents=True, exist_ok=True)
+        width = max(5, len(str(len(frames))))
+        for k in range(len(frames)):
+            ds = _pullback_dataset(
+                pullback, stored[k: k + 1], sop_class=US_SINGLE_FRAME_SOP_CLASS, instance_number=k + 1, **common
+            )
+            ds.save_as(path / f"IMG{k + 1:0{width}d}.dcm", enforce_file_format=True)
+        return path
+    raise IVUSInputError(f"layout: {layout!r} is not supported; use 'multi-frame' or 'single-frame'")
+
+
+# --------------------------------------------------------------------------- reading: headers
+
+
+def _looks_like_raw_dataset(path: Path) -> bool:
+    """True when a file without the 128-byte preamble starts with a group 0002/0008 tag."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    if len(head) < 4:
+        return False
+    group = struct.unpack("<H", head[:2])[0]
+    return group in (0x0002, 0x0008)
+
+
+def _read_header(path: Path) -> Dataset:
+    """The dataset with large values (pixel data) deferred, or an IVUSInputError."""
+    try:
+        return pydicom.dcmread(path, defer_size=4096)
+    except InvalidDicomError:
+        if _looks_like_raw_dataset(path):
+            try:
+                return pydicom.dcmread(path, defer_size=4096, force=True)
+            except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
+                raise input_error(path, "file", f"cannot be parsed as DICOM ({type(exc).__name__})", _FIX_REEXPORT)
+        raise input_error(
+            path,
+            "file",
+            "is not a DICOM file",
+            "pass a multi-frame DICOM file or a folder of single-frame DICOM files",
+        ) from None
+    except (OSError, EOFError, struct.error, ValueError, KeyError, TypeError) as exc:
+        raise input_error(path, "file", f"cannot be parsed as DICOM ({type(exc).__name__})", _FIX_REEXPORT) from None
+
+
+def _number(value: object) -> float | None:
+    """A float from a DS/IS/FD value, a one-element list, or raw private bytes."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (bytes, bytearray)):
+        raw = bytes(value)
+        if len(raw) == 8:
+            return float(struct.unpack("<d", raw)[0])
+        if len(raw) == 4:
+            return float(struct.unpack("<f", raw)[0])
+        try:
+            return float(raw.decode("ascii").strip("\x00 \\"))
+        except (UnicodeDecodeError, ValueError):
+            return None
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        return _number(value[0]) if len(value) else None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _int_tag(ds: Dataset, keyword: str, path: Path, tag_text: str, *, required: bool = True) -> int | None:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        if required:
+            raise input_error(path, f"{keyword} ({tag_text})", "is missing", _FIX_REEXPORT)
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise input_error(path, f"{keyword} ({tag_text})", f"is {value!r} (not an integer)", _FIX_REEXPORT) from None
+
+
+# --------------------------------------------------------------------------- reading: pixels
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 luma of (..., 3) RGB, same dtype as the input."""
+    y = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    return np.clip(np.rint(y), 0, np.iinfo(rgb.dtype).max).astype(rgb.dtype)
+
+
+def _chunked(src: np.ndarray, convert: Callable[[np.ndarray], np.ndarray], out_shape: tuple[int, ...],
+             dtype: np.dtype, progress: ProgressFn | None, label: str) -> np.ndarray:
+    """Convert ``src`` frame-chunk by frame-chunk into a new array (bounded temporaries)."""
+    out = np.empty(out_shape, dtype=dtype)
+    n = out_shape[0]
+    step = max(1, min(n, 64))
+    for start in range(0, n, step):
+        out[start: start + step] = convert(np.asarray(src[start: start + step]))
+        if progress is not None:
+            progress(min(1.0, (start + step) / n), f"{label}: frame {min(n, start + step)}/{n}")
+    return out
+
+
+def _raw_frames(
+    path: Path, ds: Dataset, n: int, rows: int, cols: int, progress: ProgressFn | None
+) -> np.ndarray | None:
+    """Frames of an uncompressed little-endian file, memory-mapped when grey.
+
+    Returns None when the pixel data is not stored raw (compressed, big-endian, deflated).
+    """
+    ts = ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian)
+    elem = ds.get_item(_PIXEL_DATA, keep_deferred=True)
+    if ts not in _RAW_SYNTAXES or elem is None:
+        return None
+    length = getattr(elem, "length", None)
+    offset = getattr(elem, "value_tell", None)
+    if length is None or offset is None or length == 0xFFFFFFFF:
+        return None
+    spp = _int_tag(ds, "SamplesPerPixel", path, "0028,0002", required=False) or 1
+    bits = _int_tag(ds, "BitsAllocated", path, "0028,0100")
+    if bits not in (8, 16):
+        raise input_error(path, "BitsAllocated (0028,0100)", f"is {bits} (only 8 and 16 are supported)",
+                          "convert the pullback to 8- or 16-bit grey")
+    if int(ds.get("PixelRepresentation", 0) or 0) != 0:
+        raise input_error(path, "PixelRepresentation (0028,0103)", "is 1 (signed pixels)",
+                          "convert the pullback to unsigned 8- or 16-bit grey")
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    dtype = np.dtype(np.uint8) if bits == 8 else np.dtype("<u2")
+    if photometric == "YBR_FULL_422":
+        frame_bytes = rows * cols * 2 * dtype.itemsize
+    else:
+        frame_bytes = rows * cols * spp * dtype.itemsize
+    file_size = path.stat().st_size
+    in_file = max(0, file_size - offset)
+    if length > in_file:
+        raise input_error(path, "PixelData (7FE0,0010)",
+                          f"is truncated ({in_file} of {length} bytes in the file)", _FIX_REEXPORT)
+    if frame_bytes == 0 or n * frame_bytes > length:
+        held = length // frame_bytes if frame_bytes else 0
+        raise input_error(path, "NumberOfFrames (0028,0008)",
+                          f"is {n} but PixelData (7FE0,0010) holds only {held} frames", _FIX_REEXPORT)
+
+    if spp == 1:
+        mm = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(n, rows, cols))
+        if photometric == "MONOCHROME1":
+            top = dtype.type((1 << int(ds.get("BitsStored", bits))) - 1)
+            return _chunked(mm, lambda a: top - a, (n, rows, cols), dtype, progress, "inverting MONOCHROME1")
+        if progress is not None:
+            progress(1.0, f"mapped {n} frames")
+        return mm
+    if spp != 3:
+        raise input_error(path, "SamplesPerPixel (0028,0002)", f"is {spp} (expected 1 or 3)", _FIX_REEXPORT)
+    planar = int(ds.get("PlanarConfiguration", 0) or 0)
+    if photometric == "YBR_FULL_422":
+        mm = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(n, rows, cols // 2, 4))
+        return _chunked(mm, lambda a: a[..., :2].reshape(len(a), rows, cols), (n, rows, cols), dtype, progress,
+                        "reading luminance")
+    if photometric.startswith("YBR"):
+        take = (lambda a: a[:, 0]) if planar else (lambda a: a[..., 0])
+    elif photometric == "RGB":
+        take = (lambda a: _luminance(np.moveaxis(a, 1, -1))) if planar else _luminance
+    else:
+        return None
+    shape = (n, 3, rows, cols) if planar else (n, rows, cols, 3)
+    mm = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+    return _chunked(mm, take, (n, rows, cols), dtype, progress, "converting colour to luminance")
+
+
+def _decoded_frames(
+    path: Path, ds: Dataset, n: int, rows: int, cols: int, progress: ProgressFn | None
+) -> np.ndarray:
+    """Frames decoded through pydicom's pixel handlers (compressed, colour, big-endian)."""
+    # An encapsulated frame takes at least one 8-byte item header: bound n by the file size
+    # before allocating the decoded output.
+    if n * 8 > path.stat().st_size:
+        raise input_error(path, "NumberOfFrames (0028,0008)", f"is {n} but the file is too small to hold them",
+                          _FIX_REEXPORT)
+    try:
+        full = pydicom.dcmread(path, force=True)
+        photometric = str(full.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+        out = None
+        for k, frame in enumerate(pydicom.pixels.iter_pixels(full)):
+            if k >= n:
+                break
+            if photometric == "PALETTE COLOR":
+                frame = pydicom.pixels.apply_color_lut(frame, full)
+                frame = np.clip(frame, 0, 255).astype(np.uint8) if frame.max() <= 255 else frame
+            if frame.ndim == 3:
+                frame = _luminance(frame)
+            elif photometric == "MONOCHROME1":
+                frame = np.iinfo(frame.dtype).max - frame if frame.dtype.kind == "u" else frame
+            if frame.shape != (rows, cols):
+                raise input_error(path, "Rows/Columns (0028,0010/0011)",
+                                  f"say {rows}x{cols} but frame {k} decodes to {frame.shape}", _FIX_REEXPORT)
+            if frame.dtype not in (np.uint8, np.uint16):
+                frame = np.clip(frame, 0, 65535).astype(np.uint16)
+            if out is None:
+                out = np.empty((n, rows, cols), dtype=frame.dtype)
+            out[k] = frame
+            if progress is not None and (k % 32 == 0 or k == n - 1):
+                progress((k + 1) / n, f"decoding frame {k + 1}/{n}")
+    except IVUSInputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a decoder failure is a file problem for the user
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise input_error(path, "PixelData (7FE0,0010)", f"cannot be decoded ({message[:120]})",
+                          "re-export the pullback uncompressed") from None
+    decoded = 0 if out is None else k + 1
+    if out is None or decoded < n:
+        raise input_error(path, "NumberOfFrames (0028,0008)",
+                          f"is {n} but PixelData (7FE0,0010) holds only {decoded} frames", _FIX_REEXPORT)
+    return out
+
+
+def _file_frames(path: Path, ds: Dataset, progress: ProgressFn | None) -> np.ndarray:
+    """All frames of one DICOM file, (n, rows, cols) uint8 or uint16."""
+    if ds.get_item(_PIXEL_DATA, keep_deferred=True) is None:
+        raise input_error(path, "PixelData (7FE0,0010)", "is missing (not an image)", "pass an IVUS image file")
+    rows = _int_tag(ds, "Rows", path, "0028,0010")
+    cols = _int_tag(ds, "Columns", path, "0028,0011")
+    n = _int_tag(ds, "NumberOfFrames", path, "0028,0008", required=False) or 1
+    if rows <= 0 or cols <= 0 or n <= 0:
+        raise input_error(path, "Rows/Columns/NumberOfFrames", f"are {rows}/{cols}/{n} (must be positive)",
+                          _FIX_REEXPORT)
+    frames = _raw_frames(path, ds, n, rows, cols, progress)
+    if frames is None:
+        frames = _decoded_frames(path, ds, n, rows, cols, progress)
+    return frames
+
+
+def _natural_key(name: str) -> list:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def _folder_frames(folder: Path, progress: ProgressFn | None) -> tuple[np.ndarray, Dataset, Path, int]:
+    """Frames of a folder of single-frame DICOM files sorted by InstanceNumber.
+
+    Returns the frames, the first file's header, its path and the number of files.
+    """
+    entries = sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
+                     key=lambda p: _natural_key(p.name))
+    headers = []
+    for p in entries:
+        try:
+            ds = pydicom.dcmread(p, defer_size=256, stop_before_pixels=False)
+        except Exception:  # noqa: BLE001 - non-DICOM files in the folder are skipped
+            continue
+        sop = str(ds.get("SOPClassUID", ds.file_meta.get("MediaStorageSOPClassUID", "")))
+        if sop == _DICOMDIR_SOP_CLASS or ds.get_item(_PIXEL_DATA, keep_deferred=True) is None:
+            continue
+        headers.append((p, ds))
+    if not headers:
+        raise input_error(folder, "folder", "contains no DICOM image files",
+                          "pass a folder of single-frame DICOM files or a multi-frame DICOM file")
+
+    def order(item):
+        number = _number(item[1].get("InstanceNumber"))
+        return (0, number, _natural_key(item[0].name)) if number is not None else (1, 0.0, _natural_key(item[0].name))
+
+    headers.sort(key=order)
+    first_path, first = headers[0]
+    rows = _int_tag(first, "Rows", first_path, "0028,0010")
+    cols = _int_tag(first, "Columns", first_path, "0028,0011")
+    parts = []
+    for i, (p, ds) in enumerate(headers):
+        if int(ds.get("Rows", -1)) != rows or int(ds.get("Columns", -1)) != cols:
+            raise input_error(p, "Rows/Columns (0028,0010/0011)",
+                              f"are {ds.get('Rows')}x{ds.get('Columns')}, unlike {rows}x{cols} in {first_path.name}",
+                              "keep only the frames of one pullback in the folder")
+        parts.append(np.asarray(_file_frames(p, ds, None)))
+        if progress is not None and (i % 32 == 0 or i == len(headers) - 1):
+            progress((i + 1) / len(headers), f"reading file {i + 1}/{len(headers)}")
+    dtypes = {a.dtype for a in parts}
+    dtype = np.uint16 if np.dtype(np.uint16) in dtypes else np.uint8
+    frames = np.concatenate([a.astype(dtype, copy=False) for a in parts], axis=0)
+    return frames, first, first_path, len(headers)
+
+
+# --------------------------------------------------------------------------- reading: facts
+
+
+def _positive_option(value: float | None, option: str) -> None:
+    if value is not None and not (np.isfinite(value) and value > 0):
+        raise IVUSInputError(f"{option}: {value} must be a positive number")
+
+
+def _frame_times(
+    ds: Dataset, path: Path, n: int, frame_rate_hz: float | None, *, required: bool
+) -> Valued:
+    if frame_rate_hz is not None:
+        return Valued(np.arange(n) / float(frame_rate_hz), "--frame-rate")
+    pointer = ds.get("FrameIncrementPointer")
+    pointers = [Tag(t) for t in (pointer if isinstance(pointer, (list, pydicom.multival.MultiValue)) else [pointer])
+                if t is not None]
+    vector = ds.get("FrameTimeVector")
+    if vector is not None and (_FRAME_TIME_VECTOR in pointers or ds.get("FrameTime") is None):
+        values = np.atleast_1d(np.asarray([_number(v) for v in np.atleast_1d(vector)], dtype=float))
+        if len(values) != n or not np.all(np.isfinite(values)) or np.any(values[1:] <= 0):
+            raise input_error(path, "FrameTimeVector (0018,1065)",
+                              f"has {len(values)} values, not {n} positive increments", _FIX_RATE)
+        times_ms = np.cumsum(values) - values[0]
+        return Valued(times_ms / 1000.0, "FrameTimeVector (0018,1065)")
+    frame_time = _number(ds.get("FrameTime"))
+    if frame_time is not None:
+        if not frame_time > 0:
+            raise input_error(path, "FrameTime (0018,1063)", f"is {frame_time} ms (must be positive)", _FIX_RATE)
+        return Valued(np.arange(n) * frame_time / 1000.0, "FrameTime (0018,1063)")
+    cine = _number(ds.get("CineRate"))
+    if cine is not None:
+        if not cine > 0:
+            raise input_error(path, "CineRate (0018,0040)", f"is {cine} (must be positive)", _FIX_RATE)
+        return Valued(np.arange(n) / cine, "CineRate (0018,0040)")
+    if required:
+        raise input_error(path, "FrameTime (0018,1063)/FrameTimeVector (0018,1065)/CineRate (0018,0040)",
+                          "is missing", _FIX_RATE)
+    return Valued(np.arange(n, dtype=float), "missing: frame index used as time")
+
+
+_UNIT_NAMES = {0: "none", 1: "percent", 2: "dB", 3: "cm", 4: "seconds", 5: "hertz", 6: "dB/seconds", 7: "cm/sec",
+               8: "cm2", 9: "cm2/sec", 10: "cm3", 11: "cm3/sec", 12: "degrees"}
+
+
+def _pick_region(regions: Sequence, rows: int, cols: int) -> Dataset:
+    """The region that holds the image centre, preferring 2D tissue regions."""
+    cy, cx = (rows - 1) / 2.0, (cols - 1) / 2.0
+
+    def score(region: Dataset) -> tuple[int, int]:
+        x0, x1 = region.get("RegionLocationMinX0", 0), region.get("RegionLocationMaxX1", cols - 1)
+        y0, y1 = region.get("RegionLocationMinY0", 0), region.get("RegionLocationMaxY1", rows - 1)
+        holds = int(x0 <= cx <= x1 and y0 <= cy <= y1)
+        return holds, int(region.get("RegionSpatialFormat", 1) == 1)
+
+    return max(regions, key=score)
+
+
+def _pixel_spacing(
+    ds: Dataset, path: Path, rows: int, cols: int, option: float | tuple[float, float] | None
+) -> Valued:
+    if option is not None:
+        pair = (float(option), float(option)) if np.isscalar(option) else tuple(float(v) for v in option)
+        return Valued(pair, "--pixel-spacing")
+    regions = ds.get("SequenceOfUltrasoundRegions")
+    if regions:
+        region = _pick_region(regions, rows, cols)
+        values = []
+        for axis, unit_tag, delta_tag in (("X", "0018,6024", "0018,602C"), ("Y", "0018,6026", "0018,602E")):
+            unit = region.get(f"PhysicalUnits{axis}Direction")
+            delta = _number(region.get(f"PhysicalDelta{axis}"))
+            if unit is None or delta is None:
+                raise input_error(path, f"PhysicalDelta{axis} ({delta_tag}) in SequenceOfUltrasoundRegions (0018,6011)",
+                                  "is missing", _FIX_SPACING)
+            if int(unit) != 3:
+                name = _UNIT_NAMES.get(int(unit), "unknown")
+                raise input_error(path, f"PhysicalUnits{axis}Direction ({unit_tag})",
+                                  f"is {int(unit)} ({name}, not cm)", _FIX_SPACING)
+            if not (np.isfinite(delta) and delta > 0):
+                raise input_error(path, f"PhysicalDelta{axis} ({delta_tag})", f"is {delta} cm (must be positive)",
+                                  _FIX_SPACING)
+            values.append(delta * 10.0)
+        return Valued((values[1], values[0]), "PhysicalDeltaX/Y (0018,602C/602E) of SequenceOfUltrasoundRegions")
+    spacing = ds.get("PixelSpacing")
+    if spacing is not None and len(spacing) == 2:
+        pair = (_number(spacing[0]), _number(spacing[1]))
+        if any(v is None or not (np.isfinite(v) and v > 0) for v in pair):
+            raise input_error(path, "PixelSpacing (0028,0030)", f"is {list(spacing)} mm (must be positive)",
+                              _FIX_SPACING)
+        return Valued((float(pair[0]), float(pair[1])), "PixelSpacing (0028,0030)")
+    raise input_error(path, "SequenceOfUltrasoundRegions (0018,6011)/PixelSpacing (0028,0030)",
+                      "is missing", _FIX_SPACING)
+
+
+def _acquisition(
+    ds: Dataset, path: Path, option_speed: float | None, *, required: bool
+) -> tuple[Valued, Valued, dict[str, Valued]]:
+    """(acquisition, pullback speed, extra provenance) from tags and options."""
+    extra: dict[str, Valued] = {}
+    tag_value = str(ds.get("IVUSAcquisition", "") or "").strip().upper()
+    kind = _DICOM_TO_ACQUISITION.get(tag_value)
+    acq_src = "IVUSAcquisition (0018,3100)"
+    for keyword, tag_text, name in (
+        ("IVUSGatedRate", "0018,3102", "gated_rate_mm_per_beat"),
+        ("IVUSPullbackStartFrameNumber", "0018,3103", "pullback_start_frame"),
+        ("IVUSPullbackStopFrameNumber", "0018,3104", "pullback_stop_frame"),
+        ("HeartRate", "0018,1088", "heart_rate_bpm"),
+    ):
+        value = _number(ds.get(keyword))
+        if value is not None:
+            extra[name] = Valued(value, f"{keyword} ({tag_text})")
+
+    if option_speed is not None:
+        speed = Valued(float(option_speed), "--pullback-speed")
+        if kind != "motor":
+            kind, acq_src = "motor", "--pullback-speed"
+        return Valued(kind, acq_src), speed, extra
+
+    rate = _number(ds.get("IVUSPullbackRate"))
+    rate_src = "IVUSPullbackRate (0018,3101)"
+    if rate is None and _BSCI_RATE in ds:
+        rate = _number(ds[_BSCI_RATE].value)
+        rate_src = "Boston Scientific private (000B,1001)"
+    if rate is not None and not (np.isfinite(rate) and rate > 0):
+        raise input_error(path, rate_src, f"is {rate} mm/s (must be positive)", _FIX_SPEED)
+
+    if kind in ("manual", "selective", "gated"):
+        if kind == "gated" and "gated_rate_mm_per_beat" not in extra and required:
+            raise input_error(path, "IVUSGatedRate (0018,3102)", "is missing for a GATED_PULLBACK acquisition",
+                              _FIX_SPEED)
+        return Valued(kind, acq_src), Valued(None, acq_src), extra
+    if kind == "motor":
+        if rate is None:
+            if required:
+                raise input_error(path, "IVUSPullbackRate (0018,3101)", "is missing for a MOTOR_PULLBACK acquisition",
+                                  _FIX_SPEED)
+            return Valued("motor", acq_src), Valued(None, "missing"), extra
+        return Valued("motor", acq_src), Valued(rate, rate_src), extra
+    # No (or an unknown) IVUS Acquisition: a pullback rate implies a motorised pullback.
+    if rate is not None:
+        return Valued("motor", f"derived: {rate_src} present"), Valued(rate, rate_src), extra
+    if required:
+        raise input_error(path, "IVUSPullbackRate (0018,3101)", "is missing", _FIX_SPEED)
+    return Valued("manual", "missing: no IVUSAcquisition (0018,3100) or rate"), Valued(None, "missing"), extra
+
+
+def read_pullback(
+    path: str | os.PathLike,
+    *,
+    pixel_spacing_mm: float | tuple[float, float] | None = None,
+    pullback_speed_mm_s: float | None = None,
+    frame_rate_hz: float | None = None,
+    progress: ProgressFn | None = None,
+    require_timing: bool = True,
+) -> Pullback:
+    """Read an IVUS pullback from DICOM.
+
+    Parameters
+    ----------
+    path : path-like
+        A multi-frame DICOM file or a folder of single-frame DICOM files (sorted by
+        InstanceNumber, then file name).
+    pixel_spacing_mm : float or (row, col), optional
+        Overrides the file's spacing (``--pixel-spacing``).
+    pullback_speed_mm_s : float, optional
+        Overrides the file's pullback rate (``--pullback-speed``); implies a motor pullback.
+    frame_rate_hz : float, optional
+        Overrides the file's timing (``--frame-rate``).
+    progress : callable(fraction, message), optional
+    require_timing : bool
+        When False (e.g. for segmentation only), a missing pullback rate gives
+        ``pullback_speed_mm_s=None`` and missing timing gives frame indices as times, each
+        marked ``"missing..."`` in the provenance, instead of raising.
+
+    Returns
+    -------
+    Pullback
+        ``frames`` of shape (N, H, W), uint8 or uint16: a read-only memmap for uncompressed
+        little-endian grey files. ``catheter_center_px`` is the image centre.
+
+    Raises
+    ------
+    IVUSInputError
+        One line naming the file, the field and the fix.
+    """
+    _positive_option(pullback_speed_mm_s, "--pullback-speed")
+    _positive_option(frame_rate_hz, "--frame-rate")
+    if pixel_spacing_mm is not None:
+        for v in np.atleast_1d(np.asarray(pixel_spacing_mm, dtype=float)):
+            _positive_option(float(v), "--pixel-spacing")
+    path = Path(path)
+    if not path.exists():
+        raise input_error(path, "path", "does not exist", "pass an existing DICOM file or folder")
+    if path.is_dir():
+        frames, ds, header_path, n_files = _folder_frames(path, progress)
+        n_source = f"{n_files} files sorted by InstanceNumber (0020,0013)"
+        if len(frames) != n_files:
+            n_source = f"{n_files} files ({len(frames)} frames) sorted by InstanceNumber (0020,0013)"
+    else:
+        ds = _read_header(path)
+        header_path = path
+        frames = _file_frames(path, ds, progress)
+        n_source = "NumberOfFrames (0028,0008)" if ds.get("NumberOfFrames") is not None else "single frame"
+    n, rows, cols = frames.shape
+
+    times = _frame_times(ds, header_path, n, frame_rate_hz, required=require_timing)
+    spacing = _pixel_spacing(ds, header_path, rows, cols, pixel_spacing_mm)
+    acquisition, speed, extra = _acquisition(ds, header_path, pullback_speed_mm_s, required=require_timing)
+
+    vendor = " ".join(str(ds.get(k, "") or "") for k in ("Manufacturer", "ManufacturerModelName")).strip()
+    sop = str(ds.get("SOPClassUID", "") or ds.file_meta.get("MediaStorageSOPClassUID", ""))
+    provenance = {
+        "n_frames": Valued(n, n_source),
+        "frame_times_s": times,
+        "pixel_spacing_mm": spacing,
+        "pullback_speed_mm_s": speed,
+        "acquisition": acquisition,
+        **extra,
+    }
+    return Pullback(
+        frames=frames,
+        pixel_spacing_mm=tuple(float(v) for v in spacing.value),
+        frame_times_s=np.asarray(times.value, dtype=float),
+        pullback_speed_mm_s=None if speed.value is None else float(speed.value),
+        acquisition=str(acquisition.value),
+        catheter_center_px=((rows - 1) / 2.0, (cols - 1) / 2.0),
+        source={"path": str(path), "sop_class_uid": sop, "vendor": vendor},
+        provenance=provenance,
+    )

@@ -1,0 +1,624 @@
+"""Vessel meshes: loft the posed contours into closed triangle surfaces.
+
+- ``lumen`` and ``vessel``: closed tubes with flat end caps, outward-facing triangles;
+- ``wall``: the closed solid between them (vessel surface facing out, lumen surface facing
+  in, annular end caps), whose volume is the plaque + media volume.
+
+Every surface carries the point arrays ``frame_index``, ``arc_length_mm``,
+``plaque_thickness_mm`` (in-plane distance from a lumen point to the vessel border, or from a
+vessel point to the lumen border; NaN without vessel contours) and ``plaque_burden_percent``,
+plus any per-frame column given in ``per_frame``. The field data ``folded_frame_index`` lists
+the frames whose plane crossed the previous one inside the vessel (tight bends; see
+:func:`unfold_rings`).
+
+VTK is imported as ``vtkmodules.*`` only.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from .errors import IVUSCancelled, input_error
+from .geometry import polygon_area, resample_polygon
+from .types import ContourSet, FramePoses, VesselMesh
+
+__all__ = [
+    "build_meshes",
+    "loft_rings",
+    "unfold_rings",
+    "mesh_report",
+    "write_mesh",
+    "MESH_SUFFIXES",
+]
+
+MESH_SUFFIXES = (".vtp", ".vtk", ".stl", ".obj", ".ply", ".glb", ".gltf")
+
+
+# ---------------------------------------------------------------------------------------
+# rings and folds
+
+
+def _rings_world(rings_mm: np.ndarray, poses: FramePoses, rows: np.ndarray) -> np.ndarray:
+    """Frame-plane rings (F, n, 2) to world (F, n, 3) with the poses' rows ``rows``."""
+    local = rings_mm - poses.offset_mm[rows][:, None, :]
+    return poses.origin_ras_mm[rows][:, None, :] + np.einsum("fnk,fik->fni", local, poses.axes_ras[rows])
+
+
+def unfold_rings(
+    rings_ras_mm: np.ndarray, normals: np.ndarray, *, min_step_mm: float = 0.01
+) -> tuple[np.ndarray, np.ndarray]:
+    """Make every ring point advance along the vessel, fixing planes that cross at bends.
+
+    Where the radius of curvature of the centerline is smaller than the vessel radius, the
+    planes of consecutive frames intersect inside the vessel and a plain loft folds back on
+    itself on the inner side of the bend. Each longitudinal strand of ring points is swept
+    from distal to proximal and a point that does not advance at least ``min_step_mm`` along
+    the mean normal of its two frames is pushed forward along that normal; the inner side
+    of the bend is compressed instead of turned inside out.
+
+    Parameters
+    ----------
+    rings_ras_mm : ndarray of shape (F, n, 3)
+    normals : ndarray of shape (F, 3)
+        Unit plane normals (pullback direction).
+    min_step_mm : float
+
+    Returns
+    -------
+    rings : ndarray of shape (F, n, 3)
+        Adjusted copy.
+    folded : ndarray of shape (F,), bool
+        Rings with at least one moved point.
+    """
+    rings = np.array(rings_ras_mm, dtype=float, copy=True)
+    f = len(rings)
+    folded = np.zeros(f, dtype=bool)
+    if f < 2:
+        return rings, folded
+    mean_n = normals[:-1] + normals[1:]
+    mean_n /= np.maximum(np.linalg.norm(mean_n, axis=1, keepdims=True), 1e-12)
+    # quick vectorised test first: most pullbacks never fold
+    steps = np.einsum("fni,fi->fn", np.diff(rings, axis=0), mean_n)
+    if steps.min() >= min_step_mm:
+        return rings, folded
+    for j in range(f - 1):
+        step = np.einsum("ni,i->n", rings[j + 1] - rings[j], mean_n[j])
+        short = step < min_step_mm
+        if short.any():
+            rings[j + 1, short] += (min_step_mm - step[short])[:, None] * mean_n[j]
+            folded[j + 1] = True
+    return rings, folded
+
+
+# ---------------------------------------------------------------------------------------
+# lofting
+
+
+def _tube_triangles(n_rings: int, n: int) -> np.ndarray:
+    j = np.arange(n_rings - 1)[:, None]
+    k = np.arange(n)[None, :]
+    a = j * n + k
+    b = j * n + (k + 1) % n
+    c = (j + 1) * n + (k + 1) % n
+    d = (j + 1) * n + k
+    tri = np.stack([np.stack([a, b, c], -1), np.stack([a, c, d], -1)], axis=2)
+    return tri.reshape(-1, 3)
+
+
+def _cap_triangles(ring_start: int, n: int, center: int, *, at_start: bool) -> np.ndarray:
+    k = np.arange(n)
+    a, b = ring_start + k, ring_start + (k + 1) % n
+    c = np.full(n, center)
+    return np.column_stack([c, b, a] if at_start else [c, a, b])
+
+
+def _signed_volume(points: np.ndarray, triangles: np.ndarray) -> float:
+    p0, p1, p2 = points[triangles[:, 0]], points[triangles[:, 1]], points[triangles[:, 2]]
+    return float(np.einsum("ij,ij->i", p0, np.cross(p1, p2)).sum() / 6.0)
+
+
+def loft_rings(rings_ras_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Closed, outward-oriented triangle surface through rings, with flat end caps.
+
+    Parameters
+    ----------
+    rings_ras_mm : ndarray of shape (F, n, 3)
+        F >= 2 rings of n points, corresponding point by point.
+
+    Returns
+    -------
+    points : ndarray of shape (F * n + 2, 3)
+        Ring points, then the centroid of the first and of the last ring (cap centres).
+    triangles : ndarray of shape (2 n (F - 1) + 2 n, 3), int
+    """
+    f, n, _ = rings_ras_mm.shape
+    points = np.vstack([rings_ras_mm.reshape(-1, 3), rings_ras_mm[0].mean(axis=0), rings_ras_mm[-1].mean(axis=0)])
+    triangles = np.vstack(
+        [
+            _tube_triangles(f, n),
+            _cap_triangles(0, n, f * n, at_start=True),
+            _cap_triangles((f - 1) * n, n, f * n + 1, at_start=False),
+        ]
+    )
+    if _signed_volume(points, triangles) < 0:
+        # rings running clockwise about the normal (mirrored frames): turn every triangle
+        triangles = triangles[:, ::-1]
+    return points, np.ascontiguousarray(triangles)
+
+
+def _loft_wall(vessel: np.ndarray, lumen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Closed solid between two ring stacks (F, n, 3): vessel out, lumen in, annular caps."""
+    f, n, _ = vessel.shape
+    points = np.vstack([vessel.reshape(-1, 3), lumen.reshape(-1, 3)])
+    off = f * n
+    tube = _tube_triangles(f, n)
+    k = np.arange(n)
+    k1 = (k + 1) % n
+    v0, l0 = k, off + k
+    v0n, l0n = k1, off + k1
+    vl, ll = (f - 1) * n + k, off + (f - 1) * n + k
+    vln, lln = (f - 1) * n + k1, off + (f - 1) * n + k1
+    triangles = np.vstack(
+        [
+            tube,
+            (tube + off)[:, ::-1],
+            np.column_stack([v0n, v0, l0]),
+            np.column_stack([v0n, l0, l0n]),
+            np.column_stack([vl, vln, lln]),
+            np.column_stack([vl, lln, ll]),
+        ]
+    )
+    if _signed_volume(points, triangles) < 0:
+        triangles = triangles[:, ::-1]
+    return points, np.ascontiguousarray(triangles)
+
+
+# ---------------------------------------------------------------------------------------
+# per-point values
+
+
+def _distance_to_polylines(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """In-plane distance from each query ring point to the target ring of the same frame.
+
+    Parameters
+    ----------
+    queries : ndarray of shape (F, n, 2)
+    targets : ndarray of shape (F, m, 2)
+        Closed polygons.
+
+    Returns
+    -------
+    ndarray of shape (F, n)
+    """
+    f, n, _ = queries.shape
+    m = targets.shape[1]
+    # one KD-tree for all frames: frames are pulled far apart along a third axis
+    sep = 1e4 * (1.0 + float(np.abs(targets).max()) + float(np.abs(queries).max()))
+    z_t = np.repeat(np.arange(f) * sep, m)[:, None]
+    z_q = np.repeat(np.arange(f) * sep, n)[:, None]
+    tree = cKDTree(np.hstack([targets.reshape(-1, 2), z_t]))
+    _, nearest = tree.query(np.hstack([queries.reshape(-1, 2), z_q]))
+    frame = nearest // m
+    vertex = nearest % m
+    q = queries.reshape(-1, 2)
+    best = np.full(len(q), np.inf)
+    # the closest border point lies on one of the two edges at the nearest vertex
+    for other in ((vertex + 1) % m, (vertex - 1) % m):
+        a = targets[frame, vertex]
+        b = targets[frame, other]
+        ab = b - a
+        t = np.clip(np.einsum("ij,ij->i", q - a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-30), 0.0, 1.0)
+        best = np.minimum(best, np.linalg.norm(a + t[:, None] * ab - q, axis=1))
+    return best.reshape(f, n)
+
+
+def _point_arrays(values: dict[str, np.ndarray]) -> list:
+    from vtkmodules.util.numpy_support import numpy_to_vtk
+
+    arrays = []
+    for name, v in values.items():
+        v = np.ascontiguousarray(v)
+        array = numpy_to_vtk(v, deep=True)
+        array.SetName(name)
+        arrays.append(array)
+    return arrays
+
+
+def _polydata(points: np.ndarray, triangles: np.ndarray, point_values: dict[str, np.ndarray], folded: np.ndarray):
+    from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray
+    from vtkmodules.vtkCommonCore import vtkPoints
+    from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+
+    poly = vtkPolyData()
+    vtk_points = vtkPoints()
+    vtk_points.SetData(numpy_to_vtk(np.ascontiguousarray(points, dtype=float), deep=True))
+    poly.SetPoints(vtk_points)
+    cells = vtkCellArray()
+    offsets = np.arange(0, 3 * len(triangles) + 1, 3, dtype=np.int64)
+    cells.SetData(
+        numpy_to_vtkIdTypeArray(offsets, deep=True),
+        numpy_to_vtkIdTypeArray(np.ascontiguousarray(triangles.ravel(), dtype=np.int64), deep=True),
+    )
+    poly.SetPolys(cells)
+    for array in _point_arrays(point_values):
+        poly.GetPointData().AddArray(array)
+    folded_array = numpy_to_vtk(np.ascontiguousarray(folded, dtype=np.int32), deep=True)
+    folded_array.SetName("folded_frame_index")
+    poly.GetFieldData().AddArray(folded_array)
+    return poly
+
+
+# ---------------------------------------------------------------------------------------
+# public entry
+
+
+def build_meshes(
+    contours: ContourSet,
+    poses: FramePoses,
+    *,
+    n_points: int = 72,
+    per_frame: Mapping[str, np.ndarray] | None = None,
+    fix_folds: bool = True,
+    progress: Callable[[float, str], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> VesselMesh:
+    """Loft lumen and vessel contours placed by ``poses`` into closed surfaces.
+
+    Parameters
+    ----------
+    contours : ContourSet
+        Frame-plane mm. Frames without a pose are skipped; at least 2 must remain.
+    poses : FramePoses
+        From :func:`coregistration.place_frames`; rings are lofted in arc-length order.
+    n_points : int
+        Points per ring. Every contour is resampled counter-clockwise starting at angle 0
+        (frame-plane +x seen from its centroid) so consecutive rings do not twist.
+    per_frame : dict of str to ndarray of shape (len(contours.frames),), optional
+        Per-frame values (e.g. ``Metrics.per_frame``) aligned with ``contours.frames``; numeric
+        columns become point arrays. ``plaque_burden_percent`` is computed from the areas
+        when not given.
+    fix_folds : bool
+        Adjust ring points where frame planes cross inside the vessel (see
+        :func:`unfold_rings`); crossings are listed in field data ``folded_frame_index``
+        either way.
+    progress : callable(fraction, message), optional
+    cancel : threading.Event, optional
+
+    Returns
+    -------
+    VesselMesh
+        ``lumen`` always; ``vessel`` and ``wall`` when every frame has a vessel contour.
+
+    Raises
+    ------
+    IVUSInputError
+        Fewer than 2 posed frames.
+    """
+    if progress:
+        progress(0.0, "meshes: resampling contours")
+    row_of = {int(i): r for r, i in enumerate(poses.frame_index)}
+    used = [(c, row_of[c.index]) for c in contours.frames if c.index in row_of]
+    if len(used) < 2:
+        raise input_error(
+            "contours", "frames", f"only {len(used)} frame(s) have a position on the centerline", "give at least 2 frames"
+        )
+    used.sort(key=lambda cr: (poses.arc_length_mm[cr[1]], cr[0].index))
+    position_in_contours = {id(c): i for i, c in enumerate(contours.frames)}
+    frames = [c for c, _ in used]
+    rows = np.array([r for _, r in used])
+    columns = np.array([position_in_contours[id(c)] for c in frames])
+    has_vessel = all(c.vessel is not None for c in frames)
+    n = int(n_points)
+
+    lumen_mm = np.stack([resample_polygon(c.lumen, n, start_angle_deg=0.0) for c in frames])
+    vessel_mm = np.stack([resample_polygon(c.vessel, n, start_angle_deg=0.0) for c in frames]) if has_vessel else None
+    _check_cancel(cancel)
+    if progress:
+        progress(0.3, "meshes: placing rings")
+
+    normals = poses.normal_ras[rows]
+    lumen_w = _rings_world(lumen_mm, poses, rows)
+    folded_l = np.zeros(len(frames), dtype=bool)
+    folded_v = np.zeros(len(frames), dtype=bool)
+    if fix_folds:
+        lumen_w, folded_l = unfold_rings(lumen_w, normals)
+    vessel_w = None
+    if vessel_mm is not None:
+        vessel_w = _rings_world(vessel_mm, poses, rows)
+        if fix_folds:
+            vessel_w, folded_v = unfold_rings(vessel_w, normals)
+    if not fix_folds:
+        folded_l = _folds(lumen_w, normals)
+        folded_v = _folds(vessel_w, normals) if vessel_w is not None else folded_v
+    frame_idx = np.array([c.index for c in frames])
+    folded = frame_idx[folded_l | folded_v]
+    _check_cancel(cancel)
+    if progress:
+        progress(0.5, "meshes: per-point values")
+
+    # per-frame values (aligned with `frames`)
+    per_frame_values: dict[str, np.ndarray] = {}
+    for key, column in (per_frame or {}).items():
+        column = np.asarray(column)
+        if column.ndim == 1 and len(column) == len(contours.frames) and np.issubdtype(column.dtype, np.number):
+            per_frame_values[key] = column[columns].astype(float)
+    per_frame_values.pop("frame", None)
+    per_frame_values.pop("frame_index", None)
+    per_frame_values.pop("arc_length_mm", None)
+    if "plaque_burden_percent" not in per_frame_values:
+        if has_vessel:
+            a_l = np.array([polygon_area(c.lumen) for c in frames])
+            a_v = np.array([polygon_area(c.vessel) for c in frames])
+            per_frame_values["plaque_burden_percent"] = 100.0 * (1.0 - a_l / np.where(a_v > 0, a_v, np.nan))
+        else:
+            per_frame_values["plaque_burden_percent"] = np.full(len(frames), np.nan)
+    if has_vessel:
+        thick_l = _distance_to_polylines(lumen_mm, vessel_mm)
+        thick_v = _distance_to_polylines(vessel_mm, lumen_mm)
+    else:
+        thick_l = np.full((len(frames), n), np.nan)
+        thick_v = thick_l
+    arc = poses.arc_length_mm[rows]
+
+    def ring_values(thickness: np.ndarray, *, caps: bool) -> dict[str, np.ndarray]:
+        values = {
+            "frame_index": np.repeat(frame_idx, n).astype(np.int32),
+            "arc_length_mm": np.repeat(arc, n),
+            "plaque_thickness_mm": thickness.reshape(-1),
+        }
+        for key, column in per_frame_values.items():
+            values[key] = np.repeat(column, n)
+        if caps:
+            ends = [0, len(frames) - 1]
+            values["frame_index"] = np.concatenate([values["frame_index"], frame_idx[ends].astype(np.int32)])
+            values["arc_length_mm"] = np.concatenate([values["arc_length_mm"], arc[ends]])
+            with np.errstate(all="ignore"):
+                centre_thickness = np.array([np.nanmean(thickness[e]) if np.isfinite(thickness[e]).any() else np.nan
+                                             for e in ends])
+            values["plaque_thickness_mm"] = np.concatenate([values["plaque_thickness_mm"], centre_thickness])
+            for key, column in per_frame_values.items():
+                values[key] = np.concatenate([values[key], column[ends]])
+        return values
+
+    pts, tri = loft_rings(lumen_w)
+    lumen_poly = _polydata(pts, tri, ring_values(thick_l, caps=True), folded)
+    vessel_poly = wall_poly = None
+    if vessel_w is not None:
+        _check_cancel(cancel)
+        if progress:
+            progress(0.7, "meshes: vessel and wall")
+        pts, tri = loft_rings(vessel_w)
+        vessel_poly = _polydata(pts, tri, ring_values(thick_v, caps=True), folded)
+        pts, tri = _loft_wall(vessel_w, lumen_w)
+        v_values = ring_values(thick_v, caps=False)
+        l_values = ring_values(thick_l, caps=False)
+        wall_values = {key: np.concatenate([v_values[key], l_values[key]]) for key in v_values}
+        wall_poly = _polydata(pts, tri, wall_values, folded)
+    if progress:
+        progress(1.0, "meshes: done")
+    return VesselMesh(lumen=lumen_poly, vessel=vessel_poly, wall=wall_poly)
+
+
+def _folds(rings: np.ndarray | None, normals: np.ndarray) -> np.ndarray:
+    if rings is None:
+        return np.zeros(len(normals), dtype=bool)
+    mean_n = normals[:-1] + normals[1:]
+    mean_n /= np.maximum(np.linalg.norm(mean_n, axis=1, keepdims=True), 1e-12)
+    steps = np.einsum("fni,fi->fn", np.diff(rings, axis=0), mean_n)
+    return np.concatenate([[False], (steps <= 0).any(axis=1)])
+
+
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise IVUSCancelled("mesh building cancelled")
+
+
+# ---------------------------------------------------------------------------------------
+# checks and files
+
+
+def _triangles_of(polydata) -> np.ndarray:
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+
+    polys = polydata.GetPolys()
+    offsets = vtk_to_numpy(polys.GetOffsetsArray()).astype(np.int64)
+    conn = vtk_to_numpy(polys.GetConnectivityArray()).astype(np.int64)
+    if len(offsets) > 1 and not np.all(np.diff(offsets) == 3):
+        raise ValueError("mesh_report expects a triangle mesh")
+    return conn.reshape(-1, 3)
+
+
+def mesh_report(polydata) -> dict:
+    """Topology and volume of a triangle surface.
+
+    Parameters
+    ----------
+    polydata : vtkPolyData
+        Triangles.
+
+    Returns
+    -------
+    dict
+        ``n_points``, ``n_triangles``, ``n_boundary_edges``, ``n_nonmanifold_edges``,
+        ``closed`` (no boundary, no non-manifold edge), ``manifold``,
+        ``consistently_oriented`` (every edge used once in each direction), ``volume_mm3``
+        (``vtkMassProperties``), ``signed_volume_mm3`` (divergence theorem; positive when the
+        triangles face outward), ``outward`` / ``outward_normals`` (closed, consistent and
+        positive), ``area_mm2``, ``n_folded_frames`` (from field data ``folded_frame_index``).
+    """
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    from vtkmodules.vtkFiltersCore import vtkFeatureEdges, vtkMassProperties
+
+    edges = vtkFeatureEdges()
+    edges.SetInputData(polydata)
+    edges.BoundaryEdgesOn()
+    edges.NonManifoldEdgesOff()
+    edges.FeatureEdgesOff()
+    edges.ManifoldEdgesOff()
+    edges.Update()
+    n_boundary = edges.GetOutput().GetNumberOfCells()
+    edges.BoundaryEdgesOff()
+    edges.NonManifoldEdgesOn()
+    edges.Update()
+    n_nonmanifold = edges.GetOutput().GetNumberOfCells()
+
+    points = vtk_to_numpy(polydata.GetPoints().GetData()).astype(float)
+    tri = _triangles_of(polydata)
+    directed = np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]])
+    key = directed[:, 0] * (len(points) + 1) + directed[:, 1]
+    reverse = directed[:, 1] * (len(points) + 1) + directed[:, 0]
+    unique_keys, counts = np.unique(key, return_counts=True)
+    consistent = bool(np.all(counts == 1) and np.isin(reverse, unique_keys).all())
+    signed = _signed_volume(points, tri)
+    mass = vtkMassProperties()
+    mass.SetInputData(polydata)
+    mass.Update()
+    closed = n_boundary == 0 and n_nonmanifold == 0
+    folded = polydata.GetFieldData().GetArray("folded_frame_index")
+    return {
+        "n_points": int(polydata.GetNumberOfPoints()),
+        "n_triangles": int(len(tri)),
+        "n_boundary_edges": int(n_boundary),
+        "n_nonmanifold_edges": int(n_nonmanifold),
+        "closed": bool(closed),
+        "manifold": bool(n_nonmanifold == 0),
+        "consistently_oriented": consistent,
+        "volume_mm3": float(mass.GetVolume()),
+        "signed_volume_mm3": float(signed),
+        "outward": bool(closed and consistent and signed > 0),
+        "outward_normals": bool(closed and consistent and signed > 0),
+        "area_mm2": float(mass.GetSurfaceArea()),
+        "n_folded_frames": 0 if folded is None else int(folded.GetNumberOfTuples()),
+    }
+
+
+def write_mesh(polydata, path: str | Path) -> Path:
+    """Write a surface in world RAS mm, format by suffix.
+
+    ``.vtp`` (field data ``SPACE`` = ``RAS``), ``.vtk`` (header ``SPACE=RAS``), ``.stl``
+    (binary, header ``SPACE=RAS``), ``.ply`` (comment ``SPACE=RAS``), ``.obj`` (first-line
+    comment ``SPACE=RAS``) are tagged the way 3D Slicer reads model coordinate systems, so
+    Slicer does not take them as LPS. ``.gltf`` (buffers inlined) and ``.glb`` (binary container), glTF 2.0 for web
+    viewers, hold RAS coordinates untagged (glTF itself assumes +y up).
+
+    Parameters
+    ----------
+    polydata : vtkPolyData
+    path : path-like
+
+    Returns
+    -------
+    Path
+    """
+    from vtkmodules.vtkCommonCore import vtkStringArray
+    from vtkmodules.vtkCommonDataModel import vtkPolyData
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in MESH_SUFFIXES:
+        raise input_error(path, "suffix", f"{suffix!r} is not a mesh format", f"use one of {', '.join(MESH_SUFFIXES)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".vtp":
+        from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter
+
+        tagged = vtkPolyData()
+        tagged.ShallowCopy(polydata)
+        # a shallow copy shares field data: give the copy its own before adding the tag
+        from vtkmodules.vtkCommonDataModel import vtkFieldData
+
+        field = vtkFieldData()
+        field.DeepCopy(polydata.GetFieldData())
+        tagged.SetFieldData(field)
+        space = vtkStringArray()
+        space.SetName("SPACE")
+        space.InsertNextValue("RAS")
+        field.AddArray(space)
+        writer = vtkXMLPolyDataWriter()
+        writer.SetInputData(tagged)
+        writer.SetDataModeToBinary()
+        writer.SetCompressorTypeToZLib()
+    elif suffix == ".vtk":
+        from vtkmodules.vtkIOLegacy import vtkPolyDataWriter
+
+        writer = vtkPolyDataWriter()
+        writer.SetInputData(polydata)
+        writer.SetHeader("IVUSReconstruct mesh. SPACE=RAS")
+        writer.SetFileTypeToBinary()
+    elif suffix == ".stl":
+        from vtkmodules.vtkIOGeometry import vtkSTLWriter
+
+        writer = vtkSTLWriter()
+        writer.SetInputData(polydata)
+        writer.SetHeader("IVUSReconstruct mesh. SPACE=RAS")
+        writer.SetFileTypeToBinary()
+    elif suffix == ".ply":
+        from vtkmodules.vtkIOPLY import vtkPLYWriter
+
+        writer = vtkPLYWriter()
+        writer.SetInputData(polydata)
+        writer.AddComment("IVUSReconstruct mesh. SPACE=RAS")
+        writer.SetFileTypeToBinary()
+    elif suffix == ".obj":
+        from vtkmodules.vtkIOGeometry import vtkOBJWriter
+
+        writer = vtkOBJWriter()
+        writer.SetInputData(polydata)
+    else:
+        from vtkmodules.vtkCommonDataModel import vtkMultiBlockDataSet
+        from vtkmodules.vtkIOGeometry import vtkGLTFWriter
+
+        # the writer reads two levels (renderers, then actors) and crashes on a flat one
+        actor = vtkMultiBlockDataSet()
+        actor.SetNumberOfBlocks(1)
+        actor.SetBlock(0, polydata)
+        blocks = vtkMultiBlockDataSet()
+        blocks.SetNumberOfBlocks(1)
+        blocks.SetBlock(0, actor)
+        writer = vtkGLTFWriter()
+        writer.SetInputData(blocks)
+        # one self-contained file: buffers inlined as base64 (.gltf) or packed into .glb below
+        writer.SetInlineData(True)
+        writer.SetSaveNormal(True)
+    target = path.with_suffix(".gltf") if suffix == ".glb" else path
+    writer.SetFileName(str(target))
+    ok = writer.Write()
+    if suffix == ".glb":
+        _gltf_to_glb(target, path)
+        target.unlink()
+    if not ok or not path.exists():
+        raise OSError(f"{path}: the VTK writer failed")
+    if suffix == ".obj":
+        text = path.read_text(encoding="utf-8", errors="replace")
+        path.write_text("# IVUSReconstruct mesh. SPACE=RAS\n" + text, encoding="utf-8")
+    return path
+
+
+def _gltf_to_glb(gltf_path: Path, glb_path: Path) -> None:
+    """Pack a glTF file with one inlined (base64) buffer into a binary .glb container."""
+    import base64
+    import json
+    import struct
+
+    doc = json.loads(gltf_path.read_text(encoding="utf-8"))
+    buffers = doc.get("buffers", [])
+    binary = b""
+    if buffers:
+        uri = buffers[0].pop("uri", "")
+        binary = base64.b64decode(uri.split(",", 1)[1]) if uri.startswith("data:") else b""
+        buffers[0]["byteLength"] = len(binary)
+    json_chunk = json.dumps(doc, separators=(",", ":")).encode("utf-8")
+    json_chunk += b" " * (-len(json_chunk) % 4)
+    binary += b"\0" * (-len(binary) % 4)
+    total = 12 + 8 + len(json_chunk) + (8 + len(binary) if binary else 0)
+    with open(glb_path, "wb") as out:
+        out.write(struct.pack("<4sII", b"glTF", 2, total))
+        out.write(struct.pack("<I4s", len(json_chunk), b"JSON"))
+        out.write(json_chunk)
+        if binary:
+            out.write(struct.pack("<I4s", len(binary), b"BIN\0"))
+            out.write(binary)

@@ -1,0 +1,913 @@
+"""Offscreen 3D render of the reconstructed vessel, and the longitudinal (L-mode) view.
+
+The render shows the vessel (EEM) surface translucent and coloured by plaque burden, the lumen
+opaque inside it, the centerline as a thin tube, and rings with labels at the minimal lumen area
+(MLA) and the proximal / distal reference frames. It is made without a display (VTK renders
+through EGL or OSMesa) and is deterministic: the same input gives the same pixels.
+
+Only ``vtkmodules.*`` and numpy are imported, so this runs with Slicer's VTK, pip's VTK and on
+headless CI alike.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Registers the OpenGL and FreeType back ends for the render window and text actors.
+import vtkmodules.vtkRenderingFreeType  # noqa: F401
+import vtkmodules.vtkRenderingOpenGL2  # noqa: F401
+from scipy.spatial import cKDTree
+from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
+from vtkmodules.vtkCommonCore import vtkLookupTable, vtkPoints, vtkUnsignedCharArray
+from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPolyData
+from vtkmodules.vtkFiltersCore import vtkPolyDataNormals, vtkTriangleFilter, vtkTubeFilter
+from vtkmodules.vtkIOImage import vtkPNGWriter
+from vtkmodules.vtkRenderingAnnotation import vtkScalarBarActor
+from vtkmodules.vtkRenderingCore import (
+    vtkActor,
+    vtkActor2D,
+    vtkLightKit,
+    vtkPolyDataMapper,
+    vtkPolyDataMapper2D,
+    vtkRenderer,
+    vtkRenderWindow,
+    vtkTextActor,
+    vtkWindowToImageFilter,
+)
+
+from .types import VesselMesh
+
+__all__ = [
+    "VIEWS",
+    "burden_lookup_table",
+    "render_vessel",
+    "write_png",
+    "png_bytes",
+    "longitudinal_view",
+]
+
+VIEWS = ("overview", "mla", "along")
+
+# Matplotlib's viridis sampled at 17 evenly spaced points (perceptually uniform, colour-blind
+# safe, and free of red so the red lumen stays distinct from any burden colour).
+_VIRIDIS = np.array(
+    [
+        (0.2670, 0.0049, 0.3294),
+        (0.2823, 0.0950, 0.4173),
+        (0.2788, 0.1755, 0.4834),
+        (0.2590, 0.2515, 0.5247),
+        (0.2297, 0.3224, 0.5457),
+        (0.1994, 0.3876, 0.5546),
+        (0.1727, 0.4488, 0.5579),
+        (0.1490, 0.5081, 0.5573),
+        (0.1276, 0.5669, 0.5506),
+        (0.1206, 0.6258, 0.5335),
+        (0.1579, 0.6838, 0.5017),
+        (0.2461, 0.7389, 0.4520),
+        (0.3692, 0.7889, 0.3829),
+        (0.5160, 0.8312, 0.2943),
+        (0.6785, 0.8637, 0.1895),
+        (0.8456, 0.8873, 0.0997),
+        (0.9932, 0.9062, 0.1439),
+    ]
+)
+
+_LUMEN_RGB = (0.80, 0.16, 0.16)
+_CENTERLINE_RGB = (0.20, 0.20, 0.22)
+_MLA_RGB = (0.85, 0.10, 0.45)
+_REFERENCE_RGB = (0.10, 0.35, 0.85)
+_TEXT_RGB = (0.12, 0.12, 0.14)
+
+
+def colormap_rgb(values: np.ndarray, *, value_range: tuple[float, float] = (0.0, 100.0)) -> np.ndarray:
+    """Map values through the burden colormap.
+
+    Parameters
+    ----------
+    values : ndarray of shape (M,)
+    value_range : (float, float)
+        Values mapped to the first and last colour; values outside are clipped.
+
+    Returns
+    -------
+    ndarray of shape (M, 3), float in [0, 1]
+    """
+    lo, hi = value_range
+    t = np.clip((np.asarray(values, dtype=float) - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+    grid = np.linspace(0.0, 1.0, len(_VIRIDIS))
+    return np.stack([np.interp(t, grid, _VIRIDIS[:, c]) for c in range(3)], axis=1)
+
+
+def burden_lookup_table(
+    *, n_colors: int = 256, value_range: tuple[float, float] = (0.0, 100.0)
+) -> vtkLookupTable:
+    """A VTK lookup table of the burden colormap (viridis) over ``value_range``.
+
+    Parameters
+    ----------
+    n_colors : int
+        Number of table entries.
+    value_range : (float, float)
+        Plaque burden in percent mapped to the first and last entry.
+    """
+    rgb = colormap_rgb(np.linspace(*value_range, n_colors), value_range=value_range)
+    table = vtkLookupTable()
+    table.SetNumberOfTableValues(n_colors)
+    table.SetRange(*value_range)
+    for i, (r, g, b) in enumerate(rgb):
+        table.SetTableValue(i, float(r), float(g), float(b), 1.0)
+    table.SetBelowRangeColor(*rgb[0], 1.0)
+    table.SetAboveRangeColor(*rgb[-1], 1.0)
+    table.Build()
+    return table
+
+
+def _points(polydata: Any) -> np.ndarray:
+    if polydata is None or polydata.GetNumberOfPoints() == 0:
+        return np.zeros((0, 3))
+    return vtk_to_numpy(polydata.GetPoints().GetData()).astype(float)
+
+
+def _point_array(polydata: Any, name: str) -> np.ndarray | None:
+    if polydata is None:
+        return None
+    array = polydata.GetPointData().GetArray(name)
+    return None if array is None else vtk_to_numpy(array).astype(float)
+
+
+def _principal_axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre (3,) and orthonormal axes (3, 3), rows by decreasing variance, right-handed."""
+    centre = points.mean(axis=0)
+    # A fixed subsample keeps this fast on meshes of millions of points and deterministic.
+    step = max(1, len(points) // 200_000)
+    _, _, vt = np.linalg.svd(points[::step] - centre, full_matrices=False)
+    axes = vt.copy()
+    if len(axes) < 3:
+        axes = np.eye(3)
+    axes[2] = np.cross(axes[0], axes[1])
+    return centre, axes
+
+
+def _summary_of(metrics: Any) -> dict[str, Any]:
+    if metrics is None:
+        return {}
+    if isinstance(metrics, Mapping):
+        return dict(metrics)
+    return dict(getattr(metrics, "summary", {}) or {})
+
+
+def _marker_frames(summary: Mapping[str, Any]) -> list[tuple[str, int, str]]:
+    """(kind, frame, label) for the MLA and the reference frames found in a summary."""
+    markers: list[tuple[str, int, str]] = []
+    refs = summary.get("references") or {}
+    for key, name in (("distal", "Dist ref"), ("proximal", "Prox ref")):
+        ref = refs.get(key) if isinstance(refs, Mapping) else None
+        if isinstance(ref, Mapping) and ref.get("frame") is not None:
+            label = name
+            if ref.get("lumen_area_mm2") is not None:
+                label = f"{name} {float(ref['lumen_area_mm2']):.2f} mm\u00b2"
+            markers.append(("reference", int(ref["frame"]), label))
+    mla = summary.get("mla")
+    if isinstance(mla, Mapping) and mla.get("frame") is not None:
+        label = "MLA"
+        if mla.get("area_mm2") is not None:
+            label = f"MLA {float(mla['area_mm2']):.2f} mm\u00b2"
+        markers.append(("mla", int(mla["frame"]), label))
+    return markers
+
+
+def _ring_geometry(
+    frame: int, surface: Any, poses: Any, default_radius_mm: float
+) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Centre (3,), unit normal (3,) and radius (mm) of a marker ring around ``frame``."""
+    pts = _points(surface)
+    frame_of_point = _point_array(surface, "frame_index")
+    ring_pts = None
+    if frame_of_point is not None and len(pts):
+        nearest = np.min(np.abs(frame_of_point - frame))
+        if nearest <= 0.5 or poses is None:
+            ring_pts = pts[np.abs(frame_of_point - frame) <= nearest + 0.5]
+    if poses is not None and len(poses.frame_index):
+        row = int(np.argmin(np.abs(np.asarray(poses.frame_index) - frame)))
+        centre = np.asarray(poses.origin_ras_mm[row], dtype=float)
+        normal = np.asarray(poses.normal_ras[row], dtype=float)
+        if ring_pts is not None and len(ring_pts) >= 3:
+            centre = ring_pts.mean(axis=0)
+    elif ring_pts is not None and len(ring_pts) >= 3:
+        centre = ring_pts.mean(axis=0)
+        _, _, vt = np.linalg.svd(ring_pts - centre, full_matrices=False)
+        normal = vt[-1]
+    else:
+        return None
+    normal = normal / max(np.linalg.norm(normal), 1e-12)
+    if ring_pts is not None and len(ring_pts) >= 3:
+        offsets = ring_pts - centre
+        in_plane = offsets - np.outer(offsets @ normal, normal)
+        radius = float(np.max(np.linalg.norm(in_plane, axis=1)))
+    else:
+        radius = default_radius_mm
+    return centre, normal, radius * 1.12
+
+
+def _polyline(points: np.ndarray, *, closed: bool = False) -> vtkPolyData:
+    poly = vtkPolyData()
+    vpts = vtkPoints()
+    vpts.SetData(numpy_to_vtk(np.ascontiguousarray(points, dtype=float), deep=True))
+    poly.SetPoints(vpts)
+    lines = vtkCellArray()
+    ids = list(range(len(points))) + ([0] if closed else [])
+    lines.InsertNextCell(len(ids))
+    for i in ids:
+        lines.InsertCellPoint(i)
+    poly.SetLines(lines)
+    return poly
+
+
+def _inside_part(curve: np.ndarray, surface_pts: np.ndarray, *, reach_mm: float) -> np.ndarray:
+    """The longest run of ``curve`` points (K, 3) within ``reach_mm`` of the surface points.
+
+    The centerline usually runs past the imaged segment; only the part inside the vessel is
+    drawn, so it neither leaves the frame nor crosses the colour bar.
+    """
+    step = max(1, len(surface_pts) // 20_000)
+    distance, _ = cKDTree(surface_pts[::step]).query(curve, k=1)
+    inside = distance <= reach_mm
+    if not inside.any():
+        return curve[:0]
+    edges = np.diff(np.concatenate([[0], inside.astype(int), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    longest = int(np.argmax(ends - starts))
+    return curve[starts[longest] : ends[longest]]
+
+
+def _tube_actor(points: np.ndarray, radius_mm: float, rgb: Sequence[float], *, closed: bool) -> vtkActor:
+    tube = vtkTubeFilter()
+    tube.SetInputData(_polyline(points, closed=closed))
+    tube.SetRadius(radius_mm)
+    tube.SetNumberOfSides(16)
+    tube.CappingOn()
+    mapper = vtkPolyDataMapper()
+    mapper.SetInputConnection(tube.GetOutputPort())
+    mapper.ScalarVisibilityOff()
+    actor = vtkActor()
+    actor.SetMapper(mapper)
+    prop = actor.GetProperty()
+    prop.SetColor(*rgb)
+    prop.SetSpecular(0.3)
+    prop.SetSpecularPower(30)
+    return actor
+
+
+def _with_normals(polydata: Any) -> Any:
+    if polydata.GetPointData().GetNormals() is not None:
+        return polydata
+    normals = vtkPolyDataNormals()
+    normals.SetInputData(polydata)
+    normals.SplittingOff()
+    normals.ConsistencyOff()
+    normals.AutoOrientNormalsOff()
+    normals.Update()
+    return normals.GetOutput()
+
+
+def _surface_actor(
+    polydata: Any,
+    *,
+    rgb: Sequence[float],
+    opacity: float,
+    scalars: str | None,
+    table: vtkLookupTable | None,
+    cull: str | None = None,
+) -> vtkActor:
+    mapper = vtkPolyDataMapper()
+    mapper.SetInputData(polydata)
+    if scalars is not None and table is not None:
+        mapper.SetLookupTable(table)
+        mapper.SetScalarModeToUsePointFieldData()
+        mapper.SelectColorArray(scalars)
+        mapper.SetUseLookupTableScalarRange(True)
+        mapper.ScalarVisibilityOn()
+        # Interpolating the scalar before the lookup keeps colours exact across large cells.
+        mapper.InterpolateScalarsBeforeMappingOn()
+    else:
+        mapper.ScalarVisibilityOff()
+    actor = vtkActor()
+    actor.SetMapper(mapper)
+    prop = actor.GetProperty()
+    prop.SetColor(*rgb)
+    prop.SetOpacity(opacity)
+    prop.SetBackfaceCulling(cull == "back")
+    prop.SetFrontfaceCulling(cull == "front")
+    # More ambient light on the coloured shell keeps its colours close to the colour bar's.
+    prop.SetAmbient(0.15 if scalars is None else 0.35)
+    prop.SetDiffuse(0.85 if scalars is None else 0.65)
+    prop.SetSpecular(0.25 if opacity >= 1.0 else 0.1)
+    prop.SetSpecularPower(25)
+    return actor
+
+
+def _faces_outward(polydata: Any) -> bool:
+    """Whether the polygons of a (possibly open) tube are wound with normals pointing out.
+
+    The flux of ``p - centroid`` through the surface is positive for outward winding; the open
+    ends of a tube remove only about a third of it, so the sign stays reliable.
+    """
+    triangles = vtkTriangleFilter()
+    triangles.SetInputData(polydata)
+    triangles.PassLinesOff()
+    triangles.PassVertsOff()
+    triangles.Update()
+    tri = triangles.GetOutput()
+    if tri.GetNumberOfCells() == 0:
+        return True
+    pts = _points(tri)
+    pts = pts - pts.mean(axis=0)
+    ids = vtk_to_numpy(tri.GetPolys().GetConnectivityArray()).reshape(-1, 3)
+    a, b, c = pts[ids[:, 0]], pts[ids[:, 1]], pts[ids[:, 2]]
+    return float(np.einsum("ij,ij->", a, np.cross(b, c))) >= 0.0
+
+
+def _text_actor(
+    text: str, *, font_px: int, rgb: Sequence[float], bold: bool = False, justify: str = "left"
+) -> vtkTextActor:
+    actor = vtkTextActor()
+    actor.SetInput(text)
+    prop = actor.GetTextProperty()
+    prop.SetFontFamilyToArial()
+    prop.SetFontSize(int(font_px))
+    prop.SetColor(*rgb)
+    prop.SetBold(bold)
+    {
+        "left": prop.SetJustificationToLeft,
+        "center": prop.SetJustificationToCentered,
+        "right": prop.SetJustificationToRight,
+    }[justify]()
+    return actor
+
+
+def _camera_basis(
+    points: np.ndarray, arc_length_mm: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Centre and (right, up, toward-camera) unit vectors with distal on the left."""
+    centre, axes = _principal_axes(points)
+    right = axes[0]
+    if arc_length_mm is not None and len(arc_length_mm) == len(points):
+        # Orient the long axis from distal (small arc length) to proximal (large arc length).
+        t = (points - centre) @ right
+        if np.corrcoef(t, arc_length_mm)[0, 1] < 0:
+            right = -right
+    elif right @ np.array([1.0, 1.0, 1.0]) < 0:
+        right = -right
+    up = axes[1]
+    # Prefer "superior" (then "anterior") up, so the same anatomy lands the same way up.
+    hint = up @ np.array([0.0, 0.3, 1.0])
+    if hint < 0 or (hint == 0 and up[0] < 0):
+        up = -up
+    toward = np.cross(right, up)
+    return centre, right, up, toward
+
+
+def _rotate(vector: np.ndarray, axis: np.ndarray, angle_deg: float) -> np.ndarray:
+    """Rodrigues rotation of ``vector`` about the unit ``axis``."""
+    a = np.radians(angle_deg)
+    return (
+        vector * np.cos(a) + np.cross(axis, vector) * np.sin(a) + axis * (axis @ vector) * (1.0 - np.cos(a))
+    )
+
+
+def _offscreen_window() -> vtkRenderWindow:
+    """A render window that needs no X server when there is none.
+
+    VTK's default factory tries X first and logs a warning before falling back to EGL; asking
+    for EGL (or OSMesa) directly keeps headless runs quiet. Slicer's own VTK, which may lack
+    them, gets the default window.
+    """
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+        from vtkmodules import vtkRenderingOpenGL2
+
+        for name in ("vtkEGLRenderWindow", "vtkOSOpenGLRenderWindow"):
+            cls = getattr(vtkRenderingOpenGL2, name, None)
+            if cls is not None:
+                return cls()
+    return vtkRenderWindow()
+
+
+def render_vessel(
+    mesh: VesselMesh,
+    *,
+    centerline: Any = None,
+    poses: Any = None,
+    metrics: Any = None,
+    size_px: tuple[int, int] = (1600, 1000),
+    view: str = "overview",
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    color_by: str = "plaque_burden_percent",
+    value_range: tuple[float, float] = (0.0, 100.0),
+    vessel_opacity: float = 0.15,
+    far_opacity: float = 0.85,
+    elevation_deg: float = 20.0,
+    supersample: int = 2,
+    title: str | None = None,
+) -> np.ndarray:
+    """Render the vessel offscreen.
+
+    Parameters
+    ----------
+    mesh : VesselMesh
+        ``lumen`` (required) and ``vessel`` surfaces, vtkPolyData in RAS mm, with the point
+        arrays ``frame_index`` and ``color_by`` on the vessel.
+    centerline : Centerline or ndarray of shape (K, 3), optional
+        Drawn as a thin tube.
+    poses : FramePoses, optional
+        Centres and normals of the marker rings; without it they come from the mesh points of
+        the marked frames.
+    metrics : Metrics or dict, optional
+        ``summary["mla"]["frame"]`` and ``summary["references"][side]["frame"]`` are marked.
+    size_px : (int, int)
+        Output (width, height) in pixels.
+    view : {"overview", "mla", "along"}
+        The whole vessel seen from the side; the MLA region close up; or looking along the vessel
+        from its proximal end.
+    background : (float, float, float)
+        RGB in [0, 1].
+    color_by : str
+        Vessel point array coloured through the burden colormap over ``value_range``; when the
+        array is missing the vessel is drawn grey and no colour bar is shown.
+    value_range : (float, float)
+        Colour bar range, percent.
+    vessel_opacity : float
+        Opacity of the near half of the vessel surface, in [0, 1].
+    far_opacity : float
+        Opacity of the far half of the vessel surface (the coloured backdrop of the lumen).
+    elevation_deg : float
+        Tilt of the side views about the vessel axis (0 = exactly perpendicular).
+    supersample : int
+        Anti-aliasing factor: the scene is rendered this many times larger and averaged down.
+
+    Returns
+    -------
+    ndarray of shape (H, W, 3), uint8
+    """
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+    if mesh is None or mesh.lumen is None or mesh.lumen.GetNumberOfPoints() == 0:
+        raise ValueError("render_vessel needs a mesh with a non-empty lumen surface")
+    width, height = int(size_px[0]), int(size_px[1])
+    ss = max(1, int(supersample))
+    big_w, big_h = width * ss, height * ss
+    font = max(8, int(round(big_h / 42)))
+
+    vessel = mesh.vessel if mesh.vessel is not None and mesh.vessel.GetNumberOfPoints() else None
+    outer = vessel if vessel is not None else mesh.lumen
+    outer_pts = _points(outer)
+    centre, right, up, toward = _camera_basis(outer_pts, _point_array(outer, "arc_length_mm"))
+    radii = np.linalg.norm((outer_pts - centre) - np.outer((outer_pts - centre) @ right, right), axis=1)
+    typical_radius = float(np.median(radii)) if len(radii) else 1.0
+
+    renderer = vtkRenderer()
+    renderer.SetBackground(*background)
+    renderer.SetUseDepthPeeling(False)  # weighted-blended OIT: one pass, order independent
+    renderer.AutomaticLightCreationOff()
+    kit = vtkLightKit()
+    kit.SetKeyLightIntensity(0.85)
+    kit.AddLightsToRenderer(renderer)
+
+    # Lumen first (opaque), then the translucent vessel around it.
+    renderer.AddActor(
+        _surface_actor(_with_normals(mesh.lumen), rgb=_LUMEN_RGB, opacity=1.0, scalars=None, table=None)
+    )
+    table = None
+    if vessel is not None:
+        has_scalars = vessel.GetPointData().GetArray(color_by) is not None
+        table = burden_lookup_table(value_range=value_range) if has_scalars else None
+        surface = _with_normals(vessel)
+        outward = _faces_outward(surface)
+        # The far half of the vessel shell is drawn nearly opaque, so plaque burden reads in its
+        # true colours around the lumen; the near half is a faint veil, so the lumen in front of
+        # it keeps its colour instead of turning brown under a coloured layer.
+        for near, opacity in ((False, far_opacity), (True, vessel_opacity)):
+            cull = "back" if near == outward else "front"
+            renderer.AddActor(
+                _surface_actor(
+                    surface,
+                    rgb=(0.75, 0.75, 0.78),
+                    opacity=float(np.clip(opacity, 0.0, 1.0)),
+                    scalars=color_by if has_scalars else None,
+                    table=table,
+                    cull=cull,
+                )
+            )
+
+    if centerline is not None:
+        cl = np.asarray(getattr(centerline, "points_ras_mm", centerline), dtype=float)
+        if cl.ndim == 2 and len(cl) >= 2:
+            if poses is not None and len(poses.frame_index) >= 2:
+                # Only the imaged segment: from the first to the last placed frame.
+                ends = np.asarray(poses.origin_ras_mm)[[0, -1]]
+                k = sorted(int(np.argmin(np.linalg.norm(cl - e, axis=1))) for e in ends)
+                cl = cl[k[0] : k[1] + 1]
+            else:
+                cl = _inside_part(cl, outer_pts, reach_mm=typical_radius)
+        if cl.ndim == 2 and len(cl) >= 2:
+            renderer.AddActor(
+                _tube_actor(cl, max(0.04, 0.06 * typical_radius), _CENTERLINE_RGB, closed=False)
+            )
+
+    # Marker rings at the MLA and reference frames.
+    labels: list[tuple[str, np.ndarray, np.ndarray, str]] = []  # kind, centre, circle, text
+    for kind, frame, text in _marker_frames(_summary_of(metrics)):
+        ring = _ring_geometry(frame, outer, poses, typical_radius)
+        if ring is None:
+            continue
+        ring_centre, normal, radius = ring
+        helper = right if abs(normal @ up) > 0.9 else up
+        u = np.cross(normal, helper)
+        u /= np.linalg.norm(u)
+        v = np.cross(normal, u)
+        angles = np.linspace(0.0, 2.0 * np.pi, 96, endpoint=False)
+        circle = ring_centre + radius * (np.outer(np.cos(angles), u) + np.outer(np.sin(angles), v))
+        rgb = _MLA_RGB if kind == "mla" else _REFERENCE_RGB
+        renderer.AddActor(_tube_actor(circle, max(0.05, 0.07 * radius), rgb, closed=True))
+        labels.append((kind, ring_centre, circle, text))
+
+    # Camera: look perpendicular to the vessel's main direction (or along it), then zoom and
+    # shift so the vessel fills the free part of the frame.
+    camera = renderer.GetActiveCamera()
+    aspect = big_w / big_h
+    right_edge = 0.62 if table is not None else 0.94
+    if view == "along":
+        proximal_end = centre + right * float(np.max((outer_pts - centre) @ right))
+        # Far away with a narrow angle: the near end does not swamp the view.
+        distance = 10.0 * typical_radius + 1.5 * float(np.ptp((outer_pts - centre) @ right))
+        camera.SetFocalPoint(*centre)
+        camera.SetPosition(*(proximal_end + right * distance + up * 0.15 * distance))
+        camera.SetViewUp(*up)
+        camera.SetViewAngle(20.0)
+        target = (-0.94, right_edge, -0.80, 0.80)
+        scene_pts = outer_pts
+    else:
+        toward_cam = _rotate(toward, right, elevation_deg)
+        view_up = np.cross(toward_cam, right)
+        scene_pts = outer_pts
+        focus = centre
+        if view == "mla":
+            mla_label = next((lab for lab in labels if lab[0] == "mla"), None)
+            focus = mla_label[1] if mla_label is not None else centre
+            half_window = max(6.0 * typical_radius, 6.0)
+            near = np.abs((outer_pts - focus) @ right) <= half_window
+            if np.any(near):
+                scene_pts = outer_pts[near]
+        extent = float(np.linalg.norm(np.ptp(outer_pts, axis=0))) + 10.0 * typical_radius
+        camera.ParallelProjectionOn()
+        camera.SetFocalPoint(*focus)
+        camera.SetPosition(*(focus + toward_cam * 2.0 * extent))
+        camera.SetViewUp(*view_up)
+        camera.SetParallelScale(0.5 * extent)
+        target = (-0.94, right_edge, -0.60, 0.56)
+    renderer.ResetCameraClippingRange()
+    step = max(1, len(scene_pts) // 50_000)
+    _fit_camera(camera, scene_pts[::step], aspect=aspect, target=target)
+    renderer.ResetCameraClippingRange()
+
+    window = _offscreen_window()
+    window.SetOffScreenRendering(True)
+    window.SetMultiSamples(0)
+    window.SetSize(big_w, big_h)
+    window.AddRenderer(renderer)
+
+    # Colour bar.
+    if table is not None:
+        # A background-coloured panel under the colour bar hides geometry that a close-up
+        # pushes into that part of the frame.
+        panel = np.array([[0.83, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.83, 1.0, 0.0]])
+        renderer.AddViewProp(_polygon_actor_2d(panel * [big_w, big_h, 0.0], background))
+        bar = vtkScalarBarActor()
+        bar.SetLookupTable(table)
+        bar.SetTitle("Plaque burden (%)")
+        bar.SetNumberOfLabels(6)
+        bar.SetLabelFormat("%.0f")
+        bar.SetMaximumNumberOfColors(256)
+        bar.SetOrientationToVertical()
+        bar.SetTextPositionToPrecedeScalarBar()
+        bar.UnconstrainedFontSizeOn()
+        bar.SetBarRatio(0.3)
+        bar.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+        bar.GetPositionCoordinate().SetValue(0.855, 0.16)
+        bar.SetWidth(0.11)
+        bar.SetHeight(0.68)
+        for prop in (bar.GetTitleTextProperty(), bar.GetLabelTextProperty()):
+            prop.SetColor(*_TEXT_RGB)
+            prop.SetFontFamilyToArial()
+            prop.SetFontSize(int(font * 0.9))
+            prop.SetBold(False)
+            prop.SetItalic(False)
+            prop.ShadowOff()
+        bar.GetTitleTextProperty().SetBold(True)
+        renderer.AddViewProp(bar)
+
+    # Labels sit in the bands above (references) and below (MLA) the vessel, joined to their
+    # rings by thin leader lines, so they never cover the surface.
+    if view != "along" and labels:
+        project = _projector(camera, aspect=aspect, size_px=(big_w, big_h))
+        vessel_px = project(scene_pts[:: max(1, len(scene_pts) // 50_000)])
+        top_px, bottom_px = float(vessel_px[:, 1].max()), float(vessel_px[:, 1].min())
+        for band in ("above", "below"):
+            placed = []  # kind, ring x, ring y, text y, text
+            for kind, _, circle, text in labels:
+                if (kind == "mla") != (band == "below"):
+                    continue
+                ring_px = project(circle)
+                top = int(np.argmax(ring_px[:, 1])) if band == "above" else int(np.argmin(ring_px[:, 1]))
+                ring_x, ring_y = (float(v) for v in ring_px[top])
+                # Clear the vessel only where the label is, so leaders stay short.
+                half = 0.35 * font * len(text) + font
+                local = vessel_px[np.abs(vessel_px[:, 0] - ring_x) <= half, 1]
+                if band == "above":
+                    text_y = max(ring_y, local.max() if len(local) else top_px) + 1.2 * font
+                else:
+                    text_y = min(ring_y, local.min() if len(local) else bottom_px) - 2.2 * font
+                placed.append((kind, ring_x, ring_y, text_y, text))
+            xs = _spread_labels(
+                [p[1] for p in placed], [0.6 * font * len(p[4]) for p in placed], width_px=big_w
+            )
+            for (kind, ring_x, ring_y, text_y, text), x in zip(placed, xs, strict=True):
+                rgb = _MLA_RGB if kind == "mla" else _REFERENCE_RGB
+                actor = _text_actor(text, font_px=font, rgb=rgb, bold=True, justify="center")
+                actor.SetPosition(x, text_y)
+                renderer.AddViewProp(actor)
+                gap = 0.3 * font
+                end_y = text_y - gap if band == "above" else text_y + 1.1 * font + gap
+                start_y = ring_y + gap if band == "above" else ring_y - gap
+                leader = np.array([[ring_x, start_y, 0.0], [x, end_y, 0.0]])
+                renderer.AddViewProp(_line_actor_2d(leader, rgb, width=max(1.0, font / 12.0)))
+
+    # Legend and scale bar (exact in the parallel side views).
+    legend_y = 0.03 * big_h
+    swatch = 0.7 * font
+    square = np.array([[0.0, 0.0, 0.0], [swatch, 0.0, 0.0], [swatch, swatch, 0.0], [0.0, swatch, 0.0]]) + [
+        0.02 * big_w,
+        legend_y + 0.1 * font,
+        0.0,
+    ]
+    renderer.AddViewProp(_polygon_actor_2d(square, _LUMEN_RGB))
+    legend = _text_actor("Lumen", font_px=int(font * 0.85), rgb=_TEXT_RGB)
+    legend.SetPosition(0.02 * big_w + 1.3 * swatch, legend_y)
+    renderer.AddViewProp(legend)
+    if view != "along":
+        mm_per_px = 2.0 * camera.GetParallelScale() / big_h
+        bar_mm = _nice_length_mm(0.15 * big_w * mm_per_px)
+        bar_px = bar_mm / mm_per_px
+        x0, y0 = 0.02 * big_w + 6.0 * font, legend_y + 0.3 * font
+        renderer.AddViewProp(_scale_bar_actor(x0, y0, bar_px, font))
+        label = _text_actor(f"{bar_mm:g} mm", font_px=int(font * 0.85), rgb=_TEXT_RGB)
+        label.SetPosition(x0 + bar_px + 0.5 * font, legend_y)
+        renderer.AddViewProp(label)
+    if title:
+        heading = _text_actor(title, font_px=int(font * 1.1), rgb=_TEXT_RGB, bold=True)
+        heading.SetPosition(0.02 * big_w, big_h - 0.03 * big_h - font * 1.1)
+        renderer.AddViewProp(heading)
+
+    window.Render()
+    grab = vtkWindowToImageFilter()
+    grab.SetInput(window)
+    grab.SetInputBufferTypeToRGB()
+    grab.ReadFrontBufferOff()
+    grab.Update()
+    image = grab.GetOutput()
+    pixels = vtk_to_numpy(image.GetPointData().GetScalars()).reshape(big_h, big_w, 3)[::-1]
+    window.Finalize()
+    if ss > 1:
+        pixels = pixels.reshape(height, ss, width, ss, 3).astype(np.float32).mean(axis=(1, 3))
+        pixels = np.round(pixels)
+    return np.ascontiguousarray(pixels, dtype=np.uint8)
+
+
+def _fit_camera(
+    camera: Any, points: np.ndarray, *, aspect: float, target: tuple[float, float, float, float]
+) -> None:
+    """Zoom and shift ``camera`` so ``points`` fill the NDC box ``target`` (x0, x1, y0, y1)."""
+    camera.SetWindowCenter(0.0, 0.0)
+    ndc = _ndc(camera, points, aspect=aspect)
+    (x0, y0), (x1, y1) = ndc.min(axis=0), ndc.max(axis=0)
+    tx0, tx1, ty0, ty1 = target
+    factor = min((tx1 - tx0) / max(x1 - x0, 1e-9), (ty1 - ty0) / max(y1 - y0, 1e-9))
+    camera.Zoom(factor)
+    # The window centre shifts the image in NDC: the box middle lands on the target middle.
+    camera.SetWindowCenter(
+        factor * 0.5 * (x0 + x1) - 0.5 * (tx0 + tx1), factor * 0.5 * (y0 + y1) - 0.5 * (ty0 + ty1)
+    )
+
+
+def _ndc(camera: Any, points: np.ndarray, *, aspect: float) -> np.ndarray:
+    """Normalised device coordinates (M, 2) of world points (M, 3) seen by ``camera``."""
+    matrix = camera.GetCompositeProjectionTransformMatrix(aspect, -1.0, 1.0)
+    m = np.array([[matrix.GetElement(i, j) for j in range(4)] for i in range(4)])
+    h = np.c_[points, np.ones(len(points))] @ m.T
+    return h[:, :2] / h[:, 3:4]
+
+
+def _projector(camera: Any, *, aspect: float, size_px: tuple[int, int]):
+    """A function mapping world points (M, 3) to display pixels (M, 2), origin bottom-left."""
+    size = np.asarray(size_px, dtype=float)
+
+    def project(points: np.ndarray) -> np.ndarray:
+        return (_ndc(camera, points, aspect=aspect) + 1.0) * 0.5 * size
+
+    return project
+
+
+def _spread_labels(xs: list[float], widths: list[float], *, width_px: float) -> list[float]:
+    """Label centres near ``xs`` that do not overlap (labels of ``widths``) and stay inside."""
+    if not xs:
+        return []
+    order = np.argsort(xs, kind="stable")
+    out = np.asarray(xs, dtype=float).copy()
+    half = 0.5 * np.asarray(widths, dtype=float)
+    gap = 0.02 * width_px
+    for k in range(1, len(order)):
+        a, b = order[k - 1], order[k]
+        out[b] = max(out[b], out[a] + half[a] + half[b] + gap)
+    out = np.clip(out, half + 0.01 * width_px, width_px - half - 0.01 * width_px)
+    return [float(x) for x in out]
+
+
+def _line_actor_2d(points_px: np.ndarray, rgb: Sequence[float], *, width: float) -> vtkActor2D:
+    mapper = vtkPolyDataMapper2D()
+    mapper.SetInputData(_polyline(points_px))
+    actor = vtkActor2D()
+    actor.SetMapper(mapper)
+    actor.GetProperty().SetColor(*rgb)
+    actor.GetProperty().SetLineWidth(width)
+    return actor
+
+
+def _polygon_actor_2d(points_px: np.ndarray, rgb: Sequence[float]) -> vtkActor2D:
+    poly = vtkPolyData()
+    vpts = vtkPoints()
+    vpts.SetData(numpy_to_vtk(np.ascontiguousarray(points_px, dtype=float), deep=True))
+    poly.SetPoints(vpts)
+    cells = vtkCellArray()
+    cells.InsertNextCell(len(points_px))
+    for i in range(len(points_px)):
+        cells.InsertCellPoint(i)
+    poly.SetPolys(cells)
+    mapper = vtkPolyDataMapper2D()
+    mapper.SetInputData(poly)
+    actor = vtkActor2D()
+    actor.SetMapper(mapper)
+    actor.GetProperty().SetColor(*rgb)
+    return actor
+
+
+def _nice_length_mm(target_mm: float) -> float:
+    """The largest of 1, 2, 5 x 10^k not above ``target_mm``."""
+    if target_mm <= 0:
+        return 1.0
+    power = 10.0 ** np.floor(np.log10(target_mm))
+    for step in (5.0, 2.0, 1.0):
+        if step * power <= target_mm:
+            return float(step * power)
+    return float(power)
+
+
+def _scale_bar_actor(x0: float, y0: float, length_px: float, font: int) -> vtkActor2D:
+    tick = 0.35 * font
+    pts = np.array(
+        [
+            [x0, y0 + tick, 0.0],
+            [x0, y0, 0.0],
+            [x0 + length_px, y0, 0.0],
+            [x0 + length_px, y0 + tick, 0.0],
+        ]
+    )
+    return _line_actor_2d(pts, _TEXT_RGB, width=max(1.0, font / 10.0))
+
+
+def _image_data(image: np.ndarray) -> vtkImageData:
+    pixels = np.asarray(image)
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    if pixels.dtype != np.uint8:
+        raise ValueError(f"image must be uint8, got {pixels.dtype}")
+    height, width, channels = pixels.shape
+    data = vtkImageData()
+    data.SetDimensions(width, height, 1)
+    flat = np.ascontiguousarray(pixels[::-1]).reshape(-1, channels)
+    array = vtkUnsignedCharArray()
+    array.DeepCopy(numpy_to_vtk(flat, deep=True))
+    array.SetNumberOfComponents(channels)
+    data.GetPointData().SetScalars(array)
+    return data
+
+
+def write_png(image: np.ndarray, path: str | Path) -> Path:
+    """Write an (H, W, 3) or (H, W) uint8 image to a PNG file.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    path = Path(path)
+    writer = vtkPNGWriter()
+    writer.SetInputData(_image_data(image))
+    writer.SetFileName(str(path))
+    writer.Write()
+    if writer.GetErrorCode():
+        raise OSError(f"could not write PNG {path}")
+    return path
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """Encode an (H, W, 3) or (H, W) uint8 image as PNG bytes (for the HTML report)."""
+    writer = vtkPNGWriter()
+    writer.SetInputData(_image_data(image))
+    writer.WriteToMemoryOn()
+    writer.Write()
+    return bytes(vtk_to_numpy(writer.GetResult()).tobytes())
+
+
+def longitudinal_view(
+    frames: np.ndarray,
+    angle_deg: float,
+    *,
+    pixel_spacing_mm: tuple[float, float],
+    frame_positions_mm: np.ndarray,
+    catheter_center_px: tuple[float, float] | None = None,
+    half_width_mm: float | None = None,
+    mm_per_px: float | None = None,
+) -> np.ndarray:
+    """The longitudinal (L-mode) cut through all frames along one diameter.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (N, H, W)
+        Grey-level frames (any numeric dtype).
+    angle_deg : float
+        Direction of the cut in the frame plane, counter-clockwise from +x (columns).
+    pixel_spacing_mm : (float, float)
+        (row, col) spacing.
+    frame_positions_mm : ndarray of shape (N,)
+        Longitudinal position of each frame (increasing or not; frames are placed by position).
+    catheter_center_px : (float, float), optional
+        (row, col) of the catheter; the image centre by default.
+    half_width_mm : float, optional
+        Half length of the diameter sampled; by default the largest circle inside the frame.
+    mm_per_px : float, optional
+        Output pixel size along both axes; the in-plane column spacing by default.
+
+    Returns
+    -------
+    ndarray of shape (R, C), same dtype as ``frames``
+        Rows run along the diameter (row 0 at ``+angle`` side), columns along the pullback
+        (column 0 at the smallest position); each column is the nearest frame.
+    """
+    frames = np.asarray(frames)
+    n, h, w = frames.shape
+    positions = np.asarray(frame_positions_mm, dtype=float)
+    if positions.shape != (n,):
+        raise ValueError(f"frame_positions_mm must have shape ({n},), got {positions.shape}")
+    row_mm, col_mm = float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1])
+    if catheter_center_px is None:
+        catheter_center_px = ((h - 1) / 2.0, (w - 1) / 2.0)
+    c_row, c_col = catheter_center_px
+    if half_width_mm is None:
+        half_width_mm = min(
+            c_row * row_mm, (h - 1 - c_row) * row_mm, c_col * col_mm, (w - 1 - c_col) * col_mm
+        )
+    step = float(mm_per_px) if mm_per_px else col_mm
+    offsets_mm = np.arange(half_width_mm, -half_width_mm - 1e-9, -step)
+    a = np.radians(angle_deg)
+    # Frame plane: x along columns, y along rows.
+    cols = c_col + offsets_mm * np.cos(a) / col_mm
+    rows = c_row + offsets_mm * np.sin(a) / row_mm
+    # Bilinear interpolation in each frame along the diameter.
+    r0 = np.clip(np.floor(rows).astype(int), 0, h - 2)
+    c0 = np.clip(np.floor(cols).astype(int), 0, w - 2)
+    fr, fc = rows - r0, cols - c0
+    f = frames.astype(np.float32)
+    lines = (
+        f[:, r0, c0] * (1 - fr) * (1 - fc)
+        + f[:, r0 + 1, c0] * fr * (1 - fc)
+        + f[:, r0, c0 + 1] * (1 - fr) * fc
+        + f[:, r0 + 1, c0 + 1] * fr * fc
+    )  # (N, R)
+    order = np.argsort(positions, kind="stable")
+    sorted_pos = positions[order]
+    grid = np.arange(sorted_pos[0], sorted_pos[-1] + 1e-9, step) if n > 1 else sorted_pos
+    idx = np.clip(np.searchsorted(sorted_pos, grid), 1, max(n - 1, 1)) if n > 1 else np.zeros(1, int)
+    if n > 1:
+        left = sorted_pos[idx - 1]
+        pick_left = (grid - left) <= (sorted_pos[idx] - grid)
+        idx = np.where(pick_left, idx - 1, idx)
+    out = lines[order[idx]].T
+    if np.issubdtype(frames.dtype, np.integer):
+        info = np.iinfo(frames.dtype)
+        out = np.clip(np.round(out), info.min, info.max)
+    return out.astype(frames.dtype)

@@ -1,0 +1,608 @@
+"""Self-contained HTML report of a reconstruction.
+
+One file, no external requests: inline CSS (with print rules for A4 / Letter), images as base64
+``data:`` URIs and plots as inline SVG made with matplotlib's Agg-free SVG back end. Every number
+comes from the ``summary`` / ``per_frame`` / ``lesions`` given, formatted by :func:`format_value`
+at a precision chosen from the key's unit suffix, and carries a ``data-key`` attribute naming its
+place in the summary, so a test can check the page against ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["DISCLAIMER", "build_report", "decimals_for", "format_value"]
+
+DISCLAIMER = "For research use only; not for diagnosis."
+
+# Decimals by unit suffix of the key (the first suffix that matches wins).
+_DECIMALS: tuple[tuple[str, int], ...] = (
+    ("_mm3", 1),
+    ("_mm2", 2),
+    ("_percent", 1),
+    ("_mm", 2),
+    ("_deg", 0),
+    ("_bpm", 0),
+    ("_mm_s", 2),
+    ("_hz", 1),
+    ("_s", 2),
+    ("_ratio", 2),
+)
+
+# Keys whose leaf name carries no unit but whose parent does (volumes_mm3.lumen, ...).
+_UNIT_OF_PARENT = ("volumes_mm3", "area_stenosis_percent", "diameter_stenosis_percent")
+
+_UNITS = (
+    ("_mm3", "mm³"),
+    ("_mm2", "mm²"),
+    ("_percent", "%"),
+    ("_mm_s", "mm/s"),
+    ("_mm", "mm"),
+    ("_deg", "°"),
+    ("_bpm", "bpm"),
+    ("_hz", "Hz"),
+    ("_s", "s"),
+)
+
+
+def decimals_for(key: str) -> int | None:
+    """Decimals shown for a number stored under ``key`` (a dotted path).
+
+    Returns 0 for frame numbers and counts, the decimals of the unit suffix (``_mm2`` 2,
+    ``_mm3`` 1, ``_percent`` 1, ...), or None for unitless values, shown with 4 significant
+    digits.
+
+    Parameters
+    ----------
+    key : str
+        e.g. ``"mla.area_mm2"``, ``"volumes_mm3.lumen"``, ``"references.proximal.frame"``.
+    """
+    parts = key.split(".")
+    leaf = parts[-1]
+    if leaf in ("frame", "frames", "n_frames", "count", "id") or leaf.endswith(
+        ("_frame", "_frames", "frame_index", "_count")
+    ):
+        return 0
+    if any("spacing" in part for part in parts):
+        return None  # sub-millimetre pixel sizes need their significant digits
+    for name in (leaf, *reversed(parts[:-1])):
+        for suffix, decimals in _DECIMALS:
+            if name.endswith(suffix):
+                return decimals
+        if name in _UNIT_OF_PARENT:
+            break
+    return None
+
+
+def number_format(key: str) -> str:
+    """The format spec (``".2f"``, ``".4g"``, ...) used for a float stored under ``key``."""
+    decimals = decimals_for(key)
+    return ".4g" if decimals is None else f".{decimals}f"
+
+
+def unit_for(key: str) -> str:
+    """Unit text of the value stored under ``key`` ('' when it has none)."""
+    parts = key.split(".")
+    for name in (parts[-1], *reversed(parts[:-1])):
+        for suffix, unit in _UNITS:
+            if name.endswith(suffix):
+                return unit
+    return ""
+
+
+def format_value(value: Any, key: str = "") -> str:
+    """The one formatter of every value in the report.
+
+    Numbers get the decimals of :func:`decimals_for` (integers for frame numbers), booleans
+    ``yes`` / ``no``, None ``—``, sequences are joined with ``", "``; the result is plain text
+    (escape it before putting it into HTML).
+
+    Parameters
+    ----------
+    value : Any
+    key : str
+        Dotted path of the value, which decides its precision.
+    """
+    if value is None:
+        return "—"
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        if not math.isfinite(number):
+            return "—"
+        text = format(number, number_format(key))
+        # "-0.0" reads as a sign error; it is zero at the precision shown.
+        return text.lstrip("-") if float(text) == 0.0 else text
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, list | tuple):
+        return ", ".join(format_value(v, key) for v in value)
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {format_value(v, f'{key}.{k}')}" for k, v in value.items())
+    return str(value)
+
+
+def _cell(value: Any, key: str, *, tag: str = "td") -> str:
+    numeric = isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
+    attrs = f' data-key="{html.escape(key)}"' if key else ""
+    if numeric:
+        attrs += ' class="num"'
+    return f"<{tag}{attrs}>{html.escape(format_value(value, key))}</{tag}>"
+
+
+def _label(key: str) -> str:
+    """Readable name of a key: ``lumen_area_mm2`` -> ``Lumen area (mm²)``."""
+    unit = ""
+    name = key
+    for suffix, text in _UNITS:
+        if name.endswith(suffix):
+            unit, name = text, name[: -len(suffix)]
+            break
+    words = name.replace("_", " ").strip()
+    words = {"pav": "PAV", "tav norm": "TAVnorm", "mla": "MLA"}.get(words, words)
+    words = words[:1].upper() + words[1:]
+    return f"{words} ({unit})" if unit else words
+
+
+def _table(rows: Iterable[tuple[str, Any, str]], *, headers: Sequence[str] = ("Quantity", "Value")) -> str:
+    """A two-column table of (label, value, data-key) rows."""
+    body = "".join(
+        f"<tr><th scope='row'>{html.escape(label)}</th>{_cell(value, key)}</tr>" for label, value, key in rows
+    )
+    if not body:
+        return "<p class='muted'>None.</p>"
+    head = "".join(f"<th scope='col'>{html.escape(h)}</th>" for h in headers)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _flatten(value: Any, prefix: str) -> list[tuple[str, Any]]:
+    if isinstance(value, Mapping) and value and not ({"value", "source"} >= set(value)):
+        out: list[tuple[str, Any]] = []
+        for k, v in value.items():
+            out.extend(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return [(prefix, value)]
+
+
+def _get(mapping: Mapping[str, Any], path: str) -> Any:
+    node: Any = mapping
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _provenance(value: Any) -> tuple[Any, str]:
+    if hasattr(value, "value") and hasattr(value, "source"):
+        return value.value, str(value.source)
+    if isinstance(value, Mapping) and "value" in value:
+        return value["value"], str(value.get("source", ""))
+    return value, ""
+
+
+def _inputs_table(inputs: Mapping[str, Any]) -> str:
+    rows = []
+    for name, entry in inputs.items():
+        value, source = _provenance(entry)
+        key = (
+            f"inputs.{name}.value" if isinstance(entry, Mapping) and "value" in entry else (f"inputs.{name}")
+        )
+        rows.append(
+            f"<tr><th scope='row'>{html.escape(_label(str(name)))}</th>{_cell(value, key)}"
+            f"<td class='source'>{html.escape(source) or '—'}</td></tr>"
+        )
+    if not rows:
+        return "<p class='muted'>None recorded.</p>"
+    return (
+        "<table><thead><tr><th scope='col'>Input</th><th scope='col'>Value</th>"
+        "<th scope='col'>Source</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
+
+
+def _records_table(records: Sequence[Mapping[str, Any]], prefix: str) -> str:
+    """A table of dicts: one row per record, one column per key (union, first-seen order)."""
+    if not records:
+        return "<p class='muted'>None.</p>"
+    columns: list[str] = []
+    for record in records:
+        for key, value in record.items():
+            if key not in columns and not isinstance(value, Mapping | list | tuple):
+                columns.append(key)
+    head = "<th scope='col'>#</th>" + "".join(
+        f"<th scope='col'>{html.escape(_label(c))}</th>" for c in columns
+    )
+    rows = []
+    for i, record in enumerate(records):
+        cells = "".join(_cell(record.get(c), f"{prefix}.{i}.{c}" if c in record else "") for c in columns)
+        rows.append(f"<tr><td class='num'>{i + 1}</td>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _lesion_span_mm(
+    lesion: Mapping[str, Any], per_frame: Mapping[str, np.ndarray]
+) -> tuple[float, float] | None:
+    """(start, end) arc length of a lesion from whichever keys the lesion carries."""
+    for a, b in (
+        ("start_arc_length_mm", "end_arc_length_mm"),
+        ("start_mm", "end_mm"),
+        ("arc_start_mm", "arc_end_mm"),
+    ):
+        if lesion.get(a) is not None and lesion.get(b) is not None:
+            return float(lesion[a]), float(lesion[b])
+    frames = per_frame.get("frame")
+    arc = per_frame.get("arc_length_mm")
+    for a, b in (("start_frame", "end_frame"), ("first_frame", "last_frame")):
+        if lesion.get(a) is not None and lesion.get(b) is not None and frames is not None:
+            lookup = dict(zip(np.asarray(frames).astype(int).tolist(), np.asarray(arc), strict=False))
+            if int(lesion[a]) in lookup and int(lesion[b]) in lookup:
+                s0, s1 = float(lookup[int(lesion[a])]), float(lookup[int(lesion[b])])
+                return min(s0, s1), max(s0, s1)
+    return None
+
+
+def _svg(figure: Any) -> str:
+    """Inline SVG text of a matplotlib figure, without the XML prolog and DOCTYPE."""
+    from matplotlib import rc_context
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+
+    buffer = io.StringIO()
+    # A fixed hash salt and no date make the SVG identical for identical data.
+    with rc_context({"svg.hashsalt": "ivus-report", "svg.fonttype": "none"}):
+        FigureCanvasSVG(figure).print_svg(buffer, metadata={"Date": None, "Creator": None})
+    text = buffer.getvalue()
+    start = text.find("<svg")
+    return text[start:] if start >= 0 else text
+
+
+def _profile_plot(
+    per_frame: Mapping[str, np.ndarray],
+    summary: Mapping[str, Any],
+    lesions: Sequence[Mapping[str, Any]],
+) -> str:
+    """Lumen / vessel area and plaque burden against arc length, as inline SVG."""
+    arc = per_frame.get("arc_length_mm")
+    if arc is None or len(arc) == 0:
+        return "<p class='muted'>No per-frame data.</p>"
+    from matplotlib.figure import Figure
+
+    arc = np.asarray(arc, dtype=float)
+    order = np.argsort(arc, kind="stable")
+    arc = arc[order]
+    fig = Figure(figsize=(7.2, 4.6), layout="constrained")
+    ax_area, ax_burden = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+    series = (
+        ("vessel_area_mm2", "Vessel (EEM) area", "#4a6fa5"),
+        ("lumen_area_mm2", "Lumen area", "#c62828"),
+    )
+    for key, name, colour in series:
+        if key in per_frame:
+            ax_area.plot(arc, np.asarray(per_frame[key], float)[order], color=colour, lw=1.6, label=name)
+    if "vessel_area_mm2" in per_frame and "lumen_area_mm2" in per_frame:
+        ax_area.fill_between(
+            arc,
+            np.asarray(per_frame["lumen_area_mm2"], float)[order],
+            np.asarray(per_frame["vessel_area_mm2"], float)[order],
+            color="#8fa8c8",
+            alpha=0.25,
+            lw=0,
+            label="Plaque + media",
+        )
+    if "plaque_burden_percent" in per_frame:
+        ax_burden.plot(
+            arc, np.asarray(per_frame["plaque_burden_percent"], float)[order], color="#2e7d6b", lw=1.6
+        )
+    for i, lesion in enumerate(lesions):
+        span = _lesion_span_mm(lesion, per_frame)
+        if span is None:
+            continue
+        for ax in (ax_area, ax_burden):
+            ax.axvspan(
+                *span,
+                color="#f2b134",
+                alpha=0.22,
+                lw=0,
+                label="Lesion" if (i == 0 and ax is ax_area) else None,
+            )
+    mla = summary.get("mla") or {}
+    if mla.get("arc_length_mm") is not None:
+        for ax in (ax_area, ax_burden):
+            ax.axvline(
+                float(mla["arc_length_mm"]),
+                color="#d81b60",
+                lw=1.2,
+                ls="-",
+                label="MLA" if ax is ax_area else None,
+            )
+    refs = summary.get("references") or {}
+    for side, style in (("proximal", "--"), ("distal", ":")):
+        ref = refs.get(side) or {}
+        if ref.get("arc_length_mm") is not None:
+            for ax in (ax_area, ax_burden):
+                ax.axvline(
+                    float(ref["arc_length_mm"]),
+                    color="#1a4fd6",
+                    lw=1.1,
+                    ls=style,
+                    label=f"{side.capitalize()} reference" if ax is ax_area else None,
+                )
+    ax_area.set_ylabel("Area (mm²)")
+    ax_area.set_ylim(bottom=0)
+    ax_burden.set_ylabel("Plaque burden (%)")
+    ax_burden.set_ylim(0, 100)
+    ax_burden.set_xlabel("Arc length from the distal end (mm)")
+    for ax in (ax_area, ax_burden):
+        ax.grid(True, color="#dddddd", lw=0.6)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.tick_params(labelsize=8)
+    ax_area.legend(fontsize=7, ncols=3, frameon=False, loc="upper left", bbox_to_anchor=(0.0, 1.28))
+    return _svg(fig)
+
+
+_CSS = """
+:root { --ink: #1d1f24; --muted: #5d6470; --line: #d9dde3; --accent: #1a4fd6; --warn: #b3261e; }
+* { box-sizing: border-box; }
+body { font-family: -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       color: var(--ink); margin: 0 auto; max-width: 1100px; padding: 24px 32px 48px;
+       font-size: 14px; line-height: 1.45; background: #fff; }
+header { border-bottom: 2px solid var(--ink); padding-bottom: 8px; margin-bottom: 16px; }
+h1 { font-size: 24px; margin: 0 0 4px; }
+h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid var(--line);
+     padding-bottom: 4px; break-after: avoid; }
+.meta, .muted { color: var(--muted); }
+.disclaimer { border: 1px solid #e8b4b0; background: #fdf1f0; color: var(--warn);
+              padding: 6px 10px; border-radius: 4px; font-weight: 600; margin: 10px 0; }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: 10px; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 12px; }
+.card .label { color: var(--muted); font-size: 12px; }
+.card .value { font-size: 22px; font-weight: 650; }
+.card .unit { font-size: 13px; color: var(--muted); margin-left: 2px; }
+.grid2 { display: grid; grid-template-columns: 1fr 1fr; gap: 0 24px; }
+table { border-collapse: collapse; width: 100%; margin: 4px 0 8px; font-size: 13px; }
+th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left;
+         vertical-align: top; }
+thead th { background: #f4f6f8; font-weight: 600; }
+tbody th { font-weight: 500; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.source { color: var(--muted); font-size: 12px; }
+figure { margin: 8px 0 16px; break-inside: avoid; }
+figure img, figure svg { max-width: 100%; height: auto; display: block;
+                         border: 1px solid var(--line); border-radius: 4px; }
+figcaption { color: var(--muted); font-size: 12px; margin-top: 4px; }
+.flag { color: var(--warn); font-weight: 600; }
+footer { margin-top: 32px; border-top: 1px solid var(--line); padding-top: 8px;
+         color: var(--muted); font-size: 12px; }
+@page { size: A4; margin: 14mm; }
+@media print {
+  body { max-width: none; padding: 0; font-size: 11px; }
+  h2 { margin-top: 16px; }
+  section, table, figure, .cards { break-inside: avoid; }
+  .grid2 { grid-template-columns: 1fr 1fr; }
+  a { color: inherit; text-decoration: none; }
+}
+@media print and (max-width: 216mm) { @page { size: letter; } }
+@media (max-width: 720px) { .grid2 { grid-template-columns: 1fr; } }
+"""
+
+
+def _card(label: str, value: Any, key: str) -> str:
+    unit = unit_for(key)
+    unit_html = f"<span class='unit'>{html.escape(unit)}</span>" if unit and value is not None else ""
+    return (
+        f"<div class='card'><div class='label'>{html.escape(label)}</div>"
+        f"<div class='value'><span data-key='{html.escape(key)}'>"
+        f"{html.escape(format_value(value, key))}</span>{unit_html}</div></div>"
+    )
+
+
+def _image_figure(title: str, png: bytes) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>"
+        f"<figcaption>{html.escape(title)}</figcaption></figure>"
+    )
+
+
+_SUMMARY_SHOWN = {
+    "version",
+    "inputs",
+    "parameters",
+    "volumes_mm3",
+    "pav_percent",
+    "tav_norm_mm3",
+    "mla",
+    "references",
+    "area_stenosis_percent",
+    "diameter_stenosis_percent",
+    "lesions",
+    "flags",
+}
+
+
+def build_report(
+    *,
+    summary: Mapping[str, Any],
+    per_frame: Mapping[str, np.ndarray],
+    lesions: Sequence[Mapping[str, Any]],
+    flags: Sequence[Mapping[str, Any]],
+    images: Mapping[str, bytes],
+    inputs: Mapping[str, Any],
+    parameters: Mapping[str, Any],
+    version: str,
+    title: str = "IVUS reconstruction",
+) -> str:
+    """Build the self-contained HTML report.
+
+    Parameters
+    ----------
+    summary : dict
+        The content of ``summary.json`` (keys of DESIGN.md: ``volumes_mm3``, ``pav_percent``,
+        ``tav_norm_mm3``, ``mla``, ``references``, ``area_stenosis_percent``, ...).
+    per_frame : dict of str to ndarray of shape (N,)
+        Columns of ``frames.csv``; ``arc_length_mm``, ``lumen_area_mm2``, ``vessel_area_mm2``
+        and ``plaque_burden_percent`` are plotted.
+    lesions : list of dict
+        One row each in the lesion table; spans (``start_arc_length_mm`` / ``end_arc_length_mm``
+        or ``start_frame`` / ``end_frame``) are shaded in the plots.
+    flags : list of dict
+        ``{"rule": ..., "message": ...}``.
+    images : dict of str to bytes
+        PNG files by caption, inlined as ``data:`` URIs.
+    inputs : dict
+        Acquisition values: each a ``Valued``, a ``{"value", "source"}`` dict or a plain value.
+    parameters : dict
+        Analysis parameters (nested dicts are flattened to dotted names).
+    version : str
+        Software version.
+    title : str
+
+    Returns
+    -------
+    str
+        The HTML document. It makes no external request: no scripts, fonts or style sheets
+        from elsewhere.
+    """
+    esc = html.escape
+    parts: list[str] = [
+        "<!DOCTYPE html>",
+        "<html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<meta name='generator' content='IVUSReconstruct {esc(version)}'>",
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
+        f"<header><h1>{esc(title)}</h1>",
+        f"<div class='meta'>IVUSReconstruct {esc(version)}</div>",
+        f"<div class='disclaimer'>{esc(DISCLAIMER)}</div></header>",
+    ]
+
+    # Key results.
+    mla = summary.get("mla") or {}
+    stenosis = summary.get("area_stenosis_percent") or {}
+    cards = [
+        _card("Minimal lumen area", mla.get("area_mm2"), "mla.area_mm2"),
+        _card("Area stenosis (largest ref.)", stenosis.get("largest"), "area_stenosis_percent.largest"),
+        _card("Percent atheroma volume", summary.get("pav_percent"), "pav_percent"),
+        _card("TAVnorm", summary.get("tav_norm_mm3"), "tav_norm_mm3"),
+        _card("Plaque volume", _get(summary, "volumes_mm3.plaque"), "volumes_mm3.plaque"),
+        f"<div class='card'><div class='label'>Lesions</div><div class='value'>{len(lesions)}</div></div>",
+    ]
+    parts.append(f"<section><h2>Key results</h2><div class='cards'>{''.join(cards)}</div></section>")
+
+    if flags:
+        items = "".join(
+            f"<li><span class='flag'>{esc(str(f.get('rule', '')))}</span>: "
+            f"{esc(str(f.get('message', '')))}</li>"
+            for f in flags
+        )
+        parts.append(f"<section><h2>Flags</h2><ul>{items}</ul></section>")
+
+    for caption, png in images.items():
+        if png:
+            parts.append(_image_figure(str(caption), png))
+
+    parts.append("<section><h2>Along the pullback</h2><figure>")
+    parts.append(_profile_plot(per_frame, summary, lesions))
+    parts.append(
+        "<figcaption>Lumen and vessel (EEM) area and plaque burden against arc length; "
+        "lesions shaded, MLA and reference frames marked.</figcaption></figure></section>"
+    )
+
+    # Volumetric summary and MLA.
+    volumes = summary.get("volumes_mm3") or {}
+    volume_rows = [(f"{k.capitalize()} volume (mm³)", v, f"volumes_mm3.{k}") for k, v in volumes.items()]
+    volume_rows += [
+        ("Percent atheroma volume, PAV (%)", summary.get("pav_percent"), "pav_percent"),
+        ("Normalised total atheroma volume, TAVnorm (mm³)", summary.get("tav_norm_mm3"), "tav_norm_mm3"),
+    ]
+    mla_rows = [(_label(k), v, f"mla.{k}") for k, v in mla.items() if not isinstance(v, Mapping)]
+    parts.append(
+        "<section class='grid2'><div><h2>Volumetric summary</h2>"
+        + _table(volume_rows)
+        + "</div><div><h2>Minimal lumen area</h2>"
+        + _table(mla_rows)
+        + "</div></section>"
+    )
+
+    # References and stenosis.
+    refs = summary.get("references") or {}
+    ref_keys: list[str] = []
+    for side in refs.values():
+        if isinstance(side, Mapping):
+            ref_keys += [k for k in side if k not in ref_keys and not isinstance(side[k], Mapping)]
+    ref_head = "<th scope='col'>Reference</th>" + "".join(
+        f"<th scope='col'>{esc(_label(k))}</th>" for k in ref_keys
+    )
+    ref_rows = "".join(
+        f"<tr><th scope='row'>{esc(str(side).capitalize())}</th>"
+        + "".join(_cell(data.get(k), f"references.{side}.{k}" if k in data else "") for k in ref_keys)
+        + "</tr>"
+        for side, data in refs.items()
+        if isinstance(data, Mapping)
+    )
+    ref_html = (
+        f"<table><thead><tr>{ref_head}</tr></thead><tbody>{ref_rows}</tbody></table>"
+        if ref_rows
+        else "<p class='muted'>No reference frames.</p>"
+    )
+    stenosis_rows = [
+        (
+            f"Area stenosis vs {k} reference (%)"
+            if k not in ("largest", "mean")
+            else f"Area stenosis vs {k} reference (%)",
+            v,
+            f"area_stenosis_percent.{k}",
+        )
+        for k, v in stenosis.items()
+    ]
+    diameter = summary.get("diameter_stenosis_percent") or {}
+    if isinstance(diameter, Mapping):
+        stenosis_rows += [
+            (f"Diameter stenosis vs {k} reference (%)", v, f"diameter_stenosis_percent.{k}")
+            for k, v in diameter.items()
+        ]
+    parts.append(
+        "<section><h2>References</h2>" + ref_html + "<h2>Stenosis</h2>" + _table(stenosis_rows) + "</section>"
+    )
+
+    parts.append("<section><h2>Lesions</h2>" + _records_table(lesions, "lesions") + "</section>")
+
+    # Any further summary values, so nothing measured is left out of the page.
+    extra = [
+        (_label(k.split(".")[-1]) if "." not in k else k, v, k)
+        for top, value in summary.items()
+        if top not in _SUMMARY_SHOWN
+        for k, v in _flatten(value, top)
+        if not isinstance(v, list | tuple | Mapping)
+    ]
+    if extra:
+        parts.append("<section><h2>Other measurements</h2>" + _table(extra) + "</section>")
+
+    parts.append(
+        "<section class='grid2'><div><h2>Inputs</h2>"
+        + _inputs_table(inputs)
+        + "</div><div><h2>Parameters</h2>"
+        + _table(
+            [(k, v, f"parameters.{k}") for k, v in _flatten(parameters, "")],
+            headers=("Parameter", "Value"),
+        )
+        + "</div></section>"
+    )
+    if not flags:
+        parts.append("<section><h2>Flags</h2><p class='muted'>No flags raised.</p></section>")
+
+    parts.append(
+        f"<footer>IVUSReconstruct {esc(version)} · {esc(DISCLAIMER)} Numbers are those of "
+        "summary.json at the precision shown.</footer></body></html>"
+    )
+    return "\n".join(parts)

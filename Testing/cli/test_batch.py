@@ -1,0 +1,293 @@
+"""``ivus-reconstruct batch``: a cohort on Dask equals single runs, survives faults, resumes.
+
+Small phantoms (2 mm, 96 px, gating none) keep every case at a few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from IVUSReconstructLib import batch, cli  # noqa: E402
+from IVUSReconstructLib.errors import IVUSInputError  # noqa: E402
+
+GOOD = (("c1", "coronary", 1), ("c2", "coronary", 2), ("f3", "femoropopliteal", 3))
+
+
+def _batch_cli(argv: list[str]) -> int:
+    """Through ``ivus-reconstruct`` once the lead wired ``batch`` into cli.build_parser."""
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if "batch" in sub.choices:
+        return cli.main(["batch", *argv])
+    return batch.main_batch(argv)
+
+
+def _summary(path: Path) -> dict:
+    doc = json.loads(path.read_text())
+    doc.pop("timings_s", None)
+    return doc
+
+
+def _write_manifest(folder: Path, rows: list[dict], name: str = "manifest.csv") -> Path:
+    path = folder / name
+    cols = ["id", "pullback", "centerline", "gating", "start_mm"]
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: r.get(c, "") for c in cols})
+    return path
+
+
+def _good_rows() -> list[dict]:
+    return [
+        {"id": cid, "pullback": f"cases/{cid}/pullback.dcm", "centerline": f"cases/{cid}/centerline.mrk.json", "gating": "none"}
+        for cid, _, _ in GOOD
+    ]
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> dict:
+    """Three phantoms (two presets, three seeds), a corrupt case, a missing-file case, and the
+    summary.json of a single ``run`` of each good case."""
+    root = tmp_path_factory.mktemp("cohort")
+    for cid, preset, seed in GOOD:
+        args = ["phantom", "--preset", preset, "--seed", str(seed), "--length-mm", "2", "--size-px", "96"]
+        assert cli.main([*args, "--out", str(root / "cases" / cid)]) == 0
+    bad = root / "cases" / "bad"
+    bad.mkdir()
+    (bad / "pullback.dcm").write_bytes(b"this is not a DICOM file" * 10)
+    rows = _good_rows() + [
+        {"id": "bad", "pullback": "cases/bad/pullback.dcm", "centerline": "cases/c1/centerline.mrk.json", "gating": "none"},
+        {"id": "gone", "pullback": "cases/gone/pullback.dcm", "gating": "none"},
+    ]
+    manifest = _write_manifest(root, rows)
+    single = {}
+    for cid, _, _ in GOOD:
+        out = root / "single" / cid
+        pb, cl = root / "cases" / cid / "pullback.dcm", root / "cases" / cid / "centerline.mrk.json"
+        assert cli.main(["run", str(pb), "--centerline", str(cl), "--gating", "none", "--out", str(out)]) == 0
+        single[cid] = _summary(out / "summary.json")
+    return {"root": root, "manifest": manifest, "single": single}
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A local cluster of two worker processes shared by the in-process tests."""
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
+    ) as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+def _case_records(out: Path, ids) -> dict:
+    return {cid: json.loads((out / "cases" / cid / "case.json").read_text()) for cid in ids}
+
+
+def _assert_complete(out: Path, single: dict, batch_id: str | None = None) -> None:
+    for cid, expected in single.items():
+        assert _summary(out / "cases" / cid / "summary.json") == expected, cid
+        record = json.loads((out / "cases" / cid / "case.json").read_text())
+        assert all((out / "cases" / cid / f).exists() for f in record["outputs"])
+        if batch_id is not None:
+            assert record["batch_id"] == batch_id
+    leftovers = [p.name for p in (out / "cases").iterdir() if ".partial-" in p.name or ".old-" in p.name]
+    assert leftovers == []
+
+
+def test_cohort_equals_single_runs_and_reports_failures(cohort, tmp_path, capsys):
+    out = tmp_path / "batch"
+    rc = _batch_cli([str(cohort["manifest"]), "--out", str(out), "--workers", "2"])
+    err = capsys.readouterr().err
+    assert rc == 2, err  # only input errors among the failures
+    _assert_complete(out, cohort["single"])
+    assert "remaining 0" in err and "cases/min" in err
+
+    rows = {r["id"]: r for r in csv.DictReader((out / "cohort.csv").open())}
+    assert list(rows) == ["c1", "c2", "f3", "bad", "gone"]
+    assert [rows[c]["status"] for c in rows] == ["ok", "ok", "ok", "failed", "failed"]
+    assert rows["bad"]["exit_category"] == "2" and "pullback.dcm" in rows["bad"]["error"]
+    assert rows["gone"]["exit_category"] == "2" and "does not exist" in rows["gone"]["error"]
+    err_doc = json.loads((out / "cases" / "gone.error.json").read_text())
+    assert err_doc["exit_category"] == 2 and "gone" in err_doc["message"]
+    for cid, s in cohort["single"].items():
+        assert float(rows[cid]["lumen_volume_mm3"]) == pytest.approx(s["volumes_mm3"]["lumen"], rel=1e-5)
+        assert float(rows[cid]["pav_percent"]) == pytest.approx(s["pav_percent"], rel=1e-5)
+        assert int(rows[cid]["n_frames"]) == s["n_frames"]
+
+    # cohort statistics and TAVnorm with the cohort's median frame count (METRICS.md)
+    doc = json.loads((out / "cohort.json").read_text())
+    n_frames = [s["n_frames"] for s in cohort["single"].values()]
+    median_frames = int(round(np.median(n_frames)))
+    assert doc["median_n_frames"] == median_frames and doc["n_ok"] == 3 and doc["n_failed"] == 2
+    lumen = [s["volumes_mm3"]["lumen"] for s in cohort["single"].values()]
+    st = doc["statistics"]["lumen_volume_mm3"]
+    assert st["median"] == pytest.approx(np.median(lumen), rel=1e-6)
+    assert st["iqr"] == pytest.approx(np.subtract(*np.percentile(lumen, [75, 25])), rel=1e-6)
+    for cid in cohort["single"]:
+        frames = list(csv.DictReader((out / "cases" / cid / "frames.csv").open()))
+        pa = [float(f["vessel_area_mm2"]) - float(f["lumen_area_mm2"]) for f in frames]
+        assert float(rows[cid]["tav_norm_mm3"]) == pytest.approx(np.mean(pa) * median_frames, rel=1e-4)
+    page = (out / "index.html").read_text()
+    assert page.count('href="cases/') == 3 and "does not exist" in page
+
+
+def test_rerun_skips_unchanged_cases_and_force_recomputes(cohort, client, tmp_path):
+    root = cohort["root"]
+    cases = batch.read_manifest(_write_manifest(root, _good_rows(), "good.csv"))
+    out = tmp_path / "batch"
+    first = batch.run_batch(cases, out, client=client)
+    assert first.computed == 3 and first.failed == 0
+    before = _case_records(out, ["c1", "c2", "f3"])
+
+    again = batch.run_batch(cases, out, client=client)
+    assert again.computed == 0 and all(o.reused for o in again.outcomes.values())
+    assert _case_records(out, ["c1", "c2", "f3"]) == before
+    assert json.loads((out / "cohort.json").read_text())["n_ok"] == 3
+
+    # a changed option changes the hash of that case only
+    rows = _good_rows()
+    rows[1]["start_mm"] = "0.5"
+    changed = batch.read_manifest(_write_manifest(tmp_path, [dict(r, pullback=str(root / r["pullback"]),
+                                                              centerline=str(root / r["centerline"])) for r in rows]))  # fmt: skip
+    third = batch.run_batch(changed, out, client=client)
+    assert {c for c, o in third.outcomes.items() if not o.reused} == {"c2"}
+    assert _summary(out / "cases" / "c2" / "summary.json")["inputs"]["arc_length"]["start_mm"] == 0.5
+
+    forced = batch.run_batch(cases, out, client=client, force=True)
+    assert forced.computed == 3
+    _assert_complete(out, cohort["single"], forced.batch_id)
+
+
+def test_killed_worker_still_completes_every_case_once(cohort, client, tmp_path):
+    root = cohort["root"]
+    rows = _good_rows() * 2
+    for i, r in enumerate(rows):
+        rows[i] = dict(r, id=f"{r['id']}-{i // 3}")
+    cases = batch.read_manifest(_write_manifest(root, rows, "twice.csv"))
+    pids = client.run(os.getpid)
+    out = tmp_path / "batch"
+    box: dict = {}
+    runner = threading.Thread(target=lambda: box.update(result=batch.run_batch(cases, out, client=client)))
+    runner.start()
+    victim = None
+    start = time.time()
+    while victim is None and time.time() < start + 60:
+        executing = {w: ts for w, ts in client.processing().items() if ts}
+        # kill mid-case: a worker that has been on a case for a moment, before any case finished
+        if executing and time.time() > start + 0.8:
+            addr = sorted(executing)[0]
+            victim = (addr, pids[addr], list(executing[addr]))
+            os.kill(pids[addr], signal.SIGKILL)
+        time.sleep(0.05)
+    runner.join(120)
+    assert victim is not None
+    result = box["result"]
+    assert victim[1] not in client.run(os.getpid).values()  # the nanny replaced the killed process
+    assert all(o.status == "ok" for o in result.outcomes.values()), result.outcomes
+    assert len(result.outcomes) == 6 and result.computed == 6
+    _assert_complete(out, {}, None)
+    for r in rows:
+        cid = r["id"]
+        record = json.loads((out / "cases" / cid / "case.json").read_text())
+        assert record["batch_id"] == result.batch_id and record["pid"] != victim[1]
+        assert _summary(out / "cases" / cid / "summary.json") == cohort["single"][cid.split("-")[0]]
+
+
+def test_sigint_then_rerun_finishes_only_missing_cases(cohort, client, tmp_path):
+    manifest = _write_manifest(cohort["root"], _good_rows(), "good.csv")
+    out = tmp_path / "batch"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "IVUSReconstructLib.batch", str(manifest), "--out", str(out), "--workers", "1"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 90
+    while not (out / "cases" / "c1" / "case.json").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    done = {p.name for p in (out / "cases").iterdir() if (p / "case.json").exists()}
+    assert "c1" in done and len(done) < 3
+    rows = {r["id"]: r["status"] for r in csv.DictReader((out / "cohort.csv").open())}
+    assert rows["c1"] == "ok" and sorted(rows.values()).count("pending") == 3 - len(done)
+    before = _case_records(out, done)
+
+    rerun = batch.run_batch(batch.read_manifest(manifest), out, client=client)
+    assert {c for c, o in rerun.outcomes.items() if not o.reused} == {"c1", "c2", "f3"} - done
+    assert _case_records(out, done) == before
+    _assert_complete(out, cohort["single"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_existing_cluster_through_scheduler_address(cohort, tmp_path, capsys):
+    dask_cli = Path(sys.executable).with_name("dask")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = dict(os.environ, DASK_LOGGING__DISTRIBUTED="error")
+    procs = [
+        subprocess.Popen([str(dask_cli), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                         env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)  # fmt: skip
+    ]
+    try:
+        for _ in range(2):
+            procs.append(
+                subprocess.Popen([str(dask_cli), "worker", address, "--nthreads", "1", "--no-dashboard"],
+                                 env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)  # fmt: skip
+            )
+        with distributed.Client(address, timeout="30s") as c:
+            c.wait_for_workers(2, timeout=60)
+            worker_pids = set(c.run(os.getpid).values())
+        manifest = _write_manifest(cohort["root"], _good_rows(), "good.csv")
+        out = tmp_path / "batch"
+        assert _batch_cli([str(manifest), "--out", str(out), "--scheduler", address]) == 0
+        assert f"Dask scheduler {address}" in capsys.readouterr().err
+        _assert_complete(out, cohort["single"])
+        writers = {json.loads((out / "cases" / c / "case.json").read_text())["pid"] for c in cohort["single"]}
+        assert writers <= worker_pids  # the cases ran in the separate worker processes
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+
+
+def test_manifest_errors_name_the_file_and_the_fix(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("id,pullback,speed\na,x.dcm,1\n")
+    with pytest.raises(IVUSInputError, match=r"m\.csv: column 'speed' is unknown; use id, pullback"):
+        batch.read_manifest(path)
+    path.write_text("id,pullback\na,x.dcm\na,y.dcm\n")
+    with pytest.raises(IVUSInputError, match=r"row 3: id 'a' is a duplicate"):
+        batch.read_manifest(path)
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"defaults": {"gating": "none", "pullback_speed": 0.5}, "cases": [{"id": "a", "pullback": "p/x.dcm"}]}))
+    (case,) = batch.read_manifest(path)
+    assert case.paths["pullback"] == str(tmp_path / "p" / "x.dcm")
+    options = batch.case_options(case)
+    assert options.gating == "none" and options.pullback_speed_mm_s == 0.5
+    bad = batch.CaseSpec("a", (("pullback", "x"),), (("pixel_spacing", "20"),), "m.csv", 2)
+    with pytest.raises(IVUSInputError, match=r"m\.csv: case 'a': column pixel_spacing 20.0: outside 0.001-1.0 mm"):
+        batch.case_options(bad)

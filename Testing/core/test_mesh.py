@@ -1,0 +1,171 @@
+"""Lofted vessel meshes: volume (Pappus), topology, orientation, point arrays, files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from vtkmodules.util.numpy_support import vtk_to_numpy
+
+from IVUSReconstructLib.coregistration import place_frames
+from IVUSReconstructLib.errors import IVUSInputError
+from IVUSReconstructLib.geometry import polar_polygon, polygon_area
+from IVUSReconstructLib.mesh import build_meshes, loft_rings, mesh_report, unfold_rings, write_mesh
+from IVUSReconstructLib.types import Centerline, ContourSet, FrameContours
+
+
+def _arc(radius, angle=np.pi / 2, n=400):
+    th = np.linspace(0.0, angle, n)
+    return Centerline(np.column_stack([radius * np.cos(th), radius * np.sin(th), 0 * th]))
+
+
+def _rings(n_frames, r_lumen=2.0, r_vessel=3.0, centre=(0.0, 0.0)):
+    return ContourSet(
+        tuple(
+            FrameContours(
+                i,
+                polar_polygon(np.full(90, r_lumen), center_mm=centre),
+                polar_polygon(np.full(90, r_vessel), center_mm=centre),
+            )
+            for i in range(n_frames)
+        )
+    )
+
+
+def _array(poly, name):
+    return vtk_to_numpy(poly.GetPointData().GetArray(name))
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_pappus_volume_and_topology(mirror):
+    radius, r_l, r_v = 20.0, 2.0, 3.0
+    length = np.pi / 2 * radius
+    s = np.linspace(0.0, length, 64)
+    poses = place_frames(_arc(radius), np.arange(64), s, smoothing_length_mm=0.0, mirror=mirror)
+    mesh = build_meshes(_rings(64, r_l, r_v), poses, n_points=72)
+    # Pappus: the volume swept by a disc along an arc = area * centroid path length
+    ring_area_factor = polygon_area(polar_polygon(np.ones(72)))  # 72-gon area of a unit circle
+    expected = {"lumen": np.pi * r_l**2 * length, "vessel": np.pi * r_v**2 * length}
+    expected["wall"] = expected["vessel"] - expected["lumen"]
+    for name in ("lumen", "vessel", "wall"):
+        report = mesh_report(getattr(mesh, name))
+        assert report["closed"] and report["manifold"] and report["consistently_oriented"], name
+        assert report["outward"], name
+        assert report["n_boundary_edges"] == 0 and report["n_nonmanifold_edges"] == 0
+        assert report["volume_mm3"] == pytest.approx(expected[name], rel=0.005)
+        # the remaining error is the polygon (72-gon, from 90-gon input) not the sweep
+        assert report["signed_volume_mm3"] == pytest.approx(expected[name] * ring_area_factor / np.pi, rel=0.001)
+    assert mesh_report(mesh.lumen)["n_triangles"] == 2 * 72 * 63 + 2 * 72
+
+
+def test_point_arrays_on_straight_vessel():
+    line = Centerline(np.array([[0.0, 0, 0], [0, 0, 20.0]]))
+    s = np.linspace(2.0, 12.0, 11)
+    contours = _rings(11, 2.0, 3.0, centre=(0.4, -0.2))
+    poses = place_frames(line, np.arange(11), s, contours=contours, align="lumen-centroid")
+    per_frame = {"lumen_area_mm2": np.arange(11) * 1.5, "label": np.array(["a"] * 11)}
+    mesh = build_meshes(contours, poses, n_points=36, per_frame=per_frame)
+    for poly in (mesh.lumen, mesh.vessel, mesh.wall):
+        thickness = _array(poly, "plaque_thickness_mm")
+        # concentric circles 2 and 3 mm: 1 mm everywhere (polygon chords shave < 0.005 mm)
+        np.testing.assert_allclose(thickness, 1.0, atol=0.005)
+        # both 90-gons: burden = 1 - (2/3)^2 exactly
+        np.testing.assert_allclose(_array(poly, "plaque_burden_percent"), 100 * (1 - 4 / 9), rtol=1e-9)
+        frame = _array(poly, "frame_index")
+        np.testing.assert_allclose(_array(poly, "arc_length_mm"), 2.0 + frame, atol=1e-9)
+        np.testing.assert_allclose(_array(poly, "lumen_area_mm2"), 1.5 * frame)
+        assert poly.GetPointData().GetArray("label") is None
+    # the lumen centroid sits on the centerline: lumen points at radius 2 around the z axis
+    pts = vtk_to_numpy(mesh.lumen.GetPoints().GetData())[:-2]
+    np.testing.assert_allclose(np.hypot(pts[:, 0], pts[:, 1]), 2.0, atol=0.01)
+    assert mesh_report(mesh.lumen)["volume_mm3"] == pytest.approx(
+        polygon_area(polar_polygon(np.full(36, 2.0))) * 10.0, rel=1e-3
+    )
+
+
+def test_lumen_only_has_nan_plaque_and_no_wall():
+    line = Centerline(np.array([[0.0, 0, 0], [0, 0, 20.0]]))
+    contours = ContourSet(tuple(FrameContours(i, polar_polygon(np.full(40, 1.5))) for i in range(5)))
+    poses = place_frames(line, np.arange(5), np.arange(5.0))
+    mesh = build_meshes(contours, poses)
+    assert mesh.vessel is None and mesh.wall is None
+    assert np.isnan(_array(mesh.lumen, "plaque_thickness_mm")).all()
+    assert mesh_report(mesh.lumen)["outward"]
+    with pytest.raises(IVUSInputError, match="only 1 frame\\(s\\) have a position on the centerline"):
+        build_meshes(contours, place_frames(line, np.array([3]), np.array([1.0])))
+
+
+def test_tight_bend_folds_are_detected_and_fixed():
+    # radius of curvature 2.5 mm < vessel radius 3 mm: consecutive planes cross inside
+    radius = 2.5
+    s = np.linspace(0.0, np.pi / 2 * radius, 40)
+    poses = place_frames(_arc(radius), np.arange(40), s, smoothing_length_mm=0.0)
+    contours = _rings(40, 1.0, 3.0)
+    raw = build_meshes(contours, poses, n_points=48, fix_folds=False)
+    fixed = build_meshes(contours, poses, n_points=48)
+    assert mesh_report(raw.vessel)["n_folded_frames"] == 39
+    assert mesh_report(fixed.vessel)["n_folded_frames"] == 39
+    report = mesh_report(fixed.wall)
+    assert report["closed"] and report["consistently_oriented"] and report["outward"]
+    # after the fix every vessel strand advances along the vessel
+    pts = vtk_to_numpy(fixed.vessel.GetPoints().GetData())[:-2].reshape(40, 48, 3)
+    normals = poses.normal_ras[:-1] + poses.normal_ras[1:]
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    steps = np.einsum("fni,fi->fn", np.diff(pts, axis=0), normals)
+    assert steps.min() >= 0.01 - 1e-12
+    raw_pts = vtk_to_numpy(raw.vessel.GetPoints().GetData())[:-2].reshape(40, 48, 3)
+    # without the fix the innermost strand steps back by ds (1 - r / R) per frame
+    ds = s[1] - s[0]
+    raw_steps = np.einsum("fni,fi->fn", np.diff(raw_pts, axis=0), normals)
+    assert raw_steps.min() == pytest.approx(ds * (1 - 3.0 / radius), rel=1e-3)
+
+
+def test_unfold_leaves_clean_rings_untouched():
+    rings = np.stack([np.column_stack([np.cos(t), np.sin(t), np.full(8, z)]) for z in range(4)
+                      for t in [np.linspace(0, 2 * np.pi, 8, endpoint=False)]])
+    out, folded = unfold_rings(rings, np.tile([0, 0, 1.0], (4, 1)))
+    np.testing.assert_array_equal(out, rings)
+    assert not folded.any()
+
+
+def test_open_surface_is_reported():
+    from IVUSReconstructLib.mesh import _polydata
+
+    rings = np.stack([np.column_stack([np.cos(t), np.sin(t), np.full(16, z)]) for z in range(3)
+                      for t in [np.linspace(0, 2 * np.pi, 16, endpoint=False)]])
+    points, triangles = loft_rings(rings)
+    tube_only = triangles[: 2 * 16 * 2]
+    report = mesh_report(_polydata(points, tube_only, {}, np.zeros(0)))
+    assert report["n_boundary_edges"] == 32 and not report["closed"] and not report["outward"]
+
+
+def test_write_mesh_formats(tmp_path):
+    from vtkmodules.vtkIOGeometry import vtkGLTFReader, vtkSTLReader
+    from vtkmodules.vtkIOXML import vtkXMLPolyDataReader
+
+    line = Centerline(np.array([[0.0, 0, 0], [0, 0, 20.0]]))
+    poses = place_frames(line, np.arange(4), np.arange(4.0))
+    mesh = build_meshes(_rings(4), poses, n_points=24)
+    n_points = mesh.wall.GetNumberOfPoints()
+    for suffix in (".vtp", ".vtk", ".stl", ".obj", ".ply", ".glb", ".gltf"):
+        assert write_mesh(mesh.wall, tmp_path / f"wall{suffix}").stat().st_size > 1000
+    reader = vtkXMLPolyDataReader()
+    reader.SetFileName(str(tmp_path / "wall.vtp"))
+    reader.Update()
+    poly = reader.GetOutput()
+    assert poly.GetNumberOfPoints() == n_points
+    assert poly.GetFieldData().GetAbstractArray("SPACE").GetValue(0) == "RAS"
+    assert mesh.wall.GetFieldData().GetAbstractArray("SPACE") is None  # input untouched
+    np.testing.assert_allclose(_array(poly, "plaque_thickness_mm"), _array(mesh.wall, "plaque_thickness_mm"))
+    assert b"SPACE=RAS" in (tmp_path / "wall.stl").read_bytes()[:80]
+    assert (tmp_path / "wall.obj").read_text().startswith("# IVUSReconstruct mesh. SPACE=RAS")
+    stl = vtkSTLReader()
+    stl.SetFileName(str(tmp_path / "wall.stl"))
+    stl.Update()
+    assert stl.GetOutput().GetNumberOfCells() == mesh.wall.GetNumberOfCells()
+    assert (tmp_path / "wall.glb").read_bytes()[:4] == b"glTF"
+    gltf = vtkGLTFReader()
+    gltf.SetFileName(str(tmp_path / "wall.glb"))
+    gltf.Update()
+    assert gltf.GetOutput().GetNumberOfPoints() == mesh.wall.GetNumberOfCells() * 0 + n_points
+    with pytest.raises(IVUSInputError, match="suffix '.x3d' is not a mesh format"):
+        write_mesh(mesh.wall, tmp_path / "wall.x3d")

@@ -1,0 +1,259 @@
+"""Tests of the self-contained HTML report."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+from IVUSReconstructLib import render, report
+
+SUMMARY = {
+    "version": "0.1.0",
+    "volumes_mm3": {"lumen": 412.345, "vessel": 902.1149, "plaque": 489.7699},
+    "pav_percent": 54.2911,
+    "tav_norm_mm3": 81.6275,
+    "mla": {"area_mm2": 1.7681, "frame": 84, "arc_length_mm": 33.9876},
+    "references": {
+        "proximal": {
+            "frame": 114,
+            "arc_length_mm": 45.61,
+            "lumen_area_mm2": 9.0349,
+            "vessel_area_mm2": 16.5,
+        },
+        "distal": {
+            "frame": 54,
+            "arc_length_mm": 22.78,
+            "lumen_area_mm2": 9.0131,
+            "vessel_area_mm2": 12.0049,
+        },
+    },
+    "area_stenosis_percent": {"proximal": 80.43, "distal": 80.38, "largest": 80.43, "mean": -0.04},
+    "diameter_stenosis_percent": {"proximal": 55.76, "distal": 55.71},
+    "heart_rate_bpm": 71.44,
+}
+LESIONS = [
+    {
+        "start_frame": 60,
+        "end_frame": 110,
+        "start_arc_length_mm": 26.0,
+        "end_arc_length_mm": 42.5,
+        "length_mm": 16.5,
+        "mla_mm2": 1.7681,
+        "max_plaque_burden_percent": 80.06,
+        "remodeling_index": 1.0234,
+    }
+]
+FLAGS = [
+    {"rule": "mla_below_threshold", "message": "MLA 1.77 mm² < 4.0 mm²"},
+    {"rule": "area_stenosis", "message": "Area stenosis > 70% <script>alert(1)</script>"},
+]
+INPUTS = {
+    "pullback_speed_mm_s": {"value": 0.5, "source": "IVUSPullbackRate (0018,3101)"},
+    "pixel_spacing_mm": {"value": [0.0195, 0.0195], "source": "--pixel-spacing"},
+    "acquisition": {"value": "motor", "source": "default"},
+}
+PARAMETERS = {
+    "lesion_burden_threshold_percent": 40.0,
+    "reference_window_mm": 10.0,
+    "align": "catheter",
+    "mirror": False,
+    "tav_norm": {"length_mm": 10.0},
+}
+
+
+def _per_frame():
+    arc = np.linspace(0.0, 60.0, 121)
+    vessel = 15.0 + 2.0 * np.cos(arc / 9.0)
+    lumen = 9.0 - 7.2 * np.exp(-(((arc - 34.0) / 5.0) ** 2))
+    return {
+        "frame": np.arange(121),
+        "arc_length_mm": arc,
+        "lumen_area_mm2": lumen,
+        "vessel_area_mm2": vessel,
+        "plaque_burden_percent": (vessel - lumen) / vessel * 100.0,
+    }
+
+
+class _Collector(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.keyed: list[tuple[str, str]] = []
+        self._open_key: list[str | None] = []
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append((tag, attrs))
+        if tag in ("td", "th", "span"):
+            self._open_key.append(attrs.get("data-key"))
+            self._text = []
+
+    def handle_data(self, data):
+        self._text.append(data)
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th", "span") and self._open_key:
+            key = self._open_key.pop()
+            if key:
+                self.keyed.append((key, "".join(self._text).strip()))
+
+
+def _lookup(key):
+    root = {"lesions": LESIONS, "inputs": INPUTS, "parameters": PARAMETERS, **SUMMARY}
+    node = root
+    for part in key.split("."):
+        if isinstance(node, list):
+            node = node[int(part)]
+        elif part in node:
+            node = node[part]
+        else:  # flattened parameter names keep their dots
+            return None
+    return node
+
+
+@pytest.fixture(scope="module")
+def page():
+    png = render.png_bytes(np.full((8, 12, 3), 200, dtype=np.uint8))
+    return report.build_report(
+        summary=SUMMARY,
+        per_frame=_per_frame(),
+        lesions=LESIONS,
+        flags=FLAGS,
+        images={"3D view & colour bar": png},
+        inputs=INPUTS,
+        parameters=PARAMETERS,
+        version="0.1.0",
+    )
+
+
+@pytest.fixture(scope="module")
+def parsed(page):
+    collector = _Collector()
+    collector.feed(page)
+    return collector
+
+
+def test_page_is_self_contained(page, parsed):
+    links = [
+        (tag, name, value)
+        for tag, attrs in parsed.tags
+        for name, value in attrs.items()
+        if name in ("src", "href", "xlink:href", "data", "action") and value
+    ]
+    assert all(not re.match(r"\s*(https?:)?//", value) for _, _, value in links)
+    images = [attrs["src"] for tag, attrs in parsed.tags if tag == "img"]
+    assert len(images) == 1
+    assert images[0].startswith("data:image/png;base64,")
+    assert not any(tag in ("script", "link", "iframe", "object") for tag, _ in parsed.tags)
+    assert "@import" not in page
+    # Only in-page references (SVG clip paths) or data URIs.
+    assert all(target in ("#", "d") for target in re.findall(r"url\(\s*['\"]?(.)", page))
+    assert sum(1 for tag, _ in parsed.tags if tag == "svg") == 1
+
+
+def test_every_number_equals_the_summary_at_its_precision(parsed):
+    checked = 0
+    for key, text in parsed.keyed:
+        value = _lookup(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        decimals = len(text.split(".")[1]) if "." in text else 0
+        assert abs(float(text) - value) <= 0.5 * 10.0**-decimals + 1e-9, (key, text, value)
+        checked += 1
+    shown = {key for key, _ in parsed.keyed}
+    required = {
+        "volumes_mm3.lumen",
+        "volumes_mm3.vessel",
+        "volumes_mm3.plaque",
+        "pav_percent",
+        "tav_norm_mm3",
+        "mla.area_mm2",
+        "mla.frame",
+        "mla.arc_length_mm",
+        "references.proximal.frame",
+        "references.proximal.lumen_area_mm2",
+        "references.distal.vessel_area_mm2",
+        "area_stenosis_percent.largest",
+        "area_stenosis_percent.mean",
+        "diameter_stenosis_percent.distal",
+        "lesions.0.mla_mm2",
+        "lesions.0.remodeling_index",
+        "heart_rate_bpm",
+        "inputs.pullback_speed_mm_s.value",
+        "parameters.lesion_burden_threshold_percent",
+    }
+    assert required <= shown
+    assert checked >= 30
+
+
+def test_precision_and_values_shown(parsed):
+    shown = dict(parsed.keyed)
+    assert shown["mla.area_mm2"] == "1.77"
+    assert shown["volumes_mm3.lumen"] == "412.3"
+    assert shown["pav_percent"] == "54.3"
+    assert shown["mla.frame"] == "84"
+    assert shown["area_stenosis_percent.mean"] == "0.0"  # not "-0.0"
+    assert shown["lesions.0.remodeling_index"] == "1.023"
+    assert shown["inputs.pixel_spacing_mm.value"] == "0.0195, 0.0195"
+
+
+def test_strings_are_escaped_and_provenance_shown(page):
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "3D view &amp; colour bar" in page
+    assert "IVUSPullbackRate (0018,3101)" in page
+    assert report.DISCLAIMER in page
+    assert "IVUSReconstruct 0.1.0" in page
+    assert "@page" in page and "@media print" in page
+
+
+def test_report_is_deterministic(page):
+    png = render.png_bytes(np.full((8, 12, 3), 200, dtype=np.uint8))
+    again = report.build_report(
+        summary=SUMMARY,
+        per_frame=_per_frame(),
+        lesions=LESIONS,
+        flags=FLAGS,
+        images={"3D view & colour bar": png},
+        inputs=INPUTS,
+        parameters=PARAMETERS,
+        version="0.1.0",
+    )
+    assert again == page
+
+
+def test_empty_inputs_still_build():
+    page = report.build_report(
+        summary={},
+        per_frame={},
+        lesions=[],
+        flags=[],
+        images={},
+        inputs={},
+        parameters={},
+        version="0.0",
+    )
+    assert "No per-frame data." in page
+    assert "No flags raised." in page
+    assert "<img" not in page
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "text"),
+    [
+        (2.346, "mla.area_mm2", "2.35"),
+        (412.36, "volumes_mm3.lumen", "412.4"),
+        (-0.01, "pav_percent", "0.0"),
+        (12.0, "references.distal.frame", "12"),
+        (None, "mla.area_mm2", "—"),
+        (float("nan"), "pav_percent", "—"),
+        (True, "parameters.mirror", "yes"),
+        (0.000123456, "parameters.tolerance", "0.0001235"),
+        (33.9876, "mla.arc_length_mm", "33.99"),
+    ],
+)
+def test_format_value(value, key, text):
+    assert report.format_value(value, key) == text
