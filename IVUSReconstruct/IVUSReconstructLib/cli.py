@@ -13,8 +13,8 @@ import os
 import sys
 import threading
 import traceback
-from dataclasses import replace
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +128,69 @@ def _scene_writers() -> list[Callable[[Path], None]]:
     return [mrml.write_scene]
 
 
+def _isocenter_option(text: str | None):
+    if text is None or text == "none":
+        return None
+    if text == "auto":
+        return "auto"
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 3:
+        raise IVUSInputError(f"--isocenter {text!r}: give auto, none, or three numbers X,Y,Z in mm (LPS)")
+    return np.asarray(values)
+
+
+def _reconstruct_angio(args: argparse.Namespace, progress=None):
+    from .angio import reconstruct_from_files
+
+    xa1, xa2 = args.angio
+    if not args.angio_curves:
+        raise IVUSInputError(
+            "--angio needs --angio-curves CURVE1 CURVE2: the vessel traced (or its two ends clicked) on each view"
+        )
+    c1, c2 = args.angio_curves
+    for path, option in ((xa1, "--angio"), (xa2, "--angio"), (c1, "--angio-curves"), (c2, "--angio-curves")):
+        if not Path(path).exists():
+            raise input_error(path, option, "does not exist", "check the path")
+    result = reconstruct_from_files(
+        xa1,
+        xa2,
+        c1,
+        c2,
+        frame1=args.frame1,
+        frame2=args.frame2,
+        isocenter_offset_mm=_isocenter_option(args.isocenter),
+        reverse_mismatched=args.reverse_mismatched,
+        progress=progress,
+    )
+    for warning in result.warnings:
+        print(f"ivus-reconstruct: warning: {warning}", file=sys.stderr)
+    return result
+
+
+def cmd_angio(args: argparse.Namespace) -> int:
+    from .io.centerline import write_markups_curve
+
+    args.angio, args.angio_curves = (args.xa1, args.xa2), (args.curve1, args.curve2)
+    result = _reconstruct_angio(args)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial")
+    try:
+        write_markups_curve(result.centerline, tmp, coordinate_system="RAS")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    residual = np.asarray(result.residual_px, dtype=float)
+    print(
+        f"3D centerline: {len(result.centerline.points_ras_mm)} points, {result.centerline.length_mm:.1f} mm, "
+        f"back-projection residual {np.sqrt(np.mean(residual**2)):.2f} px RMS, {residual.max():.2f} px max -> {out}"
+    )
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import load_inputs, prepare_out_dir, run_pipeline, write_outputs
 
@@ -135,8 +198,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     prepare_out_dir(out)
     options = _options_from_args(args)
+    if args.angio and args.centerline:
+        raise IVUSInputError("--angio and --centerline both give the centerline; use one")
     bar = ProgressBar()
     try:
+        angio_centerline = _reconstruct_angio(args).centerline if args.angio else None
         inputs = load_inputs(
             pullback_path=args.pullback,
             centerline_path=args.centerline,
@@ -145,10 +211,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             options=options,
             progress=bar.scaled(0.0, 0.1),
         )
+        if angio_centerline is not None:
+            inputs.paths["centerline"] = "angio: " + " + ".join(Path(p).name for p in args.angio)
         result = run_pipeline(
             pullback=inputs.pullback,
             contours=inputs.contours,
-            centerline=inputs.centerline,
+            centerline=angio_centerline if angio_centerline is not None else inputs.centerline,
             landmarks=inputs.landmarks,
             options=options,
             input_paths=inputs.paths,
@@ -317,7 +385,17 @@ def compare_to_truth(measured: dict[str, Any], truth: dict[str, Any]) -> list[di
         elif err is not None and kind == "absolute":
             ok = abs(err) <= tol
         tol_text = "" if kind is None else (f"{tol * 100:.0f}%" if kind == "relative" else f"{tol:g}")
-        rows.append({"quantity": key, "label": label, "measured": m, "truth": t, "error": err, "tolerance": tol_text, "pass": ok})
+        rows.append(
+            {
+                "quantity": key,
+                "label": label,
+                "measured": m,
+                "truth": t,
+                "error": err,
+                "tolerance": tol_text,
+                "pass": ok,
+            }
+        )
     return rows
 
 
@@ -333,8 +411,7 @@ def _print_comparison(rows: list[dict[str, Any]], preset: str) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .pipeline import _fill_outputs, _jsonable, atomic_folder, load_inputs, run_pipeline
-    from .pipeline import RunOptions
+    from .pipeline import RunOptions, _fill_outputs, _jsonable, atomic_folder, load_inputs, run_pipeline
 
     out = Path(args.out or f"ivus-demo-{args.preset}")
     bar = ProgressBar()
@@ -356,7 +433,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             input_paths={k: str(Path("phantom") / Path(v).name) for k, v in inputs.paths.items()},
             progress=bar.scaled(0.15, 0.85),
         )
-        _fill_outputs(result, tmp, extra_writers=_scene_writers(), progress=bar.scaled(0.85, 1.0), cancel=None)
+        _fill_outputs(
+            result, tmp, extra_writers=_scene_writers(), progress=bar.scaled(0.85, 1.0), cancel=None
+        )
         truth = json.loads(paths["truth_metrics"].read_text())
         rows = compare_to_truth(_jsonable(result.metrics.summary), truth["summary"])
         gating = result.gating
@@ -365,7 +444,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "seed": args.seed,
             "comparison": _jsonable(rows),
             "gating": {
-                "heart_rate_bpm": {"measured": _jsonable(gating.heart_rate_bpm) if gating else None, "truth": truth["heart_rate_bpm"]},
+                "heart_rate_bpm": {
+                    "measured": _jsonable(gating.heart_rate_bpm) if gating else None,
+                    "truth": truth["heart_rate_bpm"],
+                },
                 "ed_frames_detected": int(len(gating.ed_frames)) if gating else 0,
                 "ed_frames_truth": len(truth["ed_frames"]),
             },
@@ -400,7 +482,9 @@ def _parse_frames(spec: str, n_frames: int) -> np.ndarray:
         raise IVUSInputError(f"--frames {spec!r}: not a frame list; use e.g. 0-99,120 or all or ed") from None
     bad = [f for f in frames if not 0 <= f < n_frames]
     if bad:
-        raise IVUSInputError(f"--frames {spec!r}: frame {bad[0]} is outside 0-{n_frames - 1}; the pullback has {n_frames} frames")
+        raise IVUSInputError(
+            f"--frames {spec!r}: frame {bad[0]} is outside 0-{n_frames - 1}; the pullback has {n_frames} frames"
+        )
     return np.unique(np.asarray(frames, dtype=int))
 
 
@@ -427,7 +511,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
         contours = segment_pullback(pullback, frames, progress=bar.scaled(0.2, 1.0))
     finally:
         bar.close()
-    contours = contours.with_frames(tuple(replace(f, phase="ED") if f.index in ed else f for f in contours.frames))
+    contours = contours.with_frames(
+        tuple(replace(f, phase="ED") if f.index in ed else f for f in contours.frames)
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")
     try:
@@ -455,7 +541,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             continue
         for name, stats in measures.items():
             if isinstance(stats, dict):
-                print(f"{border:8s} {name:28s} {_fmt(stats.get('mean'), 3):>9s} {_fmt(stats.get('std'), 3):>9s}")
+                print(
+                    f"{border:8s} {name:28s} {_fmt(stats.get('mean'), 3):>9s} {_fmt(stats.get('std'), 3):>9s}"
+                )
     if args.out:
         Path(args.out).write_text(json.dumps(_jsonable(result), indent=2) + "\n", encoding="utf-8")
     return 0
@@ -480,7 +568,27 @@ def _add_phantom_options(p: argparse.ArgumentParser, *, required_preset: bool) -
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--length-mm", type=float, help="pullback length in mm (default: the preset's)")
     p.add_argument("--size-px", type=int, help="frame size in pixels (default: the preset's)")
-    p.add_argument("--speckle", choices=("rotational", "phased"), help="40-60 MHz rotational or 20 MHz phased-array look")
+    p.add_argument(
+        "--speckle", choices=("rotational", "phased"), help="40-60 MHz rotational or 20 MHz phased-array look"
+    )
+
+
+def _add_angio_geometry(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--frame1", type=int, metavar="N", help="frame of XA1 (default: end-diastolic by ECG, else middle)"
+    )
+    p.add_argument("--frame2", type=int, metavar="N", help="frame of XA2")
+    p.add_argument("--isocenter", metavar="auto|none|X,Y,Z", help="isocentre offset of view 2 (mm, LPS)")
+    p.add_argument(
+        "--reverse-mismatched", action="store_true", help="reverse a curve traced in the other direction"
+    )
+
+
+def _add_angio(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("centerline from angiography (instead of --centerline)")
+    g.add_argument("--angio", nargs=2, metavar=("XA1", "XA2"), help="two XA DICOM projections")
+    g.add_argument("--angio-curves", nargs=2, metavar=("CURVE1", "CURVE2"), help="the vessel traced on each")
+    _add_angio_geometry(g)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -503,18 +611,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_phantom)
 
     p = sub.add_parser("run", help="reconstruct a pullback")
-    p.add_argument("pullback", nargs="?", metavar="PULLBACK", help="DICOM file or folder, frame folder, NRRD/NIfTI/MHA")
+    p.add_argument(
+        "pullback", nargs="?", metavar="PULLBACK", help="DICOM file or folder, frame folder, NRRD/NIfTI/MHA"
+    )
     p.add_argument("--centerline", metavar="FILE", help="markups JSON, VMTK .vtp/.vtk, or CSV/TXT points")
-    p.add_argument("--contours", metavar="FILE", help="contours (native JSON, multimodars CSV, AIVUS/HolOrama JSON)")
+    p.add_argument(
+        "--contours", metavar="FILE", help="contours (native JSON, multimodars CSV, AIVUS/HolOrama JSON)"
+    )
     p.add_argument("--landmarks", metavar="FILE", help="landmarks JSON or markups point list")
+    _add_angio(p)
     p.add_argument("--align", choices=("catheter", "lumen-centroid"), default="catheter")
     p.add_argument("--mirror", action="store_true", help="frames seen from the other side (see README)")
     _add_acquisition(p)
-    p.add_argument("--start-mm", type=float, default=0.0, metavar="MM", help="arc length of frame 0 (default 0)")
+    p.add_argument(
+        "--start-mm", type=float, default=0.0, metavar="MM", help="arc length of frame 0 (default 0)"
+    )
     p.add_argument("--centerline-order", choices=("distal-first", "proximal-first"), default="distal-first")
     p.add_argument("--gating", choices=("none", "image", "ecg"), help="default: image when segmenting")
     p.add_argument("--out", metavar="DIR", default="ivus-output")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("angio", help="3D centerline from two X-ray angiography projections")
+    p.add_argument("xa1", metavar="XA1")
+    p.add_argument("xa2", metavar="XA2")
+    p.add_argument(
+        "--curve1", required=True, metavar="FILE", help="vessel traced on XA1 (CSV row,col px, or its 2 ends)"
+    )
+    p.add_argument(
+        "--curve2", required=True, metavar="FILE", help="vessel traced on XA2, same direction (distal first)"
+    )
+    _add_angio_geometry(p)
+    p.add_argument("--out", required=True, metavar="CENTERLINE.mrk.json")
+    p.set_defaults(func=cmd_angio)
 
     p = sub.add_parser("segment", help="segment lumen and vessel borders")
     p.add_argument("pullback", metavar="PULLBACK")
@@ -530,6 +658,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pixel-spacing", type=float, metavar="MM", help="for contour files in pixels")
     p.add_argument("--out", metavar="JSON", help="write per-frame and summary measures")
     p.set_defaults(func=cmd_evaluate)
+
+    from .batch import add_batch_parser
+
+    add_batch_parser(sub)
     return parser
 
 

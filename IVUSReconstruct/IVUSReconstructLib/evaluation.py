@@ -72,7 +72,9 @@ def rasterize_polygon(
     return (np.cumsum(toggles[:, :cols], axis=1) % 2).astype(bool)
 
 
-def _grid_for(polygons: list[np.ndarray], pixel_size_mm: float) -> tuple[tuple[float, float], tuple[int, int]]:
+def _grid_for(
+    polygons: list[np.ndarray], pixel_size_mm: float
+) -> tuple[tuple[float, float], tuple[int, int]]:
     allp = np.vstack(polygons)
     lo = allp.min(axis=0) - 2 * pixel_size_mm
     hi = allp.max(axis=0) + 2 * pixel_size_mm
@@ -80,7 +82,9 @@ def _grid_for(polygons: list[np.ndarray], pixel_size_mm: float) -> tuple[tuple[f
     return (float(lo[0]), float(lo[1])), (int(rows), int(cols))
 
 
-def overlap_indices(pred_mm: np.ndarray, truth_mm: np.ndarray, *, pixel_size_mm: float = 0.01) -> tuple[float, float]:
+def overlap_indices(
+    pred_mm: np.ndarray, truth_mm: np.ndarray, *, pixel_size_mm: float = 0.01
+) -> tuple[float, float]:
     """Jaccard index and Dice coefficient of two closed polygons.
 
     Parameters
@@ -113,7 +117,9 @@ def _densify(points_mm: np.ndarray, step_mm: float) -> np.ndarray:
     return start + np.repeat(seg, n, axis=0) * t[:, None]
 
 
-def surface_distances_mm(a_mm: np.ndarray, b_mm: np.ndarray, *, step_mm: float = 0.005) -> tuple[float, float]:
+def surface_distances_mm(
+    a_mm: np.ndarray, b_mm: np.ndarray, *, step_mm: float = 0.005
+) -> tuple[float, float]:
     """Hausdorff and mean symmetric surface distance between two closed polygon borders.
 
     Parameters
@@ -136,7 +142,9 @@ def surface_distances_mm(a_mm: np.ndarray, b_mm: np.ndarray, *, step_mm: float =
     return hausdorff, mean_surface
 
 
-def compare_polygons(pred_mm: np.ndarray, truth_mm: np.ndarray, *, pixel_size_mm: float = 0.01) -> dict[str, float]:
+def compare_polygons(
+    pred_mm: np.ndarray, truth_mm: np.ndarray, *, pixel_size_mm: float = 0.01
+) -> dict[str, float]:
     """All measures of :data:`MEASURES` for one pair of borders.
 
     Parameters

@@ -201,8 +201,13 @@ def pick_beat_minima(
     counts = np.bincount(bins, minlength=n_bins)
     sums = np.bincount(bins, weights=x, minlength=n_bins)
     template = np.where(counts > 0, sums / np.maximum(counts, 1), np.inf)
-    template = ndimage.uniform_filter1d(np.where(np.isfinite(template), template, np.nanmax(
-        np.where(np.isfinite(template), template, np.nan))), 3, mode="wrap")
+    template = ndimage.uniform_filter1d(
+        np.where(
+            np.isfinite(template), template, np.nanmax(np.where(np.isfinite(template), template, np.nan))
+        ),
+        3,
+        mode="wrap",
+    )
     target = (np.argmin(template) + 0.5) / n_bins * 2 * np.pi
     cycles = (phase - target) / (2 * np.pi)
     centres = []
@@ -267,16 +272,29 @@ def gating_from_signal(
     n = len(x)
     all_frames = np.arange(n)
     if n < 8 or not np.isfinite(x).all() or np.ptp(x) == 0:
-        return GatingResult("none", all_frames, np.zeros(0, int), None, 0.0, x,
-                            "no motion signal: all frames analysed")
+        return GatingResult(
+            "none", all_frames, np.zeros(0, int), None, 0.0, x, "no motion signal: all frames analysed"
+        )
     duration_s = n / frame_rate_hz
     if duration_s < 2.5 / band_hz[0]:
-        return GatingResult("none", all_frames, np.zeros(0, int), None, 0.0, x,
-                            f"pullback too short ({duration_s:.1f} s) to find a heart rate: all frames analysed")
+        return GatingResult(
+            "none",
+            all_frames,
+            np.zeros(0, int),
+            None,
+            0.0,
+            x,
+            f"pullback too short ({duration_s:.1f} s) to find a heart rate: all frames analysed",
+        )
     f0, confidence, d = dominant_rhythm(x, frame_rate_hz, band_hz=band_hz)
     if not np.isfinite(f0) or confidence < min_confidence:
         return GatingResult(
-            "none", all_frames, np.zeros(0, int), None, confidence, x,
+            "none",
+            all_frames,
+            np.zeros(0, int),
+            None,
+            confidence,
+            x,
             f"no clear cardiac rhythm (spectral peak share {confidence:.2f} < {min_confidence:.2f},"
             f" strongest rate {60 * f0:.0f} bpm): all frames analysed",
         )
@@ -289,7 +307,12 @@ def gating_from_signal(
     ed = pick_beat_minima(sign * filtered, frame_rate_hz / f0, end_of_quiescence=end_of_quiescence)
     bpm = 60.0 * f0
     return GatingResult(
-        method, ed, ed, bpm, confidence, filtered,
+        method,
+        ed,
+        ed,
+        bpm,
+        confidence,
+        filtered,
         f"{method} gating: {bpm:.0f} bpm (spectral peak share {confidence:.2f}), {len(ed)} end-diastolic frames",
     )
 
@@ -334,14 +357,19 @@ def gate_pullback(
     n = pullback.n_frames
     where = pullback.source.get("path", "pullback") if pullback.source else "pullback"
     if method == "none":
-        return GatingResult("none", np.arange(n), np.zeros(0, int), None, 0.0, np.zeros(n),
-                            "gating off: all frames analysed")
+        return GatingResult(
+            "none", np.arange(n), np.zeros(0, int), None, 0.0, np.zeros(n), "gating off: all frames analysed"
+        )
     if method != "image":
         raise IVUSInputError(f"--gating: method {method!r} is not supported here; use 'image' or 'none'")
     rate = _frame_rate(pullback.frame_times_s, where)
     x = motion_signal(pullback.frames, progress=progress, cancel=cancel)
     return gating_from_signal(
-        x, rate, method="image", band_hz=(band_bpm[0] / 60.0, band_bpm[1] / 60.0), min_confidence=min_confidence
+        x,
+        rate,
+        method="image",
+        band_hz=(band_bpm[0] / 60.0, band_bpm[1] / 60.0),
+        min_confidence=min_confidence,
     )
 
 
@@ -412,10 +440,19 @@ def gate_contours(
     rate = _frame_rate(frame_times_s, "contours")
     x = contour_signal(contours, rate)
     res = gating_from_signal(
-        x, rate, method="contours", band_hz=(band_bpm[0] / 60.0, band_bpm[1] / 60.0), min_confidence=min_confidence
+        x,
+        rate,
+        method="contours",
+        band_hz=(band_bpm[0] / 60.0, band_bpm[1] / 60.0),
+        min_confidence=min_confidence,
     )
     idx = contours.indices
     return GatingResult(
-        res.method, idx[res.selected_frames], idx[res.ed_frames], res.heart_rate_bpm, res.confidence,
-        res.signal, res.message,
+        res.method,
+        idx[res.selected_frames],
+        idx[res.ed_frames],
+        res.heart_rate_bpm,
+        res.confidence,
+        res.signal,
+        res.message,
     )

@@ -132,9 +132,7 @@ def polar_polygon(radii_mm: np.ndarray, *, center_mm: tuple[float, float] = (0.0
     """
     radii_mm = np.asarray(radii_mm, dtype=float)
     theta = np.linspace(0.0, 2.0 * np.pi, len(radii_mm), endpoint=False)
-    return np.column_stack(
-        [center_mm[0] + radii_mm * np.cos(theta), center_mm[1] + radii_mm * np.sin(theta)]
-    )
+    return np.column_stack([center_mm[0] + radii_mm * np.cos(theta), center_mm[1] + radii_mm * np.sin(theta)])
 
 
 def ray_radii(points: np.ndarray, center: np.ndarray, n_angles: int) -> np.ndarray:

@@ -117,9 +117,37 @@ def _cap_triangles(ring_start: int, n: int, center: int, *, at_start: bool) -> n
     return np.column_stack([c, b, a] if at_start else [c, a, b])
 
 
-def _signed_volume(points: np.ndarray, triangles: np.ndarray) -> float:
-    p0, p1, p2 = points[triangles[:, 0]], points[triangles[:, 1]], points[triangles[:, 2]]
-    return float(np.einsum("ij,ij->i", p0, np.cross(p1, p2)).sum() / 6.0)
+def _signed_volume(points: np.ndarray, triangles: np.ndarray, *, chunk: int = 1_000_000) -> float:
+    """Divergence-theorem volume, positive for outward-facing triangles (chunked: big meshes)."""
+    total = 0.0
+    for start in range(0, len(triangles), chunk):
+        t = triangles[start : start + chunk]
+        a, b, c = points[t[:, 0]], points[t[:, 1]], points[t[:, 2]]
+        total += float(
+            np.sum(
+                a[:, 0] * (b[:, 1] * c[:, 2] - b[:, 2] * c[:, 1])
+                + a[:, 1] * (b[:, 2] * c[:, 0] - b[:, 0] * c[:, 2])
+                + a[:, 2] * (b[:, 0] * c[:, 1] - b[:, 1] * c[:, 0])
+            )
+        )
+    return total / 6.0
+
+
+def _runs_forward(rings: np.ndarray) -> bool:
+    """True when the rings advance along the direction about which they turn counter-clockwise.
+
+    Then the canonical triangle order of :func:`loft_rings` faces outward; mirrored frames
+    give clockwise rings.
+    """
+    first = rings[0] - rings[0].mean(axis=0)
+    turn = np.cross(first, np.roll(first, -1, axis=0)).sum(axis=0)
+    # local advance (the far end may lie in any direction on a tortuous vessel)
+    centres = rings.mean(axis=1)
+    moved = np.linalg.norm(centres[1:] - centres[0], axis=1) > 1e-9 * (1.0 + np.abs(first).max())
+    if not moved.any():
+        return True
+    advance = centres[1 + int(np.argmax(moved))] - centres[0]
+    return float(turn @ advance) >= 0.0
 
 
 def loft_rings(rings_ras_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +173,7 @@ def loft_rings(rings_ras_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             _cap_triangles((f - 1) * n, n, f * n + 1, at_start=False),
         ]
     )
-    if _signed_volume(points, triangles) < 0:
+    if not _runs_forward(rings_ras_mm):
         # rings running clockwise about the normal (mirrored frames): turn every triangle
         triangles = triangles[:, ::-1]
     return points, np.ascontiguousarray(triangles)
@@ -173,7 +201,7 @@ def _loft_wall(vessel: np.ndarray, lumen: np.ndarray) -> tuple[np.ndarray, np.nd
             np.column_stack([vl, lln, ll]),
         ]
     )
-    if _signed_volume(points, triangles) < 0:
+    if not _runs_forward(vessel):
         triangles = triangles[:, ::-1]
     return points, np.ascontiguousarray(triangles)
 
@@ -195,26 +223,19 @@ def _distance_to_polylines(queries: np.ndarray, targets: np.ndarray) -> np.ndarr
     -------
     ndarray of shape (F, n)
     """
-    f, n, _ = queries.shape
+    out = np.empty(queries.shape[:2])
     m = targets.shape[1]
-    # one KD-tree for all frames: frames are pulled far apart along a third axis
-    sep = 1e4 * (1.0 + float(np.abs(targets).max()) + float(np.abs(queries).max()))
-    z_t = np.repeat(np.arange(f) * sep, m)[:, None]
-    z_q = np.repeat(np.arange(f) * sep, n)[:, None]
-    tree = cKDTree(np.hstack([targets.reshape(-1, 2), z_t]))
-    _, nearest = tree.query(np.hstack([queries.reshape(-1, 2), z_q]))
-    frame = nearest // m
-    vertex = nearest % m
-    q = queries.reshape(-1, 2)
-    best = np.full(len(q), np.inf)
-    # the closest border point lies on one of the two edges at the nearest vertex
-    for other in ((vertex + 1) % m, (vertex - 1) % m):
-        a = targets[frame, vertex]
-        b = targets[frame, other]
-        ab = b - a
-        t = np.clip(np.einsum("ij,ij->i", q - a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-30), 0.0, 1.0)
-        best = np.minimum(best, np.linalg.norm(a + t[:, None] * ab - q, axis=1))
-    return best.reshape(f, n)
+    for i, (q, target) in enumerate(zip(queries, targets, strict=True)):
+        _, vertex = cKDTree(target).query(q)
+        best = np.full(len(q), np.inf)
+        # the closest border point lies on one of the two edges at the nearest vertex
+        a = target[vertex]
+        for other in ((vertex + 1) % m, (vertex - 1) % m):
+            ab = target[other] - a
+            t = np.clip(np.einsum("ij,ij->i", q - a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-30), 0.0, 1.0)
+            best = np.minimum(best, np.linalg.norm(a + t[:, None] * ab - q, axis=1))
+        out[i] = best
+    return out
 
 
 def _point_arrays(values: dict[str, np.ndarray]) -> list:
@@ -446,34 +467,32 @@ def mesh_report(polydata) -> dict:
     dict
         ``n_points``, ``n_triangles``, ``n_boundary_edges``, ``n_nonmanifold_edges``,
         ``closed`` (no boundary, no non-manifold edge), ``manifold``,
-        ``consistently_oriented`` (every edge used once in each direction), ``volume_mm3``
+        ``consistently_oriented`` (every interior edge used once in each direction), ``volume_mm3``
         (``vtkMassProperties``), ``signed_volume_mm3`` (divergence theorem; positive when the
         triangles face outward), ``outward`` / ``outward_normals`` (closed, consistent and
         positive), ``area_mm2``, ``n_folded_frames`` (from field data ``folded_frame_index``).
     """
     from vtkmodules.util.numpy_support import vtk_to_numpy
-    from vtkmodules.vtkFiltersCore import vtkFeatureEdges, vtkMassProperties
-
-    edges = vtkFeatureEdges()
-    edges.SetInputData(polydata)
-    edges.BoundaryEdgesOn()
-    edges.NonManifoldEdgesOff()
-    edges.FeatureEdgesOff()
-    edges.ManifoldEdgesOff()
-    edges.Update()
-    n_boundary = edges.GetOutput().GetNumberOfCells()
-    edges.BoundaryEdgesOff()
-    edges.NonManifoldEdgesOn()
-    edges.Update()
-    n_nonmanifold = edges.GetOutput().GetNumberOfCells()
+    from vtkmodules.vtkFiltersCore import vtkMassProperties
 
     points = vtk_to_numpy(polydata.GetPoints().GetData()).astype(float)
     tri = _triangles_of(polydata)
-    directed = np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]])
-    key = directed[:, 0] * (len(points) + 1) + directed[:, 1]
-    reverse = directed[:, 1] * (len(points) + 1) + directed[:, 0]
-    unique_keys, counts = np.unique(key, return_counts=True)
-    consistent = bool(np.all(counts == 1) and np.isin(reverse, unique_keys).all())
+    # every edge use once, as (undirected key, direction bit); one sort finds boundary edges
+    # (used once), non-manifold edges (used > 2 times) and orientation (used once each way)
+    # without vtkFeatureEdges' per-edge cost on multi-million-triangle meshes
+    u = tri.ravel()
+    v = tri[:, [1, 2, 0]].ravel()
+    lo, hi = np.minimum(u, v), np.maximum(u, v)
+    keys = np.sort((lo * np.int64(len(points) + 1) + hi) * 2 + (u < v))
+    undirected = keys >> 1
+    starts = np.flatnonzero(np.concatenate([[True], undirected[1:] != undirected[:-1]]))
+    counts = np.diff(np.concatenate([starts, [len(keys)]]))
+    n_boundary = int(np.sum(counts == 1))
+    n_nonmanifold = int(np.sum(counts > 2))
+    pairs = starts[counts == 2]
+    consistent = bool(
+        n_nonmanifold == 0 and np.all((keys[pairs] & 1) == 0) and np.all((keys[pairs + 1] & 1) == 1)
+    )
     signed = _signed_volume(points, tri)
     mass = vtkMassProperties()
     mass.SetInputData(polydata)

@@ -232,7 +232,9 @@ def load_inputs(
         _require_file(landmarks_path, "--landmarks")
         landmarks = tuple(read_landmarks(landmarks_path))
         paths["landmarks"] = str(landmarks_path)
-    return Inputs(pullback=pullback, contours=contours, centerline=centerline, landmarks=landmarks, paths=paths)
+    return Inputs(
+        pullback=pullback, contours=contours, centerline=centerline, landmarks=landmarks, paths=paths
+    )
 
 
 def _require_file(path: str | Path, option: str) -> None:
@@ -272,7 +274,9 @@ def _straight_centerline(length_mm: float) -> Centerline:
     """A straight line along +S (inferior to superior) for runs without a centerline."""
     n = max(int(np.ceil(length_mm)) + 1, 2)
     z = np.linspace(0.0, length_mm, n)
-    return Centerline(points_ras_mm=np.column_stack([np.zeros(n), np.zeros(n), z]), source="straight (no --centerline)")
+    return Centerline(
+        points_ras_mm=np.column_stack([np.zeros(n), np.zeros(n), z]), source="straight (no --centerline)"
+    )
 
 
 def _arc_lengths(
@@ -349,7 +353,13 @@ def run_pipeline(
     stages = _Stages(
         progress,
         cancel,
-        {"gating": 1.0, "segmentation": 6.0 if segmenting else 0.1, "placement": 0.5, "metrics": 0.3, "mesh": 1.0},
+        {
+            "gating": 1.0,
+            "segmentation": 6.0 if segmenting else 0.1,
+            "placement": 0.5,
+            "metrics": 0.3,
+            "mesh": 1.0,
+        },
     )
     flags: list[dict[str, str]] = []
     source_hint = input_paths.get("pullback") or input_paths.get("contours") or "input"
@@ -385,7 +395,9 @@ def run_pipeline(
         stages.end()
     else:
         if options.gating == "ecg":
-            raise IVUSInputError("--gating ecg: ECG gating needs an ECG waveform in the DICOM; use --gating image or none")
+            raise IVUSInputError(
+                "--gating ecg: ECG gating needs an ECG waveform in the DICOM; use --gating image or none"
+            )
         stages.end()
         stages.begin("segmentation", "contours from file")
         stages.end()
@@ -616,7 +628,10 @@ def prepare_out_dir(out_dir: Path) -> None:
         entries = list(out_dir.iterdir())
         if entries and not (out_dir / "summary.json").exists():
             raise input_error(
-                out_dir, "--out", "is a non-empty folder that is not an IVUSReconstruct output", "choose a new folder"
+                out_dir,
+                "--out",
+                "is a non-empty folder that is not an IVUSReconstruct output",
+                "choose a new folder",
             )
 
 

@@ -98,7 +98,9 @@ class PolarSampler:
             )
         dr = max(reach_mm / n_radii, factor * min(sr, sc))
         radii = (np.arange(int(reach_mm / dr)) + 0.5) * dr
-        theta = 2 * np.pi * (np.arange(n_angles * supersample) + 0.5 - supersample / 2) / (n_angles * supersample)
+        theta = (
+            2 * np.pi * (np.arange(n_angles * supersample) + 0.5 - supersample / 2) / (n_angles * supersample)
+        )
         rr, tt = np.meshgrid(radii, theta)
         row = (cr + rr * np.sin(tt) / sr - (factor - 1) / 2) / factor
         col = (cc + rr * np.cos(tt) / sc - (factor - 1) / 2) / factor
@@ -221,7 +223,9 @@ def _window_means(x: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
     return inner, outer
 
 
-def _median_along_sequence(radii: np.ndarray, indices: np.ndarray, *, half_window: int, max_gap: int) -> np.ndarray:
+def _median_along_sequence(
+    radii: np.ndarray, indices: np.ndarray, *, half_window: int, max_gap: int
+) -> np.ndarray:
     """Median of each angle's radius over neighbouring analysed frames close in index."""
     n = len(radii)
     out = radii.copy()
@@ -245,7 +249,7 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     d = np.diff(np.concatenate([[0], m.astype(int), [0]]))
     starts = np.flatnonzero(d == 1)
     ends = np.flatnonzero(d == -1)
-    return [((s + shift) % n, e - s) for s, e in zip(starts, ends)]
+    return [((s + shift) % n, e - s) for s, e in zip(starts, ends, strict=False)]
 
 
 def _interpolate_runs(values: np.ndarray, runs: list[tuple[int, int]]) -> np.ndarray:
@@ -358,7 +362,9 @@ def _fisher(values: np.ndarray, blood: np.ndarray, tissue: np.ndarray) -> tuple[
     return mb, mt, (mt - mb) ** 2 / max(vb + vt, 1e-6)
 
 
-def _lumen_cost(tissue: np.ndarray, edge_w: int, region_w: int, k_cath: int, edge_weight: float) -> np.ndarray:
+def _lumen_cost(
+    tissue: np.ndarray, edge_w: int, region_w: int, k_cath: int, edge_weight: float
+) -> np.ndarray:
     """Cost of placing the lumen border at each radius (F, A, R).
 
     Edge term: the blood-to-tissue step of the tissue score across r (normalised per
@@ -418,15 +424,11 @@ def _shadow_analysis(
     lo = peak_k[..., None] + k_behind
     hi = np.minimum(lo + k_len, n_r)
     window = (r >= lo) & (r < hi)
-    behind = np.where(window, intensity, np.nan)
-    with np.errstate(invalid="ignore"):
-        behind_mean = np.nanmean(behind, axis=-1)
-    behind_mean = np.where(np.isfinite(behind_mean), behind_mean, 1.0)
+    count = window.sum(axis=-1)
+    behind_mean = np.where(count > 0, (intensity * window).sum(axis=-1) / np.maximum(count, 1), 1.0)
     # reference: the typical level of the same depths at the other angles of the frame
-    ref = np.where(window, np.median(intensity, axis=1, keepdims=True), np.nan)
-    with np.errstate(invalid="ignore"):
-        ref_mean = np.nanmean(ref, axis=-1)
-    ref_mean = np.where(np.isfinite(ref_mean), ref_mean, 1.0)
+    typical = np.median(intensity, axis=1, keepdims=True)
+    ref_mean = np.where(count > 0, (typical * window).sum(axis=-1) / np.maximum(count, 1), 1.0)
     bright = peak_v > np.percentile(peak_v, 50, axis=1, keepdims=True) * 1.15
     bright &= peak_v > 0.75
     dark = behind_mean < 0.5 * ref_mean
@@ -435,7 +437,7 @@ def _shadow_analysis(
     shadow = ndimage.binary_opening(shadow, structure=np.ones((1, 2), bool))
     lead = peak_k.copy()
     half = 0.5 * peak_v
-    for f, a in zip(*np.nonzero(shadow)):
+    for f, a in zip(*np.nonzero(shadow), strict=False):
         k = peak_k[f, a]
         while k > k_cath and intensity[f, a, k - 1] > half[f, a]:
             k -= 1
@@ -485,14 +487,18 @@ def segment_pullback(
         frame_indices = np.arange(n_frames)
     idx = np.unique(np.asarray(frame_indices, dtype=int))
     if idx.size == 0:
-        return ContourSet(frames=(), pixel_spacing_mm=pullback.pixel_spacing_mm,
-                          catheter_center_px=pullback.catheter_center_px)
+        return ContourSet(
+            frames=(),
+            pixel_spacing_mm=pullback.pixel_spacing_mm,
+            catheter_center_px=pullback.catheter_center_px,
+        )
     if idx.min() < 0 or idx.max() >= n_frames:
         raise IVUSInputError(
             f"--frames: frame indices must lie in 0..{n_frames - 1}; pass frame numbers inside the pullback"
         )
-    sampler = PolarSampler.build(pullback.shape_px, pullback.pixel_spacing_mm, pullback.catheter_center_px,
-                                 n_angles=n_angles)
+    sampler = PolarSampler.build(
+        pullback.shape_px, pullback.pixel_spacing_mm, pullback.catheter_center_px, n_angles=n_angles
+    )
     dr = sampler.dr_mm
     radii = sampler.radii_mm
     n_r = len(radii)
@@ -530,7 +536,7 @@ def segment_pullback(
         missing = sorted(need - set(cache))
         if missing:
             polars = sampler(pullback.frames[np.array(missing)])
-            cache.update({k: p for k, p in zip(missing, polars)})
+            cache.update({k: p for k, p in zip(missing, polars, strict=False)})
         for k in list(cache):
             if k < b_idx[0] - 1:
                 del cache[k]
@@ -540,8 +546,15 @@ def segment_pullback(
             prev = np.stack([cache[neigh_of[int(k)][0]] for k in b_idx])
             nxt = np.stack([cache[neigh_of[int(k)][-1]] for k in b_idx])
             neighbours = [prev, nxt]
-        feats = _features(polar, neighbours, correction, static if n_frames >= 6 else None,
-                          size_a=size_a, size_r=size_r, k_cath=k_cath)
+        feats = _features(
+            polar,
+            neighbours,
+            correction,
+            static if n_frames >= 6 else None,
+            size_a=size_a,
+            size_r=size_r,
+            k_cath=k_cath,
+        )
         shadow, lead_k = _shadow_analysis(feats.raw, feats.intensity, k_cath, dr)
 
         # --- pass 1: equal-weight tissue score, then Fisher weights from its result
@@ -590,14 +603,28 @@ def segment_pullback(
         for i in range(len(b_idx))[keep]:
             out_frames.append(
                 _frame_result(
-                    int(b_idx[i]), lumen_k[i], eem_k[i], shadow[i], lead_k[i], lumen_k, eem_k, smooth_path[i],
-                    tissue[i], feats.intensity[i], radii, n_points, edge_w,
+                    int(b_idx[i]),
+                    lumen_k[i],
+                    eem_k[i],
+                    shadow[i],
+                    lead_k[i],
+                    lumen_k,
+                    eem_k,
+                    smooth_path[i],
+                    tissue[i],
+                    feats.intensity[i],
+                    radii,
+                    n_points,
+                    edge_w,
                 )
             )
         if progress is not None:
             progress((bi + 1) / len(starts), "segmentation")
-    return ContourSet(frames=tuple(out_frames), pixel_spacing_mm=pullback.pixel_spacing_mm,
-                      catheter_center_px=pullback.catheter_center_px)
+    return ContourSet(
+        frames=tuple(out_frames),
+        pixel_spacing_mm=pullback.pixel_spacing_mm,
+        catheter_center_px=pullback.catheter_center_px,
+    )
 
 
 def _tissue_score(
@@ -647,7 +674,9 @@ def _calibrate(
     return (w_int, w_stab), tuple(calib)
 
 
-def _neutralise_shadow(cost: np.ndarray, shadow: np.ndarray, lead_k: np.ndarray, *, margin: int) -> np.ndarray:
+def _neutralise_shadow(
+    cost: np.ndarray, shadow: np.ndarray, lead_k: np.ndarray, *, margin: int
+) -> np.ndarray:
     """Behind a reflector nothing is seen: the lumen cost there carries no information."""
     r = np.arange(cost.shape[-1])[None, None, :]
     behind = shadow[..., None] & (r >= (lead_k[..., None] - margin))
@@ -659,7 +688,9 @@ def _neutralise_shadow(cost: np.ndarray, shadow: np.ndarray, lead_k: np.ndarray,
     return np.where(behind & finite, level, cost).astype(np.float32)
 
 
-def _banded_dp(cost: np.ndarray, centre: np.ndarray, band: int, max_step: int, smooth_weight: float) -> np.ndarray:
+def _banded_dp(
+    cost: np.ndarray, centre: np.ndarray, band: int, max_step: int, smooth_weight: float
+) -> np.ndarray:
     """DP restricted to +-band samples around a reference path, with a soft pull to it."""
     r = np.arange(cost.shape[-1])[None, None, :]
     d = (r - centre[..., None]) / band
@@ -672,7 +703,9 @@ def _banded_dp(cost: np.ndarray, centre: np.ndarray, band: int, max_step: int, s
     return dp_closed_path(c.astype(np.float32), max_step=max_step, smooth_weight=smooth_weight)
 
 
-def _fix_shadows_lumen(lumen_k: np.ndarray, shadow: np.ndarray, lead_k: np.ndarray, dr_mm: float) -> np.ndarray:
+def _fix_shadows_lumen(
+    lumen_k: np.ndarray, shadow: np.ndarray, lead_k: np.ndarray, dr_mm: float
+) -> np.ndarray:
     """Interpolate the lumen across shadows; a reflector in the wall (calcium) bounds it."""
     out = lumen_k.copy()
     for i in range(len(out)):
@@ -681,7 +714,9 @@ def _fix_shadows_lumen(lumen_k: np.ndarray, shadow: np.ndarray, lead_k: np.ndarr
             continue
         interp = _interpolate_runs(out[i], runs)
         inner = lead_k[i] < interp - 0.2 / dr_mm  # reflector well inside the lumen: guidewire
-        out[i] = np.where(shadow[i] & ~inner, np.minimum(interp, lead_k[i]), np.where(shadow[i], interp, out[i]))
+        out[i] = np.where(
+            shadow[i] & ~inner, np.minimum(interp, lead_k[i]), np.where(shadow[i], interp, out[i])
+        )
     return out
 
 
@@ -725,24 +760,39 @@ def _frame_result(
                 a1 = a0 + 2 * np.pi
             ks = (start + np.arange(length)) % n_a
             r_lead = radii_mm[0] + lead_k[ks] * dr
-            ends = np.array([[r_lead[0] * np.cos(a0), r_lead[0] * np.sin(a0)],
-                             [r_lead[-1] * np.cos(a1), r_lead[-1] * np.sin(a1)]])
+            ends = np.array(
+                [
+                    [r_lead[0] * np.cos(a0), r_lead[0] * np.sin(a0)],
+                    [r_lead[-1] * np.cos(a1), r_lead[-1] * np.sin(a1)],
+                ]
+            )
             ang = np.arctan2(ends[:, 1] - c[1], ends[:, 0] - c[0])
             span = np.mod(ang[1] - ang[0], 2 * np.pi) if length < n_a else 2 * np.pi
             arc += float(np.degrees(span))
             tt = np.linspace(a0, a1, max(2, length + 1))
             rr = np.interp(tt, theta[ks] if length > 1 else [theta[ks[0]]], r_lead, period=2 * np.pi)
             outer = rr + 0.3
-            polys.append(np.vstack([np.column_stack([rr * np.cos(tt), rr * np.sin(tt)]),
-                                    np.column_stack([outer[::-1] * np.cos(tt[::-1]), outer[::-1] * np.sin(tt[::-1])])]))
+            polys.append(
+                np.vstack(
+                    [
+                        np.column_stack([rr * np.cos(tt), rr * np.sin(tt)]),
+                        np.column_stack([outer[::-1] * np.cos(tt[::-1]), outer[::-1] * np.sin(tt[::-1])]),
+                    ]
+                )
+            )
         arc = min(arc, 360.0)
 
     # confidence: tissue-score contrast across the lumen border, and agreement with the
     # neighbouring frames' median path
     k = np.clip(np.round(lumen_k).astype(int), 0, tissue.shape[-1] - 1)
     a_idx = np.arange(n_a)
-    inner = np.array([tissue[a, max(0, kk - edge_w) : kk].mean() if kk > 0 else 0.0 for a, kk in zip(a_idx, k)])
-    outer = np.array([tissue[a, kk : kk + edge_w].mean() for a, kk in zip(a_idx, k)])
+    inner = np.array(
+        [
+            tissue[a, max(0, kk - edge_w) : kk].mean() if kk > 0 else 0.0
+            for a, kk in zip(a_idx, k, strict=False)
+        ]
+    )
+    outer = np.array([tissue[a, kk : kk + edge_w].mean() for a, kk in zip(a_idx, k, strict=False)])
     contrast = float(np.clip(np.mean(outer - inner), 0.0, 1.0))
     agree = float(np.exp(-np.mean(np.abs(lumen_k - reference)) * dr / 0.15))
     visible = 1.0 - float(shadow.mean())

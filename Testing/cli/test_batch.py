@@ -56,7 +56,12 @@ def _write_manifest(folder: Path, rows: list[dict], name: str = "manifest.csv") 
 
 def _good_rows() -> list[dict]:
     return [
-        {"id": cid, "pullback": f"cases/{cid}/pullback.dcm", "centerline": f"cases/{cid}/centerline.mrk.json", "gating": "none"}
+        {
+            "id": cid,
+            "pullback": f"cases/{cid}/pullback.dcm",
+            "centerline": f"cases/{cid}/centerline.mrk.json",
+            "gating": "none",
+        }
         for cid, _, _ in GOOD
     ]
 
@@ -73,7 +78,12 @@ def cohort(tmp_path_factory) -> dict:
     bad.mkdir()
     (bad / "pullback.dcm").write_bytes(b"this is not a DICOM file" * 10)
     rows = _good_rows() + [
-        {"id": "bad", "pullback": "cases/bad/pullback.dcm", "centerline": "cases/c1/centerline.mrk.json", "gating": "none"},
+        {
+            "id": "bad",
+            "pullback": "cases/bad/pullback.dcm",
+            "centerline": "cases/c1/centerline.mrk.json",
+            "gating": "none",
+        },
         {"id": "gone", "pullback": "cases/gone/pullback.dcm", "gating": "none"},
     ]
     manifest = _write_manifest(root, rows)
@@ -89,9 +99,12 @@ def cohort(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def client():
     """A local cluster of two worker processes shared by the in-process tests."""
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
-    ) as cluster, distributed.Client(cluster) as c:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
         yield c
 
 
@@ -213,12 +226,23 @@ def test_sigint_then_rerun_finishes_only_missing_cases(cohort, client, tmp_path)
     manifest = _write_manifest(cohort["root"], _good_rows(), "good.csv")
     out = tmp_path / "batch"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "IVUSReconstructLib.batch", str(manifest), "--out", str(out), "--workers", "1"],
+        [
+            sys.executable,
+            "-m",
+            "IVUSReconstructLib.batch",
+            str(manifest),
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+        ],
         stderr=subprocess.PIPE,
         text=True,
     )
     deadline = time.time() + 90
-    while not (out / "cases" / "c1" / "case.json").exists() and time.time() < deadline and proc.poll() is None:
+    while (
+        not (out / "cases" / "c1" / "case.json").exists() and time.time() < deadline and proc.poll() is None
+    ):
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -248,14 +272,22 @@ def test_existing_cluster_through_scheduler_address(cohort, tmp_path, capsys):
     address = f"tcp://127.0.0.1:{port}"
     env = dict(os.environ, DASK_LOGGING__DISTRIBUTED="error")
     procs = [
-        subprocess.Popen([str(dask_cli), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                         env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)  # fmt: skip
+        subprocess.Popen(
+            [str(dask_cli), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            env=env,
+            stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
     ]
     try:
         for _ in range(2):
             procs.append(
-                subprocess.Popen([str(dask_cli), "worker", address, "--nthreads", "1", "--no-dashboard"],
-                                 env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)  # fmt: skip
+                subprocess.Popen(
+                    [str(dask_cli), "worker", address, "--nthreads", "1", "--no-dashboard"],
+                    env=env,
+                    stderr=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                )  # fmt: skip
             )
         with distributed.Client(address, timeout="30s") as c:
             c.wait_for_workers(2, timeout=60)
@@ -283,11 +315,20 @@ def test_manifest_errors_name_the_file_and_the_fix(tmp_path):
     with pytest.raises(IVUSInputError, match=r"row 3: id 'a' is a duplicate"):
         batch.read_manifest(path)
     path = tmp_path / "m.json"
-    path.write_text(json.dumps({"defaults": {"gating": "none", "pullback_speed": 0.5}, "cases": [{"id": "a", "pullback": "p/x.dcm"}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "defaults": {"gating": "none", "pullback_speed": 0.5},
+                "cases": [{"id": "a", "pullback": "p/x.dcm"}],
+            }
+        )
+    )
     (case,) = batch.read_manifest(path)
     assert case.paths["pullback"] == str(tmp_path / "p" / "x.dcm")
     options = batch.case_options(case)
     assert options.gating == "none" and options.pullback_speed_mm_s == 0.5
     bad = batch.CaseSpec("a", (("pullback", "x"),), (("pixel_spacing", "20"),), "m.csv", 2)
-    with pytest.raises(IVUSInputError, match=r"m\.csv: case 'a': column pixel_spacing 20.0: outside 0.001-1.0 mm"):
+    with pytest.raises(
+        IVUSInputError, match=r"m\.csv: case 'a': column pixel_spacing 20.0: outside 0.001-1.0 mm"
+    ):
         batch.case_options(bad)

@@ -18,7 +18,10 @@ from IVUSReconstructLib.errors import IVUSInputError
 def small_phantom_dir(tmp_path_factory) -> Path:
     """A 3 mm coronary phantom written by the CLI (DICOM + centerline + truth)."""
     out = tmp_path_factory.mktemp("phantom") / "ph"
-    assert main(["phantom", "--preset", "coronary", "--length-mm", "3", "--size-px", "128", "--out", str(out)]) == 0
+    assert (
+        main(["phantom", "--preset", "coronary", "--length-mm", "3", "--size-px", "128", "--out", str(out)])
+        == 0
+    )
     return out
 
 
@@ -84,14 +87,27 @@ def test_centerline_shorter_than_pullback(small_phantom_dir, tmp_path):
     short.write_text("x,y,z\n0,0,0\n0,0,1.0\n0,0,2.0\n")
     out = tmp_path / "out"
     proc = _run_cli(
-        ["run", str(small_phantom_dir / "pullback.dcm"), "--centerline", str(short), "--gating", "none", "--out", str(out)]
+        [
+            "run",
+            str(small_phantom_dir / "pullback.dcm"),
+            "--centerline",
+            str(short),
+            "--gating",
+            "none",
+            "--out",
+            str(out),
+        ]
     )
     _assert_clean_failure(proc, out, "short.csv", "shorter than the pullback")
 
 
 @pytest.mark.parametrize(
     ("option", "value", "needle"),
-    [("--pixel-spacing", "20", "not in um or cm"), ("--pullback-speed", "-1", "positive"), ("--frame-rate", "0", "positive")],
+    [
+        ("--pixel-spacing", "20", "not in um or cm"),
+        ("--pullback-speed", "-1", "positive"),
+        ("--frame-rate", "0", "positive"),
+    ],
 )
 def test_wrong_units_in_options(small_phantom_dir, tmp_path, option, value, needle):
     out = tmp_path / "out"
@@ -125,8 +141,19 @@ def test_frame_spec_parsing():
 def test_inputs_are_not_modified(small_phantom_dir, tmp_path):
     before = {p.name: p.read_bytes() for p in small_phantom_dir.iterdir()}
     out = tmp_path / "out"
-    assert main(["run", str(small_phantom_dir / "pullback.dcm"), "--centerline",
-                 str(small_phantom_dir / "centerline.mrk.json"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(small_phantom_dir / "pullback.dcm"),
+                "--centerline",
+                str(small_phantom_dir / "centerline.mrk.json"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     after = {p.name: p.read_bytes() for p in small_phantom_dir.iterdir()}
     assert before == after
     summary = json.loads((out / "summary.json").read_text())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from IVUSReconstructLib.evaluation import compare_polygons, evaluate_contours, rasterize_polygon
 from IVUSReconstructLib.geometry import polar_polygon
 from IVUSReconstructLib.types import ContourSet, FrameContours
@@ -47,7 +46,9 @@ def test_rasterized_square_area_is_exact():
 
 def test_evaluate_contours_uses_common_frames_only():
     truth = ContourSet(
-        frames=tuple(FrameContours(index=i, lumen=_circle(1.5, n=400), vessel=_circle(2.5, n=400)) for i in range(4))
+        frames=tuple(
+            FrameContours(index=i, lumen=_circle(1.5, n=400), vessel=_circle(2.5, n=400)) for i in range(4)
+        )
     )
     pred = ContourSet(
         frames=(

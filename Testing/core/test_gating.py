@@ -6,11 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from scipy.interpolate import CubicSpline
-
 from IVUSReconstructLib.gating import dominant_rhythm, gate_contours, gate_pullback, pick_beat_minima
 from IVUSReconstructLib.phantom import make_phantom
 from IVUSReconstructLib.types import ContourSet, FrameContours
+from scipy.interpolate import CubicSpline
 
 
 def test_dominant_rhythm_of_a_pure_tone():
@@ -73,7 +72,7 @@ def test_contour_gating_matches_real_diastolic_labels(real_data):
     d = json.loads(path.read_text())
     spacing = 0.0175553  # mm / pixel, reproduces the stored areas (see SOURCE.md)
     frames = []
-    for i, (xs, ys) in enumerate(zip(*d["lumen"])):
+    for i, (xs, ys) in enumerate(zip(*d["lumen"], strict=False)):
         knots = np.array([xs + xs[:1], ys + ys[:1]], dtype=float).T
         s = np.arange(len(knots))
         ss = np.linspace(0, len(knots) - 1, 100, endpoint=False)

@@ -136,6 +136,9 @@ def test_open_surface_is_reported():
     tube_only = triangles[: 2 * 16 * 2]
     report = mesh_report(_polydata(points, tube_only, {}, np.zeros(0)))
     assert report["n_boundary_edges"] == 32 and not report["closed"] and not report["outward"]
+    assert report["consistently_oriented"]
+    flipped = np.vstack([tube_only[:-1], tube_only[-1:, ::-1]])
+    assert not mesh_report(_polydata(points, flipped, {}, np.zeros(0)))["consistently_oriented"]
 
 
 def test_write_mesh_formats(tmp_path):
