@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .errors import IVUSInputError, input_error
+from .errors import IVUSCancelled, IVUSInputError, input_error
 
 __all__ = [
     "CaseSpec",
@@ -369,6 +369,32 @@ def record_failure(out_dir: str | Path, outcome: CaseOutcome, *, batch_id: str =
     _write_json_atomic(_error_path(out_dir, outcome.case_id), doc)
 
 
+def _watch_dask_cancel(cancel: threading.Event, finished: threading.Event) -> None:
+    """Set ``cancel`` when this Dask task is cancelled or its worker closes (Ctrl-C of the batch).
+
+    Dask cannot interrupt a running task; the pipeline checks ``cancel`` between its steps, so a
+    cancelled case stops within a frame or two instead of running to the end. Outside a Dask
+    worker this does nothing.
+    """
+    try:
+        from distributed import get_worker
+        from distributed.worker import thread_state
+
+        worker = get_worker()
+        key = thread_state.key
+    except (ImportError, ValueError, AttributeError):
+        return
+
+    def watch() -> None:
+        while not finished.wait(0.2):
+            ts = worker.state.tasks.get(key)
+            if ts is None or ts.state in ("cancelled", "released", "forgotten") or worker.status.name != "running":
+                cancel.set()
+                return
+
+    threading.Thread(target=watch, name="ivus-case-cancel-watch", daemon=True).start()
+
+
 def run_case(case: CaseSpec, out_dir: str, *, force: bool = False, batch_id: str = "") -> dict[str, Any]:
     """Reconstruct one case into ``out_dir/cases/<id>/`` exactly as ``ivus-reconstruct run`` would.
 
@@ -399,7 +425,9 @@ def run_case(case: CaseSpec, out_dir: str, *, force: bool = False, batch_id: str
     case_dir = out / "cases" / case.case_id
     t0 = time.perf_counter()
     outcome = CaseOutcome(case.case_id, "failed")
+    cancel, finished = threading.Event(), threading.Event()
     with _ONE_CASE_PER_PROCESS:
+        _watch_dask_cancel(cancel, finished)
         try:
             options = case_options(case)
             outcome.digest = digest = case_hash(case, options)
@@ -422,6 +450,7 @@ def run_case(case: CaseSpec, out_dir: str, *, force: bool = False, batch_id: str
                     landmarks=inputs.landmarks,
                     options=options,
                     input_paths=inputs.paths,
+                    cancel=cancel,
                 )
                 del inputs
 
@@ -442,10 +471,12 @@ def run_case(case: CaseSpec, out_dir: str, *, force: bool = False, batch_id: str
                     }
                     (tmp / "case.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
 
-                write_outputs(result, case_dir, extra_writers=[*_scene_writers(), write_case_record])
+                write_outputs(result, case_dir, extra_writers=[*_scene_writers(), write_case_record], cancel=cancel)
                 del result
                 outcome.status = "ok"
             _error_path(out, case.case_id).unlink(missing_ok=True)
+        except IVUSCancelled:
+            outcome.status = "pending"  # stopped by the user: the next batch does it
         except IVUSInputError as exc:
             outcome.message, outcome.exit_category, outcome.error_type = str(exc), 2, type(exc).__name__
             record_failure(out, outcome, batch_id=batch_id)
@@ -453,6 +484,8 @@ def run_case(case: CaseSpec, out_dir: str, *, force: bool = False, batch_id: str
             outcome.message = f"internal error: {type(exc).__name__}: {exc}"
             outcome.exit_category, outcome.error_type = 1, type(exc).__name__
             record_failure(out, outcome, batch_id=batch_id, detail=traceback.format_exc())
+        finally:
+            finished.set()
     outcome.seconds = round(time.perf_counter() - t0, 3)
     return outcome.to_json()
 
@@ -926,4 +959,8 @@ def main_batch(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main_batch())
+    # run through the package module: Dask pickles `run_case` by reference, which a `__main__`
+    # function (holding the per-process lock) cannot be
+    from IVUSReconstructLib.batch import main_batch as _main_batch
+
+    sys.exit(_main_batch())

@@ -193,7 +193,10 @@ def resample_centerline(
     points = points[keep]
     if len(points) < 2:
         raise input_error(
-            centerline.source or "centerline", "points", "has fewer than 2 distinct points", "give a longer centerline"
+            centerline.source or "centerline",
+            "points",
+            "has fewer than 2 distinct points",
+            "give a longer centerline",
         )
     chord = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
     splines = _fit_spline(chord, points, float(smoothing_length_mm))
@@ -305,13 +308,18 @@ def frame_arc_lengths_mm(
     """
     if pullback_speed_mm_s is None or not np.isfinite(pullback_speed_mm_s) or pullback_speed_mm_s <= 0:
         raise input_error(
-            "--pullback-speed", "value", f"is {pullback_speed_mm_s!r}", "give a positive speed in mm/s (e.g. 0.5)"
+            "--pullback-speed",
+            "value",
+            f"is {pullback_speed_mm_s!r}",
+            "give a positive speed in mm/s (e.g. 0.5)",
         )
     t = np.asarray(frame_times_s, dtype=float).ravel()
     if t.size == 0:
         return t.copy()
     if not np.isfinite(t).all() or np.any(np.diff(t) < 0):
-        raise input_error("frame times", "frame_times_s", "are not finite and non-decreasing", "check --frame-rate")
+        raise input_error(
+            "frame times", "frame_times_s", "are not finite and non-decreasing", "check --frame-rate"
+        )
     return float(start_mm) + float(pullback_speed_mm_s) * (t - t[0])
 
 
@@ -419,7 +427,9 @@ def fit_landmarks(
     pins = sorted(pins, key=lambda lm: lm.frame)
     frames = np.array([lm.frame for lm in pins], dtype=float)
     if len(np.unique(frames)) != len(frames):
-        raise input_error(source_name, "landmarks.frame", "repeats a frame", "give each landmark its own frame")
+        raise input_error(
+            source_name, "landmarks.frame", "repeats a frame", "give each landmark its own frame"
+        )
     nominal_l = _nominal_at_frames(frames, frame_index, nominal)
     fits = [curve.closest_arc_length(lm.point_ras_mm) for lm in pins]
     s_l = np.array([f[0] for f in fits])
@@ -536,8 +546,10 @@ def place_frames(
         The pullback runs past either end of the centerline; unknown ``align``; missing
         contours for lumen-centroid alignment.
     """
-    curve = centerline if isinstance(centerline, SampledCurve) else resample_centerline(
-        centerline, step_mm=step_mm, smoothing_length_mm=smoothing_length_mm
+    curve = (
+        centerline
+        if isinstance(centerline, SampledCurve)
+        else resample_centerline(centerline, step_mm=step_mm, smoothing_length_mm=smoothing_length_mm)
     )
     name = source_name or curve.source or "centerline"
     frame_index = np.asarray(frame_index, dtype=int).ravel()
@@ -550,7 +562,13 @@ def place_frames(
     if n == 0:
         raise input_error(name, "frames", "none to place", "check the frame selection (gating, --contours)")
     fit = fit_landmarks(
-        curve, frame_index, nominal, landmarks, mirror=mirror, source_name=name, speed_uncertainty=speed_uncertainty
+        curve,
+        frame_index,
+        nominal,
+        landmarks,
+        mirror=mirror,
+        source_name=name,
+        speed_uncertainty=speed_uncertainty,
     )
     s = fit.arc_length_mm
     start = float(np.min(nominal)) if start_mm is None else float(start_mm)
@@ -588,12 +606,17 @@ def place_frames(
     offset = np.zeros((n, 2))
     if align == "lumen-centroid":
         if contours is None:
-            raise input_error("--align", "lumen-centroid", "needs contours", "give --contours or use --align catheter")
+            raise input_error(
+                "--align", "lumen-centroid", "needs contours", "give --contours or use --align catheter"
+            )
         by_index = {f.index: f for f in contours.frames}
         missing = [int(i) for i in frame_index if int(i) not in by_index]
         if missing:
             raise input_error(
-                "--align", "lumen-centroid", f"has no lumen contour for frame {missing[0]}", "segment or trace every frame"
+                "--align",
+                "lumen-centroid",
+                f"has no lumen contour for frame {missing[0]}",
+                "segment or trace every frame",
             )
         offset = np.array([polygon_centroid(by_index[int(i)].lumen) for i in frame_index])
     return FramePoses(

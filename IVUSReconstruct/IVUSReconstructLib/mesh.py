@@ -165,7 +165,9 @@ def loft_rings(rings_ras_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     triangles : ndarray of shape (2 n (F - 1) + 2 n, 3), int
     """
     f, n, _ = rings_ras_mm.shape
-    points = np.vstack([rings_ras_mm.reshape(-1, 3), rings_ras_mm[0].mean(axis=0), rings_ras_mm[-1].mean(axis=0)])
+    points = np.vstack(
+        [rings_ras_mm.reshape(-1, 3), rings_ras_mm[0].mean(axis=0), rings_ras_mm[-1].mean(axis=0)]
+    )
     triangles = np.vstack(
         [
             _tube_triangles(f, n),
@@ -232,7 +234,9 @@ def _distance_to_polylines(queries: np.ndarray, targets: np.ndarray) -> np.ndarr
         a = target[vertex]
         for other in ((vertex + 1) % m, (vertex - 1) % m):
             ab = target[other] - a
-            t = np.clip(np.einsum("ij,ij->i", q - a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-30), 0.0, 1.0)
+            t = np.clip(
+                np.einsum("ij,ij->i", q - a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-30), 0.0, 1.0
+            )
             best = np.minimum(best, np.linalg.norm(a + t[:, None] * ab - q, axis=1))
         out[i] = best
     return out
@@ -250,7 +254,9 @@ def _point_arrays(values: dict[str, np.ndarray]) -> list:
     return arrays
 
 
-def _polydata(points: np.ndarray, triangles: np.ndarray, point_values: dict[str, np.ndarray], folded: np.ndarray):
+def _polydata(
+    points: np.ndarray, triangles: np.ndarray, point_values: dict[str, np.ndarray], folded: np.ndarray
+):
     from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray
     from vtkmodules.vtkCommonCore import vtkPoints
     from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
@@ -326,7 +332,10 @@ def build_meshes(
     used = [(c, row_of[c.index]) for c in contours.frames if c.index in row_of]
     if len(used) < 2:
         raise input_error(
-            "contours", "frames", f"only {len(used)} frame(s) have a position on the centerline", "give at least 2 frames"
+            "contours",
+            "frames",
+            f"only {len(used)} frame(s) have a position on the centerline",
+            "give at least 2 frames",
         )
     used.sort(key=lambda cr: (poses.arc_length_mm[cr[1]], cr[0].index))
     position_in_contours = {id(c): i for i, c in enumerate(contours.frames)}
@@ -337,7 +346,9 @@ def build_meshes(
     n = int(n_points)
 
     lumen_mm = np.stack([resample_polygon(c.lumen, n, start_angle_deg=0.0) for c in frames])
-    vessel_mm = np.stack([resample_polygon(c.vessel, n, start_angle_deg=0.0) for c in frames]) if has_vessel else None
+    vessel_mm = (
+        np.stack([resample_polygon(c.vessel, n, start_angle_deg=0.0) for c in frames]) if has_vessel else None
+    )
     _check_cancel(cancel)
     if progress:
         progress(0.3, "meshes: placing rings")
@@ -366,7 +377,11 @@ def build_meshes(
     per_frame_values: dict[str, np.ndarray] = {}
     for key, column in (per_frame or {}).items():
         column = np.asarray(column)
-        if column.ndim == 1 and len(column) == len(contours.frames) and np.issubdtype(column.dtype, np.number):
+        if (
+            column.ndim == 1
+            and len(column) == len(contours.frames)
+            and np.issubdtype(column.dtype, np.number)
+        ):
             per_frame_values[key] = column[columns].astype(float)
     per_frame_values.pop("frame", None)
     per_frame_values.pop("frame_index", None)
@@ -399,8 +414,9 @@ def build_meshes(
             values["frame_index"] = np.concatenate([values["frame_index"], frame_idx[ends].astype(np.int32)])
             values["arc_length_mm"] = np.concatenate([values["arc_length_mm"], arc[ends]])
             with np.errstate(all="ignore"):
-                centre_thickness = np.array([np.nanmean(thickness[e]) if np.isfinite(thickness[e]).any() else np.nan
-                                             for e in ends])
+                centre_thickness = np.array(
+                    [np.nanmean(thickness[e]) if np.isfinite(thickness[e]).any() else np.nan for e in ends]
+                )
             values["plaque_thickness_mm"] = np.concatenate([values["plaque_thickness_mm"], centre_thickness])
             for key, column in per_frame_values.items():
                 values[key] = np.concatenate([values[key], column[ends]])
@@ -540,7 +556,9 @@ def write_mesh(polydata, path: str | Path) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in MESH_SUFFIXES:
-        raise input_error(path, "suffix", f"{suffix!r} is not a mesh format", f"use one of {', '.join(MESH_SUFFIXES)}")
+        raise input_error(
+            path, "suffix", f"{suffix!r} is not a mesh format", f"use one of {', '.join(MESH_SUFFIXES)}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".vtp":
         from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter

@@ -96,6 +96,19 @@ def prepare_scene(scene: Any) -> Any:
     ):
         if scene.GetClassNameByTag(getattr(slicer, cls)().GetNodeTagName()) != cls:
             scene.RegisterNodeClass(getattr(slicer, cls)())
+    if scene.GetNodeByID("vtkMRMLSelectionNodeSingleton") is None:
+        # markups ask the selection node for the length unit (Slicer's Units logic adds it)
+        selection = slicer.vtkMRMLSelectionNode()
+        selection.SetSingletonTag("Singleton")
+        selection.SetSaveWithScene(False)
+        scene.AddNode(selection)
+        unit = slicer.vtkMRMLUnitNode()
+        unit.SetName("Millimetre")
+        unit.SetQuantity("length")
+        unit.SetSuffix("mm")
+        unit.SetSaveWithScene(False)
+        scene.AddNode(unit)
+        selection.SetUnitNodeID("length", unit.GetID())
     factory = slicer.vtkSegmentationConverterFactory.GetInstance()
     if not factory.GetConverterRules():
         # the converter factory is a process-wide singleton: register once, as the

@@ -133,6 +133,7 @@ class PhantomPreset:
     speckle: str = "rotational"
     attenuation_per_mm: float = 0.35
     penetration_mm: float = 2.0
+    compressing_artery_radius_mm: float = 0.0
 
 
 PRESETS: dict[str, PhantomPreset] = {
@@ -150,11 +151,20 @@ PRESETS: dict[str, PhantomPreset] = {
         lumen_aspect=1.12,
         eccentricity=0.3,
         narrowings=(
-            Narrowing(position=0.45, half_length_mm=5.0, area_fraction=0.48, aspect=1.3, remodeling=1.08,
-                      eccentricity=0.5),
+            Narrowing(
+                position=0.45,
+                half_length_mm=5.0,
+                area_fraction=0.48,
+                aspect=1.3,
+                remodeling=1.08,
+                eccentricity=0.5,
+            ),
         ),
-        calcium=(CalciumSegment(start=0.47, stop=0.58, arc_deg=110.0, gap_mm=0.08, thickness_mm=0.45,
-                                angle_deg=30.0),),
+        calcium=(
+            CalciumSegment(
+                start=0.47, stop=0.58, arc_deg=110.0, gap_mm=0.08, thickness_mm=0.45, angle_deg=30.0
+            ),
+        ),
         heart_rate_bpm=70.0,
         dz_peak_mm=0.75,
         inplane_motion_mm=0.15,
@@ -181,15 +191,31 @@ PRESETS: dict[str, PhantomPreset] = {
         adventitia_mm=0.4,
         diffuse_narrowing=0.25,
         narrowings=(
-            Narrowing(position=0.35, half_length_mm=14.0, area_fraction=0.45, aspect=1.25, remodeling=1.05,
-                      eccentricity=0.4),
-            Narrowing(position=0.72, half_length_mm=9.0, area_fraction=0.4, aspect=1.3, remodeling=1.0,
-                      eccentricity=0.5),
+            Narrowing(
+                position=0.35,
+                half_length_mm=14.0,
+                area_fraction=0.45,
+                aspect=1.25,
+                remodeling=1.05,
+                eccentricity=0.4,
+            ),
+            Narrowing(
+                position=0.72,
+                half_length_mm=9.0,
+                area_fraction=0.4,
+                aspect=1.3,
+                remodeling=1.0,
+                eccentricity=0.5,
+            ),
         ),
         calcium=(
             CalciumSegment(start=0.12, stop=0.26, arc_deg=120.0, gap_mm=0.1, thickness_mm=0.6, angle_deg=0.0),
-            CalciumSegment(start=0.3, stop=0.46, arc_deg=180.0, gap_mm=0.08, thickness_mm=0.7, angle_deg=20.0),
-            CalciumSegment(start=0.62, stop=0.8, arc_deg=150.0, gap_mm=0.3, thickness_mm=0.6, angle_deg=-40.0),
+            CalciumSegment(
+                start=0.3, stop=0.46, arc_deg=180.0, gap_mm=0.08, thickness_mm=0.7, angle_deg=20.0
+            ),
+            CalciumSegment(
+                start=0.62, stop=0.8, arc_deg=150.0, gap_mm=0.3, thickness_mm=0.6, angle_deg=-40.0
+            ),
         ),
         heart_rate_bpm=65.0,
         pulsation=0.03,
@@ -217,9 +243,8 @@ PRESETS: dict[str, PhantomPreset] = {
         min_wall_mm=0.3,
         media_mm=0.0,
         adventitia_mm=0.5,
-        narrowings=(
-            Narrowing(position=0.72, half_length_mm=12.0, area_fraction=0.33, aspect=4.0),
-        ),
+        narrowings=(Narrowing(position=0.72, half_length_mm=12.0, area_fraction=0.33, aspect=4.0),),
+        compressing_artery_radius_mm=4.5,
         heart_rate_bpm=None,
         respiratory_rate_hz=0.25,
         pulsation=0.05,
@@ -353,9 +378,13 @@ class _FrameGeometry:
     vessel_r: np.ndarray
     vessel_aspect: np.ndarray
     vessel_alpha: np.ndarray
-    calcium: tuple[tuple[np.ndarray, np.ndarray, float, float], ...]  # (arc_rad (N,), centre (N,), gap, thick)
+    calcium: tuple[
+        tuple[np.ndarray, np.ndarray, float, float], ...
+    ]  # (arc_rad (N,), centre (N,), gap, thick)
     wire_angle: np.ndarray
     wire_distance: np.ndarray
+    artery_centre: np.ndarray  # (N, 2) extrinsic artery pressing on the vessel
+    artery_r: np.ndarray  # (N,), 0 where there is none
 
 
 def _frame_geometry(
@@ -384,14 +413,21 @@ def _frame_geometry(
         aspect *= 1.0 + (n.aspect / preset.lumen_aspect - 1.0) * bump
         r_vessel = r_vessel * (1.0 + (n.remodeling - 1.0) * bump)
         ecc = ecc + n.eccentricity * bump
+    compression = np.zeros_like(s_mm)
+    for n in preset.narrowings:
+        compression = np.maximum(
+            compression, _raised_cosine(s_mm, n.position * length_mm, n.half_length_mm * scale)
+        )
     lumen_r = r_ref * np.sqrt(area_factor) * pulse
     vessel_r = r_vessel * pulse
 
     wander = (40.0 * scale, 120.0 * scale)
     lumen_alpha = np.pi * _smooth_random(rng, period_mm=wander)(s_mm)
     h3 = np.column_stack(
-        [0.03 * (0.5 + 0.5 * _smooth_random(rng, period_mm=wander)(s_mm)),
-         np.pi * _smooth_random(rng, period_mm=wander)(s_mm)]
+        [
+            0.03 * (0.5 + 0.5 * _smooth_random(rng, period_mm=wander)(s_mm)),
+            np.pi * _smooth_random(rng, period_mm=wander)(s_mm),
+        ]
     )
     # Thin-plaque direction (the lumen shifts towards it inside the EEM).
     thin_dir = np.pi * _smooth_random(rng, period_mm=wander)(s_mm)
@@ -421,13 +457,18 @@ def _frame_geometry(
 
     # Motion with the cycle: in-plane translation and rotation of the anatomy about the catheter.
     motion_dir = rng.uniform(0.0, _TWO_PI)
-    translation = preset.inplane_motion_mm * cycle[:, None] * np.array([np.cos(motion_dir), np.sin(motion_dir)])
+    translation = (
+        preset.inplane_motion_mm * cycle[:, None] * np.array([np.cos(motion_dir), np.sin(motion_dir)])
+    )
     rot = np.deg2rad(preset.rotation_deg) * cycle
     cos_r, sin_r = np.cos(rot), np.sin(rot)
 
     def to_catheter(p: np.ndarray) -> np.ndarray:
         q = p - catheter
-        return np.column_stack([cos_r * q[:, 0] - sin_r * q[:, 1], sin_r * q[:, 0] + cos_r * q[:, 1]]) + translation
+        return (
+            np.column_stack([cos_r * q[:, 0] - sin_r * q[:, 1], sin_r * q[:, 0] + cos_r * q[:, 1]])
+            + translation
+        )
 
     calcium = []
     for seg in preset.calcium:
@@ -438,10 +479,21 @@ def _frame_geometry(
         centre_angle = thin_dir + np.pi + np.deg2rad(seg.angle_deg) + rot
         calcium.append((arc, centre_angle, seg.gap_mm, seg.thickness_mm))
 
-    wire_angle = _TWO_PI * rng.uniform() + 1.5 * _smooth_random(rng, period_mm=(20.0 * scale, 60.0 * scale))(s_mm)
-    wire_distance = preset.catheter_radius_mm + 0.2 + 0.1 * (
-        0.5 + 0.5 * _smooth_random(rng, period_mm=(10.0 * scale, 30.0 * scale))(s_mm)
+    wire_angle = _TWO_PI * rng.uniform() + 1.5 * _smooth_random(rng, period_mm=(20.0 * scale, 60.0 * scale))(
+        s_mm
     )
+    wire_distance = (
+        preset.catheter_radius_mm
+        + 0.2
+        + 0.1 * (0.5 + 0.5 * _smooth_random(rng, period_mm=(10.0 * scale, 30.0 * scale))(s_mm))
+    )
+    # An artery crossing the vessel obliquely where it is compressed (May-Thurner), against
+    # the flat side of the lumen.
+    artery_r = np.where(compression > 0.25, preset.compressing_artery_radius_mm, 0.0)
+    side = lumen_alpha + 0.5 * np.pi
+    minor = vessel_r / np.sqrt(vessel_aspect)
+    artery_dist = minor + artery_r + 0.25
+    artery = artery_dist[:, None] * np.column_stack([np.cos(side), np.sin(side)])
     return _FrameGeometry(
         lumen_centre=to_catheter(shift),
         lumen_r=lumen_r,
@@ -455,6 +507,8 @@ def _frame_geometry(
         calcium=tuple(calcium),
         wire_angle=wire_angle,
         wire_distance=wire_distance,
+        artery_centre=to_catheter(artery),
+        artery_r=artery_r,
     )
 
 
@@ -645,11 +699,14 @@ def _scanner(preset: PhantomPreset, size_px: int, speckle: str, rng: np.random.G
     # solid-state (phased) catheters ring longer.
     cath = preset.catheter_radius_mm
     rotational = speckle == "rotational"
-    ring_len = 0.12 if rotational else 0.2
+    ring_len = 0.08 if rotational else 0.18
     d = depth - cath
-    rings = np.where(d >= 0, np.exp(-d / ring_len) * (0.75 + 0.25 * np.cos(_TWO_PI * d / 0.06)), 0.0)
+    ripple = 0.25 if rotational else 0.1
+    rings = np.where(
+        d >= 0, np.exp(-d / ring_len) * (1.0 - ripple + ripple * np.cos(_TWO_PI * d / 0.06)), 0.0
+    )
     per_ray = 1.0 + (0.2 if rotational else 0.1) * rng.standard_normal(n_rays)
-    ringdown = ((2.5 if rotational else 1.0) * per_ray[:, None] * rings[None, :]).astype(np.float32)
+    ringdown = ((2.5 if rotational else 0.45) * per_ray[:, None] * rings[None, :]).astype(np.float32)
     if speckle == "rotational":
         sheath = np.exp(-(((depth - cath - 0.03 - 0.1) / 0.02) ** 2))  # catheter sheath echo
         ringdown += (1.2 * sheath[None, :]).astype(np.float32)
@@ -678,8 +735,8 @@ def _overlay(size_px: int, spacing_mm: float, rng: np.random.Generator) -> np.nd
         row = 2 * u + line * 5 * u
         for _ in range(int(rng.integers(4, 8))):
             w = int(rng.integers(2, 5)) * u
-            img[row: row + 3 * u, col: col + w] = 200
-            img[row + u: row + 2 * u, col + u: col + w - u: 2 * u] = 0
+            img[row : row + 3 * u, col : col + w] = 200
+            img[row + u : row + 2 * u, col + u : col + w - u : 2 * u] = 0
             col += w + u
             if col > size_px // 4:
                 break
@@ -688,16 +745,16 @@ def _overlay(size_px: int, spacing_mm: float, rng: np.random.Generator) -> np.nd
     r0 = size_px - 4 * u
     c1 = size_px - 3 * u
     c0 = max(c1 - mm_px, size_px - size_px // 4)
-    img[r0: r0 + u, c0:c1] = 220
-    img[r0 - 2 * u: r0 + u, c0: c0 + u] = 220
-    img[r0 - 2 * u: r0 + u, c1 - u: c1] = 220
+    img[r0 : r0 + u, c0:c1] = 220
+    img[r0 - 2 * u : r0 + u, c0 : c0 + u] = 220
+    img[r0 - 2 * u : r0 + u, c1 - u : c1] = 220
     # Depth dots every mm along the upward axis, as on vendor screens.
     c = size_px // 2
     for k in range(1, int(0.5 * size_px * spacing_mm)):
         r = int(round((size_px - 1) / 2.0 - k / spacing_mm))
         if r < 0:
             break
-        img[r: r + u, c: c + u] = 170
+        img[r : r + u, c : c + u] = 170
     return img
 
 
@@ -706,12 +763,23 @@ class _TissueSpeckle:
 
     Slice ``i`` is drawn from a generator seeded by (seed, i), so the pattern at a given
     arc length is the same whatever the frame order; between slices the complex fields are
-    interpolated, which keeps Rayleigh statistics. Each slice also carries a smooth "mottle"
-    field (fat lobules, fibrous strands) that modulates the tissue echogenicity.
+    interpolated, which keeps Rayleigh statistics. A smooth "mottle" field (fat lobules,
+    fibrous strands) that modulates the tissue echogenicity has its own, sparser slices
+    (every ``mottle_step_mm``): its structures are larger along the vessel too.
     """
 
+    POOL_SIZE = 48
+
     def __init__(
-        self, seed: int, shape: tuple[int, int], *, step_mm: float, coarse: bool, depth_step_mm: float, blob_mm: float
+        self,
+        seed: int,
+        shape: tuple[int, int],
+        *,
+        step_mm: float,
+        coarse: bool,
+        depth_step_mm: float,
+        blob_mm: float,
+        mottle_step_mm: float = 0.5,
     ) -> None:
         self.seed = seed
         self.shape = shape
@@ -719,42 +787,69 @@ class _TissueSpeckle:
         self.coarse = coarse
         self.depth_step_mm = depth_step_mm
         self.blob_mm = blob_mm
-        self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.mottle_step_mm = mottle_step_mm
+        self.speckle_cache: dict[int, np.ndarray] = {}
+        self.pool: np.ndarray | None = None
+        self.mottle_cache: dict[int, np.ndarray] = {}
 
-    def _slice(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        item = self.cache.get(i)
-        if item is None:
-            rng = np.random.default_rng([self.seed, 7, i + 1_000_000])
-            z = rng.standard_normal(self.shape, dtype=np.float32) + 1j * rng.standard_normal(
-                self.shape, dtype=np.float32
+    @staticmethod
+    def _remember(cache: dict[int, np.ndarray], i: int, value: np.ndarray) -> np.ndarray:
+        if len(cache) > 16:  # frames move back and forth by a few slices only
+            for key in sorted(cache, key=lambda j: abs(j - i))[8:]:
+                del cache[key]
+        cache[i] = value
+        return value
+
+    def _pool(self) -> np.ndarray:
+        """A few independent complex fields that slices are cut from (cheaper than one each)."""
+        if self.pool is None:
+            rng = np.random.default_rng([self.seed, 7])
+            shape = (self.POOL_SIZE, *self.shape)
+            z = rng.standard_normal(shape, dtype=np.float32) + 1j * rng.standard_normal(
+                shape, dtype=np.float32
             )
             # Axial correlation of a finite pulse; coarser for 20 MHz.
-            z = z + 0.6 * np.roll(z, 1, axis=1)
+            z = z + 0.6 * np.roll(z, 1, axis=2)
             if self.coarse:
-                z = z + np.roll(z, 1, axis=1) + 0.8 * np.roll(z, 1, axis=0)
-            z = (z / np.sqrt(np.mean(np.abs(z) ** 2))).astype(np.complex64)
-            # Mottle: blobs of ~blob_mm in depth and ~1/30 turn around.
+                z = z + np.roll(z, 1, axis=2) + 0.8 * np.roll(z, 1, axis=1)
+            self.pool = (z / np.sqrt(np.mean(np.abs(z) ** 2))).astype(np.complex64)
+        return self.pool
+
+    def _speckle(self, i: int) -> np.ndarray:
+        z = self.speckle_cache.get(i)
+        if z is None:
+            # Slice i: a pool field chosen and turned by a generator seeded by (seed, i).
+            rng = np.random.default_rng([self.seed, 8, i + 1_000_000])
+            k, turn = int(rng.integers(self.POOL_SIZE)), int(rng.integers(self.shape[0]))
+            z = self._remember(self.speckle_cache, i, np.roll(self._pool()[k], turn, axis=0))
+        return z
+
+    def _mottle(self, i: int) -> np.ndarray:
+        m = self.mottle_cache.get(i)
+        if m is None:
+            rng = np.random.default_rng([self.seed, 9, i + 1_000_000])
+            # Blobs of ~blob_mm in depth and ~1/30 turn around.
             m = gaussian_filter(
-                rng.standard_normal(self.shape).astype(np.float32),
+                rng.standard_normal(self.shape, dtype=np.float32),
                 sigma=(self.shape[0] / 60.0, self.blob_mm / self.depth_step_mm),
                 mode=("wrap", "nearest"),
             )
-            m = (m / (m.std() + 1e-6)).astype(np.float32)
-            if len(self.cache) > 16:
-                for key in sorted(self.cache, key=lambda j: abs(j - i))[8:]:
-                    del self.cache[key]
-            item = (z, m)
-            self.cache[i] = item
-        return item
+            m = self._remember(self.mottle_cache, i, (m / (m.std() + 1e-6)).astype(np.float32))
+        return m
 
     def __call__(self, s_mm: float) -> tuple[np.ndarray, np.ndarray]:
         """Speckle amplitude (mean square 1) and mottle (zero mean, unit s.d.), each (A, R)."""
         x = s_mm / self.step_mm
         i = int(np.floor(x))
         f = np.float32(x - i)
-        (z0, m0), (z1, m1) = self._slice(i), self._slice(i + 1)
         norm = np.float32(1.0 / np.sqrt((1 - f) ** 2 + f**2))
-        return np.abs((1 - f) * z0 + f * z1) * norm, ((1 - f) * m0 + f * m1) * norm
+        speckle = np.abs((1 - f) * self._speckle(i) + f * self._speckle(i + 1)) * norm
+        x = s_mm / self.mottle_step_mm
+        i = int(np.floor(x))
+        f = np.float32(x - i)
+        norm = np.float32(1.0 / np.sqrt((1 - f) ** 2 + f**2))
+        mottle = ((1 - f) * self._mottle(i) + f * self._mottle(i + 1)) * norm
+        return speckle, mottle
 
 
 def _render_polar(
@@ -766,6 +861,7 @@ def _render_polar(
     preset: PhantomPreset,
     speckle: str,
     texture: np.ndarray,
+    artery: tuple[np.ndarray, float] | None = None,
 ) -> np.ndarray:
     """Echo amplitude on the polar grid, ndarray of shape (A, R), float32.
 
@@ -788,9 +884,9 @@ def _render_polar(
     if preset.media_mm <= 0:  # vein wall: one thin echogenic layer
         media = adv
     depth_out = np.maximum(r - tv - preset.adventitia_mm, 0.0)
-    peri = (np.float32(0.4) * np.exp(-depth_out / np.float32(preset.penetration_mm)) + np.float32(0.04)) * np.exp(
-        np.float32(0.55) * mottle
-    )
+    peri = (
+        np.float32(0.4) * np.exp(-depth_out / np.float32(preset.penetration_mm)) + np.float32(0.04)
+    ) * np.exp(np.float32(0.55) * mottle)
     echo = (
         plaque
         + (media - plaque) * ramp(r - (tv - preset.media_mm), edge)
@@ -809,8 +905,29 @@ def _render_polar(
         bright = np.float32(3.0) * np.exp(-((d / lead) ** 2)) * (0.7 + 0.3 * speck[on])
         amp[on] = amp[on] * shadow + bright
 
+    if artery is not None:
+        # Extrinsic artery: dark blood inside a bright wall, along the rays that cross it.
+        centre, radius = artery
+        uc = np.cos(scanner.theta) * centre[0] + np.sin(scanner.theta) * centre[1]
+        disc = uc**2 - float(centre @ centre) + radius**2
+        hit = (disc > 0) & (uc > 0)
+        if hit.any():
+            root = np.sqrt(disc[hit])
+            t0 = (uc[hit] - root)[:, None].astype(np.float32)
+            t1 = (uc[hit] + root)[:, None].astype(np.float32)
+            rr = r[0][None, :]
+            inside = ramp(rr - t0, edge) * ramp(t1 - rr, edge)
+            rim = np.float32(0.9) * np.exp(-(((rr - t0) / 0.25) ** 2)) + np.float32(0.5) * np.exp(
+                -(((rr - t1) / 0.25) ** 2)
+            )
+            lumen_echo = blood_level * np.float32(0.6) * blood[hit]
+            amp[hit] = amp[hit] * (1 - inside) + lumen_echo * inside + rim * speck[hit]
+
     # Guidewire: a bright spot in the lumen with a shadow wedge behind it.
     angle, dist = wire
+    # A wire lies in the lumen: keep it off the border where the lumen is tight.
+    ray = int(np.round(np.mod(angle, _TWO_PI) / _TWO_PI * len(scanner.theta))) % len(scanner.theta)
+    dist = min(dist, float(rays.lumen[ray]) - 0.12)
     lateral = np.abs(_wrap(scanner.theta - angle)) * dist
     near = lateral < 0.35
     if near.any():
@@ -948,8 +1065,12 @@ def make_phantom(
             dense = _dense_curves(geometry, slice(k, min(n, k + chunk)))
         rays = _frame_rays(geometry, k, tuple(d[k % chunk] for d in dense), scanner.theta, preset)
         truth_rays = _subsample(rays, step)
-        lumen = np.column_stack([truth_rays.lumen * np.cos(truth_theta), truth_rays.lumen * np.sin(truth_theta)])
-        vessel = np.column_stack([truth_rays.vessel * np.cos(truth_theta), truth_rays.vessel * np.sin(truth_theta)])
+        lumen = np.column_stack(
+            [truth_rays.lumen * np.cos(truth_theta), truth_rays.lumen * np.sin(truth_theta)]
+        )
+        vessel = np.column_stack(
+            [truth_rays.vessel * np.cos(truth_theta), truth_rays.vessel * np.sin(truth_theta)]
+        )
         calcium = _calcium_polygons(truth_rays, truth_theta)
         contours.append(
             FrameContours(
@@ -980,6 +1101,7 @@ def make_phantom(
             preset,
             speckle,
             texture.astype(np.float32),
+            (geometry.artery_centre[k], float(geometry.artery_r[k])) if geometry.artery_r[k] > 0 else None,
         )
         frames[k] = _scan_convert(_log_compress(amp), scanner)
         if progress is not None and (k % 50 == 0 or k == n - 1):

@@ -84,11 +84,10 @@ class RunOptions:
     seed: int | None = None
 
     def as_json(self) -> dict[str, Any]:
+        """Run options for summary.json (metric parameters are reported by the metrics stage)."""
         out = asdict(replace(self, metric_params=None))
         out.pop("metric_params")
         out["render_size_px"] = list(self.render_size_px)
-        if self.metric_params is not None:
-            out["metrics"] = _jsonable(asdict(self.metric_params))
         return out
 
 
@@ -441,10 +440,6 @@ def run_pipeline(
 
     inputs = _inputs_record(pullback, contours, centerline, input_paths, gating, arc_source, options)
     parameters = options.as_json()
-    if options.metric_params is None:
-        from dataclasses import asdict as _asdict
-
-        parameters["metrics"] = _jsonable(_asdict(params))
     return RunResult(
         pullback=pullback,
         gating=gating,
@@ -582,8 +577,9 @@ def summary_document(result: RunResult) -> dict[str, Any]:
     m = result.metrics
     doc: dict[str, Any] = {"format": "ivus-summary", "version": __version__}
     doc["inputs"] = result.inputs
-    doc["parameters"] = result.parameters
-    doc.update(_jsonable(m.summary))
+    measured = _jsonable(m.summary)
+    doc["parameters"] = {**result.parameters, "metrics": measured.pop("metric_parameters", None)}
+    doc.update(measured)
     doc["lesions"] = _jsonable(m.lesions)
     doc["flags"] = _jsonable(list(result.flags) + list(m.flags))
     doc["timings_s"] = dict(result.timings_s)

@@ -42,6 +42,8 @@ __all__ = [
 ]
 
 ProgressFn = Callable[[float, str], None]
+import os
+OUT_T, OUT_W, OUT_G = (float(v) for v in os.environ.get("OUTP", "0.4,1,1").split(","))
 
 
 # --------------------------------------------------------------------------- polar map
@@ -381,8 +383,8 @@ def _lumen_cost(
     inside = np.cumsum(solid, axis=-1)
     inside = np.concatenate([np.zeros(t.shape[:-1] + (1,), t.dtype), inside[..., :-1]], axis=-1)
     inside = inside - inside[..., k_cath : k_cath + 1]
-    _, outer = _window_means(np.clip(0.4 - t, 0, None), region_w)
-    cost = -edge_weight * edge + inside / max(region_w, 1) + outer
+    _, outer = _window_means(np.clip(OUT_T - t, 0, None), int(region_w * OUT_W))
+    cost = -edge_weight * edge + inside / max(region_w, 1) + OUT_G * outer
     cost[..., :k_cath] = np.inf
     cost[..., n_r - region_w // 2 :] = np.inf
     return cost.astype(np.float32)
@@ -404,45 +406,69 @@ def _eem_cost(intensity: np.ndarray, edge_w: int) -> np.ndarray:
 
 
 def _shadow_analysis(
-    raw: np.ndarray, intensity: np.ndarray, k_cath: int, dr_mm: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Acoustic shadows: a bright reflector followed by a dark sector to the far field.
+    raw: np.ndarray,
+    reference: np.ndarray,
+    k_cath: int,
+    dr_mm: float,
+    radii_mm: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Acoustic shadows: a bright reflector followed by a dark sector.
+
+    A ray is shadowed when its brightest sample is among the brightest of the frame and the
+    echo behind it, over a window of depths, falls well below what the same depths show in
+    the pullback as a whole (``reference``, the median level at each depth). Using the
+    pullback rather than the frame as reference keeps large calcium arcs (half the frame in
+    shadow) detectable.
+
+    Parameters
+    ----------
+    raw : ndarray of shape (F, A, R)
+        Lightly smoothed polar intensity (grey levels, ring-down removed).
+    reference : ndarray of shape (R,)
+        Typical intensity at each depth over the pullback.
 
     Returns
     -------
     shadow : ndarray of shape (F, A), bool
     reflector_k : ndarray of shape (F, A), int
         Radial index of the reflector's leading edge (half-maximum from inside).
+    wire : ndarray of shape (F, A), bool
+        Shadowed angles whose sector is narrow (a guidewire rather than calcium).
     """
     n_f, n_a, n_r = raw.shape
-    far = intensity[:, :, k_cath:]
+    far = raw[:, :, k_cath:]
     peak_k = np.argmax(far, axis=-1) + k_cath
-    peak_v = np.take_along_axis(intensity, peak_k[..., None], axis=-1)[..., 0]
-    k_behind = max(2, int(round(0.25 / dr_mm)))
-    k_len = max(3, int(round(1.2 / dr_mm)))
+    peak_v = np.take_along_axis(raw, peak_k[..., None], axis=-1)[..., 0]
+    k_behind = max(2, int(round(0.15 / dr_mm)))
+    k_len = max(3, int(round(1.5 / dr_mm)))
     r = np.arange(n_r)
     lo = peak_k[..., None] + k_behind
     hi = np.minimum(lo + k_len, n_r)
     window = (r >= lo) & (r < hi)
     count = window.sum(axis=-1)
-    behind_mean = np.where(count > 0, (intensity * window).sum(axis=-1) / np.maximum(count, 1), 1.0)
-    # reference: the typical level of the same depths at the other angles of the frame
-    typical = np.median(intensity, axis=1, keepdims=True)
-    ref_mean = np.where(count > 0, (typical * window).sum(axis=-1) / np.maximum(count, 1), 1.0)
-    bright = peak_v > np.percentile(peak_v, 50, axis=1, keepdims=True) * 1.15
-    bright &= peak_v > 0.75
-    dark = behind_mean < 0.5 * ref_mean
-    shadow = bright & dark & ((hi - lo)[..., 0] >= 3)
-    # open the mask along angles: a single angle is noise
+    behind = (raw * window).sum(axis=-1) / np.maximum(count, 1)
+    ref = (reference[None, None, :] * window).sum(axis=-1) / np.maximum(count, 1)
+    top = np.percentile(far, 99.5, axis=(1, 2))[:, None]
+    bright = peak_v >= 0.8 * top
+    dark = behind < 0.45 * np.maximum(ref, 1e-3)
+    shadow = bright & dark & (count >= 3)
+    # a single angle is noise; close one-angle gaps inside a sector
+    shadow = ndimage.binary_closing(shadow, structure=np.ones((1, 3), bool))
     shadow = ndimage.binary_opening(shadow, structure=np.ones((1, 2), bool))
-    lead = peak_k.copy()
-    half = 0.5 * peak_v
-    for f, a in zip(*np.nonzero(shadow), strict=False):
-        k = peak_k[f, a]
-        while k > k_cath and intensity[f, a, k - 1] > half[f, a]:
-            k -= 1
-        lead[f, a] = k
-    return shadow, lead
+    # leading edge: last sample below half the peak before the peak
+    below = (raw < 0.5 * peak_v[..., None]) & (r < peak_k[..., None]) & (r >= k_cath)
+    last_below = np.where(below, r, -1).max(axis=-1)
+    lead = np.where(last_below >= 0, last_below + 1, peak_k)
+    # shadow runs: fill the leading edge where the closing added angles, classify by width
+    wire = np.zeros_like(shadow)
+    for f in range(n_f):
+        for start, length in _runs(shadow[f]):
+            ks = (start + np.arange(length)) % n_a
+            r_mm = float(np.median(radii_mm[lead[f, ks]]))
+            width_mm = length * 2 * np.pi / n_a * r_mm
+            if width_mm <= 0.8 and length < n_a // 8:
+                wire[f, ks] = True
+    return shadow, lead, wire
 
 
 def segment_pullback(
@@ -505,7 +531,10 @@ def segment_pullback(
 
     # catheter / ring-down from frames spread over the pullback
     sample_idx = np.unique(np.linspace(0, n_frames - 1, min(n_frames, 16)).round().astype(int))
-    k_cath, correction, static = _near_field_model(sampler(pullback.frames[sample_idx]), radii)
+    sample_polar = sampler(pullback.frames[sample_idx])
+    k_cath, correction, static = _near_field_model(sample_polar, radii)
+    # typical level at each depth over the pullback: the reference for shadows
+    ref_profile = np.median(_box(sample_polar - correction, 3, 1), axis=(0, 1)).astype(np.float32)
 
     # scales in samples
     size_r = max(1, int(round(0.10 / dr)))
@@ -555,7 +584,7 @@ def segment_pullback(
             size_r=size_r,
             k_cath=k_cath,
         )
-        shadow, lead_k = _shadow_analysis(feats.raw, feats.intensity, k_cath, dr)
+        shadow, lead_k, wire = _shadow_analysis(feats.raw, ref_profile, k_cath, dr, radii)
 
         # --- pass 1: equal-weight tissue score, then Fisher weights from its result
         if weights is None:
@@ -579,7 +608,7 @@ def segment_pullback(
         smooth_path = _median_along_sequence(path.astype(float), b_idx, half_window=2, max_gap=30)
         band = max(2, int(round(0.3 / dr)))
         lumen_k = _banded_dp(cost, smooth_path, band, max_step, 0.02)
-        lumen_k = _fix_shadows_lumen(lumen_k.astype(float), shadow, lead_k, dr)
+        lumen_k = _fix_shadows_lumen(lumen_k.astype(float), shadow, lead_k, wire, dr)
 
         # --- EEM
         e_cost = _eem_cost(feats.intensity, edge_w)
@@ -596,7 +625,10 @@ def segment_pullback(
         eem_path = dp_closed_path(e_cost, max_step=max_step, smooth_weight=0.08)
         smooth_eem = _median_along_sequence(eem_path.astype(float), b_idx, half_window=2, max_gap=30)
         eem_k = _banded_dp(e_cost, smooth_eem, band, max_step, 0.08).astype(float)
-        eem_k = np.array([_interpolate_runs(eem_k[i], _runs(shadow[i])) for i in range(len(b_idx))])
+        # behind a reflector the EEM is unseen: carry the wall thickness across the sector
+        thick = eem_k - lumen_k
+        thick = np.array([_interpolate_runs(thick[i], _runs(shadow[i])) for i in range(len(b_idx))])
+        eem_k = np.where(shadow, lumen_k + thick, eem_k)
         eem_k = np.maximum(eem_k, lumen_k + min_wall_k)
 
         keep = slice(start - lo, start - lo + min(batch_size, len(idx) - start))
@@ -606,7 +638,7 @@ def segment_pullback(
                     int(b_idx[i]),
                     lumen_k[i],
                     eem_k[i],
-                    shadow[i],
+                    shadow[i] & ~wire[i],
                     lead_k[i],
                     lumen_k,
                     eem_k,
@@ -704,18 +736,20 @@ def _banded_dp(
 
 
 def _fix_shadows_lumen(
-    lumen_k: np.ndarray, shadow: np.ndarray, lead_k: np.ndarray, dr_mm: float
+    lumen_k: np.ndarray, shadow: np.ndarray, lead_k: np.ndarray, wire: np.ndarray, dr_mm: float
 ) -> np.ndarray:
     """Interpolate the lumen across shadows; a reflector in the wall (calcium) bounds it."""
     out = lumen_k.copy()
+    gap = 0.05 / dr_mm
     for i in range(len(out)):
         runs = _runs(shadow[i])
         if not runs:
             continue
         interp = _interpolate_runs(out[i], runs)
-        inner = lead_k[i] < interp - 0.2 / dr_mm  # reflector well inside the lumen: guidewire
         out[i] = np.where(
-            shadow[i] & ~inner, np.minimum(interp, lead_k[i]), np.where(shadow[i], interp, out[i])
+            shadow[i] & ~wire[i],
+            np.minimum(interp, lead_k[i] - gap),
+            np.where(shadow[i], interp, out[i]),
         )
     return out
 
@@ -748,7 +782,7 @@ def _frame_result(
     vessel = np.column_stack([re * np.cos(theta_out), re * np.sin(theta_out)])
 
     # calcium: shadow sectors whose reflector is not inside the lumen
-    calcium_angles = shadow & (lead_k >= lumen_k - 0.2 / dr)
+    calcium_angles = shadow
     arc = 0.0
     polys: list[np.ndarray] = []
     if calcium_angles.any():

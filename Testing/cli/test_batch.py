@@ -9,6 +9,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -123,11 +124,24 @@ def _assert_complete(out: Path, single: dict, batch_id: str | None = None) -> No
     assert leftovers == []
 
 
-def test_cohort_equals_single_runs_and_reports_failures(cohort, tmp_path, capsys):
-    out = tmp_path / "batch"
-    rc = _batch_cli([str(cohort["manifest"]), "--out", str(out), "--workers", "2"])
-    err = capsys.readouterr().err
-    assert rc == 2, err  # only input errors among the failures
+@pytest.fixture(scope="module")
+def first_batch(cohort, client, tmp_path_factory) -> dict:
+    """The whole manifest (3 good, 1 corrupt, 1 missing case) through the command line, on the
+    shared cluster by --scheduler (the local-cluster path runs in the SIGINT test)."""
+    out = tmp_path_factory.mktemp("first") / "batch"
+    address = client.scheduler.address
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = _batch_cli([str(cohort["manifest"]), "--out", str(out), "--scheduler", address])
+    return {"out": out, "rc": rc, "err": err.getvalue()}
+
+
+def test_cohort_equals_single_runs_and_reports_failures(cohort, first_batch):
+    out, err = first_batch["out"], first_batch["err"]
+    assert first_batch["rc"] == 2, err  # only input errors among the failures
     _assert_complete(out, cohort["single"])
     assert "remaining 0" in err and "cases/min" in err
 
@@ -160,12 +174,11 @@ def test_cohort_equals_single_runs_and_reports_failures(cohort, tmp_path, capsys
     assert page.count('href="cases/') == 3 and "does not exist" in page
 
 
-def test_rerun_skips_unchanged_cases_and_force_recomputes(cohort, client, tmp_path):
+def test_rerun_skips_unchanged_cases_and_force_recomputes(cohort, first_batch, client, tmp_path):
     root = cohort["root"]
-    cases = batch.read_manifest(_write_manifest(root, _good_rows(), "good.csv"))
     out = tmp_path / "batch"
-    first = batch.run_batch(cases, out, client=client)
-    assert first.computed == 3 and first.failed == 0
+    shutil.copytree(first_batch["out"], out)
+    cases = batch.read_manifest(_write_manifest(root, _good_rows(), "good.csv"))
     before = _case_records(out, ["c1", "c2", "f3"])
 
     again = batch.run_batch(cases, out, client=client)
@@ -176,23 +189,21 @@ def test_rerun_skips_unchanged_cases_and_force_recomputes(cohort, client, tmp_pa
     # a changed option changes the hash of that case only
     rows = _good_rows()
     rows[1]["start_mm"] = "0.5"
-    changed = batch.read_manifest(_write_manifest(tmp_path, [dict(r, pullback=str(root / r["pullback"]),
-                                                              centerline=str(root / r["centerline"])) for r in rows]))  # fmt: skip
+    changed = batch.read_manifest(_write_manifest(root, rows, "changed.csv"))
     third = batch.run_batch(changed, out, client=client)
     assert {c for c, o in third.outcomes.items() if not o.reused} == {"c2"}
     assert _summary(out / "cases" / "c2" / "summary.json")["inputs"]["arc_length"]["start_mm"] == 0.5
 
-    forced = batch.run_batch(cases, out, client=client, force=True)
-    assert forced.computed == 3
-    _assert_complete(out, cohort["single"], forced.batch_id)
+    forced = batch.run_batch(cases[:1], out, client=client, force=True)
+    assert forced.computed == 1
+    assert _case_records(out, ["c1"])["c1"]["batch_id"] == forced.batch_id
+    _assert_complete(out, {"c1": cohort["single"]["c1"]}, forced.batch_id)
 
 
 def test_killed_worker_still_completes_every_case_once(cohort, client, tmp_path):
     root = cohort["root"]
-    rows = _good_rows() * 2
-    for i, r in enumerate(rows):
-        rows[i] = dict(r, id=f"{r['id']}-{i // 3}")
-    cases = batch.read_manifest(_write_manifest(root, rows, "twice.csv"))
+    rows = [dict(r, id=f"{r['id']}-k") for r in _good_rows()[1:]]
+    cases = batch.read_manifest(_write_manifest(root, rows, "kill.csv"))
     pids = client.run(os.getpid)
     out = tmp_path / "batch"
     box: dict = {}
@@ -213,7 +224,7 @@ def test_killed_worker_still_completes_every_case_once(cohort, client, tmp_path)
     result = box["result"]
     assert victim[1] not in client.run(os.getpid).values()  # the nanny replaced the killed process
     assert all(o.status == "ok" for o in result.outcomes.values()), result.outcomes
-    assert len(result.outcomes) == 6 and result.computed == 6
+    assert len(result.outcomes) == 2 and result.computed == 2
     _assert_complete(out, {}, None)
     for r in rows:
         cid = r["id"]
@@ -223,7 +234,7 @@ def test_killed_worker_still_completes_every_case_once(cohort, client, tmp_path)
 
 
 def test_sigint_then_rerun_finishes_only_missing_cases(cohort, client, tmp_path):
-    manifest = _write_manifest(cohort["root"], _good_rows(), "good.csv")
+    manifest = _write_manifest(cohort["root"], _good_rows()[:2], "two.csv")
     out = tmp_path / "batch"
     proc = subprocess.Popen(
         [
@@ -249,15 +260,15 @@ def test_sigint_then_rerun_finishes_only_missing_cases(cohort, client, tmp_path)
     assert proc.returncode == 130, err
     assert "interrupted" in err
     done = {p.name for p in (out / "cases").iterdir() if (p / "case.json").exists()}
-    assert "c1" in done and len(done) < 3
+    assert "c1" in done and len(done) < 2
     rows = {r["id"]: r["status"] for r in csv.DictReader((out / "cohort.csv").open())}
-    assert rows["c1"] == "ok" and sorted(rows.values()).count("pending") == 3 - len(done)
+    assert rows["c1"] == "ok" and sorted(rows.values()).count("pending") == 2 - len(done)
     before = _case_records(out, done)
 
     rerun = batch.run_batch(batch.read_manifest(manifest), out, client=client)
-    assert {c for c, o in rerun.outcomes.items() if not o.reused} == {"c1", "c2", "f3"} - done
+    assert {c for c, o in rerun.outcomes.items() if not o.reused} == {"c1", "c2"} - done
     assert _case_records(out, done) == before
-    _assert_complete(out, cohort["single"])
+    _assert_complete(out, {c: cohort["single"][c] for c in ("c1", "c2")})
 
 
 def _free_port() -> int:
@@ -292,12 +303,13 @@ def test_existing_cluster_through_scheduler_address(cohort, tmp_path, capsys):
         with distributed.Client(address, timeout="30s") as c:
             c.wait_for_workers(2, timeout=60)
             worker_pids = set(c.run(os.getpid).values())
-        manifest = _write_manifest(cohort["root"], _good_rows(), "good.csv")
+        manifest = _write_manifest(cohort["root"], _good_rows()[1:], "last2.csv")
         out = tmp_path / "batch"
         assert _batch_cli([str(manifest), "--out", str(out), "--scheduler", address]) == 0
         assert f"Dask scheduler {address}" in capsys.readouterr().err
-        _assert_complete(out, cohort["single"])
-        writers = {json.loads((out / "cases" / c / "case.json").read_text())["pid"] for c in cohort["single"]}
+        expected = {c: cohort["single"][c] for c in ("c2", "f3")}
+        _assert_complete(out, expected)
+        writers = {json.loads((out / "cases" / c / "case.json").read_text())["pid"] for c in expected}
         assert writers <= worker_pids  # the cases ran in the separate worker processes
     finally:
         for p in reversed(procs):

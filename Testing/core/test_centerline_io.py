@@ -148,7 +148,9 @@ def test_errors(tmp_path):
         read_centerline(empty)
     one = tmp_path / "one.csv"
     one.write_text("1,2,3\n")
-    with pytest.raises(IVUSInputError, match="has fewer than 2 points; give a centerline of at least 2 distinct"):
+    with pytest.raises(
+        IVUSInputError, match="has fewer than 2 points; give a centerline of at least 2 distinct"
+    ):
         read_centerline(one)
     dup = tmp_path / "dup.csv"
     dup.write_text("1,2,3\n1,2,3\n1,2,3\n")

@@ -64,7 +64,9 @@ def test_straight_placement_exact():
 
 def test_rotation_mirror_and_lumen_centroid():
     centre = (0.5, -0.25)
-    contours = ContourSet(tuple(FrameContours(i, polar_polygon(np.full(64, 1.5), center_mm=centre)) for i in range(2)))
+    contours = ContourSet(
+        tuple(FrameContours(i, polar_polygon(np.full(64, 1.5), center_mm=centre)) for i in range(2))
+    )
     poses = place_frames(STRAIGHT, np.arange(2), np.array([5.0, 6.0]), rotation_deg=90.0)
     np.testing.assert_allclose(poses.axes_ras[0].T, [[-1, 0, 0], [0, -1, 0]], atol=1e-12)
     mirrored = place_frames(STRAIGHT, np.arange(2), np.array([5.0, 6.0]), mirror=True)
@@ -85,16 +87,24 @@ def test_circular_arc_placement(smoothing, tol):
     s = np.array([0.0, 3.0, 10.0, 20.0, 31.0])
     poses = place_frames(_arc(radius), np.arange(5), s, smoothing_length_mm=smoothing)
     phi = s / radius
-    np.testing.assert_allclose(poses.origin_ras_mm, np.column_stack([radius * np.cos(phi), radius * np.sin(phi), 0 * s]), atol=tol)
-    np.testing.assert_allclose(poses.normal_ras, np.column_stack([-np.sin(phi), np.cos(phi), 0 * s]), atol=tol)
+    np.testing.assert_allclose(
+        poses.origin_ras_mm, np.column_stack([radius * np.cos(phi), radius * np.sin(phi), 0 * s]), atol=tol
+    )
+    np.testing.assert_allclose(
+        poses.normal_ras, np.column_stack([-np.sin(phi), np.cos(phi), 0 * s]), atol=tol
+    )
     # planar curve: the RMF keeps the out-of-plane axis fixed, x stays radial outward
-    np.testing.assert_allclose(poses.axes_ras[:, :, 0], np.column_stack([np.cos(phi), np.sin(phi), 0 * s]), atol=tol)
+    np.testing.assert_allclose(
+        poses.axes_ras[:, :, 0], np.column_stack([np.cos(phi), np.sin(phi), 0 * s]), atol=tol
+    )
     np.testing.assert_allclose(poses.axes_ras[:, :, 1], np.tile([0, 0, -1.0], (5, 1)), atol=tol)
     np.testing.assert_allclose(_right_handed(poses), 1.0, atol=1e-9)
 
 
 def test_frame_arc_lengths():
-    np.testing.assert_allclose(frame_arc_lengths_mm(np.array([1.0, 1.1, 1.3]), 0.5, start_mm=2.0), [2.0, 2.05, 2.15])
+    np.testing.assert_allclose(
+        frame_arc_lengths_mm(np.array([1.0, 1.1, 1.3]), 0.5, start_mm=2.0), [2.0, 2.05, 2.15]
+    )
     with pytest.raises(IVUSInputError, match="--pullback-speed: value is 0.0; give a positive speed"):
         frame_arc_lengths_mm(np.array([0.0, 1.0]), 0.0)
 
@@ -121,16 +131,26 @@ def test_landmarks_map_positions_and_rotation():
         Landmark(80, point_ras_mm=np.array([0.0, 0.0, 45.0])),
     )
     poses = place_frames(line, frames, nominal, landmarks=landmarks)
-    np.testing.assert_allclose(poses.arc_length_mm[[0, 40, 60, 80, 100]], [5.0, 25.0, 35.0, 45.0, 55.0], atol=1e-9)
+    np.testing.assert_allclose(
+        poses.arc_length_mm[[0, 40, 60, 80, 100]], [5.0, 25.0, 35.0, 45.0, 55.0], atol=1e-9
+    )
     # the frame-plane direction 30 deg points at the branch in world
-    direction = poses.to_world(40, np.array([[math.cos(math.radians(30)), math.sin(math.radians(30))]])) - poses.origin_ras_mm[40]
+    direction = (
+        poses.to_world(40, np.array([[math.cos(math.radians(30)), math.sin(math.radians(30))]]))
+        - poses.origin_ras_mm[40]
+    )
     np.testing.assert_allclose(direction[0], [0, 1, 0], atol=1e-9)
     mirrored = place_frames(line, frames, nominal, landmarks=landmarks, mirror=True)
-    direction = mirrored.to_world(40, np.array([[math.cos(math.radians(30)), math.sin(math.radians(30))]])) - mirrored.origin_ras_mm[40]
+    direction = (
+        mirrored.to_world(40, np.array([[math.cos(math.radians(30)), math.sin(math.radians(30))]]))
+        - mirrored.origin_ras_mm[40]
+    )
     np.testing.assert_allclose(direction[0], [0, 1, 0], atol=1e-9)
     fit = fit_landmarks(resample_centerline(line), frames, nominal, landmarks)
     first, second = fit.residuals
-    assert first["shift_mm"] == pytest.approx(5.0) and first["distance_to_centerline_mm"] == pytest.approx(3.0)
+    assert first["shift_mm"] == pytest.approx(5.0) and first["distance_to_centerline_mm"] == pytest.approx(
+        3.0
+    )
     assert first["rotation_deg"] == pytest.approx(-30.0)  # reference is +A, branch is +A, angle 30
     assert second["rotation_deg"] is None and second["leave_one_out_error_mm"] == pytest.approx(0.0, abs=1e-9)
     # uncertainty: 0.5 mm at a landmark, growing with 5 % of the distance to the nearest one
@@ -141,8 +161,13 @@ def test_landmarks_map_positions_and_rotation():
 def test_landmarks_out_of_order_and_uncertainty_without_landmarks():
     line = Centerline(np.array([[0.0, 0, 0], [0, 0, 100.0]]), source="line.csv")
     frames = np.arange(0, 101)
-    bad = (Landmark(40, point_ras_mm=np.array([0, 0, 60.0])), Landmark(80, point_ras_mm=np.array([0, 0, 30.0])))
-    with pytest.raises(IVUSInputError, match="landmarks frame 40 lies at 60.0 mm but later frame 80 at 30.0 mm"):
+    bad = (
+        Landmark(40, point_ras_mm=np.array([0, 0, 60.0])),
+        Landmark(80, point_ras_mm=np.array([0, 0, 30.0])),
+    )
+    with pytest.raises(
+        IVUSInputError, match="landmarks frame 40 lies at 60.0 mm but later frame 80 at 30.0 mm"
+    ):
         place_frames(line, frames, 0.5 * frames, landmarks=bad, source_name="lm.json")
     poses = place_frames(line, frames, 0.5 * frames)
     assert poses.uncertainty_mm[0] == pytest.approx(1.0)

@@ -73,8 +73,11 @@ def test_round_trip_multiframe_is_memmapped_and_exact(dicom_file: Path, pullback
         "pullback_stop_frame": "IVUSPullbackStopFrameNumber (0018,3104)",
     }
     assert back.provenance["n_frames"].value == 30
-    assert back.source == {"path": str(dicom_file), "sop_class_uid": US_MULTIFRAME_SOP_CLASS,
-                           "vendor": "IVUSReconstruct phantom IVUSReconstruct"}
+    assert back.source == {
+        "path": str(dicom_file),
+        "sop_class_uid": US_MULTIFRAME_SOP_CLASS,
+        "vendor": "IVUSReconstruct phantom IVUSReconstruct",
+    }
 
 
 def test_written_header_is_conformant_and_anonymous(dicom_file: Path):
@@ -98,11 +101,20 @@ def test_written_header_is_conformant_and_anonymous(dicom_file: Path):
 
 @pytest.mark.parametrize(
     ("transfer_syntax", "photometric"),
-    [("implicit-little", "MONOCHROME2"), ("explicit-little", "RGB"), ("explicit-little", "YBR_FULL"),
-     ("rle", "MONOCHROME2"), ("deflated", "RGB")],
+    [
+        ("implicit-little", "MONOCHROME2"),
+        ("explicit-little", "RGB"),
+        ("explicit-little", "YBR_FULL"),
+        ("rle", "MONOCHROME2"),
+        ("deflated", "RGB"),
+    ],
 )
-def test_round_trip_syntaxes_and_colour(tmp_path: Path, pullback: Pullback, transfer_syntax: str, photometric: str):
-    path = write_pullback(pullback, tmp_path / "p.dcm", transfer_syntax=transfer_syntax, photometric=photometric)
+def test_round_trip_syntaxes_and_colour(
+    tmp_path: Path, pullback: Pullback, transfer_syntax: str, photometric: str
+):
+    path = write_pullback(
+        pullback, tmp_path / "p.dcm", transfer_syntax=transfer_syntax, photometric=photometric
+    )
     back = read_pullback(path)
     assert back.frames.dtype == np.uint8 and back.frames.shape == (30, 48, 48)
     np.testing.assert_array_equal(np.asarray(back.frames), pullback.frames)
@@ -146,8 +158,13 @@ def test_frame_time_vector_for_irregular_times(tmp_path: Path, pullback: Pullbac
 
 def test_fallbacks_cine_rate_pixel_spacing_and_boston_rate(dicom_file: Path):
     ds = pydicom.dcmread(dicom_file)
-    for key in ("FrameTime", "FrameIncrementPointer", "SequenceOfUltrasoundRegions", "IVUSPullbackRate",
-                "IVUSAcquisition"):
+    for key in (
+        "FrameTime",
+        "FrameIncrementPointer",
+        "SequenceOfUltrasoundRegions",
+        "IVUSPullbackRate",
+        "IVUSAcquisition",
+    ):
         del ds[key]
     ds.CineRate = 25
     ds.PixelSpacing = [0.03, 0.02]
@@ -187,61 +204,95 @@ def test_error_truncated_pixel_data(dicom_file: Path):
     data = dicom_file.read_bytes()
     dicom_file.write_bytes(data[:-1000])
     need = 30 * 48 * 48
-    _expect(dicom_file, f"{dicom_file}: PixelData (7FE0,0010) is truncated ({need - 1000} of {need} bytes in the file); "
-            f"{REEXPORT}")
+    _expect(
+        dicom_file,
+        f"{dicom_file}: PixelData (7FE0,0010) is truncated ({need - 1000} of {need} bytes in the file); "
+        f"{REEXPORT}",
+    )
 
 
 def test_error_text_file_named_dcm(tmp_path: Path):
     path = tmp_path / "notes.dcm"
     path.write_text("patient notes, not an image\n" * 20)
-    _expect(path, f"{path}: file is not a DICOM file; pass a multi-frame DICOM file or a folder of single-frame "
-            "DICOM files")
+    _expect(
+        path,
+        f"{path}: file is not a DICOM file; pass a multi-frame DICOM file or a folder of single-frame "
+        "DICOM files",
+    )
 
 
 def test_error_empty_folder(tmp_path: Path):
     (tmp_path / "empty").mkdir()
-    _expect(tmp_path / "empty", f"{tmp_path / 'empty'}: folder contains no DICOM image files; pass a folder of "
-            "single-frame DICOM files or a multi-frame DICOM file")
+    _expect(
+        tmp_path / "empty",
+        f"{tmp_path / 'empty'}: folder contains no DICOM image files; pass a folder of "
+        "single-frame DICOM files or a multi-frame DICOM file",
+    )
 
 
 def test_error_missing_path(tmp_path: Path):
-    _expect(tmp_path / "nope.dcm", f"{tmp_path / 'nope.dcm'}: path does not exist; pass an existing DICOM file or "
-            "folder")
+    _expect(
+        tmp_path / "nope.dcm",
+        f"{tmp_path / 'nope.dcm'}: path does not exist; pass an existing DICOM file or folder",
+    )
 
 
 def test_error_no_spacing(dicom_file: Path):
     _edit(dicom_file, SequenceOfUltrasoundRegions=None)
-    _expect(dicom_file, f"{dicom_file}: SequenceOfUltrasoundRegions (0018,6011)/PixelSpacing (0028,0030) is missing; "
-            "pass --pixel-spacing MM")
+    _expect(
+        dicom_file,
+        f"{dicom_file}: SequenceOfUltrasoundRegions (0018,6011)/PixelSpacing (0028,0030) is missing; "
+        "pass --pixel-spacing MM",
+    )
     assert read_pullback(dicom_file, pixel_spacing_mm=0.02).pixel_spacing_mm == (0.02, 0.02)
 
 
 def test_error_motor_pullback_without_rate(dicom_file: Path):
     _edit(dicom_file, IVUSPullbackRate=None)
-    _expect(dicom_file, f"{dicom_file}: IVUSPullbackRate (0018,3101) is missing for a MOTOR_PULLBACK acquisition; "
-            "pass --pullback-speed MM_S")
+    _expect(
+        dicom_file,
+        f"{dicom_file}: IVUSPullbackRate (0018,3101) is missing for a MOTOR_PULLBACK acquisition; "
+        "pass --pullback-speed MM_S",
+    )
     relaxed = read_pullback(dicom_file, require_timing=False)
-    assert relaxed.pullback_speed_mm_s is None and relaxed.provenance["pullback_speed_mm_s"].source == "missing"
+    assert (
+        relaxed.pullback_speed_mm_s is None and relaxed.provenance["pullback_speed_mm_s"].source == "missing"
+    )
 
 
 def test_error_no_timing(dicom_file: Path):
-    _edit(dicom_file, FrameTime=None, FrameIncrementPointer=None, CineRate=None, RecommendedDisplayFrameRate=None)
-    _expect(dicom_file, f"{dicom_file}: FrameTime (0018,1063)/FrameTimeVector (0018,1065)/CineRate (0018,0040) is "
-            "missing; pass --frame-rate FPS")
+    _edit(
+        dicom_file,
+        FrameTime=None,
+        FrameIncrementPointer=None,
+        CineRate=None,
+        RecommendedDisplayFrameRate=None,
+    )
+    _expect(
+        dicom_file,
+        f"{dicom_file}: FrameTime (0018,1063)/FrameTimeVector (0018,1065)/CineRate (0018,0040) is "
+        "missing; pass --frame-rate FPS",
+    )
     assert read_pullback(dicom_file, frame_rate_hz=20.0).frame_times_s[1] == pytest.approx(0.05)
 
 
 def test_error_more_frames_than_data(dicom_file: Path):
     _edit(dicom_file, NumberOfFrames=200)
-    _expect(dicom_file, f"{dicom_file}: NumberOfFrames (0028,0008) is 200 but PixelData (7FE0,0010) holds only 30 "
-            f"frames; {REEXPORT}")
+    _expect(
+        dicom_file,
+        f"{dicom_file}: NumberOfFrames (0028,0008) is 200 but PixelData (7FE0,0010) holds only 30 "
+        f"frames; {REEXPORT}",
+    )
 
 
 def test_error_more_frames_than_compressed_data(tmp_path: Path, pullback: Pullback):
     path = write_pullback(pullback, tmp_path / "rle.dcm", transfer_syntax="rle")
     _edit(path, NumberOfFrames=10**9)  # must fail before allocating 10^9 frames
-    _expect(path, f"{path}: NumberOfFrames (0028,0008) is 1000000000 but the file is too small to hold them; "
-            f"{REEXPORT}")
+    _expect(
+        path,
+        f"{path}: NumberOfFrames (0028,0008) is 1000000000 but the file is too small to hold them; "
+        f"{REEXPORT}",
+    )
 
 
 @pytest.mark.parametrize("delta", [0.0, -0.001])
@@ -249,16 +300,20 @@ def test_error_non_positive_spacing(dicom_file: Path, delta: float):
     ds = pydicom.dcmread(dicom_file)
     ds.SequenceOfUltrasoundRegions[0].PhysicalDeltaX = delta
     ds.save_as(dicom_file)
-    _expect(dicom_file, f"{dicom_file}: PhysicalDeltaX (0018,602C) is {delta} cm (must be positive); "
-            "pass --pixel-spacing MM")
+    _expect(
+        dicom_file,
+        f"{dicom_file}: PhysicalDeltaX (0018,602C) is {delta} cm (must be positive); pass --pixel-spacing MM",
+    )
 
 
 def test_error_unknown_units(dicom_file: Path):
     ds = pydicom.dcmread(dicom_file)
     ds.SequenceOfUltrasoundRegions[0].PhysicalUnitsXDirection = 4
     ds.save_as(dicom_file)
-    _expect(dicom_file, f"{dicom_file}: PhysicalUnitsXDirection (0018,6024) is 4 (seconds, not cm); "
-            "pass --pixel-spacing MM")
+    _expect(
+        dicom_file,
+        f"{dicom_file}: PhysicalUnitsXDirection (0018,6024) is 4 (seconds, not cm); pass --pixel-spacing MM",
+    )
 
 
 def test_error_bad_option(dicom_file: Path):

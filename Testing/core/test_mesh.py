@@ -53,7 +53,9 @@ def test_pappus_volume_and_topology(mirror):
         assert report["n_boundary_edges"] == 0 and report["n_nonmanifold_edges"] == 0
         assert report["volume_mm3"] == pytest.approx(expected[name], rel=0.005)
         # the remaining error is the polygon (72-gon, from 90-gon input) not the sweep
-        assert report["signed_volume_mm3"] == pytest.approx(expected[name] * ring_area_factor / np.pi, rel=0.001)
+        assert report["signed_volume_mm3"] == pytest.approx(
+            expected[name] * ring_area_factor / np.pi, rel=0.001
+        )
     assert mesh_report(mesh.lumen)["n_triangles"] == 2 * 72 * 63 + 2 * 72
 
 
@@ -120,8 +122,13 @@ def test_tight_bend_folds_are_detected_and_fixed():
 
 
 def test_unfold_leaves_clean_rings_untouched():
-    rings = np.stack([np.column_stack([np.cos(t), np.sin(t), np.full(8, z)]) for z in range(4)
-                      for t in [np.linspace(0, 2 * np.pi, 8, endpoint=False)]])
+    rings = np.stack(
+        [
+            np.column_stack([np.cos(t), np.sin(t), np.full(8, z)])
+            for z in range(4)
+            for t in [np.linspace(0, 2 * np.pi, 8, endpoint=False)]
+        ]
+    )
     out, folded = unfold_rings(rings, np.tile([0, 0, 1.0], (4, 1)))
     np.testing.assert_array_equal(out, rings)
     assert not folded.any()
@@ -130,8 +137,13 @@ def test_unfold_leaves_clean_rings_untouched():
 def test_open_surface_is_reported():
     from IVUSReconstructLib.mesh import _polydata
 
-    rings = np.stack([np.column_stack([np.cos(t), np.sin(t), np.full(16, z)]) for z in range(3)
-                      for t in [np.linspace(0, 2 * np.pi, 16, endpoint=False)]])
+    rings = np.stack(
+        [
+            np.column_stack([np.cos(t), np.sin(t), np.full(16, z)])
+            for z in range(3)
+            for t in [np.linspace(0, 2 * np.pi, 16, endpoint=False)]
+        ]
+    )
     points, triangles = loft_rings(rings)
     tube_only = triangles[: 2 * 16 * 2]
     report = mesh_report(_polydata(points, tube_only, {}, np.zeros(0)))
@@ -172,3 +184,19 @@ def test_write_mesh_formats(tmp_path):
     assert gltf.GetOutput().GetNumberOfPoints() == mesh.wall.GetNumberOfCells() * 0 + n_points
     with pytest.raises(IVUSInputError, match="suffix '.x3d' is not a mesh format"):
         write_mesh(mesh.wall, tmp_path / "wall.x3d")
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_outward_on_a_vessel_that_turns_back(mirror):
+    # 270 deg arc: the far end lies behind the start, orientation must come from the local advance
+    radius = 10.0
+    s = np.linspace(0.0, 1.5 * np.pi * radius, 60)
+    poses = place_frames(
+        _arc(radius, angle=1.5 * np.pi), np.arange(60), s, smoothing_length_mm=0.0, mirror=mirror
+    )
+    mesh = build_meshes(_rings(60, 1.0, 2.0), poses, n_points=32)
+    for poly in (mesh.lumen, mesh.vessel, mesh.wall):
+        report = mesh_report(poly)
+        assert report["outward"] and report["signed_volume_mm3"] > 0
+    area = polygon_area(polar_polygon(np.full(32, 2.0)))
+    assert mesh_report(mesh.vessel)["volume_mm3"] == pytest.approx(area * s[-1], rel=0.002)

@@ -40,7 +40,7 @@ def test_same_seed_gives_identical_bytes():
     b = make_phantom("coronary", seed=7, length_mm=0.4, size_px=40)
     c = make_phantom("coronary", seed=8, length_mm=0.4, size_px=40)
     assert a.pullback.frames.tobytes() == b.pullback.frames.tobytes()
-    assert all(np.array_equal(f.lumen, g.lumen) for f, g in zip(a.truth.frames, b.truth.frames))
+    assert all(np.array_equal(f.lumen, g.lumen) for f, g in zip(a.truth.frames, b.truth.frames, strict=True))
     assert a.pullback.frames.tobytes() != c.pullback.frames.tobytes()
     assert np.mean(a.pullback.frames != c.pullback.frames) > 0.3
 
@@ -67,7 +67,7 @@ def test_acquisition_facts(coronary: Phantom):
 def test_end_diastolic_frames_sit_at_speed_times_time(coronary: Phantom):
     s, t = coronary.true_arc_length_mm, coronary.pullback.frame_times_s
     ed = coronary.ed_frames
-    assert ed[0] == 0 and len(ed) == 23  # 20 s at ~70 bpm
+    assert ed[0] == 0 and 23 <= len(ed) <= 25  # 20 s at ~70 bpm
     np.testing.assert_allclose(s[ed], 0.5 * t[ed], atol=1e-12)
     # Between end-diastoles the catheter moves back and forth by up to dz_peak (0.75 mm).
     assert 0.6 < np.max(s - 0.5 * t) <= 0.75 + 1e-9
@@ -131,13 +131,16 @@ def _pixel_masks(ph: Phantom, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
     rows, cols = np.mgrid[0:size, 0:size]
     x, y = (cols - c) * sp, (rows - c) * sp
     r = np.hypot(x, y)
-    idx = np.round(np.mod(np.arctan2(y, x), 2 * np.pi) / (2 * np.pi) * TRUTH_POINTS).astype(int) % TRUTH_POINTS
+    idx = (
+        np.round(np.mod(np.arctan2(y, x), 2 * np.pi) / (2 * np.pi) * TRUTH_POINTS).astype(int) % TRUTH_POINTS
+    )
     f = ph.truth.frames[k]
     return r, _radii(f.lumen)[idx], _radii(f.vessel)[idx], idx
 
 
-def test_image_layers_catheter_blood_wall(coronary: Phantom):
-    k = int(coronary.ed_frames[2])
+def test_image_layers_catheter_blood_wall():
+    coronary = make_phantom("coronary", seed=5, length_mm=0.2, size_px=256)
+    k = 0
     img = coronary.pullback.frames[k].astype(float)
     r, lumen_r, vessel_r, _ = _pixel_masks(coronary, k)
     cath = PRESETS["coronary"].catheter_radius_mm
@@ -146,8 +149,8 @@ def test_image_layers_catheter_blood_wall(coronary: Phantom):
     blood = img[(r > cath + 0.35) & (r < lumen_r - 0.1)]
     adventitia = img[(r > vessel_r + 0.05) & (r < vessel_r + 0.25)]
     assert blood.mean() < 0.6 * adventitia.mean()
-    assert img[r > 5.0].max() == 0 or img[-1, 0] == 0  # black outside the field of view
-    assert img[-1, 0] == 0 and img[r > 5.05].mean() < 5.0
+    outside = img[r > 5.05]  # black outside the field of view but for burned-in marks
+    assert img[-1, 0] == 0 and 0.0 < np.mean(outside > 0) < 0.15
 
 
 def test_calcium_casts_an_acoustic_shadow(coronary: Phantom):
@@ -156,8 +159,12 @@ def test_calcium_casts_an_acoustic_shadow(coronary: Phantom):
     img = coronary.pullback.frames[k].astype(float)
     r, _, vessel_r, idx = _pixel_masks(coronary, k)
     poly = coronary.truth.frames[k].calcium[0]
-    rays = np.unique(np.round(np.mod(np.arctan2(poly[:, 1], poly[:, 0]), 2 * np.pi)
-                              / (2 * np.pi) * TRUTH_POINTS).astype(int) % TRUTH_POINTS)
+    rays = np.unique(
+        np.round(np.mod(np.arctan2(poly[:, 1], poly[:, 0]), 2 * np.pi) / (2 * np.pi) * TRUTH_POINTS).astype(
+            int
+        )
+        % TRUTH_POINTS
+    )
     inner = rays[2:-2]  # away from the arc ends
     band = (r > vessel_r + 0.4) & (r < 4.0)
     behind = img[band & np.isin(idx, inner)]
@@ -173,17 +180,20 @@ def test_frame_similarity_follows_the_cardiac_cycle(coronary: Phantom):
     phase = coronary.cardiac_phase[:-1]
     diastole = ncc[(phase > 0.75)].mean()
     systole = ncc[(phase > 0.1) & (phase < 0.45)].mean()
-    assert diastole > systole + 0.05
+    # Decorrelation (1 - NCC) is several times larger while the heart contracts.
+    assert 1.0 - systole > 2.0 * (1.0 - diastole)
 
 
 def test_tissue_speckle_is_anchored_to_the_anatomy(coronary: Phantom):
     s = coronary.true_arc_length_mm
     ph = coronary.cardiac_phase
-    # Frames at the same position in consecutive beats (the motion brings the catheter back).
-    i = int(np.argmin(np.abs(ph - 0.9) + 10 * (s < 3.0)))
-    later = np.flatnonzero((np.arange(600) > i + 5) & (np.abs(s - s[i]) < 0.01))
+    # The cardiac motion brings the catheter back over the same anatomy: an early-systolic
+    # frame is revisited later in the same beat, at another phase.
+    i = int(np.argmin(np.abs(ph - 0.25) + 10 * (s < 3.0)))
+    later = np.flatnonzero((np.arange(600) > i + 5) & (np.arange(600) < i + 25) & (np.abs(s - s[i]) < 0.01))
     assert later.size
     j = int(later[0])
+    assert abs(ph[j] - ph[i]) > 0.2
     r, _, vessel_r, _ = _pixel_masks(coronary, i)
     tissue = (r > vessel_r + 0.6) & (r < 3.5)
     far = int(np.argmin(np.abs(s - s[i] - 0.5)))
@@ -193,8 +203,8 @@ def test_tissue_speckle_is_anchored_to_the_anatomy(coronary: Phantom):
         y = coronary.pullback.frames[b][tissue].astype(float)
         return float(np.corrcoef(x, y)[0, 1])
 
-    assert corr(i, j) > 0.6
-    assert corr(i, far) < 0.3
+    assert corr(i, j) > 0.75
+    assert corr(i, j) > corr(i, far) + 0.2
 
 
 def test_femoropopliteal_diffuse_disease_heavy_calcium(femoral: Phantom):
@@ -230,7 +240,24 @@ def test_iliac_vein_compression_without_cardiac_rhythm(vein: Phantom):
 def test_unknown_preset_and_speckle_are_input_errors():
     with pytest.raises(IVUSInputError) as info:
         make_phantom("carotid")
-    assert str(info.value) == "--preset: unknown phantom preset 'carotid'; use one of coronary, femoropopliteal, iliac-vein"
+    assert (
+        str(info.value)
+        == "--preset: unknown phantom preset 'carotid'; use one of coronary, femoropopliteal, iliac-vein"
+    )
     with pytest.raises(IVUSInputError) as info:
         make_phantom("coronary", speckle="optical")
     assert str(info.value) == "speckle: 'optical' is not a speckle model; use 'rotational' or 'phased'"
+
+
+def test_phased_array_look_darker_blood_longer_ringdown():
+    looks = {}
+    for speckle in ("rotational", "phased"):
+        ph = make_phantom("coronary", seed=5, length_mm=0.1, size_px=256, speckle=speckle)
+        r, lumen_r, _, _ = _pixel_masks(ph, 0)
+        img = ph.pullback.frames[0].astype(float)
+        cath = PRESETS["coronary"].catheter_radius_mm
+        blood = img[(r > cath + 0.6) & (r < np.minimum(cath + 0.8, lumen_r - 0.1))].mean()
+        halo = img[(r > cath + 0.2) & (r < cath + 0.3)].mean()
+        looks[speckle] = (blood, halo / blood)
+    assert looks["phased"][0] < 0.85 * looks["rotational"][0]  # 20 MHz: darker blood
+    assert looks["phased"][1] > 1.15 * looks["rotational"][1]  # ring-down reaches further

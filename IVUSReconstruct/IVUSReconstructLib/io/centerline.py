@@ -74,9 +74,7 @@ def read_centerline(
     """
     path = Path(path)
     if order not in ("distal-first", "proximal-first"):
-        raise input_error(
-            path, "--centerline-order", f"is {order!r}", "use distal-first or proximal-first"
-        )
+        raise input_error(path, "--centerline-order", f"is {order!r}", "use distal-first or proximal-first")
     if coordinate_system is not None and coordinate_system.upper() not in ("RAS", "LPS"):
         raise input_error(path, "coordinate system", f"is {coordinate_system!r}", "use RAS or LPS")
     if not path.is_file():
@@ -104,7 +102,9 @@ def read_centerline(
     bad = ~np.isfinite(points).all(axis=1)
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
-        raise input_error(path, field, f"has a non-finite coordinate at point {k}", "remove or fix that point")
+        raise input_error(
+            path, field, f"has a non-finite coordinate at point {k}", "remove or fix that point"
+        )
     # consecutive duplicates carry no direction and break arc-length parametrisation
     keep = np.concatenate([[True], np.linalg.norm(np.diff(points, axis=0), axis=1) > 1e-9])
     points = points[keep]
@@ -125,10 +125,14 @@ def _read_markups(path: Path) -> tuple[np.ndarray, None, str]:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise input_error(path, "JSON", f"cannot be parsed ({exc})", "save the markups again from Slicer") from None
+        raise input_error(
+            path, "JSON", f"cannot be parsed ({exc})", "save the markups again from Slicer"
+        ) from None
     markups = doc.get("markups") if isinstance(doc, dict) else None
     if not isinstance(markups, list) or not markups:
-        raise input_error(path, "markups", "is missing or empty", "save a curve or point list from Slicer Markups")
+        raise input_error(
+            path, "markups", "is missing or empty", "save a curve or point list from Slicer Markups"
+        )
     # prefer a curve; fall back to the first markup that holds points
     ranked = sorted(markups, key=lambda m: 0 if str(m.get("type", "")).endswith("Curve") else 1)
     for markup in ranked:
@@ -145,7 +149,9 @@ def _read_markups(path: Path) -> tuple[np.ndarray, None, str]:
                     path, "controlPoints.position", "is not a list of 3 numbers", "fix the markups file"
                 ) from None
             if arr.ndim != 2 or arr.shape[1] != 3:
-                raise input_error(path, "controlPoints.position", "is not a list of 3 numbers", "fix the markups file")
+                raise input_error(
+                    path, "controlPoints.position", "is not a list of 3 numbers", "fix the markups file"
+                )
             return arr, None, str(markup.get("coordinateSystem", "LPS")).upper()
     raise input_error(path, "controlPoints", "is empty", "place at least 2 control points along the vessel")
 
@@ -167,11 +173,15 @@ def _read_vtk(path: Path, *, cell: int | str) -> tuple[np.ndarray, np.ndarray | 
         header = reader.GetHeader()
     poly = reader.GetOutput()
     if poly is None or poly.GetNumberOfPoints() == 0:
-        raise input_error(path, "points", "cannot be read or are empty", "save the centerline as VTK polydata")
+        raise input_error(
+            path, "points", "cannot be read or are empty", "save the centerline as VTK polydata"
+        )
     tagged = None
     space = poly.GetFieldData().GetAbstractArray("SPACE")
     if space is not None and space.GetNumberOfValues() > 0:
-        tagged = "LPS" if "LPS" in str(space.GetValue(0)) else "RAS" if "RAS" in str(space.GetValue(0)) else None
+        tagged = (
+            "LPS" if "LPS" in str(space.GetValue(0)) else "RAS" if "RAS" in str(space.GetValue(0)) else None
+        )
     if header:
         tagged = "LPS" if "SPACE=LPS" in header else "RAS" if "SPACE=RAS" in header else tagged
     all_points = vtk_to_numpy(poly.GetPoints().GetData()).astype(float)
@@ -191,7 +201,9 @@ def _read_vtk(path: Path, *, cell: int | str) -> tuple[np.ndarray, np.ndarray | 
         chosen = paths[int(np.argmax(lengths))]
     else:
         if not isinstance(cell, int) or not 0 <= cell < len(paths):
-            raise input_error(path, "cell", f"{cell!r} does not exist ({len(paths)} polylines)", "pick 0..n-1")
+            raise input_error(
+                path, "cell", f"{cell!r} does not exist ({len(paths)} polylines)", "pick 0..n-1"
+            )
         chosen = paths[cell]
     radius = None if all_radius is None else all_radius[chosen]
     return all_points[chosen], radius, tagged
@@ -221,7 +233,11 @@ def _read_text(path: Path) -> tuple[np.ndarray, None, str | None]:
             elif key == "columns":
                 header = [c.strip().lower() for c in value.split(",")]
             continue
-        cells = [c.strip() for c in re.split(r"[,\t; ]+" if "," not in line else r"\s*,\s*", line) if c.strip() != ""]
+        cells = [
+            c.strip()
+            for c in re.split(r"[,\t; ]+" if "," not in line else r"\s*,\s*", line)
+            if c.strip() != ""
+        ]
         if not rows and header is None and not all(_NUMBER.match(c) for c in cells[:3]):
             header = [c.lower() for c in cells]
             continue
@@ -243,11 +259,16 @@ def _read_text(path: Path) -> tuple[np.ndarray, None, str | None]:
             points[r] = [float(cells[c]) for c in columns]
         except (IndexError, ValueError):
             raise input_error(
-                path, "x,y,z columns", f"data row {r + 1} is not 3 numbers ({', '.join(cells[:4])})", "fix that line"
+                path,
+                "x,y,z columns",
+                f"data row {r + 1} is not 3 numbers ({', '.join(cells[:4])})",
+                "fix that line",
             ) from None
     if any(math.isnan(v) for v in points.ravel()):
         k = int(np.flatnonzero(np.isnan(points).any(axis=1))[0])
-        raise input_error(path, "x,y,z columns", f"has a non-finite coordinate at point {k}", "remove or fix that point")
+        raise input_error(
+            path, "x,y,z columns", f"has a non-finite coordinate at point {k}", "remove or fix that point"
+        )
     return points, None, tagged
 
 
@@ -259,7 +280,7 @@ def write_markups_curve(
     name: str = "Centerline",
     frame_points: np.ndarray | None = None,
     frame_labels: list[str] | None = None,
-    max_points: int = 400,
+    max_points: int | None = None,
 ) -> Path:
     """Write a centerline as a Slicer markups curve (``markups-schema-v1.0.3``).
 
@@ -277,9 +298,10 @@ def write_markups_curve(
         Frame positions, written as a second markups (point list ``"<name> frames"``).
     frame_labels : list of str, optional
         Labels of the frame points (default: ``"F<k>"``).
-    max_points : int
-        Curves with more points are thinned evenly (Slicer curves interpolate between control
-        points; thousands of control points make editing slow). First and last are kept.
+    max_points : int, optional
+        Thin longer curves evenly to this many control points, first and last kept (Slicer
+        curves interpolate between control points; thousands of them make editing slow).
+        Default: write every point.
 
     Returns
     -------
@@ -290,7 +312,7 @@ def write_markups_curve(
     if system not in ("LPS", "RAS"):
         raise input_error(path, "coordinate_system", f"is {coordinate_system!r}", "use LPS or RAS")
     points = np.asarray(centerline.points_ras_mm, dtype=float)
-    if len(points) > max_points:
+    if max_points is not None and len(points) > max_points:
         keep = np.unique(np.round(np.linspace(0, len(points) - 1, max_points)).astype(int))
         points = points[keep]
     sign = _LPS_TO_RAS if system == "LPS" else np.ones(3)

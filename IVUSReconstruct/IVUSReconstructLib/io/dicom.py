@@ -33,10 +33,10 @@ from pydicom.errors import InvalidDicomError
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    PYDICOM_IMPLEMENTATION_UID,
     RLELossless,
     generate_uid,
 )
@@ -106,7 +106,9 @@ def _frames_for_photometric(frames: np.ndarray, photometric: str) -> np.ndarray:
         out = np.full(frames.shape + (3,), 128, dtype=frames.dtype)
         out[..., 0] = frames
         return out
-    raise IVUSInputError(f"photometric: {photometric!r} is not supported for writing; use MONOCHROME2, RGB or YBR_FULL")
+    raise IVUSInputError(
+        f"photometric: {photometric!r} is not supported for writing; use MONOCHROME2, RGB or YBR_FULL"
+    )
 
 
 def _pullback_dataset(
@@ -216,7 +218,9 @@ def _pullback_dataset(
     ds.SequenceOfUltrasoundRegions = Sequence([region])
 
     if transfer_syntax_uid == RLELossless:
-        ds.compress(RLELossless, np.ascontiguousarray(frames if n > 1 else frames[0]), generate_instance_uid=False)
+        ds.compress(
+            RLELossless, np.ascontiguousarray(frames if n > 1 else frames[0]), generate_instance_uid=False
+        )
     else:
         data = np.ascontiguousarray(frames).astype(frames.dtype.newbyteorder("<"), copy=False).tobytes()
         if len(data) % 2:
@@ -265,7 +269,9 @@ def write_pullback(
         )
     frames = np.asarray(pullback.frames)
     if frames.ndim != 3 or frames.dtype not in (np.uint8, np.uint16):
-        raise IVUSInputError(f"frames: shape {frames.shape} dtype {frames.dtype} is not (N, H, W) uint8/uint16")
+        raise IVUSInputError(
+            f"frames: shape {frames.shape} dtype {frames.dtype} is not (N, H, W) uint8/uint16"
+        )
     stored = _frames_for_photometric(frames, photometric)
     ts = _TRANSFER_SYNTAXES[transfer_syntax]
     study_uid, series_uid = generate_uid(), generate_uid()
@@ -279,7 +285,9 @@ def write_pullback(
         heart_rate_bpm=heart_rate_bpm,
     )
     if layout == "multi-frame":
-        ds = _pullback_dataset(pullback, stored, sop_class=US_MULTIFRAME_SOP_CLASS, instance_number=1, **common)
+        ds = _pullback_dataset(
+            pullback, stored, sop_class=US_MULTIFRAME_SOP_CLASS, instance_number=1, **common
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         ds.save_as(path, enforce_file_format=True)
         return path
@@ -288,7 +296,11 @@ def write_pullback(
         width = max(5, len(str(len(frames))))
         for k in range(len(frames)):
             ds = _pullback_dataset(
-                pullback, stored[k: k + 1], sop_class=US_SINGLE_FRAME_SOP_CLASS, instance_number=k + 1, **common
+                pullback,
+                stored[k : k + 1],
+                sop_class=US_SINGLE_FRAME_SOP_CLASS,
+                instance_number=k + 1,
+                **common,
             )
             ds.save_as(path / f"IMG{k + 1:0{width}d}.dcm", enforce_file_format=True)
         return path
@@ -320,7 +332,9 @@ def _read_header(path: Path) -> Dataset:
             try:
                 return pydicom.dcmread(path, defer_size=4096, force=True)
             except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
-                raise input_error(path, "file", f"cannot be parsed as DICOM ({type(exc).__name__})", _FIX_REEXPORT)
+                raise input_error(
+                    path, "file", f"cannot be parsed as DICOM ({type(exc).__name__})", _FIX_REEXPORT
+                ) from None
         raise input_error(
             path,
             "file",
@@ -328,7 +342,9 @@ def _read_header(path: Path) -> Dataset:
             "pass a multi-frame DICOM file or a folder of single-frame DICOM files",
         ) from None
     except (OSError, EOFError, struct.error, ValueError, KeyError, TypeError) as exc:
-        raise input_error(path, "file", f"cannot be parsed as DICOM ({type(exc).__name__})", _FIX_REEXPORT) from None
+        raise input_error(
+            path, "file", f"cannot be parsed as DICOM ({type(exc).__name__})", _FIX_REEXPORT
+        ) from None
 
 
 def _number(value: object) -> float | None:
@@ -362,7 +378,9 @@ def _int_tag(ds: Dataset, keyword: str, path: Path, tag_text: str, *, required: 
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise input_error(path, f"{keyword} ({tag_text})", f"is {value!r} (not an integer)", _FIX_REEXPORT) from None
+        raise input_error(
+            path, f"{keyword} ({tag_text})", f"is {value!r} (not an integer)", _FIX_REEXPORT
+        ) from None
 
 
 # --------------------------------------------------------------------------- reading: pixels
@@ -374,14 +392,20 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(y), 0, np.iinfo(rgb.dtype).max).astype(rgb.dtype)
 
 
-def _chunked(src: np.ndarray, convert: Callable[[np.ndarray], np.ndarray], out_shape: tuple[int, ...],
-             dtype: np.dtype, progress: ProgressFn | None, label: str) -> np.ndarray:
+def _chunked(
+    src: np.ndarray,
+    convert: Callable[[np.ndarray], np.ndarray],
+    out_shape: tuple[int, ...],
+    dtype: np.dtype,
+    progress: ProgressFn | None,
+    label: str,
+) -> np.ndarray:
     """Convert ``src`` frame-chunk by frame-chunk into a new array (bounded temporaries)."""
     out = np.empty(out_shape, dtype=dtype)
     n = out_shape[0]
     step = max(1, min(n, 64))
     for start in range(0, n, step):
-        out[start: start + step] = convert(np.asarray(src[start: start + step]))
+        out[start : start + step] = convert(np.asarray(src[start : start + step]))
         if progress is not None:
             progress(min(1.0, (start + step) / n), f"{label}: frame {min(n, start + step)}/{n}")
     return out
@@ -405,11 +429,19 @@ def _raw_frames(
     spp = _int_tag(ds, "SamplesPerPixel", path, "0028,0002", required=False) or 1
     bits = _int_tag(ds, "BitsAllocated", path, "0028,0100")
     if bits not in (8, 16):
-        raise input_error(path, "BitsAllocated (0028,0100)", f"is {bits} (only 8 and 16 are supported)",
-                          "convert the pullback to 8- or 16-bit grey")
+        raise input_error(
+            path,
+            "BitsAllocated (0028,0100)",
+            f"is {bits} (only 8 and 16 are supported)",
+            "convert the pullback to 8- or 16-bit grey",
+        )
     if int(ds.get("PixelRepresentation", 0) or 0) != 0:
-        raise input_error(path, "PixelRepresentation (0028,0103)", "is 1 (signed pixels)",
-                          "convert the pullback to unsigned 8- or 16-bit grey")
+        raise input_error(
+            path,
+            "PixelRepresentation (0028,0103)",
+            "is 1 (signed pixels)",
+            "convert the pullback to unsigned 8- or 16-bit grey",
+        )
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     dtype = np.dtype(np.uint8) if bits == 8 else np.dtype("<u2")
     if photometric == "YBR_FULL_422":
@@ -419,12 +451,20 @@ def _raw_frames(
     file_size = path.stat().st_size
     in_file = max(0, file_size - offset)
     if length > in_file:
-        raise input_error(path, "PixelData (7FE0,0010)",
-                          f"is truncated ({in_file} of {length} bytes in the file)", _FIX_REEXPORT)
+        raise input_error(
+            path,
+            "PixelData (7FE0,0010)",
+            f"is truncated ({in_file} of {length} bytes in the file)",
+            _FIX_REEXPORT,
+        )
     if frame_bytes == 0 or n * frame_bytes > length:
         held = length // frame_bytes if frame_bytes else 0
-        raise input_error(path, "NumberOfFrames (0028,0008)",
-                          f"is {n} but PixelData (7FE0,0010) holds only {held} frames", _FIX_REEXPORT)
+        raise input_error(
+            path,
+            "NumberOfFrames (0028,0008)",
+            f"is {n} but PixelData (7FE0,0010) holds only {held} frames",
+            _FIX_REEXPORT,
+        )
 
     if spp == 1:
         mm = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(n, rows, cols))
@@ -439,8 +479,14 @@ def _raw_frames(
     planar = int(ds.get("PlanarConfiguration", 0) or 0)
     if photometric == "YBR_FULL_422":
         mm = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(n, rows, cols // 2, 4))
-        return _chunked(mm, lambda a: a[..., :2].reshape(len(a), rows, cols), (n, rows, cols), dtype, progress,
-                        "reading luminance")
+        return _chunked(
+            mm,
+            lambda a: a[..., :2].reshape(len(a), rows, cols),
+            (n, rows, cols),
+            dtype,
+            progress,
+            "reading luminance",
+        )
     if photometric.startswith("YBR"):
         take = (lambda a: a[:, 0]) if planar else (lambda a: a[..., 0])
     elif photometric == "RGB":
@@ -459,8 +505,12 @@ def _decoded_frames(
     # An encapsulated frame takes at least one 8-byte item header: bound n by the file size
     # before allocating the decoded output.
     if n * 8 > path.stat().st_size:
-        raise input_error(path, "NumberOfFrames (0028,0008)", f"is {n} but the file is too small to hold them",
-                          _FIX_REEXPORT)
+        raise input_error(
+            path,
+            "NumberOfFrames (0028,0008)",
+            f"is {n} but the file is too small to hold them",
+            _FIX_REEXPORT,
+        )
     try:
         full = pydicom.dcmread(path, force=True)
         photometric = str(full.get("PhotometricInterpretation", "MONOCHROME2")).upper()
@@ -476,8 +526,12 @@ def _decoded_frames(
             elif photometric == "MONOCHROME1":
                 frame = np.iinfo(frame.dtype).max - frame if frame.dtype.kind == "u" else frame
             if frame.shape != (rows, cols):
-                raise input_error(path, "Rows/Columns (0028,0010/0011)",
-                                  f"say {rows}x{cols} but frame {k} decodes to {frame.shape}", _FIX_REEXPORT)
+                raise input_error(
+                    path,
+                    "Rows/Columns (0028,0010/0011)",
+                    f"say {rows}x{cols} but frame {k} decodes to {frame.shape}",
+                    _FIX_REEXPORT,
+                )
             if frame.dtype not in (np.uint8, np.uint16):
                 frame = np.clip(frame, 0, 65535).astype(np.uint16)
             if out is None:
@@ -489,25 +543,36 @@ def _decoded_frames(
         raise
     except Exception as exc:  # noqa: BLE001 - a decoder failure is a file problem for the user
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise input_error(path, "PixelData (7FE0,0010)", f"cannot be decoded ({message[:120]})",
-                          "re-export the pullback uncompressed") from None
+        raise input_error(
+            path,
+            "PixelData (7FE0,0010)",
+            f"cannot be decoded ({message[:120]})",
+            "re-export the pullback uncompressed",
+        ) from None
     decoded = 0 if out is None else k + 1
     if out is None or decoded < n:
-        raise input_error(path, "NumberOfFrames (0028,0008)",
-                          f"is {n} but PixelData (7FE0,0010) holds only {decoded} frames", _FIX_REEXPORT)
+        raise input_error(
+            path,
+            "NumberOfFrames (0028,0008)",
+            f"is {n} but PixelData (7FE0,0010) holds only {decoded} frames",
+            _FIX_REEXPORT,
+        )
     return out
 
 
 def _file_frames(path: Path, ds: Dataset, progress: ProgressFn | None) -> np.ndarray:
     """All frames of one DICOM file, (n, rows, cols) uint8 or uint16."""
     if ds.get_item(_PIXEL_DATA, keep_deferred=True) is None:
-        raise input_error(path, "PixelData (7FE0,0010)", "is missing (not an image)", "pass an IVUS image file")
+        raise input_error(
+            path, "PixelData (7FE0,0010)", "is missing (not an image)", "pass an IVUS image file"
+        )
     rows = _int_tag(ds, "Rows", path, "0028,0010")
     cols = _int_tag(ds, "Columns", path, "0028,0011")
     n = _int_tag(ds, "NumberOfFrames", path, "0028,0008", required=False) or 1
     if rows <= 0 or cols <= 0 or n <= 0:
-        raise input_error(path, "Rows/Columns/NumberOfFrames", f"are {rows}/{cols}/{n} (must be positive)",
-                          _FIX_REEXPORT)
+        raise input_error(
+            path, "Rows/Columns/NumberOfFrames", f"are {rows}/{cols}/{n} (must be positive)", _FIX_REEXPORT
+        )
     frames = _raw_frames(path, ds, n, rows, cols, progress)
     if frames is None:
         frames = _decoded_frames(path, ds, n, rows, cols, progress)
@@ -523,8 +588,10 @@ def _folder_frames(folder: Path, progress: ProgressFn | None) -> tuple[np.ndarra
 
     Returns the frames, the first file's header, its path and the number of files.
     """
-    entries = sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
-                     key=lambda p: _natural_key(p.name))
+    entries = sorted(
+        (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
+        key=lambda p: _natural_key(p.name),
+    )
     headers = []
     for p in entries:
         try:
@@ -536,12 +603,20 @@ def _folder_frames(folder: Path, progress: ProgressFn | None) -> tuple[np.ndarra
             continue
         headers.append((p, ds))
     if not headers:
-        raise input_error(folder, "folder", "contains no DICOM image files",
-                          "pass a folder of single-frame DICOM files or a multi-frame DICOM file")
+        raise input_error(
+            folder,
+            "folder",
+            "contains no DICOM image files",
+            "pass a folder of single-frame DICOM files or a multi-frame DICOM file",
+        )
 
     def order(item):
         number = _number(item[1].get("InstanceNumber"))
-        return (0, number, _natural_key(item[0].name)) if number is not None else (1, 0.0, _natural_key(item[0].name))
+        return (
+            (0, number, _natural_key(item[0].name))
+            if number is not None
+            else (1, 0.0, _natural_key(item[0].name))
+        )
 
     headers.sort(key=order)
     first_path, first = headers[0]
@@ -550,9 +625,12 @@ def _folder_frames(folder: Path, progress: ProgressFn | None) -> tuple[np.ndarra
     parts = []
     for i, (p, ds) in enumerate(headers):
         if int(ds.get("Rows", -1)) != rows or int(ds.get("Columns", -1)) != cols:
-            raise input_error(p, "Rows/Columns (0028,0010/0011)",
-                              f"are {ds.get('Rows')}x{ds.get('Columns')}, unlike {rows}x{cols} in {first_path.name}",
-                              "keep only the frames of one pullback in the folder")
+            raise input_error(
+                p,
+                "Rows/Columns (0028,0010/0011)",
+                f"are {ds.get('Rows')}x{ds.get('Columns')}, unlike {rows}x{cols} in {first_path.name}",
+                "keep only the frames of one pullback in the folder",
+            )
         parts.append(np.asarray(_file_frames(p, ds, None)))
         if progress is not None and (i % 32 == 0 or i == len(headers) - 1):
             progress((i + 1) / len(headers), f"reading file {i + 1}/{len(headers)}")
@@ -570,26 +648,33 @@ def _positive_option(value: float | None, option: str) -> None:
         raise IVUSInputError(f"{option}: {value} must be a positive number")
 
 
-def _frame_times(
-    ds: Dataset, path: Path, n: int, frame_rate_hz: float | None, *, required: bool
-) -> Valued:
+def _frame_times(ds: Dataset, path: Path, n: int, frame_rate_hz: float | None, *, required: bool) -> Valued:
     if frame_rate_hz is not None:
         return Valued(np.arange(n) / float(frame_rate_hz), "--frame-rate")
     pointer = ds.get("FrameIncrementPointer")
-    pointers = [Tag(t) for t in (pointer if isinstance(pointer, (list, pydicom.multival.MultiValue)) else [pointer])
-                if t is not None]
+    pointers = [
+        Tag(t)
+        for t in (pointer if isinstance(pointer, (list, pydicom.multival.MultiValue)) else [pointer])
+        if t is not None
+    ]
     vector = ds.get("FrameTimeVector")
     if vector is not None and (_FRAME_TIME_VECTOR in pointers or ds.get("FrameTime") is None):
         values = np.atleast_1d(np.asarray([_number(v) for v in np.atleast_1d(vector)], dtype=float))
         if len(values) != n or not np.all(np.isfinite(values)) or np.any(values[1:] <= 0):
-            raise input_error(path, "FrameTimeVector (0018,1065)",
-                              f"has {len(values)} values, not {n} positive increments", _FIX_RATE)
+            raise input_error(
+                path,
+                "FrameTimeVector (0018,1065)",
+                f"has {len(values)} values, not {n} positive increments",
+                _FIX_RATE,
+            )
         times_ms = np.cumsum(values) - values[0]
         return Valued(times_ms / 1000.0, "FrameTimeVector (0018,1065)")
     frame_time = _number(ds.get("FrameTime"))
     if frame_time is not None:
         if not frame_time > 0:
-            raise input_error(path, "FrameTime (0018,1063)", f"is {frame_time} ms (must be positive)", _FIX_RATE)
+            raise input_error(
+                path, "FrameTime (0018,1063)", f"is {frame_time} ms (must be positive)", _FIX_RATE
+            )
         return Valued(np.arange(n) * frame_time / 1000.0, "FrameTime (0018,1063)")
     cine = _number(ds.get("CineRate"))
     if cine is not None:
@@ -597,13 +682,30 @@ def _frame_times(
             raise input_error(path, "CineRate (0018,0040)", f"is {cine} (must be positive)", _FIX_RATE)
         return Valued(np.arange(n) / cine, "CineRate (0018,0040)")
     if required:
-        raise input_error(path, "FrameTime (0018,1063)/FrameTimeVector (0018,1065)/CineRate (0018,0040)",
-                          "is missing", _FIX_RATE)
+        raise input_error(
+            path,
+            "FrameTime (0018,1063)/FrameTimeVector (0018,1065)/CineRate (0018,0040)",
+            "is missing",
+            _FIX_RATE,
+        )
     return Valued(np.arange(n, dtype=float), "missing: frame index used as time")
 
 
-_UNIT_NAMES = {0: "none", 1: "percent", 2: "dB", 3: "cm", 4: "seconds", 5: "hertz", 6: "dB/seconds", 7: "cm/sec",
-               8: "cm2", 9: "cm2/sec", 10: "cm3", 11: "cm3/sec", 12: "degrees"}
+_UNIT_NAMES = {
+    0: "none",
+    1: "percent",
+    2: "dB",
+    3: "cm",
+    4: "seconds",
+    5: "hertz",
+    6: "dB/seconds",
+    7: "cm/sec",
+    8: "cm2",
+    9: "cm2/sec",
+    10: "cm3",
+    11: "cm3/sec",
+    12: "degrees",
+}
 
 
 def _pick_region(regions: Sequence, rows: int, cols: int) -> Dataset:
@@ -633,26 +735,42 @@ def _pixel_spacing(
             unit = region.get(f"PhysicalUnits{axis}Direction")
             delta = _number(region.get(f"PhysicalDelta{axis}"))
             if unit is None or delta is None:
-                raise input_error(path, f"PhysicalDelta{axis} ({delta_tag}) in SequenceOfUltrasoundRegions (0018,6011)",
-                                  "is missing", _FIX_SPACING)
+                raise input_error(
+                    path,
+                    f"PhysicalDelta{axis} ({delta_tag}) in SequenceOfUltrasoundRegions (0018,6011)",
+                    "is missing",
+                    _FIX_SPACING,
+                )
             if int(unit) != 3:
                 name = _UNIT_NAMES.get(int(unit), "unknown")
-                raise input_error(path, f"PhysicalUnits{axis}Direction ({unit_tag})",
-                                  f"is {int(unit)} ({name}, not cm)", _FIX_SPACING)
+                raise input_error(
+                    path,
+                    f"PhysicalUnits{axis}Direction ({unit_tag})",
+                    f"is {int(unit)} ({name}, not cm)",
+                    _FIX_SPACING,
+                )
             if not (np.isfinite(delta) and delta > 0):
-                raise input_error(path, f"PhysicalDelta{axis} ({delta_tag})", f"is {delta} cm (must be positive)",
-                                  _FIX_SPACING)
+                raise input_error(
+                    path,
+                    f"PhysicalDelta{axis} ({delta_tag})",
+                    f"is {delta} cm (must be positive)",
+                    _FIX_SPACING,
+                )
             values.append(delta * 10.0)
-        return Valued((values[1], values[0]), "PhysicalDeltaX/Y (0018,602C/602E) of SequenceOfUltrasoundRegions")
+        return Valued(
+            (values[1], values[0]), "PhysicalDeltaX/Y (0018,602C/602E) of SequenceOfUltrasoundRegions"
+        )
     spacing = ds.get("PixelSpacing")
     if spacing is not None and len(spacing) == 2:
         pair = (_number(spacing[0]), _number(spacing[1]))
         if any(v is None or not (np.isfinite(v) and v > 0) for v in pair):
-            raise input_error(path, "PixelSpacing (0028,0030)", f"is {list(spacing)} mm (must be positive)",
-                              _FIX_SPACING)
+            raise input_error(
+                path, "PixelSpacing (0028,0030)", f"is {list(spacing)} mm (must be positive)", _FIX_SPACING
+            )
         return Valued((float(pair[0]), float(pair[1])), "PixelSpacing (0028,0030)")
-    raise input_error(path, "SequenceOfUltrasoundRegions (0018,6011)/PixelSpacing (0028,0030)",
-                      "is missing", _FIX_SPACING)
+    raise input_error(
+        path, "SequenceOfUltrasoundRegions (0018,6011)/PixelSpacing (0028,0030)", "is missing", _FIX_SPACING
+    )
 
 
 def _acquisition(
@@ -689,14 +807,19 @@ def _acquisition(
 
     if kind in ("manual", "selective", "gated"):
         if kind == "gated" and "gated_rate_mm_per_beat" not in extra and required:
-            raise input_error(path, "IVUSGatedRate (0018,3102)", "is missing for a GATED_PULLBACK acquisition",
-                              _FIX_SPEED)
+            raise input_error(
+                path, "IVUSGatedRate (0018,3102)", "is missing for a GATED_PULLBACK acquisition", _FIX_SPEED
+            )
         return Valued(kind, acq_src), Valued(None, acq_src), extra
     if kind == "motor":
         if rate is None:
             if required:
-                raise input_error(path, "IVUSPullbackRate (0018,3101)", "is missing for a MOTOR_PULLBACK acquisition",
-                                  _FIX_SPEED)
+                raise input_error(
+                    path,
+                    "IVUSPullbackRate (0018,3101)",
+                    "is missing for a MOTOR_PULLBACK acquisition",
+                    _FIX_SPEED,
+                )
             return Valued("motor", acq_src), Valued(None, "missing"), extra
         return Valued("motor", acq_src), Valued(rate, rate_src), extra
     # No (or an unknown) IVUS Acquisition: a pullback rate implies a motorised pullback.
