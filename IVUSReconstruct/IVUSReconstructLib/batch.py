@@ -818,8 +818,26 @@ def run_batch(
     result.elapsed_s = time.perf_counter() - t0
     if not result.interrupted:
         _remove_partials(out / "cases")
+    else:
+        _finished_on_disk(cases, out, result)
     result.cohort = write_cohort(cases, out, result.outcomes)
     return result
+
+
+def _finished_on_disk(cases: Sequence[CaseSpec], out: Path, result: BatchResult) -> None:
+    """After an interrupt: cases whose folder was renamed into place before their result reached
+    the client are finished; count them as such in the cohort files."""
+    for case in cases:
+        if case.case_id in result.outcomes:
+            continue
+        try:
+            digest = case_hash(case)
+        except (IVUSInputError, OSError):
+            continue
+        record = case_complete(out / "cases" / case.case_id, digest)
+        if record is not None:
+            reused = record.get("batch_id") != result.batch_id
+            result.outcomes[case.case_id] = CaseOutcome(case.case_id, "ok", reused=reused, digest=digest)
 
 
 class _BatchProgress:

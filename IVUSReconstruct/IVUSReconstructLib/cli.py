@@ -294,7 +294,7 @@ def _write_phantom_files(phantom, folder: Path) -> dict[str, Path]:
         "truth_contours": folder / "truth_contours.json",
         "truth_metrics": folder / "truth_metrics.json",
     }
-    write_pullback(phantom.pullback, paths["pullback"])
+    write_pullback(phantom.pullback, paths["pullback"], heart_rate_bpm=phantom.heart_rate_bpm)
     write_markups_curve(phantom.centerline, paths["centerline"], coordinate_system="LPS")
     write_contours_json(phantom.truth, paths["truth_contours"])
     truth = _truth_metrics(phantom)

@@ -22,7 +22,9 @@ from .geometry import polygon_area, polygon_centroid
 from .types import ContourSet, GatingResult, Pullback
 
 __all__ = [
+    "frame_motion",
     "motion_signal",
+    "systolic_onset_signal",
     "dominant_rhythm",
     "pick_beat_minima",
     "gating_from_signal",
@@ -45,39 +47,46 @@ def _zscore(x: np.ndarray) -> np.ndarray:
 
 
 def _downsample(frames: np.ndarray, factor: int) -> np.ndarray:
+    """Block-sum ``factor`` x ``factor`` pixels (integer sums: ~5x faster than a float mean)."""
     n, h, w = frames.shape
     h2, w2 = h // factor, w // factor
-    f = np.asarray(frames[:, : h2 * factor, : w2 * factor], dtype=np.float32)
-    return f.reshape(n, h2, factor, w2, factor).mean(axis=(2, 4))
+    f = np.asarray(frames[:, : h2 * factor, : w2 * factor])
+    if f.dtype == np.uint8 and factor <= 16:
+        acc = np.uint16
+    elif np.issubdtype(f.dtype, np.integer):
+        acc = np.int64
+    else:
+        acc = np.float64
+    rows = f.reshape(n, h2, factor, w2 * factor).sum(axis=2, dtype=acc)
+    return rows.reshape(n, h2, w2, factor).sum(axis=3, dtype=acc).astype(np.float32)
 
 
-def motion_signal(
+def frame_motion(
     frames: np.ndarray,
     *,
-    target_size_px: int = 128,
-    gradient_weight: float = 0.5,
-    chunk: int = 64,
+    target_size_px: int = 64,
+    chunk: int = 256,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
-) -> np.ndarray:
-    """Per-frame motion signal of Maso Talou et al. (low = quiescent).
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frame-to-frame dissimilarity and per-frame sharpness of a pullback.
 
     Parameters
     ----------
     frames : ndarray of shape (N, H, W)
         Grey-level frames (any dtype; may be a memmap, read in chunks).
     target_size_px : int
-        Frames are block-averaged down to about this size (speed; speckle is averaged out).
-    gradient_weight : float
-        Weight of the (- total gradient magnitude) term against the (1 - NCC) term.
+        Frames are block-averaged down to about this size: speckle is averaged out and
+        6000 frames of 512 x 512 take about a second.
     chunk : int
         Frames read at a time.
 
     Returns
     -------
-    ndarray of shape (N,)
-        ``(1 - w) z(1 - NCC(k, k+1)) + w z(-sum |grad I_k|)``, z-scored terms; the last frame
-        repeats the NCC of the one before.
+    dissimilarity : ndarray of shape (N,)
+        ``1 - NCC(frame k, frame k+1)`` in [0, 2]; the last frame repeats the one before.
+    sharpness : ndarray of shape (N,)
+        Total absolute gradient of the reduced frame (drops when motion blurs it).
     """
     n, h, w = frames.shape
     factor = max(1, int(min(h, w) // target_size_px))
@@ -103,7 +112,75 @@ def motion_signal(
             progress(min(1.0, (start + len(small)) / n), "gating: motion signal")
     if n > 1:
         ncc[-1] = ncc[-2]
-    return (1.0 - gradient_weight) * _zscore(1.0 - ncc) + gradient_weight * _zscore(-grad)
+    return np.clip(1.0 - ncc, 0.0, 2.0), grad
+
+
+def motion_signal(
+    frames: np.ndarray,
+    *,
+    target_size_px: int = 64,
+    gradient_weight: float = 0.5,
+    chunk: int = 256,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> np.ndarray:
+    """Per-frame motion signal of Maso Talou et al. (low = quiescent).
+
+    Parameters
+    ----------
+    frames : ndarray of shape (N, H, W)
+    target_size_px, chunk :
+        See ``frame_motion``.
+    gradient_weight : float
+        Weight of the (- total gradient magnitude) term against the (1 - NCC) term.
+
+    Returns
+    -------
+    ndarray of shape (N,)
+        ``(1 - w) z(1 - NCC(k, k+1)) + w z(-sum |grad I_k|)``, z-scored terms.
+    """
+    dis, grad = frame_motion(frames, target_size_px=target_size_px, chunk=chunk, progress=progress, cancel=cancel)
+    return _combine(dis, grad, gradient_weight)
+
+
+def _combine(dissimilarity: np.ndarray, sharpness: np.ndarray, gradient_weight: float) -> np.ndarray:
+    return (1.0 - gradient_weight) * _zscore(dissimilarity) + gradient_weight * _zscore(-sharpness)
+
+
+def systolic_onset_signal(dissimilarity: np.ndarray, *, half_width_frames: int = 2) -> np.ndarray:
+    """Step detector that peaks on the last quiet frame before a burst of motion.
+
+    End-diastole is the end of the diastolic rest, just before systole (the R wave): the
+    frame-to-frame change is small up to it and jumps as the heart contracts. The step is
+    the mean of ``sqrt(dissimilarity)`` over the ``w`` frame pairs after frame k minus its
+    mean over the ``w`` pairs before (pair k joins frames k and k+1). The square root
+    makes the measure grow about linearly with displacement (1 - NCC grows with its
+    square), so the onset, not the steepest later acceleration, gives the largest step.
+
+    Parameters
+    ----------
+    dissimilarity : ndarray of shape (N,)
+        ``1 - NCC`` between frame k and k+1.
+    half_width_frames : int
+        ``w``, frames on each side.
+
+    Returns
+    -------
+    ndarray of shape (N,)
+    """
+    d = np.sqrt(np.clip(np.asarray(dissimilarity, dtype=float), 0.0, None))
+    n = len(d)
+    c = np.concatenate([[0.0], np.cumsum(d)])
+    k = np.arange(n)
+    after = np.minimum(k + half_width_frames, n)
+    before = np.maximum(k - half_width_frames, 0)
+    fwd = (c[after] - c[k]) / np.maximum(after - k, 1)
+    bwd = (c[k] - c[before]) / np.maximum(k - before, 1)
+    step = fwd - bwd
+    # No step can be measured where one side is missing.
+    step[(after - k) < half_width_frames] = 0.0
+    step[(k - before) < half_width_frames] = 0.0
+    return step
 
 
 def dominant_rhythm(
@@ -156,7 +233,13 @@ def dominant_rhythm(
 
 
 def pick_beat_minima(
-    x: np.ndarray, period_frames: float, *, tolerance: float = 0.15, end_of_quiescence: float = 0.0
+    x: np.ndarray,
+    period_frames: float,
+    *,
+    tolerance: float = 0.15,
+    end_of_quiescence: float = 0.0,
+    refine: bool = True,
+    phase_smoothing: float = 0.75,
 ) -> np.ndarray:
     """One minimum per beat, searched within a window around each expected beat.
 
@@ -176,6 +259,13 @@ def pick_beat_minima(
     end_of_quiescence : float
         When > 0, each pick moves forward to the last frame whose signal stays within
         this fraction of the beat's range above the minimum (end of the quiet phase).
+    refine : bool
+        False returns the phase-locked beat positions themselves (the frame where the
+        demodulated cycle crosses the phase of the template's minimum), without a
+        per-beat search: steadier when the per-frame signal is noisy.
+    phase_smoothing : float
+        Gaussian width, in periods, of the demodulation: larger follows heart-rate
+        changes more slowly but is steadier where the rhythm is faint.
 
     Returns
     -------
@@ -188,7 +278,7 @@ def pick_beat_minima(
     t = np.arange(n)
     carrier = np.exp(-2j * np.pi * t / p)
     z = x * carrier
-    sigma = 0.75 * p
+    sigma = phase_smoothing * p
     zf = ndimage.gaussian_filter1d(z.real, sigma, mode="nearest") + 1j * ndimage.gaussian_filter1d(
         z.imag, sigma, mode="nearest"
     )
@@ -214,7 +304,12 @@ def pick_beat_minima(
     for m in range(int(np.floor(cycles.min())), int(np.ceil(cycles.max())) + 1):
         k = int(np.searchsorted(cycles, m))
         if 0 < k < n:
-            centres.append(k)
+            # fractional crossing of the target phase, rounded to the nearest frame
+            step = cycles[k] - cycles[k - 1]
+            frac = (m - cycles[k - 1]) / step if step > 0 else 1.0
+            centres.append(int(np.clip(np.rint(k - 1 + frac), 0, n - 1)))
+    if not refine:
+        return np.array(sorted(set(centres)), dtype=int)
     beats = []
     half = tolerance * p
     for c in centres:
@@ -247,6 +342,8 @@ def gating_from_signal(
     min_confidence: float = 0.25,
     pick: str = "min",
     end_of_quiescence: float = 0.0,
+    onset: np.ndarray | None = None,
+    refine: bool = True,
 ) -> GatingResult:
     """Gate on a per-frame signal: rhythm by FFT, band-pass, one extremum per beat.
 
@@ -262,7 +359,15 @@ def gating_from_signal(
     min_confidence : float
         Below this spectral-peak share no rhythm is reported and every frame is kept.
     pick : ``"min"`` or ``"max"``
-        Which extremum of the signal marks end-diastole.
+        Which extremum of the filtered signal marks end-diastole (when ``onset`` is None).
+    end_of_quiescence : float
+        See ``pick_beat_minima``.
+    onset : ndarray of shape (N,), optional
+        Systolic-onset step signal (``systolic_onset_signal``): end-diastole is then its
+        maximum in every beat, the rhythm still coming from ``x``.
+    refine : bool
+        False places end-diastole at the same phase of every demodulated cycle instead of
+        searching each beat (see ``pick_beat_minima``).
 
     Returns
     -------
@@ -303,8 +408,13 @@ def gating_from_signal(
     hi = min(0.95, 3.0 * f0 / nyq)
     b, a = signal.butter(2, [lo, hi], btype="band")
     filtered = signal.filtfilt(b, a, d, padlen=min(3 * max(len(a), len(b)), n - 1))
-    sign = 1.0 if pick == "min" else -1.0
-    ed = pick_beat_minima(sign * filtered, frame_rate_hz / f0, end_of_quiescence=end_of_quiescence)
+    if onset is not None:
+        ed = pick_beat_minima(-np.asarray(onset, dtype=float), frame_rate_hz / f0)
+    else:
+        sign = 1.0 if pick == "min" else -1.0
+        ed = pick_beat_minima(
+            sign * filtered, frame_rate_hz / f0, end_of_quiescence=end_of_quiescence, refine=refine
+        )
     bpm = 60.0 * f0
     return GatingResult(
         method,
@@ -363,13 +473,14 @@ def gate_pullback(
     if method != "image":
         raise IVUSInputError(f"--gating: method {method!r} is not supported here; use 'image' or 'none'")
     rate = _frame_rate(pullback.frame_times_s, where)
-    x = motion_signal(pullback.frames, progress=progress, cancel=cancel)
+    dissimilarity, sharpness = frame_motion(pullback.frames, progress=progress, cancel=cancel)
     return gating_from_signal(
-        x,
+        _combine(dissimilarity, sharpness, 0.5),
         rate,
         method="image",
         band_hz=(band_bpm[0] / 60.0, band_bpm[1] / 60.0),
         min_confidence=min_confidence,
+        onset=systolic_onset_signal(dissimilarity),
     )
 
 
@@ -438,13 +549,17 @@ def gate_contours(
             f"contours: {len(frames)} frames but {len(frame_times_s)} frame times; give one time per contour frame"
         )
     rate = _frame_rate(frame_times_s, "contours")
-    x = contour_signal(contours, rate)
+    x = contour_signal(contours, rate, area_weight=0.5)
+    # Contours jitter from frame to frame (manual knots, automatic borders) more than the
+    # heart rate varies, so beats are placed at one phase of the demodulated cycle rather
+    # than at each beat's own noisy minimum.
     res = gating_from_signal(
         x,
         rate,
         method="contours",
         band_hz=(band_bpm[0] / 60.0, band_bpm[1] / 60.0),
         min_confidence=min_confidence,
+        refine=False,
     )
     idx = contours.indices
     return GatingResult(

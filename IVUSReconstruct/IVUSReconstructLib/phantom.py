@@ -146,8 +146,8 @@ PRESETS: dict[str, PhantomPreset] = {
         catheter_radius_mm=0.45,
         lumen_radius_mm=1.4,
         lumen_radius_proximal_mm=1.6,
-        vessel_radius_mm=1.9,
-        vessel_radius_proximal_mm=2.15,
+        vessel_radius_mm=1.75,
+        vessel_radius_proximal_mm=1.97,
         lumen_aspect=1.12,
         eccentricity=0.3,
         narrowings=(
@@ -180,16 +180,16 @@ PRESETS: dict[str, PhantomPreset] = {
         frame_rate_hz=15.0,
         fov_mm=16.0,
         catheter_radius_mm=0.6,
-        lumen_radius_mm=2.3,
-        lumen_radius_proximal_mm=2.7,
-        vessel_radius_mm=3.3,
-        vessel_radius_proximal_mm=3.7,
+        lumen_radius_mm=2.45,
+        lumen_radius_proximal_mm=2.75,
+        vessel_radius_mm=3.0,
+        vessel_radius_proximal_mm=3.35,
         lumen_aspect=1.12,
         eccentricity=0.35,
         min_wall_mm=0.3,
         media_mm=0.25,
         adventitia_mm=0.4,
-        diffuse_narrowing=0.25,
+        diffuse_narrowing=0.2,
         narrowings=(
             Narrowing(
                 position=0.35,
@@ -283,6 +283,8 @@ class Phantom:
         ``"rotational"`` (40-60 MHz mechanical) or ``"phased"`` (20 MHz solid state).
     cardiac_phase : ndarray of shape (N,)
         Phase in [0, 1) of the cardiac (or respiratory) cycle, 0 at end-diastole.
+    seed : int
+        The seed it was generated from.
     """
 
     preset: str
@@ -294,6 +296,7 @@ class Phantom:
     heart_rate_bpm: float | None
     speckle: str
     cardiac_phase: np.ndarray | None = None
+    seed: int = 0
 
 
 # --------------------------------------------------------------------------- motion
@@ -1140,4 +1143,5 @@ def make_phantom(
         heart_rate_bpm=rate,
         speckle=speckle,
         cardiac_phase=phase,
+        seed=int(seed),
     )

@@ -44,6 +44,7 @@ __all__ = [
 ProgressFn = Callable[[float, str], None]
 import os
 OUT_T, OUT_W, OUT_G = (float(v) for v in os.environ.get("OUTP", "0.4,1,1").split(","))
+SEQTOL = float(os.environ.get("SEQTOL", "0.25"))
 
 
 # --------------------------------------------------------------------------- polar map
@@ -227,16 +228,38 @@ def _window_means(x: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _median_along_sequence(
     radii: np.ndarray, indices: np.ndarray, *, half_window: int, max_gap: int
-) -> np.ndarray:
-    """Median of each angle's radius over neighbouring analysed frames close in index."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Median of each angle's radius over neighbouring analysed frames close in index.
+
+    Returns the median (F, A) and the spread (F, A) of the *other* frames about it (their
+    median absolute deviation; inf where there are too few neighbours).
+    """
     n = len(radii)
-    out = radii.copy()
+    out = radii.astype(float).copy()
+    spread = np.full(radii.shape, np.inf)
     for i in range(n):
         lo, hi = max(0, i - half_window), min(n, i + half_window + 1)
         near = [j for j in range(lo, hi) if abs(int(indices[j]) - int(indices[i])) <= max_gap]
         if len(near) >= 3:
             out[i] = np.median(radii[near], axis=0)
-    return out
+            others = [j for j in near if j != i]
+            spread[i] = np.median(np.abs(radii[others] - out[i]), axis=0)
+    return out, spread
+
+
+def _sequence_reference(
+    radii: np.ndarray, indices: np.ndarray, tol: float, *, half_window: int = 2, max_gap: int = 30
+) -> np.ndarray:
+    """Each frame's border, replaced by its neighbours' median where it is an outlier.
+
+    A frame's radius is an outlier at an angle when it lies more than ``tol`` samples from
+    the median of the neighbouring analysed frames while those agree among themselves
+    (spread below ``tol / 2``). Where the neighbours disagree (fast anatomical change,
+    sparse gated frames) the frame keeps its own border.
+    """
+    med, spread = _median_along_sequence(radii, indices, half_window=half_window, max_gap=max_gap)
+    outlier = (np.abs(radii - med) > tol) & (spread < tol / 2)
+    return np.where(outlier, med, radii.astype(float))
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -605,7 +628,9 @@ def segment_pullback(
         path = dp_closed_path(cost, max_step=max_step, smooth_weight=0.02)
 
         # --- sequence coherence: band around the median over neighbouring frames
-        smooth_path = _median_along_sequence(path.astype(float), b_idx, half_window=2, max_gap=30)
+        # a frame keeps its own border where it agrees with its neighbours' median and
+        # falls back on the median where it jumps away (wire, speckle, side branch)
+        smooth_path = _sequence_reference(path.astype(float), b_idx, SEQTOL / dr)
         band = max(2, int(round(0.3 / dr)))
         lumen_k = _banded_dp(cost, smooth_path, band, max_step, 0.02)
         lumen_k = _fix_shadows_lumen(lumen_k.astype(float), shadow, lead_k, wire, dr)
@@ -622,9 +647,13 @@ def segment_pullback(
         e_cost = e_cost + 0.1 * np.clip(r_idx[None, None, :] - lum_int[..., None], 0, None) * dr
         e_cost = np.where(shadow[..., None] & (r_idx[None, None, :] > lead_k[..., None]), 0.0, e_cost)
         e_cost = np.where(forbid, np.inf, e_cost).astype(np.float32)
-        eem_path = dp_closed_path(e_cost, max_step=max_step, smooth_weight=0.08)
-        smooth_eem = _median_along_sequence(eem_path.astype(float), b_idx, half_window=2, max_gap=30)
-        eem_k = _banded_dp(e_cost, smooth_eem, band, max_step, 0.08).astype(float)
+        # The EEM is searched as a wall thickness above the lumen: the smoothness
+        # penalty then acts on thickness changes, so a thin wall (veins) follows the
+        # lumen's shape instead of cutting across it.
+        w_cost = _lumen_relative(e_cost, lum_int)
+        t_path = dp_closed_path(w_cost, max_step=max_step, smooth_weight=0.08)
+        smooth_t = _sequence_reference(t_path.astype(float), b_idx, SEQTOL / dr)
+        eem_k = (lum_int + _banded_dp(w_cost, smooth_t, band, max_step, 0.08)).astype(float)
         # behind a reflector the EEM is unseen: carry the wall thickness across the sector
         thick = eem_k - lumen_k
         thick = np.array([_interpolate_runs(thick[i], _runs(shadow[i])) for i in range(len(b_idx))])
@@ -670,9 +699,10 @@ def _tissue_score(
             parts.append((np.clip(feats.stability, 0, 1) / 0.6, w_stab))
     else:
         (ib, it), (sb, st) = calib
-        parts = [((feats.intensity - ib) / max(it - ib, 1e-3), w_int)]
+        # each calibrated feature is bounded so that a noisy one cannot dominate the sum
+        parts = [(np.clip((feats.intensity - ib) / max(it - ib, 1e-3), -0.5, 1.5), w_int)]
         if feats.stability is not None and w_stab > 0:
-            parts.append(((feats.stability - sb) / max(st - sb, 1e-3), w_stab))
+            parts.append((np.clip((feats.stability - sb) / max(st - sb, 1e-3), -0.5, 1.5), w_stab))
     total = sum(w for _, w in parts)
     score = sum(p * w for p, w in parts) / max(total, 1e-6)
     return score.astype(np.float32), calib
@@ -703,6 +733,11 @@ def _calibrate(
     w_int = fi if it > ib else 0.0
     if w_int + w_stab <= 0:
         w_int = 1.0
+    # a feature much weaker than the other only adds noise
+    if w_stab < 0.5 * w_int:
+        w_stab = 0.0
+    elif w_int < 0.5 * w_stab:
+        w_int = 0.0
     return (w_int, w_stab), tuple(calib)
 
 
@@ -726,13 +761,18 @@ def _banded_dp(
     """DP restricted to +-band samples around a reference path, with a soft pull to it."""
     r = np.arange(cost.shape[-1])[None, None, :]
     d = (r - centre[..., None]) / band
-    c = cost + 0.15 * d**2
-    c = np.where(np.abs(d) <= 1.0, c, np.inf)
-    # keep at least the reference sample feasible even where the band is all forbidden
-    infeasible = ~np.isfinite(c).any(axis=-1)
-    if infeasible.any():
-        c = np.where(infeasible[..., None], cost, c)
+    # a soft pull (no hard band): a reference that jumps faster than the path may move
+    # between angles must not leave the DP without a feasible path
+    c = cost + 0.15 * np.minimum(d**2, 25.0)
     return dp_closed_path(c.astype(np.float32), max_step=max_step, smooth_weight=smooth_weight)
+
+
+def _lumen_relative(cost: np.ndarray, base_k: np.ndarray) -> np.ndarray:
+    """Resample cost (F, A, R) to depths above ``base_k`` (F, A): out[..., j] = cost[..., base + j]."""
+    n_r = cost.shape[-1]
+    k = base_k[..., None] + np.arange(n_r)[None, None, :]
+    out = np.take_along_axis(cost, np.clip(k, 0, n_r - 1), axis=-1)
+    return np.where(k < n_r, out, np.inf).astype(np.float32)
 
 
 def _fix_shadows_lumen(

@@ -318,3 +318,16 @@ def test_error_unknown_units(dicom_file: Path):
 
 def test_error_bad_option(dicom_file: Path):
     _expect(dicom_file, "--pullback-speed: -1.0 must be a positive number", pullback_speed_mm_s=-1.0)
+
+
+def test_monochrome1_is_inverted_and_ybr_422_keeps_luminance(tmp_path: Path, pullback: Pullback):
+    path = write_pullback(pullback, tmp_path / "m1.dcm")
+    _edit(path, PhotometricInterpretation="MONOCHROME1")
+    np.testing.assert_array_equal(read_pullback(path).frames, 255 - pullback.frames)
+
+    path = write_pullback(pullback, tmp_path / "422.dcm", photometric="YBR_FULL")
+    y = pullback.frames
+    packed = np.full(y.shape[:2] + (y.shape[2] // 2, 4), 128, dtype=np.uint8)  # Y0 Y1 Cb Cr
+    packed[..., 0], packed[..., 1] = y[:, :, 0::2], y[:, :, 1::2]
+    _edit(path, PhotometricInterpretation="YBR_FULL_422", PixelData=packed.tobytes())
+    np.testing.assert_array_equal(read_pullback(path).frames, y)

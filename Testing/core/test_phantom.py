@@ -60,7 +60,7 @@ def test_acquisition_facts(coronary: Phantom):
     np.testing.assert_allclose(pb.frame_times_s, np.arange(600) / 30.0)
     assert pb.pullback_speed_mm_s == 0.5 and pb.acquisition == "motor"
     assert pb.catheter_center_px == (31.5, 31.5)
-    assert coronary.preset == "coronary" and coronary.speckle == "rotational"
+    assert coronary.preset == "coronary" and coronary.speckle == "rotational" and coronary.seed == 1
     assert [f.index for f in coronary.truth.frames] == list(range(600))
 
 

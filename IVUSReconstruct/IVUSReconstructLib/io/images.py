@@ -1,0 +1,985 @@
+"""Pullbacks that are not DICOM: folders of screen-exported frames and 3D images.
+
+Frame folders (PNG, JPEG, TIFF, BMP; one frame per file, natural sort so ``frame2`` comes
+before ``frame10``; or one multi-page TIFF) are decoded one file at a time into a single
+preallocated grey stack (ITU-R BT.601 luminance, uint8, or uint16 for 16-bit TIFF). While
+decoding:
+
+- coloured overlays (pixels whose R, G, B differ by more than ``_CHROMA_THRESHOLD``: measurement
+  lines, cursors, colour labels) are replaced by the mean of their uncoloured neighbours,
+  unless most of the frame is coloured (a tinted display, kept as luminance);
+- the temporal mean and standard deviation of every pixel are accumulated.
+
+From those two images the circular field of view (the textured disc, whose speckle changes
+from frame to frame, on a static black background) and the catheter centre (the centre of the
+static dark ring-down disc) are detected, and everything outside the disc (burned-in text,
+logos, rulers, longitudinal views) is set to 0. A calibration ruler (evenly spaced tick marks
+outside the disc) is looked for when ``--pixel-spacing`` is not given.
+
+3D images (NRRD ``.nrrd``/``.nhdr``, NIfTI ``.nii``/``.nii.gz``, MetaImage ``.mha``/``.mhd``) are
+read with SimpleITK: slices along the third axis are the frames, the in-plane spacing comes
+from the image and the slice spacing is the distance between frames (``speed / frame rate``).
+
+Every acquisition fact is returned with where it came from (option, image header or
+``detected: ...``); whatever cannot be known raises :class:`IVUSInputError` naming the option
+that supplies it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from PIL import Image, ImageSequence, UnidentifiedImageError
+from scipy import ndimage
+
+from ..errors import IVUSCancelled, IVUSInputError, input_error
+from ..types import Pullback, Valued
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "VOLUME_SUFFIXES",
+    "handles",
+    "read_pullback",
+    "detect_field_of_view",
+    "detect_catheter_center",
+    "detect_calibration_scale",
+    "mask_colour_overlay",
+]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
+
+_FORMAT_NAMES = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+    ".nrrd": "NRRD",
+    ".nhdr": "NRRD",
+    ".nii": "NIfTI",
+    ".nii.gz": "NIfTI",
+    ".mha": "MetaImage",
+    ".mhd": "MetaImage",
+}
+
+# A grey pixel of a JPEG export has R, G, B within a few levels of each other; overlay colours
+# (red, green, yellow, cyan lines) differ by well over 100 levels.
+_CHROMA_THRESHOLD = 40
+# Above this share of coloured pixels among the bright ones the frame is a tinted display
+# (sepia, bronze), not an overlay on a grey image: keep its luminance.
+_TINTED_FRACTION = 0.5
+
+_FIX_SPACING = "pass --pixel-spacing MM"
+_FIX_RATE = "pass --frame-rate FPS"
+_FIX_SPEED = "pass --pullback-speed MM_S"
+_FIX_FOLDER = "keep only the frames of one pullback in the folder"
+
+ProgressFn = Callable[[float, str], None]
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+
+
+def _natural_key(name: str) -> list:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """Image files of ``folder`` in natural order (hidden files ignored)."""
+    files = [
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and _suffix(p) in IMAGE_SUFFIXES
+    ]
+    return sorted(files, key=lambda p: _natural_key(p.name))
+
+
+def handles(path: str | os.PathLike) -> bool:
+    """Whether this module reads ``path`` (rather than the DICOM reader).
+
+    Parameters
+    ----------
+    path : path-like
+        A folder holding PNG/JPEG/TIFF/BMP frames (and more image files than other files), a
+        multi-page TIFF, or a 3D image (NRRD, NIfTI, MetaImage).
+
+    Returns
+    -------
+    bool
+    """
+    path = Path(path)
+    if path.is_dir():
+        try:
+            entries = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
+        except OSError:
+            return False
+        n_images = sum(_suffix(p) in IMAGE_SUFFIXES for p in entries)
+        # A DICOM folder may carry a thumbnail or two: images must be the majority.
+        return n_images > 0 and 2 * n_images > len(entries)
+    return _suffix(path) in IMAGE_SUFFIXES + VOLUME_SUFFIXES
+
+
+# --------------------------------------------------------------------------- options
+
+
+def _positive_option(value: float | None, option: str) -> None:
+    if value is not None and not (np.isfinite(value) and value > 0):
+        raise IVUSInputError(f"{option}: {value} must be a positive number")
+
+
+def _spacing_option(pixel_spacing_mm: float | tuple[float, float] | None) -> tuple[float, float] | None:
+    if pixel_spacing_mm is None:
+        return None
+    values = np.atleast_1d(np.asarray(pixel_spacing_mm, dtype=float))
+    for v in values:
+        _positive_option(float(v), "--pixel-spacing")
+    if values.size == 1:
+        return float(values[0]), float(values[0])
+    return float(values[0]), float(values[1])
+
+
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise IVUSCancelled("reading the pullback was cancelled")
+
+
+# --------------------------------------------------------------------------- overlays
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 luma of (..., 3) uint8 RGB as uint8 (as the DICOM reader converts RGB)."""
+    y = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+
+
+def mask_colour_overlay(
+    rgb: np.ndarray, *, chroma_threshold: int = _CHROMA_THRESHOLD, max_fraction: float = _TINTED_FRACTION
+) -> tuple[np.ndarray, int]:
+    """Grey frame of an RGB screen export with its coloured overlay pixels filled in.
+
+    Parameters
+    ----------
+    rgb : ndarray of shape (H, W, 3), uint8
+    chroma_threshold : int
+        A pixel is coloured when ``max(R, G, B) - min(R, G, B)`` exceeds this.
+    max_fraction : float
+        When more than this share of the bright pixels (a channel above
+        ``3 * chroma_threshold``) is coloured the frame is a tinted display: no pixel is masked.
+
+    Returns
+    -------
+    grey : ndarray of shape (H, W), uint8
+        Luminance; coloured pixels (and their 1-pixel rim, where JPEG and anti-aliasing bleed
+        the colour) replaced by the mean of the uncoloured pixels around them, or 0 where a
+        coloured blob is too large to fill.
+    n_masked : int
+        Number of pixels replaced; ``-1`` for a tinted display.
+    """
+    grey = _luminance(rgb)
+    channels = rgb.astype(np.int16)
+    chroma = channels.max(axis=-1) - channels.min(axis=-1)
+    coloured = chroma > chroma_threshold
+    n_coloured = int(coloured.sum())
+    if n_coloured == 0:
+        return grey, 0
+    # Only pixels bright enough to carry a visible colour say whether the display is tinted
+    # (dark pixels of a sepia display have almost no chroma).
+    bright = channels.max(axis=-1) > 3 * chroma_threshold
+    if int((coloured & bright).sum()) > max_fraction * max(int(bright.sum()), 1):
+        return grey, -1
+    coloured = ndimage.binary_dilation(coloured, structure=np.ones((3, 3), bool))
+    return _fill_masked(grey, coloured), int(coloured.sum())
+
+
+def _fill_masked(grey: np.ndarray, masked: np.ndarray) -> np.ndarray:
+    """Replace ``masked`` pixels by the mean of unmasked pixels in a growing window."""
+    out = grey.copy()
+    valid = (~masked).astype(np.float32)
+    values = grey.astype(np.float32) * valid
+    todo = masked.copy()
+    for size in (5, 9, 17):
+        total = ndimage.uniform_filter(values, size=size, mode="constant")
+        weight = ndimage.uniform_filter(valid, size=size, mode="constant")
+        ok = todo & (weight > 1e-3)
+        out[ok] = np.clip(np.rint(total[ok] / weight[ok]), 0, 255).astype(np.uint8)
+        todo &= ~ok
+        if not todo.any():
+            break
+    out[todo] = 0
+    return out
+
+
+# --------------------------------------------------------------------------- detection
+
+
+def _fit_circle(rows: np.ndarray, cols: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares (Kasa) circle through points: (row, col, radius)."""
+    a = np.column_stack([rows, cols, np.ones_like(rows)])
+    b = rows**2 + cols**2
+    (p, q, s), *_ = np.linalg.lstsq(a, b, rcond=None)
+    r0, c0 = p / 2.0, q / 2.0
+    return float(r0), float(c0), float(np.sqrt(max(s + r0**2 + c0**2, 0.0)))
+
+
+def _robust_circle(rows: np.ndarray, cols: np.ndarray) -> tuple[float, float, float]:
+    """Circle fit that drops points more than ~2 px off the circle (text, notches)."""
+    keep = np.ones(len(rows), bool)
+    r0, c0, radius = _fit_circle(rows, cols)
+    for _ in range(3):
+        resid = np.abs(np.hypot(rows - r0, cols - c0) - radius)
+        new_keep = resid < max(2.0, 2.5 * float(np.median(resid[keep])))
+        if new_keep.sum() < 8 or np.array_equal(new_keep, keep):
+            break
+        keep = new_keep
+        r0, c0, radius = _fit_circle(rows[keep], cols[keep])
+    return r0, c0, radius
+
+
+def detect_field_of_view(
+    mean_image: np.ndarray, std_image: np.ndarray
+) -> tuple[tuple[float, float], float] | None:
+    """The circular field of view: the disc whose pixels change from frame to frame.
+
+    Parameters
+    ----------
+    mean_image, std_image : ndarray of shape (H, W)
+        Temporal mean and standard deviation of the frames (grey levels). With a single frame
+        (``std_image`` all 0) the non-black pixels are used instead.
+
+    Returns
+    -------
+    ((row, col), radius_px) or None
+        Centre and radius in pixels (sub-pixel), or None when no disc covering at least 2 % of
+        the image is found.
+    """
+    activity = std_image if float(std_image.max()) > 0 else mean_image
+    active = activity[activity > 0.5]
+    if active.size == 0:
+        return None
+    threshold = max(1.0, 0.2 * float(np.median(active)))
+    mask = activity > threshold
+    # Close speckle gaps, then open to cut thin attachments (cursor lines, changing text).
+    mask = ndimage.binary_closing(mask, structure=_disk(2), border_value=0)
+    mask = ndimage.binary_opening(mask, structure=_disk(3))
+    labels, n = ndimage.label(mask)
+    if n == 0:
+        return None
+    sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, n + 1))
+    disc = ndimage.binary_fill_holes(labels == 1 + int(np.argmax(sizes)))
+    if disc.sum() < 0.02 * disc.size:
+        return None
+    edge = disc & ~ndimage.binary_erosion(disc)
+    h, w = disc.shape
+    rr, cc = np.nonzero(edge)
+    # Where the disc is cut by the image border the border is not the circle.
+    inner = (rr > 0) & (rr < h - 1) & (cc > 0) & (cc < w - 1)
+    if inner.sum() < 16:
+        return None
+    r0, c0, radius = _robust_circle(rr[inner].astype(float), cc[inner].astype(float))
+    # Edge pixel centres lie about half a pixel inside the continuous boundary.
+    return (r0, c0), radius + 0.5
+
+
+def _disk(radius: int) -> np.ndarray:
+    y, x = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    return x**2 + y**2 <= radius**2 + 0.5
+
+
+def detect_catheter_center(
+    mean_image: np.ndarray,
+    std_image: np.ndarray,
+    *,
+    fov_center_px: tuple[float, float],
+    fov_radius_px: float,
+) -> tuple[tuple[float, float], float] | None:
+    """Centre of the catheter: the static dark disc inside the ring-down near the FOV centre.
+
+    Parameters
+    ----------
+    mean_image, std_image : ndarray of shape (H, W)
+        Temporal mean and standard deviation of the frames.
+    fov_center_px : (row, col)
+    fov_radius_px : float
+
+    Returns
+    -------
+    ((row, col), radius_px) or None
+        Darkness-weighted centroid of the disc (sub-pixel) and its equivalent radius, or None
+        when no dark static disc of plausible size lies within 40 % of the FOV radius.
+    """
+    h, w = mean_image.shape
+    rr, cc = np.mgrid[0:h, 0:w]
+    dist = np.hypot(rr - fov_center_px[0], cc - fov_center_px[1])
+    inside = dist < fov_radius_px
+    if not inside.any():
+        return None
+    level = float(np.median(mean_image[inside]))
+    if level <= 0:
+        return None
+    dark_level = 0.3 * level
+    static = std_image <= max(2.0, 0.5 * float(np.median(std_image[inside])))
+    dark = (dist < 0.4 * fov_radius_px) & (mean_image < dark_level) & static
+    labels, n = ndimage.label(dark)
+    if n == 0:
+        return None
+    index = np.arange(1, n + 1)
+    areas = ndimage.sum_labels(dark, labels, index=index)
+    centres = np.array(ndimage.center_of_mass(dark, labels, index=index)).reshape(-1, 2)
+    off = np.hypot(centres[:, 0] - fov_center_px[0], centres[:, 1] - fov_center_px[1])
+    max_area = np.pi * (0.3 * fov_radius_px) ** 2
+    plausible = (areas >= 4) & (areas <= max_area)
+    if not plausible.any():
+        return None
+    best = int(np.argmin(np.where(plausible, off - np.sqrt(areas / np.pi), np.inf)))
+    disc = ndimage.binary_fill_holes(labels == best + 1)
+    region = ndimage.binary_dilation(disc, structure=_disk(1))
+    # Darkness weights make the edge pixels count by how dark they are (sub-pixel centre).
+    weights = np.where(region, np.clip((dark_level - mean_image) / dark_level, 0.0, 1.0), 0.0)
+    weights[disc] = np.maximum(weights[disc], 0.5)
+    total = float(weights.sum())
+    row = float((weights * rr).sum() / total)
+    col = float((weights * cc).sum() / total)
+    return (row, col), float(np.sqrt(disc.sum() / np.pi))
+
+
+def detect_calibration_scale(
+    mean_image: np.ndarray,
+    *,
+    fov_center_px: tuple[float, float],
+    fov_radius_px: float,
+    min_ticks: int = 6,
+) -> dict | None:
+    """Evenly spaced tick marks (a ruler) outside the field of view.
+
+    Looks, in every row and column band outside the disc, for a line of at least
+    ``min_ticks`` bright marks with equal gaps (gaps within 1 px and 5 % of their mean).
+
+    Parameters
+    ----------
+    mean_image : ndarray of shape (H, W)
+    fov_center_px : (row, col)
+    fov_radius_px : float
+    min_ticks : int
+
+    Returns
+    -------
+    dict or None
+        ``{"axis": "row"|"col", "line_px": int, "n_ticks": int, "pitch_px": float,
+        "first_tick_px": float}``; None when no ruler is found.
+    """
+    h, w = mean_image.shape
+    rr, cc = np.mgrid[0:h, 0:w]
+    outside = np.hypot(rr - fov_center_px[0], cc - fov_center_px[1]) > fov_radius_px + 2
+    image = np.where(outside, mean_image, 0.0)
+    peak = float(image.max())
+    if peak <= 0:
+        return None
+    bright = image > 0.5 * peak
+    best: dict | None = None
+    for axis, lines in (("row", bright), ("col", bright.T)):
+        for k, line in enumerate(lines):
+            found = _ticks_on_line(line, min_ticks)
+            if found is None:
+                continue
+            n_ticks, pitch, first = found
+            if best is None or n_ticks > best["n_ticks"]:
+                best = {
+                    "axis": axis,
+                    "line_px": k,
+                    "n_ticks": n_ticks,
+                    "pitch_px": pitch,
+                    "first_tick_px": first,
+                }
+    return best
+
+
+def _ticks_on_line(line: np.ndarray, min_ticks: int) -> tuple[int, float, float] | None:
+    """The longest run of equally spaced narrow marks on a boolean line, or None."""
+    labels, n = ndimage.label(line)
+    if n < min_ticks:
+        return None
+    index = np.arange(1, n + 1)
+    widths = ndimage.sum_labels(line, labels, index=index)
+    centres = np.array(ndimage.center_of_mass(line, labels, index=index)).ravel()
+    narrow = widths <= 3
+    centres = centres[narrow]
+    if len(centres) < min_ticks:
+        return None
+    gaps = np.diff(centres)
+    best = None
+    start = 0
+    while start < len(gaps):
+        end = start + 1
+        while end < len(gaps) and abs(gaps[end] - gaps[start]) <= min(1.0, 0.05 * gaps[start]):
+            end += 1
+        n_ticks = end - start + 1
+        if n_ticks >= min_ticks and gaps[start] >= 3 and (best is None or n_ticks > best[0]):
+            best = (n_ticks, float(np.mean(gaps[start:end])), float(centres[start]))
+        start = end
+    return best
+
+
+# --------------------------------------------------------------------------- frame folders
+
+
+def _decode(im: Image.Image, path: Path) -> tuple[np.ndarray, int]:
+    """One page as a grey (H, W) array (uint8, or uint16 for 16-bit) and its masked count."""
+    mode = im.mode
+    if mode == "L":
+        return np.asarray(im, dtype=np.uint8), 0
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        data = np.asarray(im)
+        if data.size and (int(data.min()) < 0 or int(data.max()) > 65535):
+            raise input_error(
+                path,
+                "pixel values",
+                f"span {data.min()}..{data.max()} (not 16-bit)",
+                "export 8- or 16-bit frames",
+            )
+        return data.astype(np.uint16), 0
+    if mode == "F":
+        raise input_error(path, "pixel type", "is 32-bit float", "export 8-bit PNG, JPEG or TIFF frames")
+    if mode in ("1", "LA", "La"):
+        return np.asarray(im.convert("L"), dtype=np.uint8), 0
+    rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    return mask_colour_overlay(rgb)
+
+
+def _open_image(path: Path) -> Image.Image:
+    try:
+        im = Image.open(path)
+        im.load()
+        return im
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise input_error(
+            path, "image", f"cannot be decoded ({type(exc).__name__})", "re-export the frame or remove it"
+        ) from None
+
+
+def _iter_pages(path: Path, files: list[Path]):
+    """Yield (file, PIL page) for a folder (first page of each file) or a multi-page TIFF."""
+    if files:
+        for p in files:
+            im = _open_image(p)
+            try:
+                yield p, im
+            finally:
+                im.close()
+        return
+    im = _open_image(path)
+    try:
+        for k, page in enumerate(ImageSequence.Iterator(im)):
+            try:
+                page.load()
+            except (OSError, SyntaxError, ValueError) as exc:
+                raise input_error(
+                    path, f"page {k + 1}", f"cannot be decoded ({type(exc).__name__})", "re-export the TIFF"
+                ) from None
+            yield path, page
+    finally:
+        im.close()
+
+
+def _count_pages(path: Path) -> int:
+    im = _open_image(path)
+    try:
+        return int(getattr(im, "n_frames", 1))
+    finally:
+        im.close()
+
+
+def _read_frame_stack(
+    path: Path, progress: ProgressFn | None, cancel: threading.Event | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Valued], str]:
+    """Decode frames into one stack, accumulating the temporal mean and std.
+
+    Returns frames (N, H, W), mean and std images (H, W), provenance entries and the format
+    name of the files.
+    """
+    if path.is_dir():
+        files = _image_files(path)
+        if not files:
+            raise input_error(
+                path,
+                "folder",
+                "contains no image files (.png, .jpg, .jpeg, .tif, .tiff, .bmp)",
+                "pass a folder of exported frames, a 3D image or a DICOM pullback",
+            )
+        n = len(files)
+        fmt = _FORMAT_NAMES[_suffix(files[0])]
+        n_source = f"{n} {fmt} files in natural order"
+    else:
+        files = []
+        n = _count_pages(path)
+        fmt = _FORMAT_NAMES[_suffix(path)]
+        if n < 2:
+            raise input_error(
+                path,
+                "frames",
+                f"is a single 2D {fmt} image",
+                "pass the folder holding every frame of the pullback",
+            )
+        n_source = f"{n} pages of the {fmt} file"
+
+    frames: np.ndarray | None = None
+    first_name = ""
+    total = total_sq = None
+    n_masked = 0
+    tinted = 0
+    for k, (file, page) in enumerate(_iter_pages(path, files)):
+        _check_cancel(cancel)
+        grey, masked = _decode(page, file)
+        if frames is None:
+            frames = np.empty((n,) + grey.shape, dtype=grey.dtype)
+            first_name = file.name if files else "page 1"
+            total = np.zeros(grey.shape, np.float64)
+            total_sq = np.zeros(grey.shape, np.float64)
+        elif grey.shape != frames.shape[1:]:
+            where = file if files else f"{path} page {k + 1}"
+            raise input_error(
+                where,
+                "image size",
+                f"is {grey.shape[1]}x{grey.shape[0]} px, unlike {frames.shape[2]}x{frames.shape[1]} px of {first_name}",
+                _FIX_FOLDER,
+            )
+        elif grey.dtype != frames.dtype:
+            where = file if files else f"{path} page {k + 1}"
+            raise input_error(
+                where, "bit depth", f"is {grey.dtype} unlike {frames.dtype} of {first_name}", _FIX_FOLDER
+            )
+        frames[k] = grey
+        values = grey.astype(np.float64)
+        total += values
+        total_sq += values * values
+        if masked < 0:
+            tinted += 1
+        else:
+            n_masked += masked
+        if progress is not None and (k % 16 == 0 or k == n - 1):
+            progress(0.9 * (k + 1) / n, f"decoding frame {k + 1}/{n}")
+    assert frames is not None and total is not None and total_sq is not None
+    mean = total / n
+    std = np.sqrt(np.maximum(total_sq / n - mean * mean, 0.0))
+    provenance = {
+        "n_frames": Valued(n, n_source),
+        "overlay_pixels": Valued(
+            n_masked,
+            f"detected: pixels with R, G, B more than {_CHROMA_THRESHOLD} levels apart (and their rim), "
+            "replaced by the mean of their grey neighbours",
+        ),
+    }
+    if tinted:
+        provenance["tinted_frames"] = Valued(
+            tinted,
+            f"detected: over {_TINTED_FRACTION:.0%} coloured pixels; luminance kept, no overlay masked",
+        )
+    return frames, mean, std, provenance, fmt
+
+
+def _geometry(
+    mean: np.ndarray, std: np.ndarray
+) -> tuple[tuple[tuple[float, float], float] | None, tuple[float, float], Valued]:
+    """(FOV, catheter centre, catheter provenance) from the temporal images."""
+    h, w = mean.shape
+    fov = detect_field_of_view(mean, std)
+    catheter = None
+    if fov is not None:
+        catheter = detect_catheter_center(mean, std, fov_center_px=fov[0], fov_radius_px=fov[1])
+    if catheter is not None:
+        (row, col), radius = catheter
+        return (
+            fov,
+            (row, col),
+            Valued(
+                (round(row, 2), round(col, 2)),
+                f"detected: centre of the dark ring-down disc (radius {radius:.1f} px) in the temporal mean image",
+            ),
+        )
+    if fov is not None:
+        (row, col), _ = fov
+        return (
+            fov,
+            (row, col),
+            Valued(
+                (round(row, 2), round(col, 2)), "detected: field-of-view centre (no dark catheter disc found)"
+            ),
+        )
+    centre = ((h - 1) / 2.0, (w - 1) / 2.0)
+    return None, centre, Valued(centre, "default: image centre (no field of view found)")
+
+
+def _zero_outside(frames: np.ndarray, center: tuple[float, float], radius: float) -> int:
+    """Set pixels beyond the field of view (plus a 1-pixel margin) to 0 in place."""
+    h, w = frames.shape[1:]
+    rr, cc = np.mgrid[0:h, 0:w]
+    outside = np.hypot(rr - center[0], cc - center[1]) > radius + 1.0
+    rows = np.nonzero(outside.any(axis=1))[0]
+    for r in rows:  # row by row: no index arrays the size of the stack
+        frames[:, r, outside[r]] = 0
+    return int(outside.sum())
+
+
+def _read_frames(
+    path: Path,
+    spacing: tuple[float, float] | None,
+    speed: float | None,
+    rate: float | None,
+    progress: ProgressFn | None,
+    cancel: threading.Event | None,
+    require_timing: bool,
+) -> Pullback:
+    frames, mean, std, provenance, fmt = _read_frame_stack(path, progress, cancel)
+    n, h, w = frames.shape
+    fov, catheter, catheter_source = _geometry(mean, std)
+    if fov is None:
+        provenance["field_of_view_px"] = Valued(None, "not detected: no textured disc; nothing masked")
+    else:
+        (r0, c0), radius = fov
+        zeroed = _zero_outside(frames, (r0, c0), radius)
+        provenance["field_of_view_px"] = Valued(
+            {"center_px": [round(r0, 2), round(c0, 2)], "radius_px": round(radius, 2)},
+            "detected: circle fit to the edge of the disc that changes between frames (temporal std)",
+        )
+        provenance["masked_outside_fov_px"] = Valued(
+            zeroed, "detected: pixels beyond the field of view (text, rulers) set to 0"
+        )
+    provenance["catheter_center_px"] = catheter_source
+
+    if spacing is not None:
+        provenance["pixel_spacing_mm"] = Valued(spacing, "--pixel-spacing")
+    else:
+        scale = None
+        if fov is not None:
+            scale = detect_calibration_scale(mean, fov_center_px=fov[0], fov_radius_px=fov[1])
+        if scale is None:
+            raise input_error(path, "pixel spacing", f"is unknown for {fmt} frames", _FIX_SPACING)
+        mm = 1.0 / scale["pitch_px"]
+        spacing = (mm, mm)
+        provenance["pixel_spacing_mm"] = Valued(
+            spacing,
+            f"detected: {scale['n_ticks']} tick marks every {scale['pitch_px']:.2f} px along "
+            f"{scale['axis']} {scale['line_px']}, assumed 1 mm apart (override with --pixel-spacing)",
+        )
+        provenance["calibration_scale"] = Valued(scale, "detected")
+
+    if rate is not None:
+        provenance["frame_times_s"] = Valued(np.arange(n) / rate, "--frame-rate")
+    elif require_timing:
+        raise input_error(path, "frame rate", f"is unknown for {fmt} frames", _FIX_RATE)
+    else:
+        provenance["frame_times_s"] = Valued(np.arange(n, dtype=float), "missing: frame index used as time")
+    if speed is not None:
+        provenance["pullback_speed_mm_s"] = Valued(speed, "--pullback-speed")
+        provenance["acquisition"] = Valued("motor", "--pullback-speed")
+    else:
+        provenance["pullback_speed_mm_s"] = Valued(None, "not given (no --pullback-speed)")
+        provenance["acquisition"] = Valued("manual", "default: no --pullback-speed")
+    frames.flags.writeable = False
+    if progress is not None:
+        progress(1.0, f"read {n} frames")
+    return Pullback(
+        frames=frames,
+        pixel_spacing_mm=(float(spacing[0]), float(spacing[1])),
+        frame_times_s=np.asarray(provenance["frame_times_s"].value, dtype=float),
+        pullback_speed_mm_s=speed,
+        acquisition=str(provenance["acquisition"].value),
+        catheter_center_px=catheter,
+        source={"path": str(path), "sop_class_uid": "", "vendor": f"{fmt} frames"},
+        provenance=provenance,
+    )
+
+
+# --------------------------------------------------------------------------- 3D images
+
+_UNIT_SPACING_NOTE = "not positive, or 1 (the default of image formats): not used as the frame spacing"
+
+
+def _declared_bytes_ok(path: Path, n_bytes: int) -> bool:
+    """False when an uncompressed file is too short for the size its header declares."""
+    suffix = _suffix(path)
+    try:
+        head = _head(path)
+        size = path.stat().st_size
+    except OSError:
+        return True
+    if suffix == ".nii":
+        return n_bytes <= size
+    text = head.decode("latin-1", errors="replace")
+    if suffix == ".nrrd" and re.search(r"^encoding:\s*raw\s*$", text, re.M):
+        return n_bytes <= size
+    if (
+        suffix == ".mha"
+        and re.search(r"ElementDataFile\s*=\s*LOCAL", text)
+        and not re.search(r"CompressedData\s*=\s*True", text)
+    ):
+        return n_bytes <= size
+    return True
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(4096)
+
+
+def _to_grey(array: np.ndarray, path: Path) -> tuple[np.ndarray, str]:
+    """(N, H, W[, C]) voxels as uint8/uint16 grey frames and how they were converted."""
+    if array.ndim == 4:
+        if array.shape[-1] not in (3, 4):
+            raise input_error(
+                path, "pixel components", f"are {array.shape[-1]} per voxel", "pass a grey or RGB 3D image"
+            )
+        array = array[..., :3]
+        if array.dtype != np.uint8:
+            array = np.clip(array, 0, 255).astype(np.uint8)
+        out = np.empty(array.shape[:3], np.uint8)
+        for k in range(0, len(out), 64):
+            out[k : k + 64] = _luminance(array[k : k + 64])
+        return out, "RGB converted to BT.601 luminance"
+    if array.dtype in (np.uint8, np.uint16):
+        return array, "as stored"
+    if np.issubdtype(array.dtype, np.floating):
+        bad = ~np.isfinite(array)
+        if bad.any():
+            k = int(np.argmax(bad.any(axis=(1, 2))))
+            raise input_error(
+                path,
+                "voxels",
+                f"hold {int(bad.sum())} NaN or infinite values (first in frame {k})",
+                "export the pullback without NaN",
+            )
+    lo, hi = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+    integral = np.issubdtype(array.dtype, np.integer) or bool(np.all(array == np.round(array)))
+    if integral and lo >= 0 and hi <= 255:
+        return array.astype(np.uint8), f"{array.dtype} values in 0..255 kept"
+    if integral and lo >= 0 and hi <= 65535:
+        return array.astype(np.uint16), f"{array.dtype} values in 0..65535 kept"
+    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    out = np.empty(array.shape, np.uint8)
+    for k in range(0, len(out), 64):
+        out[k : k + 64] = np.clip(np.rint((array[k : k + 64] - lo) * scale), 0, 255)
+    return out, f"{array.dtype} values {lo:g}..{hi:g} rescaled to 0..255"
+
+
+def _read_volume(
+    path: Path,
+    spacing: tuple[float, float] | None,
+    speed: float | None,
+    rate: float | None,
+    progress: ProgressFn | None,
+    require_timing: bool,
+) -> Pullback:
+    fmt = _FORMAT_NAMES[_suffix(path)]
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise _itk_error(path, fmt, exc) from None
+    dim = reader.GetDimension()
+    size = tuple(int(v) for v in reader.GetSize())
+    if dim == 2 or (dim == 3 and size[2] == 1):
+        raise input_error(
+            path,
+            "dimension",
+            f"is a 2D {fmt} image ({size[0]}x{size[1]} px)",
+            "pass a 3D image whose third axis is the frames, or a folder of frames",
+        )
+    if dim != 3:
+        raise input_error(
+            path, "dimension", f"is {dim}D {size}", "pass a 3D image whose third axis is the frames"
+        )
+    image_spacing = tuple(float(v) for v in reader.GetSpacing())
+    if fmt == "NIfTI":  # stored as float32: drop the float32 noise (0.1 -> 0.10000000149)
+        image_spacing = tuple(float(f"{v:.7g}") for v in image_spacing)
+    valid = [bool(np.isfinite(v) and v > 0) for v in image_spacing]
+    if spacing is None and not (valid[0] and valid[1]):
+        raise input_error(path, "spacing", f"is {list(image_spacing)} mm (must be positive)", _FIX_SPACING)
+    bits = re.search(r"(\d+)-bit", sitk.GetPixelIDValueAsString(reader.GetPixelID()))
+    n_bytes = (
+        int(np.prod(size, dtype=np.int64))
+        * reader.GetNumberOfComponents()
+        * (int(bits.group(1)) // 8 if bits else 1)
+    )
+    if not _declared_bytes_ok(path, n_bytes):
+        raise input_error(
+            path,
+            "size",
+            f"declares {size[0]}x{size[1]}x{size[2]} voxels ({n_bytes} bytes), more than the file holds",
+            f"re-export the {fmt} image",
+        )
+    if progress is not None:
+        progress(0.05, f"reading {fmt} image")
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise _itk_error(path, fmt, exc) from None
+    array = sitk.GetArrayFromImage(image)  # (N, H, W[, C]); one copy, the ITK image is dropped
+    del image
+    frames, conversion = _to_grey(array, path)
+    del array
+    n, h, w = frames.shape
+    sx, sy, sz = image_spacing
+    provenance: dict[str, Valued] = {
+        "n_frames": Valued(n, f"{fmt} size along the third axis"),
+        "intensity": Valued(str(frames.dtype), conversion),
+        "z_spacing_mm": Valued(sz, f"{fmt} spacing (third axis)"),
+    }
+    if spacing is not None:
+        provenance["pixel_spacing_mm"] = Valued(spacing, "--pixel-spacing")
+    else:
+        spacing = (sy, sx)
+        provenance["pixel_spacing_mm"] = Valued(
+            spacing, f"{fmt} spacing (row = second axis, col = first axis)"
+        )
+
+    # Image formats write 1 when they know no spacing: 1 mm between IVUS frames is not a
+    # measurement, so it is not used to derive timing.
+    z_known = valid[2] and sz != 1.0
+    if not z_known:
+        provenance["z_spacing_mm"] = Valued(sz, f"{fmt} spacing (third axis): {_UNIT_SPACING_NOTE}")
+    if rate is not None:
+        times = Valued(np.arange(n) / rate, "--frame-rate")
+    elif speed is not None and z_known:
+        times = Valued(
+            np.arange(n) * sz / speed,
+            f"derived: {fmt} z spacing {sz:g} mm / --pullback-speed {speed:g} mm/s",
+        )
+    elif require_timing:
+        raise input_error(path, "frame rate", f"is unknown for {fmt} images", _FIX_RATE)
+    else:
+        times = Valued(np.arange(n, dtype=float), "missing: frame index used as time")
+    provenance["frame_times_s"] = times
+    if speed is not None:
+        provenance["pullback_speed_mm_s"] = Valued(speed, "--pullback-speed")
+        provenance["acquisition"] = Valued("motor", "--pullback-speed")
+    elif rate is not None and z_known:
+        speed = sz * rate
+        provenance["pullback_speed_mm_s"] = Valued(
+            speed, f"derived: {fmt} z spacing {sz:g} mm x --frame-rate {rate:g}/s"
+        )
+        provenance["acquisition"] = Valued("motor", f"derived: {fmt} z spacing")
+    else:
+        provenance["pullback_speed_mm_s"] = Valued(None, "not given (no --pullback-speed, no z spacing)")
+        provenance["acquisition"] = Valued("manual", "default: no --pullback-speed")
+
+    mean, std = _temporal_stats(frames)
+    _, catheter, catheter_source = _geometry(mean, std)
+    provenance["catheter_center_px"] = catheter_source
+    frames.flags.writeable = False
+    if progress is not None:
+        progress(1.0, f"read {n} frames")
+    return Pullback(
+        frames=frames,
+        pixel_spacing_mm=(float(spacing[0]), float(spacing[1])),
+        frame_times_s=np.asarray(times.value, dtype=float),
+        pullback_speed_mm_s=None if speed is None else float(speed),
+        acquisition=str(provenance["acquisition"].value),
+        catheter_center_px=catheter,
+        source={"path": str(path), "sop_class_uid": "", "vendor": f"{fmt} image"},
+        provenance=provenance,
+    )
+
+
+def _temporal_stats(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel mean and std over frames, in chunks (bounded float temporaries)."""
+    total = np.zeros(frames.shape[1:], np.float64)
+    total_sq = np.zeros(frames.shape[1:], np.float64)
+    for k in range(0, len(frames), 32):
+        chunk = frames[k : k + 32].astype(np.float64)
+        total += chunk.sum(axis=0)
+        total_sq += (chunk * chunk).sum(axis=0)
+    mean = total / len(frames)
+    return mean, np.sqrt(np.maximum(total_sq / len(frames) - mean * mean, 0.0))
+
+
+def _itk_error(path: Path, fmt: str, exc: RuntimeError) -> IVUSInputError:
+    text = str(exc)
+    if "spacing" in text.lower():
+        return input_error(
+            path, "spacing", "is zero or negative", f"re-export the {fmt} image with positive spacing"
+        )
+    detail = text.strip().splitlines()[-1][:120] if text.strip() else type(exc).__name__
+    if "ITK ERROR" in detail or "Exception thrown" in detail or not detail:
+        detail = "SimpleITK cannot read it"
+    return input_error(path, "file", f"cannot be read as {fmt} ({detail})", f"re-export the {fmt} image")
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def read_pullback(
+    path: str | os.PathLike,
+    *,
+    pixel_spacing_mm: float | tuple[float, float] | None = None,
+    pullback_speed_mm_s: float | None = None,
+    frame_rate_hz: float | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    require_timing: bool = True,
+) -> Pullback:
+    """Read a pullback from a folder of exported frames, a multi-page TIFF or a 3D image.
+
+    Parameters
+    ----------
+    path : path-like
+        Folder of PNG/JPEG/TIFF/BMP frames (natural sort), multi-page TIFF, or 3D image
+        (``.nrrd``, ``.nhdr``, ``.nii``, ``.nii.gz``, ``.mha``, ``.mhd``; third axis = frames).
+    pixel_spacing_mm : float or (row, col), optional
+        ``--pixel-spacing``; required for frames unless a ruler is detected; overrides the
+        spacing of a 3D image.
+    pullback_speed_mm_s : float, optional
+        ``--pullback-speed``: a motorised pullback at this speed (else manual, or, for 3D
+        images with a slice spacing, ``slice spacing x frame rate``).
+    frame_rate_hz : float, optional
+        ``--frame-rate``; required unless a 3D image's slice spacing and the pullback speed
+        give it.
+    progress : callable(fraction, message), optional
+    cancel : threading.Event, optional
+        Raises :class:`IVUSCancelled` between frames when set.
+    require_timing : bool
+        When False a missing frame rate gives frame indices as times (marked ``missing``).
+
+    Returns
+    -------
+    Pullback
+        ``frames`` (N, H, W) uint8 (uint16 for 16-bit input), read-only; for frame folders,
+        zero outside the detected field of view. ``catheter_center_px`` detected (sub-pixel).
+        ``provenance`` holds each value and its source, including the detected
+        ``field_of_view_px``, ``catheter_center_px`` and overlay/mask pixel counts.
+
+    Raises
+    ------
+    IVUSInputError
+        One line naming the file, the field and the fix.
+    """
+    _positive_option(pullback_speed_mm_s, "--pullback-speed")
+    _positive_option(frame_rate_hz, "--frame-rate")
+    spacing = _spacing_option(pixel_spacing_mm)
+    path = Path(path)
+    if not path.exists():
+        raise input_error(path, "path", "does not exist", "pass an existing folder of frames or 3D image")
+    speed = None if pullback_speed_mm_s is None else float(pullback_speed_mm_s)
+    rate = None if frame_rate_hz is None else float(frame_rate_hz)
+    if path.is_dir() or _suffix(path) in IMAGE_SUFFIXES:
+        return _read_frames(path, spacing, speed, rate, progress, cancel, require_timing)
+    if _suffix(path) in VOLUME_SUFFIXES:
+        return _read_volume(path, spacing, speed, rate, progress, require_timing)
+    raise input_error(
+        path,
+        "file type",
+        f"{_suffix(path) or '(none)'} is not an image format",
+        "pass a folder of PNG/JPEG/TIFF frames, an NRRD/NIfTI/MHA image or a DICOM pullback",
+    )
