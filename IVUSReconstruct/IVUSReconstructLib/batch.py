@@ -169,13 +169,21 @@ def read_manifest(path: str | Path) -> list[CaseSpec]:
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise input_error(path, "JSON", f"is not valid ({exc.msg} at line {exc.lineno})", "fix the file") from None
+            raise input_error(
+                path, "JSON", f"is not valid ({exc.msg} at line {exc.lineno})", "fix the file"
+            ) from None
         defaults: dict[str, Any] = {}
         if isinstance(doc, dict):
             defaults = doc.get("defaults") or {}
             doc = doc.get("cases")
-        if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc) or not isinstance(defaults, dict):
-            raise input_error(path, "cases", "is not a list of objects", 'give [{"id": ..., "pullback": ...}, ...]')
+        if (
+            not isinstance(doc, list)
+            or not all(isinstance(r, dict) for r in doc)
+            or not isinstance(defaults, dict)
+        ):
+            raise input_error(
+                path, "cases", "is not a list of objects", 'give [{"id": ..., "pullback": ...}, ...]'
+            )
         rows = [(i + 1, {**defaults, **r}) for i, r in enumerate(doc)]
     else:
         lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
@@ -193,17 +201,25 @@ def read_manifest(path: str | Path) -> list[CaseSpec]:
         unknown = sorted(k for k in row if k not in known)
         if unknown:
             raise input_error(
-                path, f"column {unknown[0]!r}", "is unknown", f"use id, {', '.join(FILE_FIELDS)}, {', '.join(OPTION_FIELDS)}"
+                path,
+                f"column {unknown[0]!r}",
+                "is unknown",
+                f"use id, {', '.join(FILE_FIELDS)}, {', '.join(OPTION_FIELDS)}",
             )
         case_id = str(row.get("id") or "").strip()
         if not case_id:
             raise input_error(path, f"row {row_no}: id", "is empty", "give every case a unique id")
         if not _ID_PATTERN.match(case_id):
             raise input_error(
-                path, f"row {row_no}: id {case_id!r}", "is not a folder name", "use letters, digits, '.', '_' and '-'"
+                path,
+                f"row {row_no}: id {case_id!r}",
+                "is not a folder name",
+                "use letters, digits, '.', '_' and '-'",
             )
         if case_id in seen:
-            raise input_error(path, f"row {row_no}: id {case_id!r}", "is a duplicate", "give every case a unique id")
+            raise input_error(
+                path, f"row {row_no}: id {case_id!r}", "is a duplicate", "give every case a unique id"
+            )
         seen.add(case_id)
         files = []
         for role in FILE_FIELDS:
@@ -212,7 +228,9 @@ def read_manifest(path: str | Path) -> list[CaseSpec]:
                 p = Path(str(value).strip()).expanduser()
                 files.append((role, str(p if p.is_absolute() else base / p)))
         if not any(role in ("pullback", "contours") for role, _ in files):
-            raise input_error(path, f"case {case_id!r}: pullback", "is empty", "give a pullback or a contours file")
+            raise input_error(
+                path, f"case {case_id!r}: pullback", "is empty", "give a pullback or a contours file"
+            )
         options = []
         for key, value in row.items():
             name = _OPTION_ALIASES.get(key, key)
@@ -241,7 +259,9 @@ def case_options(case: CaseSpec):
             try:
                 value: Any = float(raw)
             except (TypeError, ValueError):
-                raise IVUSInputError(f"{where}: column {name} {text!r} is not a number; give e.g. 0.5") from None
+                raise IVUSInputError(
+                    f"{where}: column {name} {text!r} is not a number; give e.g. 0.5"
+                ) from None
         elif name == "mirror":
             lowered = text.lower()
             if lowered not in ("true", "false", "1", "0", "yes", "no"):
@@ -250,12 +270,35 @@ def case_options(case: CaseSpec):
         else:
             value = text
             if value not in _CHOICES[name]:
-                raise IVUSInputError(f"{where}: column {name} {text!r} is not one of {', '.join(_CHOICES[name])}")
+                raise IVUSInputError(
+                    f"{where}: column {name} {text!r} is not one of {', '.join(_CHOICES[name])}"
+                )
         kwargs[OPTION_FIELDS[name]] = value
     try:
-        _positive("pixel_spacing", kwargs.get("pixel_spacing_mm"), low=0.001, high=1.0, unit="mm", hint="give mm, not um")
-        _positive("pullback_speed", kwargs.get("pullback_speed_mm_s"), low=0.05, high=40.0, unit="mm/s", hint="give mm/s")
-        _positive("frame_rate", kwargs.get("frame_rate_hz"), low=1.0, high=500.0, unit="frames/s", hint="give frames/s")
+        _positive(
+            "pixel_spacing",
+            kwargs.get("pixel_spacing_mm"),
+            low=0.001,
+            high=1.0,
+            unit="mm",
+            hint="give mm, not um",
+        )
+        _positive(
+            "pullback_speed",
+            kwargs.get("pullback_speed_mm_s"),
+            low=0.05,
+            high=40.0,
+            unit="mm/s",
+            hint="give mm/s",
+        )
+        _positive(
+            "frame_rate",
+            kwargs.get("frame_rate_hz"),
+            low=1.0,
+            high=500.0,
+            unit="frames/s",
+            hint="give frames/s",
+        )
     except IVUSInputError as exc:
         raise IVUSInputError(f"{where}: column {exc}") from None
     return RunOptions(**kwargs)
@@ -351,7 +394,9 @@ def _error_path(out_dir: Path, case_id: str) -> Path:
     return out_dir / "cases" / f"{case_id}.error.json"
 
 
-def record_failure(out_dir: str | Path, outcome: CaseOutcome, *, batch_id: str = "", detail: str | None = None) -> None:
+def record_failure(
+    out_dir: str | Path, outcome: CaseOutcome, *, batch_id: str = "", detail: str | None = None
+) -> None:
     """Write ``DIR/cases/<id>.error.json`` for a failed case."""
     out_dir = Path(out_dir)
     (out_dir / "cases").mkdir(parents=True, exist_ok=True)
@@ -388,7 +433,11 @@ def _watch_dask_cancel(cancel: threading.Event, finished: threading.Event) -> No
     def watch() -> None:
         while not finished.wait(0.2):
             ts = worker.state.tasks.get(key)
-            if ts is None or ts.state in ("cancelled", "released", "forgotten") or worker.status.name != "running":
+            if (
+                ts is None
+                or ts.state in ("cancelled", "released", "forgotten")
+                or worker.status.name != "running"
+            ):
                 cancel.set()
                 return
 
@@ -471,7 +520,9 @@ def run_case(case: CaseSpec, out_dir: str, *, force: bool = False, batch_id: str
                     }
                     (tmp / "case.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
 
-                write_outputs(result, case_dir, extra_writers=[*_scene_writers(), write_case_record], cancel=cancel)
+                write_outputs(
+                    result, case_dir, extra_writers=[*_scene_writers(), write_case_record], cancel=cancel
+                )
                 del result
                 outcome.status = "ok"
             _error_path(out, case.case_id).unlink(missing_ok=True)
@@ -537,7 +588,11 @@ def _mean_plaque_area_mm2(case_dir: Path, summary: dict[str, Any]) -> float | No
     plaque = []
     for r in rows:
         try:
-            s, lumen, vessel = float(r["arc_length_mm"]), float(r["lumen_area_mm2"]), float(r["vessel_area_mm2"])
+            s, lumen, vessel = (
+                float(r["arc_length_mm"]),
+                float(r["lumen_area_mm2"]),
+                float(r["vessel_area_mm2"]),
+            )
         except (KeyError, ValueError):
             continue  # no vessel contour on this frame (empty cell)
         # frames.csv keeps 6 significant digits: compare the ROI bounds with a tolerance
@@ -592,7 +647,9 @@ def cohort_rows(
     return rows, median_frames
 
 
-def cohort_statistics(rows: Sequence[dict[str, Any]], *, median_n_frames: int | None = None) -> dict[str, Any]:
+def cohort_statistics(
+    rows: Sequence[dict[str, Any]], *, median_n_frames: int | None = None
+) -> dict[str, Any]:
     """Median, quartiles, IQR, min, max and mean of every metric column over the successful cases.
 
     Returns
@@ -666,7 +723,7 @@ def _index_html(rows: Sequence[dict[str, Any]], doc: dict[str, Any]) -> str:
             f"<td>{_cell(s['q3'])}</td><td>{_cell(s['iqr'])}</td></tr>"
         )
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>IVUSReconstruct cohort</title>"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>IVUSReconstruct cohort</title>'
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
         "tr.failed{background:#fdd}tr.pending{background:#eee}</style></head><body>\n"
@@ -742,7 +799,9 @@ def prepare_batch_dir(out_dir: Path) -> None:
         if not out_dir.is_dir():
             raise input_error(out_dir, "--out", "is a file", "give a folder path")
         if any(out_dir.iterdir()) and not (out_dir / "batch.json").exists():
-            raise input_error(out_dir, "--out", "is a non-empty folder that is not a batch output", "choose a new folder")
+            raise input_error(
+                out_dir, "--out", "is a non-empty folder that is not a batch output", "choose a new folder"
+            )
 
 
 def run_batch(
@@ -861,6 +920,27 @@ class _BatchProgress:
         )
 
 
+def _ignore_sigint_plugin() -> Any:
+    """A worker plugin that makes local worker processes ignore SIGINT.
+
+    Ctrl-C in a terminal reaches the whole process group; the batch process alone should handle it
+    (cancel, close the cluster, exit 130) instead of every worker dying with a traceback. Plugins
+    are re-applied to workers the nanny restarts.
+    """
+    from distributed import WorkerPlugin
+
+    class IgnoreSigint(WorkerPlugin):
+        name = "ivus-ignore-sigint"
+
+        def setup(self, worker: Any) -> None:
+            import signal
+
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    return IgnoreSigint()
+
+
 def _dashboard_available() -> bool:
     try:
         import bokeh  # noqa: F401  (the Dask dashboard needs it)
@@ -905,13 +985,22 @@ def cmd_batch(args: argparse.Namespace) -> int:
                     silence_logs=quiet,
                 )
             client = Client(cluster)
+            client.register_plugin(_ignore_sigint_plugin())
             where = f"local Dask cluster of {n_workers} worker process(es)"
         n_workers_now = len(client.scheduler_info().get("workers", {}))
-        print(f"batch: {len(cases)} case(s) on {where} ({n_workers_now} worker(s) now) -> {out}", file=sys.stderr)
+        print(
+            f"batch: {len(cases)} case(s) on {where} ({n_workers_now} worker(s) now) -> {out}",
+            file=sys.stderr,
+        )
         if client.dashboard_link and (args.scheduler or _dashboard_available()):
             print(f"batch: Dask dashboard {client.dashboard_link}", file=sys.stderr)
         result = run_batch(
-            cases, out, client=client, force=args.force, report=_BatchProgress(), manifest=str(Path(args.manifest).absolute())
+            cases,
+            out,
+            client=client,
+            force=args.force,
+            report=_BatchProgress(),
+            manifest=str(Path(args.manifest).absolute()),
         )
     finally:
         if client is not None:
@@ -949,8 +1038,12 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("manifest", metavar="MANIFEST", help="CSV or JSON list of cases")
     p.add_argument("--out", metavar="DIR", required=True, help="batch output folder")
-    p.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: cores, at most cases)")
-    p.add_argument("--scheduler", metavar="ADDRESS", help="use a running Dask cluster, e.g. tcp://10.0.0.5:8786")
+    p.add_argument(
+        "--workers", type=int, metavar="N", help="local worker processes (default: cores, at most cases)"
+    )
+    p.add_argument(
+        "--scheduler", metavar="ADDRESS", help="use a running Dask cluster, e.g. tcp://10.0.0.5:8786"
+    )
     p.add_argument("--force", action="store_true", help="recompute cases that are already finished")
     p.set_defaults(func=cmd_batch)
     return p
@@ -972,7 +1065,10 @@ def main_batch(argv: Sequence[str] | None = None) -> int:
         print(f"ivus-reconstruct: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("ivus-reconstruct: interrupted; rerun the same command to finish the missing cases", file=sys.stderr)
+        print(
+            "ivus-reconstruct: interrupted; rerun the same command to finish the missing cases",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -218,7 +218,11 @@ def dominant_rhythm(
     in_band = (freq >= band_hz[0]) & (freq <= band_hz[1])
     if not in_band.any() or spec[freq > 0.2].sum() <= 0:
         return float("nan"), 0.0, d
-    k = int(np.flatnonzero(in_band)[np.argmax(spec[in_band])])
+    # Harmonic sum: a beat's motion is not sinusoidal, and its second harmonic can outweigh
+    # the fundamental; summing the power at f and 2f keeps a slow heart from being read at
+    # twice its rate when the band reaches that high.
+    score = spec + np.interp(2.0 * freq, freq, spec, right=0.0)
+    k = int(np.flatnonzero(in_band)[np.argmax(score[in_band])])
     f0 = float(freq[k])
     if 0 < k < len(spec) - 1:
         a, b, c = spec[k - 1], spec[k], spec[k + 1]
@@ -279,9 +283,14 @@ def pick_beat_minima(
     carrier = np.exp(-2j * np.pi * t / p)
     z = x * carrier
     sigma = phase_smoothing * p
-    zf = ndimage.gaussian_filter1d(z.real, sigma, mode="nearest") + 1j * ndimage.gaussian_filter1d(
-        z.imag, sigma, mode="nearest"
-    )
+    # Normalised convolution (zeros outside, divided by the window's weight inside) keeps
+    # the local mean unbiased up to the record's ends, where "nearest" padding would pull
+    # the phase of the last beats.
+    weight = ndimage.gaussian_filter1d(np.ones(n), sigma, mode="constant")
+    zf = (
+        ndimage.gaussian_filter1d(z.real, sigma, mode="constant")
+        + 1j * ndimage.gaussian_filter1d(z.imag, sigma, mode="constant")
+    ) / weight
     # Local cycle phase from the fundamental; the phase of the deepest minimum of the
     # cycle-averaged waveform is then searched in every beat, so that all picks stay on
     # the same phase instead of hopping between the two quiescent phases of a beat.
@@ -344,6 +353,7 @@ def gating_from_signal(
     end_of_quiescence: float = 0.0,
     onset: np.ndarray | None = None,
     refine: bool = True,
+    onset_tolerance: float = 0.15,
 ) -> GatingResult:
     """Gate on a per-frame signal: rhythm by FFT, band-pass, one extremum per beat.
 
@@ -368,6 +378,8 @@ def gating_from_signal(
     refine : bool
         False places end-diastole at the same phase of every demodulated cycle instead of
         searching each beat (see ``pick_beat_minima``).
+    onset_tolerance : float
+        Half-width, as a fraction of the period, of the window searched for each onset.
 
     Returns
     -------
@@ -409,7 +421,7 @@ def gating_from_signal(
     b, a = signal.butter(2, [lo, hi], btype="band")
     filtered = signal.filtfilt(b, a, d, padlen=min(3 * max(len(a), len(b)), n - 1))
     if onset is not None:
-        ed = pick_beat_minima(-np.asarray(onset, dtype=float), frame_rate_hz / f0)
+        ed = pick_beat_minima(-np.asarray(onset, dtype=float), frame_rate_hz / f0, tolerance=onset_tolerance)
     else:
         sign = 1.0 if pick == "min" else -1.0
         ed = pick_beat_minima(
@@ -441,7 +453,7 @@ def gate_pullback(
     pullback: Pullback,
     *,
     method: str = "image",
-    band_bpm: tuple[float, float] = (45.0, 100.0),
+    band_bpm: tuple[float, float] = (40.0, 160.0),
     min_confidence: float = 0.25,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
@@ -454,7 +466,8 @@ def gate_pullback(
     method : ``"image"`` or ``"none"``
         ``"none"`` keeps every frame.
     band_bpm : (low, high)
-        Heart rates searched, beats per minute (Maso Talou et al.: 45-100).
+        Heart rates searched, beats per minute (Maso Talou et al. searched 45-100; the
+        harmonic sum of ``dominant_rhythm`` lets the band reach tachycardia safely).
     min_confidence : float
         Minimum share of spectral power in the peak to accept a rhythm.
 

@@ -14,6 +14,10 @@ __all__ = [
     "close_polygon",
     "open_polygon",
     "resample_polygon",
+    "resample_polygons",
+    "polygon_areas",
+    "polygon_centroids",
+    "stack_polygons",
     "polar_polygon",
     "ray_radii",
     "mm_to_px",
@@ -34,8 +38,12 @@ def open_polygon(points: np.ndarray) -> np.ndarray:
     ndarray of shape (M, 2) or (M - 1, 2)
     """
     points = np.asarray(points, dtype=float)
-    if len(points) > 1 and np.allclose(points[0], points[-1]):
-        return points[:-1]
+    if len(points) > 1:
+        # same test as np.allclose(first, last) on two 2-vectors, without its overhead
+        # (called for every contour of every frame)
+        d = np.abs(points[0] - points[-1])
+        if (d <= 1e-8 + 1e-5 * np.abs(points[-1])).all():
+            return points[:-1]
     return points
 
 
@@ -186,3 +194,149 @@ def px_to_mm(
 def equivalent_diameter(area_mm2: float | np.ndarray) -> float | np.ndarray:
     """Diameter of the circle of the same area, 2 sqrt(A / pi)."""
     return 2.0 * np.sqrt(np.asarray(area_mm2) / np.pi)
+
+
+# ---------------------------------------------------------------------------------------
+# batches of polygons: one numpy pass over all frames
+
+
+def stack_polygons(polygons) -> tuple[np.ndarray, np.ndarray]:
+    """Pad polygons of different lengths into one array.
+
+    Each polygon is padded by repeating its last point: the repeated points add
+    zero-length edges, which change no area, centroid, perimeter or arc-length sampling.
+    A closing point equal to the first one is harmless for the same reason.
+
+    Parameters
+    ----------
+    polygons : sequence of ndarray of shape (M_i, 2), or ndarray of shape (N, M, 2)
+
+    Returns
+    -------
+    stacked : ndarray of shape (N, M_max, 2)
+    lengths : ndarray of shape (N,), int
+        Original number of points of each polygon.
+    """
+    if isinstance(polygons, np.ndarray) and polygons.ndim == 3:
+        return np.asarray(polygons, dtype=float), np.full(len(polygons), polygons.shape[1])
+    arrays = [np.asarray(p, dtype=float) for p in polygons]
+    lengths = np.array([len(a) for a in arrays], dtype=int)
+    if len(arrays) == 0:
+        return np.zeros((0, 0, 2)), lengths
+    if (lengths == lengths[0]).all():
+        return np.stack(arrays), lengths
+    m = int(lengths.max())
+    flat = np.concatenate(arrays)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    j = np.minimum(np.arange(m)[None, :], lengths[:, None] - 1)
+    return flat[starts[:, None] + j], lengths
+
+
+def _areas_centroids(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Signed areas (N,) and area centroids (N, 2) of stacked polygons (N, M, 2)."""
+    x, y = p[..., 0], p[..., 1]
+    # shift by the first vertex: large coordinates would cancel in the cross products
+    x0, y0 = x[:, :1], y[:, :1]
+    x, y = x - x0, y - y0
+    xn, yn = np.roll(x, -1, axis=1), np.roll(y, -1, axis=1)
+    cross = x * yn - xn * y
+    a = cross.sum(axis=1) / 2.0
+    safe = np.abs(a) >= 1e-12
+    denom = np.where(safe, 6.0 * a, 1.0)
+    cx = ((x + xn) * cross).sum(axis=1) / denom
+    cy = ((y + yn) * cross).sum(axis=1) / denom
+    if not safe.all():
+        cx = np.where(safe, cx, x.mean(axis=1))
+        cy = np.where(safe, cy, y.mean(axis=1))
+    return a, np.column_stack([cx + x0[:, 0], cy + y0[:, 0]])
+
+
+def polygon_areas(polygons) -> np.ndarray:
+    """Unsigned shoelace areas of many polygons, ndarray of shape (N,).
+
+    Parameters
+    ----------
+    polygons : sequence of ndarray of shape (M_i, 2), or ndarray of shape (N, M, 2)
+    """
+    p, _ = stack_polygons(polygons)
+    if p.size == 0:
+        return np.zeros(len(p))
+    return np.abs(_areas_centroids(p)[0])
+
+
+def polygon_centroids(polygons) -> np.ndarray:
+    """Area centroids of many polygons, ndarray of shape (N, 2) (vertex mean if degenerate)."""
+    p, _ = stack_polygons(polygons)
+    if p.size == 0:
+        return np.zeros((len(p), 2))
+    return _areas_centroids(p)[1]
+
+
+def resample_polygons(
+    polygons, n_points: int, *, start_angle_deg: float | None = 0.0, return_centroids: bool = False
+):
+    """Resample many closed polygons at once: :func:`resample_polygon` for every one.
+
+    Counter-clockwise in (x, y), ``n_points`` equally spaced by arc length, starting at the
+    vertex whose direction from the centroid is closest to ``start_angle_deg``. One numpy
+    pass over all polygons (arc lengths by cumsum, positions by one searchsorted on the
+    concatenated arc-length tables), about 100 times faster than a Python loop.
+
+    Parameters
+    ----------
+    polygons : sequence of ndarray of shape (M_i, 2), or ndarray of shape (N, M, 2)
+    n_points : int
+    start_angle_deg : float or None
+        None keeps each polygon's first vertex (after orientation) as the start.
+    return_centroids : bool
+        Also return the area centroids of the input polygons.
+
+    Returns
+    -------
+    rings : ndarray of shape (N, n_points, 2)
+    centroids : ndarray of shape (N, 2)
+        Only with ``return_centroids``.
+    """
+    p, _ = stack_polygons(polygons)
+    n_poly, m = p.shape[:2]
+    n = int(n_points)
+    if n_poly == 0:
+        out = np.zeros((0, n, 2))
+        return (out, np.zeros((0, 2))) if return_centroids else out
+    area, centroid = _areas_centroids(p)
+    cw = area < 0
+    if cw.any():
+        p = p.copy()
+        p[cw] = p[cw, ::-1]
+    rows = np.arange(n_poly)
+    if start_angle_deg is not None:
+        target = np.deg2rad(start_angle_deg)
+        d = p - centroid[:, None, :]
+        # smallest angle to the target direction = largest cosine
+        cosine = (d[..., 0] * np.cos(target) + d[..., 1] * np.sin(target)) / np.maximum(
+            np.hypot(d[..., 0], d[..., 1]), 1e-300
+        )
+        start = np.argmax(cosine, axis=1)
+    else:
+        start = np.zeros(n_poly, dtype=int)
+    # arc length along each closed polygon (last edge back to the first point)
+    nxt = np.roll(p, -1, axis=1)
+    seg = np.hypot(nxt[..., 0] - p[..., 0], nxt[..., 1] - p[..., 1])
+    cum = np.zeros((n_poly, m + 1))
+    np.cumsum(seg, axis=1, out=cum[:, 1:])
+    perimeter = cum[:, -1]
+    s0 = cum[rows, start]
+    t = np.mod(s0[:, None] + perimeter[:, None] * (np.arange(n) / n)[None, :], perimeter[:, None])
+    # one table for all polygons: row i shifted by the sum of the previous perimeters
+    # (+1 mm gap so that tables never touch)
+    shift = np.concatenate([[0.0], np.cumsum(perimeter + 1.0)[:-1]])
+    table = (cum[:, :m] + shift[:, None]).ravel()
+    k = np.searchsorted(table, (t + shift[:, None]).ravel(), side="right") - 1
+    k = np.clip(k, 0, n_poly * m - 1)
+    flat_p = p.reshape(-1, 2)
+    flat_seg = seg.ravel()
+    w = ((t + shift[:, None]).ravel() - table[k]) / np.where(flat_seg[k] > 0, flat_seg[k], 1.0)
+    w = np.clip(w, 0.0, 1.0)
+    nxt_flat = nxt.reshape(-1, 2)
+    out = (flat_p[k] + w[:, None] * (nxt_flat[k] - flat_p[k])).reshape(n_poly, n, 2)
+    return (out, centroid) if return_centroids else out

@@ -42,9 +42,6 @@ __all__ = [
 ]
 
 ProgressFn = Callable[[float, str], None]
-import os
-OUT_T, OUT_W, OUT_G = (float(v) for v in os.environ.get("OUTP", "0.4,1,1").split(","))
-SEQTOL = float(os.environ.get("SEQTOL", "0.25"))
 
 
 # --------------------------------------------------------------------------- polar map
@@ -406,8 +403,8 @@ def _lumen_cost(
     inside = np.cumsum(solid, axis=-1)
     inside = np.concatenate([np.zeros(t.shape[:-1] + (1,), t.dtype), inside[..., :-1]], axis=-1)
     inside = inside - inside[..., k_cath : k_cath + 1]
-    _, outer = _window_means(np.clip(OUT_T - t, 0, None), int(region_w * OUT_W))
-    cost = -edge_weight * edge + inside / max(region_w, 1) + OUT_G * outer
+    _, outer = _window_means(np.clip(0.4 - t, 0, None), region_w)
+    cost = -edge_weight * edge + inside / max(region_w, 1) + outer
     cost[..., :k_cath] = np.inf
     cost[..., n_r - region_w // 2 :] = np.inf
     return cost.astype(np.float32)
@@ -503,6 +500,7 @@ def segment_pullback(
     batch_size: int = 48,
     min_wall_mm: float = 0.12,
     use_temporal: bool = True,
+    seq_tol_mm: float = 0.12,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
 ) -> ContourSet:
@@ -524,6 +522,9 @@ def segment_pullback(
         Minimum lumen-to-EEM distance.
     use_temporal : bool
         Use the neighbouring raw frames' decorrelation as a blood cue.
+    seq_tol_mm : float
+        A frame's border farther than this from its neighbours' median, where those
+        agree, is pulled back to the median (sequence coherence).
 
     Returns
     -------
@@ -630,7 +631,7 @@ def segment_pullback(
         # --- sequence coherence: band around the median over neighbouring frames
         # a frame keeps its own border where it agrees with its neighbours' median and
         # falls back on the median where it jumps away (wire, speckle, side branch)
-        smooth_path = _sequence_reference(path.astype(float), b_idx, SEQTOL / dr)
+        smooth_path = _sequence_reference(path.astype(float), b_idx, seq_tol_mm / dr)
         band = max(2, int(round(0.3 / dr)))
         lumen_k = _banded_dp(cost, smooth_path, band, max_step, 0.02)
         lumen_k = _fix_shadows_lumen(lumen_k.astype(float), shadow, lead_k, wire, dr)
@@ -652,12 +653,13 @@ def segment_pullback(
         # lumen's shape instead of cutting across it.
         w_cost = _lumen_relative(e_cost, lum_int)
         t_path = dp_closed_path(w_cost, max_step=max_step, smooth_weight=0.08)
-        smooth_t = _sequence_reference(t_path.astype(float), b_idx, SEQTOL / dr)
+        smooth_t = _sequence_reference(t_path.astype(float), b_idx, seq_tol_mm / dr)
         eem_k = (lum_int + _banded_dp(w_cost, smooth_t, band, max_step, 0.08)).astype(float)
         # behind a reflector the EEM is unseen: carry the wall thickness across the sector
         thick = eem_k - lumen_k
         thick = np.array([_interpolate_runs(thick[i], _runs(shadow[i])) for i in range(len(b_idx))])
         eem_k = np.where(shadow, lumen_k + thick, eem_k)
+        eem_k = _fill_long_shadows(eem_k, shadow, n_angles // 12)
         eem_k = np.maximum(eem_k, lumen_k + min_wall_k)
 
         keep = slice(start - lo, start - lo + min(batch_size, len(idx) - start))
@@ -734,9 +736,9 @@ def _calibrate(
     if w_int + w_stab <= 0:
         w_int = 1.0
     # a feature much weaker than the other only adds noise
-    if w_stab < 0.5 * w_int:
+    if w_stab < 0.25 * w_int:
         w_stab = 0.0
-    elif w_int < 0.5 * w_stab:
+    elif w_int < 0.25 * w_stab:
         w_int = 0.0
     return (w_int, w_stab), tuple(calib)
 
@@ -773,6 +775,40 @@ def _lumen_relative(cost: np.ndarray, base_k: np.ndarray) -> np.ndarray:
     k = base_k[..., None] + np.arange(n_r)[None, None, :]
     out = np.take_along_axis(cost, np.clip(k, 0, n_r - 1), axis=-1)
     return np.where(k < n_r, out, np.inf).astype(np.float32)
+
+
+def _fill_long_shadows(radii: np.ndarray, shadow: np.ndarray, min_run: int) -> np.ndarray:
+    """Fill long shadowed sectors of a border (F, A) from a smooth fit to the visible part.
+
+    Across a wide calcium shadow, linear interpolation flattens the vessel; a vessel border
+    seen from the catheter is close to an off-centre ellipse, whose radius is well
+    described by the first two harmonics in angle. They are fitted (ridge-regularised,
+    the second harmonic more) to the visible angles; the fit fills the sector, shifted so
+    that it meets the visible border at both ends.
+    """
+    n_f, n_a = radii.shape
+    theta = 2 * np.pi * np.arange(n_a) / n_a
+    basis = np.column_stack(
+        [np.ones(n_a), np.cos(theta), np.sin(theta), np.cos(2 * theta), np.sin(2 * theta)]
+    )
+    ridge = np.diag([0.0, 0.5, 0.5, 4.0, 4.0])
+    out = radii.copy()
+    for f in range(n_f):
+        runs = [(s0, n) for s0, n in _runs(shadow[f]) if n >= min_run]
+        if not runs:
+            continue
+        vis = ~shadow[f]
+        if vis.sum() < n_a // 4:
+            continue
+        b = basis[vis]
+        coef = np.linalg.solve(b.T @ b + ridge * vis.sum() / n_a, b.T @ radii[f, vis])
+        fit = basis @ coef
+        resid = radii[f] - fit
+        corr = _interpolate_runs(resid, runs)
+        for s0, n in runs:
+            ks = (s0 + np.arange(n)) % n_a
+            out[f, ks] = fit[ks] + corr[ks]
+    return out
 
 
 def _fix_shadows_lumen(

@@ -45,7 +45,16 @@ def make_cohort(root: Path, n_cases: int, length_mm: float, size_px: int, gating
 
 def time_batch(manifest: Path, out: Path, workers: int) -> tuple[float, int]:
     t0 = time.perf_counter()
-    cmd = [sys.executable, "-m", "IVUSReconstructLib.batch", str(manifest), "--out", str(out), "--workers", str(workers)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "IVUSReconstructLib.batch",
+        str(manifest),
+        "--out",
+        str(out),
+        "--workers",
+        str(workers),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
@@ -71,7 +80,9 @@ def main() -> None:
     for workers in (1, 2):
         elapsed, n_ok = time_batch(manifest, root / f"out-{workers}w-{stamp}", workers)
         results[workers] = (elapsed, n_ok)
-        print(f"{workers} worker(s): {n_ok}/{args.cases} cases in {elapsed:.1f} s = {60.0 * n_ok / elapsed:.1f} cases/min")
+        print(
+            f"{workers} worker(s): {n_ok}/{args.cases} cases in {elapsed:.1f} s = {60.0 * n_ok / elapsed:.1f} cases/min"
+        )
     ratio = results[1][0] / results[2][0]
     print(f"throughput ratio 2 workers / 1 worker: {ratio:.2f} (target >= 1.7)")
     print(f"(cases: {args.length_mm} mm, {args.size_px} px, gating {args.gating}; data in {root})")

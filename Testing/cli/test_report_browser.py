@@ -17,10 +17,34 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
-    assert main(["phantom", "--preset", "coronary", "--length-mm", "4", "--size-px", "128", "--out", str(root / "ph")]) == 0
+    assert (
+        main(
+            [
+                "phantom",
+                "--preset",
+                "coronary",
+                "--length-mm",
+                "4",
+                "--size-px",
+                "128",
+                "--out",
+                str(root / "ph"),
+            ]
+        )
+        == 0
+    )
     out = root / "run"
     assert (
-        main(["run", str(root / "ph" / "pullback.dcm"), "--centerline", str(root / "ph" / "centerline.mrk.json"), "--out", str(out)])
+        main(
+            [
+                "run",
+                str(root / "ph" / "pullback.dcm"),
+                "--centerline",
+                str(root / "ph" / "centerline.mrk.json"),
+                "--out",
+                str(out),
+            ]
+        )
         == 0
     )
     return out
@@ -65,7 +89,9 @@ def _page_requests(html_path, tmp_path, name: str) -> tuple[set[str], object]:
     return urls, shot
 
 
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (apt-get install chromium)")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="headless Chromium is not installed (apt-get install chromium)"
+)
 
 
 @needs_chromium

@@ -6,7 +6,14 @@ import json
 
 import numpy as np
 import pytest
-from IVUSReconstructLib.gating import dominant_rhythm, gate_contours, gate_pullback, pick_beat_minima
+from IVUSReconstructLib.gating import (
+    _downsample,
+    dominant_rhythm,
+    gate_contours,
+    gate_pullback,
+    pick_beat_minima,
+    systolic_onset_signal,
+)
 from IVUSReconstructLib.phantom import make_phantom
 from IVUSReconstructLib.types import ContourSet, FrameContours
 from scipy.interpolate import CubicSpline
@@ -21,49 +28,84 @@ def test_dominant_rhythm_of_a_pure_tone():
     assert confidence > 0.8
 
 
+def test_dominant_rhythm_is_not_fooled_by_a_strong_second_harmonic():
+    fs = 30.0
+    t = np.arange(1800) / fs
+    # 55 bpm whose second harmonic (110 bpm, inside the band) carries more power
+    x = 0.8 * np.sin(2 * np.pi * (55 / 60) * t) + 1.0 * np.sin(2 * np.pi * (110 / 60) * t + 0.4)
+    f0, _, _ = dominant_rhythm(x, fs, band_hz=(40 / 60, 160 / 60))
+    assert 60 * f0 == pytest.approx(55.0, abs=0.5)
+
+
 def test_pick_beat_minima_finds_every_trough():
     p = 25.0
     t = np.arange(500)
     x = np.cos(2 * np.pi * (t - 7) / p)  # maxima at 7 + k p, minima at 19.5 + k p
-    beats = pick_beat_minima(x, p)
-    expected = 19.5 + p * np.arange(20)
-    expected = expected[expected < 499]
-    assert len(beats) == len(expected)
-    assert np.max(np.abs(beats - expected)) <= 0.5
+    for refine in (True, False):
+        beats = pick_beat_minima(x, p, refine=refine)
+        expected = 19.5 + p * np.arange(20)
+        expected = expected[expected < 499 if refine else expected < 500]
+        assert len(beats) == len(expected)
+        assert np.max(np.abs(beats - expected)) <= 0.5
 
 
-@pytest.fixture(scope="module")
-def coronary_long():
-    return make_phantom("coronary", seed=5, length_mm=20)
+def test_systolic_onset_signal_peaks_on_the_last_quiet_frame():
+    d = np.full(40, 0.01)
+    d[20:26] = 0.2  # pair 20 joins frames 20 and 21: frame 20 is the last quiet frame
+    step = systolic_onset_signal(d, half_width_frames=2)
+    assert int(np.argmax(step)) == 20
+    assert step[20] == pytest.approx(np.sqrt(0.2) - np.sqrt(0.01))
 
 
-def test_image_gating_heart_rate_and_beats(coronary_long):
-    ph = coronary_long
+def test_downsample_is_a_block_mean_times_the_block_area():
+    rng = np.random.default_rng(0)
+    f = rng.integers(0, 256, size=(3, 64, 48), dtype=np.uint8)
+    expected = f.reshape(3, 8, 8, 6, 8).astype(float).sum(axis=(2, 4))
+    assert np.array_equal(_downsample(f, 8), expected)
+
+
+def _ed_offsets(detected: np.ndarray, truth: np.ndarray, n: int) -> np.ndarray:
+    inner = truth[(truth > 3) & (truth < n - 4)]
+    return np.array([detected[np.argmin(np.abs(detected - k))] - k for k in inner])
+
+
+# Seeds never used while developing the rule (tuned on seeds 1-2, validated on 7-34).
+@pytest.mark.parametrize(
+    ("preset", "seed", "length_mm", "speckle", "rate_bpm"),
+    [
+        ("coronary", 41, 15, "rotational", None),
+        ("coronary", 43, 12, "phased", 88.0),
+        ("femoropopliteal", 47, 30, "rotational", None),
+        ("femoropopliteal", 53, 30, "phased", 78.0),
+    ],
+)
+def test_image_gating_finds_heart_rate_and_end_diastole(preset, seed, length_mm, speckle, rate_bpm):
+    ph = make_phantom(preset, seed=seed, length_mm=length_mm, speckle=speckle, heart_rate_bpm=rate_bpm)
     g = gate_pullback(ph.pullback)
     assert g.method == "image"
     assert g.heart_rate_bpm == pytest.approx(ph.heart_rate_bpm, abs=3.0)
     truth = np.asarray(ph.ed_frames)
-    inner = truth[(truth > 15) & (truth < ph.pullback.n_frames - 15)]
-    offsets = np.array([g.ed_frames[np.argmin(np.abs(g.ed_frames - k))] - k for k in inner])
-    # one pick per beat, all at the same phase of the cycle (see the module docstring
-    # on which phase: the quietest frame, a constant lead on the phantom's ED marker)
-    assert abs(len(g.ed_frames) - len(truth)) <= 1
-    assert np.percentile(offsets, 90) - np.percentile(offsets, 10) <= 2
-    assert abs(np.median(offsets)) <= 4
+    offsets = _ed_offsets(g.ed_frames, truth, ph.pullback.n_frames)
+    assert np.median(offsets) == 0
+    assert np.mean(np.abs(offsets) <= 1) >= 0.9
+    assert abs(len(g.ed_frames) - len(truth)) <= 2
+    assert np.array_equal(g.selected_frames, g.ed_frames)
 
 
 def test_vein_reports_no_rhythm():
-    ph = make_phantom("iliac-vein", seed=5, length_mm=12)
+    ph = make_phantom("iliac-vein", seed=59, length_mm=15, speckle="phased")
     g = gate_pullback(ph.pullback)
     assert g.method == "none"
     assert g.heart_rate_bpm is None
-    assert len(g.selected_frames) == ph.pullback.n_frames
+    assert len(g.ed_frames) == 0
+    assert np.array_equal(g.selected_frames, np.arange(ph.pullback.n_frames))
     assert "no clear cardiac rhythm" in g.message
 
 
-def test_gating_off_selects_all_frames(coronary_long):
-    g = gate_pullback(coronary_long.pullback, method="none")
-    assert np.array_equal(g.selected_frames, np.arange(coronary_long.pullback.n_frames))
+def test_gating_off_selects_all_frames():
+    ph = make_phantom("coronary", seed=61, length_mm=2, size_px=64)
+    g = gate_pullback(ph.pullback, method="none")
+    assert np.array_equal(g.selected_frames, np.arange(ph.pullback.n_frames))
     assert g.heart_rate_bpm is None
 
 
@@ -81,7 +123,9 @@ def test_contour_gating_matches_real_diastolic_labels(real_data):
     cs = ContourSet(frames=tuple(frames))
     labels = np.flatnonzero(np.array(d["phases"]) == "D")
     g = gate_contours(cs, np.arange(len(frames)) / 30.0)
-    # 36 labelled beats, about 11.7 frames apart at 30 frames/s: a fast heart (~154 bpm)
+    # 36 labelled beats, about 11.6 frames apart at 30 frames/s: a fast heart (~154 bpm)
     assert g.heart_rate_bpm == pytest.approx(30.0 * 60.0 / np.mean(np.diff(labels)), abs=3.0)
     offsets = np.array([g.ed_frames[np.argmin(np.abs(g.ed_frames - k))] - k for k in labels])
-    assert np.mean(np.abs(offsets) <= 1) >= 0.7
+    # measured 32 of 36 (89 %) within +-1 frame; the misses are the last beats, where the
+    # contour signal loses the rhythm
+    assert np.mean(np.abs(offsets) <= 1) >= 0.85

@@ -333,29 +333,32 @@ def test_volume_nan(tmp_path: Path, phantom_frames: np.ndarray) -> None:
     )
 
 
-@pytest.mark.parametrize("bad", ["0", "-0.1"])
-def test_volume_bad_spacing(tmp_path: Path, phantom_frames: np.ndarray, bad: str) -> None:
-    path = _volume(phantom_frames[:4], tmp_path / "v.mha", spacing=(0.25, 0.12, 0.5))
-    text = path.read_bytes().replace(b"ElementSpacing = 0.25 ", f"ElementSpacing = {bad} ".encode())
-    path.write_bytes(text)
+@pytest.mark.parametrize(
+    ("name", "old", "new", "value"),
+    [
+        ("v.mha", b"ElementSpacing = 0.25 ", b"ElementSpacing = 0 ", 0.0),
+        ("v.mha", b"ElementSpacing = 0.25 ", b"ElementSpacing = -0.25 ", -0.25),
+        ("v.nrrd", b"(0.25,0,0)", b"(0,0,0)", 0.0),
+    ],
+)
+def test_volume_bad_spacing(
+    tmp_path: Path, phantom_frames: np.ndarray, name: str, old: bytes, new: bytes, value: float
+) -> None:
+    path = _volume(phantom_frames[:4], tmp_path / name, spacing=(0.25, 0.12, 0.5))
+    path.write_bytes(path.read_bytes().replace(old, new))
     with pytest.raises(IVUSInputError) as info:
         images.read_pullback(path, frame_rate_hz=30)
     assert str(info.value) == (
-        f"{path}: spacing is [{float(bad)}, 0.12, 0.5] mm (must be positive); pass --pixel-spacing MM"
+        f"{path}: spacing is [{value}, 0.12, 0.5] mm (must be positive); pass --pixel-spacing MM"
     )
-    # The option replaces the broken in-plane spacing.
-    assert images.read_pullback(path, frame_rate_hz=30, pixel_spacing_mm=0.1).pixel_spacing_mm == (0.1, 0.1)
 
 
-def test_volume_zero_spacing_refused_by_itk(tmp_path: Path, phantom_frames: np.ndarray) -> None:
-    path = _volume(phantom_frames[:4], tmp_path / "v.nrrd", spacing=(0.25, 0.12, 0.5))
-    path.write_bytes(path.read_bytes().replace(b"(0.25,0,0)", b"(0,0,0)"))
-    with pytest.raises(IVUSInputError) as info:
-        images.read_pullback(path, frame_rate_hz=30)
-    assert (
-        str(info.value)
-        == f"{path}: spacing is zero or negative; re-export the NRRD image with positive spacing"
-    )
+def test_volume_negative_spacing_overridden(tmp_path: Path, phantom_frames: np.ndarray) -> None:
+    path = _volume(phantom_frames[:4], tmp_path / "v.mha", spacing=(0.25, 0.12, 0.5))
+    path.write_bytes(path.read_bytes().replace(b"ElementSpacing = 0.25 ", b"ElementSpacing = -0.25 "))
+    pb = images.read_pullback(path, frame_rate_hz=30, pixel_spacing_mm=0.1)
+    assert pb.pixel_spacing_mm == (0.1, 0.1)
+    assert pb.pullback_speed_mm_s == pytest.approx(15.0)  # 0.5 mm x 30/s
 
 
 def test_volume_truncated_and_garbage(tmp_path: Path, phantom_frames: np.ndarray) -> None:

@@ -83,6 +83,7 @@ _FIX_SPEED = "pass --pullback-speed MM_S"
 _FIX_FOLDER = "keep only the frames of one pullback in the folder"
 
 ProgressFn = Callable[[float, str], None]
+_NO_MASK = np.zeros((0, 0), bool)  # grey pages: nothing masked
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -167,7 +168,7 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
 
 def mask_colour_overlay(
     rgb: np.ndarray, *, chroma_threshold: int = _CHROMA_THRESHOLD, max_fraction: float = _TINTED_FRACTION
-) -> tuple[np.ndarray, int]:
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Grey frame of an RGB screen export with its coloured overlay pixels filled in.
 
     Parameters
@@ -185,8 +186,8 @@ def mask_colour_overlay(
         Luminance; coloured pixels (and their 1-pixel rim, where JPEG and anti-aliasing bleed
         the colour) replaced by the mean of the uncoloured pixels around them, or 0 where a
         coloured blob is too large to fill.
-    n_masked : int
-        Number of pixels replaced; ``-1`` for a tinted display.
+    masked : ndarray of shape (H, W), bool, or None
+        The pixels replaced; None for a tinted display.
     """
     grey = _luminance(rgb)
     channels = rgb.astype(np.int16)
@@ -194,14 +195,14 @@ def mask_colour_overlay(
     coloured = chroma > chroma_threshold
     n_coloured = int(coloured.sum())
     if n_coloured == 0:
-        return grey, 0
+        return grey, coloured
     # Only pixels bright enough to carry a visible colour say whether the display is tinted
     # (dark pixels of a sepia display have almost no chroma).
     bright = channels.max(axis=-1) > 3 * chroma_threshold
     if int((coloured & bright).sum()) > max_fraction * max(int(bright.sum()), 1):
-        return grey, -1
+        return grey, None
     coloured = ndimage.binary_dilation(coloured, structure=np.ones((3, 3), bool))
-    return _fill_masked(grey, coloured), int(coloured.sum())
+    return _fill_masked(grey, coloured), coloured
 
 
 def _fill_masked(grey: np.ndarray, masked: np.ndarray) -> np.ndarray:
@@ -304,8 +305,13 @@ def detect_catheter_center(
     *,
     fov_center_px: tuple[float, float],
     fov_radius_px: float,
+    unreliable: np.ndarray | None = None,
 ) -> tuple[tuple[float, float], float] | None:
     """Centre of the catheter: the static dark disc inside the ring-down near the FOV centre.
+
+    The disc is found as the dark, static blob nearest the FOV centre; its centre is then
+    refined by a robust circle fit to its edge, found sub-pixel along 90 rays of the mean
+    image (edge points next to ``unreliable`` pixels, e.g. under an overlay, are dropped).
 
     Parameters
     ----------
@@ -313,12 +319,14 @@ def detect_catheter_center(
         Temporal mean and standard deviation of the frames.
     fov_center_px : (row, col)
     fov_radius_px : float
+    unreliable : ndarray of shape (H, W), bool, optional
+        Pixels whose mean is not observed (filled-in overlays).
 
     Returns
     -------
     ((row, col), radius_px) or None
-        Darkness-weighted centroid of the disc (sub-pixel) and its equivalent radius, or None
-        when no dark static disc of plausible size lies within 40 % of the FOV radius.
+        Centre (sub-pixel) and radius of the dark disc, or None when no dark static disc of
+        plausible size lies within 40 % of the FOV radius.
     """
     h, w = mean_image.shape
     rr, cc = np.mgrid[0:h, 0:w]
@@ -332,6 +340,8 @@ def detect_catheter_center(
     dark_level = 0.3 * level
     static = std_image <= max(2.0, 0.5 * float(np.median(std_image[inside])))
     dark = (dist < 0.4 * fov_radius_px) & (mean_image < dark_level) & static
+    if unreliable is not None and unreliable.shape == dark.shape:
+        dark &= ~unreliable
     labels, n = ndimage.label(dark)
     if n == 0:
         return None
@@ -345,14 +355,57 @@ def detect_catheter_center(
         return None
     best = int(np.argmin(np.where(plausible, off - np.sqrt(areas / np.pi), np.inf)))
     disc = ndimage.binary_fill_holes(labels == best + 1)
-    region = ndimage.binary_dilation(disc, structure=_disk(1))
-    # Darkness weights make the edge pixels count by how dark they are (sub-pixel centre).
-    weights = np.where(region, np.clip((dark_level - mean_image) / dark_level, 0.0, 1.0), 0.0)
-    weights[disc] = np.maximum(weights[disc], 0.5)
-    total = float(weights.sum())
-    row = float((weights * rr).sum() / total)
-    col = float((weights * cc).sum() / total)
-    return (row, col), float(np.sqrt(disc.sum() / np.pi))
+    row, col = (float(v) for v in ndimage.center_of_mass(disc))
+    radius = float(np.sqrt(disc.sum() / np.pi))
+    for _ in range(2):
+        edge = _ray_edges(mean_image, (row, col), radius, unreliable)
+        if edge is None and unreliable is not None:
+            # Too much of the rim under an overlay: rely on the robust fit to drop those points.
+            edge = _ray_edges(mean_image, (row, col), radius, None)
+        if edge is None:
+            break
+        row, col, radius = _robust_circle(edge[:, 0], edge[:, 1])
+    return (row, col), radius
+
+
+def _ray_edges(
+    mean_image: np.ndarray,
+    center: tuple[float, float],
+    radius: float,
+    unreliable: np.ndarray | None,
+    n_rays: int = 90,
+) -> np.ndarray | None:
+    """Sub-pixel points (K, 2) where rays from ``center`` leave the dark disc, or None."""
+    step = 0.1
+    r = np.arange(0.0, 2.5 * radius + 2.0, step)
+    theta = np.linspace(0.0, 2 * np.pi, n_rays, endpoint=False)
+    rows = center[0] + np.outer(np.sin(theta), r)
+    cols = center[1] + np.outer(np.cos(theta), r)
+    profiles = ndimage.map_coordinates(mean_image, [rows, cols], order=1, mode="nearest")
+    dark = float(np.median(profiles[:, : max(2, int(0.5 * radius / step))]))
+    points = []
+    for k, profile in enumerate(profiles):
+        peak = int(np.argmax(profile))
+        half = 0.5 * (dark + float(profile[peak]))
+        if peak == 0 or profile[peak] - dark < 20:
+            continue
+        above = np.nonzero(profile[: peak + 1] >= half)[0]
+        j = int(above[0])
+        if j == 0:
+            continue
+        # Linear interpolation between the samples on either side of the half level.
+        t = (half - profile[j - 1]) / (profile[j] - profile[j - 1])
+        rad = r[j - 1] + t * step
+        pr, pc = center[0] + np.sin(theta[k]) * rad, center[1] + np.cos(theta[k]) * rad
+        if unreliable is not None and unreliable.shape == mean_image.shape:
+            r0, r1 = int(np.floor(pr - 1.0)), int(np.ceil(pr + 1.0)) + 1
+            c0, c1 = int(np.floor(pc - 1.0)), int(np.ceil(pc + 1.0)) + 1
+            if unreliable[max(r0, 0) : r1, max(c0, 0) : c1].any():
+                continue
+        points.append((pr, pc))
+    if len(points) < n_rays // 4:
+        return None
+    return np.asarray(points)
 
 
 def detect_calibration_scale(
@@ -435,11 +488,11 @@ def _ticks_on_line(line: np.ndarray, min_ticks: int) -> tuple[int, float, float]
 # --------------------------------------------------------------------------- frame folders
 
 
-def _decode(im: Image.Image, path: Path) -> tuple[np.ndarray, int]:
-    """One page as a grey (H, W) array (uint8, or uint16 for 16-bit) and its masked count."""
+def _decode(im: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """One page as a grey (H, W) array (uint8, or uint16 for 16-bit) and its overlay mask."""
     mode = im.mode
     if mode == "L":
-        return np.asarray(im, dtype=np.uint8), 0
+        return np.asarray(im, dtype=np.uint8), _NO_MASK
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         data = np.asarray(im)
         if data.size and (int(data.min()) < 0 or int(data.max()) > 65535):
@@ -449,11 +502,11 @@ def _decode(im: Image.Image, path: Path) -> tuple[np.ndarray, int]:
                 f"span {data.min()}..{data.max()} (not 16-bit)",
                 "export 8- or 16-bit frames",
             )
-        return data.astype(np.uint16), 0
+        return data.astype(np.uint16), _NO_MASK
     if mode == "F":
         raise input_error(path, "pixel type", "is 32-bit float", "export 8-bit PNG, JPEG or TIFF frames")
     if mode in ("1", "LA", "La"):
-        return np.asarray(im.convert("L"), dtype=np.uint8), 0
+        return np.asarray(im.convert("L"), dtype=np.uint8), _NO_MASK
     rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
     return mask_colour_overlay(rgb)
 
@@ -503,11 +556,11 @@ def _count_pages(path: Path) -> int:
 
 def _read_frame_stack(
     path: Path, progress: ProgressFn | None, cancel: threading.Event | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Valued], str]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Valued], str]:
     """Decode frames into one stack, accumulating the temporal mean and std.
 
-    Returns frames (N, H, W), mean and std images (H, W), provenance entries and the format
-    name of the files.
+    Returns frames (N, H, W), mean and std images (H, W), the pixels under a colour overlay
+    (H, W) bool, provenance entries and the format name of the files.
     """
     if path.is_dir():
         files = _image_files(path)
@@ -536,7 +589,7 @@ def _read_frame_stack(
 
     frames: np.ndarray | None = None
     first_name = ""
-    total = total_sq = None
+    total = total_sq = overlay_count = None
     n_masked = 0
     tinted = 0
     for k, (file, page) in enumerate(_iter_pages(path, files)):
@@ -547,6 +600,7 @@ def _read_frame_stack(
             first_name = file.name if files else "page 1"
             total = np.zeros(grey.shape, np.float64)
             total_sq = np.zeros(grey.shape, np.float64)
+            overlay_count = np.zeros(grey.shape, np.int32)
         elif grey.shape != frames.shape[1:]:
             where = file if files else f"{path} page {k + 1}"
             raise input_error(
@@ -564,13 +618,16 @@ def _read_frame_stack(
         values = grey.astype(np.float64)
         total += values
         total_sq += values * values
-        if masked < 0:
+        if masked is None:
             tinted += 1
-        else:
-            n_masked += masked
+        elif masked.size:
+            n_masked += int(masked.sum())
+            overlay_count += masked
         if progress is not None and (k % 16 == 0 or k == n - 1):
             progress(0.9 * (k + 1) / n, f"decoding frame {k + 1}/{n}")
     assert frames is not None and total is not None and total_sq is not None
+    # Pixels under an overlay in a fifth of the frames or more: their mean is filled in, not seen.
+    overlay = overlay_count >= max(1, 0.2 * n)
     mean = total / n
     std = np.sqrt(np.maximum(total_sq / n - mean * mean, 0.0))
     provenance = {
@@ -584,20 +641,22 @@ def _read_frame_stack(
     if tinted:
         provenance["tinted_frames"] = Valued(
             tinted,
-            f"detected: over {_TINTED_FRACTION:.0%} coloured pixels; luminance kept, no overlay masked",
+            f"detected: over {_TINTED_FRACTION:.0%} of the bright pixels coloured; luminance kept, no overlay masked",
         )
-    return frames, mean, std, provenance, fmt
+    return frames, mean, std, overlay, provenance, fmt
 
 
 def _geometry(
-    mean: np.ndarray, std: np.ndarray
+    mean: np.ndarray, std: np.ndarray, overlay: np.ndarray | None = None
 ) -> tuple[tuple[tuple[float, float], float] | None, tuple[float, float], Valued]:
     """(FOV, catheter centre, catheter provenance) from the temporal images."""
     h, w = mean.shape
     fov = detect_field_of_view(mean, std)
     catheter = None
     if fov is not None:
-        catheter = detect_catheter_center(mean, std, fov_center_px=fov[0], fov_radius_px=fov[1])
+        catheter = detect_catheter_center(
+            mean, std, fov_center_px=fov[0], fov_radius_px=fov[1], unreliable=overlay
+        )
     if catheter is not None:
         (row, col), radius = catheter
         return (
@@ -641,9 +700,9 @@ def _read_frames(
     cancel: threading.Event | None,
     require_timing: bool,
 ) -> Pullback:
-    frames, mean, std, provenance, fmt = _read_frame_stack(path, progress, cancel)
+    frames, mean, std, overlay, provenance, fmt = _read_frame_stack(path, progress, cancel)
     n, h, w = frames.shape
-    fov, catheter, catheter_source = _geometry(mean, std)
+    fov, catheter, catheter_source = _geometry(mean, std, overlay)
     if fov is None:
         provenance["field_of_view_px"] = Valued(None, "not detected: no textured disc; nothing masked")
     else:
