@@ -987,12 +987,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
             client = Client(cluster)
             client.register_plugin(_ignore_sigint_plugin())
             where = f"local Dask cluster of {n_workers} worker process(es)"
-        n_workers_now = len(client.scheduler_info().get("workers", {}))
+        info = client.scheduler_info()
         print(
-            f"batch: {len(cases)} case(s) on {where} ({n_workers_now} worker(s) now) -> {out}",
+            f"batch: {len(cases)} case(s) on {where} ({len(info.get('workers', {}))} worker(s) now) -> {out}",
             file=sys.stderr,
         )
-        if client.dashboard_link and (args.scheduler or _dashboard_available()):
+        if "dashboard" in (info.get("services") or {}):
             print(f"batch: Dask dashboard {client.dashboard_link}", file=sys.stderr)
         result = run_batch(
             cases,

@@ -139,7 +139,9 @@ def motion_signal(
     ndarray of shape (N,)
         ``(1 - w) z(1 - NCC(k, k+1)) + w z(-sum |grad I_k|)``, z-scored terms.
     """
-    dis, grad = frame_motion(frames, target_size_px=target_size_px, chunk=chunk, progress=progress, cancel=cancel)
+    dis, grad = frame_motion(
+        frames, target_size_px=target_size_px, chunk=chunk, progress=progress, cancel=cancel
+    )
     return _combine(dis, grad, gradient_weight)
 
 

@@ -279,8 +279,10 @@ def resample_polygons(
 
     Counter-clockwise in (x, y), ``n_points`` equally spaced by arc length, starting at the
     vertex whose direction from the centroid is closest to ``start_angle_deg``. One numpy
-    pass over all polygons (arc lengths by cumsum, positions by one searchsorted on the
-    concatenated arc-length tables), about 100 times faster than a Python loop.
+    pass over all polygons: each is turned to start at its start vertex, arc lengths come
+    from a cumulative sum, and one ``np.interp`` over the concatenated arc-length tables
+    (rows shifted apart so they never overlap) places every sample; about 100 times faster
+    than a Python loop.
 
     Parameters
     ----------
@@ -297,46 +299,49 @@ def resample_polygons(
     centroids : ndarray of shape (N, 2)
         Only with ``return_centroids``.
     """
+    rings, _, centroid = _resample_stacked(polygons, n_points, start_angle_deg=start_angle_deg)
+    return (rings, centroid) if return_centroids else rings
+
+
+def _resample_stacked(
+    polygons, n_points: int, *, start_angle_deg: float | None = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`resample_polygons` plus the signed areas (N,) and centroids (N, 2) of the input."""
     p, _ = stack_polygons(polygons)
     n_poly, m = p.shape[:2]
     n = int(n_points)
-    if n_poly == 0:
-        out = np.zeros((0, n, 2))
-        return (out, np.zeros((0, 2))) if return_centroids else out
+    if n_poly == 0 or m == 0:
+        return np.zeros((n_poly, n, 2)), np.zeros(n_poly), np.zeros((n_poly, 2))
     area, centroid = _areas_centroids(p)
-    cw = area < 0
-    if cw.any():
-        p = p.copy()
-        p[cw] = p[cw, ::-1]
-    rows = np.arange(n_poly)
+    x, y = p[..., 0], p[..., 1]
+    j = np.arange(m)
     if start_angle_deg is not None:
         target = np.deg2rad(start_angle_deg)
-        d = p - centroid[:, None, :]
+        dx, dy = x - centroid[:, :1], y - centroid[:, 1:]
         # smallest angle to the target direction = largest cosine
-        cosine = (d[..., 0] * np.cos(target) + d[..., 1] * np.sin(target)) / np.maximum(
-            np.hypot(d[..., 0], d[..., 1]), 1e-300
-        )
-        start = np.argmax(cosine, axis=1)
+        cosine = (dx * np.cos(target) + dy * np.sin(target)) / np.maximum(np.sqrt(dx * dx + dy * dy), 1e-300)
+        v = np.argmax(cosine, axis=1)
     else:
-        start = np.zeros(n_poly, dtype=int)
-    # arc length along each closed polygon (last edge back to the first point)
-    nxt = np.roll(p, -1, axis=1)
-    seg = np.hypot(nxt[..., 0] - p[..., 0], nxt[..., 1] - p[..., 1])
+        v = np.where(area < 0, m - 1, 0)
+    # one gather turns every polygon counter-clockwise and starting at its start vertex
+    cw = (area < 0)[:, None]
+    idx = np.where(cw, (v[:, None] - j[None, :]) % m, (v[:, None] + j[None, :]) % m)
+    xc = np.empty((n_poly, m + 1))
+    yc = np.empty((n_poly, m + 1))
+    xc[:, :m] = np.take_along_axis(x, idx, axis=1)
+    yc[:, :m] = np.take_along_axis(y, idx, axis=1)
+    xc[:, m] = xc[:, 0]
+    yc[:, m] = yc[:, 0]
+    dx, dy = np.diff(xc, axis=1), np.diff(yc, axis=1)
     cum = np.zeros((n_poly, m + 1))
-    np.cumsum(seg, axis=1, out=cum[:, 1:])
-    perimeter = cum[:, -1]
-    s0 = cum[rows, start]
-    t = np.mod(s0[:, None] + perimeter[:, None] * (np.arange(n) / n)[None, :], perimeter[:, None])
-    # one table for all polygons: row i shifted by the sum of the previous perimeters
-    # (+1 mm gap so that tables never touch)
+    np.cumsum(np.sqrt(dx * dx + dy * dy), axis=1, out=cum[:, 1:])
+    perimeter = cum[:, -1].copy()
+    # rows shifted by the previous perimeters (+1 mm gap): one sorted table for all
     shift = np.concatenate([[0.0], np.cumsum(perimeter + 1.0)[:-1]])
-    table = (cum[:, :m] + shift[:, None]).ravel()
-    k = np.searchsorted(table, (t + shift[:, None]).ravel(), side="right") - 1
-    k = np.clip(k, 0, n_poly * m - 1)
-    flat_p = p.reshape(-1, 2)
-    flat_seg = seg.ravel()
-    w = ((t + shift[:, None]).ravel() - table[k]) / np.where(flat_seg[k] > 0, flat_seg[k], 1.0)
-    w = np.clip(w, 0.0, 1.0)
-    nxt_flat = nxt.reshape(-1, 2)
-    out = (flat_p[k] + w[:, None] * (nxt_flat[k] - flat_p[k])).reshape(n_poly, n, 2)
-    return (out, centroid) if return_centroids else out
+    cum += shift[:, None]
+    query = (shift[:, None] + perimeter[:, None] * (np.arange(n) / n)[None, :]).ravel()
+    table = cum.ravel()
+    out = np.empty((n_poly, n, 2))
+    out[..., 0] = np.interp(query, table, xc.ravel()).reshape(n_poly, n)
+    out[..., 1] = np.interp(query, table, yc.ravel()).reshape(n_poly, n)
+    return out, area, centroid

@@ -212,34 +212,81 @@ def _loft_wall(vessel: np.ndarray, lumen: np.ndarray) -> tuple[np.ndarray, np.nd
 # per-point values
 
 
-def _distance_to_polylines(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """In-plane distance from each query ring point to the target ring of the same frame.
+def _ray_thickness(
+    queries: np.ndarray, targets: np.ndarray, centre: np.ndarray, *, inside: bool
+) -> np.ndarray:
+    """Distance along rays from ``centre`` between each query ring point and the target ring.
+
+    METRICS.md: plaque thickness is measured along rays from the lumen centroid. The ray
+    through each query point is intersected exactly with the target polygon edge that spans
+    its angle (one searchsorted over all frames, rows shifted apart by 4 pi).
 
     Parameters
     ----------
     queries : ndarray of shape (F, n, 2)
     targets : ndarray of shape (F, m, 2)
-        Closed polygons.
+        Closed counter-clockwise polygons, star-shaped about ``centre`` (edges whose angle
+        runs backwards are skipped).
+    centre : ndarray of shape (F, 2)
+    inside : bool
+        True when the queries lie inside the targets (lumen points to the vessel border).
 
     Returns
     -------
-    ndarray of shape (F, n)
+    ndarray of shape (F, n), mm, >= 0
     """
-    out = np.empty(queries.shape[:2])
+    f, n, _ = queries.shape
     m = targets.shape[1]
-    for i, (q, target) in enumerate(zip(queries, targets, strict=True)):
-        _, vertex = cKDTree(target).query(q)
-        best = np.full(len(q), np.inf)
-        # the closest border point lies on one of the two edges at the nearest vertex
-        a = target[vertex]
-        for other in ((vertex + 1) % m, (vertex - 1) % m):
-            ab = target[other] - a
-            t = np.clip(
-                np.einsum("ij,ij->i", q - a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-30), 0.0, 1.0
-            )
-            best = np.minimum(best, np.linalg.norm(a + t[:, None] * ab - q, axis=1))
-        out[i] = best
-    return out
+    cx, cy = centre[:, :1], centre[:, 1:]
+    qx, qy = queries[..., 0] - cx, queries[..., 1] - cy
+    tx = np.empty((f, m + 1))
+    ty = np.empty((f, m + 1))
+    tx[:, :m] = targets[..., 0] - cx
+    ty[:, :m] = targets[..., 1] - cy
+    tx[:, m], ty[:, m] = tx[:, 0], ty[:, 0]
+    phi = np.arctan2(ty, tx)
+    step = np.diff(phi, axis=1)
+    step = np.mod(step + np.pi, 2.0 * np.pi) - np.pi
+    phi[:, 1:] = phi[:, :1] + np.cumsum(np.maximum(step, 0.0), axis=1)
+    theta = phi[:, :1] + np.mod(np.arctan2(qy, qx) - phi[:, :1], 2.0 * np.pi)
+    row_shift = (4.0 * np.pi) * np.arange(f)[:, None]
+    table = (phi + row_shift).ravel()
+    k = np.searchsorted(table, (theta + row_shift).ravel(), side="right") - 1
+    # stay inside the row: the last vertex (closing point) starts no edge
+    row0 = np.repeat(np.arange(f) * (m + 1), n)
+    k = np.clip(k, row0, row0 + m - 1)
+    ax, ay = tx.ravel()[k], ty.ravel()[k]
+    ex, ey = tx.ravel()[k + 1] - ax, ty.ravel()[k + 1] - ay
+    dx, dy = qx.ravel(), qy.ravel()
+    denom = dx * ey - dy * ex
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam = (ax * ey - ay * ex) / denom
+    r = np.sqrt(dx * dx + dy * dy)
+    out = (lam - 1.0) * r if inside else (1.0 - lam) * r
+    out = np.where(np.isfinite(out), out, 0.0)
+    return np.maximum(out, 0.0).reshape(f, n)
+
+
+def _tube_volume6(rings: np.ndarray, centre: np.ndarray) -> float:
+    """Six times the signed volume of the tube triangles of :func:`loft_rings` (no caps).
+
+    Divergence theorem over the triangles (a, b, c), (a, c, d) of each quad, written on the
+    ring array (no index gather): a . ((b - d) x c), relative to ``centre`` for precision.
+    """
+    r = rings - centre
+    nxt = np.roll(r, -1, axis=1)
+    a, d = r[:-1], r[1:]
+    b, c = nxt[:-1], nxt[1:]
+    u = b - d
+    cross_x = u[..., 1] * c[..., 2] - u[..., 2] * c[..., 1]
+    cross_y = u[..., 2] * c[..., 0] - u[..., 0] * c[..., 2]
+    cross_z = u[..., 0] * c[..., 1] - u[..., 1] * c[..., 0]
+    return float(np.sum(a[..., 0] * cross_x) + np.sum(a[..., 1] * cross_y) + np.sum(a[..., 2] * cross_z))
+
+
+def _triangles_volume6(points: np.ndarray, triangles: np.ndarray, centre: np.ndarray) -> float:
+    a, b, c = (points[triangles[:, i]] - centre for i in range(3))
+    return float(np.sum(np.einsum("ij,ij->i", a, np.cross(b, c))))
 
 
 def _point_arrays(values: dict[str, np.ndarray]) -> list:
@@ -254,29 +301,56 @@ def _point_arrays(values: dict[str, np.ndarray]) -> list:
     return arrays
 
 
+def _cell_array(triangles: np.ndarray, offsets: np.ndarray | None = None):
+    """vtkCellArray of triangles sharing the numpy buffers (32-bit ids when they fit)."""
+    from vtkmodules.util.numpy_support import numpy_to_vtk
+    from vtkmodules.vtkCommonDataModel import vtkCellArray
+
+    dtype = np.int32 if triangles.size and int(triangles.max()) < 2**31 - 1 and 3 * len(triangles) < 2**31 - 1 else np.int64
+    conn = np.ascontiguousarray(triangles, dtype=dtype).reshape(-1)
+    if offsets is None or offsets.dtype != dtype or len(offsets) != len(triangles) + 1:
+        offsets = np.arange(0, 3 * len(triangles) + 1, 3, dtype=dtype)
+    cells = vtkCellArray()
+    # deep=False: VTK keeps a reference to the numpy buffers (no copy of 100 MB arrays)
+    if not cells.SetData(numpy_to_vtk(offsets, deep=False), numpy_to_vtk(conn, deep=False)):
+        from vtkmodules.util.numpy_support import numpy_to_vtkIdTypeArray
+
+        cells.SetData(
+            numpy_to_vtkIdTypeArray(offsets.astype(np.int64), deep=True),
+            numpy_to_vtkIdTypeArray(conn.astype(np.int64), deep=True),
+        )
+    return cells
+
+
 def _polydata(
-    points: np.ndarray, triangles: np.ndarray, point_values: dict[str, np.ndarray], folded: np.ndarray
+    points: np.ndarray,
+    triangles: np.ndarray,
+    point_values: dict[str, np.ndarray],
+    folded: np.ndarray,
+    *,
+    cells=None,
+    field_values: dict[str, float] | None = None,
 ):
-    from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray
+    from vtkmodules.util.numpy_support import numpy_to_vtk
     from vtkmodules.vtkCommonCore import vtkPoints
-    from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+    from vtkmodules.vtkCommonDataModel import vtkPolyData
 
     poly = vtkPolyData()
     vtk_points = vtkPoints()
-    vtk_points.SetData(numpy_to_vtk(np.ascontiguousarray(points, dtype=float), deep=True))
+    vtk_points.SetData(numpy_to_vtk(np.ascontiguousarray(points, dtype=float), deep=False))
     poly.SetPoints(vtk_points)
-    cells = vtkCellArray()
-    offsets = np.arange(0, 3 * len(triangles) + 1, 3, dtype=np.int64)
-    cells.SetData(
-        numpy_to_vtkIdTypeArray(offsets, deep=True),
-        numpy_to_vtkIdTypeArray(np.ascontiguousarray(triangles.ravel(), dtype=np.int64), deep=True),
-    )
-    poly.SetPolys(cells)
-    for array in _point_arrays(point_values):
+    poly.SetPolys(cells if cells is not None else _cell_array(triangles))
+    for name, v in point_values.items():
+        array = numpy_to_vtk(np.ascontiguousarray(v), deep=False)
+        array.SetName(name)
         poly.GetPointData().AddArray(array)
     folded_array = numpy_to_vtk(np.ascontiguousarray(folded, dtype=np.int32), deep=True)
     folded_array.SetName("folded_frame_index")
     poly.GetFieldData().AddArray(folded_array)
+    for name, value in (field_values or {}).items():
+        array = numpy_to_vtk(np.array([value], dtype=float), deep=True)
+        array.SetName(name)
+        poly.GetFieldData().AddArray(array)
     return poly
 
 

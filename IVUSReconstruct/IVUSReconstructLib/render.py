@@ -23,7 +23,7 @@ import numpy as np
 import vtkmodules.vtkRenderingFreeType  # noqa: F401
 import vtkmodules.vtkRenderingOpenGL2  # noqa: F401
 from scipy.spatial import cKDTree
-from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
+from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray, vtk_to_numpy
 from vtkmodules.vtkCommonCore import vtkLookupTable, vtkPoints, vtkUnsignedCharArray
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPolyData
 from vtkmodules.vtkFiltersCore import vtkPolyDataNormals, vtkTriangleFilter, vtkTubeFilter
@@ -46,6 +46,10 @@ from .types import VesselMesh
 __all__ = [
     "VIEWS",
     "burden_lookup_table",
+    "calcium_surface",
+    "colormap_rgb",
+    "display_surface",
+    "render_empty",
     "render_vessel",
     "write_png",
     "png_bytes",
@@ -83,6 +87,8 @@ _CENTERLINE_RGB = (0.20, 0.20, 0.22)
 _MLA_RGB = (0.85, 0.10, 0.45)
 _REFERENCE_RGB = (0.10, 0.35, 0.85)
 _TEXT_RGB = (0.12, 0.12, 0.14)
+_CALCIUM_RGB = (0.97, 0.95, 0.86)
+_LESION_RGB = (0.93, 0.55, 0.05)
 
 
 def colormap_rgb(values: np.ndarray, *, value_range: tuple[float, float] = (0.0, 100.0)) -> np.ndarray:
@@ -155,11 +161,35 @@ def _principal_axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _summary_of(metrics: Any) -> dict[str, Any]:
+    """The summary of a Metrics, of a ``{"summary": ..., "lesions": ...}`` dict or of a summary."""
     if metrics is None:
         return {}
     if isinstance(metrics, Mapping):
-        return dict(metrics)
+        inner = metrics.get("summary")
+        return dict(inner) if isinstance(inner, Mapping) else dict(metrics)
     return dict(getattr(metrics, "summary", {}) or {})
+
+
+def _lesions_of(metrics: Any) -> list[Mapping[str, Any]]:
+    """Lesion records of a Metrics or dict (``lesions`` beside or inside the summary)."""
+    if metrics is None:
+        return []
+    if isinstance(metrics, Mapping):
+        lesions = metrics.get("lesions")
+        if lesions is None and isinstance(metrics.get("summary"), Mapping):
+            lesions = metrics["summary"].get("lesions")
+    else:
+        lesions = getattr(metrics, "lesions", None)
+    return [les for les in (lesions or []) if isinstance(les, Mapping)]
+
+
+def _lesion_span_mm(lesion: Mapping[str, Any]) -> tuple[float, float] | None:
+    """(start, end) arc length of a lesion, whichever key names it uses."""
+    for a, b in (("start_mm", "end_mm"), ("start_arc_length_mm", "end_arc_length_mm")):
+        if lesion.get(a) is not None and lesion.get(b) is not None:
+            s0, s1 = float(lesion[a]), float(lesion[b])
+            return min(s0, s1), max(s0, s1)
+    return None
 
 
 def _marker_frames(summary: Mapping[str, Any]) -> list[tuple[str, int, str]]:
@@ -398,6 +428,236 @@ def _offscreen_window() -> vtkRenderWindow:
     return vtkRenderWindow()
 
 
+
+def _ring_layout(polydata: Any) -> tuple[int, int] | None:
+    """(rings, points per ring) when the surface starts with rings of equal size in frame order.
+
+    The mesh stage lofts each frame's contour into one ring of ``n`` points (then adds the two
+    cap centres); other surfaces give None.
+    """
+    frame_of_point = _point_array(polydata, "frame_index")
+    if frame_of_point is None or len(frame_of_point) < 6:
+        return None
+    n = int(np.argmax(frame_of_point != frame_of_point[0])) or len(frame_of_point)
+    rings = len(frame_of_point) // n
+    if n < 3 or rings < 2 or len(frame_of_point) - rings * n > 2:
+        return None
+    block = frame_of_point[: rings * n].reshape(rings, n)
+    if not np.all(block == block[:, :1]) or np.any(np.diff(block[:, 0]) == 0):
+        return None
+    return rings, n
+
+
+def _tube_cells(n_rings: int, n: int) -> np.ndarray:
+    j = np.arange(n_rings - 1)[:, None]
+    k = np.arange(n)[None, :]
+    a, b = j * n + k, j * n + (k + 1) % n
+    c, d = b + n, a + n
+    return np.stack([np.stack([a, b, c], -1), np.stack([a, c, d], -1)], axis=2).reshape(-1, 3)
+
+
+def _polydata_from(points: np.ndarray, triangles: np.ndarray, arrays: Mapping[str, np.ndarray]) -> vtkPolyData:
+    poly = vtkPolyData()
+    vpts = vtkPoints()
+    vpts.SetData(numpy_to_vtk(np.ascontiguousarray(points, dtype=float), deep=True))
+    poly.SetPoints(vpts)
+    cells = vtkCellArray()
+    offsets = np.arange(0, 3 * len(triangles) + 1, 3, dtype=np.int64)
+    cells.SetData(
+        numpy_to_vtkIdTypeArray(offsets, deep=True),
+        numpy_to_vtkIdTypeArray(np.ascontiguousarray(triangles, dtype=np.int64).ravel(), deep=True),
+    )
+    poly.SetPolys(cells)
+    for name, values in arrays.items():
+        array = numpy_to_vtk(np.ascontiguousarray(values), deep=True)
+        array.SetName(name)
+        poly.GetPointData().AddArray(array)
+    return poly
+
+
+def display_surface(polydata: Any, *, max_rings: int, max_ring_points: int = 96) -> Any:
+    """A lighter copy of a lofted surface for display: every k-th ring, every m-th ring point.
+
+    A 6000-frame pullback of 360-point rings has ~4 M triangles, far more than the pixels they
+    cover; keeping about one ring per pixel column leaves the picture unchanged and renders
+    an order of magnitude faster. Surfaces that are not ring-structured, or already small, are
+    returned as they are.
+
+    Parameters
+    ----------
+    polydata : vtkPolyData
+        A surface of :func:`mesh.build_meshes` (rings in frame order, then the cap centres).
+    max_rings : int
+        Rings kept at most (the first and last are always kept).
+    max_ring_points : int
+        Points kept per ring at most.
+
+    Returns
+    -------
+    vtkPolyData
+        Same point arrays, the tube closed by fan caps when the input had cap centres.
+    """
+    layout = _ring_layout(polydata)
+    if layout is None:
+        return polydata
+    rings, n = layout
+    ring_step = int(np.ceil(rings / max(2, max_rings)))
+    point_step = int(np.ceil(n / max(3, max_ring_points)))
+    if ring_step <= 1 and point_step <= 1:
+        return polydata
+    keep_rings = np.unique(np.r_[np.arange(0, rings, ring_step), rings - 1])
+    keep_points = np.arange(0, n, point_step)
+    m = len(keep_points)
+    index = (keep_rings[:, None] * n + keep_points[None, :]).ravel()
+    pts = _points(polydata)[index]
+    triangles = _tube_cells(len(keep_rings), m)
+    # Same winding as the input: compare one triangle's normal with the input's first one.
+    orig = vtk_to_numpy(polydata.GetPolys().GetConnectivityArray())[:3]
+    all_pts = _points(polydata)
+    n_orig = np.cross(all_pts[orig[1]] - all_pts[orig[0]], all_pts[orig[2]] - all_pts[orig[0]])
+    centre0 = all_pts[:n].mean(axis=0)
+    a, b, c = pts[triangles[0]]
+    n_new = np.cross(b - a, c - a)
+    side_orig = np.sign(n_orig @ (all_pts[orig[0]] - centre0))
+    side_new = np.sign(n_new @ (a - pts[:m].mean(axis=0)))
+    flipped = bool(side_orig != 0 and side_new != 0 and side_orig != side_new)
+    if flipped:
+        triangles = triangles[:, ::-1]
+    data = polydata.GetPointData()
+    arrays = {
+        data.GetArrayName(i): vtk_to_numpy(data.GetArray(i))[index]
+        for i in range(data.GetNumberOfArrays())
+        if data.GetArrayName(i) and data.GetArray(i).GetNumberOfTuples() == polydata.GetNumberOfPoints()
+    }
+    if polydata.GetNumberOfPoints() > rings * n:
+        # Fan caps around each end ring's centroid, wound like the side triangles.
+        last = (len(keep_rings) - 1) * m
+        k = np.arange(m)
+        centres = np.array([pts[:m].mean(axis=0), pts[last:].mean(axis=0)])
+        start = np.column_stack([np.full(m, len(pts)), (k + 1) % m, k])
+        end = np.column_stack([np.full(m, len(pts) + 1), last + k, last + (k + 1) % m])
+        if flipped:
+            start, end = start[:, ::-1], end[:, ::-1]
+        triangles = np.vstack([triangles, start, end])
+        pts = np.vstack([pts, centres])
+        arrays = {name: np.concatenate([v, v[[0, last]]]) for name, v in arrays.items()}
+    return _polydata_from(pts, triangles, arrays)
+
+
+def _angular_spans(polygons: Sequence[np.ndarray], centre: np.ndarray) -> list[tuple[float, float]]:
+    """(start, width) in radians of each polygon as seen from ``centre`` (frame-plane mm)."""
+    spans = []
+    for polygon in polygons:
+        polygon = np.asarray(polygon, dtype=float)
+        if polygon.ndim != 2 or len(polygon) < 2:
+            continue
+        angles = np.sort(np.mod(np.arctan2(polygon[:, 1] - centre[1], polygon[:, 0] - centre[0]), 2 * np.pi))
+        gaps = np.diff(np.r_[angles, angles[0] + 2 * np.pi])
+        widest = int(np.argmax(gaps))
+        # The polygon covers the circle except its widest angular gap.
+        start = angles[(widest + 1) % len(angles)]
+        spans.append((float(start), float(2 * np.pi - gaps[widest])))
+    return spans
+
+
+def calcium_surface(lumen: Any, contours: Any, poses: Any, *, lift: float = 0.05) -> vtkPolyData | None:
+    """The part of the lumen surface that faces calcium, lifted slightly outward.
+
+    Each ring point of a frame with calcium polygons is mapped back to its frame plane; it is
+    calcified when its direction from the lumen centroid falls inside the angular span of a
+    calcium polygon. Triangles with three calcified corners are kept, and their points are
+    pushed out by ``lift`` times their distance from the centroid so they show on top of the
+    lumen, where the calcium sits (just outside it, in the plaque).
+
+    Parameters
+    ----------
+    lumen : vtkPolyData
+        Lumen surface with the point array ``frame_index``.
+    contours : ContourSet
+        Frame-plane calcium polygons (``FrameContours.calcium``) and lumens.
+    poses : FramePoses
+        Where each frame sits in the world.
+    lift : float
+        Outward push as a fraction of the radius.
+
+    Returns
+    -------
+    vtkPolyData or None
+        None when no frame has calcium or no triangle is calcified.
+    """
+    if lumen is None or contours is None or poses is None:
+        return None
+    frame_of_point = _point_array(lumen, "frame_index")
+    if frame_of_point is None:
+        return None
+    row_of = {int(f): r for r, f in enumerate(np.asarray(poses.frame_index))}
+    pts = _points(lumen)
+    mask = np.zeros(len(pts), dtype=bool)
+    lifted = pts.copy()
+    axes_ras = np.asarray(poses.axes_ras, dtype=float)
+    for fc in getattr(contours, "frames", ()):
+        if not fc.calcium or int(fc.index) not in row_of:
+            continue
+        row = row_of[int(fc.index)]
+        axes = axes_ras[row]  # (3, 2)
+        if not np.all(np.isfinite(axes)) or np.linalg.norm(axes) < 1e-9:
+            continue
+        centre = np.asarray(fc.lumen, dtype=float).mean(axis=0)
+        spans = _angular_spans(fc.calcium, centre)
+        if not spans:
+            continue
+        on = np.flatnonzero(frame_of_point == fc.index)
+        local = (pts[on] - poses.origin_ras_mm[row]) @ axes + poses.offset_mm[row]
+        angle = np.arctan2(local[:, 1] - centre[1], local[:, 0] - centre[0])
+        inside = np.zeros(len(on), dtype=bool)
+        for start, width in spans:
+            inside |= np.mod(angle - start, 2 * np.pi) <= width
+        mask[on] = inside
+        pushed = centre + (local - centre) * (1.0 + lift)
+        lifted[on] = poses.origin_ras_mm[row] + (pushed - poses.offset_mm[row]) @ axes.T
+    if not mask.any():
+        return None
+    triangles = vtk_to_numpy(lumen.GetPolys().GetConnectivityArray()).reshape(-1, 3)
+    keep = triangles[mask[triangles].all(axis=1)]
+    if not len(keep):
+        return None
+    used = np.unique(keep)
+    remap = np.full(len(pts), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return _polydata_from(lifted[used], remap[keep], {})
+
+
+def render_empty(size_px: tuple[int, int], *, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+    """An empty offscreen scene of ``size_px`` (width, height): the cost floor of a render.
+
+    Returns
+    -------
+    ndarray of shape (H, W, 3), uint8
+    """
+    width, height = int(size_px[0]), int(size_px[1])
+    renderer = vtkRenderer()
+    renderer.SetBackground(*background)
+    window = _offscreen_window()
+    window.SetOffScreenRendering(True)
+    window.SetMultiSamples(0)
+    window.SetSize(width, height)
+    window.AddRenderer(renderer)
+    window.Render()
+    pixels = _grab(window, width, height)
+    window.Finalize()
+    return pixels
+
+
+def _grab(window: Any, width: int, height: int) -> np.ndarray:
+    grab = vtkWindowToImageFilter()
+    grab.SetInput(window)
+    grab.SetInputBufferTypeToRGB()
+    grab.ReadFrontBufferOff()
+    grab.Update()
+    image = grab.GetOutput()
+    return vtk_to_numpy(image.GetPointData().GetScalars()).reshape(height, width, 3)[::-1]
+
+
 def render_vessel(
     mesh: VesselMesh,
     *,
@@ -412,8 +672,11 @@ def render_vessel(
     vessel_opacity: float = 0.15,
     far_opacity: float = 0.85,
     elevation_deg: float = 20.0,
-    supersample: int = 2,
+    supersample: int | None = None,
     title: str | None = None,
+    contours: Any = None,
+    lesions: Sequence[Mapping[str, Any]] | None = None,
+    max_display_rings: int | None = None,
 ) -> np.ndarray:
     """Render the vessel offscreen.
 
@@ -447,8 +710,20 @@ def render_vessel(
         Opacity of the far half of the vessel surface (the coloured backdrop of the lumen).
     elevation_deg : float
         Tilt of the side views about the vessel axis (0 = exactly perpendicular).
-    supersample : int
+    supersample : int, optional
         Anti-aliasing factor: the scene is rendered this many times larger and averaged down.
+        By default 2 up to about 1.3 megapixels and 1 (with FXAA) above, where the larger
+        render would cost more than it shows.
+    title : str, optional
+        Heading at the top left.
+    contours : ContourSet, optional
+        With ``poses``: calcium polygons are shown as bone-white patches on the lumen.
+    lesions : list of dict, optional
+        Lesion records (``start_mm`` / ``end_mm``); by default ``metrics.lesions``. Each is
+        marked by an amber bracket under the vessel (side views).
+    max_display_rings : int, optional
+        Rings drawn at most per surface (see :func:`display_surface`); by default about one
+        per output pixel column.
 
     Returns
     -------
@@ -459,12 +734,18 @@ def render_vessel(
     if mesh is None or mesh.lumen is None or mesh.lumen.GetNumberOfPoints() == 0:
         raise ValueError("render_vessel needs a mesh with a non-empty lumen surface")
     width, height = int(size_px[0]), int(size_px[1])
+    if supersample is None:
+        supersample = 2 if width * height <= 1_300_000 else 1
     ss = max(1, int(supersample))
     big_w, big_h = width * ss, height * ss
     font = max(8, int(round(big_h / 42)))
 
+    rings_cap = int(max_display_rings) if max_display_rings else max(width, height)
+    lumen = display_surface(mesh.lumen, max_rings=rings_cap)
     vessel = mesh.vessel if mesh.vessel is not None and mesh.vessel.GetNumberOfPoints() else None
-    outer = vessel if vessel is not None else mesh.lumen
+    if vessel is not None:
+        vessel = display_surface(vessel, max_rings=rings_cap)
+    outer = vessel if vessel is not None else lumen
     outer_pts = _points(outer)
     centre, right, up, toward = _camera_basis(outer_pts, _point_array(outer, "arc_length_mm"))
     radii = np.linalg.norm((outer_pts - centre) - np.outer((outer_pts - centre) @ right, right), axis=1)
@@ -480,8 +761,14 @@ def render_vessel(
 
     # Lumen first (opaque), then the translucent vessel around it.
     renderer.AddActor(
-        _surface_actor(_with_normals(mesh.lumen), rgb=_LUMEN_RGB, opacity=1.0, scalars=None, table=None)
+        _surface_actor(_with_normals(lumen), rgb=_LUMEN_RGB, opacity=1.0, scalars=None, table=None)
     )
+    calcium = calcium_surface(lumen, contours, poses)
+    if calcium is not None:
+        actor = _surface_actor(_with_normals(calcium), rgb=_CALCIUM_RGB, opacity=1.0, scalars=None, table=None)
+        actor.GetProperty().SetAmbient(0.45)
+        actor.GetProperty().SetDiffuse(0.6)
+        renderer.AddActor(actor)
     table = None
     if vessel is not None:
         has_scalars = vessel.GetPointData().GetArray(color_by) is not None

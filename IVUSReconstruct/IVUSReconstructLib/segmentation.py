@@ -791,7 +791,7 @@ def _fill_long_shadows(radii: np.ndarray, shadow: np.ndarray, min_run: int) -> n
     basis = np.column_stack(
         [np.ones(n_a), np.cos(theta), np.sin(theta), np.cos(2 * theta), np.sin(2 * theta)]
     )
-    ridge = np.diag([0.0, 0.5, 0.5, 4.0, 4.0])
+    ridge = np.diag([0.0, 0.02, 0.02, 0.5, 0.5])
     out = radii.copy()
     for f in range(n_f):
         runs = [(s0, n) for s0, n in _runs(shadow[f]) if n >= min_run]

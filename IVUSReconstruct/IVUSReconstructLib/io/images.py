@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from PIL import Image, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageSequence
 from scipy import ndimage
 
 from ..errors import IVUSCancelled, IVUSInputError, input_error
@@ -162,7 +162,9 @@ def _check_cancel(cancel: threading.Event | None) -> None:
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:
     """ITU-R BT.601 luma of (..., 3) uint8 RGB as uint8 (as the DICOM reader converts RGB)."""
-    y = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    y = rgb[..., 0] * np.float32(0.299)
+    y += rgb[..., 1] * np.float32(0.587)
+    y += rgb[..., 2] * np.float32(0.114)
     return np.clip(np.rint(y), 0, 255).astype(np.uint8)
 
 
@@ -190,19 +192,28 @@ def mask_colour_overlay(
         The pixels replaced; None for a tinted display.
     """
     grey = _luminance(rgb)
-    channels = rgb.astype(np.int16)
-    chroma = channels.max(axis=-1) - channels.min(axis=-1)
-    coloured = chroma > chroma_threshold
-    n_coloured = int(coloured.sum())
-    if n_coloured == 0:
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    # Per-channel maximum and minimum (much faster than reducing over the short last axis).
+    high = np.maximum(np.maximum(red, green), blue)
+    low = np.minimum(np.minimum(red, green), blue)
+    coloured = (high - low) > chroma_threshold
+    if not coloured.any():
         return grey, coloured
     # Only pixels bright enough to carry a visible colour say whether the display is tinted
     # (dark pixels of a sepia display have almost no chroma).
-    bright = channels.max(axis=-1) > 3 * chroma_threshold
-    if int((coloured & bright).sum()) > max_fraction * max(int(bright.sum()), 1):
+    bright = high > 3 * chroma_threshold
+    if int(np.count_nonzero(coloured & bright)) > max_fraction * max(int(np.count_nonzero(bright)), 1):
         return grey, None
-    coloured = ndimage.binary_dilation(coloured, structure=np.ones((3, 3), bool))
-    return _fill_masked(grey, coloured), coloured
+    rows = np.nonzero(coloured.any(axis=1))[0]
+    cols = np.nonzero(coloured.any(axis=0))[0]
+    # Work in the bounding box of the overlay (plus the largest fill window).
+    margin = 10
+    r0, r1 = max(rows[0] - margin, 0), rows[-1] + margin + 1
+    c0, c1 = max(cols[0] - margin, 0), cols[-1] + margin + 1
+    box = ndimage.binary_dilation(coloured[r0:r1, c0:c1], structure=np.ones((3, 3), bool))
+    coloured[r0:r1, c0:c1] = box
+    grey[r0:r1, c0:c1] = _fill_masked(grey[r0:r1, c0:c1], box)
+    return grey, coloured
 
 
 def _fill_masked(grey: np.ndarray, masked: np.ndarray) -> np.ndarray:
@@ -516,7 +527,7 @@ def _open_image(path: Path) -> Image.Image:
         im = Image.open(path)
         im.load()
         return im
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any decoder failure (bomb, truncation) is a bad file
         raise input_error(
             path, "image", f"cannot be decoded ({type(exc).__name__})", "re-export the frame or remove it"
         ) from None
@@ -537,7 +548,7 @@ def _iter_pages(path: Path, files: list[Path]):
         for k, page in enumerate(ImageSequence.Iterator(im)):
             try:
                 page.load()
-            except (OSError, SyntaxError, ValueError) as exc:
+            except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad page
                 raise input_error(
                     path, f"page {k + 1}", f"cannot be decoded ({type(exc).__name__})", "re-export the TIFF"
                 ) from None
@@ -767,13 +778,15 @@ _UNIT_SPACING_NOTE = "not positive, or 1 (the default of image formats): not use
 
 
 def _declared_bytes_ok(path: Path, n_bytes: int) -> bool:
-    """False when an uncompressed file is too short for the size its header declares."""
+    """False when the file is too short for the voxel count its header declares."""
     suffix = _suffix(path)
     try:
         head = _head(path)
         size = path.stat().st_size
     except OSError:
         return True
+    if suffix in (".nii.gz", ".nrrd", ".mha") and n_bytes > 1100 * size:
+        return False  # more than zlib can expand (about 1000:1): a forged header
     if suffix == ".nii":
         return n_bytes <= size
     text = head.decode("latin-1", errors="replace")
