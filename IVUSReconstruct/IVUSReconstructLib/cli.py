@@ -499,10 +499,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise input_error(out, "--out", "is a folder", "give a file name such as contours.json")
-    pullback = read_pullback_any(args.pullback, options=options)
+    gated = args.frames in (None, "ed")
+    pullback = read_pullback_any(args.pullback, options=options, require_timing=gated)
     bar = ProgressBar()
     try:
-        if args.frames in (None, "ed"):
+        if gated:
             gating = gate_pullback(pullback, method="image", progress=bar.scaled(0.0, 0.2))
             frames = np.asarray(gating.selected_frames)
             ed = set(int(i) for i in gating.ed_frames)

@@ -21,10 +21,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from .errors import IVUSCancelled, input_error
-from .geometry import polygon_area, resample_polygon
+from .geometry import _resample_stacked
 from .types import ContourSet, FramePoses, VesselMesh
 
 __all__ = [
@@ -306,7 +305,11 @@ def _cell_array(triangles: np.ndarray, offsets: np.ndarray | None = None):
     from vtkmodules.util.numpy_support import numpy_to_vtk
     from vtkmodules.vtkCommonDataModel import vtkCellArray
 
-    dtype = np.int32 if triangles.size and int(triangles.max()) < 2**31 - 1 and 3 * len(triangles) < 2**31 - 1 else np.int64
+    dtype = (
+        np.int32
+        if triangles.size and int(triangles.max()) < 2**31 - 1 and 3 * len(triangles) < 2**31 - 1
+        else np.int64
+    )
     conn = np.ascontiguousarray(triangles, dtype=dtype).reshape(-1)
     if offsets is None or offsets.dtype != dtype or len(offsets) != len(triangles) + 1:
         offsets = np.arange(0, 3 * len(triangles) + 1, 3, dtype=dtype)
@@ -370,6 +373,12 @@ def build_meshes(
 ) -> VesselMesh:
     """Loft lumen and vessel contours placed by ``poses`` into closed surfaces.
 
+    Vectorised over frames: all contours are resampled in one numpy pass, placed with the
+    poses by broadcasting, the triangle connectivity is built once as index arrays and
+    handed to VTK without copies. The three surfaces share one point buffer
+    ``[vessel rings, 2 vessel cap centres, lumen rings, 2 lumen cap centres]``: ``vessel``
+    and ``lumen`` are its two halves, ``wall`` all of it (its 4 cap centres are unused).
+
     Parameters
     ----------
     contours : ContourSet
@@ -394,6 +403,8 @@ def build_meshes(
     -------
     VesselMesh
         ``lumen`` always; ``vessel`` and ``wall`` when every frame has a vessel contour.
+        Each surface has field data ``volume_mm3`` (divergence theorem over its triangles)
+        and ``folded_frame_index``.
 
     Raises
     ------
@@ -403,7 +414,7 @@ def build_meshes(
     if progress:
         progress(0.0, "meshes: resampling contours")
     row_of = {int(i): r for r, i in enumerate(poses.frame_index)}
-    used = [(c, row_of[c.index]) for c in contours.frames if c.index in row_of]
+    used = [(k, row_of[c.index]) for k, c in enumerate(contours.frames) if c.index in row_of]
     if len(used) < 2:
         raise input_error(
             "contours",
@@ -411,43 +422,62 @@ def build_meshes(
             f"only {len(used)} frame(s) have a position on the centerline",
             "give at least 2 frames",
         )
-    used.sort(key=lambda cr: (poses.arc_length_mm[cr[1]], cr[0].index))
-    position_in_contours = {id(c): i for i, c in enumerate(contours.frames)}
-    frames = [c for c, _ in used]
+    columns = np.array([k for k, _ in used])
     rows = np.array([r for _, r in used])
-    columns = np.array([position_in_contours[id(c)] for c in frames])
+    frame_idx = np.array([contours.frames[k].index for k in columns])
+    order = np.lexsort((frame_idx, poses.arc_length_mm[rows]))
+    columns, rows, frame_idx = columns[order], rows[order], frame_idx[order]
+    frames = [contours.frames[k] for k in columns]
     has_vessel = all(c.vessel is not None for c in frames)
     n = int(n_points)
+    f = len(frames)
 
-    lumen_mm = np.stack([resample_polygon(c.lumen, n, start_angle_deg=0.0) for c in frames])
-    vessel_mm = (
-        np.stack([resample_polygon(c.vessel, n, start_angle_deg=0.0) for c in frames]) if has_vessel else None
-    )
+    lumen_mm, lumen_area, lumen_c = _resample_stacked([c.lumen for c in frames], n)
+    vessel_mm = vessel_area = None
+    if has_vessel:
+        vessel_mm, vessel_area, _ = _resample_stacked([c.vessel for c in frames], n)
     _check_cancel(cancel)
     if progress:
         progress(0.3, "meshes: placing rings")
 
+    origin = poses.origin_ras_mm[rows]
+    axes = poses.axes_ras[rows]
+    offset = poses.offset_mm[rows]
     normals = poses.normal_ras[rows]
-    lumen_w = _rings_world(lumen_mm, poses, rows)
-    folded_l = np.zeros(len(frames), dtype=bool)
-    folded_v = np.zeros(len(frames), dtype=bool)
-    if fix_folds:
-        lumen_w, folded_l = unfold_rings(lumen_w, normals)
+    # one buffer for all points: [vessel rings, vessel caps, lumen rings, lumen caps]
+    block = f * n + 2
+    n_sets = 2 if has_vessel else 1
+    buf = np.empty((n_sets * block, 3))
+    lumen_at = block if has_vessel else 0
+    lumen_w = buf[lumen_at : lumen_at + f * n].reshape(f, n, 3)
+    _place(lumen_mm, origin, axes, offset, lumen_w)
     vessel_w = None
-    if vessel_mm is not None:
-        vessel_w = _rings_world(vessel_mm, poses, rows)
+    if has_vessel:
+        vessel_w = buf[: f * n].reshape(f, n, 3)
+        _place(vessel_mm, origin, axes, offset, vessel_w)
+    folded_any = np.zeros(f, dtype=bool)
+    for rings in (lumen_w, vessel_w):
+        if rings is None:
+            continue
+        steps = _advance(rings, normals)
         if fix_folds:
-            vessel_w, folded_v = unfold_rings(vessel_w, normals)
-    if not fix_folds:
-        folded_l = _folds(lumen_w, normals)
-        folded_v = _folds(vessel_w, normals) if vessel_w is not None else folded_v
-    frame_idx = np.array([c.index for c in frames])
-    folded = frame_idx[folded_l | folded_v]
+            if steps.min() < 0.01:
+                rings[:], moved = unfold_rings(rings, normals)
+                folded_any |= moved
+        else:
+            folded_any[1:] |= (steps <= 0).any(axis=1)
+    folded = frame_idx[folded_any]
+    centre = origin.mean(axis=0)
+    forward = _runs_forward(lumen_w[: min(f, 64)])
+    for at, rings in ((lumen_at, lumen_w), (0, vessel_w)):
+        if rings is not None:
+            buf[at + f * n] = rings[0].mean(axis=0)
+            buf[at + f * n + 1] = rings[-1].mean(axis=0)
     _check_cancel(cancel)
     if progress:
         progress(0.5, "meshes: per-point values")
 
-    # per-frame values (aligned with `frames`)
+    # per-frame values (aligned with the sorted frames)
     per_frame_values: dict[str, np.ndarray] = {}
     for key, column in (per_frame or {}).items():
         column = np.asarray(column)
@@ -457,62 +487,177 @@ def build_meshes(
             and np.issubdtype(column.dtype, np.number)
         ):
             per_frame_values[key] = column[columns].astype(float)
-    per_frame_values.pop("frame", None)
-    per_frame_values.pop("frame_index", None)
-    per_frame_values.pop("arc_length_mm", None)
+    for key in ("frame", "frame_index", "arc_length_mm"):
+        per_frame_values.pop(key, None)
     if "plaque_burden_percent" not in per_frame_values:
         if has_vessel:
-            a_l = np.array([polygon_area(c.lumen) for c in frames])
-            a_v = np.array([polygon_area(c.vessel) for c in frames])
-            per_frame_values["plaque_burden_percent"] = 100.0 * (1.0 - a_l / np.where(a_v > 0, a_v, np.nan))
-        else:
-            per_frame_values["plaque_burden_percent"] = np.full(len(frames), np.nan)
-    if has_vessel:
-        thick_l = _distance_to_polylines(lumen_mm, vessel_mm)
-        thick_v = _distance_to_polylines(vessel_mm, lumen_mm)
-    else:
-        thick_l = np.full((len(frames), n), np.nan)
-        thick_v = thick_l
-    arc = poses.arc_length_mm[rows]
-
-    def ring_values(thickness: np.ndarray, *, caps: bool) -> dict[str, np.ndarray]:
-        values = {
-            "frame_index": np.repeat(frame_idx, n).astype(np.int32),
-            "arc_length_mm": np.repeat(arc, n),
-            "plaque_thickness_mm": thickness.reshape(-1),
-        }
-        for key, column in per_frame_values.items():
-            values[key] = np.repeat(column, n)
-        if caps:
-            ends = [0, len(frames) - 1]
-            values["frame_index"] = np.concatenate([values["frame_index"], frame_idx[ends].astype(np.int32)])
-            values["arc_length_mm"] = np.concatenate([values["arc_length_mm"], arc[ends]])
+            a_l, a_v = np.abs(lumen_area), np.abs(vessel_area)
             with np.errstate(all="ignore"):
-                centre_thickness = np.array(
-                    [np.nanmean(thickness[e]) if np.isfinite(thickness[e]).any() else np.nan for e in ends]
+                per_frame_values["plaque_burden_percent"] = 100.0 * (
+                    1.0 - a_l / np.where(a_v > 0, a_v, np.nan)
                 )
-            values["plaque_thickness_mm"] = np.concatenate([values["plaque_thickness_mm"], centre_thickness])
-            for key, column in per_frame_values.items():
-                values[key] = np.concatenate([values[key], column[ends]])
-        return values
+        else:
+            per_frame_values["plaque_burden_percent"] = np.full(f, np.nan)
+    if has_vessel:
+        thick_l = _ray_thickness(lumen_mm, vessel_mm, lumen_c, inside=True)
+        thick_v = _ray_thickness(vessel_mm, lumen_mm, lumen_c, inside=False)
+    else:
+        thick_l = np.full((f, n), np.nan)
+        thick_v = None
+    arc = poses.arc_length_mm[rows]
+    ends = [0, f - 1]
 
-    pts, tri = loft_rings(lumen_w)
-    lumen_poly = _polydata(pts, tri, ring_values(thick_l, caps=True), folded)
+    def fill(name: str, dtype, per_ring, thickness_sets=None) -> np.ndarray:
+        out = np.empty(n_sets * block, dtype=dtype)
+        for s_i in range(n_sets):
+            part = out[s_i * block : (s_i + 1) * block]
+            if thickness_sets is None:
+                part[: f * n] = np.repeat(per_ring, n)
+                part[f * n :] = per_ring[ends]
+            else:
+                thickness = thickness_sets[s_i]
+                part[: f * n] = thickness.reshape(-1)
+                with np.errstate(all="ignore"):
+                    part[f * n :] = [
+                        np.nanmean(thickness[e]) if np.isfinite(thickness[e]).any() else np.nan for e in ends
+                    ]
+        return out
+
+    values = {
+        "frame_index": fill("frame_index", np.int32, frame_idx),
+        "arc_length_mm": fill("arc_length_mm", float, arc),
+        "plaque_thickness_mm": fill(
+            "plaque_thickness_mm", float, None, [thick_v, thick_l] if has_vessel else [thick_l]
+        ),
+    }
+    for key, column in per_frame_values.items():
+        values[key] = fill(key, float, column)
+    _check_cancel(cancel)
+    if progress:
+        progress(0.7, "meshes: surfaces")
+
+    # connectivity, built once: lumen and vessel use the same indices within their block
+    tube = _tube_triangles_fast(f, n, forward=forward)
+    n_tube = len(tube)
+    n_tri = n_tube + 2 * n
+    if has_vessel:
+        tri = np.empty((2 * n_tube + 4 * n, 3), dtype=tube.dtype)
+        tri[:n_tube] = tube
+        _fill_caps(tri[n_tube:n_tri], f, n, forward=forward)
+        wall_tri = tri  # first n_tri rows: vessel surface with disc caps, replaced below
+        lv_tri = tri[:n_tri].copy()
+        wall_tri[n_tube : 2 * n_tube] = tube[:, ::-1] + block
+        _fill_annular_caps(wall_tri[2 * n_tube :], f, n, block, forward=forward)
+    else:
+        lv_tri = np.empty((n_tri, 3), dtype=tube.dtype)
+        lv_tri[:n_tube] = tube
+        _fill_caps(lv_tri[n_tube:], f, n, forward=forward)
+    lv_cells = _cell_array(lv_tri)
+
+    sign = 1.0 if forward else -1.0
+    vol_l = _closed_volume(lumen_w, buf[lumen_at + f * n : lumen_at + block], centre, sign)
+    lumen_poly = _polydata(
+        buf[lumen_at : lumen_at + block],
+        lv_tri,
+        {k: v[lumen_at : lumen_at + block] for k, v in values.items()},
+        folded,
+        cells=lv_cells,
+        field_values={"volume_mm3": vol_l},
+    )
     vessel_poly = wall_poly = None
-    if vessel_w is not None:
-        _check_cancel(cancel)
-        if progress:
-            progress(0.7, "meshes: vessel and wall")
-        pts, tri = loft_rings(vessel_w)
-        vessel_poly = _polydata(pts, tri, ring_values(thick_v, caps=True), folded)
-        pts, tri = _loft_wall(vessel_w, lumen_w)
-        v_values = ring_values(thick_v, caps=False)
-        l_values = ring_values(thick_l, caps=False)
-        wall_values = {key: np.concatenate([v_values[key], l_values[key]]) for key in v_values}
-        wall_poly = _polydata(pts, tri, wall_values, folded)
+    if has_vessel:
+        vol_v = _closed_volume(vessel_w, buf[f * n : block], centre, sign)
+        vessel_poly = _polydata(
+            buf[:block],
+            lv_tri,
+            {k: v[:block] for k, v in values.items()},
+            folded,
+            cells=lv_cells,
+            field_values={"volume_mm3": vol_v},
+        )
+        # wall = vessel - lumen, with annular end caps in place of the two pairs of discs
+        caps = _triangles_volume6(buf, wall_tri[2 * n_tube :], centre)
+        discs = _triangles_volume6(buf, lv_tri[n_tube:], centre) - _triangles_volume6(
+            buf[lumen_at:], lv_tri[n_tube:], centre
+        )
+        vol_w = vol_v - vol_l + (caps - discs) / 6.0
+        wall_poly = _polydata(buf, wall_tri, values, folded, field_values={"volume_mm3": vol_w})
     if progress:
         progress(1.0, "meshes: done")
     return VesselMesh(lumen=lumen_poly, vessel=vessel_poly, wall=wall_poly)
+
+
+def _place(
+    rings_mm: np.ndarray, origin: np.ndarray, axes: np.ndarray, offset: np.ndarray, out: np.ndarray
+) -> None:
+    """World points of frame-plane rings (F, n, 2) into ``out`` (F, n, 3), no temporaries of 3D size."""
+    lx = rings_mm[..., 0] - offset[:, :1]
+    ly = rings_mm[..., 1] - offset[:, 1:]
+    for i in range(3):
+        out[..., i] = origin[:, i : i + 1] + lx * axes[:, i, 0:1] + ly * axes[:, i, 1:2]
+
+
+def _advance(rings: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """Step (F - 1, n) of each ring point to the next ring along the mean normal of the two."""
+    mean_n = normals[:-1] + normals[1:]
+    mean_n /= np.maximum(np.linalg.norm(mean_n, axis=1, keepdims=True), 1e-12)
+    steps = (rings[1:, :, 0] - rings[:-1, :, 0]) * mean_n[:, :1]
+    steps += (rings[1:, :, 1] - rings[:-1, :, 1]) * mean_n[:, 1:2]
+    steps += (rings[1:, :, 2] - rings[:-1, :, 2]) * mean_n[:, 2:3]
+    return steps
+
+
+def _tube_triangles_fast(n_rings: int, n: int, *, forward: bool = True) -> np.ndarray:
+    """The triangles of :func:`_tube_triangles` (or reversed), int32 when they fit."""
+    dtype = np.int32 if n_rings * n < 2**31 - 1 else np.int64
+    j = (np.arange(n_rings - 1, dtype=dtype) * n)[:, None]
+    k = np.arange(n, dtype=dtype)[None, :]
+    k1 = (k + 1) % n
+    tri = np.empty((n_rings - 1, n, 2, 3), dtype=dtype)
+    second, third = (1, 2) if forward else (2, 1)
+    tri[:, :, 0, 0] = j + k
+    tri[:, :, 0, second] = j + k1
+    tri[:, :, 0, third] = j + n + k1
+    tri[:, :, 1, 0] = j + k
+    tri[:, :, 1, second] = j + n + k1
+    tri[:, :, 1, third] = j + n + k
+    return tri.reshape(-1, 3)
+
+
+def _fill_caps(out: np.ndarray, f: int, n: int, *, forward: bool) -> None:
+    """Disc caps of :func:`loft_rings` (centres at ``f n`` and ``f n + 1``) into ``out`` (2n, 3)."""
+    first = _cap_triangles(0, n, f * n, at_start=True)
+    last = _cap_triangles((f - 1) * n, n, f * n + 1, at_start=False)
+    caps = np.vstack([first, last])
+    out[:] = caps if forward else caps[:, ::-1]
+
+
+def _fill_annular_caps(out: np.ndarray, f: int, n: int, lumen_at: int, *, forward: bool) -> None:
+    """End caps of the wall between vessel (at 0) and lumen (at ``lumen_at``) rings, (4n, 3)."""
+    k = np.arange(n)
+    k1 = (k + 1) % n
+    v0, l0, v0n, l0n = k, lumen_at + k, k1, lumen_at + k1
+    vl, ll = (f - 1) * n + k, lumen_at + (f - 1) * n + k
+    vln, lln = (f - 1) * n + k1, lumen_at + (f - 1) * n + k1
+    caps = np.vstack(
+        [
+            np.column_stack([v0n, v0, l0]),
+            np.column_stack([v0n, l0, l0n]),
+            np.column_stack([vl, vln, lln]),
+            np.column_stack([vl, lln, ll]),
+        ]
+    )
+    out[:] = caps if forward else caps[:, ::-1]
+
+
+def _closed_volume(rings: np.ndarray, cap_centres: np.ndarray, centre: np.ndarray, sign: float) -> float:
+    """Volume of the closed surface of :func:`loft_rings`: tube + two disc caps."""
+    f, n, _ = rings.shape
+    pts = np.vstack([rings[0], rings[-1], cap_centres])
+    first = _cap_triangles(0, n, 2 * n, at_start=True)
+    last = _cap_triangles(n, n, 2 * n + 1, at_start=False)
+    caps = _triangles_volume6(pts, np.vstack([first, last]), centre)
+    return sign * (_tube_volume6(rings, centre) + caps) / 6.0
 
 
 def _folds(rings: np.ndarray | None, normals: np.ndarray) -> np.ndarray:

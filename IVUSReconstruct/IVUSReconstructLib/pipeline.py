@@ -241,8 +241,13 @@ def _require_file(path: str | Path, option: str) -> None:
         raise input_error(path, option, "does not exist", "check the path")
 
 
-def read_pullback_any(path: str | Path, *, options: RunOptions, progress: Progress | None = None) -> Pullback:
-    """Read a pullback from any supported source (DICOM, frame folder, 3D image)."""
+def read_pullback_any(
+    path: str | Path, *, options: RunOptions, progress: Progress | None = None, require_timing: bool = True
+) -> Pullback:
+    """Read a pullback from any supported source (DICOM, frame folder, 3D image).
+
+    ``require_timing=False`` accepts pullbacks without frame times or speed (segmentation of
+    chosen frames needs neither)."""
     from .io import dicom
 
     path = Path(path)
@@ -254,15 +259,11 @@ def read_pullback_any(path: str | Path, *, options: RunOptions, progress: Progre
         pullback_speed_mm_s=options.pullback_speed_mm_s,
         frame_rate_hz=options.frame_rate_hz,
     )
-    reader = dicom.read_pullback
-    try:
-        from .io import images as _images  # optional: frame folders and 3D images
+    from .io import images
 
-        if _images.handles(path):
-            reader = _images.read_pullback
-    except ImportError:
-        pass
-    return reader(path, progress=progress, **kwargs)
+    if images.handles(path):
+        return images.read_pullback(path, progress=progress, **kwargs)
+    return dicom.read_pullback(path, progress=progress, require_timing=require_timing, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------

@@ -829,14 +829,18 @@ def render_vessel(
     aspect = big_w / big_h
     right_edge = 0.62 if table is not None else 0.94
     if view == "along":
-        proximal_end = centre + right * float(np.max((outer_pts - centre) @ right))
-        # Far away with a narrow angle: the near end does not swamp the view.
-        distance = 10.0 * typical_radius + 1.5 * float(np.ptp((outer_pts - centre) @ right))
+        # From beyond the proximal end, 30 degrees off the vessel axis and a little above it, in
+        # perspective: the vessel recedes toward its distal end, so the narrowing and the rings
+        # read in depth without the near end hiding the rest.
+        length = float(np.ptp((outer_pts - centre) @ right))
+        direction = _rotate(right, up, -30.0)
+        direction = _rotate(direction, np.cross(direction, up) / max(np.linalg.norm(np.cross(direction, up)), 1e-9), 12.0)
+        distance = 0.9 * length + 8.0 * typical_radius
         camera.SetFocalPoint(*centre)
-        camera.SetPosition(*(proximal_end + right * distance + up * 0.15 * distance))
+        camera.SetPosition(*(centre + direction * distance))
         camera.SetViewUp(*up)
-        camera.SetViewAngle(20.0)
-        target = (-0.94, right_edge, -0.80, 0.80)
+        camera.SetViewAngle(35.0)
+        target = (-0.94, right_edge, -0.66, 0.62)
         scene_pts = outer_pts
     else:
         toward_cam = _rotate(toward, right, elevation_deg)
@@ -867,6 +871,8 @@ def render_vessel(
     window.SetMultiSamples(0)
     window.SetSize(big_w, big_h)
     window.AddRenderer(renderer)
+    if ss == 1:
+        renderer.UseFXAAOn()  # cheap edge smoothing where supersampling would cost too much
 
     # Colour bar.
     if table is not None:
@@ -900,9 +906,20 @@ def render_vessel(
 
     # Labels sit in the bands above (references) and below (MLA) the vessel, joined to their
     # rings by thin leader lines, so they never cover the surface.
-    if view != "along" and labels:
-        project = _projector(camera, aspect=aspect, size_px=(big_w, big_h))
-        vessel_px = project(scene_pts[:: max(1, len(scene_pts) // 50_000)])
+    project = _projector(camera, aspect=aspect, size_px=(big_w, big_h))
+    vessel_px = project(scene_pts[:: max(1, len(scene_pts) // 50_000)])
+    if view != "along":
+        spans = [_lesion_span_mm(les) for les in (_lesions_of(metrics) if lesions is None else lesions)]
+        _add_lesion_brackets(
+            renderer,
+            [s for s in spans if s is not None],
+            outer,
+            project,
+            font=font,
+            size_px=(big_w, big_h),
+            right_limit_px=(0.83 if table is not None else 0.98) * big_w,
+        )
+    if labels:
         top_px, bottom_px = float(vessel_px[:, 1].max()), float(vessel_px[:, 1].min())
         for band in ("above", "below"):
             placed = []  # kind, ring x, ring y, text y, text
@@ -942,15 +959,24 @@ def render_vessel(
         legend_y + 0.1 * font,
         0.0,
     ]
-    renderer.AddViewProp(_polygon_actor_2d(square, _LUMEN_RGB))
-    legend = _text_actor("Lumen", font_px=int(font * 0.85), rgb=_TEXT_RGB)
-    legend.SetPosition(0.02 * big_w + 1.3 * swatch, legend_y)
-    renderer.AddViewProp(legend)
+    legend_x = 0.02 * big_w
+    entries = [("Lumen", _LUMEN_RGB)] + ([("Calcium", _CALCIUM_RGB)] if calcium is not None else [])
+    for name, rgb in entries:
+        renderer.AddViewProp(_polygon_actor_2d(square + [legend_x - 0.02 * big_w, 0.0, 0.0], rgb))
+        renderer.AddViewProp(
+            _line_actor_2d(
+                np.vstack([square, square[:1]]) + [legend_x - 0.02 * big_w, 0.0, 0.0], _TEXT_RGB, width=1.0
+            )
+        )
+        legend = _text_actor(name, font_px=int(font * 0.85), rgb=_TEXT_RGB)
+        legend.SetPosition(legend_x + 1.3 * swatch, legend_y)
+        renderer.AddViewProp(legend)
+        legend_x += 1.3 * swatch + 0.5 * font * len(name) + 1.5 * font
     if view != "along":
         mm_per_px = 2.0 * camera.GetParallelScale() / big_h
         bar_mm = _nice_length_mm(0.15 * big_w * mm_per_px)
         bar_px = bar_mm / mm_per_px
-        x0, y0 = 0.02 * big_w + 6.0 * font, legend_y + 0.3 * font
+        x0, y0 = legend_x + 0.5 * font, legend_y + 0.3 * font
         renderer.AddViewProp(_scale_bar_actor(x0, y0, bar_px, font))
         label = _text_actor(f"{bar_mm:g} mm", font_px=int(font * 0.85), rgb=_TEXT_RGB)
         label.SetPosition(x0 + bar_px + 0.5 * font, legend_y)
@@ -961,18 +987,62 @@ def render_vessel(
         renderer.AddViewProp(heading)
 
     window.Render()
-    grab = vtkWindowToImageFilter()
-    grab.SetInput(window)
-    grab.SetInputBufferTypeToRGB()
-    grab.ReadFrontBufferOff()
-    grab.Update()
-    image = grab.GetOutput()
-    pixels = vtk_to_numpy(image.GetPointData().GetScalars()).reshape(big_h, big_w, 3)[::-1]
+    pixels = _grab(window, big_w, big_h)
     window.Finalize()
     if ss > 1:
         pixels = pixels.reshape(height, ss, width, ss, 3).astype(np.float32).mean(axis=(1, 3))
         pixels = np.round(pixels)
     return np.ascontiguousarray(pixels, dtype=np.uint8)
+
+
+def _add_lesion_brackets(
+    renderer: vtkRenderer,
+    spans_mm: Sequence[tuple[float, float]],
+    surface: Any,
+    project: Any,
+    *,
+    font: int,
+    size_px: tuple[int, int],
+    right_limit_px: float,
+) -> None:
+    """Amber brackets in a band under the vessel, one per lesion, with its length.
+
+    The bracket spans the screen extent of the surface points whose ``arc_length_mm`` is
+    inside the lesion; thin dashes join its ends to the bottom of the vessel there.
+    """
+    arc = _point_array(surface, "arc_length_mm")
+    if arc is None or not len(spans_mm):
+        return
+    pts = _points(surface)
+    step = max(1, len(pts) // 100_000)
+    pts, arc = pts[::step], arc[::step]
+    px = project(pts)
+    width_px, height_px = size_px
+    y_bracket = 0.115 * height_px
+    line_w = max(1.5, font / 9.0)
+    for number, (s0, s1) in enumerate(spans_mm, start=1):
+        inside = (arc >= s0) & (arc <= s1)
+        if not inside.any():
+            continue
+        x0 = float(np.clip(px[inside, 0].min(), 0.01 * width_px, right_limit_px))
+        x1 = float(np.clip(px[inside, 0].max(), 0.01 * width_px, right_limit_px))
+        if x1 - x0 < 2:
+            continue
+        tick = 0.45 * font
+        bracket = np.array([[x0, y_bracket + tick, 0], [x0, y_bracket, 0], [x1, y_bracket, 0], [x1, y_bracket + tick, 0]])
+        renderer.AddViewProp(_line_actor_2d(bracket, _LESION_RGB, width=line_w))
+        for x in (x0, x1):
+            column = px[np.abs(px[:, 0] - x) <= max(2.0, 0.004 * width_px), 1]
+            if len(column):
+                top = float(column.min()) - 0.3 * font
+                if top > y_bracket + tick:
+                    dash = np.array([[x, y_bracket + tick, 0], [x, top, 0]])
+                    renderer.AddViewProp(_line_actor_2d(dash, _LESION_RGB, width=max(1.0, line_w / 2)))
+        text = f"Lesion {number} \u00b7 {s1 - s0:.1f} mm"
+        label = _text_actor(text, font_px=int(font * 0.85), rgb=_LESION_RGB, bold=True, justify="center")
+        half = 0.27 * font * len(text)
+        label.SetPosition(float(np.clip(0.5 * (x0 + x1), half, right_limit_px - half)), y_bracket - 1.15 * font)
+        renderer.AddViewProp(label)
 
 
 def _fit_camera(
@@ -1178,13 +1248,16 @@ def longitudinal_view(
     r0 = np.clip(np.floor(rows).astype(int), 0, h - 2)
     c0 = np.clip(np.floor(cols).astype(int), 0, w - 2)
     fr, fc = rows - r0, cols - c0
-    f = frames.astype(np.float32)
-    lines = (
-        f[:, r0, c0] * (1 - fr) * (1 - fc)
-        + f[:, r0 + 1, c0] * fr * (1 - fc)
-        + f[:, r0, c0 + 1] * (1 - fr) * fc
-        + f[:, r0 + 1, c0 + 1] * fr * fc
-    )  # (N, R)
+    # Only the four neighbours of each sample are read (frame by frame for a memmap), so a
+    # long pullback is never converted to float as a whole.
+    lines = np.empty((n, len(offsets_mm)), dtype=np.float32)
+    weights = [((1 - fr) * (1 - fc), 0, 0), (fr * (1 - fc), 1, 0), ((1 - fr) * fc, 0, 1), (fr * fc, 1, 1)]
+    for start in range(0, n, 256):
+        block = np.asarray(frames[start : start + 256])
+        acc = np.zeros((len(block), len(offsets_mm)), dtype=np.float32)
+        for weight, dr, dc in weights:
+            acc += block[:, r0 + dr, c0 + dc].astype(np.float32) * weight.astype(np.float32)
+        lines[start : start + len(block)] = acc  # (N, R)
     order = np.argsort(positions, kind="stable")
     sorted_pos = positions[order]
     grid = np.arange(sorted_pos[0], sorted_pos[-1] + 1e-9, step) if n > 1 else sorted_pos

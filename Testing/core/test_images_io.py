@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from scipy import ndimage
 
-from IVUSReconstructLib.errors import IVUSInputError
+from IVUSReconstructLib.errors import IVUSCancelled, IVUSInputError
 from IVUSReconstructLib.io import images
 from IVUSReconstructLib.phantom import make_phantom
 
@@ -374,3 +378,61 @@ def test_volume_truncated_and_garbage(tmp_path: Path, phantom_frames: np.ndarray
     junk.write_bytes(b"\x00" * 10)
     with pytest.raises(IVUSInputError, match=r"junk\.nii: file cannot be read as NIfTI"):
         images.read_pullback(junk, frame_rate_hz=30)
+
+
+# --------------------------------------------------------------------------- cancel, progress, fuzz
+
+
+def test_progress_and_cancel(png_folder: Path) -> None:
+    seen: list[float] = []
+    images.read_pullback(
+        png_folder, pixel_spacing_mm=0.1, frame_rate_hz=30, progress=lambda f, m: seen.append(f)
+    )
+    assert seen[-1] == 1.0 and bool(np.all(np.diff(seen) >= 0))
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(IVUSCancelled):
+        images.read_pullback(png_folder, pixel_spacing_mm=0.1, frame_rate_hz=30, cancel=stop)
+
+
+def _small_files() -> dict[str, bytes]:
+    """A valid 3-frame PNG export and a 3-frame NRRD, as bytes."""
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 255, (3, 24, 24), dtype=np.uint8)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp)
+        _volume(frames, path / "v.nrrd")
+        Image.fromarray(frames[0]).save(path / "f.png")
+        return {"png": (path / "f.png").read_bytes(), "nrrd": (path / "v.nrrd").read_bytes()}
+
+
+SMALL = _small_files()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    kind=st.sampled_from(["png", "nrrd"]),
+    edits=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 255)), min_size=1, max_size=6),
+    cut=st.floats(0.2, 1.0),
+)
+def test_corrupted_files_raise_only_input_errors(kind: str, edits: list, cut: float) -> None:
+    data = bytearray(SMALL[kind])
+    for where, value in edits:
+        data[int(where * (len(data) - 1))] = value
+    data = bytes(data[: max(1, int(cut * len(data)))])
+    with tempfile.TemporaryDirectory() as tmp:
+        if kind == "png":
+            folder = Path(tmp) / "frames"
+            folder.mkdir()
+            (folder / "a1.png").write_bytes(SMALL["png"])
+            (folder / "a2.png").write_bytes(data)
+            target = folder
+        else:
+            target = Path(tmp) / "v.nrrd"
+            target.write_bytes(data)
+        try:
+            pb = images.read_pullback(target, pixel_spacing_mm=0.1, frame_rate_hz=30)
+        except IVUSInputError as exc:
+            assert str(exc).startswith(str(target)) and "\n" not in str(exc)
+        else:
+            assert pb.frames.ndim == 3 and pb.frames.dtype in (np.uint8, np.uint16)

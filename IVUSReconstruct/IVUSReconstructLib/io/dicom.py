@@ -21,27 +21,33 @@ from __future__ import annotations
 
 import datetime
 import io
+import itertools
 import os
 import re
 import struct
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.encaps import encapsulate
+from pydicom.encaps import encapsulate, generate_frames, parse_fragments
 from pydicom.errors import InvalidDicomError
+from pydicom.pixels.utils import _get_jpg_parameters
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 from pydicom.uid import (
+    JPEG2000,
     PYDICOM_IMPLEMENTATION_UID,
+    UID,
     DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    JPEG2000,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
+    JPEGExtended12Bit,
     JPEGLSLossless,
     RLELossless,
     generate_uid,
@@ -76,6 +82,8 @@ _LOSSY_SYNTAXES = {JPEGBaseline8Bit: "ISO_10918_1", JPEG2000: "ISO_15444_1"}
 _WRITE_PHOTOMETRICS = ("MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422")
 # Frames per chunk when streaming pixel data to or from disk: bounds the temporaries.
 _CHUNK_FRAMES = 64
+# libjpeg-turbo through Pillow is ~6x faster than pylibjpeg-libjpeg on baseline JPEG.
+_PILLOW_FIRST = (JPEGBaseline8Bit, JPEGExtended12Bit)
 
 _ACQUISITION_TO_DICOM = {
     "motor": "MOTOR_PULLBACK",
@@ -396,14 +404,16 @@ def write_pullback(
         raise IVUSInputError(f"frames: shape {frames.shape} dtype {dtype} is not (N, H, W) uint8/uint16")
     ts = _TRANSFER_SYNTAXES[transfer_syntax]
     if photometric == "YBR_FULL_422" and (
-        ts not in (*_RAW_SYNTAXES, DeflatedExplicitVRLittleEndian, JPEGBaseline8Bit) or frames.shape[2] % 2
+        ts not in (*_RAW_SYNTAXES, JPEGBaseline8Bit) or frames.shape[2] % 2
     ):
         raise IVUSInputError(
             f"photometric: YBR_FULL_422 needs an even width and an uncompressed or jpeg-baseline "
             f"transfer syntax, not {transfer_syntax!r} with width {frames.shape[2]}"
         )
     if ts == JPEGBaseline8Bit and dtype != np.uint8:
-        raise IVUSInputError("transfer_syntax: 'jpeg-baseline' holds 8-bit frames only; use 'jpeg-ls' for 16-bit")
+        raise IVUSInputError(
+            "transfer_syntax: 'jpeg-baseline' holds 8-bit frames only; use 'jpeg-ls' for 16-bit"
+        )
     study_uid, series_uid = generate_uid(), generate_uid()
     path = Path(path)
     common = dict(
@@ -417,8 +427,12 @@ def write_pullback(
 
     def save(part, target: Path, sop_class: str, instance_number: int) -> None:
         ds = _pullback_dataset(
-            pullback, tuple(int(v) for v in part.shape), dtype, sop_class=sop_class,
-            instance_number=instance_number, **common,
+            pullback,
+            tuple(int(v) for v in part.shape),
+            dtype,
+            sop_class=sop_class,
+            instance_number=instance_number,
+            **common,
         )
         if ts in _RAW_SYNTAXES:
             _save_streamed(ds, part, photometric, target)
@@ -435,7 +449,12 @@ def write_pullback(
         n = int(frames.shape[0])
         width = max(5, len(str(n)))
         for k in range(n):
-            save(np.asarray(frames[k : k + 1]), path / f"IMG{k + 1:0{width}d}.dcm", US_SINGLE_FRAME_SOP_CLASS, k + 1)
+            save(
+                np.asarray(frames[k : k + 1]),
+                path / f"IMG{k + 1:0{width}d}.dcm",
+                US_SINGLE_FRAME_SOP_CLASS,
+                k + 1,
+            )
         return path
     raise IVUSInputError(f"layout: {layout!r} is not supported; use 'multi-frame' or 'single-frame'")
 
@@ -544,6 +563,54 @@ def _chunked(
     return out
 
 
+_GREY = ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR")
+_COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420")
+# Deflate expands at most ~1032:1; anything declaring more is not a real file.
+_MAX_DEFLATE_RATIO = 1100
+
+
+def _pixel_description(ds: Dataset, path: Path) -> tuple[int, int, str]:
+    """(SamplesPerPixel, BitsAllocated, PhotometricInterpretation), checked for consistency."""
+    spp = _int_tag(ds, "SamplesPerPixel", path, "0028,0002", required=False) or 1
+    bits = _int_tag(ds, "BitsAllocated", path, "0028,0100")
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2") or "MONOCHROME2").strip().upper()
+    if bits not in (8, 16):
+        raise input_error(
+            path,
+            "BitsAllocated (0028,0100)",
+            f"is {bits} (only 8 and 16 are supported)",
+            "convert the pullback to 8- or 16-bit grey",
+        )
+    stored = _int_tag(ds, "BitsStored", path, "0028,0101", required=False)
+    if stored is not None and not 1 <= stored <= bits:
+        raise input_error(
+            path, "BitsStored (0028,0101)", f"is {stored} (must be 1 to BitsAllocated {bits})", _FIX_REEXPORT
+        )
+    if int(_number(ds.get("PixelRepresentation", 0)) or 0) != 0:
+        raise input_error(
+            path,
+            "PixelRepresentation (0028,0103)",
+            "is 1 (signed pixels)",
+            "convert the pullback to unsigned 8- or 16-bit grey",
+        )
+    if photometric not in _GREY + _COLOUR:
+        raise input_error(
+            path,
+            "PhotometricInterpretation (0028,0004)",
+            f"is {photometric!r} (not a known colour space)",
+            _FIX_REEXPORT,
+        )
+    expected = 1 if photometric in _GREY else 3
+    if spp != expected:
+        raise input_error(
+            path,
+            "SamplesPerPixel (0028,0002)",
+            f"is {spp} but PhotometricInterpretation (0028,0004) {photometric} needs {expected}",
+            _FIX_REEXPORT,
+        )
+    return spp, bits, photometric
+
+
 def _raw_frames(
     path: Path, ds: Dataset, n: int, rows: int, cols: int, progress: ProgressFn | None
 ) -> np.ndarray | None:
@@ -559,26 +626,10 @@ def _raw_frames(
     offset = getattr(elem, "value_tell", None)
     if length is None or offset is None or length == 0xFFFFFFFF:
         return None
-    spp = _int_tag(ds, "SamplesPerPixel", path, "0028,0002", required=False) or 1
-    bits = _int_tag(ds, "BitsAllocated", path, "0028,0100")
-    if bits not in (8, 16):
-        raise input_error(
-            path,
-            "BitsAllocated (0028,0100)",
-            f"is {bits} (only 8 and 16 are supported)",
-            "convert the pullback to 8- or 16-bit grey",
-        )
-    if int(ds.get("PixelRepresentation", 0) or 0) != 0:
-        raise input_error(
-            path,
-            "PixelRepresentation (0028,0103)",
-            "is 1 (signed pixels)",
-            "convert the pullback to unsigned 8- or 16-bit grey",
-        )
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    spp, bits, photometric = _pixel_description(ds, path)
     dtype = np.dtype(np.uint8) if bits == 8 else np.dtype("<u2")
     if photometric == "YBR_FULL_422":
-        frame_bytes = rows * cols * 2 * dtype.itemsize
+        frame_bytes = rows * (cols // 2) * 4 * dtype.itemsize
     else:
         frame_bytes = rows * cols * spp * dtype.itemsize
     file_size = path.stat().st_size
@@ -590,16 +641,24 @@ def _raw_frames(
             f"is truncated ({in_file} of {length} bytes in the file)",
             _FIX_REEXPORT,
         )
-    if frame_bytes == 0 or n * frame_bytes > length:
-        held = length // frame_bytes if frame_bytes else 0
+    if frame_bytes > length:
+        raise input_error(
+            path,
+            "Rows/Columns (0028,0010/0011)",
+            f"are {rows}x{cols} ({frame_bytes} bytes a frame) but PixelData (7FE0,0010) holds {length} bytes",
+            _FIX_REEXPORT,
+        )
+    if n * frame_bytes > length:
         raise input_error(
             path,
             "NumberOfFrames (0028,0008)",
-            f"is {n} but PixelData (7FE0,0010) holds only {held} frames",
+            f"is {n} but PixelData (7FE0,0010) holds only {length // frame_bytes} frames",
             _FIX_REEXPORT,
         )
 
     if spp == 1:
+        if photometric == "PALETTE COLOR":
+            return None  # through the colour lookup tables
         mm = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(n, rows, cols))
         if photometric == "MONOCHROME1":
             top = dtype.type((1 << int(ds.get("BitsStored", bits))) - 1)
@@ -607,37 +666,252 @@ def _raw_frames(
         if progress is not None:
             progress(1.0, f"mapped {n} frames")
         return mm
-    if spp != 3:
-        raise input_error(path, "SamplesPerPixel (0028,0002)", f"is {spp} (expected 1 or 3)", _FIX_REEXPORT)
-    planar = int(ds.get("PlanarConfiguration", 0) or 0)
+    planar = int(_number(ds.get("PlanarConfiguration", 0)) or 0)
     if photometric == "YBR_FULL_422":
         mm = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(n, rows, cols // 2, 4))
         return _chunked(
             mm,
-            lambda a: a[..., :2].reshape(len(a), rows, cols),
-            (n, rows, cols),
+            lambda a: a[..., :2].reshape(len(a), rows, (cols // 2) * 2),
+            (n, rows, (cols // 2) * 2),
             dtype,
             progress,
             "reading luminance",
         )
-    if photometric.startswith("YBR"):
+    if photometric in ("YBR_FULL", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT"):
+        if photometric != "YBR_FULL":
+            return None
         take = (lambda a: a[:, 0]) if planar else (lambda a: a[..., 0])
-    elif photometric == "RGB":
-        take = (lambda a: _luminance(np.moveaxis(a, 1, -1))) if planar else _luminance
     else:
-        return None
+        take = (lambda a: _luminance(np.moveaxis(a, 1, -1))) if planar else _luminance
     shape = (n, 3, rows, cols) if planar else (n, rows, cols, 3)
     mm = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
     return _chunked(mm, take, (n, rows, cols), dtype, progress, "converting colour to luminance")
 
 
+def _to_grey(frame: np.ndarray, photometric: str, full: Dataset) -> np.ndarray:
+    """One decoded frame (rows, cols[, 3]) in ``photometric`` as grey (rows, cols)."""
+    if photometric == "PALETTE COLOR":
+        frame = pydicom.pixels.apply_color_lut(frame, full)
+        if frame.dtype == np.uint16 and int(frame.max(initial=0)) > 255:
+            frame = (frame >> 8).astype(np.uint8)
+        else:
+            frame = frame.astype(np.uint8)
+        photometric = "RGB"
+    if frame.ndim == 3:
+        # Decoded with as_rgb=False: YBR keeps its luminance in channel 0.
+        return np.ascontiguousarray(frame[..., 0]) if photometric.startswith("YBR") else _luminance(frame)
+    if photometric == "MONOCHROME1" and frame.dtype.kind == "u":
+        top = (1 << int(full.get("BitsStored", frame.dtype.itemsize * 8))) - 1
+        return (top - frame).astype(frame.dtype)
+    return frame
+
+
+def _decoder(path: Path, ts: UID):
+    """pydicom's decoder for ``ts`` with at least one installed plugin, or an IVUSInputError."""
+    fix = "re-export the pullback uncompressed (or as JPEG, JPEG-LS, JPEG 2000 or RLE)"
+    try:
+        decoder = pydicom.pixels.get_decoder(ts)
+    except NotImplementedError:
+        raise input_error(
+            path,
+            "TransferSyntaxUID (0002,0010)",
+            f"is {ts} ({ts.name}), which no installed decoder reads",
+            fix,
+        ) from None
+    if not decoder.is_available:
+        missing = (
+            "; ".join(f"{k}: {v}" for k, v in decoder.missing_dependencies.items())
+            if hasattr(decoder.missing_dependencies, "items")
+            else ", ".join(decoder.missing_dependencies)
+        )
+        raise input_error(
+            path,
+            "TransferSyntaxUID (0002,0010)",
+            f"is {ts} ({ts.name}) but its decoder plugins are not installed ({missing})",
+            "pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle, or " + fix,
+        )
+    return decoder
+
+
+def _check_codestream(path: Path, ts: UID, frame: bytes, rows: int, cols: int, spp: int, bits: int) -> None:
+    """Compare the first frame's own header with Rows/Columns before allocating the output.
+
+    Declared sizes are never trusted: a header claiming a 60000 x 60000 frame must not make
+    the reader allocate gigabytes for a small file.
+    """
+    size = None
+    if frame[:2] == b"\xff\xd8":  # JPEG family (baseline, extended, lossless, JPEG-LS)
+        try:
+            info = _get_jpg_parameters(frame)
+            size = (int(info["height"]), int(info["width"]))
+        except Exception:  # noqa: BLE001 - left to the decoder to reject
+            size = None
+    elif b"\xff\x51" in frame[:256]:  # JPEG 2000 SIZ marker
+        at = frame.index(b"\xff\x51")
+        if len(frame) >= at + 22:
+            xsiz, ysiz, xo, yo = struct.unpack(">IIII", frame[at + 6 : at + 22])
+            size = (ysiz - yo, xsiz - xo)
+    if size is not None and size != (rows, cols):
+        raise input_error(
+            path,
+            "Rows/Columns (0028,0010/0011)",
+            f"are {rows}x{cols} but the compressed frames are {size[0]}x{size[1]}",
+            _FIX_REEXPORT,
+        )
+    if ts == RLELossless:
+        # An RLE byte pair expands to at most 128 bytes.
+        need = rows * cols * spp * (bits // 8)
+        if need > 64 * len(frame) + 128:
+            raise input_error(
+                path,
+                "Rows/Columns (0028,0010/0011)",
+                f"are {rows}x{cols} but an RLE frame of {len(frame)} bytes cannot hold them",
+                _FIX_REEXPORT,
+            )
+
+
+def _encapsulated_frames(
+    path: Path,
+    ds: Dataset,
+    n: int,
+    rows: int,
+    cols: int,
+    progress: ProgressFn | None,
+    workers: int,
+) -> np.ndarray:
+    """Decode compressed frames one by one into a preallocated (n, rows, cols) array.
+
+    Only the compressed bytes, the output and the frames in flight are in memory. Frames
+    are decoded by a thread pool (Pillow's JPEG decoder releases the GIL).
+    """
+    spp, bits, photometric = _pixel_description(ds, path)
+    ts = UID(ds.file_meta.TransferSyntaxUID)
+    if n * 8 > path.stat().st_size:  # each frame takes at least an 8-byte item header
+        raise input_error(
+            path,
+            "NumberOfFrames (0028,0008)",
+            f"is {n} but the file is too small to hold them",
+            _FIX_REEXPORT,
+        )
+    decoder = _decoder(path, ts)
+    plugin = "pillow" if "pillow" in decoder.available_plugins and ts in _PILLOW_FIRST else ""
+    try:
+        full = pydicom.dcmread(path, force=True)
+        data = full.PixelData
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
+        raise input_error(
+            path, "PixelData (7FE0,0010)", f"cannot be read ({type(exc).__name__})", _FIX_REEXPORT
+        ) from None
+    try:
+        if bytes(data[:4]) != b"\xfe\xff\x00\xe0":
+            raise ValueError("no Basic Offset Table item")
+        stream = io.BytesIO(data)
+        stream.seek(8 + struct.unpack("<I", data[4:8])[0])
+        n_fragments = parse_fragments(stream)[0]
+    except Exception:  # noqa: BLE001
+        raise input_error(
+            path, "PixelData (7FE0,0010)", "is not valid encapsulated (compressed) data", _FIX_REEXPORT
+        ) from None
+    if n_fragments < n:
+        raise input_error(
+            path,
+            "NumberOfFrames (0028,0008)",
+            f"is {n} but PixelData (7FE0,0010) holds only {n_fragments} compressed frames",
+            _FIX_REEXPORT,
+        )
+    options = dict(
+        rows=rows,
+        columns=cols,
+        samples_per_pixel=spp,
+        bits_allocated=bits,
+        bits_stored=int(_number(full.get("BitsStored", bits)) or bits),
+        pixel_representation=0,
+        photometric_interpretation=photometric,
+        planar_configuration=int(_number(full.get("PlanarConfiguration", 0)) or 0),
+        number_of_frames=1,
+        transfer_syntax_uid=ts,
+        as_rgb=False,
+    )
+    if plugin:
+        options["decoding_plugin"] = plugin
+
+    def decode(frame: bytes) -> np.ndarray:
+        array, meta = decoder.as_array(encapsulate([frame]), **options)
+        grey = _to_grey(array, str(meta.get("photometric_interpretation", photometric)), full)
+        if grey.shape != (rows, cols):
+            raise input_error(
+                path,
+                "Rows/Columns (0028,0010/0011)",
+                f"are {rows}x{cols} but a frame decodes to {grey.shape}",
+                _FIX_REEXPORT,
+            )
+        return grey
+
+    out = None
+    done = 0
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 and n > 1 else None
+    try:
+        frames = generate_frames(data, number_of_frames=n)
+        while done < n:
+            batch = list(itertools.islice(frames, _CHUNK_FRAMES if out is not None else 1))
+            if not batch:
+                break
+            if out is None:
+                _check_codestream(path, ts, batch[0], rows, cols, spp, bits)
+            decoded = (
+                list(pool.map(decode, batch))
+                if pool is not None and len(batch) > 1
+                else [decode(f) for f in batch]
+            )
+            if out is None:
+                out = np.empty(
+                    (n, rows, cols), dtype=np.uint16 if decoded[0].dtype.itemsize > 1 else np.uint8
+                )
+            for frame in decoded:
+                if done < n:
+                    out[done] = frame
+                    done += 1
+            if progress is not None:
+                progress(done / n, f"decoding frame {done}/{n}")
+    except IVUSInputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a decoder failure is a file problem for the user
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise input_error(
+            path,
+            "PixelData (7FE0,0010)",
+            f"cannot be decoded at frame {done} ({message[:120]})",
+            "re-export the pullback uncompressed",
+        ) from None
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    if out is None or done < n:
+        raise input_error(
+            path,
+            "NumberOfFrames (0028,0008)",
+            f"is {n} but PixelData (7FE0,0010) holds only {done} frames",
+            _FIX_REEXPORT,
+        )
+    return out
+
+
 def _decoded_frames(
     path: Path, ds: Dataset, n: int, rows: int, cols: int, progress: ProgressFn | None
 ) -> np.ndarray:
-    """Frames decoded through pydicom's pixel handlers (compressed, colour, big-endian)."""
-    # An encapsulated frame takes at least one 8-byte item header: bound n by the file size
-    # before allocating the decoded output.
-    if n * 8 > path.stat().st_size:
+    """Frames through pydicom's native handlers (deflated, big-endian, palette, undefined length)."""
+    spp, bits, photometric = _pixel_description(ds, path)
+    ts = UID(ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian))
+    frame_bytes = rows * cols * spp * bits // 8
+    limit = path.stat().st_size * (_MAX_DEFLATE_RATIO if ts == DeflatedExplicitVRLittleEndian else 1)
+    if frame_bytes > limit:
+        raise input_error(
+            path,
+            "Rows/Columns (0028,0010/0011)",
+            f"are {rows}x{cols} ({frame_bytes} bytes a frame), more than the file can hold",
+            _FIX_REEXPORT,
+        )
+    if n * frame_bytes > limit:
         raise input_error(
             path,
             "NumberOfFrames (0028,0008)",
@@ -646,18 +920,12 @@ def _decoded_frames(
         )
     try:
         full = pydicom.dcmread(path, force=True)
-        photometric = str(full.get("PhotometricInterpretation", "MONOCHROME2")).upper()
         out = None
-        for k, frame in enumerate(pydicom.pixels.iter_pixels(full)):
+        k = -1
+        for k, frame in enumerate(pydicom.pixels.iter_pixels(full, as_rgb=False)):
             if k >= n:
                 break
-            if photometric == "PALETTE COLOR":
-                frame = pydicom.pixels.apply_color_lut(frame, full)
-                frame = np.clip(frame, 0, 255).astype(np.uint8) if frame.max() <= 255 else frame
-            if frame.ndim == 3:
-                frame = _luminance(frame)
-            elif photometric == "MONOCHROME1":
-                frame = np.iinfo(frame.dtype).max - frame if frame.dtype.kind == "u" else frame
+            frame = _to_grey(frame, photometric, full)
             if frame.shape != (rows, cols):
                 raise input_error(
                     path,
@@ -682,7 +950,7 @@ def _decoded_frames(
             f"cannot be decoded ({message[:120]})",
             "re-export the pullback uncompressed",
         ) from None
-    decoded = 0 if out is None else k + 1
+    decoded = 0 if out is None else min(k + 1, n)
     if out is None or decoded < n:
         raise input_error(
             path,
@@ -693,7 +961,7 @@ def _decoded_frames(
     return out
 
 
-def _file_frames(path: Path, ds: Dataset, progress: ProgressFn | None) -> np.ndarray:
+def _file_frames(path: Path, ds: Dataset, progress: ProgressFn | None, *, workers: int = 1) -> np.ndarray:
     """All frames of one DICOM file, (n, rows, cols) uint8 or uint16."""
     if ds.get_item(_PIXEL_DATA, keep_deferred=True) is None:
         raise input_error(
@@ -701,11 +969,21 @@ def _file_frames(path: Path, ds: Dataset, progress: ProgressFn | None) -> np.nda
         )
     rows = _int_tag(ds, "Rows", path, "0028,0010")
     cols = _int_tag(ds, "Columns", path, "0028,0011")
-    n = _int_tag(ds, "NumberOfFrames", path, "0028,0008", required=False) or 1
+    n = _int_tag(ds, "NumberOfFrames", path, "0028,0008", required=False)
+    n = 1 if n is None else n
     if rows <= 0 or cols <= 0 or n <= 0:
         raise input_error(
-            path, "Rows/Columns/NumberOfFrames", f"are {rows}/{cols}/{n} (must be positive)", _FIX_REEXPORT
+            path,
+            "Rows/Columns/NumberOfFrames (0028,0010/0011/0008)",
+            f"are {rows}/{cols}/{n} (must be positive)",
+            _FIX_REEXPORT,
         )
+    _pixel_description(ds, path)
+    ts = UID(ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian))
+    if ts.is_encapsulated:
+        return _encapsulated_frames(path, ds, n, rows, cols, progress, workers)
+    if ts not in _RAW_SYNTAXES and ts not in (DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian):
+        _decoder(path, ts)  # names the unknown syntax
     frames = _raw_frames(path, ds, n, rows, cols, progress)
     if frames is None:
         frames = _decoded_frames(path, ds, n, rows, cols, progress)
@@ -971,6 +1249,7 @@ def read_pullback(
     frame_rate_hz: float | None = None,
     progress: ProgressFn | None = None,
     require_timing: bool = True,
+    decode_workers: int | None = None,
 ) -> Pullback:
     """Read an IVUS pullback from DICOM.
 
@@ -990,6 +1269,8 @@ def read_pullback(
         When False (e.g. for segmentation only), a missing pullback rate gives
         ``pullback_speed_mm_s=None`` and missing timing gives frame indices as times, each
         marked ``"missing..."`` in the provenance, instead of raising.
+    decode_workers : int, optional
+        Threads decoding compressed frames (default: the CPU count, at most 4).
 
     Returns
     -------
@@ -1018,7 +1299,8 @@ def read_pullback(
     else:
         ds = _read_header(path)
         header_path = path
-        frames = _file_frames(path, ds, progress)
+        workers = decode_workers if decode_workers is not None else min(4, os.cpu_count() or 1)
+        frames = _file_frames(path, ds, progress, workers=max(1, int(workers)))
         n_source = "NumberOfFrames (0028,0008)" if ds.get("NumberOfFrames") is not None else "single frame"
     n, rows, cols = frames.shape
 
