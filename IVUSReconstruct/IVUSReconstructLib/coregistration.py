@@ -29,7 +29,7 @@ import numpy as np
 from scipy import interpolate
 
 from .errors import input_error
-from .geometry import polygon_centroid
+from .geometry import polygon_centroids
 from .types import Centerline, ContourSet, FramePoses, Landmark
 
 __all__ = [
@@ -618,7 +618,7 @@ def place_frames(
                 f"has no lumen contour for frame {missing[0]}",
                 "segment or trace every frame",
             )
-        offset = np.array([polygon_centroid(by_index[int(i)].lumen) for i in frame_index])
+        offset = polygon_centroids([by_index[int(i)].lumen for i in frame_index])
     return FramePoses(
         frame_index=frame_index,
         arc_length_mm=s,

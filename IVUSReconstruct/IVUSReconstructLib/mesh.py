@@ -211,59 +211,81 @@ def _loft_wall(vessel: np.ndarray, lumen: np.ndarray) -> tuple[np.ndarray, np.nd
 # per-point values
 
 
-def _ray_thickness(
-    queries: np.ndarray, targets: np.ndarray, centre: np.ndarray, *, inside: bool
-) -> np.ndarray:
-    """Distance along rays from ``centre`` between each query ring point and the target ring.
-
-    METRICS.md: plaque thickness is measured along rays from the lumen centroid. The ray
-    through each query point is intersected exactly with the target polygon edge that spans
-    its angle (one searchsorted over all frames, rows shifted apart by 4 pi).
+def _polar_table(points: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Angles and radii of closed counter-clockwise rings about ``centre``.
 
     Parameters
     ----------
-    queries : ndarray of shape (F, n, 2)
-    targets : ndarray of shape (F, m, 2)
-        Closed counter-clockwise polygons, star-shaped about ``centre`` (edges whose angle
-        runs backwards are skipped).
+    points : ndarray of shape (F, m, 2)
     centre : ndarray of shape (F, 2)
-    inside : bool
-        True when the queries lie inside the targets (lumen points to the vessel border).
 
     Returns
     -------
-    ndarray of shape (F, n), mm, >= 0
+    theta : ndarray of shape (F, m)
+        Angle of each point in ``[phi_0, phi_0 + 2 pi)``, ``phi_0`` the first point's angle.
+    phi : ndarray of shape (F, m + 1)
+        Non-decreasing angles (first point repeated at ``phi_0 + 2 pi``); a point that turns
+        backwards (ring not star-shaped about the centre) keeps the previous angle.
+    radius : ndarray of shape (F, m + 1)
     """
-    f, n, _ = queries.shape
-    m = targets.shape[1]
-    cx, cy = centre[:, :1], centre[:, 1:]
-    qx, qy = queries[..., 0] - cx, queries[..., 1] - cy
-    tx = np.empty((f, m + 1))
-    ty = np.empty((f, m + 1))
-    tx[:, :m] = targets[..., 0] - cx
-    ty[:, :m] = targets[..., 1] - cy
-    tx[:, m], ty[:, m] = tx[:, 0], ty[:, 0]
-    phi = np.arctan2(ty, tx)
-    step = np.diff(phi, axis=1)
-    step = np.mod(step + np.pi, 2.0 * np.pi) - np.pi
-    phi[:, 1:] = phi[:, :1] + np.cumsum(np.maximum(step, 0.0), axis=1)
-    theta = phi[:, :1] + np.mod(np.arctan2(qy, qx) - phi[:, :1], 2.0 * np.pi)
-    row_shift = (4.0 * np.pi) * np.arange(f)[:, None]
-    table = (phi + row_shift).ravel()
-    k = np.searchsorted(table, (theta + row_shift).ravel(), side="right") - 1
-    # stay inside the row: the last vertex (closing point) starts no edge
-    row0 = np.repeat(np.arange(f) * (m + 1), n)
-    k = np.clip(k, row0, row0 + m - 1)
-    ax, ay = tx.ravel()[k], ty.ravel()[k]
-    ex, ey = tx.ravel()[k + 1] - ax, ty.ravel()[k + 1] - ay
-    dx, dy = qx.ravel(), qy.ravel()
-    denom = dx * ey - dy * ex
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lam = (ax * ey - ay * ex) / denom
-    r = np.sqrt(dx * dx + dy * dy)
-    out = (lam - 1.0) * r if inside else (1.0 - lam) * r
-    out = np.where(np.isfinite(out), out, 0.0)
-    return np.maximum(out, 0.0).reshape(f, n)
+    f, m, _ = points.shape
+    x = points[..., 0] - centre[:, :1]
+    y = points[..., 1] - centre[:, 1:]
+    theta = np.arctan2(y, x)
+    radius = np.empty((f, m + 1))
+    np.sqrt(x * x + y * y, out=radius[:, :m])
+    radius[:, m] = radius[:, 0]
+    step = np.diff(theta, axis=1)
+    step[step < -np.pi] += 2.0 * np.pi
+    np.maximum(step, 0.0, out=step)
+    phi = np.empty((f, m + 1))
+    phi[:, 0] = theta[:, 0]
+    np.cumsum(step, axis=1, out=phi[:, 1:m])
+    phi[:, 1:m] += theta[:, :1]
+    np.minimum(phi[:, 1:m], theta[:, :1] + 2.0 * np.pi, out=phi[:, 1:m])
+    phi[:, m] = theta[:, 0] + 2.0 * np.pi
+    theta -= theta[:, :1]
+    theta[theta < 0] += 2.0 * np.pi
+    theta += phi[:, :1]
+    return theta, phi, radius
+
+
+def _ray_thickness_pair(
+    lumen: np.ndarray, vessel: np.ndarray, centre: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Plaque thickness at lumen and at vessel ring points, along rays from ``centre``.
+
+    METRICS.md: distance from lumen to EEM along rays from the lumen centroid. Both rings
+    are written in polar form about the centre; the other border's radius at each point's
+    angle is interpolated linearly in angle (one ``np.interp`` over all frames, rows
+    shifted 4 pi apart). Between two ring points this differs from the straight edge by
+    ``r (1 - cos(d_theta / 2))``: < 0.0002 mm for 360 points on a 3 mm radius.
+
+    Parameters
+    ----------
+    lumen, vessel : ndarray of shape (F, n, 2)
+        Counter-clockwise rings.
+    centre : ndarray of shape (F, 2)
+
+    Returns
+    -------
+    at_lumen, at_vessel : ndarray of shape (F, n), mm, >= 0
+    """
+    f = len(lumen)
+    shift = (4.0 * np.pi) * np.arange(f)[:, None]
+    theta_l, phi_l, r_l = _polar_table(lumen, centre)
+    theta_v, phi_v, r_v = _polar_table(vessel, centre)
+    phi_l += shift
+    phi_v += shift
+    theta_l += shift
+    theta_v += shift
+    vessel_at_l = np.interp(theta_l.ravel(), phi_v.ravel(), r_v.ravel()).reshape(theta_l.shape)
+    lumen_at_v = np.interp(theta_v.ravel(), phi_l.ravel(), r_l.ravel()).reshape(theta_v.shape)
+    vessel_at_l -= r_l[:, :-1]
+    np.maximum(vessel_at_l, 0.0, out=vessel_at_l)
+    at_vessel = r_v[:, :-1] - lumen_at_v
+    np.maximum(at_vessel, 0.0, out=at_vessel)
+    return vessel_at_l, at_vessel
 
 
 def _tube_volume6(rings: np.ndarray, centre: np.ndarray) -> float:
@@ -499,8 +521,7 @@ def build_meshes(
         else:
             per_frame_values["plaque_burden_percent"] = np.full(f, np.nan)
     if has_vessel:
-        thick_l = _ray_thickness(lumen_mm, vessel_mm, lumen_c, inside=True)
-        thick_v = _ray_thickness(vessel_mm, lumen_mm, lumen_c, inside=False)
+        thick_l, thick_v = _ray_thickness_pair(lumen_mm, vessel_mm, lumen_c)
     else:
         thick_l = np.full((f, n), np.nan)
         thick_v = None
@@ -537,21 +558,17 @@ def build_meshes(
         progress(0.7, "meshes: surfaces")
 
     # connectivity, built once: lumen and vessel use the same indices within their block
-    tube = _tube_triangles_fast(f, n, forward=forward)
-    n_tube = len(tube)
+    n_tube = 2 * (f - 1) * n
     n_tri = n_tube + 2 * n
+    lv_tri = np.empty((n_tri, 3), dtype=np.int32 if n_sets * block < 2**31 - 1 else np.int64)
+    _tube_triangles_fast(f, n, forward=forward, out=lv_tri[:n_tube])
+    _fill_caps(lv_tri[n_tube:], f, n, forward=forward)
+    wall_tri = None
     if has_vessel:
-        tri = np.empty((2 * n_tube + 4 * n, 3), dtype=tube.dtype)
-        tri[:n_tube] = tube
-        _fill_caps(tri[n_tube:n_tri], f, n, forward=forward)
-        wall_tri = tri  # first n_tri rows: vessel surface with disc caps, replaced below
-        lv_tri = tri[:n_tri].copy()
-        wall_tri[n_tube : 2 * n_tube] = tube[:, ::-1] + block
+        wall_tri = np.empty((2 * n_tube + 4 * n, 3), dtype=lv_tri.dtype)
+        wall_tri[:n_tube] = lv_tri[:n_tube]
+        np.add(lv_tri[:n_tube, ::-1], block, out=wall_tri[n_tube : 2 * n_tube])
         _fill_annular_caps(wall_tri[2 * n_tube :], f, n, block, forward=forward)
-    else:
-        lv_tri = np.empty((n_tri, 3), dtype=tube.dtype)
-        lv_tri[:n_tube] = tube
-        _fill_caps(lv_tri[n_tube:], f, n, forward=forward)
     lv_cells = _cell_array(lv_tri)
 
     sign = 1.0 if forward else -1.0
@@ -607,20 +624,20 @@ def _advance(rings: np.ndarray, normals: np.ndarray) -> np.ndarray:
     return steps
 
 
-def _tube_triangles_fast(n_rings: int, n: int, *, forward: bool = True) -> np.ndarray:
-    """The triangles of :func:`_tube_triangles` (or reversed), int32 when they fit."""
-    dtype = np.int32 if n_rings * n < 2**31 - 1 else np.int64
-    j = (np.arange(n_rings - 1, dtype=dtype) * n)[:, None]
-    k = np.arange(n, dtype=dtype)[None, :]
+def _tube_triangles_fast(
+    n_rings: int, n: int, *, forward: bool = True, out: np.ndarray | None = None
+) -> np.ndarray:
+    """The triangles of :func:`_tube_triangles` (or reversed), written into ``out`` if given."""
+    dtype = out.dtype if out is not None else (np.int32 if n_rings * n < 2**31 - 1 else np.int64)
+    k = np.arange(n, dtype=dtype)
     k1 = (k + 1) % n
-    tri = np.empty((n_rings - 1, n, 2, 3), dtype=dtype)
     second, third = (1, 2) if forward else (2, 1)
-    tri[:, :, 0, 0] = j + k
-    tri[:, :, 0, second] = j + k1
-    tri[:, :, 0, third] = j + n + k1
-    tri[:, :, 1, 0] = j + k
-    tri[:, :, 1, second] = j + n + k1
-    tri[:, :, 1, third] = j + n + k
+    # the two triangles of each quad between ring 0 and ring 1, then shifted ring by ring
+    pattern = np.empty((n, 2, 3), dtype=dtype)
+    pattern[:, 0, 0], pattern[:, 0, second], pattern[:, 0, third] = k, k1, n + k1
+    pattern[:, 1, 0], pattern[:, 1, second], pattern[:, 1, third] = k, n + k1, n + k
+    tri = np.empty((n_rings - 1, n, 2, 3), dtype=dtype) if out is None else out.reshape(n_rings - 1, n, 2, 3)
+    np.add(pattern[None], (np.arange(n_rings - 1, dtype=dtype) * n)[:, None, None, None], out=tri)
     return tri.reshape(-1, 3)
 
 

@@ -496,7 +496,9 @@ def _inputs_record(
                     "source": entry["source"],
                 }
             record[key] = _jsonable(entry)
-        record["catheter_center_px"] = {"value": list(pullback.catheter_center_px), "source": "image centre"}
+        record.setdefault(
+            "catheter_center_px", {"value": list(pullback.catheter_center_px), "source": "image centre"}
+        )
         record["image_size_px"] = list(pullback.shape_px)
         record["sop_class_uid"] = pullback.source.get("sop_class_uid")
         record["vendor"] = pullback.source.get("vendor")

@@ -671,7 +671,7 @@ def render_vessel(
     value_range: tuple[float, float] = (0.0, 100.0),
     vessel_opacity: float = 0.15,
     far_opacity: float = 0.85,
-    elevation_deg: float = 20.0,
+    elevation_deg: float | None = None,
     supersample: int | None = None,
     title: str | None = None,
     contours: Any = None,
@@ -708,8 +708,9 @@ def render_vessel(
         Opacity of the near half of the vessel surface, in [0, 1].
     far_opacity : float
         Opacity of the far half of the vessel surface (the coloured backdrop of the lumen).
-    elevation_deg : float
-        Tilt of the side views about the vessel axis (0 = exactly perpendicular).
+    elevation_deg : float, optional
+        Tilt of the side views about the vessel axis (0 = exactly perpendicular). By default
+        20, or, when calcium is drawn, the tilt in 30-degree steps that shows most of it.
     supersample : int, optional
         Anti-aliasing factor: the scene is rendered this many times larger and averaged down.
         By default 2 up to about 1.3 megapixels and 1 (with FXAA) above, where the larger
@@ -843,6 +844,8 @@ def render_vessel(
         target = (-0.94, right_edge, -0.66, 0.62)
         scene_pts = outer_pts
     else:
+        if elevation_deg is None:
+            elevation_deg = _best_elevation(calcium, poses, toward=toward, right=right)
         toward_cam = _rotate(toward, right, elevation_deg)
         view_up = np.cross(toward_cam, right)
         scene_pts = outer_pts
@@ -995,6 +998,23 @@ def render_vessel(
     return np.ascontiguousarray(pixels, dtype=np.uint8)
 
 
+def _best_elevation(calcium: Any, poses: Any, *, toward: np.ndarray, right: np.ndarray) -> float:
+    """The side-view tilt (20 + k * 30 degrees) that faces the most calcium surface."""
+    if calcium is None or poses is None:
+        return 20.0
+    pts = _points(calcium)
+    tri = vtk_to_numpy(calcium.GetPolys().GetConnectivityArray()).reshape(-1, 3)
+    a, b, c = pts[tri[:, 0]], pts[tri[:, 1]], pts[tri[:, 2]]
+    normal = np.cross(b - a, c - a)  # length = twice the area
+    centre = (a + b + c) / 3.0
+    _, nearest = cKDTree(np.asarray(poses.origin_ras_mm, dtype=float)).query(centre)
+    outward = centre - np.asarray(poses.origin_ras_mm)[nearest]
+    normal *= np.sign(np.einsum("ij,ij->i", normal, outward))[:, None]
+    candidates = 20.0 + 30.0 * np.arange(12)
+    scores = [np.clip(normal @ _rotate(toward, right, e), 0.0, None).sum() for e in candidates]
+    return float(candidates[int(np.argmax(scores))])
+
+
 def _add_lesion_brackets(
     renderer: vtkRenderer,
     spans_mm: Sequence[tuple[float, float]],
@@ -1018,7 +1038,6 @@ def _add_lesion_brackets(
     pts, arc = pts[::step], arc[::step]
     px = project(pts)
     width_px, height_px = size_px
-    y_bracket = 0.115 * height_px
     line_w = max(1.5, font / 9.0)
     for number, (s0, s1) in enumerate(spans_mm, start=1):
         inside = (arc >= s0) & (arc <= s1)
@@ -1028,6 +1047,9 @@ def _add_lesion_brackets(
         x1 = float(np.clip(px[inside, 0].max(), 0.01 * width_px, right_limit_px))
         if x1 - x0 < 2:
             continue
+        # Under the vessel with room for the MLA label between, never into the legend band.
+        below = px[(px[:, 0] >= x0) & (px[:, 0] <= x1), 1]
+        y_bracket = max(0.115 * height_px, (float(below.min()) if len(below) else 0.0) - 3.6 * font)
         tick = 0.45 * font
         bracket = np.array([[x0, y_bracket + tick, 0], [x0, y_bracket, 0], [x1, y_bracket, 0], [x1, y_bracket + tick, 0]])
         renderer.AddViewProp(_line_actor_2d(bracket, _LESION_RGB, width=line_w))

@@ -157,6 +157,18 @@ def test_tinted_display_is_kept_as_luminance(tmp_path: Path, scene: dict) -> Non
     assert np.array_equal(pb.frames[:, inside], luma[:, inside].astype(np.uint8))
 
 
+def test_frames_filled_edge_to_edge_are_not_masked(tmp_path: Path) -> None:
+    frames = np.random.default_rng(0).integers(20, 255, (6, 40, 52), dtype=np.uint8)
+    folder = tmp_path / "full"
+    folder.mkdir()
+    for k, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{k}.png")
+    pb = images.read_pullback(folder, pixel_spacing_mm=0.1, frame_rate_hz=30)
+    assert pb.provenance["field_of_view_px"].value is None
+    assert np.array_equal(pb.frames, frames)
+    assert pb.catheter_center_px == (19.5, 25.5)
+
+
 def test_multipage_tiff(tmp_path: Path, scene: dict) -> None:
     pages = [Image.fromarray(f) for f in scene["clean"][:6]]
     path = tmp_path / "pullback.tif"

@@ -275,7 +275,7 @@ def detect_field_of_view(
     -------
     ((row, col), radius_px) or None
         Centre and radius in pixels (sub-pixel), or None when no disc covering at least 2 % of
-        the image is found.
+        the image, with its rim visible over at least half of its circumference, is found.
     """
     activity = std_image if float(std_image.max()) > 0 else mean_image
     active = activity[activity > 0.5]
@@ -284,8 +284,11 @@ def detect_field_of_view(
     threshold = max(1.0, 0.2 * float(np.median(active)))
     mask = activity > threshold
     # Close speckle gaps, then open to cut thin attachments (cursor lines, changing text).
-    mask = ndimage.binary_closing(mask, structure=_disk(2), border_value=0)
-    mask = ndimage.binary_opening(mask, structure=_disk(3))
+    # (Padded by replication so that the image border does not erode a disc cut by it.)
+    pad = 4
+    mask = np.pad(mask, pad, mode="edge")
+    mask = ndimage.binary_closing(mask, structure=_disk(2))
+    mask = ndimage.binary_opening(mask, structure=_disk(3))[pad:-pad, pad:-pad]
     labels, n = ndimage.label(mask)
     if n == 0:
         return None
@@ -300,7 +303,14 @@ def detect_field_of_view(
     inner = (rr > 0) & (rr < h - 1) & (cc > 0) & (cc < w - 1)
     if inner.sum() < 16:
         return None
-    r0, c0, radius = _robust_circle(rr[inner].astype(float), cc[inner].astype(float))
+    pr, pc = rr[inner].astype(float), cc[inner].astype(float)
+    r0, c0, radius = _robust_circle(pr, pc)
+    # A real disc shows its rim all round; a rectangle filled edge to edge only at its
+    # (rounded) corners: require rim points in at least half of 36 ten-degree sectors.
+    on_rim = np.abs(np.hypot(pr - r0, pc - c0) - radius) < 2.0
+    sectors = np.floor(np.degrees(np.arctan2(pr[on_rim] - r0, pc[on_rim] - c0)) / 10.0)
+    if len(np.unique(sectors)) < 18:
+        return None
     # Edge pixel centres lie about half a pixel inside the continuous boundary.
     return (r0, c0), radius + 0.5
 
@@ -660,14 +670,14 @@ def _read_frame_stack(
 def _geometry(
     mean: np.ndarray, std: np.ndarray, overlay: np.ndarray | None = None
 ) -> tuple[tuple[tuple[float, float], float] | None, tuple[float, float], Valued]:
-    """(FOV, catheter centre, catheter provenance) from the temporal images."""
+    """(FOV or None, catheter centre, catheter provenance) from the temporal images."""
     h, w = mean.shape
     fov = detect_field_of_view(mean, std)
-    catheter = None
-    if fov is not None:
-        catheter = detect_catheter_center(
-            mean, std, fov_center_px=fov[0], fov_radius_px=fov[1], unreliable=overlay
-        )
+    # Without a visible disc (image filled edge to edge) search around the image centre.
+    search = fov if fov is not None else (((h - 1) / 2.0, (w - 1) / 2.0), min(h, w) / 2.0)
+    catheter = detect_catheter_center(
+        mean, std, fov_center_px=search[0], fov_radius_px=search[1], unreliable=overlay
+    )
     if catheter is not None:
         (row, col), radius = catheter
         return (
@@ -688,7 +698,7 @@ def _geometry(
             ),
         )
     centre = ((h - 1) / 2.0, (w - 1) / 2.0)
-    return None, centre, Valued(centre, "default: image centre (no field of view found)")
+    return None, centre, Valued(centre, "default: image centre (no field of view or catheter found)")
 
 
 def _zero_outside(frames: np.ndarray, center: tuple[float, float], radius: float) -> int:
@@ -808,6 +818,16 @@ def _head(path: Path) -> bytes:
 
 def _to_grey(array: np.ndarray, path: Path) -> tuple[np.ndarray, str]:
     """(N, H, W[, C]) voxels as uint8/uint16 grey frames and how they were converted."""
+    if np.issubdtype(array.dtype, np.floating):
+        bad = ~np.isfinite(array)
+        if bad.any():
+            k = int(np.argmax(bad.reshape(len(bad), -1).any(axis=1)))
+            raise input_error(
+                path,
+                "voxels",
+                f"hold {int(bad.sum())} NaN or infinite values (first in frame {k})",
+                "export the pullback without NaN",
+            )
     if array.ndim == 4:
         if array.shape[-1] not in (3, 4):
             raise input_error(
@@ -822,16 +842,6 @@ def _to_grey(array: np.ndarray, path: Path) -> tuple[np.ndarray, str]:
         return out, "RGB converted to BT.601 luminance"
     if array.dtype in (np.uint8, np.uint16):
         return array, "as stored"
-    if np.issubdtype(array.dtype, np.floating):
-        bad = ~np.isfinite(array)
-        if bad.any():
-            k = int(np.argmax(bad.any(axis=(1, 2))))
-            raise input_error(
-                path,
-                "voxels",
-                f"hold {int(bad.sum())} NaN or infinite values (first in frame {k})",
-                "export the pullback without NaN",
-            )
     lo, hi = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
     integral = np.issubdtype(array.dtype, np.integer) or bool(np.all(array == np.round(array)))
     if integral and lo >= 0 and hi <= 255:
