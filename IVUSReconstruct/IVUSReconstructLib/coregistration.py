@@ -40,6 +40,7 @@ __all__ = [
     "frame_arc_lengths_mm",
     "fit_landmarks",
     "place_frames",
+    "three_point_alignment",
 ]
 
 
@@ -348,9 +349,18 @@ class LandmarkFit:
 
 
 def _interp_extrap(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
-    """Piecewise-linear through (xp, fp); beyond the ends, slope 1 (constant shift)."""
+    """Monotone map through (xp, fp); beyond the ends, slope 1 (constant shift).
+
+    Between the points a monotone piecewise cubic (PCHIP, Fritsch-Carlson): it follows a
+    smoothly varying pullback speed (a +-30 % speed wave between 4 landmarks: < 0.3 mm)
+    where straight segments would be off by millimetres, and never runs backwards.
+    """
     x = np.asarray(x, dtype=float)
-    y = np.interp(x, xp, fp)
+    xp, fp = np.asarray(xp, dtype=float), np.asarray(fp, dtype=float)
+    if len(xp) >= 3:
+        y = interpolate.PchipInterpolator(xp, fp, extrapolate=False)(np.clip(x, xp[0], xp[-1]))
+    else:
+        y = np.interp(x, xp, fp)
     y = np.where(x < xp[0], fp[0] + (x - xp[0]), y)
     return np.where(x > xp[-1], fp[-1] + (x - xp[-1]), y)
 
@@ -385,7 +395,7 @@ def fit_landmarks(
     """Correct the frames' arc lengths and rotation with landmarks.
 
     Each landmark with ``point_ras_mm`` pins its frame to the closest centerline point; the
-    frame -> arc length map is piecewise linear (monotone) through the pins and shifts beyond
+    frame -> arc length map is monotone piecewise cubic (PCHIP) through the pins and shifts beyond
     them. A landmark with ``angle_deg`` whose point lies off the centerline (farther than
     ``min_offset_mm``, e.g. on a side-branch ostium) fixes the rotation: the frame-plane
     direction ``angle_deg`` is turned onto the in-plane direction from the centerline to the
@@ -460,7 +470,12 @@ def fit_landmarks(
     rotation = None
     if rot_deg:
         rot_unwrapped = np.rad2deg(np.unwrap(np.deg2rad(rot_deg)))
-        rotation = np.interp(arc, rot_s, rot_unwrapped)
+        # smooth between landmarks (PCHIP: no overshoot), constant beyond them
+        rotation = (
+            interpolate.PchipInterpolator(rot_s, rot_unwrapped)(np.clip(arc, rot_s[0], rot_s[-1]))
+            if len(rot_s) >= 3
+            else np.interp(arc, rot_s, rot_unwrapped)
+        )
 
     for i, (lm, (s, dist, _)) in enumerate(zip(pins, fits, strict=True)):
         loo = None
@@ -628,3 +643,66 @@ def place_frames(
         offset_mm=offset,
         uncertainty_mm=fit.uncertainty_mm,
     )
+
+
+def three_point_alignment(
+    centerline: Centerline | SampledCurve,
+    frame: int,
+    reference_angle_deg: float,
+    main_ras_mm: np.ndarray,
+    ccw_ras_mm: np.ndarray,
+    cw_ras_mm: np.ndarray,
+    *,
+    step_mm: float = 0.1,
+    smoothing_length_mm: float = 2.0,
+) -> tuple[Landmark, bool]:
+    """Landmark and handedness from three world points (multimodars-style shortcut).
+
+    ``main`` is the world position of the reference structure seen in ``frame`` at
+    ``reference_angle_deg`` (e.g. an ostium on the vessel wall); ``ccw`` and ``cw`` are two
+    points on the wall counter-clockwise and clockwise of it in the frame plane (the sense
+    of ``angle_deg``, from +x towards +y).
+    The frame is pinned where ``main`` projects on the centerline, its rotation turns
+    ``reference_angle_deg`` onto ``main``, and the side on which ``ccw`` lies decides
+    whether the frames are mirrored.
+
+    Parameters
+    ----------
+    centerline : Centerline or SampledCurve
+        Distal-first.
+    frame : int
+    reference_angle_deg : float
+        Frame-plane direction of the reference structure, counter-clockwise from +x, seen
+        from the point that is put on the centerline (catheter or lumen centroid).
+    main_ras_mm, ccw_ras_mm, cw_ras_mm : ndarray of shape (3,)
+    step_mm, smoothing_length_mm : float
+        See :func:`resample_centerline`.
+
+    Returns
+    -------
+    landmark : Landmark
+        ``kind="reference"``, ``point_ras_mm=main``, ``angle_deg=reference_angle_deg``.
+    mirror : bool
+        Pass to :func:`place_frames`.
+    """
+    curve = (
+        centerline
+        if isinstance(centerline, SampledCurve)
+        else resample_centerline(centerline, step_mm=step_mm, smoothing_length_mm=smoothing_length_mm)
+    )
+    main = np.asarray(main_ras_mm, dtype=float).reshape(3)
+    s, _, foot = curve.closest_arc_length(main)
+    _, t, r = curve.evaluate(np.array([s]))
+    r, b = r[0], np.cross(t[0], r[0])
+
+    def angle(p: np.ndarray) -> float:
+        d = np.asarray(p, dtype=float).reshape(3) - foot
+        return math.atan2(float(d @ b), float(d @ r))
+
+    a_main = angle(main)
+    turn_ccw = math.remainder(angle(ccw_ras_mm) - a_main, 2 * math.pi)
+    turn_cw = math.remainder(angle(cw_ras_mm) - a_main, 2 * math.pi)
+    # unmirrored frames turn counter-clockwise about the pullback direction (the tangent)
+    mirror = bool(turn_ccw - turn_cw < 0)
+    landmark = Landmark(int(frame), kind="reference", angle_deg=float(reference_angle_deg), point_ras_mm=main)
+    return landmark, mirror

@@ -307,7 +307,7 @@ def _resample_stacked(
     polygons, n_points: int, *, start_angle_deg: float | None = 0.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`resample_polygons` plus the signed areas (N,) and centroids (N, 2) of the input."""
-    p, _ = stack_polygons(polygons)
+    p, lengths = stack_polygons(polygons)
     n_poly, m = p.shape[:2]
     n = int(n_points)
     if n_poly == 0 or m == 0:
@@ -322,7 +322,14 @@ def _resample_stacked(
         cosine = (dx * np.cos(target) + dy * np.sin(target)) / np.maximum(np.sqrt(dx * dx + dy * dy), 1e-300)
         v = np.argmax(cosine, axis=1)
     else:
-        v = np.where(area < 0, m - 1, 0)
+        # reversed polygons start at their last vertex (before a repeated closing point)
+        rows = np.arange(n_poly)
+        last = lengths - 1
+        closing = np.abs(p[rows, last] - p[:, 0]).max(axis=1) <= 1e-8 + 1e-5 * np.abs(p[rows, last]).max(
+            axis=1
+        )
+        last = np.where(closing & (last > 0), last - 1, last)
+        v = np.where(area < 0, last, 0)
     # one gather turns every polygon counter-clockwise and starting at its start vertex
     cw = (area < 0)[:, None]
     idx = np.where(cw, (v[:, None] - j[None, :]) % m, (v[:, None] + j[None, :]) % m)

@@ -702,7 +702,7 @@ def _fill_outputs(
     from .io.contours import write_contours_json
     from .mesh import write_mesh
     from .render import render_vessel, write_png
-    from .report import build_report
+    from .report import build_report, pullback_figures
 
     def step(fraction: float, message: str) -> None:
         if cancel is not None and cancel.is_set():
@@ -730,6 +730,7 @@ def _fill_outputs(
         centerline=result.centerline,
         poses=result.poses,
         metrics=result.metrics,
+        contours=result.contours,
         size_px=result.parameters.get("render_size_px", (1600, 1000)),
     )
     write_png(image, tmp / "render.png")
@@ -738,9 +739,21 @@ def _fill_outputs(
     step(0.7, "writing the report")
     summary = summary_document(result)
     (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    html = build_report(
+    pb = result.pullback
+    per_frame = {k: np.asarray(v) for k, v in result.metrics.per_frame.items()}
+    figures = pullback_figures(
+        None if pb is None else pb.frames,
+        contours=result.contours,
+        per_frame=per_frame,
+        pixel_spacing_mm=None if pb is None else pb.pixel_spacing_mm,
+        catheter_center_px=None if pb is None else pb.catheter_center_px,
         summary=summary,
-        per_frame={k: np.asarray(v) for k, v in result.metrics.per_frame.items()},
+        lesions=summary["lesions"],
+    )
+    html = build_report(
+        figures=figures,
+        summary=summary,
+        per_frame=per_frame,
         lesions=summary["lesions"],
         flags=summary["flags"],
         images={"3D reconstruction": (tmp / "render.png").read_bytes()},

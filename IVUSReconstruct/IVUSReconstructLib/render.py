@@ -387,6 +387,18 @@ def _camera_basis(
     """Centre and (right, up, toward-camera) unit vectors with distal on the left."""
     centre, axes = _principal_axes(points)
     right = axes[0]
+    if arc_length_mm is not None and len(arc_length_mm) == len(points) and np.ptp(arc_length_mm) > 0:
+        # A short wide segment has its largest spread across the vessel: take the principal
+        # axis closest to the distal-to-proximal direction as the long axis.
+        lo, hi = np.quantile(arc_length_mm, [0.1, 0.9])
+        along = points[arc_length_mm >= hi].mean(axis=0) - points[arc_length_mm <= lo].mean(axis=0)
+        if abs(axes[0] @ along) < 0.98 * np.linalg.norm(along):
+            right = along / np.linalg.norm(along)
+            rest = points[:: max(1, len(points) // 200_000)] - centre
+            rest = rest - np.outer(rest @ right, right)
+            second = np.linalg.svd(rest, full_matrices=False)[2][0]
+            axes = np.array([right, second, np.cross(right, second)])
+        right = axes[0]
     if arc_length_mm is not None and len(arc_length_mm) == len(points):
         # Orient the long axis from distal (small arc length) to proximal (large arc length).
         t = (points - centre) @ right
@@ -428,7 +440,6 @@ def _offscreen_window() -> vtkRenderWindow:
     return vtkRenderWindow()
 
 
-
 def _ring_layout(polydata: Any) -> tuple[int, int] | None:
     """(rings, points per ring) when the surface starts with rings of equal size in frame order.
 
@@ -456,7 +467,9 @@ def _tube_cells(n_rings: int, n: int) -> np.ndarray:
     return np.stack([np.stack([a, b, c], -1), np.stack([a, c, d], -1)], axis=2).reshape(-1, 3)
 
 
-def _polydata_from(points: np.ndarray, triangles: np.ndarray, arrays: Mapping[str, np.ndarray]) -> vtkPolyData:
+def _polydata_from(
+    points: np.ndarray, triangles: np.ndarray, arrays: Mapping[str, np.ndarray]
+) -> vtkPolyData:
     poly = vtkPolyData()
     vpts = vtkPoints()
     vpts.SetData(numpy_to_vtk(np.ascontiguousarray(points, dtype=float), deep=True))
@@ -627,7 +640,9 @@ def calcium_surface(lumen: Any, contours: Any, poses: Any, *, lift: float = 0.05
     return _polydata_from(lifted[used], remap[keep], {})
 
 
-def render_empty(size_px: tuple[int, int], *, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+def render_empty(
+    size_px: tuple[int, int], *, background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+) -> np.ndarray:
     """An empty offscreen scene of ``size_px`` (width, height): the cost floor of a render.
 
     Returns
@@ -766,7 +781,9 @@ def render_vessel(
     )
     calcium = calcium_surface(lumen, contours, poses)
     if calcium is not None:
-        actor = _surface_actor(_with_normals(calcium), rgb=_CALCIUM_RGB, opacity=1.0, scalars=None, table=None)
+        actor = _surface_actor(
+            _with_normals(calcium), rgb=_CALCIUM_RGB, opacity=1.0, scalars=None, table=None
+        )
         actor.GetProperty().SetAmbient(0.45)
         actor.GetProperty().SetDiffuse(0.6)
         renderer.AddActor(actor)
@@ -835,7 +852,9 @@ def render_vessel(
         # read in depth without the near end hiding the rest.
         length = float(np.ptp((outer_pts - centre) @ right))
         direction = _rotate(right, up, -30.0)
-        direction = _rotate(direction, np.cross(direction, up) / max(np.linalg.norm(np.cross(direction, up)), 1e-9), 12.0)
+        direction = _rotate(
+            direction, np.cross(direction, up) / max(np.linalg.norm(np.cross(direction, up)), 1e-9), 12.0
+        )
         distance = 0.9 * length + 8.0 * typical_radius
         camera.SetFocalPoint(*centre)
         camera.SetPosition(*(centre + direction * distance))
@@ -1051,7 +1070,9 @@ def _add_lesion_brackets(
         below = px[(px[:, 0] >= x0) & (px[:, 0] <= x1), 1]
         y_bracket = max(0.115 * height_px, (float(below.min()) if len(below) else 0.0) - 3.6 * font)
         tick = 0.45 * font
-        bracket = np.array([[x0, y_bracket + tick, 0], [x0, y_bracket, 0], [x1, y_bracket, 0], [x1, y_bracket + tick, 0]])
+        bracket = np.array(
+            [[x0, y_bracket + tick, 0], [x0, y_bracket, 0], [x1, y_bracket, 0], [x1, y_bracket + tick, 0]]
+        )
         renderer.AddViewProp(_line_actor_2d(bracket, _LESION_RGB, width=line_w))
         for x in (x0, x1):
             column = px[np.abs(px[:, 0] - x) <= max(2.0, 0.004 * width_px), 1]
@@ -1063,7 +1084,9 @@ def _add_lesion_brackets(
         text = f"Lesion {number} \u00b7 {s1 - s0:.1f} mm"
         label = _text_actor(text, font_px=int(font * 0.85), rgb=_LESION_RGB, bold=True, justify="center")
         half = 0.27 * font * len(text)
-        label.SetPosition(float(np.clip(0.5 * (x0 + x1), half, right_limit_px - half)), y_bracket - 1.15 * font)
+        label.SetPosition(
+            float(np.clip(0.5 * (x0 + x1), half, right_limit_px - half)), y_bracket - 1.15 * font
+        )
         renderer.AddViewProp(label)
 
 

@@ -18,7 +18,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DISCLAIMER", "build_report", "decimals_for", "format_value"]
+__all__ = [
+    "DISCLAIMER",
+    "build_report",
+    "decimals_for",
+    "format_value",
+    "frame_gallery",
+    "lmode_figure",
+    "pullback_figures",
+]
 
 DISCLAIMER = "For research use only; not for diagnosis."
 
@@ -351,6 +359,319 @@ def _profile_plot(
     return _svg(fig)
 
 
+def _cut_offsets_mm(polygon: np.ndarray | None, angle_deg: float) -> tuple[float, float]:
+    """Where a closed polygon (M, 2) crosses the line through the catheter at ``angle_deg``.
+
+    Returns
+    -------
+    (float, float)
+        The farthest crossing on the ``+angle`` side (>= 0) and on the opposite side (<= 0), mm
+        from the catheter centre; NaN where the polygon does not cross that half line.
+    """
+    if polygon is None or len(polygon) < 3:
+        return math.nan, math.nan
+    p = np.asarray(polygon, dtype=float)
+    q = np.roll(p, -1, axis=0)
+    d = np.array([math.cos(math.radians(angle_deg)), math.sin(math.radians(angle_deg))])
+    edge = q - p
+    denom = d[0] * edge[:, 1] - d[1] * edge[:, 0]
+    num = -(d[0] * p[:, 1] - d[1] * p[:, 0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = num / denom
+    ok = (np.abs(denom) > 1e-12) & (s >= 0.0) & (s < 1.0)
+    t = (p[ok] + s[ok, None] * edge[ok]) @ d
+    plus, minus = t[t >= 0], t[t <= 0]
+    return (float(plus.max()) if len(plus) else math.nan, float(minus.min()) if len(minus) else math.nan)
+
+
+def _narrowest_angle_deg(polygon: np.ndarray | None) -> float:
+    """The cut direction (0-175 degrees, 5-degree steps) across the narrowest lumen diameter."""
+    if polygon is None or len(polygon) < 3:
+        return 0.0
+    angles = np.arange(0.0, 180.0, 5.0)
+    widths = []
+    for a in angles:
+        plus, minus = _cut_offsets_mm(polygon, float(a))
+        widths.append(plus - minus if math.isfinite(plus) and math.isfinite(minus) else math.inf)
+    return float(angles[int(np.argmin(widths))])
+
+
+def _contours_by_frame(contours: Any) -> dict[int, Any]:
+    frames = getattr(contours, "frames", contours) or ()
+    return {int(fc.index): fc for fc in frames}
+
+
+def _marks(summary: Mapping[str, Any]) -> list[tuple[str, int | None, float | None, str, str]]:
+    """(name, frame, arc length, colour, line style) of the distal ref, MLA and proximal ref."""
+    refs = summary.get("references") or {}
+    mla = summary.get("mla") or {}
+    out = []
+    for name, data, colour, style in (
+        ("Distal reference", refs.get("distal"), "#1a4fd6", ":"),
+        ("MLA", mla, "#d81b60", "-"),
+        ("Proximal reference", refs.get("proximal"), "#1a4fd6", "--"),
+    ):
+        if isinstance(data, Mapping) and data.get("frame") is not None:
+            out.append((name, int(data["frame"]), data.get("arc_length_mm"), colour, style))
+    return out
+
+
+def lmode_figure(
+    frames: np.ndarray,
+    *,
+    contours: Any,
+    frame_index: np.ndarray,
+    arc_length_mm: np.ndarray,
+    pixel_spacing_mm: tuple[float, float],
+    catheter_center_px: tuple[float, float] | None = None,
+    summary: Mapping[str, Any] | None = None,
+    lesions: Sequence[Mapping[str, Any]] = (),
+    angle_deg: float | None = None,
+    max_columns: int = 1500,
+) -> str:
+    """The longitudinal (L-mode) cut of the analysed frames with lumen and vessel traces, as SVG.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (N, H, W)
+        The whole pullback (a memmap is fine: only the analysed frames are read).
+    contours : ContourSet
+        Frame-plane mm borders (origin at the catheter centre) of the analysed frames.
+    frame_index, arc_length_mm : ndarray of shape (B,)
+        Analysed frames and their arc length from the distal end (``per_frame["frame"]``,
+        ``per_frame["arc_length_mm"]``).
+    pixel_spacing_mm : (float, float)
+        (row, col) spacing.
+    catheter_center_px : (float, float), optional
+        (row, col); the image centre by default.
+    summary : dict, optional
+        ``mla`` and ``references`` are marked by vertical lines.
+    lesions : list of dict
+        Spans (``start_mm`` / ``end_mm``, ...) shaded along the top edge.
+    angle_deg : float, optional
+        Cut direction in the frame plane, counter-clockwise from +x; by default the narrowest
+        lumen diameter of the MLA frame.
+    max_columns : int
+        At most this many frames are sampled (evenly) for the image.
+
+    Returns
+    -------
+    str
+        Inline ``<svg>`` text.
+    """
+    from matplotlib.figure import Figure
+
+    from .render import longitudinal_view
+
+    summary = summary or {}
+    by_frame = _contours_by_frame(contours)
+    idx = np.asarray(frame_index).astype(int)
+    arc = np.asarray(arc_length_mm, dtype=float)
+    order = np.argsort(arc, kind="stable")
+    idx, arc = idx[order], arc[order]
+    valid = (idx >= 0) & (idx < len(frames))
+    idx, arc = idx[valid], arc[valid]
+    if len(idx) < 2:
+        return "<p class='muted'>Too few frames for a longitudinal view.</p>"
+    mla = summary.get("mla") or {}
+    if angle_deg is None:
+        mla_fc = by_frame.get(int(mla["frame"])) if mla.get("frame") is not None else None
+        angle_deg = _narrowest_angle_deg(mla_fc.lumen if mla_fc is not None else None)
+    pick = np.unique(np.linspace(0, len(idx) - 1, min(len(idx), max_columns)).round().astype(int))
+    stack = np.stack([np.asarray(frames[int(i)]) for i in idx[pick]])
+    row_mm, col_mm = float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1])
+    span_mm = max(float(arc[-1] - arc[0]), 1e-6)
+    step_mm = max(col_mm, span_mm / 1400.0)
+    image = longitudinal_view(
+        stack,
+        float(angle_deg),
+        pixel_spacing_mm=(row_mm, col_mm),
+        frame_positions_mm=arc[pick],
+        catheter_center_px=catheter_center_px,
+        mm_per_px=step_mm,
+    )
+    half_mm = (image.shape[0] - 1) * step_mm / 2.0
+    cuts = np.array(
+        [
+            _cut_offsets_mm(getattr(by_frame.get(int(i)), "lumen", None), angle_deg)
+            + _cut_offsets_mm(getattr(by_frame.get(int(i)), "vessel", None), angle_deg)
+            for i in idx
+        ]
+    )  # (B, 4): lumen +, lumen -, vessel +, vessel -
+    reach = np.nanmax(np.abs(cuts)) if np.isfinite(cuts).any() else half_mm
+    y_lim = float(min(half_mm, 1.35 * reach))
+
+    fig = Figure(figsize=(7.2, 2.9), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(
+        image,
+        cmap="gray",
+        aspect="auto",
+        interpolation="bilinear",
+        extent=(float(arc[0]), float(arc[-1]), -half_mm, half_mm),
+        origin="upper",
+    )
+    ax.plot(arc, cuts[:, 0], color="#ff5252", lw=1.0, label="Lumen")
+    ax.plot(arc, cuts[:, 1], color="#ff5252", lw=1.0)
+    if np.isfinite(cuts[:, 2:]).any():
+        ax.plot(arc, cuts[:, 2], color="#40c4ff", lw=1.0, label="Vessel (EEM)")
+        ax.plot(arc, cuts[:, 3], color="#40c4ff", lw=1.0)
+    for i, lesion in enumerate(lesions):
+        span = _lesion_span_mm(lesion, {})
+        if span is not None:
+            ax.axvspan(*span, ymin=0.94, ymax=1.0, color="#f2b134", lw=0, label="Lesion" if i == 0 else None)
+    for name, _, s_mm, colour, style in _marks(summary):
+        if s_mm is not None:
+            ax.axvline(
+                float(s_mm), color=colour if name != "MLA" else "#ff4081", lw=1.3, ls=style, label=name
+            )
+    ax.set_ylim(-y_lim, y_lim)
+    ax.set_xlim(float(arc[0]), float(arc[-1]))
+    ax.set_xlabel("Arc length from the distal end (mm)")
+    ax.set_ylabel(f"Cut at {angle_deg:.0f}° (mm)")
+    ax.tick_params(labelsize=8)
+    ax.legend(fontsize=7, ncols=6, frameon=False, loc="lower left", bbox_to_anchor=(0.0, 1.0))
+    return _svg(fig)
+
+
+def frame_gallery(
+    frames: np.ndarray,
+    *,
+    contours: Any,
+    pixel_spacing_mm: tuple[float, float],
+    catheter_center_px: tuple[float, float] | None = None,
+    summary: Mapping[str, Any],
+) -> str:
+    """The distal reference, MLA and proximal reference frames with their borders, as SVG.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (N, H, W)
+    contours : ContourSet
+        Frame-plane mm borders; calcium polygons are filled.
+    pixel_spacing_mm : (float, float)
+    catheter_center_px : (float, float), optional
+        (row, col); the image centre by default.
+    summary : dict
+        ``mla`` and ``references`` name the frames shown.
+
+    Returns
+    -------
+    str
+        Inline ``<svg>`` text, or a short note when none of the frames is available.
+    """
+    from matplotlib.figure import Figure
+
+    by_frame = _contours_by_frame(contours)
+    panels = [m for m in _marks(summary) if m[1] is not None and 0 <= m[1] < len(frames)]
+    if not panels:
+        return "<p class='muted'>No MLA or reference frame to show.</p>"
+    h, w = np.asarray(frames[panels[0][1]]).shape[:2]
+    row_mm, col_mm = float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1])
+    c_row, c_col = catheter_center_px if catheter_center_px is not None else ((h - 1) / 2.0, (w - 1) / 2.0)
+    extent = (-c_col * col_mm, (w - 1 - c_col) * col_mm, (h - 1 - c_row) * row_mm, -c_row * row_mm)
+    reach = 0.0
+    for _, frame, *_ in panels:
+        fc = by_frame.get(frame)
+        for poly in (getattr(fc, "vessel", None), getattr(fc, "lumen", None)):
+            if poly is not None and len(poly):
+                reach = max(reach, float(np.abs(np.asarray(poly)).max()))
+    half = 1.3 * reach if reach > 0 else max(abs(v) for v in extent)
+
+    fig = Figure(figsize=(2.5 * len(panels), 3.0), layout="constrained")
+    fig.get_layout_engine().set(h_pad=0.08)
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    lumen_key = {"MLA": "area_mm2"}
+    for ax, (name, frame, _, colour, _) in zip(axes, panels, strict=True):
+        ax.imshow(np.asarray(frames[frame]), cmap="gray", extent=extent, interpolation="bilinear")
+        fc = by_frame.get(frame)
+        if fc is not None:
+            for poly in getattr(fc, "calcium", ()) or ():
+                poly = np.asarray(poly)
+                ax.fill(poly[:, 0], poly[:, 1], color="#fff3c4", alpha=0.55, lw=0.8, ec="#ffe082")
+            for poly, line in ((fc.vessel, "#40c4ff"), (fc.lumen, "#ff5252")):
+                if poly is not None and len(poly):
+                    closed = np.vstack([poly, poly[:1]])
+                    ax.plot(closed[:, 0], closed[:, 1], color=line, lw=1.1)
+        data = (
+            summary.get("mla")
+            if name == "MLA"
+            else (summary.get("references") or {}).get(name.split()[0].lower())
+        )
+        area = (data or {}).get(lumen_key.get(name, "lumen_area_mm2"))
+        subtitle = f"frame {frame}" + (
+            f" · {format_value(float(area), 'area_mm2')} mm²" if area is not None else ""
+        )
+        ax.set_title(f"{name}\n{subtitle}", fontsize=8, color=colour)
+        ax.set_xlim(-half, half)
+        ax.set_ylim(half, -half)
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel("x (mm)", fontsize=7)
+    axes[0].set_ylabel("y (mm)", fontsize=7)
+    return _svg(fig)
+
+
+def pullback_figures(
+    frames: np.ndarray | None,
+    *,
+    contours: Any,
+    per_frame: Mapping[str, np.ndarray],
+    pixel_spacing_mm: tuple[float, float] | None,
+    catheter_center_px: tuple[float, float] | None,
+    summary: Mapping[str, Any],
+    lesions: Sequence[Mapping[str, Any]] = (),
+    angle_deg: float | None = None,
+) -> dict[str, str]:
+    """The L-mode and the frame gallery for :func:`build_report` (``figures=``).
+
+    Returns an empty dict when there are no frames (contour-only runs).
+
+    Parameters
+    ----------
+    frames : ndarray of shape (N, H, W) or None
+        ``Pullback.frames``.
+    contours : ContourSet
+    per_frame : dict of str to ndarray of shape (B,)
+        ``frame`` and ``arc_length_mm`` of the analysed frames.
+    pixel_spacing_mm, catheter_center_px : (float, float)
+        Of the pullback.
+    summary : dict
+    lesions : list of dict
+    angle_deg : float, optional
+        L-mode cut direction (see :func:`lmode_figure`).
+
+    Returns
+    -------
+    dict of str to str
+        Caption to inline SVG.
+    """
+    if frames is None or pixel_spacing_mm is None or len(frames) == 0:
+        return {}
+    if per_frame.get("frame") is None or per_frame.get("arc_length_mm") is None:
+        return {}
+    return {
+        "Longitudinal view (L-mode) with lumen (red) and vessel (blue) borders; MLA and "
+        "reference frames marked, lesions shaded at the top": lmode_figure(
+            frames,
+            contours=contours,
+            frame_index=np.asarray(per_frame["frame"]),
+            arc_length_mm=np.asarray(per_frame["arc_length_mm"]),
+            pixel_spacing_mm=pixel_spacing_mm,
+            catheter_center_px=catheter_center_px,
+            summary=summary,
+            lesions=lesions,
+            angle_deg=angle_deg,
+        ),
+        "Reference and MLA frames with lumen (red), vessel (blue) and calcium (cream) borders": frame_gallery(
+            frames,
+            contours=contours,
+            pixel_spacing_mm=pixel_spacing_mm,
+            catheter_center_px=catheter_center_px,
+            summary=summary,
+        ),
+    }
+
+
 _CSS = """
 :root { --ink: #1d1f24; --muted: #5d6470; --line: #d9dde3; --accent: #1a4fd6; --warn: #b3261e; }
 * { box-sizing: border-box; }
@@ -442,6 +763,7 @@ def build_report(
     parameters: Mapping[str, Any],
     version: str,
     title: str = "IVUS reconstruction",
+    figures: Mapping[str, str] | None = None,
 ) -> str:
     """Build the self-contained HTML report.
 
@@ -467,6 +789,8 @@ def build_report(
     version : str
         Software version.
     title : str
+    figures : dict of str to str, optional
+        Caption to inline SVG (e.g. :func:`pullback_figures`), shown after the profile plot.
 
     Returns
     -------
@@ -517,6 +841,11 @@ def build_report(
         "<figcaption>Lumen and vessel (EEM) area and plaque burden against arc length; "
         "lesions shaded, MLA and reference frames marked.</figcaption></figure></section>"
     )
+    for caption, svg in (figures or {}).items():
+        if svg:
+            parts.append(
+                f"<section><figure class='wide'>{svg}<figcaption>{esc(str(caption))}</figcaption></figure></section>"
+            )
 
     # Volumetric summary and MLA.
     volumes = summary.get("volumes_mm3") or {}

@@ -501,6 +501,7 @@ def segment_pullback(
     min_wall_mm: float = 0.12,
     use_temporal: bool = True,
     seq_tol_mm: float = 0.12,
+    refine_temporal: bool = False,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
 ) -> ContourSet:
@@ -525,6 +526,10 @@ def segment_pullback(
     seq_tol_mm : float
         A frame's border farther than this from its neighbours' median, where those
         agree, is pulled back to the median (sequence coherence).
+    refine_temporal : bool
+        Experimental, off by default (not yet better than the default path): lumen from
+        the temporal correlation of speckle alone (``_temporal_tissue``), then a
+        sub-sample step fit (``_refine_step``).
 
     Returns
     -------
@@ -558,6 +563,7 @@ def segment_pullback(
     sample_polar = sampler(pullback.frames[sample_idx])
     k_cath, correction, static = _near_field_model(sample_polar, radii)
     # typical level at each depth over the pullback: the reference for shadows
+    ring_k = _ring_extent(correction[0], k_cath, dr)
     ref_profile = np.median(_box(sample_polar - correction, 3, 1), axis=(0, 1)).astype(np.float32)
 
     # scales in samples
@@ -610,23 +616,37 @@ def segment_pullback(
         )
         shadow, lead_k, wire = _shadow_analysis(feats.raw, ref_profile, k_cath, dr, radii)
 
-        # --- pass 1: equal-weight tissue score, then Fisher weights from its result
-        if weights is None:
-            w_stab = 0.0
-            if feats.stability is not None:
-                spread = np.percentile(feats.stability, 90) - np.percentile(feats.stability, 10)
-                w_stab = float(np.clip(spread / 0.4, 0.0, 1.0))
-            weights = (1.0, w_stab)
-        tissue, _ = _tissue_score(feats, weights, calib)
-        cost = _lumen_cost(tissue, edge_w, region_w, k_cath, 1.0)
-        cost = _neutralise_shadow(cost, shadow, lead_k, margin=edge_w)
-        path = dp_closed_path(cost, max_step=max_step, smooth_weight=0.02)
-        # re-estimate blood / tissue statistics of each feature around this border
-        weights, calib = _calibrate(feats, path, k_cath, region_w)
-        tissue, _ = _tissue_score(feats, weights, calib)
-        cost = _lumen_cost(tissue, edge_w, region_w, k_cath, 1.0)
-        cost = _neutralise_shadow(cost, shadow, lead_k, margin=edge_w)
-        path = dp_closed_path(cost, max_step=max_step, smooth_weight=0.02)
+        temporal = bool(neighbours) and refine_temporal
+        if temporal:
+            tissue = _temporal_tissue(
+                polar,
+                neighbours,
+                static if n_frames >= 6 else None,
+                k_cath=k_cath,
+                size_a=size_a + 2,
+                ring_k=ring_k,
+            )
+            cost = _step_cost(tissue, k_cath, region_w)
+            cost = _neutralise_shadow(cost, shadow, lead_k, margin=edge_w)
+            path = dp_closed_path(cost, max_step=max_step, smooth_weight=0.02)
+        else:
+            # --- pass 1: equal-weight tissue score, then Fisher weights from its result
+            if weights is None:
+                w_stab = 0.0
+                if feats.stability is not None:
+                    spread = np.percentile(feats.stability, 90) - np.percentile(feats.stability, 10)
+                    w_stab = float(np.clip(spread / 0.4, 0.0, 1.0))
+                weights = (1.0, w_stab)
+            tissue, _ = _tissue_score(feats, weights, calib)
+            cost = _lumen_cost(tissue, edge_w, region_w, k_cath, 1.0)
+            cost = _neutralise_shadow(cost, shadow, lead_k, margin=edge_w)
+            path = dp_closed_path(cost, max_step=max_step, smooth_weight=0.02)
+            # re-estimate blood / tissue statistics of each feature around this border
+            weights, calib = _calibrate(feats, path, k_cath, region_w)
+            tissue, _ = _tissue_score(feats, weights, calib)
+            cost = _lumen_cost(tissue, edge_w, region_w, k_cath, 1.0)
+            cost = _neutralise_shadow(cost, shadow, lead_k, margin=edge_w)
+            path = dp_closed_path(cost, max_step=max_step, smooth_weight=0.02)
 
         # --- sequence coherence: band around the median over neighbouring frames
         # a frame keeps its own border where it agrees with its neighbours' median and
@@ -634,6 +654,9 @@ def segment_pullback(
         smooth_path = _sequence_reference(path.astype(float), b_idx, seq_tol_mm / dr)
         band = max(2, int(round(0.3 / dr)))
         lumen_k = _banded_dp(cost, smooth_path, band, max_step, 0.02)
+        if temporal:
+            frozen = ndimage.binary_dilation(shadow, structure=np.ones((1, 5), bool))
+            lumen_k = _refine_step(tissue, lumen_k, dr_mm=dr, k_cath=k_cath, frozen=frozen)
         lumen_k = _fix_shadows_lumen(lumen_k.astype(float), shadow, lead_k, wire, dr)
 
         # --- EEM
@@ -688,6 +711,153 @@ def segment_pullback(
         pixel_spacing_mm=pullback.pixel_spacing_mm,
         catheter_center_px=pullback.catheter_center_px,
     )
+
+
+def _shift_sample(x: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Linear interpolation of x (F, A, R) at fractional radial positions pos (F, A, M)."""
+    n_r = x.shape[-1]
+    p = np.clip(pos, 0, n_r - 1.000001)
+    k0 = np.floor(p).astype(np.intp)
+    f = (p - k0).astype(np.float32)
+    a = np.take_along_axis(x, k0, axis=-1)
+    b = np.take_along_axis(x, k0 + 1, axis=-1)
+    return a + f * (b - a)
+
+
+def _circular_median(x: np.ndarray, size: int) -> np.ndarray:
+    """Median over ``size`` neighbouring angles (axis 1, circular), NaN-aware."""
+    half = max(0, size // 2)
+    stack = np.stack([np.roll(x, s, axis=1) for s in range(-half, half + 1)])
+    with np.errstate(all="ignore"):
+        return np.nanmedian(stack, axis=0)
+
+
+def _otsu_levels(x: np.ndarray, mask: np.ndarray, bins: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame two-class (Otsu) split of x (F, A, R) over mask: class means (low, high), (F,)."""
+    n_f = x.shape[0]
+    lo_m = np.zeros(n_f, np.float32)
+    hi_m = np.ones(n_f, np.float32)
+    for f in range(n_f):
+        v = x[f][mask[f]]
+        if v.size < 20:
+            continue
+        hist, edges = np.histogram(v, bins=bins)
+        c = 0.5 * (edges[1:] + edges[:-1])
+        w0 = np.cumsum(hist)
+        w1 = w0[-1] - w0
+        s0 = np.cumsum(hist * c)
+        m0 = s0 / np.maximum(w0, 1)
+        m1 = (s0[-1] - s0) / np.maximum(w1, 1)
+        between = w0 * w1 * (m0 - m1) ** 2
+        j = int(np.argmax(between[:-1]))
+        lo_m[f], hi_m[f] = m0[j], m1[j]
+    return lo_m, hi_m
+
+
+def _ring_extent(ring: np.ndarray, k_cath: int, dr_mm: float) -> int:
+    """Radial index where the ring-down profile (R,) has decayed to 5 % of its peak."""
+    if ring.max() <= 0:
+        return 0
+    peak = int(np.argmax(ring))
+    below = np.flatnonzero(ring[peak:] < 0.05 * ring[peak])
+    end = peak + (int(below[0]) if below.size else 0)
+    return int(max(end, k_cath) + round(0.05 / dr_mm))
+
+
+def _temporal_tissue(
+    polar: np.ndarray,
+    neighbours: list[np.ndarray],
+    static: np.ndarray | None,
+    *,
+    k_cath: int,
+    size_a: int,
+    ring_k: int = 0,
+    subtract_ring: bool = True,
+) -> np.ndarray:
+    """Tissue probability (blood 0, tissue 1) from the temporal correlation of speckle.
+
+    Blood speckle decorrelates completely between consecutive raw frames, tissue (bright
+    plaque and dark media alike) does not. The local normalised cross-correlation with the
+    previous and next frames is measured on a small window (3 radial samples) after
+    removing the pullback's static pattern (catheter, ring-down), so a static intensity
+    step at the border biases it little. Blood and tissue levels are the two Otsu classes
+    of the frame's own correlation values: no absolute threshold, which keeps it valid
+    across scanners, gains and frequencies.
+
+    Returns
+    -------
+    ndarray of shape (F, A, R), float32, clipped to [-0.5, 1.5]
+    """
+    base = 0.0
+    if static is not None and ring_k > 0 and subtract_ring:
+        # Only the ring-down is removed: elsewhere the pullback median holds tissue
+        # texture of other frames, which would correlate independent blood samples.
+        r_idx = np.arange(polar.shape[-1])
+        taper_w = 4.0
+        taper = np.clip((ring_k + taper_w - r_idx) / taper_w, 0.0, 1.0).astype(np.float32)
+        # smoothed across angles: the ring-down barely depends on angle, speckle does
+        smooth_static = ndimage.uniform_filter1d(static, size=9, axis=0, mode="wrap")
+        base = smooth_static * taper[None, :]
+    a = polar - base
+    rho = np.mean([_local_ncc(a, nb - base, size_a, 3) for nb in neighbours], axis=0)
+    r = np.arange(polar.shape[-1])[None, None, :]
+    mask = np.broadcast_to(r > k_cath + 2, rho.shape)
+    lo, _ = _otsu_levels(rho, mask)
+    # tissue level: the well-correlated tail; far-field tissue may decorrelate partly
+    # (motion), which must not pull the split between blood and tissue
+    hi = np.array([np.percentile(rho[f][mask[f]], 90) for f in range(len(rho))], dtype=np.float32)
+    t = (rho - lo[:, None, None]) / np.maximum(hi - lo, 1e-3)[:, None, None]
+    return np.clip(t, -0.5, 1.5).astype(np.float32)
+
+
+def _step_cost(tissue: np.ndarray, k_cath: int, outside_w: int) -> np.ndarray:
+    """Cost of a blood-to-tissue border at each radius (F, A, R), in samples.
+
+    Tissue-like samples between the catheter and r, plus blood-like samples in the
+    ``outside_w`` samples beyond r: the least-squares position of a step.
+    """
+    t = tissue
+    n_r = t.shape[-1]
+    inside = np.cumsum(t, axis=-1) - t
+    inside = inside - inside[..., k_cath : k_cath + 1]
+    _, outer = _window_means(1.0 - t, outside_w)
+    cost = inside + outer * outside_w
+    cost[..., : k_cath + 1] = np.inf
+    cost[..., n_r - 2 :] = np.inf
+    return (cost / outside_w).astype(np.float32)
+
+
+def _refine_step(
+    tissue: np.ndarray,
+    border_k: np.ndarray,
+    *,
+    dr_mm: float,
+    k_cath: int,
+    n_sub: int = 4,
+    band_mm: float = 0.25,
+    frozen: np.ndarray | None = None,
+) -> np.ndarray:
+    """Sub-sample border: least-cost step of ``tissue`` (F, A, R) near ``border_k`` (F, A).
+
+    The tissue score is interpolated linearly on a radial grid ``n_sub`` times finer in a
+    band about the current border; the border is the closed smooth DP path minimising the
+    tissue inside plus the blood outside within the band.
+    """
+    n_f, n_a, n_r = tissue.shape
+    band = max(3, int(round(band_mm / dr_mm)))
+    offsets = np.arange(-band * n_sub, band * n_sub + 1, dtype=np.float32) / n_sub
+    pos = border_k.astype(np.float32)[..., None] + offsets[None, None, :]
+    t = _shift_sample(tissue, pos)
+    t = np.where(pos <= k_cath, 1.5, t)
+    inside = np.cumsum(t, axis=-1) - t
+    outside = np.cumsum((1.0 - t)[..., ::-1], axis=-1)[..., ::-1]
+    cost = (inside + outside) / n_sub
+    max_step = max(2, int(np.ceil(0.08 / dr_mm * n_sub * 128 / n_a)))
+    if frozen is not None:
+        # behind a reflector the score says nothing: keep the current border there
+        cost = np.where(frozen[..., None], 0.5 * np.abs(offsets)[None, None, :], cost)
+    path = dp_closed_path(cost.astype(np.float32), max_step=max_step, smooth_weight=0.3 / n_sub**2)
+    return border_k + offsets[path]
 
 
 def _tissue_score(

@@ -20,14 +20,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from IVUSReconstructLib import render
-from IVUSReconstructLib.types import Centerline, FramePoses, VesselMesh
 from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray
 from vtkmodules.vtkCommonCore import vtkPoints
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
 
+from IVUSReconstructLib import render
+from IVUSReconstructLib.types import Centerline, FramePoses, VesselMesh
 
-def tube(centre: np.ndarray, tangent: np.ndarray, radius: np.ndarray, n_around: int, arrays: dict) -> vtkPolyData:
+
+def tube(
+    centre: np.ndarray, tangent: np.ndarray, radius: np.ndarray, n_around: int, arrays: dict
+) -> vtkPolyData:
     """Rings of ``n_around`` points (radius per ring) around ``centre`` (N, 3), outward triangles."""
     u = np.cross(tangent, [0.0, 0.0, 1.0])
     u /= np.linalg.norm(u, axis=1)[:, None]
@@ -40,7 +43,9 @@ def tube(centre: np.ndarray, tangent: np.ndarray, radius: np.ndarray, n_around: 
     i, j = np.arange(n - 1)[:, None], np.arange(n_around)[None, :]
     p00, p01 = i * n_around + j, i * n_around + (j + 1) % n_around
     p10, p11 = p00 + n_around, p01 + n_around
-    tris = np.concatenate([np.stack([p00, p11, p10], -1).reshape(-1, 3), np.stack([p00, p01, p11], -1).reshape(-1, 3)])
+    tris = np.concatenate(
+        [np.stack([p00, p11, p10], -1).reshape(-1, 3), np.stack([p00, p01, p11], -1).reshape(-1, 3)]
+    )
     poly = vtkPolyData()
     vpts = vtkPoints()
     vpts.SetData(numpy_to_vtk(pts, deep=True))
@@ -72,7 +77,10 @@ def long_vessel(n_frames: int, n_around: int):
         "plaque_thickness_mm": r_vessel - r_lumen,
         "plaque_burden_percent": burden,
     }
-    mesh = VesselMesh(lumen=tube(centre, tangent, r_lumen, n_around, arrays), vessel=tube(centre, tangent, r_vessel, n_around, arrays))
+    mesh = VesselMesh(
+        lumen=tube(centre, tangent, r_lumen, n_around, arrays),
+        vessel=tube(centre, tangent, r_vessel, n_around, arrays),
+    )
     poses = FramePoses(
         frame_index=np.arange(n_frames),
         arc_length_mm=arc,
@@ -128,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         render.write_png(image, out)
         render_s = time.perf_counter() - t0
 
-    print(f"mesh: {args.frames} frames x {args.points} points, {n_tri / 1e6:.2f} M triangles (built in {build_s:.1f} s)")
+    print(
+        f"mesh: {args.frames} frames x {args.points} points, {n_tri / 1e6:.2f} M triangles (built in {build_s:.1f} s)"
+    )
     print(f"empty scene {width}x{height} + PNG: {empty_s:.2f} s")
     print(f"vessel render {width}x{height} + PNG: {render_s:.2f} s  (target < 5 s)")
     print(f"ratio to empty scene: {render_s / max(empty_s, 1e-9):.1f}x")

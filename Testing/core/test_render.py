@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from IVUSReconstructLib import render
-from IVUSReconstructLib.types import Centerline, FramePoses, VesselMesh
 from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray, vtk_to_numpy
 from vtkmodules.vtkCommonCore import vtkPoints
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
 from vtkmodules.vtkIOImage import vtkPNGReader
+
+from IVUSReconstructLib import render
+from IVUSReconstructLib.types import Centerline, FramePoses, VesselMesh
 
 SIZE = (480, 300)
 
@@ -242,3 +243,90 @@ def test_longitudinal_view_samples_the_diameter():
     # At 90 degrees the cut runs along rows, where these frames are constant.
     across = render.longitudinal_view(frames, 90.0, pixel_spacing_mm=(0.1, 0.1), frame_positions_mm=positions)
     assert np.all(across[:, 0] == 200)
+
+
+# --- Phantom presets through the real stages -------------------------------------------------
+
+PHANTOM_SIZE = (400, 250)
+
+
+def _phantom_scene(preset):
+    from IVUSReconstructLib import coregistration, mesh, metrics, phantom
+
+    ph = phantom.make_phantom(preset, length_mm=8.0, size_px=96)
+    truth = ph.truth.with_frames(ph.truth.frames[::2])
+    idx = truth.indices
+    arc = ph.true_arc_length_mm[idx]
+    poses = coregistration.place_frames(ph.centerline, idx, arc, contours=truth)
+    m = metrics.compute_metrics(truth, arc)
+    return mesh.build_meshes(truth, poses, per_frame=m.per_frame, n_points=48), ph, truth, poses, m
+
+
+@pytest.fixture(scope="module", params=["coronary", "femoropopliteal", "iliac-vein"])
+def phantom_render(request):
+    vm, ph, truth, poses, m = _phantom_scene(request.param)
+    kwargs = dict(centerline=ph.centerline, poses=poses, metrics=m, contours=truth, size_px=PHANTOM_SIZE)
+    return request.param, render.render_vessel(vm, **kwargs), render.render_vessel(vm, **kwargs)
+
+
+def test_phantom_presets_fill_the_frame_with_a_colour_bar(phantom_render):
+    preset, image, again = phantom_render
+    assert np.array_equal(image, again), preset
+    h, w, _ = image.shape
+    scene_area = _not_background(image[int(0.12 * h) : int(0.9 * h), : int(0.8 * w)])
+    cols = np.flatnonzero(scene_area.any(axis=0))
+    rows = np.flatnonzero(_not_background(image[:, : int(0.8 * w)]).any(axis=1))
+    # The vessel fills the free box (78 % of the width left of the colour bar, 58 % of the
+    # height between the label bands) in one direction: long vessels across, short wide
+    # segments (8 mm of a 12 mm vein) top to bottom.
+    fill = max((cols.max() - cols.min()) / (0.78 * w), (rows.max() - rows.min()) / (0.58 * h))
+    assert fill >= 0.9, (preset, fill)
+    # Distal-to-proximal runs across: a side view, not a view down the lumen.
+    assert (cols.max() - cols.min()) / w > 0.3, preset
+    # Colour bar: a column right of the scene whose pixels follow the colormap over > 40 % of
+    # the height.
+    lut = render.colormap_rgb(np.linspace(0, 100, 101)) * 255
+    region = image[:, int(0.84 * w) :].astype(float)
+    dist = np.min(np.linalg.norm(region[:, :, None, :] - lut[None, None], axis=3), axis=2)
+    assert (dist < 6.0).sum(axis=0).max() > 0.4 * h, preset
+
+
+def _count_rgb(image, rgb, tol=30):
+    return int((np.linalg.norm(image.astype(float) - np.array(rgb) * 255, axis=2) < tol).sum())
+
+
+def test_calcium_patches_and_lesion_bracket_on_the_coronary_phantom():
+    vm, ph, truth, poses, m = _phantom_scene("coronary")
+    assert any(fc.calcium for fc in truth.frames)
+    patch = render.calcium_surface(vm.lumen, truth, poses)
+    assert patch is not None and patch.GetNumberOfCells() > 20
+    with_ca = render.render_vessel(vm, poses=poses, contours=truth, size_px=PHANTOM_SIZE, elevation_deg=None)
+    without = render.render_vessel(vm, poses=poses, size_px=PHANTOM_SIZE, elevation_deg=None)
+
+    # Bone-white (bright, slightly yellow, shaded) pixels; the legend swatch alone is ~50.
+    def bone(image):
+        r, g, b = (image[..., c].astype(int) for c in range(3))
+        return int(((b > 100) & (r - b >= 4) & (r - b <= 45) & (abs(r - g) <= 15) & (r < 250)).sum())
+
+    assert bone(with_ca) > bone(without) + 150
+    lesion = {"start_mm": 2.0, "end_mm": 6.0}
+    marked = render.render_vessel(vm, poses=poses, lesions=[lesion], size_px=PHANTOM_SIZE)
+    plain = render.render_vessel(vm, poses=poses, lesions=[], size_px=PHANTOM_SIZE)
+    assert _count_rgb(plain, render._LESION_RGB, 40) == 0
+    amber = np.argwhere(
+        np.linalg.norm(marked.astype(float) - np.array(render._LESION_RGB) * 255, axis=2) < 40
+    )
+    assert len(amber) > 50
+    # The bracket spans about half of the 8 mm vessel (4 mm), which fills ~75 % of the width.
+    span = amber[:, 1].max() - amber[:, 1].min()
+    assert 0.25 * PHANTOM_SIZE[0] < span < 0.5 * PHANTOM_SIZE[0]
+
+
+def test_display_surface_thins_rings_and_keeps_the_ends():
+    mesh, *_ = _vessel(curved=False, n_frames=80, n_around=48)
+    thin = render.display_surface(mesh.vessel, max_rings=20, max_ring_points=16)
+    frames = vtk_to_numpy(thin.GetPointData().GetArray("frame_index"))
+    assert thin.GetNumberOfPoints() == 21 * 16  # every 4th of 80 rings + the last; every 3rd point
+    assert frames[0] == 0 and frames[-1] == 79
+    assert render._faces_outward(thin) is render._faces_outward(mesh.vessel)
+    assert render.display_surface(mesh.vessel, max_rings=100, max_ring_points=48) is mesh.vessel

@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
+
 from IVUSReconstructLib import render, report
 
 SUMMARY = {
@@ -257,3 +258,78 @@ def test_empty_inputs_still_build():
 )
 def test_format_value(value, key, text):
     assert report.format_value(value, key) == text
+
+
+def test_cut_offsets_of_an_offset_circle():
+    a = np.linspace(0, 2 * np.pi, 720, endpoint=False)
+    circle = np.column_stack([0.5 + 2.0 * np.cos(a), 2.0 * np.sin(a)])
+    plus, minus = report._cut_offsets_mm(circle, 0.0)
+    assert plus == pytest.approx(2.5, abs=1e-3) and minus == pytest.approx(-1.5, abs=1e-3)
+    # Along y the circle is crossed at +-sqrt(4 - 0.25).
+    plus, minus = report._cut_offsets_mm(circle, 90.0)
+    assert plus == pytest.approx(np.sqrt(3.75), abs=1e-3) and minus == pytest.approx(-np.sqrt(3.75), abs=1e-3)
+    # An ellipse is narrowest along its short axis (y here).
+    ellipse = np.column_stack([3.0 * np.cos(a), 1.0 * np.sin(a)])
+    assert report._narrowest_angle_deg(ellipse) == 90.0
+
+
+def _lmode_inputs():
+    from IVUSReconstructLib.types import ContourSet, FrameContours
+
+    n, size = 12, 81
+    yy, xx = np.mgrid[:size, :size]
+    r = np.hypot(yy - 40, xx - 40) * 0.1
+    radii = 2.0 - 0.8 * np.exp(-(((np.arange(n) - 6) / 2.0) ** 2))
+    frames = np.stack([((r > rl) & (r < 3.5)).astype(np.uint8) * 200 for rl in radii])
+    a = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    contours = ContourSet(
+        frames=tuple(
+            FrameContours(
+                index=i,
+                lumen=np.column_stack([rl * np.cos(a), rl * np.sin(a)]),
+                vessel=3.5 * np.column_stack([np.cos(a), np.sin(a)]),
+            )
+            for i, rl in enumerate(radii)
+        )
+    )
+    per_frame = {"frame": np.arange(n), "arc_length_mm": np.arange(n) * 0.5}
+    summary = {
+        "mla": {"frame": 6, "area_mm2": float(np.pi * radii[6] ** 2), "arc_length_mm": 3.0},
+        "references": {"distal": {"frame": 1, "arc_length_mm": 0.5, "lumen_area_mm2": 12.0}},
+    }
+    return frames, contours, per_frame, summary
+
+
+def test_pullback_figures_in_the_report():
+    frames, contours, per_frame, summary = _lmode_inputs()
+    figures = report.pullback_figures(
+        frames,
+        contours=contours,
+        per_frame=per_frame,
+        pixel_spacing_mm=(0.1, 0.1),
+        catheter_center_px=(40.0, 40.0),
+        summary=summary,
+        lesions=[{"start_mm": 1.5, "end_mm": 4.5}],
+    )
+    assert len(figures) == 2
+    lmode, gallery = figures.values()
+    assert lmode.startswith("<svg") and "Arc length from the distal end (mm)" in lmode
+    # The gallery shows the distal reference and the MLA frame (no proximal reference here).
+    assert "Distal reference" in gallery and "MLA" in gallery and "Proximal reference" not in gallery
+    assert f"{summary['mla']['area_mm2']:.2f} mm²" in gallery
+    again = report.pullback_figures(
+        frames, contours=contours, per_frame=per_frame, pixel_spacing_mm=(0.1, 0.1),
+        catheter_center_px=(40.0, 40.0), summary=summary, lesions=[{"start_mm": 1.5, "end_mm": 4.5}],
+    )  # fmt: skip
+    assert again == figures  # deterministic SVG
+    page = report.build_report(
+        summary=SUMMARY, per_frame=_per_frame(), lesions=LESIONS, flags=FLAGS, images={}, inputs=INPUTS,
+        parameters=PARAMETERS, version="0.1.0", figures=figures,
+    )  # fmt: skip
+    assert page.count("<svg") == 3  # profile plot + L-mode + gallery
+    # Images are inline data URIs; the only URLs are XML namespace names (never fetched).
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page)
+    assert page.count("data:image/png;base64,") >= 3
+    # Contour-only runs: no frames, no figures.
+    assert report.pullback_figures(None, contours=contours, per_frame=per_frame, pixel_spacing_mm=None,
+                                   catheter_center_px=None, summary=summary) == {}  # fmt: skip

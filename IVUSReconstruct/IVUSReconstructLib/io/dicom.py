@@ -528,10 +528,14 @@ def _int_tag(ds: Dataset, keyword: str, path: Path, tag_text: str, *, required: 
             raise input_error(path, f"{keyword} ({tag_text})", "is missing", _FIX_REEXPORT)
         return None
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = float(str(value).strip()) if isinstance(value, (str, bytes)) else float(value)
+        if not number.is_integer():
+            raise ValueError(value)
+        return int(number)
+    except (TypeError, ValueError, OverflowError):
+        text = str(value)[:40]
         raise input_error(
-            path, f"{keyword} ({tag_text})", f"is {value!r} (not an integer)", _FIX_REEXPORT
+            path, f"{keyword} ({tag_text})", f"is {text!r} (not an integer)", _FIX_REEXPORT
         ) from None
 
 

@@ -1,0 +1,47 @@
+"""Segmentation speed and accuracy on phantoms (plain script, not collected by pytest).
+
+Usage: python Testing/benchmarks/bench_segmentation.py [--size 256 512] [--seeds 7 11 13]
+Prints frames/s and mean Jaccard / Hausdorff per preset, speckle regime and frame size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from IVUSReconstructLib.evaluation import evaluate_contours
+from IVUSReconstructLib.phantom import make_phantom
+from IVUSReconstructLib.segmentation import segment_pullback
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, nargs="+", default=[256, 512])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[7])
+    ap.add_argument("--length-mm", type=float, default=8.0)
+    ap.add_argument("--presets", nargs="+", default=["coronary", "femoropopliteal", "iliac-vein"])
+    args = ap.parse_args()
+    for size in args.size:
+        for seed in args.seeds:
+            for preset in args.presets:
+                for speckle in ("rotational", "phased"):
+                    ph = make_phantom(
+                        preset, seed=seed, length_mm=args.length_mm, speckle=speckle, size_px=size
+                    )
+                    frames = np.arange(1, ph.pullback.n_frames - 1, 4)
+                    t0 = time.perf_counter()
+                    cs = segment_pullback(ph.pullback, frames)
+                    dt = time.perf_counter() - t0
+                    s = evaluate_contours(cs, ph.truth, pixel_size_mm=0.02)["summary"]
+                    print(
+                        f"{size}px seed {seed} {preset:16s} {speckle:10s} {len(frames) / dt:6.0f} frames/s  "
+                        f"J {s['lumen']['jaccard']['mean']:.3f}/{s['vessel']['jaccard']['mean']:.3f}  "
+                        f"HD {s['lumen']['hausdorff_mm']['mean']:.2f}/{s['vessel']['hausdorff_mm']['mean']:.2f} mm",
+                        flush=True,
+                    )
+
+
+if __name__ == "__main__":
+    main()
