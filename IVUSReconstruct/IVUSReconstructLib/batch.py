@@ -50,6 +50,7 @@ __all__ = [
     "read_manifest",
     "case_options",
     "case_hash",
+    "software_digest",
     "case_complete",
     "run_case",
     "run_batch",
@@ -326,8 +327,22 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def software_digest() -> str:
+    """Version plus a hash of the package's Python sources.
+
+    An editable or patched install can change results without a version bump; such a change
+    must not let a rerun reuse old outputs.
+    """
+    h = hashlib.sha256(__version__.encode())
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        h.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return f"{__version__}+{h.hexdigest()[:16]}"
+
+
 def case_hash(case: CaseSpec, options: Any | None = None) -> str:
-    """Content hash of a case: its input files' bytes, its run options and the software version.
+    """Content hash of a case: its input files' bytes, its run options and the software
+    (:func:`software_digest`).
 
     Paths do not enter the hash (a moved cohort is not recomputed); contents do.
 
@@ -344,7 +359,7 @@ def case_hash(case: CaseSpec, options: Any | None = None) -> str:
     """
     options = case_options(case) if options is None else options
     doc = {
-        "version": __version__,
+        "software": software_digest(),
         "options": options.as_json(),
         "files": {role: _file_digest(Path(p)) for role, p in case.files},
     }
@@ -433,11 +448,9 @@ def _watch_dask_cancel(cancel: threading.Event, finished: threading.Event) -> No
     def watch() -> None:
         while not finished.wait(0.2):
             ts = worker.state.tasks.get(key)
-            if (
-                ts is None
-                or ts.state in ("cancelled", "released", "forgotten")
-                or worker.status.name != "running"
-            ):
+            # a hard close (the cluster shut down after Ctrl-C), not a graceful retire that lets cases finish
+            closing = worker.status.name in ("closing", "closed", "failed")
+            if ts is None or ts.state in ("cancelled", "released", "forgotten") or closing:
                 cancel.set()
                 return
 
@@ -511,6 +524,7 @@ def run_case(case: CaseSpec, out_dir: str, *, force: bool = False, batch_id: str
                         "version": __version__,
                         "id": case.case_id,
                         "hash": digest,
+                        "software": software_digest(),
                         "batch_id": batch_id,
                         "files": {role: p for role, p in case.files},
                         "options": options.as_json(),
@@ -973,6 +987,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
                     "`dask worker ADDRESS --nthreads 1` first, or leave --scheduler out for a local cluster"
                 ) from None
             where = f"Dask scheduler {args.scheduler}"
+            if args.workers is not None:
+                print(
+                    "batch: --workers is ignored with --scheduler (the cluster has its own workers)",
+                    file=sys.stderr,
+                )
         else:
             n_workers = args.workers or min(os.cpu_count() or 1, len(cases))
             # a worker killed mid-case is replaced by its nanny and the case retried this many times
@@ -1042,7 +1061,10 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--workers", type=int, metavar="N", help="local worker processes (default: cores, at most cases)"
     )
     p.add_argument(
-        "--scheduler", metavar="ADDRESS", help="use a running Dask cluster, e.g. tcp://10.0.0.5:8786"
+        "--scheduler",
+        metavar="ADDRESS",
+        help="use a running Dask cluster, e.g. tcp://10.0.0.5:8786 (workers must see MANIFEST's files and DIR "
+        "at the same paths; start them with --nthreads 1)",
     )
     p.add_argument("--force", action="store_true", help="recompute cases that are already finished")
     p.set_defaults(func=cmd_batch)
