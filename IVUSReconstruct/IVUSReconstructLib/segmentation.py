@@ -405,8 +405,9 @@ class _Segmenter:
             # profile, removed before correlating, no longer makes the near lumen look stationary
             self.profile = np.median(cur, axis=(0, 1))
         cur = cur - self.profile
-        size_r = 2 * self.samples(self.o.correlation_half_mm, 0) + 1
-        size_a = self.o.correlation_angles
+        # at least ~25 samples per window, or blood's chance correlations look like tissue
+        size_r = max(2 * self.samples(self.o.correlation_half_mm, 0) + 1, 5)
+        size_a = max(self.o.correlation_angles, 5)
         prev = np.stack([polar[p[0]] for p in pairs]) - self.profile
         nxt = np.stack([polar[p[1]] for p in pairs]) - self.profile
         # tissue correlates with whichever neighbour was acquired in a quiet phase (end-diastole
@@ -414,40 +415,94 @@ class _Segmenter:
         return np.maximum(_local_ncc(cur, prev, size_a, size_r), _local_ncc(cur, nxt, size_a, size_r))
 
     def lumen(self, stability: np.ndarray | None, log_image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Lumen path (F, A) in samples (sub-sample) and its edge strength (F, A)."""
+        """Lumen path (F, A) in samples (sub-sample) and its edge strength (F, A).
+
+        Two candidate borders are traced, one from the local step of the correlation and one
+        from the blood/tissue regions it separates (robust when a large lumen's blood
+        correlates by chance); each frame keeps the candidate that separates decorrelated
+        blood inside from correlated tissue outside best.
+        """
         w = self.samples(self.o.lumen_edge_mm, 2)
-        if stability is not None and self.ring is not None:
-            feature = _box(stability, 3, 1)
-            start = self.ring
-        else:
-            # without neighbouring frames: blood is the darker, finer texture next to the catheter
-            feature = log_image
+        if stability is None or self.ring is None:
+            # without neighbouring frames: the grey-level rise next to the catheter
             start = self._bright_near_field(log_image)
-        edge = _step(feature, w)
-        scale = np.maximum(np.percentile(edge[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None]
-        edge = edge / scale
-        if stability is not None and self.ring is not None:
-            # the grey-level rise from blood to wall backs the correlation step up where blood
-            # echoes little (20 MHz) and its few echoes happen to correlate
-            grey = _step(_box(log_image, 5, 1), w)
-            grey_scale = np.maximum(np.percentile(grey[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None]
-            weight = self._stability_weight(stability, log_image, start)[:, None, None]
-            edge = (weight * edge + np.clip(grey / grey_scale, -1.0, 1.0)) / (1.0 + weight)
-            scale = np.ones_like(scale)
+            edge = _step(log_image, w)
+            edge = edge / np.maximum(np.percentile(edge[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None]
+            path = self._trace(edge, start, w)
+            strength = np.take_along_axis(edge, path[..., None], axis=-1)[..., 0]
+            return _subsample(edge, path), np.clip(strength, 0.0, 1.0)
+        start = self.ring
+        # the grey-level rise from blood to wall backs the correlation up where blood echoes
+        # little (20 MHz) and its few echoes happen to correlate
+        grey = _step(_box(log_image, 5, 1), w)
+        grey = np.clip(grey / np.maximum(np.percentile(grey[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None], -1, 1)
+        weight = self._stability_weight(stability, log_image, start)[:, None, None]
+        local = _step(_box(stability, 3, 1), w)
+        local = np.clip(local / np.maximum(np.percentile(local[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None], -1, 1)
+        region = self._region_score(stability, log_image, start)
+        smooth = _box(stability, 5, 3)
+        best_path = best_edge = None
+        best_score = np.full(len(stability), -np.inf)
+        for feature in (local, region):
+            edge = (weight * feature + grey) / (1.0 + weight)
+            path = self._trace(edge, start, w)
+            score = self._separation(smooth, path, start)
+            if best_path is None:
+                best_path, best_edge, best_score = path, edge, score
+            else:
+                better = score > best_score
+                best_path = np.where(better[:, None], path, best_path)
+                best_edge = np.where(better[:, None, None], edge, best_edge)
+                best_score = np.maximum(score, best_score)
+        strength = np.take_along_axis(best_edge, best_path[..., None], axis=-1)[..., 0]
+        return self._refine_lumen(log_image, best_path, start), np.clip(strength, 0.0, 1.0)
+
+    def _trace(self, edge: np.ndarray, start: int, w: int) -> np.ndarray:
         # the lumen ends at the first wall layer: of two similar steps, the inner one
         ramp = np.clip((np.arange(self.n_r) - start) / max(self.n_r - start, 1), 0.0, 1.0)
         cost = 1.0 - edge + self.o.inward_preference * ramp[None, None, :]
         cost[..., : start + 1] = np.inf
         cost[..., self.n_r - w :] = np.inf
-        path = dp_closed_path(
-            cost.astype(np.float32),
-            max_step=self.max_step, step_scale=self.step_scale,
-            smooth_weight=self.o.smooth_weight,
+        return dp_closed_path(
+            cost.astype(np.float32), max_step=self.max_step, step_scale=self.step_scale, smooth_weight=self.o.smooth_weight
         )
-        strength = np.take_along_axis(edge, path[..., None], axis=-1)[..., 0]
-        if stability is not None and self.ring is not None:
-            return self._refine_lumen(log_image, path, start), np.clip(strength, 0.0, 1.0)
-        return _subsample(edge, path), np.clip(strength, 0.0, 1.0)
+
+    def _separation(self, smooth: np.ndarray, path: np.ndarray, start: int) -> np.ndarray:
+        """Mean correlation just outside the border minus inside it, per frame (F,)."""
+        r = np.arange(self.n_r)[None, None, :]
+        span = self.samples(0.3, 3)
+        inside = (r >= start) & (r < path[..., None])
+        outside = (r >= path[..., None]) & (r < path[..., None] + span)
+        mean_in = (smooth * inside).sum(axis=(1, 2)) / np.maximum(inside.sum(axis=(1, 2)), 1)
+        mean_out = (smooth * outside).sum(axis=(1, 2)) / np.maximum(outside.sum(axis=(1, 2)), 1)
+        return mean_out - mean_in
+
+    def _region_score(self, stability: np.ndarray, log_image: np.ndarray, start: int) -> np.ndarray:
+        """Score of each radius as the lumen border from the regions it separates, (F, A, R).
+
+        Blood (decorrelated) is rewarded inside the border and tissue (correlated) just outside
+        it. Sums over many samples make this robust to blood's chance correlations, which
+        defeat a local edge detector when the lumen is large.
+        """
+        smooth = _box(stability, 5, 3)
+        n_f = len(smooth)
+        near = slice(start, min(start + self.samples(0.3, 3), self.n_r))
+        blood = np.median(smooth[..., near].reshape(n_f, -1), axis=1)
+        # most of the field is wall and beyond: its typical correlation is the tissue level
+        tissue = np.percentile(smooth[..., start:].reshape(n_f, -1), 75, axis=1)
+        contrast = np.maximum(tissue - blood, 0.1)[:, None, None]
+        level = (0.5 * (blood + tissue))[:, None, None]
+        g = np.clip((level - smooth) / contrast, -1.0, 1.0)
+        g[..., :start] = 0.0
+        inside = np.concatenate([np.zeros(g.shape[:-1] + (1,), np.float32), np.cumsum(g, axis=-1)[..., :-1]], axis=-1)
+        span = self.samples(0.3, 3)
+        cs = np.concatenate([np.zeros(g.shape[:-1] + (1,), np.float32), np.cumsum(g, axis=-1)], axis=-1)
+        r = np.arange(self.n_r)
+        outside = -(cs[..., np.minimum(r + span, self.n_r)] - cs[..., r])
+        score = inside + outside
+        top = np.max(score[..., start:], axis=(1, 2), keepdims=True)
+        low = np.percentile(score[..., start:], 5, axis=(1, 2), keepdims=True)
+        return ((score - low) / np.maximum(top - low, 1e-3) * 2.0 - 1.0).astype(np.float32)
 
     @staticmethod
     def _stability_weight(stability: np.ndarray, log_image: np.ndarray, start: int) -> np.ndarray:

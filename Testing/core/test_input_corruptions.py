@@ -63,7 +63,6 @@ IVUSInputError.
 
 from __future__ import annotations
 
-import builtins
 import json
 import math
 import tracemalloc
@@ -309,15 +308,6 @@ def _read_or_input_error(path: Path, reader: Callable[[Path], object]) -> None:
 FUZZ = settings(
     max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-# Known bugs of io/contours.py found by these tests (reported to its owner): a native JSON
-# frame "index" that is not an integer (None, "a"), a non-numeric cell in the plain CSV and an
-# "inf" frame number in the multimodars CSV
-# escape as TypeError/ValueError/OverflowError instead of IVUSInputError.
-CONTOURS_BUG = pytest.mark.xfail(
-    raises=(TypeError, ValueError, OverflowError, builtins.ExceptionGroup),
-    strict=False,
-    reason="io/contours.py: non-numeric index/cells (reported)",
-)
 
 
 @FUZZ
@@ -355,7 +345,6 @@ _frames = st.lists(
 )
 
 
-@CONTOURS_BUG
 @FUZZ
 @given(
     frames=_frames,
@@ -390,7 +379,6 @@ def test_fuzzed_centerline_csv_raises_only_input_errors(tmp_path: Path, rows, se
     _read_or_input_error(path, read_centerline)
 
 
-@CONTOURS_BUG
 @FUZZ
 @given(rows=_rows, sep=st.sampled_from([",", "\t", " "]), header=st.booleans())
 def test_fuzzed_contour_csv_raises_only_input_errors(tmp_path: Path, rows, sep, header):

@@ -65,6 +65,49 @@ _SPLINE_POINTS = 500
 _PHASES = {"D": "ED", "S": "ES", "ED": "ED", "ES": "ES", "diastolic": "ED", "systolic": "ES"}
 
 
+# --------------------------------------------------------------------------- number fields
+
+
+def _show(value: object) -> str:
+    """Short one-line repr of a bad value for an error message."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _as_float(value: Any, *, path: object, field: str, fix: str, finite: bool = True) -> float:
+    """``float(value)``, raising IVUSInputError (naming ``path`` and ``field``) when it is not a number.
+
+    Booleans are refused: JSON ``true`` is a typo, not 1.0. With ``finite``, NaN and infinities
+    are refused as well.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise input_error(path, field, f"is {_show(value)}, not a number", fix)
+    try:
+        out = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise input_error(path, field, f"is {_show(value)}, not a number", fix) from None
+    if finite and not np.isfinite(out):
+        raise input_error(path, field, f"is {_show(value)}, not a finite number", fix)
+    return out
+
+
+def _as_int(value: Any, *, path: object, field: str, fix: str) -> int:
+    """Whole number ``value`` (an int, an integral float, or such a string) as int, else IVUSInputError."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)  # exact, even beyond float precision
+    out = _as_float(value, path=path, field=field, fix=fix)
+    if out != round(out):
+        raise input_error(path, field, f"is {_show(value)}, not a whole number", fix)
+    return int(out)
+
+
+def _as_point(value: Any, n: int, *, path: object, field: str, fix: str) -> np.ndarray:
+    """``n`` finite numbers as float (n,), else IVUSInputError."""
+    if not isinstance(value, (list, tuple)) or len(value) != n:
+        raise input_error(path, field, f"is {_show(value)}, not {n} numbers", fix)
+    return np.array([_as_float(v, path=path, field=field, fix=fix) for v in value])
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -190,7 +233,12 @@ def _knots_mm(
     path: object, field: str,
 ) -> np.ndarray:  # fmt: skip
     """Pixel knots (x = col, y = row) to a validated frame-plane polygon in mm."""
-    k = np.column_stack([np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)])
+    try:
+        k = np.column_stack([np.asarray(xs, dtype=float).ravel(), np.asarray(ys, dtype=float).ravel()])
+    except (TypeError, ValueError):
+        raise input_error(
+            path, field, "is not two equally long lists of numbers (x, y)", "export the contours again"
+        ) from None
     if drop_last:
         k = k[:-1]
     if not np.all(np.isfinite(k)):
@@ -301,7 +349,7 @@ def _read_json(path: Path, data: Any, spacing: Any, center: Any) -> ContourSet:
     if isinstance(data, dict) and isinstance(data.get("lumen"), list) and len(data["lumen"]) == 2:
         return _read_aivus_json(path, data, spacing, center)
     if isinstance(data, dict) and any(
-        k.isdigit() and isinstance(v, dict) and "lumen" in v for k, v in data.items()
+        _is_ascii_int(k) and isinstance(v, dict) and "lumen" in v for k, v in data.items()
     ):
         return _read_holorama(path, data, spacing, center)
     raise input_error(path, "format", "is a JSON file of no known contour layout",
@@ -309,19 +357,33 @@ def _read_json(path: Path, data: Any, spacing: Any, center: Any) -> ContourSet:
 
 
 def _landmarks_json(path: Path, items: Any) -> tuple[Landmark, ...]:
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        raise input_error(path, "landmarks", f"is {_show(items)}, not a list",
+                          'write "landmarks": [{"frame": 40, "kind": "side_branch"}, ...]')  # fmt: skip
     out = []
-    for k, item in enumerate(items or []):
+    for k, item in enumerate(items):
         if not isinstance(item, dict) or "frame" not in item:
             raise input_error(
                 path, f"landmarks[{k}].frame", "is missing", "give the frame index of each landmark"
             )
-        point = item.get("point")
+        point, angle = item.get("point"), item.get("angle_deg")
         out.append(Landmark(
-            frame=int(item["frame"]), kind=str(item.get("kind", "side_branch")),
-            angle_deg=None if item.get("angle_deg") is None else float(item["angle_deg"]),
-            point_ras_mm=None if point is None else np.asarray(point, dtype=float),
+            frame=_as_int(item["frame"], path=path, field=f"landmarks[{k}].frame",
+                          fix="give the landmark's 0-based frame index as a whole number"),
+            kind=str(item.get("kind", "side_branch")),
+            angle_deg=None if angle is None else _as_float(
+                angle, path=path, field=f"landmarks[{k}].angle_deg", fix="give the angle in degrees as a number"),
+            point_ras_mm=None if point is None else _as_point(
+                point, 3, path=path, field=f"landmarks[{k}].point", fix="give the point as [x, y, z] in mm"),
         ))  # fmt: skip
     return tuple(out)
+
+
+def _optional_float(item: dict[str, Any], key: str, *, path: object, field: str, fix: str) -> float | None:
+    value = item.get(key)
+    return None if value is None else _as_float(value, path=path, field=f"{field}.{key}", fix=fix)
 
 
 def _read_native(path: Path, data: dict[str, Any]) -> ContourSet:
@@ -339,7 +401,8 @@ def _read_native(path: Path, data: dict[str, Any]) -> ContourSet:
     for k, item in enumerate(items):
         if not isinstance(item, dict) or "index" not in item:
             raise input_error(path, f"frames[{k}].index", "is missing", "give each frame's 0-based index")
-        idx = int(item["index"])
+        idx = _as_int(item["index"], path=path, field=f"frames[{k}].index",
+                      fix="give each frame's 0-based index as a whole number")  # fmt: skip
         if "lumen" not in item:
             raise input_error(
                 path, f"frame {idx} lumen", "is missing", "give a lumen contour for every frame"
@@ -347,8 +410,12 @@ def _read_native(path: Path, data: dict[str, Any]) -> ContourSet:
         lumen = validate_polygon(item["lumen"], path=path, field=f"frame {idx} lumen")
         vessel = item.get("vessel")
         stent = item.get("stent")
+        calcium_items = item.get("calcium") or []
+        if not isinstance(calcium_items, list):
+            raise input_error(path, f"frame {idx} calcium", f"is {_show(calcium_items)}, not a list of contours",
+                              "write calcium as a list of [[x, y], ...] contours")  # fmt: skip
         calcium = tuple(
-            validate_polygon(c, path=path, field=f"frame {idx} calcium[{j}]") for j, c in enumerate(item.get("calcium") or [])
+            validate_polygon(c, path=path, field=f"frame {idx} calcium[{j}]") for j, c in enumerate(calcium_items)
         )  # fmt: skip
         phase = item.get("phase")
         frames.append(FrameContours(
@@ -357,9 +424,11 @@ def _read_native(path: Path, data: dict[str, Any]) -> ContourSet:
             calcium=calcium,
             stent=None if stent is None else validate_polygon(stent, path=path, field=f"frame {idx} stent"),
             phase=None if phase is None else str(phase),
-            z_mm=None if item.get("z_mm") is None else float(item["z_mm"]),
-            calcium_arc_deg=None if item.get("calcium_arc_deg") is None else float(item["calcium_arc_deg"]),
-            confidence=None if item.get("confidence") is None else float(item["confidence"]),
+            z_mm=_optional_float(item, "z_mm", path=path, field=f"frames[{k}]", fix="give z_mm as a number"),
+            calcium_arc_deg=_optional_float(item, "calcium_arc_deg", path=path, field=f"frames[{k}]",
+                                            fix="give the arc in degrees as a number"),
+            confidence=_optional_float(item, "confidence", path=path, field=f"frames[{k}]",
+                                       fix="give the confidence as a number in [0, 1]"),
         ))  # fmt: skip
     _check_order([f.index for f in frames], path)
     spacing = data.get("pixel_spacing_mm")
@@ -367,15 +436,20 @@ def _read_native(path: Path, data: dict[str, Any]) -> ContourSet:
     return ContourSet(
         frames=tuple(frames),
         landmarks=_landmarks_json(path, data.get("landmarks")),
-        pixel_spacing_mm=None if spacing is None else (float(spacing[0]), float(spacing[1])),
-        catheter_center_px=None if center is None else (float(center[0]), float(center[1])),
-    )
+        pixel_spacing_mm=None if spacing is None else tuple(_as_point(
+            spacing, 2, path=path, field="pixel_spacing_mm", fix="give [row, col] mm per pixel").tolist()),
+        catheter_center_px=None if center is None else tuple(_as_point(
+            center, 2, path=path, field="catheter_center_px", fix="give [row, col] in pixels").tolist()),
+    )  # fmt: skip
 
 
 def _read_aivus_json(path: Path, data: dict[str, Any], spacing: Any, center: Any) -> ContourSet:
     sp, c = _pixel_params(path, spacing, center)
     xs_all, ys_all = data["lumen"]
-    phases = data.get("phases") or []
+    if not isinstance(xs_all, list) or not isinstance(ys_all, list):
+        raise input_error(path, "lumen", "is not [x_lists, y_lists]", "export the contours again from AIVUS-CAA")
+    phases = data.get("phases")
+    phases = phases if isinstance(phases, list) else []
     vessel_knots = data.get("eem") or data.get("vessel")
     frames = []
     for i, (xs, ys) in enumerate(zip(xs_all, ys_all, strict=False)):
@@ -393,7 +467,7 @@ def _read_aivus_json(path: Path, data: dict[str, Any], spacing: Any, center: Any
         ):
             vessel = _knots_mm(vessel_knots[0][i], vessel_knots[1][i], drop_last=True, spacing=sp, center_px=c,
                                path=path, field=f"eem frame {i}")  # fmt: skip
-        phase = _PHASES.get(phases[i]) if i < len(phases) else None
+        phase = _PHASES.get(str(phases[i])) if i < len(phases) else None
         frames.append(FrameContours(index=i, lumen=lumen, vessel=vessel, phase=phase))
     if not frames:
         raise input_error(path, "lumen", "holds no contour", "export the contours again from AIVUS-CAA")
@@ -403,19 +477,30 @@ def _read_aivus_json(path: Path, data: dict[str, Any], spacing: Any, center: Any
 def _holorama_polys(entry: Any, *, sp: Any, c: Any, path: Path, field: str) -> list[np.ndarray]:
     if not isinstance(entry, dict):
         return []
+    contours = entry.get("contours") or []
+    if not isinstance(contours, list):
+        raise input_error(path, f"{field} contours", f"is {_show(contours)}, not a list",
+                          "export the contours again from HolOrama")  # fmt: skip
     return [
         _knots_mm(xy[0], xy[1], drop_last=False, spacing=sp, center_px=c, path=path, field=f"{field}[{j}]")
-        for j, xy in enumerate(entry.get("contours") or [])
-        if xy and len(xy) == 2 and len(xy[0])
+        for j, xy in enumerate(contours)
+        if isinstance(xy, list) and len(xy) == 2 and isinstance(xy[0], list) and len(xy[0])
     ]
+
+
+def _is_ascii_int(key: str) -> bool:
+    return key.isascii() and key.isdigit()
 
 
 def _read_holorama(path: Path, data: dict[str, Any], spacing: Any, center: Any) -> ContourSet:
     sp, c = _pixel_params(path, spacing, center)
     frames, landmarks = [], []
-    for key in sorted((k for k in data if k.isdigit()), key=int):
+    for key in sorted((k for k in data if _is_ascii_int(k)), key=int):
         entry = data[key]
         i = int(key)
+        if not isinstance(entry, dict):
+            raise input_error(path, f"frame {i}", f"is {_show(entry)}, not an object",
+                              "export the contours again from HolOrama")  # fmt: skip
         lumen = _holorama_polys(entry.get("lumen"), sp=sp, c=c, path=path, field=f"frame {i} lumen")
         if not lumen:
             continue
@@ -456,20 +541,25 @@ def _load_table(path: Path) -> np.ndarray:
 
 def _split_frames(path: Path, table: np.ndarray) -> list[tuple[int, np.ndarray, float]]:
     """Consecutive blocks of equal frame number: (frame, xy points, z)."""
-    if not np.all(np.isfinite(table[:, 0])):
-        raise input_error(path, "frame", "has NaN values", "fix the frame column")
+    bad = np.flatnonzero(~np.isfinite(table[:, 0]))
+    if len(bad):
+        # rows are numbered as in the file when it has no blank or comment lines
+        raise input_error(path, f"row {bad[0] + 1} frame", f"is {table[bad[0], 0]}, not a finite number",
+                          "write the 1-based frame number as a whole number")  # fmt: skip
     change = np.flatnonzero(np.diff(table[:, 0]) != 0) + 1
     blocks = np.split(np.arange(len(table)), change)
     seen: set[int] = set()
     out = []
     for b in blocks:
-        frame = int(table[b[0], 0])
+        frame = _as_int(table[b[0], 0], path=path, field=f"row {b[0] + 1} frame",
+                        fix="write the 1-based frame number as a whole number")  # fmt: skip
         if frame in seen:
             raise input_error(
                 path, "frame", f"{frame} appears in two separate blocks", "keep each frame's rows together"
             )
         seen.add(frame)
-        out.append((frame, table[b, 1:3], float(table[b[0], 3])))
+        z = _as_float(table[b[0], 3], path=path, field=f"row {b[0] + 1} z_mm", fix="write z_mm as a number")
+        out.append((frame, table[b, 1:3], z))
     return out
 
 
@@ -555,20 +645,24 @@ def _read_plain_csv(path: Path, text: str) -> ContourSet:
     order: list[int] = []
     for line, row in enumerate(reader, start=2):
         row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-        try:
-            frame = int(float(row["frame"]))
-            xy = [float(row["x_mm"]), float(row["y_mm"])]
-        except ValueError:
-            raise input_error(
-                path, f"line {line}", "has a non-numeric frame or coordinate", "fix that line"
-            ) from None
+        frame = _as_int(row["frame"], path=path, field=f"line {line} column frame",
+                        fix="write the 0-based frame index as a whole number")
+        # NaN / infinite coordinates are left to validate_polygon, which names the frame and contour
+        xy = [
+            _as_float(row[c], path=path, field=f"line {line} column {c}", fix="write a number", finite=False)
+            for c in ("x_mm", "y_mm")
+        ]
         kind = row.get("contour") or "lumen"
         if frame not in pts:
             pts[frame] = {}
             order.append(frame)
         pts[frame].setdefault(kind, []).append(xy)
         z = row.get("z_mm")
-        zs[frame] = float(z) if z else zs.get(frame)
+        zs[frame] = (
+            _as_float(z, path=path, field=f"line {line} column z_mm", fix="write a number or leave it empty")
+            if z
+            else zs.get(frame)
+        )  # fmt: skip
     _check_order(order, path)
     frames = []
     for frame in order:
@@ -609,7 +703,7 @@ def _read_echoplaque_xml(path: Path, text: str, spacing: Any, center: Any) -> Co
             spacing = None
     if center is None:
         xdim, ydim = root.findtext(".//Xdim"), root.findtext(".//Ydim")
-        if xdim and ydim and xdim.strip().isdigit() and ydim.strip().isdigit():
+        if xdim and ydim and _is_ascii_int(xdim.strip()) and _is_ascii_int(ydim.strip()):
             center = ((int(ydim) - 1) / 2.0, (int(xdim) - 1) / 2.0)
     sp, c = _pixel_params(path, spacing, center)
     frames = []
@@ -617,15 +711,16 @@ def _read_echoplaque_xml(path: Path, text: str, spacing: Any, center: Any) -> Co
         num = fm.findtext("Num")
         if num is None:
             continue
-        idx = int(num)
+        idx = _as_int(num.strip(), path=path, field="Fm/Num", fix="give each frame number as a whole number")
         found: dict[str, np.ndarray] = {}
         for ctr in fm.iter("Ctr"):
             kind = (ctr.findtext("Type") or "").strip().upper()
             pts = [
-                tuple(float(v) for v in re.split(r"[,\s]+", pt.text.strip())[:2])
+                _as_point(re.split(r"[,\s]+", pt.text.strip())[:2], 2, path=path,
+                          field=f"frame {idx} Ctr/{pt.tag}", fix="write each point as x,y pixels")
                 for pt in ctr
                 if pt.tag in ("p", "Pt") and pt.text
-            ]
+            ]  # fmt: skip
             if kind in ("L", "V") and pts:
                 xy = np.asarray(pts)  # (x = col, y = row) pixels
                 mm = px_to_mm(xy[:, ::-1], sp, c)
@@ -756,9 +851,13 @@ def read_landmarks(path: str | Path) -> tuple[Landmark, ...]:
     if isinstance(data, dict) and isinstance(data.get("markups"), list):
         out = []
         for markup in data["markups"]:
+            points = (markup.get("controlPoints") or []) if isinstance(markup, dict) else None
+            if not isinstance(points, list) or not all(isinstance(cp, dict) for cp in points):
+                raise input_error(path, "markups[].controlPoints", "is not a list of points",
+                                  "save the point list again from Slicer")  # fmt: skip
             system = str(markup.get("coordinateSystem", "LPS")).upper()
             flip = np.array([-1.0, -1.0, 1.0]) if system == "LPS" else np.ones(3)
-            for k, cp in enumerate(markup.get("controlPoints") or []):
+            for k, cp in enumerate(points):
                 label = str(cp.get("label", ""))
                 m = re.search(r"\d+", label)
                 if m is None:
@@ -768,7 +867,8 @@ def read_landmarks(path: str | Path) -> tuple[Landmark, ...]:
                 pos = cp.get("position")
                 out.append(Landmark(
                     frame=int(m.group()), kind=desc or "side_branch",
-                    point_ras_mm=None if pos is None else np.asarray(pos, dtype=float) * flip,
+                    point_ras_mm=None if pos is None else _as_point(
+                        pos, 3, path=path, field=f"controlPoints[{k}].position", fix="give [x, y, z] in mm") * flip,
                 ))  # fmt: skip
         return tuple(sorted(out, key=lambda lm: lm.frame))
     raise input_error(path, "format", "is not a landmarks file",
