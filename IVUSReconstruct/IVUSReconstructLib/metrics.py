@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from .errors import input_error
 from .types import ContourSet, FrameContours, Landmark, Metrics
@@ -74,6 +75,10 @@ class MetricParams:
         Lesions separated by less than this merge (1.5 mm).
     reference_search_mm : float
         Reference frames are searched this far proximal / distal of a lesion (10 mm).
+    reference_smoothing_frames : int
+        The reference frame is the largest lumen of the area profile median-filtered over this
+        many analysed frames (3), so that a single mis-segmented frame cannot be chosen; it
+        reports its own areas. 1 takes the raw largest lumen.
     stenosis_reference : str
         Reference used for the area-stenosis flag and the venous reference rule:
         ``"proximal"``, ``"distal"``, ``"largest"`` or ``"mean"`` (all four are reported).
@@ -114,6 +119,7 @@ class MetricParams:
     lesion_min_length_mm: float = 3.0
     lesion_merge_mm: float = 1.5
     reference_search_mm: float = 10.0
+    reference_smoothing_frames: int = 3
     stenosis_reference: str = "mean"
     coronary_flags: bool = True
     mla_flag_mm2: float = 4.0
@@ -468,7 +474,7 @@ class _Along:
 
 
 def _reference_window(
-    along: _Along, start_mm: float, end_mm: float, search_mm: float
+    along: _Along, start_mm: float, end_mm: float, search_mm: float, smoothing_frames: int = 1
 ) -> tuple[int | None, int | None]:
     """Positions of the proximal / distal reference frames of a segment [start_mm, end_mm].
 
@@ -488,9 +494,16 @@ def _reference_window(
     if len(branches):
         dist_mask &= s > branches.max()
 
+    # the frame is chosen on the lumen-area profile median-filtered over neighbouring frames, so
+    # that one frame whose border went astray cannot become the reference; the reference
+    # reports that frame's own areas
+    robust = lumen
+    if smoothing_frames > 1 and np.isfinite(lumen).sum() >= smoothing_frames:
+        robust = ndimage.median_filter(np.where(np.isfinite(lumen), lumen, 0.0), size=smoothing_frames, mode="nearest")
+
     def best(mask: np.ndarray) -> int | None:
         idx = np.flatnonzero(mask & np.isfinite(lumen))
-        return int(idx[np.argmax(lumen[idx])]) if len(idx) else None
+        return int(idx[np.argmax(robust[idx])]) if len(idx) else None
 
     return best(prox_mask), best(dist_mask)
 
@@ -499,7 +512,7 @@ def _segment_metrics(
     along: _Along, start_mm: float, end_mm: float, mla_i: int, params: MetricParams
 ) -> dict[str, Any]:
     """References, stenosis and remodeling of a segment whose minimum lumen is at ``mla_i``."""
-    prox_i, dist_i = _reference_window(along, start_mm, end_mm, params.reference_search_mm)
+    prox_i, dist_i = _reference_window(along, start_mm, end_mm, params.reference_search_mm, params.reference_smoothing_frames)
     prox, dist = along.point(prox_i), along.point(dist_i)
     mla = float(along.col("lumen_area_mm2")[mla_i])
 
@@ -759,7 +772,7 @@ def compute_metrics(
         pos = np.flatnonzero(stented)
         smin = int(pos[np.argmin(stent_area[pos])])
         s0, s1 = float(s[pos[0]]), float(s[pos[-1]])
-        prox_i, dist_i = _reference_window(along, s0, s1, params.reference_search_mm)
+        prox_i, dist_i = _reference_window(along, s0, s1, params.reference_search_mm, params.reference_smoothing_frames)
         ref_lumen = [lumen[i] for i in (prox_i, dist_i) if i is not None]
         expansion = float(100.0 * stent_area[smin] / np.mean(ref_lumen)) if ref_lumen else None
         prox_edge = np.flatnonzero((s > s1) & (s <= s1 + params.edge_distance_mm) & np.isfinite(burden))

@@ -343,7 +343,7 @@ def run_pipeline(
     IVUSCancelled
         When ``cancel`` is set.
     """
-    from .coregistration import place_frames
+    from .coregistration import fit_landmarks, place_frames, resample_centerline
     from .mesh import build_meshes
     from .metrics import MetricParams, compute_metrics
 
@@ -416,16 +416,23 @@ def run_pipeline(
         flags.append(
             {"rule": "no_centerline", "message": "no --centerline given: frames stacked on a straight line"}
         )
+    curve = resample_centerline(centerline)
+    landmarks = tuple(landmarks)
     poses = place_frames(
-        centerline,
+        curve,
         contours.indices,
         arc,
         contours=contours,
         align=options.align,
         mirror=options.mirror,
-        landmarks=tuple(landmarks),
+        landmarks=landmarks,
         source_name=input_paths.get("centerline", centerline.source),
     )
+    landmark_residuals: list[dict[str, Any]] = []
+    if any(lm.point_ras_mm is not None for lm in landmarks):
+        landmark_residuals = fit_landmarks(curve, contours.indices, arc, landmarks, mirror=options.mirror).residuals
+    # landmarks may have corrected the positions: measure along the corrected ones
+    arc = np.asarray(poses.arc_length_mm, dtype=float)
     stages.end()
 
     sub = stages.begin("metrics", "measuring")
@@ -437,9 +444,20 @@ def run_pipeline(
 
     sub = stages.begin("mesh", "building meshes")
     mesh = build_meshes(contours, poses, per_frame=metrics.per_frame)
+    folded = _field_array(mesh.lumen, "folded_frame_index")
+    if folded.size:
+        flags.append(
+            {
+                "rule": "folded_frames",
+                "message": f"{folded.size} frame(s) fold at tight bends (centerline radius of curvature below "
+                f"the vessel radius): frames {_frame_list([int(f) for f in folded])}; the inner wall is compressed",
+            }
+        )
     stages.end()
 
     inputs = _inputs_record(pullback, contours, centerline, input_paths, gating, arc_source, options)
+    if landmarks:
+        inputs["landmarks"] = {"n": len(landmarks), "residuals": _jsonable(landmark_residuals)}
     parameters = options.as_json()
     return RunResult(
         pullback=pullback,
@@ -454,6 +472,14 @@ def run_pipeline(
         flags=flags,
         timings_s=dict(stages.timings),
     )
+
+
+def _field_array(polydata: Any, name: str) -> np.ndarray:
+    """A field-data array of a vtkPolyData as numpy (empty when absent)."""
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+
+    array = polydata.GetFieldData().GetArray(name) if polydata is not None else None
+    return np.empty(0) if array is None else vtk_to_numpy(array)
 
 
 def _frame_list(frames: Sequence[int], most: int = 12) -> str:
@@ -555,6 +581,9 @@ def frames_table(result: RunResult) -> tuple[list[str], list[list[Any]]]:
         "ny": result.poses.normal_ras[:, 1],
         "nz": result.poses.normal_ras[:, 2],
     }
+    if result.poses.uncertainty_mm is not None:
+        header.append("placement_uncertainty_mm")
+        pose_cols["placement_uncertainty_mm"] = result.poses.uncertainty_mm
     columns = [pose_cols[h] if h in pose_cols else np.asarray(per_frame[h]) for h in header]
     n = len(columns[0])
     rows = [[_csv_value(col[i]) for col in columns] for i in range(n)]
@@ -562,17 +591,14 @@ def frames_table(result: RunResult) -> tuple[list[str], list[list[Any]]]:
 
 
 def _csv_value(v: Any) -> Any:
+    """A CSV cell: integers as such, floats to 6 significant digits, NaN as empty."""
     if isinstance(v, (np.integer, int)) and not isinstance(v, bool):
         return int(v)
     try:
         f = float(v)
     except (TypeError, ValueError):
         return v
-    if not np.isfinite(f):
-        return ""
-    if float(f).is_integer() and abs(f) < 1e15 and isinstance(v, (np.integer,)):
-        return int(f)
-    return f"{f:.6g}"
+    return f"{f:.6g}" if np.isfinite(f) else ""
 
 
 def summary_document(result: RunResult) -> dict[str, Any]:

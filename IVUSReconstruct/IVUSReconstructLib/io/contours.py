@@ -234,13 +234,19 @@ def _knots_mm(
 ) -> np.ndarray:  # fmt: skip
     """Pixel knots (x = col, y = row) to a validated frame-plane polygon in mm."""
     try:
-        k = np.column_stack([np.asarray(xs, dtype=float).ravel(), np.asarray(ys, dtype=float).ravel()])
+        x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+        ok = x.ndim == 1 and y.shape == x.shape
     except (TypeError, ValueError):
+        ok = False
+    if not ok:
         raise input_error(
             path, field, "is not two equally long lists of numbers (x, y)", "export the contours again"
-        ) from None
+        )
+    k = np.column_stack([x, y])
     if drop_last:
         k = k[:-1]
+    if len(k) == 0:
+        raise input_error(path, field, "has 0 distinct knots", "give at least 3 knots")
     if not np.all(np.isfinite(k)):
         raise input_error(path, field, "has NaN knots", "remove or fix those knots")
     k = k[np.concatenate([[True], np.any(np.diff(k, axis=0) != 0, axis=1)])]
