@@ -1002,6 +1002,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
                     processes=True,
                     dashboard_address=":0" if _dashboard_available() else None,
                     silence_logs=quiet,
+                    # Mesa's software renderer starts a thread per core in every worker; share the
+                    # cores instead of oversubscribing them (Dask already sets OMP/MKL threads to 1)
+                    env={"LP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // n_workers))},
                 )
             client = Client(cluster)
             client.register_plugin(_ignore_sigint_plugin())

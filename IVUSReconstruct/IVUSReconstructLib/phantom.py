@@ -194,7 +194,7 @@ PRESETS: dict[str, PhantomPreset] = {
             Narrowing(
                 position=0.35,
                 half_length_mm=14.0,
-                area_fraction=0.45,
+                area_fraction=0.6,
                 aspect=1.25,
                 remodeling=1.05,
                 eccentricity=0.4,
@@ -1049,7 +1049,9 @@ def make_phantom(
     tissue = _TissueSpeckle(
         seed,
         (len(scanner.theta), len(scanner.depth_mm)),
-        step_mm=0.1,
+        # the elevational beam width sets how far along the vessel tissue speckle stays alike:
+        # ~0.25 mm at 40-60 MHz, ~0.4 mm for 20 MHz phased arrays
+        step_mm=0.4 if speckle == "phased" else 0.25,
         coarse=speckle == "phased",
         depth_step_mm=float(scanner.depth_mm[1] - scanner.depth_mm[0]),
         blob_mm=0.02 * preset.fov_mm,

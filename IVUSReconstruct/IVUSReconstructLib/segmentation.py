@@ -565,8 +565,9 @@ class _Segmenter:
 
     def shadows(
         self, image: np.ndarray, lumen_mm: np.ndarray, vessel_mm: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, list[list[np.ndarray]]]:
-        """Shadowed sectors, which of them are calcium, and calcium polygons (frame-plane mm)."""
+    ) -> tuple[np.ndarray, np.ndarray, list[list[np.ndarray]], np.ndarray]:
+        """Shadowed sectors, which of them are calcium, calcium polygons (frame-plane mm) and the
+        reflector radius of each direction (F, A), mm."""
         n_f, n_a, n_r = image.shape
         r_mm = self.radii[None, None, :]
         depth = self.samples(1.0)
@@ -586,12 +587,14 @@ class _Segmenter:
         shadow = shadow | np.roll(shadow, 1, axis=1) | np.roll(shadow, -1, axis=1)
         calcium = np.zeros_like(shadow)
         polygons: list[list[np.ndarray]] = []
+        reflector = np.full((n_f, n_a), np.inf)
         theta = 2 * np.pi * np.arange(n_a) / n_a
         for f in range(n_f):
             polys: list[np.ndarray] = []
             if shadow[f].any():
                 peak = np.argmax(np.where(r_mm[0] < vessel_mm[f][:, None] + 0.1, image[f], -np.inf), axis=-1)
                 peak_mm = self.radii[peak]
+                reflector[f] = np.where(shadow[f], peak_mm, np.inf)
                 lumen_fit = _fourier_fill(lumen_mm[f], shadow[f])
                 is_calcium = shadow[f] & (peak_mm > lumen_fit - 0.05)
                 calcium[f] = is_calcium
@@ -606,7 +609,7 @@ class _Segmenter:
                     ring_out = np.column_stack([outer * np.cos(t), outer * np.sin(t)])[::-1]
                     polys.append(np.vstack([ring_in, ring_out]))
             polygons.append(polys)
-        return shadow, calcium, polygons
+        return shadow, calcium, polygons, reflector
 
     def run(self, frames: np.ndarray, polar: dict[int, np.ndarray]) -> _Borders:
         image = np.stack([polar[int(i)] for i in frames])
@@ -617,8 +620,10 @@ class _Segmenter:
         lumen_path, lumen_strength = self.lumen(stability, log_image)
         vessel_path, vessel_strength = self.vessel(log_image, lumen_path)
         lumen_mm, vessel_mm = self.to_mm(lumen_path), self.to_mm(vessel_path)
-        shadow, calcium, polygons = self.shadows(image, lumen_mm, vessel_mm)
+        shadow, calcium, polygons, reflector = self.shadows(image, lumen_mm, vessel_mm)
         wire = shadow & ~calcium
+        # nothing behind calcium is seen: the lumen ends in front of its leading edge
+        lumen_mm = np.where(calcium, np.minimum(lumen_mm, reflector - 0.5 * self.dr), lumen_mm)
         for f in range(len(frames)):
             lumen_mm[f] = _fourier_fill(lumen_mm[f], wire[f])
             vessel_mm[f] = _fourier_fill(vessel_mm[f], shadow[f])

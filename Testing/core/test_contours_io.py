@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from IVUSReconstructLib.errors import IVUSInputError
 from IVUSReconstructLib.geometry import polygon_area, polygon_centroid
 from IVUSReconstructLib.io.contours import (
@@ -223,6 +224,109 @@ def test_validation_messages(tmp_path):
                                                  "use contours of this pullback (frame indices are 0-based)")):  # fmt: skip
         check_contours_fit(cs, 10, "c.json")
     check_contours_fit(cs, 13, "c.json")  # fits
+
+
+@pytest.mark.parametrize(
+    ("frame", "text"),
+    [
+        ({"index": None}, "frames[1].index is None, not a number"),
+        ({"index": "a"}, "frames[1].index is 'a', not a number"),
+        ({"index": 2.5}, "frames[1].index is 2.5, not a whole number"),
+        ({"index": True}, "frames[1].index is True, not a number"),
+    ],
+)
+def test_native_index_not_an_integer(tmp_path, frame, text):
+    good = circle(1.0).tolist()
+    p = _native(tmp_path / "c.json", [{"index": 0, "lumen": good}, {**frame, "lumen": good}])
+    with pytest.raises(
+        IVUSInputError, match=msg(p, f"{text}; give each frame's 0-based index as a whole number")
+    ):
+        read_contours(p)
+
+
+def test_native_numeric_fields_and_landmarks(tmp_path):
+    good = circle(1.0).tolist()
+    p = _native(tmp_path / "z.json", [{"index": 0, "lumen": good, "z_mm": "x"}])
+    with pytest.raises(
+        IVUSInputError, match=msg(p, "frames[0].z_mm is 'x', not a number; give z_mm as a number")
+    ):
+        read_contours(p)
+    p = tmp_path / "nan.json"
+    # json.dumps writes the bare NaN token that json.loads accepts
+    p.write_text(json.dumps({"format": "ivus-contours", "frames": [{"index": 4, "lumen": good,
+                                                                    "confidence": float("nan")}]}))  # fmt: skip
+    with pytest.raises(IVUSInputError, match=msg(
+        p, "frames[0].confidence is nan, not a finite number; give the confidence as a number in [0, 1]")):  # fmt: skip
+        read_contours(p)
+    doc = {"format": "ivus-contours", "frames": [{"index": 4, "lumen": good}], "landmarks": 3}
+    p.write_text(json.dumps(doc))
+    with pytest.raises(IVUSInputError, match=msg(
+        p, 'landmarks is 3, not a list; write "landmarks": [{"frame": 40, "kind": "side_branch"}, ...]')):  # fmt: skip
+        read_contours(p)
+    doc["landmarks"] = [{"frame": 4, "point": [1, 2]}]
+    p.write_text(json.dumps(doc))
+    with pytest.raises(IVUSInputError, match=msg(
+        p, "landmarks[0].point is [1, 2], not 3 numbers; give the point as [x, y, z] in mm")):  # fmt: skip
+        read_contours(p)
+    doc["landmarks"], doc["pixel_spacing_mm"] = [], 0.02
+    p.write_text(json.dumps(doc))
+    with pytest.raises(IVUSInputError, match=msg(
+        p, "pixel_spacing_mm is 0.02, not 2 numbers; give [row, col] mm per pixel")):  # fmt: skip
+        read_contours(p)
+
+
+def test_plain_csv_bad_cells(tmp_path):
+    p = tmp_path / "c.csv"
+    head = "frame,contour,x_mm,y_mm,z_mm\n0,lumen,1,0,\n"
+    cases = [
+        ("0,lumen,a,0,\n", "line 3 column x_mm is 'a', not a number; write a number"),
+        ("inf,lumen,0,1,\n", "line 3 column frame is 'inf', not a finite number; "
+                               "write the 0-based frame index as a whole number"),
+        ("1e999,lumen,0,1,\n", "line 3 column frame is '1e999', not a finite number; "
+                                 "write the 0-based frame index as a whole number"),
+        ("0.5,lumen,0,1,\n", "line 3 column frame is '0.5', not a whole number; "
+                               "write the 0-based frame index as a whole number"),
+        (",lumen,0,1,\n", "line 3 column frame is '', not a number; write the 0-based frame index as a whole number"),
+        ("0,lumen,0,1,zz\n", "line 3 column z_mm is 'zz', not a number; write a number or leave it empty"),
+    ]  # fmt: skip
+    for row, text in cases:
+        p.write_text(head + row)
+        with pytest.raises(IVUSInputError, match=msg(p, text)):
+            read_contours(p)
+    # a NaN coordinate is a number: validate_polygon names the frame and contour
+    p.write_text(head + "0,lumen,nan,1,\n0,lumen,0,-1,\n")
+    with pytest.raises(IVUSInputError, match=msg(p, "frame 0 lumen has NaN or infinite coordinates; "
+                                                   "remove or fix those points")):  # fmt: skip
+        read_contours(p)
+
+
+def test_multimodars_bad_frame_numbers(tmp_path):
+    p = tmp_path / "diastolic_contours.csv"
+    for frame, text in [
+        ("inf", "row 2 frame is inf, not a finite number; write the 1-based frame number as a whole number"),
+        ("nan", "row 2 frame is nan, not a finite number; write the 1-based frame number as a whole number"),
+        ("2.5", "row 2 frame is 2.5, not a whole number; write the 1-based frame number as a whole number"),
+    ]:
+        p.write_text(f"1\t5.0\t4.5\t0\n{frame}\t4.5\t5.0\t0\n1\t4.0\t4.5\t0\n")
+        with pytest.raises(IVUSInputError, match=msg(p, text)):
+            read_contours(p)
+
+
+def test_pixel_formats_bad_values(tmp_path):
+    p = tmp_path / "a.json"
+    p.write_text(json.dumps({"lumen": [[[300, 350, 300, "x"]], [[200, 256, 300, 256]]]}))
+    with pytest.raises(IVUSInputError, match=msg(
+        p, "lumen frame 0 is not two equally long lists of numbers (x, y); export the contours again")):  # fmt: skip
+        read_contours(p, pixel_spacing_mm=SPACING)
+    p = tmp_path / "e.xml"
+    p.write_text("<R><Fm><Num>x1</Num><Ctr><Type>L</Type><p>1,2</p></Ctr></Fm></R>")
+    with pytest.raises(IVUSInputError, match=msg(
+        p, "Fm/Num is 'x1', not a number; give each frame number as a whole number")):  # fmt: skip
+        read_contours(p, pixel_spacing_mm=SPACING)
+    p.write_text("<R><Fm><Num>1</Num><Ctr><Type>L</Type><p>1,2</p><p>3</p></Ctr></Fm></R>")
+    with pytest.raises(IVUSInputError, match=msg(
+        p, "frame 1 Ctr/p is ['3'], not 2 numbers; write each point as x,y pixels")):  # fmt: skip
+        read_contours(p, pixel_spacing_mm=SPACING)
 
 
 def test_landmarks_native_lps_and_markups(tmp_path):

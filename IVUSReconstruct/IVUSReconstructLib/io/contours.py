@@ -70,7 +70,7 @@ _PHASES = {"D": "ED", "S": "ES", "ED": "ED", "ES": "ES", "diastolic": "ED", "sys
 
 def _show(value: object) -> str:
     """Short one-line repr of a bad value for an error message."""
-    text = repr(value)
+    text = repr(value.item() if isinstance(value, np.generic) else value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -453,7 +453,9 @@ def _read_aivus_json(path: Path, data: dict[str, Any], spacing: Any, center: Any
     sp, c = _pixel_params(path, spacing, center)
     xs_all, ys_all = data["lumen"]
     if not isinstance(xs_all, list) or not isinstance(ys_all, list):
-        raise input_error(path, "lumen", "is not [x_lists, y_lists]", "export the contours again from AIVUS-CAA")
+        raise input_error(
+            path, "lumen", "is not [x_lists, y_lists]", "export the contours again from AIVUS-CAA"
+        )
     phases = data.get("phases")
     phases = phases if isinstance(phases, list) else []
     vessel_knots = data.get("eem") or data.get("vessel")
@@ -547,11 +549,8 @@ def _load_table(path: Path) -> np.ndarray:
 
 def _split_frames(path: Path, table: np.ndarray) -> list[tuple[int, np.ndarray, float]]:
     """Consecutive blocks of equal frame number: (frame, xy points, z)."""
-    bad = np.flatnonzero(~np.isfinite(table[:, 0]))
-    if len(bad):
-        # rows are numbered as in the file when it has no blank or comment lines
-        raise input_error(path, f"row {bad[0] + 1} frame", f"is {table[bad[0], 0]}, not a finite number",
-                          "write the 1-based frame number as a whole number")  # fmt: skip
+    # a NaN frame differs from its neighbours and an infinite one starts its block, so checking
+    # the first row of each block checks them all; rows are numbered as in a file without blank lines
     change = np.flatnonzero(np.diff(table[:, 0]) != 0) + 1
     blocks = np.split(np.arange(len(table)), change)
     seen: set[int] = set()
@@ -651,8 +650,12 @@ def _read_plain_csv(path: Path, text: str) -> ContourSet:
     order: list[int] = []
     for line, row in enumerate(reader, start=2):
         row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-        frame = _as_int(row["frame"], path=path, field=f"line {line} column frame",
-                        fix="write the 0-based frame index as a whole number")
+        frame = _as_int(
+            row["frame"],
+            path=path,
+            field=f"line {line} column frame",
+            fix="write the 0-based frame index as a whole number",
+        )
         # NaN / infinite coordinates are left to validate_polygon, which names the frame and contour
         xy = [
             _as_float(row[c], path=path, field=f"line {line} column {c}", fix="write a number", finite=False)
