@@ -499,7 +499,9 @@ def _reference_window(
     # reports that frame's own areas
     robust = lumen
     if smoothing_frames > 1 and np.isfinite(lumen).sum() >= smoothing_frames:
-        robust = ndimage.median_filter(np.where(np.isfinite(lumen), lumen, 0.0), size=smoothing_frames, mode="nearest")
+        robust = ndimage.median_filter(
+            np.where(np.isfinite(lumen), lumen, 0.0), size=smoothing_frames, mode="nearest"
+        )
 
     def best(mask: np.ndarray) -> int | None:
         idx = np.flatnonzero(mask & np.isfinite(lumen))
@@ -512,7 +514,9 @@ def _segment_metrics(
     along: _Along, start_mm: float, end_mm: float, mla_i: int, params: MetricParams
 ) -> dict[str, Any]:
     """References, stenosis and remodeling of a segment whose minimum lumen is at ``mla_i``."""
-    prox_i, dist_i = _reference_window(along, start_mm, end_mm, params.reference_search_mm, params.reference_smoothing_frames)
+    prox_i, dist_i = _reference_window(
+        along, start_mm, end_mm, params.reference_search_mm, params.reference_smoothing_frames
+    )
     prox, dist = along.point(prox_i), along.point(dist_i)
     mla = float(along.col("lumen_area_mm2")[mla_i])
 
@@ -772,7 +776,9 @@ def compute_metrics(
         pos = np.flatnonzero(stented)
         smin = int(pos[np.argmin(stent_area[pos])])
         s0, s1 = float(s[pos[0]]), float(s[pos[-1]])
-        prox_i, dist_i = _reference_window(along, s0, s1, params.reference_search_mm, params.reference_smoothing_frames)
+        prox_i, dist_i = _reference_window(
+            along, s0, s1, params.reference_search_mm, params.reference_smoothing_frames
+        )
         ref_lumen = [lumen[i] for i in (prox_i, dist_i) if i is not None]
         expansion = float(100.0 * stent_area[smin] / np.mean(ref_lumen)) if ref_lumen else None
         prox_edge = np.flatnonzero((s > s1) & (s <= s1 + params.edge_distance_mm) & np.isfinite(burden))

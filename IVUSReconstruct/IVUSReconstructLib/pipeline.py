@@ -430,7 +430,9 @@ def run_pipeline(
     )
     landmark_residuals: list[dict[str, Any]] = []
     if any(lm.point_ras_mm is not None for lm in landmarks):
-        landmark_residuals = fit_landmarks(curve, contours.indices, arc, landmarks, mirror=options.mirror).residuals
+        landmark_residuals = fit_landmarks(
+            curve, contours.indices, arc, landmarks, mirror=options.mirror
+        ).residuals
     # landmarks may have corrected the positions: measure along the corrected ones
     arc = np.asarray(poses.arc_length_mm, dtype=float)
     stages.end()

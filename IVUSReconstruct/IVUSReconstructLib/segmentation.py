@@ -200,8 +200,6 @@ def dp_closed_path(
     return middle.T.copy()
 
 
-
-
 def _box(x: np.ndarray, size_a: int, size_r: int) -> np.ndarray:
     """Box mean over (angle, radius), circular in angle; x of shape (F, A, R)."""
     y = ndimage.uniform_filter1d(x, size=max(1, size_a), axis=1, mode="wrap")
@@ -221,8 +219,6 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     starts = np.flatnonzero(d == 1)
     ends = np.flatnonzero(d == -1)
     return [((s + shift) % n, e - s) for s, e in zip(starts, ends, strict=False)]
-
-
 
 
 def _local_ncc(a: np.ndarray, b: np.ndarray, size_a: int, size_r: int) -> np.ndarray:
@@ -262,7 +258,9 @@ def _step(x: np.ndarray, w: int) -> np.ndarray:
     sample inside ``radii_mm[r]``.
     """
     n_r = x.shape[-1]
-    cs = np.concatenate([np.zeros(x.shape[:-1] + (1,), np.float32), np.cumsum(x, axis=-1, dtype=np.float32)], axis=-1)
+    cs = np.concatenate(
+        [np.zeros(x.shape[:-1] + (1,), np.float32), np.cumsum(x, axis=-1, dtype=np.float32)], axis=-1
+    )
     r = np.arange(n_r)
     lo = np.clip(r - w, 0, n_r)
     hi = np.clip(r + w, 0, n_r)
@@ -314,9 +312,11 @@ def _fourier_fill(radii: np.ndarray, hidden: np.ndarray) -> np.ndarray:
 def _dilate_circular(mask: np.ndarray, n: int) -> np.ndarray:
     if n <= 0:
         return mask
-    return ndimage.binary_dilation(mask, iterations=n, structure=np.ones(3, bool), border_value=0) | np.roll(
-        mask, n
-    ) | np.roll(mask, -n)
+    return (
+        ndimage.binary_dilation(mask, iterations=n, structure=np.ones(3, bool), border_value=0)
+        | np.roll(mask, n)
+        | np.roll(mask, -n)
+    )
 
 
 @dataclass(frozen=True)
@@ -374,14 +374,20 @@ class _Segmenter:
         self.o = options
         h, w = pullback.shape_px
         self.sampler = PolarSampler.build(
-            (h, w), pullback.pixel_spacing_mm, pullback.catheter_center_px, n_angles=options.n_angles, n_radii=100000
+            (h, w),
+            pullback.pixel_spacing_mm,
+            pullback.catheter_center_px,
+            n_angles=options.n_angles,
+            n_radii=100000,
         )
         self.dr = self.sampler.dr_mm
         self.radii = self.sampler.radii_mm
         self.n_r = len(self.radii)
         # a border may turn steeply where a flattened lumen ends far from the catheter: allow radial
         # moves that grow with the field of view between neighbouring angles
-        self.max_step = self.samples(max(options.max_slope_mm, options.max_slope_fraction * self.radii[-1]), 2)
+        self.max_step = self.samples(
+            max(options.max_slope_mm, options.max_slope_fraction * self.radii[-1]), 2
+        )
         self.step_scale = np.maximum(self.radii, 1.5) / 1.5
         self.ring: int | None = None
         self.profile: np.ndarray | None = None
@@ -435,10 +441,14 @@ class _Segmenter:
         # the grey-level rise from blood to wall backs the correlation up where blood echoes
         # little (20 MHz) and its few echoes happen to correlate
         grey = _step(_box(log_image, 5, 1), w)
-        grey = np.clip(grey / np.maximum(np.percentile(grey[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None], -1, 1)
+        grey = np.clip(
+            grey / np.maximum(np.percentile(grey[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None], -1, 1
+        )
         weight = self._stability_weight(stability, log_image, start)[:, None, None]
         local = _step(_box(stability, 3, 1), w)
-        local = np.clip(local / np.maximum(np.percentile(local[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None], -1, 1)
+        local = np.clip(
+            local / np.maximum(np.percentile(local[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None], -1, 1
+        )
         region = self._region_score(stability, log_image, start)
         smooth = _box(stability, 5, 3)
         best_path = best_edge = None
@@ -464,7 +474,10 @@ class _Segmenter:
         cost[..., : start + 1] = np.inf
         cost[..., self.n_r - w :] = np.inf
         return dp_closed_path(
-            cost.astype(np.float32), max_step=self.max_step, step_scale=self.step_scale, smooth_weight=self.o.smooth_weight
+            cost.astype(np.float32),
+            max_step=self.max_step,
+            step_scale=self.step_scale,
+            smooth_weight=self.o.smooth_weight,
         )
 
     def _separation(self, smooth: np.ndarray, path: np.ndarray, start: int) -> np.ndarray:
@@ -494,7 +507,9 @@ class _Segmenter:
         level = (0.5 * (blood + tissue))[:, None, None]
         g = np.clip((level - smooth) / contrast, -1.0, 1.0)
         g[..., :start] = 0.0
-        inside = np.concatenate([np.zeros(g.shape[:-1] + (1,), np.float32), np.cumsum(g, axis=-1)[..., :-1]], axis=-1)
+        inside = np.concatenate(
+            [np.zeros(g.shape[:-1] + (1,), np.float32), np.cumsum(g, axis=-1)[..., :-1]], axis=-1
+        )
         span = self.samples(0.3, 3)
         cs = np.concatenate([np.zeros(g.shape[:-1] + (1,), np.float32), np.cumsum(g, axis=-1)], axis=-1)
         r = np.arange(self.n_r)
@@ -528,12 +543,20 @@ class _Segmenter:
         r = np.arange(self.n_r)[None, None, :]
         lo = path[..., None] - self.samples(self.o.refine_inner_mm, 1)
         # the correlation border lies up to a window inside the true one
-        hi = path[..., None] + self.samples(self.o.correlation_half_mm, 1) + self.samples(self.o.refine_outer_mm, 2)
+        hi = (
+            path[..., None]
+            + self.samples(self.o.correlation_half_mm, 1)
+            + self.samples(self.o.refine_outer_mm, 2)
+        )
         allowed = (r >= np.maximum(lo, start + 1)) & (r <= np.minimum(hi, self.n_r - w - 1))
         band = np.where(allowed, edge, np.nan)
-        scale = np.maximum(np.nan_to_num(np.nanpercentile(band.reshape(len(edge), -1), 99, axis=1), nan=1.0), 1e-3)
+        scale = np.maximum(
+            np.nan_to_num(np.nanpercentile(band.reshape(len(edge), -1), 99, axis=1), nan=1.0), 1e-3
+        )
         cost = np.where(allowed, 1.0 - edge / scale[:, None, None], np.inf).astype(np.float32)
-        refined = dp_closed_path(cost, max_step=self.max_step, step_scale=self.step_scale, smooth_weight=self.o.smooth_weight)
+        refined = dp_closed_path(
+            cost, max_step=self.max_step, step_scale=self.step_scale, smooth_weight=self.o.smooth_weight
+        )
         return _subsample(edge, refined)
 
     def _bright_near_field(self, log_image: np.ndarray) -> int:
@@ -555,7 +578,9 @@ class _Segmenter:
         # nearer edges are preferred a little: the adventitia is the first bright layer out
         cost = 1.0 - edge / scale + 0.15 * (r - lo) / max(self.samples(self.o.max_wall_mm), 1)
         cost = np.where(allowed, cost, np.inf).astype(np.float32)
-        path = dp_closed_path(cost, max_step=self.max_step, step_scale=self.step_scale, smooth_weight=self.o.smooth_weight)
+        path = dp_closed_path(
+            cost, max_step=self.max_step, step_scale=self.step_scale, smooth_weight=self.o.smooth_weight
+        )
         strength = np.take_along_axis(edge / scale, path[..., None], axis=-1)[..., 0]
         return _subsample(edge, path), np.clip(strength, 0.0, 1.0)
 
@@ -685,7 +710,9 @@ def segment_pullback(
     n = pullback.n_frames
     frames = np.arange(n) if frame_indices is None else np.unique(np.asarray(frame_indices, dtype=int))
     if frames.size and (frames[0] < 0 or frames[-1] >= n):
-        raise IVUSInputError(f"frames {frames[0]}-{frames[-1]}: outside the pullback's 0-{n - 1}; choose frames inside it")
+        raise IVUSInputError(
+            f"frames {frames[0]}-{frames[-1]}: outside the pullback's 0-{n - 1}; choose frames inside it"
+        )
     seg = _Segmenter(pullback, o)
     lumen, vessel, arcs, conf = [], [], [], []
     calcium: list[list[np.ndarray]] = []
@@ -713,9 +740,15 @@ def segment_pullback(
         arcs.append(borders.calcium_arc_deg)
         conf.append(borders.confidence)
         if progress is not None:
-            progress(min(1.0, (start + len(batch)) / max(len(frames), 1)), f"segmenting frame {int(batch[-1])}")
+            progress(
+                min(1.0, (start + len(batch)) / max(len(frames), 1)), f"segmenting frame {int(batch[-1])}"
+            )
     if not frames.size:
-        return ContourSet(frames=(), pixel_spacing_mm=pullback.pixel_spacing_mm, catheter_center_px=pullback.catheter_center_px)
+        return ContourSet(
+            frames=(),
+            pixel_spacing_mm=pullback.pixel_spacing_mm,
+            catheter_center_px=pullback.catheter_center_px,
+        )
     lumen_mm = np.concatenate(lumen)
     vessel_mm = np.concatenate(vessel)
     max_gap = max(3, int(np.median(np.diff(frames))) if len(frames) > 1 else 3)
@@ -737,5 +770,7 @@ def segment_pullback(
             )
         )
     return ContourSet(
-        frames=tuple(out), pixel_spacing_mm=pullback.pixel_spacing_mm, catheter_center_px=pullback.catheter_center_px
+        frames=tuple(out),
+        pixel_spacing_mm=pullback.pixel_spacing_mm,
+        catheter_center_px=pullback.catheter_center_px,
     )

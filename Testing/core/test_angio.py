@@ -6,10 +6,11 @@ import threading
 
 import numpy as np
 import pytest
+from scipy.spatial import cKDTree
+
 from IVUSReconstructLib import angio
 from IVUSReconstructLib.errors import IVUSCancelled, IVUSInputError
 from IVUSReconstructLib.io.xa import XAGeometry, read_xa_frame, read_xa_geometry, write_xa
-from scipy.spatial import cKDTree
 
 SID_MM, SOD_MM, SPACING_MM, SIZE_PX = 1100.0, 750.0, 0.3, 512
 CENTRE_PX = (SIZE_PX - 1) / 2.0

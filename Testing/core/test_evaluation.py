@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from IVUSReconstructLib.evaluation import compare_polygons, evaluate_contours, rasterize_polygon
 from IVUSReconstructLib.geometry import polar_polygon
 from IVUSReconstructLib.types import ContourSet, FrameContours

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+
 from IVUSReconstructLib.errors import IVUSInputError
 from IVUSReconstructLib.metrics import (
     PER_FRAME_COLUMNS,

@@ -1,15 +1,20 @@
-"""Lumen / vessel segmentation: DP and polar map against analytic cases, accuracy on phantoms."""
+"""Lumen / vessel segmentation: polar map, DP, shadow fill and accuracy on unseen phantoms."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from IVUSReconstructLib.errors import IVUSInputError
 from IVUSReconstructLib.evaluation import evaluate_contours
+from IVUSReconstructLib.geometry import polygon_area
 from IVUSReconstructLib.phantom import make_phantom
 from IVUSReconstructLib.segmentation import (
     PolarSampler,
-    _fill_long_shadows,
+    _fourier_fill,
+    _local_ncc,
+    _step,
+    _subsample,
     dp_closed_path,
     segment_pullback,
 )
@@ -39,42 +44,65 @@ def test_dp_follows_a_closed_sinusoidal_valley():
     assert abs(int(path[0]) - int(path[-1])) <= 3  # closed: no jump across theta = 0
 
 
-# (preset, speckle, min lumen Jaccard, min vessel Jaccard, max mean lumen Hausdorff mm)
-# Measured on seed 22 (never used for tuning): coronary 0.81/0.94 rotational, 0.83/0.93
-# phased; femoropopliteal 0.90/0.83, 0.93/0.86; iliac-vein 0.94/0.94, 0.94/0.93.
-# Still BELOW the issue-4 targets (0.92 / 0.3 mm) for coronary and femoropopliteal.
-CASES = [
-    ("coronary", "rotational", 0.78, 0.91, 0.45),
-    ("coronary", "phased", 0.80, 0.90, 0.45),
-    ("femoropopliteal", "rotational", 0.87, 0.81, 0.40),
-    ("femoropopliteal", "phased", 0.90, 0.83, 0.30),
-    ("iliac-vein", "rotational", 0.92, 0.92, 0.80),
-    ("iliac-vein", "phased", 0.92, 0.91, 0.80),
-]
+def test_step_locates_an_edge_between_samples_to_sub_sample_precision():
+    # a ramp-free step of height 1 between samples 19 and 20, blurred symmetrically
+    x = np.zeros((1, 1, 40), np.float32)
+    x[..., 20:] = 1.0
+    edge = _step(x, 3)
+    path = np.argmax(edge, axis=-1)
+    assert int(path[0, 0]) == 20  # the step at index r lies between samples r - 1 and r
+    assert _subsample(edge, path)[0, 0] == pytest.approx(20.0, abs=0.01)
 
 
-def test_long_shadow_is_filled_from_the_visible_ellipse():
-    # an off-centre circle seen from the catheter, half of it hidden by a shadow
-    n_a = 128
+def test_fourier_fill_recovers_an_off_centre_circle_behind_a_long_shadow():
+    n_a = 180
     theta = 2 * np.pi * np.arange(n_a) / n_a
     cx, cy, radius = 0.8, -0.4, 3.0
     proj = cx * np.cos(theta) + cy * np.sin(theta)
     truth = proj + np.sqrt(radius**2 - (cx**2 + cy**2) + proj**2)
-    shadow = (theta > np.radians(60)) & (theta < np.radians(240))
-    seen = np.where(shadow, truth.mean(), truth)  # garbage behind the shadow
-    filled = _fill_long_shadows(seen[None], shadow[None], 10)[0]
-    assert np.max(np.abs(filled - truth)) < 0.15
-    assert np.array_equal(filled[~shadow], truth[~shadow])
+    hidden = (theta > np.radians(60)) & (theta < np.radians(200))
+    seen = np.where(hidden, 1.0, truth)  # garbage behind the shadow
+    filled = _fourier_fill(seen, hidden)
+    assert np.max(np.abs(filled - truth)) < 0.05
+    assert np.array_equal(filled[~hidden], truth[~hidden])
+
+
+def test_local_correlation_separates_moving_from_still_speckle():
+    rng = np.random.default_rng(3)
+    still = rng.rayleigh(size=(1, 60, 80)).astype(np.float32)
+    a = still.copy()
+    b = still.copy()
+    # left half: fresh speckle in the second image (blood); right half: the same (tissue)
+    b[..., :40] = rng.rayleigh(size=(1, 60, 40))
+    ncc = _local_ncc(a, b, 5, 5)
+    assert abs(float(ncc[..., 5:35].mean())) < 0.1
+    assert float(ncc[..., 45:75].mean()) > 0.99
+
+
+# Seed 17 was not used while developing the method (tuning used seed 1; seeds 11 and 13 were
+# measured to set these bounds). Measured on seeds 11 / 13 (lumen J, vessel J, lumen HD mm):
+# coronary rotational 0.96 / 0.98, 0.15-0.19; phased 0.97 / 0.99, 0.05;
+# femoropopliteal rotational 0.83-0.85 / 0.92-0.94, 0.74-0.86; phased 0.93 / 0.94-0.96, 0.52-0.65;
+# iliac-vein rotational 0.94 / 0.92, 1.03; phased 0.86-0.90 / 0.90-0.91, 1.4-2.0.
+# Coronary meets the issue-4 bar (0.92 / 0.3 mm); the peripheral presets do not yet.
+CASES = [
+    ("coronary", "rotational", 0.93, 0.95, 0.30),
+    ("coronary", "phased", 0.93, 0.95, 0.30),
+    ("femoropopliteal", "rotational", 0.78, 0.86, 1.1),
+    ("femoropopliteal", "phased", 0.88, 0.90, 0.9),
+    ("iliac-vein", "rotational", 0.88, 0.88, 1.6),
+    ("iliac-vein", "phased", 0.82, 0.85, 2.4),
+]
 
 
 @pytest.mark.parametrize(("preset", "speckle", "j_lumen", "j_vessel", "h_lumen"), CASES)
 def test_segmentation_accuracy_on_unseen_phantoms(preset, speckle, j_lumen, j_vessel, h_lumen):
-    # seeds 21 and 22 were never used while tuning the method
-    ph = make_phantom(preset, seed=22, length_mm=2.0, speckle=speckle)
-    frames = np.arange(0, ph.pullback.n_frames, 2)
+    ph = make_phantom(preset, seed=17, length_mm=8.0, speckle=speckle)
+    frames = ph.ed_frames if len(ph.ed_frames) else np.arange(0, ph.pullback.n_frames, 12)
     cs = segment_pullback(ph.pullback, frames)
-    assert np.array_equal(cs.indices, frames)
-    summary = evaluate_contours(cs, ph.truth, pixel_size_mm=0.02)["summary"]
+    assert np.array_equal(cs.indices, np.unique(frames))
+    truth = ph.truth.with_frames(tuple(f for f in ph.truth.frames if f.index in set(frames.tolist())))
+    summary = evaluate_contours(cs, truth)["summary"]
     assert summary["lumen"]["jaccard"]["mean"] >= j_lumen
     assert summary["vessel"]["jaccard"]["mean"] >= j_vessel
     assert summary["lumen"]["hausdorff_mm"]["mean"] <= h_lumen
@@ -82,7 +110,28 @@ def test_segmentation_accuracy_on_unseen_phantoms(preset, speckle, j_lumen, j_ve
     assert np.all((conf >= 0) & (conf <= 1))
 
 
+def test_coronary_lumen_area_is_unbiased():
+    """The volumes of the demo depend on the mean area error, not only on overlap."""
+    ph = make_phantom("coronary", seed=17, length_mm=8.0)
+    cs = segment_pullback(ph.pullback, ph.ed_frames)
+    truth = {f.index: f for f in ph.truth.frames}
+    bias = np.mean([polygon_area(f.lumen) / polygon_area(truth[f.index].lumen) - 1 for f in cs.frames])
+    assert abs(bias) < 0.03
+
+
+def test_calcium_arc_is_measured_where_there_is_calcium():
+    ph = make_phantom("coronary", seed=17, length_mm=8.0)
+    cs = segment_pullback(ph.pullback, ph.ed_frames)
+    truth = {f.index: f for f in ph.truth.frames}
+    with_calcium = [f for f in cs.frames if truth[f.index].calcium]
+    without = [f for f in cs.frames if not truth[f.index].calcium]
+    assert with_calcium and without
+    assert np.median([f.calcium_arc_deg for f in with_calcium]) > 40.0  # truth: 110 deg arc
+    assert np.median([f.calcium_arc_deg for f in without]) < 5.0
+
+
 def test_segment_rejects_frames_outside_the_pullback():
     ph = make_phantom("coronary", seed=21, length_mm=0.5)
-    with pytest.raises(ValueError, match=r"--frames: frame indices must lie in 0\.\."):
-        segment_pullback(ph.pullback, [ph.pullback.n_frames])
+    n = ph.pullback.n_frames
+    with pytest.raises(IVUSInputError, match=rf"frames {n}-{n}: outside the pullback's 0-{n - 1}"):
+        segment_pullback(ph.pullback, [n])

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pydicom
 import pytest
+from pydicom.dataset import Dataset
+
 from IVUSReconstructLib.errors import IVUSInputError
 from IVUSReconstructLib.io.xa import (
     XA_SOP_CLASS_UID,
@@ -16,7 +18,6 @@ from IVUSReconstructLib.io.xa import (
     read_xa_geometry,
     write_xa,
 )
-from pydicom.dataset import Dataset
 
 GEOMETRY = XAGeometry(
     primary_angle_deg=-30.0,

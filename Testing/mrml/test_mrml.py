@@ -9,13 +9,14 @@ import pytest
 
 slicer = pytest.importorskip("slicer")
 
+from vtkmodules.util import numpy_support  # noqa: E402
+from vtkmodules.vtkCommonCore import vtkDoubleArray, vtkPoints  # noqa: E402
+from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData, vtkPolyLine  # noqa: E402
+
 from IVUSReconstructLib import mrml  # noqa: E402
 from IVUSReconstructLib.errors import IVUSInputError  # noqa: E402
 from IVUSReconstructLib.geometry import mm_to_px, polygon_area  # noqa: E402
 from IVUSReconstructLib.types import ContourSet, FrameContours, Pullback  # noqa: E402
-from vtkmodules.util import numpy_support  # noqa: E402
-from vtkmodules.vtkCommonCore import vtkDoubleArray, vtkPoints  # noqa: E402
-from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData, vtkPolyLine  # noqa: E402
 
 # ----------------------------------------------------------------------------- fixtures
 
