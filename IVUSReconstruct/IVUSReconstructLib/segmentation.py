@@ -309,14 +309,22 @@ def _fourier_fill(radii: np.ndarray, hidden: np.ndarray) -> np.ndarray:
     return out
 
 
-def _dilate_circular(mask: np.ndarray, n: int) -> np.ndarray:
-    if n <= 0:
-        return mask
-    return (
-        ndimage.binary_dilation(mask, iterations=n, structure=np.ones(3, bool), border_value=0)
-        | np.roll(mask, n)
-        | np.roll(mask, -n)
-    )
+def _fill_hidden(radii: np.ndarray, hidden: np.ndarray, *, long_run: int) -> np.ndarray:
+    """Fill hidden angles: narrow sectors (a guidewire) by straight interpolation between their
+    edges, which follows any border shape; wide ones (calcium) by the Fourier fit of the rest.
+    """
+    out = radii.astype(float).copy()
+    n = len(radii)
+    wide = np.zeros(n, bool)
+    for start, length in _runs(hidden):
+        idx = (start + np.arange(length)) % n
+        if length >= long_run or length >= n - 2:
+            wide[idx] = True
+            continue
+        a, b = out[(start - 1) % n], out[(start + length) % n]
+        t = np.arange(1, length + 1) / (length + 1)
+        out[idx] = (1 - t) * a + t * b
+    return _fourier_fill(out, wide) if wide.any() else out
 
 
 @dataclass(frozen=True)
@@ -465,7 +473,7 @@ class _Segmenter:
                 best_edge = np.where(better[:, None, None], edge, best_edge)
                 best_score = np.maximum(score, best_score)
         strength = np.take_along_axis(best_edge, best_path[..., None], axis=-1)[..., 0]
-        return self._refine_lumen(log_image, best_path, start), np.clip(strength, 0.0, 1.0)
+        return self._refine_lumen(self._amplitude, best_path, start), np.clip(strength, 0.0, 1.0)
 
     def _trace(self, edge: np.ndarray, start: int, w: int) -> np.ndarray:
         # the lumen ends at the first wall layer: of two similar steps, the inner one
@@ -639,6 +647,9 @@ class _Segmenter:
     def run(self, frames: np.ndarray, polar: dict[int, np.ndarray]) -> _Borders:
         image = np.stack([polar[int(i)] for i in frames])
         log_image = np.log1p(image)
+        # the grey levels as displayed (already log-compressed by the console): compressing
+        # them again would pull the half-way point of a blurred step towards the darker side
+        self._amplitude = image
         stability = self.stability(frames, polar)
         if stability is not None and self.ring is None:
             self.ring = _ring_extent(stability, self.o.ring_correlation)
@@ -649,9 +660,10 @@ class _Segmenter:
         wire = shadow & ~calcium
         # nothing behind calcium is seen: the lumen ends in front of its leading edge
         lumen_mm = np.where(calcium, np.minimum(lumen_mm, reflector - 0.5 * self.dr), lumen_mm)
+        long_run = max(3, self.o.n_angles // 12)  # 30 degrees
         for f in range(len(frames)):
-            lumen_mm[f] = _fourier_fill(lumen_mm[f], wire[f])
-            vessel_mm[f] = _fourier_fill(vessel_mm[f], shadow[f])
+            lumen_mm[f] = _fill_hidden(lumen_mm[f], wire[f], long_run=long_run)
+            vessel_mm[f] = _fill_hidden(vessel_mm[f], shadow[f], long_run=long_run)
         vessel_mm = np.maximum(vessel_mm, lumen_mm + self.o.min_wall_mm)
         visible = ~shadow
         strength = np.where(visible, 0.5 * (lumen_strength + vessel_strength), np.nan)

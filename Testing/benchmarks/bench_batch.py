@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -64,7 +65,14 @@ def time_batch(manifest: Path, out: Path, workers: int) -> tuple[float, int, flo
         sys.stderr.write(proc.stderr)
         raise SystemExit(f"batch with {workers} worker(s) failed: exit {proc.returncode}")
     doc = json.loads((out / "cohort.json").read_text())
+    n = int(doc["n_ok"])
     rates = re.findall(r"; ([0-9.]+) cases/min; cohort", proc.stderr)
+    case_s = sum(float(x) for x in re.findall(r" done \(([0-9.]+) s\)", proc.stderr))
+    # cases in flight on average: ~= workers when the batch keeps every worker busy, whatever
+    # else the machine runs (other load shows up as longer cases instead)
+    print(
+        f"  {workers} worker(s): {case_s / elapsed:.2f} cases in flight on average, {case_s / max(n, 1):.2f} s per case"
+    )
     return elapsed, int(doc["n_ok"]), float(rates[-1]) if rates else float("nan")
 
 
@@ -80,6 +88,9 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     manifest = make_cohort(root, args.cases, args.length_mm, args.size_px, args.gating)
     stamp = time.strftime("%H%M%S")
+    print(
+        f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (other work skews the ratio)"
+    )
     results = {}
     for workers in (1, 2):
         elapsed, n_ok, rate = time_batch(manifest, root / f"out-{workers}w-{stamp}", workers)
