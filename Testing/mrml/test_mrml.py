@@ -172,7 +172,9 @@ def test_segmentation_round_trip_within_half_a_pixel(scene, phantom):
             (truth_to_outline if k < 2 else tips_to_outline).append(_point_to_polygon_mm(a_px, b_px).max())
             if k < 2:
                 assert polygon_area(b) == pytest.approx(polygon_area(a), rel=0.01)
-    assert sum(len(f.calcium) for f in back.frames) == 17  # the phantom's calcified frames
+    n_calcium = sum(len(f.calcium) for f in truth.frames)
+    assert n_calcium > 0  # the phantom's calcified frames are in this stretch
+    assert sum(len(f.calcium) for f in back.frames) == n_calcium
     assert max(outline_to_truth) <= 0.5
     assert max(truth_to_outline) <= 0.55
     assert max(tips_to_outline) <= 1.0
