@@ -1,7 +1,7 @@
 """Cohorts: ``ivus-reconstruct batch MANIFEST --out DIR`` on Dask (``dask.distributed``).
 
 Each case of the manifest is one Dask task that runs exactly what ``ivus-reconstruct run`` runs
-(``load_inputs`` -> ``run_pipeline`` -> ``write_outputs``) and writes ``DIR/cases/<id>/``
+(``run_files`` -> ``write_outputs``, as ``run`` does) and writes ``DIR/cases/<id>/``
 atomically, with a ``case.json`` holding the content hash of its inputs, options and software
 version. A rerun skips cases whose hash matches and whose outputs are complete, so a task retried by
 Dask after its worker died, or a batch rerun after Ctrl-C, does each case exactly once. Failed cases
@@ -481,7 +481,7 @@ def run_case(case: CaseSpec, out_dir: str, *, force: bool = False, batch_id: str
         never raised.
     """
     from .cli import _scene_writers
-    from .pipeline import load_inputs, run_pipeline, write_outputs
+    from .pipeline import run_files, write_outputs
 
     out = Path(out_dir)
     case_dir = out / "cases" / case.case_id
@@ -498,23 +498,14 @@ def run_case(case: CaseSpec, out_dir: str, *, force: bool = False, batch_id: str
                 outcome.status, outcome.reused = "ok", record.get("batch_id") != batch_id
             else:
                 paths = case.paths
-                inputs = load_inputs(
+                result = run_files(
                     pullback_path=paths.get("pullback"),
                     centerline_path=paths.get("centerline"),
                     contours_path=paths.get("contours"),
                     landmarks_path=paths.get("landmarks"),
                     options=options,
-                )
-                result = run_pipeline(
-                    pullback=inputs.pullback,
-                    contours=inputs.contours,
-                    centerline=inputs.centerline,
-                    landmarks=inputs.landmarks,
-                    options=options,
-                    input_paths=inputs.paths,
                     cancel=cancel,
                 )
-                del inputs
 
                 def write_case_record(tmp: Path) -> None:
                     # last writer: lists every file of the folder, so completeness can be checked

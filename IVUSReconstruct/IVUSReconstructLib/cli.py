@@ -192,7 +192,7 @@ def cmd_angio(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline import load_inputs, prepare_out_dir, run_pipeline, write_outputs
+    from .pipeline import prepare_out_dir, run_files, write_outputs
 
     check_acquisition_options(args)
     out = Path(args.out)
@@ -202,25 +202,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise IVUSInputError("--angio and --centerline both give the centerline; use one")
     bar = ProgressBar()
     try:
-        angio_centerline = _reconstruct_angio(args).centerline if args.angio else None
-        inputs = load_inputs(
+        angio = None
+        if args.angio:
+            angio = (
+                _reconstruct_angio(args).centerline,
+                "angio: " + " + ".join(Path(p).name for p in args.angio),
+            )
+        result = run_files(
             pullback_path=args.pullback,
             centerline_path=args.centerline,
             contours_path=args.contours,
             landmarks_path=args.landmarks,
             options=options,
-            progress=bar.scaled(0.0, 0.1),
-        )
-        if angio_centerline is not None:
-            inputs.paths["centerline"] = "angio: " + " + ".join(Path(p).name for p in args.angio)
-        result = run_pipeline(
-            pullback=inputs.pullback,
-            contours=inputs.contours,
-            centerline=angio_centerline if angio_centerline is not None else inputs.centerline,
-            landmarks=inputs.landmarks,
-            options=options,
-            input_paths=inputs.paths,
-            progress=bar.scaled(0.1, 0.8),
+            centerline=angio,
+            progress=bar.scaled(0.0, 0.8),
         )
         write_outputs(result, out, extra_writers=_scene_writers(), progress=bar.scaled(0.8, 1.0))
     finally:
@@ -411,7 +406,7 @@ def _print_comparison(rows: list[dict[str, Any]], preset: str) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .pipeline import RunOptions, _fill_outputs, _jsonable, atomic_folder, load_inputs, run_pipeline
+    from .pipeline import RunOptions, _fill_outputs, _jsonable, atomic_folder, run_files
 
     out = Path(args.out or f"ivus-demo-{args.preset}")
     bar = ProgressBar()
@@ -423,14 +418,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         bar(0.1, "writing the phantom DICOM")
         paths = _write_phantom_files(phantom, tmp / "phantom")
         options = RunOptions(metric_params=phantom_metric_params(args.preset), seed=args.seed)
-        inputs = load_inputs(
-            pullback_path=paths["pullback"], centerline_path=paths["centerline"], options=options
-        )
-        result = run_pipeline(
-            pullback=inputs.pullback,
-            centerline=inputs.centerline,
+        result = run_files(
+            pullback_path=paths["pullback"],
+            centerline_path=paths["centerline"],
             options=options,
-            input_paths={k: str(Path("phantom") / Path(v).name) for k, v in inputs.paths.items()},
             progress=bar.scaled(0.15, 0.85),
         )
         _fill_outputs(

@@ -40,6 +40,7 @@ __all__ = [
     "RunResult",
     "Inputs",
     "load_inputs",
+    "run_files",
     "run_pipeline",
     "write_outputs",
     "frames_table",
@@ -482,6 +483,48 @@ def _field_array(polydata: Any, name: str) -> np.ndarray:
 
     array = polydata.GetFieldData().GetArray(name) if polydata is not None else None
     return np.empty(0) if array is None else vtk_to_numpy(array)
+
+
+def run_files(
+    *,
+    pullback_path: str | Path | None = None,
+    centerline_path: str | Path | None = None,
+    contours_path: str | Path | None = None,
+    landmarks_path: str | Path | None = None,
+    options: RunOptions = RunOptions(),
+    centerline: tuple[Centerline, str] | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> RunResult:
+    """Read the input files and run the pipeline: what ``run`` and each case of ``batch`` do.
+
+    Parameters
+    ----------
+    centerline : (Centerline, label) or None
+        A centerline made in memory (e.g. from angiograms) instead of ``centerline_path``;
+        the label names its source in ``summary.json``.
+    """
+    inputs = load_inputs(
+        pullback_path=pullback_path,
+        centerline_path=centerline_path,
+        contours_path=contours_path,
+        landmarks_path=landmarks_path,
+        options=options,
+        progress=None if progress is None else (lambda f, m: progress(0.1 * f, m)),
+    )
+    paths = dict(inputs.paths)
+    if centerline is not None:
+        paths["centerline"] = centerline[1]
+    return run_pipeline(
+        pullback=inputs.pullback,
+        contours=inputs.contours,
+        centerline=centerline[0] if centerline is not None else inputs.centerline,
+        landmarks=inputs.landmarks,
+        options=options,
+        input_paths=paths,
+        progress=None if progress is None else (lambda f, m: progress(0.1 + 0.9 * f, m)),
+        cancel=cancel,
+    )
 
 
 def _frame_list(frames: Sequence[int], most: int = 12) -> str:

@@ -236,21 +236,6 @@ def _local_ncc(a: np.ndarray, b: np.ndarray, size_a: int, size_r: int) -> np.nda
     return np.where(flat, 1.0, cov / np.where(flat, 1.0, denom)).astype(np.float32)
 
 
-def _local_ncc(a: np.ndarray, b: np.ndarray, size_a: int, size_r: int) -> np.ndarray:
-    """Local normalised cross-correlation of two polar stacks (F, A, R).
-
-    Where both windows are flat (the inside of the catheter) the correlation is 1: nothing
-    there changes between frames.
-    """
-    ma, mb = _box(a, size_a, size_r), _box(b, size_a, size_r)
-    cov = _box(a * b, size_a, size_r) - ma * mb
-    va = np.maximum(_box(a * a, size_a, size_r) - ma * ma, 0.0)
-    vb = np.maximum(_box(b * b, size_a, size_r) - mb * mb, 0.0)
-    denom = np.sqrt(va * vb)
-    flat = denom < 1e-3
-    return np.where(flat, 1.0, cov / np.where(flat, 1.0, denom)).astype(np.float32)
-
-
 def _step(x: np.ndarray, w: int) -> np.ndarray:
     """Outward step of ``x`` along the last axis: mean over [r, r + w) minus mean over [r - w, r).
 
