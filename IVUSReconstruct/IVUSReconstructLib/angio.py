@@ -657,15 +657,8 @@ def reconstruct_from_files(
     -------
     AngioReconstruction
     """
-    curves, geometries = [], []
-    for xa_path, curve_path, frame in ((xa1_path, curve1_path, frame1), (xa2_path, curve2_path, frame2)):
-        geometry = read_xa_geometry(xa_path)
-        curve = read_curve_px(curve_path, pixel_spacing_mm=geometry.pixel_spacing_mm)
-        if len(curve) == 2:
-            image = read_xa_frame(xa_path, frame).image
-            curve = trace_vessel(image, curve[0], curve[1], pixel_spacing_mm=geometry.pixel_spacing_mm)
-        curves.append(curve)
-        geometries.append(geometry)
+    views = [_read_view(xa1_path, curve1_path, frame1), _read_view(xa2_path, curve2_path, frame2)]
+    (curves, geometries) = zip(*views, strict=True)
     return reconstruct_centerline(
         curves[0],
         geometries[0],
@@ -678,6 +671,34 @@ def reconstruct_from_files(
         progress=progress,
         cancel=cancel,
     )
+
+
+def _read_view(
+    xa_path: str | Path, curve_path: str | Path, frame: int | None
+) -> tuple[np.ndarray, XAGeometry]:
+    """One projection's geometry and its traced curve (two points: the ends, traced here)."""
+    geometry = read_xa_geometry(xa_path)
+    curve = read_curve_px(curve_path, pixel_spacing_mm=geometry.pixel_spacing_mm)
+    if len(curve) == 2:
+        image = read_xa_frame(xa_path, frame).image
+        curve = trace_vessel(image, curve[0], curve[1], pixel_spacing_mm=geometry.pixel_spacing_mm)
+    return curve, geometry
+
+
+def single_view_from_files(
+    xa_path: str | Path, curve_path: str | Path, *, frame: int | None = None, step_mm: float = 0.5
+) -> AngioReconstruction:
+    """The centerline from one projection when no second view exists (foreshortened, planar).
+
+    Returns
+    -------
+    AngioReconstruction
+        ``residual_px`` is empty (nothing to back-project against); ``warnings`` state the
+        foreshortening.
+    """
+    curve, geometry = _read_view(xa_path, curve_path, frame)
+    centerline, warnings = single_view_centerline(curve, geometry, step_mm=step_mm, name=str(curve_path))
+    return AngioReconstruction(centerline, np.zeros(0), warnings)
 
 
 # ----------------------------------------------------------------------------- single view

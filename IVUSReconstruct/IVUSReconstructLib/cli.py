@@ -143,17 +143,24 @@ def _isocenter_option(text: str | None):
 
 
 def _reconstruct_angio(args: argparse.Namespace, progress=None):
-    from .angio import reconstruct_from_files
+    from .angio import reconstruct_from_files, single_view_from_files
 
-    xa1, xa2 = args.angio
-    if not args.angio_curves:
+    if len(args.angio) > 2:
+        raise IVUSInputError("--angio takes one or two XA files (two projections give a 3D centerline)")
+    if not args.angio_curves or len(args.angio_curves) != len(args.angio):
         raise IVUSInputError(
-            "--angio needs --angio-curves CURVE1 CURVE2: the vessel traced (or its two ends clicked) on each view"
+            "--angio needs --angio-curves with one curve per view: the vessel traced (or its two ends clicked) on each"
         )
-    c1, c2 = args.angio_curves
-    for path, option in ((xa1, "--angio"), (xa2, "--angio"), (c1, "--angio-curves"), (c2, "--angio-curves")):
+    named = [(p, "--angio") for p in args.angio] + [(c, "--angio-curves") for c in args.angio_curves]
+    for path, option in named:
         if not Path(path).exists():
             raise input_error(path, option, "does not exist", "check the path")
+    if len(args.angio) == 1:
+        result = single_view_from_files(args.angio[0], args.angio_curves[0], frame=args.frame1)
+        for warning in result.warnings:
+            print(f"ivus-reconstruct: warning: {warning}", file=sys.stderr)
+        return result
+    (xa1, xa2), (c1, c2) = args.angio, args.angio_curves
     result = reconstruct_from_files(
         xa1,
         xa2,
@@ -173,7 +180,10 @@ def _reconstruct_angio(args: argparse.Namespace, progress=None):
 def cmd_angio(args: argparse.Namespace) -> int:
     from .io.centerline import write_markups_curve
 
-    args.angio, args.angio_curves = (args.xa1, args.xa2), (args.curve1, args.curve2)
+    if (args.xa2 is None) != (args.curve2 is None):
+        raise IVUSInputError("angio: give XA2 together with --curve2, or neither for a single projection")
+    args.angio = [p for p in (args.xa1, args.xa2) if p is not None]
+    args.angio_curves = [c for c in (args.curve1, args.curve2) if c is not None]
     result = _reconstruct_angio(args)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -184,9 +194,13 @@ def cmd_angio(args: argparse.Namespace) -> int:
     finally:
         tmp.unlink(missing_ok=True)
     residual = np.asarray(result.residual_px, dtype=float)
+    fit = (
+        f"back-projection residual {np.sqrt(np.mean(residual**2)):.2f} px RMS, {residual.max():.2f} px max"
+        if residual.size
+        else "single projection: planar and foreshortened"
+    )
     print(
-        f"3D centerline: {len(result.centerline.points_ras_mm)} points, {result.centerline.length_mm:.1f} mm, "
-        f"back-projection residual {np.sqrt(np.mean(residual**2)):.2f} px RMS, {residual.max():.2f} px max -> {out}"
+        f"centerline: {len(result.centerline.points_ras_mm)} points, {result.centerline.length_mm:.1f} mm, {fit} -> {out}"
     )
     return 0
 
@@ -578,8 +592,12 @@ def _add_angio_geometry(p: argparse.ArgumentParser) -> None:
 
 def _add_angio(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("centerline from angiography (instead of --centerline)")
-    g.add_argument("--angio", nargs=2, metavar=("XA1", "XA2"), help="two XA DICOM projections")
-    g.add_argument("--angio-curves", nargs=2, metavar=("CURVE1", "CURVE2"), help="the vessel traced on each")
+    g.add_argument(
+        "--angio", nargs="+", metavar="XA", help="two XA DICOM projections (one: planar, foreshortened)"
+    )
+    g.add_argument(
+        "--angio-curves", nargs="+", metavar="CURVE", help="the vessel traced on each, distal end first"
+    )
     _add_angio_geometry(g)
 
 
@@ -623,15 +641,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", default="ivus-output")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("angio", help="3D centerline from two X-ray angiography projections")
+    p = sub.add_parser("angio", help="centerline from two X-ray angiography projections (or one, planar)")
     p.add_argument("xa1", metavar="XA1")
-    p.add_argument("xa2", metavar="XA2")
+    p.add_argument("xa2", metavar="XA2", nargs="?", help="second projection (leave out for a single view)")
     p.add_argument(
-        "--curve1", required=True, metavar="FILE", help="vessel traced on XA1 (CSV row,col px, or its 2 ends)"
+        "--curve1", required=True, metavar="FILE", help="vessel traced on XA1 (CSV row,col px, or 2 ends)"
     )
-    p.add_argument(
-        "--curve2", required=True, metavar="FILE", help="vessel traced on XA2, same direction (distal first)"
-    )
+    p.add_argument("--curve2", metavar="FILE", help="vessel traced on XA2, same direction (distal first)")
     _add_angio_geometry(p)
     p.add_argument("--out", required=True, metavar="CENTERLINE.mrk.json")
     p.set_defaults(func=cmd_angio)

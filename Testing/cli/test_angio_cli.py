@@ -110,5 +110,26 @@ def test_angio_without_curves_is_a_usage_error(biplane_case, tmp_path, capsys):
         ]
     )
     assert code == 2
-    assert "--angio needs --angio-curves" in capsys.readouterr().err
+    assert "--angio needs --angio-curves with one curve per view" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_single_projection_gives_a_planar_foreshortened_centerline(biplane_case, tmp_path, capsys):
+    root, truth, (xa1, c1, _, _) = biplane_case
+    out = tmp_path / "single.mrk.json"
+    assert main(["angio", str(xa1), "--curve1", str(c1), "--out", str(out)]) == 0
+    assert "foreshortened" in capsys.readouterr().err
+    single = read_centerline(out)
+    # the projection of the curve on the isocentre plane: never longer than the 3D truth
+    assert single.length_mm <= truth.length_mm * 1.01
+    assert single.length_mm > 0.5 * truth.length_mm
+    pts = single.points_ras_mm - single.points_ras_mm.mean(axis=0)
+    assert np.linalg.svd(pts, compute_uv=False)[2] < 1e-6 * single.length_mm  # planar
+
+
+def test_second_view_without_its_curve_is_refused(biplane_case, tmp_path, capsys):
+    _, _, (xa1, c1, xa2, _) = biplane_case
+    assert (
+        main(["angio", str(xa1), str(xa2), "--curve1", str(c1), "--out", str(tmp_path / "x.mrk.json")]) == 2
+    )
+    assert "give XA2 together with --curve2" in capsys.readouterr().err

@@ -1,0 +1,201 @@
+"""Issue 10 must-show: a cohort through ``ivus-reconstruct batch`` equals single ``run`` s.
+
+A plain script (not collected by pytest)::
+
+    python Testing/benchmarks/check_cohort_identity.py [--cases 20] [--workers 2] [--length-mm 3]
+        [--size-px 128] [--gating {none,image,ecg}] [--workdir DIR] [--keep]
+
+Makes ``--cases`` phantoms (the three presets in turn, a different seed each), writes a manifest,
+runs ``ivus-reconstruct batch MANIFEST --out DIR --workers N``, then one ``ivus-reconstruct run``
+per case with the same inputs and options, and compares each case's ``summary.json`` byte for byte
+after removing the top-level ``timings_s`` key only. Anything else that differs (a path, a float's
+last digit) is reported, never ignored. Prints a table and the totals; exits 1 if any case differs
+or is missing, 2 if a command fails.
+
+By default the run options are the command's defaults (no ``--gating`` column/flag: image gating,
+as a user running ``run`` without options gets); ``--gating`` sets the same value in both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+CLI = "/tmp/venv/bin/ivus-reconstruct"
+PRESETS = ("coronary", "femoropopliteal", "iliac-vein")
+IGNORED_KEY = "timings_s"
+
+
+def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-2000:] + proc.stderr[-4000:])
+        print(f"FAILED: {what}: exit {proc.returncode}: {' '.join(cmd)}")
+        raise SystemExit(2)
+    return proc
+
+
+def make_cohort(root: Path, n_cases: int, length_mm: float, size_px: int) -> list[dict[str, Any]]:
+    """Phantoms under ``root/phantoms/<id>/``; presets cycle, seeds are 101, 102, ... (all distinct)."""
+    cases = []
+    for i in range(n_cases):
+        preset, seed = PRESETS[i % len(PRESETS)], 101 + i
+        cid = f"c{i:02d}-{preset}-s{seed}"
+        folder = (root / "phantoms" / cid).resolve()
+        cmd = [CLI, "phantom", "--preset", preset, "--seed", str(seed), "--length-mm", str(length_mm),
+               "--size-px", str(size_px), "--out", str(folder)]  # fmt: skip
+        _run(cmd, f"phantom {cid}")
+        # absolute paths in the manifest and on the `run` command line: the same strings reach
+        # the pipeline both ways, so a path that leaks into summary.json would still show up
+        # only if batch and run treat it differently
+        cases.append(
+            {
+                "id": cid,
+                "preset": preset,
+                "seed": seed,
+                "pullback": str(folder / "pullback.dcm"),
+                "centerline": str(folder / "centerline.mrk.json"),
+            }
+        )
+    return cases
+
+
+def write_manifest(path: Path, cases: list[dict[str, Any]], gating: str | None) -> Path:
+    cols = ["id", "pullback", "centerline"] + (["gating"] if gating else [])
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        for c in cases:
+            w.writerow(
+                {
+                    **{k: c[k] for k in ("id", "pullback", "centerline")},
+                    **({"gating": gating} if gating else {}),
+                }
+            )
+    return path
+
+
+def _serialise(doc: Any) -> bytes:
+    """As pipeline.write_outputs writes summary.json."""
+    return (json.dumps(doc, indent=2, allow_nan=False) + "\n").encode("utf-8")
+
+
+def strip_timings(raw: bytes, where: Path) -> tuple[bytes, dict[str, Any]]:
+    """The file's bytes without the top-level ``timings_s`` key, and the parsed document without it.
+
+    The key is removed by parsing and re-serialising with the writer's own settings; the script
+    first checks that re-serialising the untouched document gives back the file byte for byte, so
+    the removal changes nothing but that key.
+    """
+    doc = json.loads(raw)
+    if _serialise(doc) != raw:
+        print(f"NOTE: {where} does not round-trip through json.dumps(indent=2); comparing parsed values")
+    doc.pop(IGNORED_KEY, None)
+    return _serialise(doc), doc
+
+
+def differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted paths where two JSON values differ (list items as ``[i]``)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in list(a) + [k for k in b if k not in a]:
+            p = f"{prefix}.{k}" if prefix else str(k)
+            if k not in a or k not in b:
+                out.append(p + (" (batch only)" if k in a else " (run only)"))
+            else:
+                out.extend(differing_keys(a[k], b[k], p))
+        if not out and list(a) != list(b):
+            out.append((prefix or "<root>") + " (key order)")
+        return out
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{prefix} (length {len(a)} vs {len(b)})"]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differing_keys(x, y, f"{prefix}[{i}]")]
+    if type(a) is not type(b) or a != b:
+        return [prefix or "<root>"]
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--length-mm", type=float, default=3.0)
+    ap.add_argument("--size-px", type=int, default=128)
+    ap.add_argument("--gating", choices=("none", "image", "ecg"), default=None)
+    ap.add_argument(
+        "--workdir", type=Path, default=None, help="default: a temporary folder, removed at the end"
+    )
+    ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = ap.parse_args(argv)
+
+    root = Path(args.workdir or tempfile.mkdtemp(prefix="ivus-cohort-identity-")).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        t0 = time.perf_counter()
+        cases = make_cohort(root, args.cases, args.length_mm, args.size_px)
+        manifest = write_manifest(root / "manifest.csv", cases, args.gating)
+        t1 = time.perf_counter()
+        print(f"{len(cases)} phantoms ({', '.join(PRESETS)}; seeds {cases[0]['seed']}-{cases[-1]['seed']}; "
+              f"{args.length_mm:g} mm, {args.size_px} px) in {t1 - t0:.0f} s")  # fmt: skip
+
+        batch_out = root / "batch"
+        cmd = [CLI, "batch", str(manifest), "--out", str(batch_out), "--workers", str(args.workers)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        t2 = time.perf_counter()
+        print(f"batch --workers {args.workers}: exit {proc.returncode} in {t2 - t1:.0f} s")
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stderr[-4000:])
+
+        gating = ["--gating", args.gating] if args.gating else []
+        for c in cases:
+            cmd = [CLI, "run", c["pullback"], "--centerline", c["centerline"], *gating,
+                   "--out", str(root / "single" / c["id"])]  # fmt: skip
+            _run(cmd, f"run {c['id']}")
+        t3 = time.perf_counter()
+        print(f"{len(cases)} single runs in {t3 - t2:.0f} s")
+
+        rows = []
+        for c in cases:
+            b_path = batch_out / "cases" / c["id"] / "summary.json"
+            s_path = root / "single" / c["id"] / "summary.json"
+            if not b_path.is_file():
+                err = batch_out / "cases" / f"{c['id']}.error.json"
+                why = json.loads(err.read_text()).get("message", "") if err.is_file() else "no output"
+                rows.append((c, False, f"batch summary.json missing: {why}"))
+                continue
+            b_bytes, b_doc = strip_timings(b_path.read_bytes(), b_path)
+            s_bytes, s_doc = strip_timings(s_path.read_bytes(), s_path)
+            same = b_bytes == s_bytes
+            diff = "" if same else (", ".join(differing_keys(b_doc, s_doc)) or "formatting only")
+            rows.append((c, same, diff))
+
+        w = max(len(c["id"]) for c in cases)
+        print()
+        print(f"{'case':<{w}}  {'preset':<15} {'seed':>4}  identical  differing keys")
+        for c, same, diff in rows:
+            print(
+                f"{c['id']:<{w}}  {c['preset']:<15} {c['seed']:>4}  {'yes' if same else 'no':<9}  {diff or '-'}"
+            )
+        n_same = sum(same for _, same, _ in rows)
+        print()
+        print(f"identical {n_same}/{len(rows)}, differing {len(rows) - n_same} "
+              f"(summary.json byte for byte, '{IGNORED_KEY}' removed)")  # fmt: skip
+        return 0 if n_same == len(rows) and proc.returncode == 0 else 1
+    finally:
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
