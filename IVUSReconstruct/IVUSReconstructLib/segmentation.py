@@ -35,7 +35,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import IVUSCancelled, IVUSInputError
-from .geometry import polar_polygon
+from .geometry import polar_polygon, ray_radii
 from .types import ContourSet, FrameContours, Pullback
 
 __all__ = [
@@ -332,6 +332,7 @@ class SegmentationOptions:
     shadow_ratio: float = 0.4
     ring_correlation: float = 0.5
     sequence_tolerance_mm: float = 0.15
+    normal_refine_mm: float = 0.25
     batch_frames: int = 24
 
 
@@ -577,6 +578,67 @@ class _Segmenter:
         strength = np.take_along_axis(edge / scale, path[..., None], axis=-1)[..., 0]
         return _subsample(edge, path), np.clip(strength, 0.0, 1.0)
 
+    def _normal_refine(self, frames: np.ndarray, radii_mm: np.ndarray) -> np.ndarray:
+        """Move each border point along the border's normal to the blood-to-wall grey step.
+
+        Along a ray the step of a border nearly parallel to the ray (the ends of a slit-shaped
+        lumen far from the catheter) is smeared over many samples, and averaging over angles
+        pulls a convex tip inwards; across the border, in the frame itself, the step stays sharp
+        at any orientation.
+
+        Parameters
+        ----------
+        frames : ndarray of shape (F,), int
+        radii_mm : ndarray of shape (F, A)
+
+        Returns
+        -------
+        ndarray of shape (F, A), mm
+        """
+        half = self.o.normal_refine_mm
+        if half <= 0:
+            return radii_mm
+        n_f, n_a = radii_mm.shape
+        sr, sc = self.pb.pixel_spacing_mm
+        cr, cc = self.pb.catheter_center_px
+        pix = min(sr, sc)
+        image = np.asarray(self.pb.frames[np.asarray(frames)], dtype=np.float32)
+        image = ndimage.gaussian_filter(image, sigma=(0, 1.0, 1.0))
+        theta = 2 * np.pi * np.arange(n_a) / n_a
+        x, y = radii_mm * np.cos(theta), radii_mm * np.sin(theta)
+        # outward normal of the counter-clockwise border from the tangent over two angles
+        tx = np.roll(x, -2, axis=1) - np.roll(x, 2, axis=1)
+        ty = np.roll(y, -2, axis=1) - np.roll(y, 2, axis=1)
+        norm = np.maximum(np.hypot(tx, ty), 1e-6)
+        nx, ny = ty / norm, -tx / norm
+        step = 0.5 * pix
+        k = int(np.ceil((half + 0.2) / step))
+        t = np.arange(-k, k + 1) * step
+        px = x[..., None] + t * nx[..., None]
+        py = y[..., None] + t * ny[..., None]
+        rows = cr + py / sr
+        cols = cc + px / sc
+        frame_idx = np.broadcast_to(np.arange(n_f)[:, None, None], rows.shape)
+        prof = ndimage.map_coordinates(image, [frame_idx.ravel(), rows.ravel(), cols.ravel()], order=1, mode="nearest")
+        prof = prof.reshape(rows.shape)
+        prof = ndimage.uniform_filter1d(prof, size=3, axis=1, mode="wrap")
+        w = max(2, int(round(0.12 / step)))
+        edge = _step(prof, w)
+        allowed = np.abs(t) <= half
+        # of two steps, the one nearer the traced border
+        score = np.where(allowed[None, None, :], edge - 0.2 * np.abs(t) / half * np.abs(edge).max(axis=-1, keepdims=True), -np.inf)
+        best = np.argmax(score, axis=-1)
+        fine = _subsample(np.where(allowed[None, None, :], edge, edge.min()), best)
+        offset = (fine - k) * step - 0.5 * step
+        strong = np.take_along_axis(edge, best[..., None], axis=-1)[..., 0] > 0
+        offset = np.where(strong, offset, 0.0)
+        offset = ndimage.median_filter(offset, size=(1, 5), mode="wrap")
+        out = np.empty_like(radii_mm)
+        for f in range(n_f):
+            pts = np.column_stack([x[f] + offset[f] * nx[f], y[f] + offset[f] * ny[f]])
+            out[f] = ray_radii(pts, np.zeros(2), n_a)
+        return out
+
     def to_mm(self, path: np.ndarray) -> np.ndarray:
         # the step at index r lies between samples r - 1 and r
         return (path + 0.5) * self.dr - 0.5 * self.dr
@@ -641,6 +703,7 @@ class _Segmenter:
         lumen_path, lumen_strength = self.lumen(stability, log_image)
         vessel_path, vessel_strength = self.vessel(log_image, lumen_path)
         lumen_mm, vessel_mm = self.to_mm(lumen_path), self.to_mm(vessel_path)
+        lumen_mm = self._normal_refine(frames, lumen_mm)
         shadow, calcium, polygons, reflector = self.shadows(image, lumen_mm, vessel_mm)
         wire = shadow & ~calcium
         # nothing behind calcium is seen: the lumen ends in front of its leading edge

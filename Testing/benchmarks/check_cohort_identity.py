@@ -118,7 +118,11 @@ def differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return [f"{prefix} (length {len(a)} vs {len(b)})"]
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differing_keys(x, y, f"{prefix}[{i}]")]
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in differing_keys(x, y, f"{prefix}[{i}]")
+        ]
     if type(a) is not type(b) or a != b:
         return [prefix or "<root>"]
     return []

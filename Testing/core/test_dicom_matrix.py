@@ -1,6 +1,6 @@
 """A matrix of DICOM variants of one phantom: all read to the same pixels, geometry and timing.
 
-Dimensions: photometric (MONOCHROME2, RGB, YBR_FULL, YBR_FULL_422) x transfer syntax
+Dimensions: photometric (MONOCHROME2, RGB, YBR_FULL, YBR_FULL_422; PALETTE COLOR separately) x transfer syntax
 (explicit/implicit little endian, deflated, RLE, JPEG-LS, JPEG 2000 lossless and lossy,
 JPEG baseline) x timing (Frame Time, Frame Time Vector, Cine Rate) x spacing source
 (Sequence of Ultrasound Regions, Pixel Spacing). Every valid (syntax, photometric) pair is
@@ -153,3 +153,34 @@ def test_compressed_decode_reports_progress_and_threads_agree(tmp_path: Path, ph
     np.testing.assert_array_equal(one.frames, two.frames)
     assert seen[0] == pytest.approx(1 / 30) and seen[-1] == 1.0
     assert seen == sorted(seen)
+
+
+def _to_palette(path: Path, *, entry_bits: int) -> None:
+    """Rewrite a MONOCHROME2 file as PALETTE COLOR with a grey ramp lookup table (0x0000-0xFFFF
+    for 16-bit entries, 0-255 for 8-bit ones), so the colours are grey and read back as the
+    original grey levels."""
+    ds = pydicom.dcmread(path)
+    ramp = np.arange(256, dtype=np.uint16) * (257 if entry_bits == 16 else 1)
+    data = ramp.astype("<u2").tobytes() if entry_bits == 16 else ramp.astype(np.uint8).tobytes()
+    ds.PhotometricInterpretation = "PALETTE COLOR"
+    for colour in ("Red", "Green", "Blue"):
+        setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, entry_bits])
+        ds[f"{colour}PaletteColorLookupTableDescriptor"].VR = "US"
+        setattr(ds, f"{colour}PaletteColorLookupTableData", data)
+        ds[f"{colour}PaletteColorLookupTableData"].VR = "OW"
+    ds.save_as(path)
+
+
+@pytest.mark.parametrize(
+    ("syntax", "entry_bits"), [("explicit-little", 16), ("rle", 16), ("explicit-little", 8)]
+)
+def test_palette_color_reads_as_its_grey_levels(
+    tmp_path: Path, phantom: Pullback, syntax: str, entry_bits: int
+):
+    path = write_pullback(phantom, tmp_path / "p.dcm", transfer_syntax=syntax)
+    _to_palette(path, entry_bits=entry_bits)
+    back = read_pullback(path)
+    assert pydicom.dcmread(path, stop_before_pixels=True).PhotometricInterpretation == "PALETTE COLOR"
+    assert back.frames.dtype == np.uint8
+    assert np.array_equal(np.asarray(back.frames), phantom.frames)
+    assert back.pixel_spacing_mm == pytest.approx((0.15625, 0.15625), rel=1e-9)
