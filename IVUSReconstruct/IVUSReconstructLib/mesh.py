@@ -31,6 +31,10 @@ __all__ = [
     "loft_rings",
     "unfold_rings",
     "mesh_report",
+    "mesh_to_labelmap",
+    "self_intersections",
+    "vessel_labelmap",
+    "write_labelmap_nrrd",
     "write_mesh",
     "MESH_SUFFIXES",
 ]
@@ -895,3 +899,315 @@ def _gltf_to_glb(gltf_path: Path, glb_path: Path) -> None:
         if binary:
             out.write(struct.pack("<I4s", len(binary), b"BIN\0"))
             out.write(binary)
+
+
+# ---------------------------------------------------------------------------------------
+# self-intersection
+
+
+def _candidate_pairs(tri_pts: np.ndarray, *, max_pairs: int) -> np.ndarray:
+    """Pairs (P, 2) of triangles whose bounding spheres about their centroids overlap.
+
+    Two triangles can only meet when their centroids are closer than the sum of their
+    radii (largest centroid-to-vertex distance). Most triangles of a lofted tube are small,
+    a few (cap fans) are long: small-small pairs come from one fixed-radius query, pairs
+    with a long triangle from a per-triangle query, so the long ones do not inflate the
+    search radius of all the others.
+    """
+    from scipy.spatial import cKDTree
+
+    centroid = tri_pts.mean(axis=1)
+    radius = np.linalg.norm(tri_pts - centroid[:, None, :], axis=2).max(axis=1)
+    if len(radius) < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    cut = float(np.quantile(radius, 0.95))
+    small = np.flatnonzero(radius <= cut)
+    large = np.flatnonzero(radius > cut)
+    parts = []
+    tree = cKDTree(centroid[small])
+    pairs = tree.query_pairs(2.0 * cut, output_type="ndarray")
+    if len(pairs) > max_pairs:
+        raise ValueError(f"{len(pairs)} candidate triangle pairs exceed max_pairs={max_pairs}")
+    parts.append(small[pairs])
+    if len(large):
+        near = tree.query_ball_point(centroid[large], radius[large] + cut)
+        counts = np.array([len(x) for x in near])
+        if counts.sum():
+            parts.append(
+                np.column_stack([np.repeat(large, counts), small[np.concatenate(near).astype(np.int64)]])
+            )
+        big_tree = cKDTree(centroid[large])
+        big = big_tree.query_pairs(2.0 * float(radius[large].max()), output_type="ndarray")
+        parts.append(large[big])
+    out = np.vstack(parts).astype(np.int64)
+    if len(out) > max_pairs:
+        raise ValueError(f"{len(out)} candidate triangle pairs exceed max_pairs={max_pairs}")
+    return out
+
+
+def _isolated_vertex(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index (P,) of the vertex alone on its side of the other plane (Moeller), and coplanar flags."""
+    d0, d1, d2 = d[:, 0], d[:, 1], d[:, 2]
+    k = np.select(
+        [d0 * d1 > 0, d0 * d2 > 0, (d1 * d2 > 0) | (d0 != 0), d1 != 0, d2 != 0],
+        [2, 1, 0, 1, 2],
+        default=0,
+    )
+    coplanar = (d0 == 0) & (d1 == 0) & (d2 == 0)
+    return k, coplanar
+
+
+def _interval(p: np.ndarray, d: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Interval (lo, hi) where a triangle crosses the line of the two planes (Moeller 1997)."""
+    rows = np.arange(len(k))
+    i, j = (k + 1) % 3, (k + 2) % 3
+    pk, dk = p[rows, k], d[rows, k]
+    pi, di = p[rows, i], d[rows, i]
+    pj, dj = p[rows, j], d[rows, j]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1 = pi + (pk - pi) * di / (di - dk)
+        t2 = pj + (pk - pj) * dj / (dj - dk)
+    return np.minimum(t1, t2), np.maximum(t1, t2)
+
+
+def _coplanar_overlap(a: np.ndarray, b: np.ndarray, normal: np.ndarray, tol: float) -> np.ndarray:
+    """Do coplanar triangles (P, 3, 3) overlap with positive area (2D test on the dominant plane)?"""
+    axis = np.argmax(np.abs(normal), axis=1)
+    keep = np.array([[1, 2], [0, 2], [0, 1]])[axis]
+    rows = np.arange(len(a))[:, None, None]
+    a2 = a[rows, np.arange(3)[None, :, None], keep[:, None, :]]
+    b2 = b[rows, np.arange(3)[None, :, None], keep[:, None, :]]
+
+    def cross2(o, p, q):
+        return (p[..., 0] - o[..., 0]) * (q[..., 1] - o[..., 1]) - (p[..., 1] - o[..., 1]) * (
+            q[..., 0] - o[..., 0]
+        )
+
+    hit = np.zeros(len(a), dtype=bool)
+    # proper crossings of edges
+    for e in range(3):
+        p, q = a2[:, e], a2[:, (e + 1) % 3]
+        for f in range(3):
+            r, s = b2[:, f], b2[:, (f + 1) % 3]
+            c1, c2 = cross2(p, q, r), cross2(p, q, s)
+            c3, c4 = cross2(r, s, p), cross2(r, s, q)
+            hit |= (c1 * c2 < -tol) & (c3 * c4 < -tol)
+
+    # a vertex strictly inside the other triangle (one inside the other)
+    def inside(pt, t):
+        w = np.stack([cross2(t[:, e], t[:, (e + 1) % 3], pt) for e in range(3)], axis=1)
+        return np.all(w > tol, axis=1) | np.all(w < -tol, axis=1)
+
+    for v in range(3):
+        hit |= inside(a2[:, v], b2) | inside(b2[:, v], a2)
+    return hit
+
+
+def _triangle_pairs_intersect(a: np.ndarray, b: np.ndarray, *, eps: float) -> np.ndarray:
+    """Exact triangle-triangle intersection test (Moeller 1997), vectorised over pairs.
+
+    Parameters
+    ----------
+    a, b : ndarray of shape (P, 3, 3)
+        Vertices of the two triangles of each pair.
+    eps : float
+        Signed plane distances below this (mm) count as zero; intervals must overlap by more
+        than it, so triangles that merely touch are not counted.
+
+    Returns
+    -------
+    ndarray of shape (P,), bool
+    """
+    n_b = np.cross(b[:, 1] - b[:, 0], b[:, 2] - b[:, 0])
+    n_a = np.cross(a[:, 1] - a[:, 0], a[:, 2] - a[:, 0])
+    unit_b = n_b / np.maximum(np.linalg.norm(n_b, axis=1, keepdims=True), 1e-300)
+    unit_a = n_a / np.maximum(np.linalg.norm(n_a, axis=1, keepdims=True), 1e-300)
+    # signed distances (mm) of each triangle's vertices to the other's plane
+    da = np.einsum("pvi,pi->pv", a - b[:, :1], unit_b)
+    db = np.einsum("pvi,pi->pv", b - a[:, :1], unit_a)
+    da[np.abs(da) < eps] = 0.0
+    db[np.abs(db) < eps] = 0.0
+    separated = (
+        np.all(da > 0, axis=1) | np.all(da < 0, axis=1) | np.all(db > 0, axis=1) | np.all(db < 0, axis=1)
+    )
+    result = np.zeros(len(a), dtype=bool)
+    todo = np.flatnonzero(~separated)
+    if not len(todo):
+        return result
+    a, b, da, db = a[todo], b[todo], da[todo], db[todo]
+    ka, cop_a = _isolated_vertex(da)
+    kb, cop_b = _isolated_vertex(db)
+    coplanar = cop_a | cop_b
+    line = np.cross(unit_a[todo], unit_b[todo])
+    axis = np.argmax(np.abs(line), axis=1)
+    rows = np.arange(len(todo))
+    pa = a[rows, :, axis]
+    pb = b[rows, :, axis]
+    lo_a, hi_a = _interval(pa, da, ka)
+    lo_b, hi_b = _interval(pb, db, kb)
+    overlap = np.minimum(hi_a, hi_b) - np.maximum(lo_a, lo_b)
+    hit = ~coplanar & (overlap > eps)
+    if coplanar.any():
+        c = np.flatnonzero(coplanar)
+        hit[c] = _coplanar_overlap(a[c], b[c], unit_b[todo][c], eps * eps)
+    result[todo] = hit
+    return result
+
+
+def self_intersections(
+    polydata, *, max_pairs: int = 20_000_000, eps_mm: float | None = None, chunk: int = 500_000
+) -> int:
+    """Number of pairs of non-adjacent triangles of a surface that intersect.
+
+    Broad phase: bounding spheres of the triangles (a k-d tree on their centroids), then
+    their axis-aligned boxes; pairs sharing a vertex are skipped (neighbours always touch).
+    Narrow phase: Moeller's exact triangle-triangle test in numpy, coplanar pairs by a 2D
+    overlap test.
+
+    Parameters
+    ----------
+    polydata : vtkPolyData
+        Triangles, RAS mm.
+    max_pairs : int
+        Raise ``ValueError`` rather than test more candidate pairs than this (memory bound).
+    eps_mm : float, optional
+        Contact tolerance: triangles that only touch within it do not count. Default
+        ``1e-9`` times the size of the mesh.
+    chunk : int
+        Pairs tested at a time.
+
+    Returns
+    -------
+    int
+        0 for a surface free of self-intersection.
+    """
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+
+    points = vtk_to_numpy(polydata.GetPoints().GetData()).astype(float)
+    tri = _triangles_of(polydata)
+    if len(tri) < 2:
+        return 0
+    tri_pts = points[tri]
+    if eps_mm is None:
+        eps_mm = 1e-9 * max(float(np.ptp(points, axis=0).max()), 1.0)
+    pairs = _candidate_pairs(tri_pts, max_pairs=max_pairs)
+    if not len(pairs):
+        return 0
+    lo, hi = tri_pts.min(axis=1), tri_pts.max(axis=1)
+    count = 0
+    for start in range(0, len(pairs), chunk):
+        p = pairs[start : start + chunk]
+        i, j = p[:, 0], p[:, 1]
+        boxes = np.all((lo[i] <= hi[j] + eps_mm) & (lo[j] <= hi[i] + eps_mm), axis=1)
+        shared = (tri[i][:, :, None] == tri[j][:, None, :]).any(axis=(1, 2))
+        keep = boxes & ~shared
+        i, j = i[keep], j[keep]
+        if len(i):
+            count += int(np.count_nonzero(_triangle_pairs_intersect(tri_pts[i], tri_pts[j], eps=eps_mm)))
+    return count
+
+
+# ---------------------------------------------------------------------------------------
+# labelmap
+
+
+def mesh_to_labelmap(
+    polydata, spacing_mm: float | tuple[float, float, float], *, margin_mm: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Voxelise a closed surface into an axis-aligned RAS labelmap (for Slicer segmentations).
+
+    A voxel is 1 when its centre lies inside the surface (``vtkPolyDataToImageStencil``
+    scan conversion, applied with ``vtkImageStencil``).
+
+    Parameters
+    ----------
+    polydata : vtkPolyData
+        Closed triangle surface, RAS mm.
+    spacing_mm : float or (sx, sy, sz)
+        Voxel size along R, A, S.
+    margin_mm : float
+        Empty border added around the surface's bounds.
+
+    Returns
+    -------
+    labels : ndarray of shape (K, J, I), uint8
+        0 outside, 1 inside; index ``[k, j, i]`` is the voxel at
+        ``origin_ras + (i, j, k) * spacing``.
+    origin_ras : ndarray of shape (3,)
+        Centre of voxel (0, 0, 0), RAS mm.
+    spacing : ndarray of shape (3,), mm
+    """
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    from vtkmodules.vtkCommonCore import VTK_UNSIGNED_CHAR
+    from vtkmodules.vtkCommonDataModel import vtkImageData
+    from vtkmodules.vtkImagingStencil import vtkImageStencil, vtkPolyDataToImageStencil
+
+    spacing = np.broadcast_to(np.asarray(spacing_mm, dtype=float), (3,)).copy()
+    if not np.all(spacing > 0):
+        raise ValueError(f"spacing_mm must be positive, got {spacing_mm!r}")
+    bounds = np.array(polydata.GetBounds(), dtype=float).reshape(3, 2)
+    # origin snapped to the spacing grid so labelmaps of several surfaces line up
+    origin = np.floor((bounds[:, 0] - margin_mm) / spacing) * spacing
+    dims = np.ceil((bounds[:, 1] + margin_mm - origin) / spacing).astype(int) + 1
+    image = vtkImageData()
+    image.SetDimensions(*(int(d) for d in dims))
+    image.SetSpacing(*spacing)
+    image.SetOrigin(*origin)
+    image.AllocateScalars(VTK_UNSIGNED_CHAR, 1)
+    vtk_to_numpy(image.GetPointData().GetScalars())[:] = 1
+    to_stencil = vtkPolyDataToImageStencil()
+    to_stencil.SetInputData(polydata)
+    to_stencil.SetOutputOrigin(*origin)
+    to_stencil.SetOutputSpacing(*spacing)
+    to_stencil.SetOutputWholeExtent(image.GetExtent())
+    to_stencil.Update()
+    stencil = vtkImageStencil()
+    stencil.SetInputData(image)
+    stencil.SetStencilConnection(to_stencil.GetOutputPort())
+    stencil.ReverseStencilOff()
+    stencil.SetBackgroundValue(0)
+    stencil.Update()
+    out = stencil.GetOutput()
+    labels = vtk_to_numpy(out.GetPointData().GetScalars()).reshape(dims[2], dims[1], dims[0])
+    return np.ascontiguousarray(labels, dtype=np.uint8), origin, spacing
+
+
+def vessel_labelmap(mesh: VesselMesh, spacing_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One labelmap of the reconstruction in world space: 1 lumen, 2 plaque + media (the wall).
+
+    Parameters
+    ----------
+    mesh : VesselMesh
+        Closed lumen and (optionally) vessel surfaces, RAS mm.
+    spacing_mm : float
+        Isotropic voxel size.
+
+    Returns
+    -------
+    labels : ndarray of shape (K, J, I), uint8
+    origin_ras : ndarray of shape (3,)
+        Centre of voxel (0, 0, 0).
+    spacing : ndarray of shape (3,)
+    """
+    outer = mesh.vessel if mesh.vessel is not None else mesh.lumen
+    labels, origin, spacing = mesh_to_labelmap(outer, spacing_mm)
+    labels = labels * np.uint8(2 if mesh.vessel is not None else 1)
+    if mesh.vessel is not None:
+        lumen, lumen_origin, _ = mesh_to_labelmap(mesh.lumen, spacing_mm)
+        # both grids are snapped to multiples of the spacing: the lumen's is an integer shift
+        k, j, i = np.round((lumen_origin - origin) / spacing).astype(int)[::-1]
+        region = labels[k : k + lumen.shape[0], j : j + lumen.shape[1], i : i + lumen.shape[2]]
+        region[lumen[: region.shape[0], : region.shape[1], : region.shape[2]] > 0] = 1
+    return labels, origin, spacing
+
+
+def write_labelmap_nrrd(labels: np.ndarray, origin_ras: np.ndarray, spacing: np.ndarray, path) -> None:
+    """Write a RAS-axis-aligned labelmap as NRRD (stored in LPS, as NRRD readers expect)."""
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(np.ascontiguousarray(labels))
+    image.SetSpacing(tuple(float(s) for s in spacing))
+    # voxel (i, j, k) sits at RAS origin + (i, j, k) * spacing; in LPS x and y flip sign
+    image.SetOrigin((-float(origin_ras[0]), -float(origin_ras[1]), float(origin_ras[2])))
+    image.SetDirection((-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0))
+    sitk.WriteImage(image, str(path), useCompression=True)

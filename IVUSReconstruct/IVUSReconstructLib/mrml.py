@@ -66,6 +66,8 @@ MODEL_STYLE = {
 }
 BURDEN_RANGE_PERCENT = (0.0, 100.0)
 ATTRIBUTE_PREFIX = "IVUSReconstruct."
+# Gaussian sigma (labelmap pixels) that smooths the staircase before outlines are traced
+SMOOTHING_PX = 0.0
 
 
 def _slicer() -> Any:
@@ -331,7 +333,9 @@ def rasterize_polygon(points_px: np.ndarray, shape_px: tuple[int, int]) -> np.nd
     return (np.cumsum(flips, axis=1)[:, :width] % 2).astype(bool)
 
 
-def mask_outlines_px(mask: np.ndarray, *, largest_only: bool = True, min_pixels: int = 1) -> list[np.ndarray]:
+def mask_outlines_px(
+    mask: np.ndarray, *, largest_only: bool = True, min_pixels: int = 1, smoothing_px: float = 0.0
+) -> list[np.ndarray]:
     """Outer outlines of the connected regions of a binary frame (marching squares at 0.5).
 
     Parameters
@@ -342,6 +346,10 @@ def mask_outlines_px(mask: np.ndarray, *, largest_only: bool = True, min_pixels:
         (calcium) is outlined.
     min_pixels : int
         Regions smaller than this are dropped.
+    smoothing_px : float
+        Standard deviation (pixels) of a Gaussian applied to each region before the 0.5 level
+        is traced: it replaces the 45-degree staircase of the raw mask by a smooth border. A
+        region too thin to reach 0.5 after smoothing is traced unsmoothed.
 
     Returns
     -------
@@ -354,19 +362,28 @@ def mask_outlines_px(mask: np.ndarray, *, largest_only: bool = True, min_pixels:
     labels, count = ndimage.label(np.asarray(mask) > 0)
     if count == 0:
         return []
-    sizes = ndimage.sum_labels(np.ones_like(labels), labels, index=np.arange(1, count + 1))
-    order = np.argsort(sizes)[::-1]
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    boxes = ndimage.find_objects(labels)
+    order = np.argsort(sizes, kind="stable")[::-1]
     if largest_only:
         order = order[:1]
     outlines = []
     for label_index in order:
         if sizes[label_index] < min_pixels:
             continue
-        region = ndimage.binary_fill_holes(labels == label_index + 1)
+        # fill holes on the region's bounding box only: whole frames made this the hot spot
+        box = boxes[label_index]
+        region = ndimage.binary_fill_holes(labels[box] == label_index + 1)
         rows, cols = np.nonzero(region)
-        r0, c0 = rows.min() - 1, cols.min() - 1
-        crop = np.zeros((rows.max() - r0 + 2, cols.max() - c0 + 2), dtype=np.float32)
+        rows, cols = rows + box[0].start, cols + box[1].start
+        # the margin keeps the smoothed region's tail inside the crop
+        margin = 1 + int(np.ceil(4.0 * smoothing_px))
+        r0, c0 = rows.min() - margin, cols.min() - margin
+        crop = np.zeros((rows.max() - r0 + margin + 1, cols.max() - c0 + margin + 1), dtype=np.float32)
         crop[rows - r0, cols - c0] = 1.0
+        if smoothing_px > 0:
+            smoothed = ndimage.gaussian_filter(crop, smoothing_px, mode="constant", truncate=4.0)
+            crop = smoothed if smoothed.max() > 0.5 else crop
         image = _image_data(crop[None])
         contour = vtkContourFilter()
         contour.SetInputData(image)
@@ -384,8 +401,9 @@ def mask_outlines_px(mask: np.ndarray, *, largest_only: bool = True, min_pixels:
             if best is None or len(loop) > len(best):
                 best = loop
         outline = np.column_stack([best[:, 1] + r0, best[:, 0] + c0])
-        if len(outline) > 1 and np.allclose(outline[0], outline[-1]):
-            outline = outline[:-1]
+        # drop repeated points (the closing one, and contour points that land on a pixel centre)
+        keep = np.any(np.abs(np.diff(outline, axis=0, append=outline[:1])) > 1e-9, axis=1)
+        outline = outline[keep]
         # (row, col) -> (x=col, y=row): counter-clockwise in the frame plane
         if signed_area(outline[:, ::-1]) < 0:
             outline = outline[::-1]
@@ -396,11 +414,72 @@ def mask_outlines_px(mask: np.ndarray, *, largest_only: bool = True, min_pixels:
 # ----------------------------------------------------------------------------- segmentation
 
 
+def _fine_ijk_to_ras(volume_node: Any, oversampling: int) -> np.ndarray:
+    """IJK-to-RAS of the volume's frames subdivided ``oversampling`` times in-plane, (4, 4).
+
+    Fine pixel centre i' sits at volume index i = (i' + 0.5) / f - 0.5, so the fine pixels
+    tile each volume pixel exactly; K (the frames) is not subdivided.
+    """
+    f = float(oversampling)
+    fine_to_volume = np.diag([1.0 / f, 1.0 / f, 1.0, 1.0])
+    fine_to_volume[0, 3] = fine_to_volume[1, 3] = -(f - 1.0) / (2.0 * f)
+    return _ijk_to_ras(volume_node) @ fine_to_volume
+
+
+def _geometry_image(slicer: Any, volume_node: Any, oversampling: int) -> Any:
+    """An empty vtkOrientedImageData with the (oversampled) frame geometry of the volume."""
+    dims = volume_node.GetImageData().GetDimensions()
+    image = slicer.vtkOrientedImageData()
+    image.SetDimensions(dims[0] * oversampling, dims[1] * oversampling, dims[2])
+    image.SetImageToWorldMatrix(_matrix(_fine_ijk_to_ras(volume_node, oversampling)))
+    return image
+
+
+def _default_oversampling(volume_node: Any) -> int:
+    # 2x in-plane halves the outline error; skip it when a labelmap layer would pass 2^27
+    # voxels (a long clinical pullback), where memory matters more
+    dims = volume_node.GetImageData().GetDimensions()
+    return 2 if 4 * dims[0] * dims[1] * dims[2] <= 2**27 else 1
+
+
+def _segmentation_oversampling(slicer: Any, segmentation_node: Any, volume_node: Any) -> int:
+    """In-plane oversampling of a segmentation's reference geometry relative to the volume.
+
+    1 when the geometry is missing or is not an integer subdivision of the volume's pixels
+    (the labelmap is then read on the volume grid).
+    """
+    converter = slicer.vtkSegmentationConverter
+    text = segmentation_node.GetSegmentation().GetConversionParameter(
+        converter.GetReferenceImageGeometryParameterName()
+    )
+    if not text:
+        return 1
+    geometry = slicer.vtkOrientedImageData()
+    if not converter.DeserializeImageGeometry(text, geometry, False):
+        return 1
+    m = vtkMatrix4x4()
+    geometry.GetImageToWorldMatrix(m)
+    factor = round(float(volume_node.GetSpacing()[0]) / float(geometry.GetSpacing()[0]))
+    if factor < 2 or not np.allclose(_array(m), _fine_ijk_to_ras(volume_node, factor), atol=1e-6):
+        return 1
+    return int(factor)
+
+
 def _set_segment_mask(
-    slicer: Any, segmentation_node: Any, segment_id: str, mask: np.ndarray, ijk_to_ras: Any
+    slicer: Any,
+    segmentation_node: Any,
+    segment_id: str,
+    mask: np.ndarray,
+    offset_kji: tuple[int, int, int],
+    ijk_to_ras: Any,
 ) -> None:
+    """Replace a segment's labelmap by ``mask`` (K, J, I) placed at index ``offset_kji``."""
     image = slicer.vtkOrientedImageData()
     image.ShallowCopy(_image_data(mask.astype(np.uint8)))
+    k0, j0, i0 = offset_kji
+    k, j, i = mask.shape
+    # the extent, not the origin, carries the crop: the labelmap stays on the reference grid
+    image.SetExtent(i0, i0 + i - 1, j0, j0 + j - 1, k0, k0 + k - 1)
     image.SetImageToWorldMatrix(ijk_to_ras)
     logic = slicer.vtkSlicerSegmentationsModuleLogic
     if not logic.SetBinaryLabelmapToSegment(
@@ -416,12 +495,17 @@ def contours_to_segmentation(
     *,
     name: str = "IVUS contours",
     node: Any | None = None,
+    oversampling: int | None = None,
 ) -> Any:
     """Rasterise contours on the pullback frames as segments Lumen, Vessel, Calcium.
 
-    Each segment is a binary labelmap in the geometry of ``volume_node`` (the pixel centres
-    inside the polygon). Vessel is the whole EEM area (it contains the lumen), so segments
-    overlap and each lives in its own labelmap layer. Frames without a contour stay empty.
+    Each segment is a binary labelmap (the pixel centres inside the polygon) on the frames
+    of ``volume_node``, subdivided ``oversampling`` times in-plane. The subdivided grid is the
+    segmentation's reference geometry, so the Segment Editor edits at that resolution (as
+    after its "Specify geometry" with an oversampling factor) and
+    :func:`segmentation_to_contours` reads it back. Vessel is the whole EEM area (it contains
+    the lumen), so segments overlap and each lives in its own labelmap layer, cropped to the
+    frames and pixels it covers. Frames without a contour stay empty.
 
     Parameters
     ----------
@@ -431,6 +515,9 @@ def contours_to_segmentation(
         (the volume attributes), or the ContourSet's when given.
     volume_node : vtkMRMLScalarVolumeNode
         From :func:`pullback_to_volume_node`.
+    oversampling : int, optional
+        In-plane subdivision of the volume's pixels (1 = the volume grid). Default 2, or 1
+        when a layer of the subdivided grid would exceed 2^27 voxels.
 
     Returns
     -------
@@ -438,10 +525,13 @@ def contours_to_segmentation(
     """
     slicer = _slicer()
     prepare_scene(scene)
+    f = int(oversampling) if oversampling is not None else _default_oversampling(volume_node)
+    if f < 1:
+        raise ValueError(f"oversampling must be >= 1, got {oversampling}")
     spacing_rc, center_rc = _frame_mapping(volume_node, contours)
     dims = volume_node.GetImageData().GetDimensions()
-    shape = (dims[2], dims[1], dims[0])
-    masks = {segment: np.zeros(shape, dtype=bool) for segment in SEGMENT_NAMES}
+    shape = (dims[2], dims[1] * f, dims[0] * f)
+    polygons: dict[str, list[tuple[int, np.ndarray]]] = {segment: [] for segment in SEGMENT_NAMES}
     for frame in contours.frames:
         if not 0 <= frame.index < shape[0]:
             raise input_error(
@@ -450,23 +540,41 @@ def contours_to_segmentation(
                 f"is outside the pullback's {shape[0]} frames",
                 "load the matching pullback",
             )
-        polygons = {"Lumen": [frame.lumen], "Vessel": [frame.vessel], "Calcium": list(frame.calcium)}
-        for segment, items in polygons.items():
-            for polygon in items:
+        items = {"Lumen": [frame.lumen], "Vessel": [frame.vessel], "Calcium": list(frame.calcium)}
+        for segment, polygon_list in items.items():
+            for polygon in polygon_list:
                 if polygon is not None and len(polygon) >= 3:
-                    px = mm_to_px(polygon, spacing_rc, center_rc)
-                    masks[segment][frame.index] |= rasterize_polygon(px, shape[1:])
+                    # volume pixel p -> fine pixel f p + (f - 1) / 2 (see _fine_ijk_to_ras)
+                    px = mm_to_px(polygon, spacing_rc, center_rc) * f + (f - 1) / 2.0
+                    polygons[segment].append((frame.index, px))
     node = _new_node(scene, "vtkMRMLSegmentationNode", name, node)
     node.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)
+    converter = slicer.vtkSegmentationConverter
+    node.GetSegmentation().SetConversionParameter(
+        converter.GetReferenceImageGeometryParameterName(),
+        converter.SerializeImageGeometry(_geometry_image(slicer, volume_node, f)),
+    )
     if node.GetDisplayNode() is None:
         node.CreateDefaultDisplayNodes()
     segmentation = node.GetSegmentation()
-    ijk_to_ras = vtkMatrix4x4()
-    volume_node.GetIJKToRASMatrix(ijk_to_ras)
+    ijk_to_ras = _matrix(_fine_ijk_to_ras(volume_node, f))
     for segment in SEGMENT_NAMES:
         if not segmentation.GetSegment(segment):
             segmentation.AddEmptySegment(segment, segment, list(SEGMENT_COLORS[segment]))
-        _set_segment_mask(slicer, node, segment, masks[segment], ijk_to_ras)
+        items = polygons[segment]
+        if not items:
+            _set_segment_mask(slicer, node, segment, np.zeros((1, 1, 1), bool), (0, 0, 0), ijk_to_ras)
+            continue
+        # crop to the bounding box of the segment's polygons (pixel centres inside it)
+        every = np.concatenate([px for _, px in items])
+        lo = np.clip(np.ceil(every.min(axis=0)).astype(int), 0, np.array(shape[1:]) - 1)
+        hi = np.clip(np.floor(every.max(axis=0)).astype(int), lo, np.array(shape[1:]) - 1)
+        k0 = min(index for index, _ in items)
+        k1 = max(index for index, _ in items)
+        mask = np.zeros((k1 - k0 + 1, hi[0] - lo[0] + 1, hi[1] - lo[1] + 1), dtype=bool)
+        for index, px in items:
+            mask[index - k0] |= rasterize_polygon(px - lo, mask.shape[1:])
+        _set_segment_mask(slicer, node, segment, mask, (k0, int(lo[0]), int(lo[1])), ijk_to_ras)
     return node
 
 
@@ -487,15 +595,18 @@ def _frame_mapping(
     return spacing_rc, (float(center_rc[0]), float(center_rc[1]))
 
 
-def _segment_mask(slicer: Any, segmentation_node: Any, segment_id: str, volume_node: Any) -> np.ndarray:
-    """A segment's labelmap resampled on the volume's voxel grid, (K, J, I) bool."""
-    dims = volume_node.GetImageData().GetDimensions()
-    reference = slicer.vtkOrientedImageData()
-    reference.SetDimensions(dims)
+def _segment_mask(
+    slicer: Any, segmentation_node: Any, segment_id: str, volume_node: Any, oversampling: int = 1
+) -> np.ndarray:
+    """A segment's labelmap resampled on the volume's frames subdivided ``oversampling`` times.
+
+    Returns
+    -------
+    ndarray of shape (K, J * oversampling, I * oversampling), bool
+    """
+    reference = _geometry_image(slicer, volume_node, oversampling)
+    dims = reference.GetDimensions()
     reference.AllocateScalars(3, 1)  # VTK_UNSIGNED_CHAR
-    ijk_to_ras = vtkMatrix4x4()
-    volume_node.GetIJKToRASMatrix(ijk_to_ras)
-    reference.SetImageToWorldMatrix(ijk_to_ras)
     labelmap = slicer.vtkOrientedImageData()
     segmentation_node.GetBinaryLabelmapRepresentation(segment_id, labelmap)
     resampled = slicer.vtkOrientedImageData()
@@ -513,12 +624,15 @@ def segmentation_to_contours(
     *,
     template: ContourSet | None = None,
     min_calcium_pixels: int = 4,
+    smoothing_px: float = SMOOTHING_PX,
 ) -> ContourSet:
     """Outline the segments Lumen, Vessel and Calcium frame by frame, back to frame-plane mm.
 
     A frame with a Lumen region becomes a FrameContours: the largest Lumen region's outline,
     the largest Vessel region's outline (or None) and every Calcium region. Edits made with
-    the Segment Editor come back this way.
+    the Segment Editor come back this way. Labelmaps are read on the segmentation's
+    reference geometry when it subdivides the volume's pixels (see
+    :func:`contours_to_segmentation`), else on the volume grid.
 
     Parameters
     ----------
@@ -528,46 +642,55 @@ def segmentation_to_contours(
     template : ContourSet, optional
         Phases, ``z_mm`` and landmarks to carry over for frames of the same index.
     min_calcium_pixels : int
-        Smaller calcium specks (editing debris) are ignored.
+        Smaller calcium specks (editing debris), in volume pixels, are ignored.
+    smoothing_px : float
+        Gaussian standard deviation, in labelmap pixels, before tracing (see
+        :func:`mask_outlines_px`).
 
     Returns
     -------
     ContourSet
-        Outlines within half a pixel of the rasterised polygons.
+        Outlines within half a volume pixel of the rasterised polygons.
     """
     slicer = _slicer()
     spacing_rc, center_rc = _frame_mapping(volume_node, template)
+    f = _segmentation_oversampling(slicer, segmentation_node, volume_node)
+
+    def to_mm(outline_px: np.ndarray) -> np.ndarray:
+        # fine pixel -> volume pixel (inverse of contours_to_segmentation's mapping)
+        return px_to_mm((outline_px - (f - 1) / 2.0) / f, spacing_rc, center_rc)
+
+    def outlines(mask: np.ndarray, **options: Any) -> list[np.ndarray]:
+        return [to_mm(o) for o in mask_outlines_px(mask, smoothing_px=smoothing_px, **options)]
+
     segmentation = segmentation_node.GetSegmentation()
     masks = {}
     for segment in SEGMENT_NAMES:
         segment_id = segmentation.GetSegmentIdBySegmentName(segment)
         masks[segment] = (
-            _segment_mask(slicer, segmentation_node, segment_id, volume_node) if segment_id else None
+            _segment_mask(slicer, segmentation_node, segment_id, volume_node, f) if segment_id else None
         )
     if masks["Lumen"] is None:
         raise input_error(
             segmentation_node.GetName(), "segment Lumen", "is missing", "name the lumen segment 'Lumen'"
         )
-    previous = {f.index: f for f in template.frames} if template is not None else {}
+    previous = {c.index: c for c in template.frames} if template is not None else {}
     frames = []
     for index in np.nonzero(masks["Lumen"].any(axis=(1, 2)))[0]:
-        lumen = mask_outlines_px(masks["Lumen"][index])[0]
+        lumen = outlines(masks["Lumen"][index])[0]
         vessel = None
         if masks["Vessel"] is not None and masks["Vessel"][index].any():
-            vessel = px_to_mm(mask_outlines_px(masks["Vessel"][index])[0], spacing_rc, center_rc)
+            vessel = outlines(masks["Vessel"][index])[0]
         calcium: tuple[np.ndarray, ...] = ()
         if masks["Calcium"] is not None and masks["Calcium"][index].any():
             calcium = tuple(
-                px_to_mm(o, spacing_rc, center_rc)
-                for o in mask_outlines_px(
-                    masks["Calcium"][index], largest_only=False, min_pixels=min_calcium_pixels
-                )
+                outlines(masks["Calcium"][index], largest_only=False, min_pixels=min_calcium_pixels * f * f)
             )
         old = previous.get(int(index))
         frames.append(
             FrameContours(
                 index=int(index),
-                lumen=px_to_mm(lumen, spacing_rc, center_rc),
+                lumen=lumen,
                 vessel=vessel,
                 calcium=calcium,
                 stent=old.stent if old is not None else None,

@@ -50,6 +50,9 @@ __all__ = [
 
 Progress = Callable[[float, str], None]
 
+# a world-space labelmap for Slicer segmentations: fine enough for coronaries, small for 150 mm
+LABELMAP_SPACING_MM = 0.2
+
 OUTPUT_FILES = (
     "summary.json",
     "frames.csv",
@@ -58,6 +61,7 @@ OUTPUT_FILES = (
     "lumen.vtp",
     "vessel.vtp",
     "wall.vtp",
+    "vessel_labelmap.nrrd",
     "centerline.mrk.json",
     "render.png",
     "report.html",
@@ -771,7 +775,7 @@ def _fill_outputs(
 ) -> list[str]:
     from .io.centerline import write_markups_curve
     from .io.contours import write_contours_json
-    from .mesh import write_mesh
+    from .mesh import vessel_labelmap, write_labelmap_nrrd, write_mesh
     from .render import render_vessel, write_png
     from .report import build_report, pullback_figures
 
@@ -787,6 +791,8 @@ def _fill_outputs(
         write_mesh(result.mesh.vessel, tmp / "vessel.vtp")
     if result.mesh.wall is not None:
         write_mesh(result.mesh.wall, tmp / "wall.vtp")
+    labels, origin, spacing = vessel_labelmap(result.mesh, LABELMAP_SPACING_MM)
+    write_labelmap_nrrd(labels, origin, spacing, tmp / "vessel_labelmap.nrrd")
     write_contours_json(result.contours, tmp / "contours.json")
     write_markups_curve(result.centerline, tmp / "centerline.mrk.json", coordinate_system="LPS")
     header, rows = frames_table(result)

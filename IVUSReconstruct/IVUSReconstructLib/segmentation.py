@@ -332,7 +332,8 @@ class SegmentationOptions:
     shadow_ratio: float = 0.4
     ring_correlation: float = 0.5
     sequence_tolerance_mm: float = 0.15
-    normal_refine_mm: float = 0.25
+    normal_refine_mm: float = 0.5
+    temporal_median_frames: int = 9
     batch_frames: int = 24
 
 
@@ -606,9 +607,12 @@ class _Segmenter:
         image = ndimage.gaussian_filter(image, sigma=(0, 1.0, 1.0))
         theta = 2 * np.pi * np.arange(n_a) / n_a
         x, y = radii_mm * np.cos(theta), radii_mm * np.sin(theta)
-        # outward normal of the counter-clockwise border from the tangent over two angles
-        tx = np.roll(x, -2, axis=1) - np.roll(x, 2, axis=1)
-        ty = np.roll(y, -2, axis=1) - np.roll(y, 2, axis=1)
+        # outward normal of the counter-clockwise border, from its smoothed shape: the normals
+        # of a jagged trace would cross and fold the moved border
+        xs = ndimage.uniform_filter1d(x, size=7, axis=1, mode="wrap")
+        ys = ndimage.uniform_filter1d(y, size=7, axis=1, mode="wrap")
+        tx = np.roll(xs, -2, axis=1) - np.roll(xs, 2, axis=1)
+        ty = np.roll(ys, -2, axis=1) - np.roll(ys, 2, axis=1)
         norm = np.maximum(np.hypot(tx, ty), 1e-6)
         nx, ny = ty / norm, -tx / norm
         step = 0.5 * pix
@@ -624,20 +628,28 @@ class _Segmenter:
         prof = ndimage.uniform_filter1d(prof, size=3, axis=1, mode="wrap")
         w = max(2, int(round(0.12 / step)))
         edge = _step(prof, w)
-        allowed = np.abs(t) <= half
+        # only a border tilted towards the rays is traced poorly along them: the search reaches
+        # ``half`` where the border runs along the ray and a pixel where it faces the catheter,
+        # so round borders keep the ray-traced position
+        tilt = np.sqrt(np.clip(1.0 - (nx * np.cos(theta) + ny * np.sin(theta)) ** 2, 0.0, 1.0))
+        reach = (half * np.clip(2.0 * tilt - 1.0, 0.0, 1.0))[..., None]
+        allowed = np.abs(t)[None, None, :] <= np.maximum(reach, step)
         # of two steps, the one nearer the traced border
-        score = np.where(allowed[None, None, :], edge - 0.2 * np.abs(t) / half * np.abs(edge).max(axis=-1, keepdims=True), -np.inf)
+        peak = np.abs(edge).max(axis=-1, keepdims=True)
+        score = np.where(allowed, edge - 0.2 * np.abs(t) / np.maximum(reach, step) * peak, -np.inf)
         best = np.argmax(score, axis=-1)
-        fine = _subsample(np.where(allowed[None, None, :], edge, edge.min()), best)
+        fine = _subsample(np.where(allowed, edge, edge.min()), best)
         offset = (fine - k) * step - 0.5 * step
         strong = np.take_along_axis(edge, best[..., None], axis=-1)[..., 0] > 0
-        offset = np.where(strong, offset, 0.0)
+        offset = np.where(strong & (reach[..., 0] >= pix), offset, 0.0)
         offset = ndimage.median_filter(offset, size=(1, 5), mode="wrap")
         out = np.empty_like(radii_mm)
         for f in range(n_f):
             pts = np.column_stack([x[f] + offset[f] * nx[f], y[f] + offset[f] * ny[f]])
             out[f] = ray_radii(pts, np.zeros(2), n_a)
-        return out
+        # a fold of the moved border shows as a radial spike: keep the ray-traced radius there
+        limit = half / np.maximum(np.sqrt(1.0 - tilt**2), 0.2)
+        return np.where(np.abs(out - radii_mm) <= limit, out, radii_mm)
 
     def to_mm(self, path: np.ndarray) -> np.ndarray:
         # the step at index r lies between samples r - 1 and r
@@ -736,6 +748,35 @@ def _sequence_consistency(radii: np.ndarray, indices: np.ndarray, tol_mm: float,
     return out
 
 
+def _temporal_median(radii: np.ndarray, indices: np.ndarray, size: int) -> np.ndarray:
+    """Median of each direction's radius over ``size`` consecutive frames, on runs of
+    consecutive frame indices only (an ungated pullback analysed frame by frame).
+
+    At 15-30 frames/s the wall moves little over a few frames, while a border that cuts into
+    the lumen in one frame (chance correlation of slow blood, a border along the rays) rarely
+    does so at the same angle in most of its neighbours. Sparse (gated) frames are left alone.
+
+    Parameters
+    ----------
+    radii : ndarray of shape (F, A), mm
+    indices : ndarray of shape (F,), int, increasing
+    size : int
+        Odd window length in frames; < 3 disables.
+
+    Returns
+    -------
+    ndarray of shape (F, A)
+    """
+    if size < 3 or len(radii) < size:
+        return radii
+    out = radii.copy()
+    breaks = np.flatnonzero(np.diff(indices) != 1) + 1
+    for run in np.split(np.arange(len(indices)), breaks):
+        if len(run) >= size:
+            out[run] = ndimage.median_filter(radii[run], size=(size, 1), mode="nearest")
+    return out
+
+
 def segment_pullback(
     pullback: Pullback,
     frame_indices: Sequence[int] | np.ndarray | None = None,
@@ -813,6 +854,8 @@ def segment_pullback(
     vessel_mm = np.concatenate(vessel)
     max_gap = max(3, int(np.median(np.diff(frames))) if len(frames) > 1 else 3)
     lumen_mm = _sequence_consistency(lumen_mm, frames, o.sequence_tolerance_mm, max_gap)
+    lumen_mm = _temporal_median(lumen_mm, frames, o.temporal_median_frames | 1 if o.temporal_median_frames else 0)
+    vessel_mm = _temporal_median(vessel_mm, frames, o.temporal_median_frames | 1 if o.temporal_median_frames else 0)
     vessel_mm = _sequence_consistency(vessel_mm, frames, o.sequence_tolerance_mm, max_gap)
     vessel_mm = np.maximum(vessel_mm, lumen_mm + o.min_wall_mm)
     arcs_all = np.concatenate(arcs)

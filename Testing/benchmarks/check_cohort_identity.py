@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import shutil
 import subprocess
@@ -81,6 +82,27 @@ def write_manifest(path: Path, cases: list[dict[str, Any]], gating: str | None) 
                 }
             )
     return path
+
+
+def package_dir() -> Path:
+    """The IVUSReconstructLib folder that the command runs (editable install: the working tree)."""
+    python = Path(CLI).with_name("python")
+    code = "import IVUSReconstructLib, pathlib; print(pathlib.Path(IVUSReconstructLib.__file__).parent)"
+    return Path(_run([str(python), "-c", code], "locate IVUSReconstructLib").stdout.strip())
+
+
+def source_snapshot(package: Path) -> dict[str, str]:
+    """sha256 of each Python source of the package: other people edit the shared tree while this
+    runs, and a stage edited between the batch and the single runs makes them differ for a reason
+    that has nothing to do with ``batch``."""
+    return {
+        str(p.relative_to(package)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(package.rglob("*.py"))
+    }
+
+
+def changed_sources(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
 
 
 def _serialise(doc: Any) -> bytes:
@@ -151,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(cases)} phantoms ({', '.join(PRESETS)}; seeds {cases[0]['seed']}-{cases[-1]['seed']}; "
               f"{args.length_mm:g} mm, {args.size_px} px) in {t1 - t0:.0f} s")  # fmt: skip
 
+        package = package_dir()
+        snap0 = source_snapshot(package)
         batch_out = root / "batch"
         cmd = [CLI, "batch", str(manifest), "--out", str(batch_out), "--workers", str(args.workers)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -159,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         if proc.returncode != 0:
             sys.stderr.write(proc.stderr[-4000:])
 
+        snap1 = source_snapshot(package)
         gating = ["--gating", args.gating] if args.gating else []
         for c in cases:
             cmd = [CLI, "run", c["pullback"], "--centerline", c["centerline"], *gating,
@@ -166,6 +191,18 @@ def main(argv: list[str] | None = None) -> int:
             _run(cmd, f"run {c['id']}")
         t3 = time.perf_counter()
         print(f"{len(cases)} single runs in {t3 - t2:.0f} s")
+        snap2 = source_snapshot(package)
+        edits = {
+            "during the batch": changed_sources(snap0, snap1),
+            "between the batch and the end of the single runs": changed_sources(snap1, snap2),
+        }
+        for when, names in edits.items():
+            if names:
+                print(f"WARNING: {package} sources changed {when}: {', '.join(names)}")
+        if any(edits.values()):
+            print(
+                "WARNING: differences below may come from those edits, not from batch; rerun on a quiet tree"
+            )
 
         rows = []
         for c in cases:

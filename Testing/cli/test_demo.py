@@ -104,3 +104,34 @@ def test_demo_report_offline_and_consistent(demo_out):
     summary = json.loads((out / "summary.json").read_text())
     mla = summary["mla"]["area_mm2"]
     assert f"{mla:.2f}" in html
+
+
+def test_demo_labelmap_sits_where_the_meshes_are(demo_out):
+    """vessel_labelmap.nrrd (LPS on disk) covers the lumen mesh in RAS with the same volume."""
+    import SimpleITK as sitk
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    from vtkmodules.vtkIOXML import vtkXMLPolyDataReader
+
+    _, out = demo_out
+    image = sitk.ReadImage(str(out / "vessel_labelmap.nrrd"))
+    labels = sitk.GetArrayFromImage(image)
+    voxel = float(np.prod(image.GetSpacing()))
+    summary = json.loads((out / "summary.json").read_text())
+    assert (labels == 1).sum() * voxel == pytest.approx(summary["volumes_mm3"]["lumen"], rel=0.03)
+    assert (labels >= 1).sum() * voxel == pytest.approx(summary["volumes_mm3"]["vessel"], rel=0.03)
+    k, j, i = np.nonzero(labels == 1)
+    lps = np.array(
+        [
+            image.TransformContinuousIndexToPhysicalPoint((float(a), float(b), float(c)))
+            for a, b, c in zip(i[::97], j[::97], k[::97], strict=True)
+        ]
+    )
+    ras_centre = (lps * [-1, -1, 1]).mean(axis=0)
+    reader = vtkXMLPolyDataReader()
+    reader.SetFileName(str(out / "lumen.vtp"))
+    reader.Update()
+    mesh_points = vtk_to_numpy(reader.GetOutput().GetPoints().GetData())
+    lo, hi = mesh_points.min(axis=0), mesh_points.max(axis=0)
+    assert np.all(ras_centre > lo) and np.all(ras_centre < hi)
+    # the voxel centroid is the lumen's volume centroid: close to the mesh's for a tube
+    assert np.linalg.norm(ras_centre - mesh_points.mean(axis=0)) < 0.1 * np.linalg.norm(hi - lo)

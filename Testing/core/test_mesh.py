@@ -200,3 +200,88 @@ def test_outward_on_a_vessel_that_turns_back(mirror):
         assert report["outward"] and report["signed_volume_mm3"] > 0
     area = polygon_area(polar_polygon(np.full(32, 2.0)))
     assert mesh_report(mesh.vessel)["volume_mm3"] == pytest.approx(area * s[-1], rel=0.002)
+
+
+def _soup(triangles_pts):
+    """vtkPolyData of separate triangles (no shared vertices), (T, 3, 3) mm."""
+    from IVUSReconstructLib.mesh import _polydata
+
+    pts = np.asarray(triangles_pts, dtype=float).reshape(-1, 3)
+    return _polydata(pts, np.arange(len(pts)).reshape(-1, 3), {}, np.zeros(0))
+
+
+def test_self_intersections_on_triangle_pairs():
+    from IVUSReconstructLib.mesh import self_intersections
+
+    flat = [[0, 0, 0], [2, 0, 0], [0, 2, 0]]
+    # a triangle piercing the first one through its interior
+    piercing = [[0.5, 0.5, -1], [0.5, 0.5, 1], [1.5, -0.5, 0.2]]
+    assert self_intersections(_soup([flat, piercing])) == 1
+    # the same triangle moved beyond the hypotenuse x + y = 2: planes cross, triangles do not
+    assert self_intersections(_soup([flat, np.add(piercing, [1.5, 1.5, 0])])) == 0
+    # parallel, 0.1 mm apart
+    assert self_intersections(_soup([flat, np.add(flat, [0, 0, 0.1])])) == 0
+    # coplanar: overlapping, disjoint, and merely touching along an edge
+    assert self_intersections(_soup([flat, np.add(flat, [0.5, 0.5, 0])])) == 1
+    assert self_intersections(_soup([flat, np.add(flat, [3, 0, 0])])) == 0
+    assert self_intersections(_soup([flat, [[2, 0, 0], [0, 2, 0], [2, 2, 0]]])) == 0
+    # a small triangle inside a large coplanar one
+    assert self_intersections(_soup([flat, [[0.2, 0.2, 0], [0.4, 0.2, 0], [0.2, 0.4, 0]]])) == 1
+    # one triangle piercing two parallel ones: 2 pairs
+    assert self_intersections(_soup([flat, piercing, np.add(flat, [0, 0, 0.15])])) == 2
+    # crossing triangles that share a vertex index are neighbours: never counted
+    from IVUSReconstructLib.mesh import _polydata
+
+    pts = np.array([[0, 0, 0], [2, 0, 0], [0, 2, 0], [1, 1, -1], [0.2, 0.2, 1]], dtype=float)
+    assert self_intersections(_polydata(pts, np.array([[0, 1, 2], [0, 3, 4]]), {}, np.zeros(0))) == 0
+
+
+def test_self_intersections_find_folds_at_tight_bends():
+    from IVUSReconstructLib.mesh import self_intersections
+
+    # bend radius 2.5 mm < vessel radius 3 mm: the raw loft folds on the inner side
+    radius = 2.5
+    s = np.linspace(0.0, np.pi / 2 * radius, 40)
+    poses = place_frames(_arc(radius), np.arange(40), s, smoothing_length_mm=0.0)
+    contours = _rings(40, 1.0, 3.0)
+    raw = build_meshes(contours, poses, n_points=48, fix_folds=False)
+    fixed = build_meshes(contours, poses, n_points=48)
+    n_raw = self_intersections(raw.vessel)
+    assert n_raw > 1000
+    # the lumen (radius 1 < 2.5) does not fold
+    assert self_intersections(raw.lumen) == 0
+    # pushing folded points forward removes most crossings (not all: see unfold_rings)
+    assert self_intersections(fixed.vessel) <= n_raw // 10
+    # a gentle bend (radius 10 mm, vessel 2 mm) has none on any surface
+    s = np.linspace(0.0, np.pi / 2 * 10.0, 50)
+    mesh = build_meshes(
+        _rings(50, 1.0, 2.0), place_frames(_arc(10.0), np.arange(50), s, smoothing_length_mm=0.0), n_points=48
+    )
+    assert [self_intersections(p) for p in (mesh.lumen, mesh.vessel, mesh.wall)] == [0, 0, 0]
+    with pytest.raises(ValueError, match="exceed max_pairs=10"):
+        self_intersections(mesh.wall, max_pairs=10)
+
+
+def test_labelmap_volume_matches_mesh():
+    from IVUSReconstructLib.mesh import mesh_to_labelmap
+
+    radius = 10.0
+    s = np.linspace(0.0, np.pi / 2 * radius, 60)
+    poses = place_frames(_arc(radius), np.arange(60), s, smoothing_length_mm=0.0)
+    mesh = build_meshes(_rings(60, 1.0, 2.0), poses, n_points=72)
+    for poly in (mesh.vessel, mesh.wall):
+        labels, origin, spacing = mesh_to_labelmap(poly, 0.1)
+        assert labels.dtype == np.uint8 and set(np.unique(labels)) == {0, 1}
+        np.testing.assert_allclose(spacing, 0.1)
+        volume = labels.sum() * np.prod(spacing)
+        assert volume == pytest.approx(mesh_report(poly)["volume_mm3"], rel=0.02)
+    # index [k, j, i] is voxel origin + (i, j, k) * spacing: the vessel's bounds (+-1 voxel)
+    k, j, i = np.nonzero(labels)
+    lo = origin + np.array([i.min(), j.min(), k.min()]) * spacing
+    hi = origin + np.array([i.max(), j.max(), k.max()]) * spacing
+    bounds = np.array(mesh.wall.GetBounds()).reshape(3, 2)
+    np.testing.assert_allclose(lo, bounds[:, 0], atol=0.1)
+    np.testing.assert_allclose(hi, bounds[:, 1], atol=0.1)
+    # a 1 mm margin of background on every side
+    assert labels[:, :, :10].sum() == 0 and labels[:, :, -10:].sum() == 0
+    assert labels[:10].sum() == 0 and labels[-10:].sum() == 0
