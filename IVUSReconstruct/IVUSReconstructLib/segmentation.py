@@ -333,6 +333,7 @@ class SegmentationOptions:
     ring_correlation: float = 0.5
     sequence_tolerance_mm: float = 0.15
     normal_refine_mm: float = 0.5
+    normal_refine_passes: int = 2
     temporal_median_frames: int = 9
     batch_frames: int = 24
 
@@ -632,7 +633,12 @@ class _Segmenter:
         # ``half`` where the border runs along the ray and a pixel where it faces the catheter,
         # so round borders keep the ray-traced position
         tilt = np.sqrt(np.clip(1.0 - (nx * np.cos(theta) + ny * np.sin(theta)) ** 2, 0.0, 1.0))
-        reach = (half * np.clip(2.0 * tilt - 1.0, 0.0, 1.0))[..., None]
+        # the same holds at a sharp convex end (a peak of r(theta)), which averaging over
+        # neighbouring angles cuts off
+        rs = ndimage.uniform_filter1d(radii_mm, size=3, axis=1, mode="wrap")
+        peak = rs - 0.5 * (np.roll(rs, 3, axis=1) + np.roll(rs, -3, axis=1))
+        sharp = np.clip(peak / 0.25, 0.0, 1.0)
+        reach = (half * np.maximum(np.clip(2.0 * tilt - 1.0, 0.0, 1.0), sharp))[..., None]
         allowed = np.abs(t)[None, None, :] <= np.maximum(reach, step)
         # of two steps, the one nearer the traced border
         peak = np.abs(edge).max(axis=-1, keepdims=True)
@@ -715,7 +721,8 @@ class _Segmenter:
         lumen_path, lumen_strength = self.lumen(stability, log_image)
         vessel_path, vessel_strength = self.vessel(log_image, lumen_path)
         lumen_mm, vessel_mm = self.to_mm(lumen_path), self.to_mm(vessel_path)
-        lumen_mm = self._normal_refine(frames, lumen_mm)
+        for _ in range(self.o.normal_refine_passes):
+            lumen_mm = self._normal_refine(frames, lumen_mm)
         shadow, calcium, polygons, reflector = self.shadows(image, lumen_mm, vessel_mm)
         wire = shadow & ~calcium
         # nothing behind calcium is seen: the lumen ends in front of its leading edge

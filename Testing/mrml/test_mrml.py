@@ -484,3 +484,59 @@ def test_write_scene_skips_missing_files(tmp_path):
     assert _column(table, "lumen_area_mm2") == pytest.approx([3.5, 3.25])
     chart = reloaded.GetFirstNodeByClass("vtkMRMLPlotChartNode")
     assert chart.GetNumberOfPlotSeriesNodes() == 1  # only the lumen column exists
+
+
+def test_cli_demo_scene_reloads_with_every_node(tmp_path):
+    from vtkmodules.vtkIOXML import vtkXMLPolyDataReader
+
+    from IVUSReconstructLib.cli import main
+
+    out = tmp_path / "demo"
+    args = ["demo", "--preset", "coronary", "--length-mm", "4", "--size-px", "128", "--out", str(out)]
+    assert main(args) == 0
+    reloaded = mrml.load_scene(out / "scene.mrml")
+    assert reloaded.GetNumberOfNodesByClass("vtkMRMLModelNode") == 3
+    for part, (color, opacity, scalars) in mrml.MODEL_STYLE.items():
+        node = reloaded.GetFirstNodeByName(f"IVUS {part}")
+        assert node is not None, part
+        reader = vtkXMLPolyDataReader()
+        reader.SetFileName(str(out / f"{part}.vtp"))
+        reader.Update()
+        direct, loaded = reader.GetOutput(), node.GetPolyData()
+        assert direct.GetNumberOfPoints() > 100
+        assert loaded.GetNumberOfPoints() == direct.GetNumberOfPoints()
+        assert loaded.GetNumberOfCells() == direct.GetNumberOfCells()
+        # RAS on disk and in the scene: an LPS flip would negate the R and A bounds
+        assert loaded.GetBounds() == pytest.approx(direct.GetBounds(), abs=1e-6)
+        display = node.GetDisplayNode()
+        assert display.GetColor() == pytest.approx(color)
+        assert display.GetOpacity() == pytest.approx(opacity)
+        assert bool(display.GetScalarVisibility()) == (scalars is not None)
+        if scalars is not None:
+            assert display.GetActiveScalarName() == scalars
+            assert display.GetScalarRange() == pytest.approx(mrml.BURDEN_RANGE_PERCENT)
+            assert display.GetScalarRangeFlag() == 0  # manual: the same colours in every run
+    colors = reloaded.GetFirstNodeByName("IVUS plaque burden colors")
+    assert colors is not None and colors.GetNumberOfColors() == 256
+    assert reloaded.GetFirstNodeByName("IVUS wall").GetDisplayNode().GetColorNode() is colors
+    frames_csv = (out / "frames.csv").read_text().splitlines()
+    table = reloaded.GetFirstNodeByName("IVUS frames")
+    assert table.GetNumberOfRows() == len(frames_csv) - 1
+    assert table.GetNumberOfColumns() == len(frames_csv[0].split(","))
+    chart = reloaded.GetFirstNodeByClass("vtkMRMLPlotChartNode")
+    assert chart.GetNumberOfPlotSeriesNodes() == 3
+    assert {chart.GetNthPlotSeriesNode(i).GetTableNode() for i in range(3)} == {table}
+    curve = reloaded.GetFirstNodeByClass("vtkMRMLMarkupsCurveNode")
+    stored = json.loads((out / "centerline.mrk.json").read_text())["markups"][0]["controlPoints"]
+    assert curve.GetNumberOfControlPoints() == len(stored) >= 2
+    lps = np.array([point["position"] for point in stored], dtype=float)
+    assert mrml._control_points(curve) == pytest.approx(lps * [-1.0, -1.0, 1.0], abs=1e-4)
+    markers = reloaded.GetFirstNodeByName("IVUS MLA and references")
+    summary = json.loads((out / "summary.json").read_text())
+    assert markers.GetNumberOfControlPoints() == len(mrml._marker_points(summary))
+    assert markers.GetNthControlPointLabel(0) == f"MLA {summary['mla']['area_mm2']:.2f} mm2"
+    rows = mrml._read_frames_csv(out / "frames.csv")
+    mla = rows[summary["mla"]["frame"]]
+    position = np.zeros(3)
+    markers.GetNthControlPointPosition(0, position)
+    assert position == pytest.approx([float(mla[k]) for k in ("x_mm", "y_mm", "z_mm")], abs=1e-3)
