@@ -1213,7 +1213,7 @@ def write_scene(out_dir: str | Path, *, scene_name: str = "scene.mrml") -> Path:
     The scene references the files already in ``out_dir`` by relative path: ``lumen.vtp``,
     ``vessel.vtp``, ``wall.vtp`` (model storage nodes with coordinate system RAS, since Slicer
     reads untagged model files as LPS), ``centerline.mrk.json`` (markups JSON storage),
-    ``frames.csv`` (table). It adds ``markers.mrk.json`` (MLA and references, placed at the
+    ``frames.csv`` (table), ``vessel_labelmap.nrrd`` (labelmap volume). It adds ``markers.mrk.json`` (MLA and references, placed at the
     plane origins of ``frames.csv``), the plaque-burden colour table and a plot chart.
     Usable as an ``extra_writers`` entry of ``pipeline.write_outputs``.
 
@@ -1251,6 +1251,13 @@ def write_scene(out_dir: str | Path, *, scene_name: str = "scene.mrml") -> Path:
             scene, colors, "vtkMRMLColorTableStorageNode", str(out_dir / "plaque_burden_colors.csv")
         )
         storage.WriteData(colors)
+    if (out_dir / "vessel_labelmap.nrrd").is_file():
+        # NRRD states its own space, so no coordinate-system flag is needed here
+        labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "IVUS vessel labelmap")
+        storage = _storage(
+            scene, labelmap, "vtkMRMLVolumeArchetypeStorageNode", str(out_dir / "vessel_labelmap.nrrd")
+        )
+        storage.ReadData(labelmap)
     table = None
     if (out_dir / "frames.csv").is_file():
         table = scene.AddNewNodeByClass("vtkMRMLTableNode", "IVUS frames")

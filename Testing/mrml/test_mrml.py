@@ -496,6 +496,24 @@ def test_cli_demo_scene_reloads_with_every_node(tmp_path):
     assert main(args) == 0
     reloaded = mrml.load_scene(out / "scene.mrml")
     assert reloaded.GetNumberOfNodesByClass("vtkMRMLModelNode") == 3
+    labelmap = reloaded.GetFirstNodeByName("IVUS vessel labelmap")
+    assert labelmap is not None and labelmap.IsA("vtkMRMLLabelMapVolumeNode")
+    # the labelmap's lumen voxels lie within the lumen model's RAS bounds
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    from vtkmodules.vtkCommonMath import vtkMatrix4x4
+
+    ijk_to_ras = vtkMatrix4x4()
+    labelmap.GetIJKToRASMatrix(ijk_to_ras)
+    image = labelmap.GetImageData()
+    dims = image.GetDimensions()
+    values = vtk_to_numpy(image.GetPointData().GetScalars()).reshape(dims[2], dims[1], dims[0])
+    k, j, i = np.nonzero(values == 1)
+    m = np.array([[ijk_to_ras.GetElement(r, c) for c in range(4)] for r in range(4)])
+    ras = (m @ np.vstack([i, j, k, np.ones_like(i)]))[:3].T
+    lumen_bounds = np.array(reloaded.GetFirstNodeByName("IVUS lumen").GetPolyData().GetBounds()).reshape(3, 2)
+    assert np.all(ras.min(axis=0) >= lumen_bounds[:, 0] - 0.3) and np.all(
+        ras.max(axis=0) <= lumen_bounds[:, 1] + 0.3
+    )
     for part, (color, opacity, scalars) in mrml.MODEL_STYLE.items():
         node = reloaded.GetFirstNodeByName(f"IVUS {part}")
         assert node is not None, part
