@@ -335,6 +335,8 @@ class SegmentationOptions:
     normal_refine_mm: float = 0.5
     normal_refine_passes: int = 2
     temporal_median_frames: int = 9
+    wall_only_inner: bool = True
+    wall_blur_mm: float = 0.2
     batch_frames: int = 24
 
 
@@ -560,10 +562,30 @@ class _Segmenter:
         peak = int(np.argmax(profile[: self.n_r // 3]))
         return min(peak + self.samples(0.1), self.n_r // 2)
 
+    @staticmethod
+    def _wall_step(x: np.ndarray, w: int, wall_start: np.ndarray, edge: np.ndarray) -> np.ndarray:
+        """Outward step whose inner window stays inside the wall, (F, A, R).
+
+        Across a wall thinner than two windows the plain step's inner window reaches into the
+        dark lumen, so the lumen's own (much larger) step leaks outwards and pulls the EEM onto
+        the lumen border; the inner mean is therefore taken from ``wall_start`` (F, A) on.
+        """
+        n_r = x.shape[-1]
+        cs = np.concatenate([np.zeros(x.shape[:-1] + (1,), np.float32), np.cumsum(x, axis=-1, dtype=np.float32)], axis=-1)
+        r = np.arange(n_r)[None, None, :]
+        lo = np.clip(np.maximum(r - w, wall_start[..., None]), 0, np.maximum(r - 1, 0))
+        hi = np.minimum(r + w, n_r)
+        inner = (np.take_along_axis(cs, np.broadcast_to(r, x.shape), -1) - np.take_along_axis(cs, lo, -1)) / np.maximum(r - lo, 1)
+        outer = (np.take_along_axis(cs, np.broadcast_to(hi, x.shape), -1) - np.take_along_axis(cs, np.broadcast_to(r, x.shape), -1)) / np.maximum(hi - r, 1)
+        return np.where(r > wall_start[..., None], outer - inner, edge).astype(np.float32)
+
     def vessel(self, log_image: np.ndarray, lumen_path: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """EEM path (F, A) in samples: the strongest dark-to-bright step beyond the lumen."""
         w = self.samples(self.o.vessel_edge_mm, 2)
-        edge = _step(_box(log_image, 3, 3), w)
+        smooth = _box(log_image, 3, 3)
+        edge = _step(smooth, w)
+        if self.o.wall_only_inner:
+            edge = self._wall_step(smooth, w, np.floor(lumen_path).astype(int) + self.samples(self.o.wall_blur_mm, 2), edge)
         lo = np.floor(lumen_path).astype(int)[..., None] + max(self.samples(self.o.min_wall_mm), w) + 1
         hi = np.floor(lumen_path).astype(int)[..., None] + self.samples(self.o.max_wall_mm)
         r = np.arange(self.n_r)[None, None, :]
@@ -719,10 +741,12 @@ class _Segmenter:
         if stability is not None and self.ring is None:
             self.ring = _ring_extent(stability, self.o.ring_correlation)
         lumen_path, lumen_strength = self.lumen(stability, log_image)
-        vessel_path, vessel_strength = self.vessel(log_image, lumen_path)
-        lumen_mm, vessel_mm = self.to_mm(lumen_path), self.to_mm(vessel_path)
+        lumen_mm = self.to_mm(lumen_path)
         for _ in range(self.o.normal_refine_passes):
             lumen_mm = self._normal_refine(frames, lumen_mm)
+        # the wall is searched outside the refined lumen (to_mm is path * dr)
+        vessel_path, vessel_strength = self.vessel(log_image, lumen_mm / self.dr)
+        vessel_mm = self.to_mm(vessel_path)
         shadow, calcium, polygons, reflector = self.shadows(image, lumen_mm, vessel_mm)
         wire = shadow & ~calcium
         # nothing behind calcium is seen: the lumen ends in front of its leading edge

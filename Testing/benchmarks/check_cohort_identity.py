@@ -22,6 +22,7 @@ import argparse
 import csv
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -35,8 +36,11 @@ PRESETS = ("coronary", "femoropopliteal", "iliac-vein")
 IGNORED_KEY = "timings_s"
 
 
+ENV: dict[str, str] | None = None  # set by --freeze: every command runs a frozen copy of the package
+
+
 def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-2000:] + proc.stderr[-4000:])
         print(f"FAILED: {what}: exit {proc.returncode}: {' '.join(cmd)}")
@@ -161,11 +165,29 @@ def main(argv: list[str] | None = None) -> int:
         "--workdir", type=Path, default=None, help="default: a temporary folder, removed at the end"
     )
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument(
+        "--no-freeze",
+        dest="freeze",
+        action="store_false",
+        help="run the live (editable) package instead of a copy frozen at start: on a tree that others "
+        "edit, the batch and the single runs may then run different code",
+    )
     args = ap.parse_args(argv)
 
     root = Path(args.workdir or tempfile.mkdtemp(prefix="ivus-cohort-identity-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
     try:
+        global ENV
+        if args.freeze:
+            # PYTHONPATH comes before the editable-install finder, in this process's children and in
+            # the Dask worker processes they spawn
+            live = package_dir()
+            frozen = root / "frozen"
+            shutil.copytree(live, frozen / live.name, ignore=shutil.ignore_patterns("__pycache__"))
+            ENV = dict(
+                os.environ,
+                PYTHONPATH=os.pathsep.join(filter(None, [str(frozen), os.environ.get("PYTHONPATH")])),
+            )
         t0 = time.perf_counter()
         cases = make_cohort(root, args.cases, args.length_mm, args.size_px)
         manifest = write_manifest(root / "manifest.csv", cases, args.gating)
@@ -174,16 +196,25 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.length_mm:g} mm, {args.size_px} px) in {t1 - t0:.0f} s")  # fmt: skip
 
         package = package_dir()
+        print(f"package: {package}" + (" (frozen copy of the working tree)" if args.freeze else " (live)"))
+        if args.freeze and not str(package).startswith(str(root)):
+            print("FAILED: the frozen copy is not the package the command imports")
+            return 2
         snap0 = source_snapshot(package)
         batch_out = root / "batch"
         cmd = [CLI, "batch", str(manifest), "--out", str(batch_out), "--workers", str(args.workers)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
         t2 = time.perf_counter()
         print(f"batch --workers {args.workers}: exit {proc.returncode} in {t2 - t1:.0f} s")
         if proc.returncode != 0:
             sys.stderr.write(proc.stderr[-4000:])
 
         snap1 = source_snapshot(package)
+        code = "from IVUSReconstructLib.batch import software_digest; print(software_digest())"
+        digest = _run([str(Path(CLI).with_name("python")), "-c", code], "software digest").stdout.strip()
+        workers_ran = {json.loads(p.read_text()).get("software") for p in batch_out.glob("cases/*/case.json")}
+        if workers_ran != {digest}:
+            print(f"WARNING: batch cases ran software {sorted(workers_ran)}, the single runs {digest}")
         gating = ["--gating", args.gating] if args.gating else []
         for c in cases:
             cmd = [CLI, "run", c["pullback"], "--centerline", c["centerline"], *gating,
