@@ -571,12 +571,19 @@ class _Segmenter:
         the lumen border; the inner mean is therefore taken from ``wall_start`` (F, A) on.
         """
         n_r = x.shape[-1]
-        cs = np.concatenate([np.zeros(x.shape[:-1] + (1,), np.float32), np.cumsum(x, axis=-1, dtype=np.float32)], axis=-1)
+        cs = np.concatenate(
+            [np.zeros(x.shape[:-1] + (1,), np.float32), np.cumsum(x, axis=-1, dtype=np.float32)], axis=-1
+        )
         r = np.arange(n_r)[None, None, :]
         lo = np.clip(np.maximum(r - w, wall_start[..., None]), 0, np.maximum(r - 1, 0))
         hi = np.minimum(r + w, n_r)
-        inner = (np.take_along_axis(cs, np.broadcast_to(r, x.shape), -1) - np.take_along_axis(cs, lo, -1)) / np.maximum(r - lo, 1)
-        outer = (np.take_along_axis(cs, np.broadcast_to(hi, x.shape), -1) - np.take_along_axis(cs, np.broadcast_to(r, x.shape), -1)) / np.maximum(hi - r, 1)
+        inner = (
+            np.take_along_axis(cs, np.broadcast_to(r, x.shape), -1) - np.take_along_axis(cs, lo, -1)
+        ) / np.maximum(r - lo, 1)
+        outer = (
+            np.take_along_axis(cs, np.broadcast_to(hi, x.shape), -1)
+            - np.take_along_axis(cs, np.broadcast_to(r, x.shape), -1)
+        ) / np.maximum(hi - r, 1)
         return np.where(r > wall_start[..., None], outer - inner, edge).astype(np.float32)
 
     def vessel(self, log_image: np.ndarray, lumen_path: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -585,7 +592,9 @@ class _Segmenter:
         smooth = _box(log_image, 3, 3)
         edge = _step(smooth, w)
         if self.o.wall_only_inner:
-            edge = self._wall_step(smooth, w, np.floor(lumen_path).astype(int) + self.samples(self.o.wall_blur_mm, 2), edge)
+            edge = self._wall_step(
+                smooth, w, np.floor(lumen_path).astype(int) + self.samples(self.o.wall_blur_mm, 2), edge
+            )
         lo = np.floor(lumen_path).astype(int)[..., None] + max(self.samples(self.o.min_wall_mm), w) + 1
         hi = np.floor(lumen_path).astype(int)[..., None] + self.samples(self.o.max_wall_mm)
         r = np.arange(self.n_r)[None, None, :]
@@ -602,82 +611,89 @@ class _Segmenter:
         strength = np.take_along_axis(edge / scale, path[..., None], axis=-1)[..., 0]
         return _subsample(edge, path), np.clip(strength, 0.0, 1.0)
 
-    def _normal_refine(self, frames: np.ndarray, radii_mm: np.ndarray) -> np.ndarray:
+    def _normal_refine(self, frames: np.ndarray, radii_mm: np.ndarray, *, passes: int) -> np.ndarray:
         """Move each border point along the border's normal to the blood-to-wall grey step.
 
         Along a ray the step of a border nearly parallel to the ray (the ends of a slit-shaped
         lumen far from the catheter) is smeared over many samples, and averaging over angles
         pulls a convex tip inwards; across the border, in the frame itself, the step stays sharp
-        at any orientation.
+        at any orientation. Only such points move (up to ``normal_refine_mm``): borders facing
+        the catheter keep their ray-traced position.
 
         Parameters
         ----------
         frames : ndarray of shape (F,), int
         radii_mm : ndarray of shape (F, A)
+        passes : int
+            Repetitions; each starts from the normals of the moved border.
 
         Returns
         -------
         ndarray of shape (F, A), mm
         """
         half = self.o.normal_refine_mm
-        if half <= 0:
+        if half <= 0 or passes < 1:
             return radii_mm
         n_f, n_a = radii_mm.shape
         sr, sc = self.pb.pixel_spacing_mm
         cr, cc = self.pb.catheter_center_px
         pix = min(sr, sc)
-        image = np.asarray(self.pb.frames[np.asarray(frames)], dtype=np.float32)
-        image = ndimage.gaussian_filter(image, sigma=(0, 1.0, 1.0))
-        theta = 2 * np.pi * np.arange(n_a) / n_a
-        x, y = radii_mm * np.cos(theta), radii_mm * np.sin(theta)
-        # outward normal of the counter-clockwise border, from its smoothed shape: the normals
-        # of a jagged trace would cross and fold the moved border
-        xs = ndimage.uniform_filter1d(x, size=7, axis=1, mode="wrap")
-        ys = ndimage.uniform_filter1d(y, size=7, axis=1, mode="wrap")
-        tx = np.roll(xs, -2, axis=1) - np.roll(xs, 2, axis=1)
-        ty = np.roll(ys, -2, axis=1) - np.roll(ys, 2, axis=1)
-        norm = np.maximum(np.hypot(tx, ty), 1e-6)
-        nx, ny = ty / norm, -tx / norm
         step = 0.5 * pix
         k = int(np.ceil((half + 0.2) / step))
         t = np.arange(-k, k + 1) * step
-        px = x[..., None] + t * nx[..., None]
-        py = y[..., None] + t * ny[..., None]
-        rows = cr + py / sr
-        cols = cc + px / sc
-        frame_idx = np.broadcast_to(np.arange(n_f)[:, None, None], rows.shape)
-        prof = ndimage.map_coordinates(image, [frame_idx.ravel(), rows.ravel(), cols.ravel()], order=1, mode="nearest")
-        prof = prof.reshape(rows.shape)
-        prof = ndimage.uniform_filter1d(prof, size=3, axis=1, mode="wrap")
         w = max(2, int(round(0.12 / step)))
-        edge = _step(prof, w)
-        # only a border tilted towards the rays is traced poorly along them: the search reaches
-        # ``half`` where the border runs along the ray and a pixel where it faces the catheter,
-        # so round borders keep the ray-traced position
-        tilt = np.sqrt(np.clip(1.0 - (nx * np.cos(theta) + ny * np.sin(theta)) ** 2, 0.0, 1.0))
-        # the same holds at a sharp convex end (a peak of r(theta)), which averaging over
-        # neighbouring angles cuts off
-        rs = ndimage.uniform_filter1d(radii_mm, size=3, axis=1, mode="wrap")
-        peak = rs - 0.5 * (np.roll(rs, 3, axis=1) + np.roll(rs, -3, axis=1))
-        sharp = np.clip(peak / 0.25, 0.0, 1.0)
-        reach = (half * np.maximum(np.clip(2.0 * tilt - 1.0, 0.0, 1.0), sharp))[..., None]
-        allowed = np.abs(t)[None, None, :] <= np.maximum(reach, step)
-        # of two steps, the one nearer the traced border
-        peak = np.abs(edge).max(axis=-1, keepdims=True)
-        score = np.where(allowed, edge - 0.2 * np.abs(t) / np.maximum(reach, step) * peak, -np.inf)
-        best = np.argmax(score, axis=-1)
-        fine = _subsample(np.where(allowed, edge, edge.min()), best)
-        offset = (fine - k) * step - 0.5 * step
-        strong = np.take_along_axis(edge, best[..., None], axis=-1)[..., 0] > 0
-        offset = np.where(strong & (reach[..., 0] >= pix), offset, 0.0)
-        offset = ndimage.median_filter(offset, size=(1, 5), mode="wrap")
-        out = np.empty_like(radii_mm)
-        for f in range(n_f):
-            pts = np.column_stack([x[f] + offset[f] * nx[f], y[f] + offset[f] * ny[f]])
-            out[f] = ray_radii(pts, np.zeros(2), n_a)
-        # a fold of the moved border shows as a radial spike: keep the ray-traced radius there
-        limit = half / np.maximum(np.sqrt(1.0 - tilt**2), 0.2)
-        return np.where(np.abs(out - radii_mm) <= limit, out, radii_mm)
+        theta = 2 * np.pi * np.arange(n_a) / n_a
+        image = None
+        for _ in range(passes):
+            x, y = radii_mm * np.cos(theta), radii_mm * np.sin(theta)
+            # outward normal of the counter-clockwise border, from its smoothed shape: the
+            # normals of a jagged trace would cross and fold the moved border
+            xs = ndimage.uniform_filter1d(x, size=7, axis=1, mode="wrap")
+            ys = ndimage.uniform_filter1d(y, size=7, axis=1, mode="wrap")
+            tx = np.roll(xs, -2, axis=1) - np.roll(xs, 2, axis=1)
+            ty = np.roll(ys, -2, axis=1) - np.roll(ys, 2, axis=1)
+            norm = np.maximum(np.hypot(tx, ty), 1e-6)
+            nx, ny = ty / norm, -tx / norm
+            # sine of the angle between the normal and the ray: 1 where the border runs along it
+            tilt = np.sqrt(np.clip(1.0 - (nx * np.cos(theta) + ny * np.sin(theta)) ** 2, 0.0, 1.0))
+            # a sharp convex end (a peak of r(theta)) is cut off by averaging over angles too
+            rs = ndimage.uniform_filter1d(radii_mm, size=3, axis=1, mode="wrap")
+            peak = rs - 0.5 * (np.roll(rs, 3, axis=1) + np.roll(rs, -3, axis=1))
+            sharp = np.clip(peak / 0.25, 0.0, 1.0)
+            reach = half * np.maximum(np.clip(2.0 * tilt - 1.0, 0.0, 1.0), sharp)
+            if not (reach >= pix).any():
+                break
+            if image is None:
+                image = np.asarray(self.pb.frames[np.asarray(frames)], dtype=np.float32)
+                image = ndimage.gaussian_filter(image, sigma=(0, 1.0, 1.0))
+            rows = cr + (y[..., None] + t * ny[..., None]) / sr
+            cols = cc + (x[..., None] + t * nx[..., None]) / sc
+            frame_idx = np.broadcast_to(np.arange(n_f)[:, None, None], rows.shape)
+            prof = ndimage.map_coordinates(
+                image, [frame_idx.ravel(), rows.ravel(), cols.ravel()], order=1, mode="nearest"
+            ).reshape(rows.shape)
+            prof = ndimage.uniform_filter1d(prof, size=3, axis=1, mode="wrap")
+            edge = _step(prof, w)
+            allowed = np.abs(t)[None, None, :] <= np.maximum(reach, step)[..., None]
+            # of two steps, the one nearer the traced border
+            top = np.abs(edge).max(axis=-1, keepdims=True)
+            score = np.where(
+                allowed, edge - 0.2 * np.abs(t) / np.maximum(reach, step)[..., None] * top, -np.inf
+            )
+            best = np.argmax(score, axis=-1)
+            fine = _subsample(np.where(allowed, edge, edge.min()), best)
+            offset = (fine - k) * step - 0.5 * step
+            strong = np.take_along_axis(edge, best[..., None], axis=-1)[..., 0] > 0
+            offset = np.where(strong & (reach >= pix), offset, 0.0)
+            offset = ndimage.median_filter(offset, size=(1, 5), mode="wrap")
+            out = np.empty_like(radii_mm)
+            for f in range(n_f):
+                pts = np.column_stack([x[f] + offset[f] * nx[f], y[f] + offset[f] * ny[f]])
+                out[f] = ray_radii(pts, np.zeros(2), n_a)
+            # a fold of the moved border shows as a radial spike: keep the ray-traced radius there
+            limit = half / np.maximum(np.sqrt(1.0 - tilt**2), 0.2)
+            radii_mm = np.where(np.abs(out - radii_mm) <= limit, out, radii_mm)
+        return radii_mm
 
     def to_mm(self, path: np.ndarray) -> np.ndarray:
         # the step at index r lies between samples r - 1 and r
@@ -742,8 +758,7 @@ class _Segmenter:
             self.ring = _ring_extent(stability, self.o.ring_correlation)
         lumen_path, lumen_strength = self.lumen(stability, log_image)
         lumen_mm = self.to_mm(lumen_path)
-        for _ in range(self.o.normal_refine_passes):
-            lumen_mm = self._normal_refine(frames, lumen_mm)
+        lumen_mm = self._normal_refine(frames, lumen_mm, passes=self.o.normal_refine_passes)
         # the wall is searched outside the refined lumen (to_mm is path * dr)
         vessel_path, vessel_strength = self.vessel(log_image, lumen_mm / self.dr)
         vessel_mm = self.to_mm(vessel_path)
@@ -798,6 +813,7 @@ def _temporal_median(radii: np.ndarray, indices: np.ndarray, size: int) -> np.nd
     -------
     ndarray of shape (F, A)
     """
+    size = size | 1  # centred window
     if size < 3 or len(radii) < size:
         return radii
     out = radii.copy()
@@ -885,8 +901,8 @@ def segment_pullback(
     vessel_mm = np.concatenate(vessel)
     max_gap = max(3, int(np.median(np.diff(frames))) if len(frames) > 1 else 3)
     lumen_mm = _sequence_consistency(lumen_mm, frames, o.sequence_tolerance_mm, max_gap)
-    lumen_mm = _temporal_median(lumen_mm, frames, o.temporal_median_frames | 1 if o.temporal_median_frames else 0)
-    vessel_mm = _temporal_median(vessel_mm, frames, o.temporal_median_frames | 1 if o.temporal_median_frames else 0)
+    lumen_mm = _temporal_median(lumen_mm, frames, o.temporal_median_frames)
+    vessel_mm = _temporal_median(vessel_mm, frames, o.temporal_median_frames)
     vessel_mm = _sequence_consistency(vessel_mm, frames, o.sequence_tolerance_mm, max_gap)
     vessel_mm = np.maximum(vessel_mm, lumen_mm + o.min_wall_mm)
     arcs_all = np.concatenate(arcs)
