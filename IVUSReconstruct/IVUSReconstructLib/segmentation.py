@@ -312,6 +312,25 @@ def _fill_hidden(radii: np.ndarray, hidden: np.ndarray, *, long_run: int) -> np.
     return _fourier_fill(out, wide) if wide.any() else out
 
 
+def _aspect_ratio(radii_mm: np.ndarray) -> np.ndarray:
+    """Elongation of closed borders r(theta), (F, A) -> (F,): the ratio of the principal axes of
+    the enclosed area's second moments (1 for a circle, 4 for a 4:1 ellipse)."""
+    n_a = radii_mm.shape[1]
+    theta = 2 * np.pi * np.arange(n_a) / n_a
+    x, y = radii_mm * np.cos(theta), radii_mm * np.sin(theta)
+    xn, yn = np.roll(x, -1, axis=1), np.roll(y, -1, axis=1)
+    cross = x * yn - xn * y
+    area = cross.sum(axis=1) / 2
+    cx = ((x + xn) * cross).sum(axis=1) / (6 * area)
+    cy = ((y + yn) * cross).sum(axis=1) / (6 * area)
+    sxx = ((x * x + x * xn + xn * xn) * cross).sum(axis=1) / 12 - area * cx * cx
+    syy = ((y * y + y * yn + yn * yn) * cross).sum(axis=1) / 12 - area * cy * cy
+    sxy = ((x * yn + 2 * x * y + 2 * xn * yn + xn * y) * cross).sum(axis=1) / 24 - area * cx * cy
+    half_trace = 0.5 * (sxx + syy)
+    root = np.sqrt(np.maximum(0.25 * (sxx - syy) ** 2 + sxy**2, 0.0))
+    return np.sqrt((half_trace + root) / np.maximum(half_trace - root, 1e-12))
+
+
 @dataclass(frozen=True)
 class SegmentationOptions:
     """Parameters of :func:`segment_pullback` (lengths in mm, so they hold at any image size)."""
@@ -334,6 +353,10 @@ class SegmentationOptions:
     sequence_tolerance_mm: float = 0.15
     normal_refine_mm: float = 0.5
     normal_refine_passes: int = 2
+    region_refine_mm: float = 0.8
+    region_window_mm: float = 0.12
+    region_refine_passes: int = 3
+    region_refine_min_aspect: float = 2.5
     temporal_median_frames: int = 9
     wall_only_inner: bool = True
     wall_blur_mm: float = 0.2
@@ -695,6 +718,148 @@ class _Segmenter:
             radii_mm = np.where(np.abs(out - radii_mm) <= limit, out, radii_mm)
         return radii_mm
 
+    def _region_refine(self, frames: np.ndarray, radii_mm: np.ndarray) -> np.ndarray:
+        """Region competition of blood and wall in the frame plane, near ray-parallel borders.
+
+        The polar correlation window spans a fixed number of angles, so far from the catheter it
+        is wider than the narrow end of a flattened lumen and mixes in the wall on both sides:
+        the trace stops short there. In the frame itself a small isotropic window separates
+        them. Each pixel within ``region_refine_mm`` of the border is assigned to blood or wall
+        by which of the two (measured inside and just outside the border) its decorrelation
+        and grey level resemble; only borders running along the rays or at convex ends may
+        move, and a frame keeps the result only if it separates the two better.
+
+        Parameters
+        ----------
+        frames : ndarray of shape (F,), int
+        radii_mm : ndarray of shape (F, A)
+
+        Returns
+        -------
+        ndarray of shape (F, A), mm
+        """
+        band_mm = self.o.region_refine_mm
+        n = self.pb.n_frames
+        pairs = [_neighbours(int(i), n) for i in frames]
+        if band_mm <= 0 or self.ring is None or any(q is None for q in pairs):
+            return radii_mm
+        weight_move = self._move_weight(radii_mm)
+        # the step exists for flattened lumens (compressed veins, slit-like stenoses), whose
+        # narrow ends run along the rays; round and oval lumens are left to the ray tracing
+        flattened = _aspect_ratio(radii_mm) >= self.o.region_refine_min_aspect
+        todo = np.flatnonzero((weight_move > 0.5).any(axis=1) & flattened)
+        if todo.size == 0:
+            return radii_mm
+        out = radii_mm.copy()
+        # only the frames with a border to move are loaded and filtered
+        out[todo] = self._region_refine_frames(
+            frames[todo], radii_mm[todo], weight_move[todo], [pairs[k] for k in todo]
+        )
+        return out
+
+    def _region_refine_frames(
+        self, frames: np.ndarray, radii_mm: np.ndarray, weight_move: np.ndarray, pairs: list
+    ) -> np.ndarray:
+        band_mm = self.o.region_refine_mm
+        n_f, n_a = radii_mm.shape
+        sr, sc = self.pb.pixel_spacing_mm
+        cr, cc = self.pb.catheter_center_px
+        pix = min(sr, sc)
+        sigma = (0.0, max(1.2, self.o.region_window_mm / sr), max(1.2, self.o.region_window_mm / sc))
+        load = lambda idx: np.asarray(self.pb.frames[np.asarray(idx)], dtype=np.float32)  # noqa: E731
+        cur = load(frames)
+        g = lambda x: ndimage.gaussian_filter(x, sigma)  # noqa: E731
+        mc = g(cur)
+        vc = np.maximum(g(cur * cur) - mc * mc, 0.0)
+        stab = None
+        for k in range(2):
+            other = load([q[k] for q in pairs])
+            mo = g(other)
+            vo = np.maximum(g(other * other) - mo * mo, 0.0)
+            den = np.sqrt(vc * vo)
+            ncc = np.where(den > 1e-3, (g(cur * other) - mc * mo) / np.maximum(den, 1e-3), 1.0)
+            stab = ncc if stab is None else np.maximum(stab, ncc)
+        h, w = cur.shape[1:]
+        yy = (np.arange(h)[:, None] - cr) * sr
+        xx = (np.arange(w)[None, :] - cc) * sc
+        rho = np.hypot(xx, yy)
+        phi = np.mod(np.arctan2(yy, xx), 2 * np.pi) * n_a / (2 * np.pi)
+        i0 = np.floor(phi).astype(int) % n_a
+        i1 = (i0 + 1) % n_a
+        fphi = phi - np.floor(phi)
+        ring_mm = self.radii[self.ring] + 0.1
+        theta = 2 * np.pi * np.arange(n_a) / n_a
+        step = 0.5 * pix
+        rs = np.arange(0.0, self.radii[-1], step)
+        ray_rows = cr + rs[None, :] * np.sin(theta)[:, None] / sr
+        ray_cols = cc + rs[None, :] * np.cos(theta)[:, None] / sc
+        disk = ndimage.generate_binary_structure(2, 1)
+        out = radii_mm.copy()
+        for f in range(n_f):
+            border = (1 - fphi) * radii_mm[f][i0] + fphi * radii_mm[f][i1]
+            mask = rho < border
+            d_in = ndimage.distance_transform_edt(mask) * pix
+            d_out = ndimage.distance_transform_edt(~mask) * pix
+            valid = rho > ring_mm
+            core = mask & valid & (d_in > 0.3)
+            outer = ~mask & (d_out > 0.15) & (d_out <= 0.5)
+            band = valid & ((mask & (d_in <= band_mm)) | (~mask & (d_out <= band_mm)))
+            if core.sum() < 20 or outer.sum() < 20:
+                continue
+            score = np.full((h, w), -np.inf, np.float32)
+            for feat in (stab[f], mc[f]):
+                blood, tissue = np.median(feat[core]), np.median(feat[outer])
+                spread = np.std(feat[core]) + 1e-6
+                # a cue counts only where it tells the two apart clearly; slow blood may
+                # correlate like tissue while still echoing less, so either cue may claim blood
+                if (tissue - blood) / spread < 1.0:
+                    continue
+                cue = np.clip((tissue - feat) / (tissue - blood), -0.5, 1.5)
+                score = np.maximum(score, ndimage.gaussian_filter(cue, sigma[1:]))
+            if not np.isfinite(score).all():
+                continue
+            grown = np.where(band, score > 0.5, mask) | ~valid
+            grown = ndimage.binary_opening(grown, disk) | core
+            labels, _ = ndimage.label(grown)
+            keep = np.unique(labels[core | ~valid])
+            grown = np.isin(labels, keep[keep > 0])
+            grown = ndimage.binary_fill_holes(grown)
+            energy_old = float(((score - 0.5) * np.where(mask, -1, 1))[band].mean())
+            energy_new = float(((score - 0.5) * np.where(grown, -1, 1))[band].mean())
+            if not energy_new < energy_old:
+                continue
+            along = ndimage.map_coordinates(
+                grown.astype(np.float32), [ray_rows, ray_cols], order=1, mode="constant"
+            )
+            along[:, rs <= ring_mm] = 1.0
+            first = np.argmax(along < 0.5, axis=1)
+            first = np.where((along < 0.5).any(axis=1), first, len(rs) - 1)
+            a = along[np.arange(n_a), np.maximum(first - 1, 0)]
+            b = along[np.arange(n_a), first]
+            frac = np.clip((a - 0.5) / np.maximum(a - b, 1e-6), 0.0, 1.0)
+            cand = rs[np.maximum(first - 1, 0)] + frac * step
+            cand = np.clip(cand, radii_mm[f] - band_mm, radii_mm[f] + band_mm)
+            out[f] = np.where(weight_move[f] > 0.5, cand, radii_mm[f])
+        return out
+
+    @staticmethod
+    def _move_weight(radii_mm: np.ndarray) -> np.ndarray:
+        """How far (0-1) each border point lies on a stretch running along the rays or at a sharp
+        convex end, (F, A): where ray tracing and angular windows are least precise."""
+        n_a = radii_mm.shape[1]
+        theta = 2 * np.pi * np.arange(n_a) / n_a
+        x, y = radii_mm * np.cos(theta), radii_mm * np.sin(theta)
+        xs = ndimage.uniform_filter1d(x, size=7, axis=1, mode="wrap")
+        ys = ndimage.uniform_filter1d(y, size=7, axis=1, mode="wrap")
+        tx = np.roll(xs, -2, axis=1) - np.roll(xs, 2, axis=1)
+        ty = np.roll(ys, -2, axis=1) - np.roll(ys, 2, axis=1)
+        norm = np.maximum(np.hypot(tx, ty), 1e-6)
+        tilt = np.sqrt(np.clip(1.0 - ((ty * np.cos(theta) - tx * np.sin(theta)) / norm) ** 2, 0.0, 1.0))
+        rs = ndimage.uniform_filter1d(radii_mm, size=3, axis=1, mode="wrap")
+        peak = rs - 0.5 * (np.roll(rs, 3, axis=1) + np.roll(rs, -3, axis=1))
+        sharp = np.clip(peak / 0.25, 0.0, 1.0)
+        return np.maximum(np.clip(2.0 * tilt - 1.0, 0.0, 1.0), sharp)
+
     def to_mm(self, path: np.ndarray) -> np.ndarray:
         # the step at index r lies between samples r - 1 and r
         return (path + 0.5) * self.dr - 0.5 * self.dr
@@ -759,8 +924,12 @@ class _Segmenter:
         lumen_path, lumen_strength = self.lumen(stability, log_image)
         lumen_mm = self.to_mm(lumen_path)
         lumen_mm = self._normal_refine(frames, lumen_mm, passes=self.o.normal_refine_passes)
-        # the wall is searched outside the refined lumen (to_mm is path * dr)
+        # the wall is searched outside the traced lumen (to_mm is path * dr): the region step
+        # below only reaches into the narrow ends of a flattened lumen, where the wall is not
         vessel_path, vessel_strength = self.vessel(log_image, lumen_mm / self.dr)
+        # each pass grows the band from the moved border: a long cut end is recovered in steps
+        for _ in range(self.o.region_refine_passes):
+            lumen_mm = self._region_refine(frames, lumen_mm)
         vessel_mm = self.to_mm(vessel_path)
         shadow, calcium, polygons, reflector = self.shadows(image, lumen_mm, vessel_mm)
         wire = shadow & ~calcium

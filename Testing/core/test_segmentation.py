@@ -11,6 +11,7 @@ from IVUSReconstructLib.geometry import polygon_area
 from IVUSReconstructLib.phantom import make_phantom
 from IVUSReconstructLib.segmentation import (
     PolarSampler,
+    _aspect_ratio,
     _fourier_fill,
     _local_ncc,
     _step,
@@ -135,3 +136,15 @@ def test_segment_rejects_frames_outside_the_pullback():
     n = ph.pullback.n_frames
     with pytest.raises(IVUSInputError, match=rf"frames {n}-{n}: outside the pullback's 0-{n - 1}"):
         segment_pullback(ph.pullback, [n])
+
+
+def test_aspect_ratio_of_ellipses_seen_from_an_off_centre_catheter():
+    theta = 2 * np.pi * np.arange(360) / 360
+    rows = []
+    for a, b, dx in ((4.0, 1.0, 0.0), (2.0, 1.0, 0.5), (1.0, 1.0, 0.3)):
+        # radius of an ellipse centred at (dx, 0) along rays from the origin
+        c = np.cos(theta) ** 2 / a**2 + np.sin(theta) ** 2 / b**2
+        bq = -2 * dx * np.cos(theta) / a**2
+        cq = dx**2 / a**2 - 1
+        rows.append((-bq + np.sqrt(bq**2 - 4 * c * cq)) / (2 * c))
+    assert _aspect_ratio(np.array(rows)) == pytest.approx([4.0, 2.0, 1.0], rel=0.01)
