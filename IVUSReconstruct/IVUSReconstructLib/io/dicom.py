@@ -710,6 +710,17 @@ def _to_grey(frame: np.ndarray, photometric: str, full: Dataset) -> np.ndarray:
     return frame
 
 
+def _undecodable(path: Path, exc: Exception, where: str) -> IVUSInputError:
+    """The one-line error for pixel data a decoder rejects (its first line kept, shortened)."""
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return input_error(
+        path,
+        "PixelData (7FE0,0010)",
+        f"cannot be decoded{where} ({message[:120]})",
+        "re-export the pullback uncompressed",
+    )
+
+
 def _decoder(path: Path, ts: UID):
     """pydicom's decoder for ``ts`` with at least one installed plugin, or an IVUSInputError."""
     fix = "re-export the pullback uncompressed (or as JPEG, JPEG-LS, JPEG 2000 or RLE)"
@@ -880,13 +891,7 @@ def _encapsulated_frames(
     except IVUSInputError:
         raise
     except Exception as exc:  # noqa: BLE001 - a decoder failure is a file problem for the user
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise input_error(
-            path,
-            "PixelData (7FE0,0010)",
-            f"cannot be decoded at frame {done} ({message[:120]})",
-            "re-export the pullback uncompressed",
-        ) from None
+        raise _undecodable(path, exc, f" at frame {done}") from None
     finally:
         if pool is not None:
             pool.shutdown()
@@ -947,13 +952,7 @@ def _decoded_frames(
     except IVUSInputError:
         raise
     except Exception as exc:  # noqa: BLE001 - a decoder failure is a file problem for the user
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise input_error(
-            path,
-            "PixelData (7FE0,0010)",
-            f"cannot be decoded ({message[:120]})",
-            "re-export the pullback uncompressed",
-        ) from None
+        raise _undecodable(path, exc, "") from None
     decoded = 0 if out is None else min(k + 1, n)
     if out is None or decoded < n:
         raise input_error(
