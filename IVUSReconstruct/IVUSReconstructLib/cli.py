@@ -38,32 +38,30 @@ def _positive(name: str, value: float | None, *, low: float, high: float, unit: 
         raise IVUSInputError(f"{name} {value}: outside {low}-{high} {unit}; {hint}")
 
 
+# option, attribute, plausible range, unit, what to do when outside it
+_ACQUISITION_LIMITS = (
+    (
+        "--pixel-spacing",
+        "pixel_spacing",
+        (0.001, 1.0),
+        "mm",
+        "give the spacing in mm (e.g. 0.02 for a 10 mm field over 512 pixels), not in um or cm",
+    ),
+    (
+        "--pullback-speed",
+        "pullback_speed",
+        (0.05, 40.0),
+        "mm/s",
+        "give the motor speed in mm/s (typically 0.5, 1 or 2)",
+    ),
+    ("--frame-rate", "frame_rate", (1.0, 500.0), "frames/s", "give frames per second (typically 30)"),
+)
+
+
 def check_acquisition_options(args: argparse.Namespace) -> None:
     """Reject acquisition options in the wrong unit before any work is done."""
-    _positive(
-        "--pixel-spacing",
-        getattr(args, "pixel_spacing", None),
-        low=0.001,
-        high=1.0,
-        unit="mm",
-        hint="give the spacing in mm (e.g. 0.02 for a 10 mm field over 512 pixels), not in um or cm",
-    )
-    _positive(
-        "--pullback-speed",
-        getattr(args, "pullback_speed", None),
-        low=0.05,
-        high=40.0,
-        unit="mm/s",
-        hint="give the motor speed in mm/s (typically 0.5, 1 or 2)",
-    )
-    _positive(
-        "--frame-rate",
-        getattr(args, "frame_rate", None),
-        low=1.0,
-        high=500.0,
-        unit="frames/s",
-        hint="give frames per second (typically 30)",
-    )
+    for option, attribute, (low, high), unit, hint in _ACQUISITION_LIMITS:
+        _positive(option, getattr(args, attribute, None), low=low, high=high, unit=unit, hint=hint)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,39 +259,11 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     print("\n".join(lines))
 
 
-def _truth_metrics(phantom, params=None):
-    """Ground-truth metrics: the phantom's true contours at its end-diastolic frames (all frames
-    when it has no rhythm), placed at their true arc lengths."""
-    from .metrics import compute_metrics
-
-    truth = phantom.truth
-    idx = np.asarray(phantom.ed_frames, dtype=int)
-    if idx.size == 0:
-        idx = truth.indices
-    keep = set(int(i) for i in idx)
-    frames = tuple(f for f in truth.frames if f.index in keep)
-    arc = np.asarray(phantom.true_arc_length_mm, dtype=float)[[f.index for f in frames]]
-    order = np.argsort(arc, kind="stable")
-    frames = tuple(frames[i] for i in order)
-    arc = arc[order]
-    # arc-length order, even where respiratory motion reorders frames
-    contours = replace(truth, frames=frames)
-    return compute_metrics(contours, arc, params=params or phantom_metric_params(phantom.preset))
-
-
-def phantom_metric_params(preset: str):
-    """Metric parameters a preset is analysed with (the vein preset names its venous segment)."""
-    from .metrics import MetricParams
-
-    if preset == "iliac-vein":
-        return MetricParams(vein_segment="common_iliac")
-    return MetricParams()
-
-
 def _write_phantom_files(phantom, folder: Path) -> dict[str, Path]:
     from .io.centerline import write_markups_curve
     from .io.contours import write_contours_json
     from .io.dicom import write_pullback
+    from .phantom import truth_metrics
     from .pipeline import _jsonable
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -306,12 +276,12 @@ def _write_phantom_files(phantom, folder: Path) -> dict[str, Path]:
     write_pullback(phantom.pullback, paths["pullback"], heart_rate_bpm=phantom.heart_rate_bpm)
     write_markups_curve(phantom.centerline, paths["centerline"], coordinate_system="LPS")
     write_contours_json(phantom.truth, paths["truth_contours"])
-    truth = _truth_metrics(phantom)
+    truth = truth_metrics(phantom)
     doc = {
         "format": "ivus-phantom-truth",
         "version": __version__,
         "preset": phantom.preset,
-        "seed": phantom.seed if hasattr(phantom, "seed") else None,
+        "seed": phantom.seed,
         "heart_rate_bpm": phantom.heart_rate_bpm,
         "ed_frames": np.asarray(phantom.ed_frames).tolist(),
         "true_arc_length_mm": np.round(np.asarray(phantom.true_arc_length_mm), 5).tolist(),
@@ -420,6 +390,7 @@ def _print_comparison(rows: list[dict[str, Any]], preset: str) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from .phantom import metric_params_for
     from .pipeline import RunOptions, _fill_outputs, _jsonable, atomic_folder, run_files
 
     out = Path(args.out or f"ivus-demo-{args.preset}")
@@ -431,7 +402,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         phantom = _make_phantom(args)
         bar(0.1, "writing the phantom DICOM")
         paths = _write_phantom_files(phantom, tmp / "phantom")
-        options = RunOptions(metric_params=phantom_metric_params(args.preset), seed=args.seed)
+        options = RunOptions(metric_params=metric_params_for(args.preset), seed=args.seed)
         result = run_files(
             pullback_path=paths["pullback"],
             centerline_path=paths["centerline"],

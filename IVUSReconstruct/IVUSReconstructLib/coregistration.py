@@ -642,6 +642,7 @@ def place_frames(
         normal_ras=tangent,
         offset_mm=offset,
         uncertainty_mm=fit.uncertainty_mm,
+        landmark_residuals=tuple(fit.residuals),
     )
 
 

@@ -34,6 +34,8 @@ __all__ = [
     "PRESETS",
     "Phantom",
     "make_phantom",
+    "metric_params_for",
+    "truth_metrics",
 ]
 
 TRUTH_POINTS = 128
@@ -1147,3 +1149,30 @@ def make_phantom(
         cardiac_phase=phase,
         seed=int(seed),
     )
+
+
+def metric_params_for(preset: str):
+    """Metric parameters a preset is analysed with (the vein preset names its venous segment)."""
+    from .metrics import MetricParams
+
+    return MetricParams(vein_segment="common_iliac") if preset == "iliac-vein" else MetricParams()
+
+
+def truth_metrics(phantom: Phantom, params=None):
+    """Ground-truth metrics: the true contours of the end-diastolic frames (every frame when the
+    phantom has no cardiac rhythm) at their true arc lengths, in arc-length order (breathing
+    moves ungated frames back and forth).
+
+    Returns
+    -------
+    Metrics
+    """
+    from .metrics import compute_metrics
+
+    truth = phantom.truth
+    keep = set(int(i) for i in (phantom.ed_frames if len(phantom.ed_frames) else truth.indices))
+    frames = [f for f in truth.frames if f.index in keep]
+    arc = np.asarray(phantom.true_arc_length_mm, dtype=float)[[f.index for f in frames]]
+    order = np.argsort(arc, kind="stable")
+    contours = replace(truth, frames=tuple(frames[i] for i in order))
+    return compute_metrics(contours, arc[order], params=params or metric_params_for(phantom.preset))

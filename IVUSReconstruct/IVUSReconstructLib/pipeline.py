@@ -348,7 +348,7 @@ def run_pipeline(
     IVUSCancelled
         When ``cancel`` is set.
     """
-    from .coregistration import fit_landmarks, place_frames, resample_centerline
+    from .coregistration import place_frames
     from .mesh import build_meshes
     from .metrics import MetricParams, compute_metrics
 
@@ -409,7 +409,7 @@ def run_pipeline(
     if not contours.frames:
         raise IVUSInputError(f"{source_hint}: no frame to analyse; check --frames / the contour file")
 
-    sub = stages.begin("placement", "placing frames on the centerline")
+    stages.begin("placement", "placing frames on the centerline")
     arc, arc_source = _arc_lengths(pullback, contours, options, source_hint)
     if np.any(np.diff(arc) < 0):
         raise IVUSInputError(
@@ -421,10 +421,9 @@ def run_pipeline(
         flags.append(
             {"rule": "no_centerline", "message": "no --centerline given: frames stacked on a straight line"}
         )
-    curve = resample_centerline(centerline)
     landmarks = tuple(landmarks)
     poses = place_frames(
-        curve,
+        centerline,
         contours.indices,
         arc,
         contours=contours,
@@ -433,24 +432,19 @@ def run_pipeline(
         landmarks=landmarks,
         source_name=input_paths.get("centerline", centerline.source),
     )
-    landmark_residuals: list[dict[str, Any]] = []
-    if any(lm.point_ras_mm is not None for lm in landmarks):
-        landmark_residuals = fit_landmarks(
-            curve, contours.indices, arc, landmarks, mirror=options.mirror
-        ).residuals
     # landmarks may have corrected the positions: measure along the corrected ones
     arc = np.asarray(poses.arc_length_mm, dtype=float)
     stages.end()
 
-    sub = stages.begin("metrics", "measuring")
+    stages.begin("metrics", "measuring")
     times = None
     if pullback is not None:
         times = np.asarray(pullback.frame_times_s, dtype=float)[contours.indices]
-    metrics = compute_metrics(contours, arc, frame_times_s=times, params=params, landmarks=tuple(landmarks))
+    metrics = compute_metrics(contours, arc, frame_times_s=times, params=params, landmarks=landmarks)
     stages.end()
 
     sub = stages.begin("mesh", "building meshes")
-    mesh = build_meshes(contours, poses, per_frame=metrics.per_frame)
+    mesh = build_meshes(contours, poses, per_frame=metrics.per_frame, progress=sub, cancel=cancel)
     folded = _field_array(mesh.lumen, "folded_frame_index")
     if folded.size:
         flags.append(
@@ -464,7 +458,7 @@ def run_pipeline(
 
     inputs = _inputs_record(pullback, contours, centerline, input_paths, gating, arc_source, options)
     if landmarks:
-        inputs["landmarks"] = {"n": len(landmarks), "residuals": _jsonable(landmark_residuals)}
+        inputs["landmarks"] = {"n": len(landmarks), "residuals": _jsonable(list(poses.landmark_residuals))}
     parameters = options.as_json()
     return RunResult(
         pullback=pullback,

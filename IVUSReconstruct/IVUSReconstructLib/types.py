@@ -224,6 +224,9 @@ class FramePoses:
         the lumen centroid for lumen-centroid alignment).
     uncertainty_mm : ndarray of shape (N,) or None
         Estimated placement uncertainty.
+    landmark_residuals : tuple of dict
+        Per landmark used in the placement: its shift, distance to the centerline, leave-one-out
+        error and rotation (see ``coregistration.fit_landmarks``).
     """
 
     frame_index: np.ndarray
@@ -233,6 +236,7 @@ class FramePoses:
     normal_ras: np.ndarray
     offset_mm: np.ndarray
     uncertainty_mm: np.ndarray | None = None
+    landmark_residuals: tuple[dict[str, Any], ...] = ()
 
     def to_world(self, i: int, points_mm: np.ndarray) -> np.ndarray:
         """Map frame-plane points of the ``i``-th posed frame to RAS.

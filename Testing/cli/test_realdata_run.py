@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from IVUSReconstructLib.cli import main
@@ -65,3 +66,51 @@ def test_lesion_table_and_references(ivus_full_run):
     with open(ivus_full_run / "lesions.csv") as fh:
         lesions = list(csv.DictReader(fh))
     assert len(lesions) == 1 and float(lesions[0]["mla_mm2"]) == pytest.approx(1.8775, abs=1e-3)
+
+
+def test_landmark_pins_the_stack_and_reports_its_residual(real_data, tmp_path):
+    """ivus_rest with its ostium landmark (SOURCE.md 'main' point, gated frame 384 at z 24.54 mm):
+    the landmark frame lands at the centerline point nearest 'main', and summary.json says so."""
+    root = real_data / "aaoca_ivus_ccta"
+    main_point = [12.2605, -201.3643, 1751.0554]
+    landmarks = tmp_path / "landmarks.json"
+    landmarks.write_text(
+        json.dumps(
+            {
+                "format": "ivus-landmarks",
+                "version": 1,
+                "coordinate_system": "RAS",
+                "landmarks": [{"frame": 384, "point": main_point, "kind": "ostium"}],
+            }
+        )
+    )
+    out = tmp_path / "run"
+    code = main(
+        [
+            "run",
+            "--contours",
+            str(root / "ivus_rest" / "diastolic_contours.csv"),
+            "--centerline",
+            str(root / "centerline_raw.csv"),
+            "--centerline-order",
+            "proximal-first",
+            "--align",
+            "lumen-centroid",
+            "--landmarks",
+            str(landmarks),
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    residual = summary["inputs"]["landmarks"]["residuals"][0]
+    assert summary["inputs"]["landmarks"]["n"] == 1
+    with open(out / "frames.csv") as fh:
+        rows = {int(r["frame"]): r for r in csv.DictReader(fh)}
+    landed = np.array([float(rows[384][k]) for k in ("x_mm", "y_mm", "z_mm")])
+    # the plane origin of the landmark frame is the centerline point nearest 'main'
+    assert np.linalg.norm(landed - main_point) == pytest.approx(
+        residual["distance_to_centerline_mm"], abs=0.05
+    )
+    assert float(rows[384]["arc_length_mm"]) == pytest.approx(residual["arc_length_mm"], abs=1e-3)
