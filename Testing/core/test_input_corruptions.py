@@ -83,6 +83,8 @@ from IVUSReconstructLib.io.dicom import read_pullback, write_pullback
 from IVUSReconstructLib.phantom import make_phantom
 from IVUSReconstructLib.types import Pullback
 
+from .test_dicom import _edit
+
 
 @pytest.fixture(scope="module")
 def phantom() -> Pullback:
@@ -100,17 +102,6 @@ def valid_files(tmp_path_factory, phantom: Pullback) -> dict[str, bytes]:
 
 
 # --------------------------------------------------------------------------- damage helpers
-
-
-def _edit(path: Path, **changes) -> None:
-    ds = pydicom.dcmread(path)
-    for key, value in changes.items():
-        if value is None:
-            if key in ds:
-                del ds[key]
-        else:
-            setattr(ds, key, value)
-    ds.save_as(path)
 
 
 def _region(path: Path, **changes) -> None:
