@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import hashlib
 import html
 import io
@@ -165,7 +166,15 @@ def read_manifest(path: str | Path) -> list[CaseSpec]:
     path = Path(path)
     if not path.is_file():
         raise input_error(path, "MANIFEST", "does not exist", "give a CSV or JSON file listing the cases")
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise input_error(
+            path,
+            "MANIFEST",
+            f"cannot be read as UTF-8 text ({type(exc).__name__})",
+            "save it as UTF-8 CSV or JSON",
+        ) from None
     if path.suffix.lower() == ".json":
         try:
             doc = json.loads(text)
@@ -327,6 +336,7 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
 def software_digest() -> str:
     """Version plus a hash of the package's Python sources.
 

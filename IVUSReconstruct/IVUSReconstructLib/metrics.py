@@ -633,7 +633,9 @@ def compute_metrics(
         raise input_error("parameters", "stenosis_reference", f"{params.stenosis_reference!r} is unknown",
                           "use proximal, distal, largest or mean")  # fmt: skip
 
-    geo = frame_geometry(frames, n_rays=params.n_rays)
+    if params.n_rays < 4 or params.n_rays % 2:
+        # diameters pair each ray with the opposite one
+        raise input_error("parameters", "n_rays", f"is {params.n_rays}", "use an even number of at least 4")
     times = (
         np.full(n, np.nan) if frame_times_s is None else np.asarray(frame_times_s, dtype=float).reshape(-1)
     )
@@ -641,6 +643,7 @@ def compute_metrics(
         raise input_error(
             "frame_times_s", "length", f"is {len(times)} for {n} frames", "give one time per frame"
         )
+    geo = frame_geometry(frames, n_rays=params.n_rays)
     per_frame: dict[str, np.ndarray] = {}
     for key in PER_FRAME_COLUMNS:
         if key == "frame":

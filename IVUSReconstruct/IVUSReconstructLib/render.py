@@ -41,6 +41,7 @@ from vtkmodules.vtkRenderingCore import (
     vtkWindowToImageFilter,
 )
 
+from .geometry import polygon_centroid
 from .types import VesselMesh
 
 __all__ = [
@@ -615,7 +616,8 @@ def calcium_surface(lumen: Any, contours: Any, poses: Any, *, lift: float = 0.05
         axes = axes_ras[row]  # (3, 2)
         if not np.all(np.isfinite(axes)) or np.linalg.norm(axes) < 1e-9:
             continue
-        centre = np.asarray(fc.lumen, dtype=float).mean(axis=0)
+        # the lumen centroid, from which the calcium arc of the metrics is measured
+        centre = polygon_centroid(fc.lumen)
         spans = _angular_spans(fc.calcium, centre)
         if not spans:
             continue

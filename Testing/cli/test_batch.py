@@ -344,3 +344,13 @@ def test_manifest_errors_name_the_file_and_the_fix(tmp_path):
         IVUSInputError, match=r"m\.csv: case 'a': column pixel_spacing 20.0: outside 0.001-1.0 mm"
     ):
         batch.case_options(bad)
+
+
+def test_manifest_that_is_not_utf8_is_an_input_error(tmp_path):
+    from IVUSReconstructLib.batch import read_manifest
+    from IVUSReconstructLib.errors import IVUSInputError
+
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_bytes(b"id,pullback\nc1,\xff\xfe.dcm\n")
+    with pytest.raises(IVUSInputError, match="MANIFEST cannot be read as UTF-8 text"):
+        read_manifest(manifest)

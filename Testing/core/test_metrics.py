@@ -293,3 +293,18 @@ def test_speed_6000_frames():
     assert m.summary["mla"]["area_mm2"] == pytest.approx(1.2 * np.pi, rel=5e-3)
     # 0.4 s measured on an idle core; generous bound for a shared CI machine
     assert best < 1.5
+
+
+def test_odd_or_tiny_ray_count_is_refused():
+    from IVUSReconstructLib.errors import IVUSInputError
+    from IVUSReconstructLib.metrics import MetricParams, compute_metrics
+    from IVUSReconstructLib.types import ContourSet, FrameContours
+
+    theta = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    circle = np.column_stack([np.cos(theta), np.sin(theta)])
+    contours = ContourSet(frames=(FrameContours(index=0, lumen=circle),))
+    for n_rays in (2, 359):
+        with pytest.raises(
+            IVUSInputError, match=f"parameters: n_rays is {n_rays}; use an even number of at least 4"
+        ):
+            compute_metrics(contours, np.zeros(1), params=MetricParams(n_rays=n_rays))
