@@ -441,6 +441,14 @@ def fit_landmarks(
             source_name, "landmarks.frame", "repeats a frame", "give each landmark its own frame"
         )
     nominal_l = _nominal_at_frames(frames, frame_index, nominal)
+    if np.any(np.diff(nominal_l) <= 0):
+        k = int(np.flatnonzero(np.diff(nominal_l) <= 0)[0])
+        raise input_error(
+            source_name,
+            "landmarks.frame",
+            f"frames {pins[k].frame} and {pins[k + 1].frame} have the same nominal position",
+            "give landmarks at frames acquired at different positions",
+        )
     fits = [curve.closest_arc_length(lm.point_ras_mm) for lm in pins]
     s_l = np.array([f[0] for f in fits])
     for a in range(len(pins) - 1):

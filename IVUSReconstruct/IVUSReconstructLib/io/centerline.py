@@ -133,6 +133,13 @@ def _read_markups(path: Path) -> tuple[np.ndarray, None, str]:
         raise input_error(
             path, "markups", "is missing or empty", "save a curve or point list from Slicer Markups"
         )
+    control = [m.get("controlPoints") if isinstance(m, dict) else None for m in markups]
+    if not all(isinstance(m, dict) for m in markups) or not all(
+        c is None or (isinstance(c, list) and all(isinstance(cp, dict) for cp in c)) for c in control
+    ):
+        raise input_error(
+            path, "markups", "are not objects with a controlPoints list", "save the markups again from Slicer"
+        )
     # prefer a curve; fall back to the first markup that holds points
     ranked = sorted(markups, key=lambda m: 0 if str(m.get("type", "")).endswith("Curve") else 1)
     for markup in ranked:

@@ -317,6 +317,8 @@ def read_contours(
     raw = path.read_bytes()
     text = raw.decode("utf-8", errors="replace").lstrip("\ufeff")
     head = text.lstrip()[:1]
+    if not head:
+        raise input_error(path, "file", "is empty", "give a contour file (JSON, CSV or XML)")
     if head in "{[":
         try:
             data = json.loads(text)
@@ -470,7 +472,8 @@ def _read_aivus_json(path: Path, data: dict[str, Any], spacing: Any, center: Any
         if (
             isinstance(vessel_knots, list)
             and len(vessel_knots) == 2
-            and i < len(vessel_knots[0])
+            and all(isinstance(v, list) for v in vessel_knots)
+            and i < min(len(vessel_knots[0]), len(vessel_knots[1]))
             and vessel_knots[0][i]
         ):
             vessel = _knots_mm(vessel_knots[0][i], vessel_knots[1][i], drop_last=True, spacing=sp, center_px=c,

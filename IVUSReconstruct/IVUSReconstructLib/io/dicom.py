@@ -1036,7 +1036,10 @@ def _folder_frames(folder: Path, progress: ProgressFn | None) -> tuple[np.ndarra
     first_path, first = headers[0]
     rows = _int_tag(first, "Rows", first_path, "0028,0010")
     cols = _int_tag(first, "Columns", first_path, "0028,0011")
-    parts = []
+    # each file is copied into one array as it is read: keeping every file's memory map until a
+    # final concatenate would hold one open file per frame and a second copy of the pixels
+    frames: np.ndarray | None = None
+    filled = 0
     for i, (p, ds) in enumerate(headers):
         if int(ds.get("Rows", -1)) != rows or int(ds.get("Columns", -1)) != cols:
             raise input_error(
@@ -1045,13 +1048,21 @@ def _folder_frames(folder: Path, progress: ProgressFn | None) -> tuple[np.ndarra
                 f"are {ds.get('Rows')}x{ds.get('Columns')}, unlike {rows}x{cols} in {first_path.name}",
                 "keep only the frames of one pullback in the folder",
             )
-        parts.append(np.asarray(_file_frames(p, ds, None)))
+        part = _file_frames(p, ds, None)
+        if frames is None:
+            frames = np.empty((len(headers) * len(part), rows, cols), dtype=np.uint8)
+        if filled + len(part) > len(frames):
+            frames = np.concatenate(
+                [frames, np.empty((filled + len(part) - len(frames), rows, cols), frames.dtype)]
+            )
+        if part.dtype.itemsize > frames.dtype.itemsize:
+            frames = frames.astype(np.uint16)
+        frames[filled : filled + len(part)] = part
+        filled += len(part)
+        del part
         if progress is not None and (i % 32 == 0 or i == len(headers) - 1):
             progress((i + 1) / len(headers), f"reading file {i + 1}/{len(headers)}")
-    dtypes = {a.dtype for a in parts}
-    dtype = np.uint16 if np.dtype(np.uint16) in dtypes else np.uint8
-    frames = np.concatenate([a.astype(dtype, copy=False) for a in parts], axis=0)
-    return frames, first, first_path, len(headers)
+    return frames[:filled], first, first_path, len(headers)
 
 
 # --------------------------------------------------------------------------- reading: facts
@@ -1175,6 +1186,13 @@ def _pixel_spacing(
             (values[1], values[0]), "PhysicalDeltaX/Y (0018,602C/602E) of SequenceOfUltrasoundRegions"
         )
     spacing = ds.get("PixelSpacing")
+    if spacing is not None and not isinstance(spacing, (list, tuple, pydicom.multival.MultiValue)):
+        raise input_error(
+            path,
+            "PixelSpacing (0028,0030)",
+            f"is {spacing!r}, one value",
+            "it needs row and column spacing: pass --pixel-spacing MM",
+        )
     if spacing is not None and len(spacing) == 2:
         pair = (_number(spacing[0]), _number(spacing[1]))
         if any(v is None or not (np.isfinite(v) and v > 0) for v in pair):
