@@ -79,3 +79,17 @@ def test_landmarks_at_the_same_nominal_position(tmp_path):
     ]
     with pytest.raises(IVUSInputError, match="frames 1 and 2 have the same nominal position"):
         fit_landmarks(curve, frames, nominal, landmarks)
+
+
+def test_damaged_element_read_lazily_is_an_input_error(tmp_path, pullback):
+    """pydicom converts elements when first read; an unknown VR in SOPClassUID surfaces late."""
+    data = write_pullback(pullback, tmp_path / "p.dcm").read_bytes()
+    tag = b"\x08\x00\x16\x00UI"
+    start = data.index(tag, 132 + 12)  # the dataset's SOPClassUID, not the file meta's
+    damaged = data[:start] + b"\x08\x00\x16\x00\x55\xa2" + data[start + len(tag) :]
+    path = tmp_path / "damaged.dcm"
+    path.write_bytes(damaged)
+    with pytest.raises(
+        IVUSInputError, match=r"damaged.dcm: DICOM data cannot be parsed \(NotImplementedError"
+    ):
+        read_pullback(path)

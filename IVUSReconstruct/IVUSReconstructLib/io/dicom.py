@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+import pydicom.errors
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, generate_frames, parse_fragments
 from pydicom.errors import InvalidDicomError
@@ -1304,6 +1305,52 @@ def read_pullback(
     IVUSInputError
         One line naming the file, the field and the fix.
     """
+    try:
+        return _read_pullback(
+            Path(path),
+            pixel_spacing_mm=pixel_spacing_mm,
+            pullback_speed_mm_s=pullback_speed_mm_s,
+            frame_rate_hz=frame_rate_hz,
+            progress=progress,
+            require_timing=require_timing,
+            decode_workers=decode_workers,
+        )
+    except IVUSInputError:
+        raise
+    except _DAMAGED_DATA as exc:
+        # pydicom converts elements lazily: a damaged element raises wherever it is first read
+        message = str(exc).splitlines()[0][:120] if str(exc) else ""
+        raise input_error(
+            path,
+            "DICOM data",
+            f"cannot be parsed ({type(exc).__name__}: {message})",
+            "the file is damaged: export the pullback again",
+        ) from None
+
+
+_DAMAGED_DATA = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    NotImplementedError,
+    OverflowError,
+    EOFError,
+    struct.error,
+    pydicom.errors.BytesLengthException,
+)
+
+
+def _read_pullback(
+    path: Path,
+    *,
+    pixel_spacing_mm: float | tuple[float, float] | None,
+    pullback_speed_mm_s: float | None,
+    frame_rate_hz: float | None,
+    progress: ProgressFn | None,
+    require_timing: bool,
+    decode_workers: int | None,
+) -> Pullback:
     _positive_option(pullback_speed_mm_s, "--pullback-speed")
     _positive_option(frame_rate_hz, "--frame-rate")
     if pixel_spacing_mm is not None:
