@@ -760,6 +760,11 @@ def compute_metrics(
         f"largest lumen within {_fmt(params.reference_search_mm)} mm proximal / distal of "
         + ("the lesion with the smallest lumen" if lesions else "the minimum lumen area (no lesion found)")
         + ", not beyond a side-branch landmark"
+        + (
+            f", chosen on the lumen-area profile median-filtered over {params.reference_smoothing_frames} frames"
+            if params.reference_smoothing_frames > 1
+            else ""
+        )
     )
 
     # ---- calcium
