@@ -23,7 +23,6 @@ from .types import ContourSet, GatingResult, Pullback
 
 __all__ = [
     "frame_motion",
-    "motion_signal",
     "systolic_onset_signal",
     "dominant_rhythm",
     "pick_beat_minima",
@@ -113,36 +112,6 @@ def frame_motion(
     if n > 1:
         ncc[-1] = ncc[-2]
     return np.clip(1.0 - ncc, 0.0, 2.0), grad
-
-
-def motion_signal(
-    frames: np.ndarray,
-    *,
-    target_size_px: int = 64,
-    gradient_weight: float = 0.5,
-    chunk: int = 256,
-    progress: ProgressFn | None = None,
-    cancel: threading.Event | None = None,
-) -> np.ndarray:
-    """Per-frame motion signal of Maso Talou et al. (low = quiescent).
-
-    Parameters
-    ----------
-    frames : ndarray of shape (N, H, W)
-    target_size_px, chunk :
-        See ``frame_motion``.
-    gradient_weight : float
-        Weight of the (- total gradient magnitude) term against the (1 - NCC) term.
-
-    Returns
-    -------
-    ndarray of shape (N,)
-        ``(1 - w) z(1 - NCC(k, k+1)) + w z(-sum |grad I_k|)``, z-scored terms.
-    """
-    dis, grad = frame_motion(
-        frames, target_size_px=target_size_px, chunk=chunk, progress=progress, cancel=cancel
-    )
-    return _combine(dis, grad, gradient_weight)
 
 
 def _combine(dissimilarity: np.ndarray, sharpness: np.ndarray, gradient_weight: float) -> np.ndarray:

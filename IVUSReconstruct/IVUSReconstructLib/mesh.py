@@ -46,12 +46,6 @@ MESH_SUFFIXES = (".vtp", ".vtk", ".stl", ".obj", ".ply", ".glb", ".gltf")
 # rings and folds
 
 
-def _rings_world(rings_mm: np.ndarray, poses: FramePoses, rows: np.ndarray) -> np.ndarray:
-    """Frame-plane rings (F, n, 2) to world (F, n, 3) with the poses' rows ``rows``."""
-    local = rings_mm - poses.offset_mm[rows][:, None, :]
-    return poses.origin_ras_mm[rows][:, None, :] + np.einsum("fnk,fik->fni", local, poses.axes_ras[rows])
-
-
 def unfold_rings(
     rings_ras_mm: np.ndarray, normals: np.ndarray, *, min_step_mm: float = 0.01
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -184,33 +178,6 @@ def loft_rings(rings_ras_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return points, np.ascontiguousarray(triangles)
 
 
-def _loft_wall(vessel: np.ndarray, lumen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Closed solid between two ring stacks (F, n, 3): vessel out, lumen in, annular caps."""
-    f, n, _ = vessel.shape
-    points = np.vstack([vessel.reshape(-1, 3), lumen.reshape(-1, 3)])
-    off = f * n
-    tube = _tube_triangles(f, n)
-    k = np.arange(n)
-    k1 = (k + 1) % n
-    v0, l0 = k, off + k
-    v0n, l0n = k1, off + k1
-    vl, ll = (f - 1) * n + k, off + (f - 1) * n + k
-    vln, lln = (f - 1) * n + k1, off + (f - 1) * n + k1
-    triangles = np.vstack(
-        [
-            tube,
-            (tube + off)[:, ::-1],
-            np.column_stack([v0n, v0, l0]),
-            np.column_stack([v0n, l0, l0n]),
-            np.column_stack([vl, vln, lln]),
-            np.column_stack([vl, lln, ll]),
-        ]
-    )
-    if not _runs_forward(vessel):
-        triangles = triangles[:, ::-1]
-    return points, np.ascontiguousarray(triangles)
-
-
 # ---------------------------------------------------------------------------------------
 # per-point values
 
@@ -312,18 +279,6 @@ def _tube_volume6(rings: np.ndarray, centre: np.ndarray) -> float:
 def _triangles_volume6(points: np.ndarray, triangles: np.ndarray, centre: np.ndarray) -> float:
     a, b, c = (points[triangles[:, i]] - centre for i in range(3))
     return float(np.sum(np.einsum("ij,ij->i", a, np.cross(b, c))))
-
-
-def _point_arrays(values: dict[str, np.ndarray]) -> list:
-    from vtkmodules.util.numpy_support import numpy_to_vtk
-
-    arrays = []
-    for name, v in values.items():
-        v = np.ascontiguousarray(v)
-        array = numpy_to_vtk(v, deep=True)
-        array.SetName(name)
-        arrays.append(array)
-    return arrays
 
 
 def _cell_array(triangles: np.ndarray, offsets: np.ndarray | None = None):
@@ -679,15 +634,6 @@ def _closed_volume(rings: np.ndarray, cap_centres: np.ndarray, centre: np.ndarra
     last = _cap_triangles(n, n, 2 * n + 1, at_start=False)
     caps = _triangles_volume6(pts, np.vstack([first, last]), centre)
     return sign * (_tube_volume6(rings, centre) + caps) / 6.0
-
-
-def _folds(rings: np.ndarray | None, normals: np.ndarray) -> np.ndarray:
-    if rings is None:
-        return np.zeros(len(normals), dtype=bool)
-    mean_n = normals[:-1] + normals[1:]
-    mean_n /= np.maximum(np.linalg.norm(mean_n, axis=1, keepdims=True), 1e-12)
-    steps = np.einsum("fni,fi->fn", np.diff(rings, axis=0), mean_n)
-    return np.concatenate([[False], (steps <= 0).any(axis=1)])
 
 
 def _check_cancel(cancel: threading.Event | None) -> None:

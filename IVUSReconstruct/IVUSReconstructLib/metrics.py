@@ -18,6 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import input_error
+from .geometry import equivalent_diameter
 from .types import ContourSet, FrameContours, Landmark, Metrics
 
 __all__ = [
@@ -320,7 +321,7 @@ def _frame_geometry(frames: tuple[FrameContours, ...], n_rays: int) -> dict[str,
     out["lumen_area_mm2"] = lumen.area.copy() if n else nan.copy()
     out["lumen_min_diameter_mm"] = lumen.min_diameter.copy() if n else nan.copy()
     out["lumen_max_diameter_mm"] = lumen.max_diameter.copy() if n else nan.copy()
-    out["lumen_equivalent_diameter_mm"] = 2.0 * np.sqrt(out["lumen_area_mm2"] / np.pi)
+    out["lumen_equivalent_diameter_mm"] = equivalent_diameter(out["lumen_area_mm2"])
     with np.errstate(invalid="ignore", divide="ignore"):
         out["lumen_eccentricity"] = (out["lumen_max_diameter_mm"] - out["lumen_min_diameter_mm"]) / out[
             "lumen_max_diameter_mm"
@@ -348,7 +349,7 @@ def _frame_geometry(frames: tuple[FrameContours, ...], n_rays: int) -> dict[str,
         out["plaque_thickness_mean_mm"][vrows] = thick.mean(axis=1)
         # how far the lumen leaves the EEM along the worst ray (<= 0 when inside)
         outside[vrows] = (rl - rv).max(axis=1)
-    out["vessel_equivalent_diameter_mm"] = 2.0 * np.sqrt(out["vessel_area_mm2"] / np.pi)
+    out["vessel_equivalent_diameter_mm"] = equivalent_diameter(out["vessel_area_mm2"])
     out["plaque_area_mm2"] = out["vessel_area_mm2"] - out["lumen_area_mm2"]
     with np.errstate(invalid="ignore", divide="ignore"):
         out["plaque_burden_percent"] = 100.0 * out["plaque_area_mm2"] / out["vessel_area_mm2"]
@@ -521,7 +522,7 @@ def _segment_metrics(
     mla = float(along.col("lumen_area_mm2")[mla_i])
 
     def eq_d(area: float | None) -> float | None:
-        return None if area is None else 2.0 * math.sqrt(area / math.pi)
+        return None if area is None else float(equivalent_diameter(area))
 
     prox_lumen = prox["lumen_area_mm2"] if prox else None
     dist_lumen = dist["lumen_area_mm2"] if dist else None
