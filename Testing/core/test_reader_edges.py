@@ -93,3 +93,20 @@ def test_damaged_element_read_lazily_is_an_input_error(tmp_path, pullback):
         IVUSInputError, match=r"damaged.dcm: DICOM data cannot be parsed \(NotImplementedError"
     ):
         read_pullback(path)
+
+
+def test_sixteen_bit_rgb_volume_keeps_its_contrast(tmp_path):
+    import SimpleITK as sitk
+
+    rng = np.random.default_rng(5)
+    grey = rng.integers(0, 256, size=(4, 20, 20)).astype(np.uint16)
+    rgb = np.repeat((grey * 257)[..., None], 3, axis=-1)  # 16-bit colour, full range
+    image = sitk.GetImageFromArray(rgb, isVector=True)
+    image.SetSpacing((0.05, 0.05, 0.1))
+    path = tmp_path / "pullback.nrrd"
+    sitk.WriteImage(image, str(path))
+    from IVUSReconstructLib.io.images import read_pullback as read_image_pullback
+
+    back = read_image_pullback(path, frame_rate_hz=30.0, pullback_speed_mm_s=0.5)
+    # scaled, not clipped: the grey levels come back within rounding
+    assert np.abs(np.asarray(back.frames, dtype=int) - grey).max() <= 1

@@ -834,12 +834,18 @@ def _to_grey(array: np.ndarray, path: Path) -> tuple[np.ndarray, str]:
                 path, "pixel components", f"are {array.shape[-1]} per voxel", "pass a grey or RGB 3D image"
             )
         array = array[..., :3]
+        note = "RGB converted to BT.601 luminance"
         if array.dtype != np.uint8:
-            array = np.clip(array, 0, 255).astype(np.uint8)
+            # 16-bit or float colour: scale the channel range onto 0..255 rather than clip it
+            top = float(array.max()) if array.size else 0.0
+            scale = 255.0 / top if top > 255 else 1.0
+            array = np.clip(array * scale, 0, 255).astype(np.uint8)
+            if scale != 1.0:
+                note += f" after scaling the channels by 255/{top:g}"
         out = np.empty(array.shape[:3], np.uint8)
         for k in range(0, len(out), 64):
             out[k : k + 64] = _luminance(array[k : k + 64])
-        return out, "RGB converted to BT.601 luminance"
+        return out, note
     if array.dtype in (np.uint8, np.uint16):
         return array, "as stored"
     lo, hi = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
