@@ -18,8 +18,12 @@ precision. The cues are those a reader uses on real pullbacks:
    (its arc is measured at the lumen centroid), one inside the lumen is the guidewire. Borders
    in hidden sectors are filled from a low-order Fourier fit of the visible part, and the frame
    is marked less confident.
-4. **Sequence**: a frame whose border jumps away from neighbouring analysed frames that agree
-   with each other is pulled back to them.
+4. **Sequence**: on runs of consecutive frames each direction's radius is median-filtered over
+   neighbouring frames. Sparse (gated) frames are left alone: a beat apart, a real narrowing
+   or respiratory motion changes the border more than any consistency test could allow.
+5. **What a lumen may enclose**: a border is charged for the bright, stable tissue it would
+   enclose, so the step from dark media to bright adventitia (which looks like blood meeting
+   wall) does not win over the thin plaque in front of it.
 
 Nothing here depends on absolute grey levels: features are correlations, contrasts
 normalised per frame, and comparisons between directions of the same frame.
@@ -347,10 +351,11 @@ class SegmentationOptions:
     max_slope_mm: float = 0.12
     max_slope_fraction: float = 0.03
     inward_preference: float = 0.6
+    enclosed_tissue_per_mm: float = 4
     smooth_weight: float = 0.02
+    wall_smooth_weight: float = 0.15
     shadow_ratio: float = 0.4
     ring_correlation: float = 0.5
-    sequence_tolerance_mm: float = 0.15
     normal_refine_mm: float = 0.5
     normal_refine_passes: int = 2
     region_refine_mm: float = 0.8
@@ -472,11 +477,12 @@ class _Segmenter:
         )
         region = self._region_score(stability, log_image, start)
         smooth = _box(stability, 5, 3)
+        enclosed = self._enclosed_tissue(smooth, _box(log_image, 5, 3), start, weight)
         best_path = best_edge = None
         best_score = np.full(len(stability), -np.inf)
         for feature in (local, region):
             edge = (weight * feature + grey) / (1.0 + weight)
-            path = self._trace(edge, start, w)
+            path = self._trace(edge, start, w, enclosed)
             score = self._separation(smooth, path, start)
             if best_path is None:
                 best_path, best_edge, best_score = path, edge, score
@@ -488,10 +494,41 @@ class _Segmenter:
         strength = np.take_along_axis(best_edge, best_path[..., None], axis=-1)[..., 0]
         return self._refine_lumen(self._amplitude, best_path, start), np.clip(strength, 0.0, 1.0)
 
-    def _trace(self, edge: np.ndarray, start: int, w: int) -> np.ndarray:
+    def _enclosed_tissue(
+        self, smooth: np.ndarray, grey: np.ndarray, start: int, weight: np.ndarray
+    ) -> np.ndarray:
+        """Cost of enclosing correlated tissue in the lumen, (F, A, R): the tissue-like depth (mm)
+        between the ring-down and each radius, times ``enclosed_tissue_per_mm``.
+
+        The step from a dark, decorrelated layer (the media) to bright, stable adventitia looks
+        like blood meeting wall; what tells them apart is the stable plaque a border there would
+        enclose. Correlation up to half-way between blood and tissue costs nothing, so blood's
+        chance correlations do not pull the border inwards.
+        """
+        n_f = len(smooth)
+        near = slice(start, min(start + self.samples(0.3, 3), self.n_r))
+        likeness = []
+        for x, floor in ((smooth, 0.1), (grey, 0.2)):
+            blood = np.median(x[..., near].reshape(n_f, -1), axis=1)
+            tissue = np.percentile(x[..., start:].reshape(n_f, -1), 75, axis=1)
+            contrast = np.maximum(tissue - blood, floor)[:, None, None]
+            level = (0.5 * (blood + tissue))[:, None, None]
+            likeness.append(np.clip((x - level) / (0.5 * contrast), 0.0, 1.0))
+        # bright and stable; brightness alone where the correlation is unreliable
+        t = likeness[1] * (weight * likeness[0] + 1.0 - weight)
+        t[..., : start + 1] = 0.0
+        # a border's own window straddles it: the last samples inside are not counted
+        lag = self.samples(self.o.correlation_half_mm, 1) + 1
+        depth = np.cumsum(t, axis=-1) * self.dr
+        depth = np.concatenate([np.zeros(depth.shape[:-1] + (lag,), np.float32), depth[..., :-lag]], axis=-1)
+        return (self.o.enclosed_tissue_per_mm * depth).astype(np.float32)
+
+    def _trace(self, edge: np.ndarray, start: int, w: int, extra: np.ndarray | None = None) -> np.ndarray:
         # the lumen ends at the first wall layer: of two similar steps, the inner one
         ramp = np.clip((np.arange(self.n_r) - start) / max(self.n_r - start, 1), 0.0, 1.0)
         cost = 1.0 - edge + self.o.inward_preference * ramp[None, None, :]
+        if extra is not None:
+            cost = cost + extra
         cost[..., : start + 1] = np.inf
         cost[..., self.n_r - w :] = np.inf
         return dp_closed_path(
@@ -628,9 +665,18 @@ class _Segmenter:
         # nearer edges are preferred a little: the adventitia is the first bright layer out
         cost = 1.0 - edge / scale + 0.15 * (r - lo) / max(self.samples(self.o.max_wall_mm), 1)
         cost = np.where(allowed, cost, np.inf).astype(np.float32)
-        path = dp_closed_path(
-            cost, max_step=self.max_step, step_scale=self.step_scale, smooth_weight=self.o.smooth_weight
+        # traced as a wall thickness on top of the lumen: the wall thickens and thins gradually
+        # around the vessel, whatever the lumen's shape, so a jump of the thickness (onto a bright
+        # patch of perivascular tissue) costs what a jump of the radius would not
+        base = np.floor(lumen_path).astype(int)
+        offsets = np.arange(self.samples(self.o.max_wall_mm) + 2)
+        rows = np.minimum(base[..., None] + offsets, self.n_r - 1)
+        thickness = dp_closed_path(
+            np.take_along_axis(cost, rows, axis=-1),
+            max_step=self.max_step,
+            smooth_weight=self.o.wall_smooth_weight,
         )
+        path = np.minimum(base + thickness, self.n_r - 1)
         strength = np.take_along_axis(edge / scale, path[..., None], axis=-1)[..., 0]
         return _subsample(edge, path), np.clip(strength, 0.0, 1.0)
 
@@ -949,20 +995,6 @@ class _Segmenter:
         return _Borders(lumen_mm, vessel_mm, polygons, arc, np.clip(confidence, 0.0, 1.0))
 
 
-def _sequence_consistency(radii: np.ndarray, indices: np.ndarray, tol_mm: float, max_gap: int) -> np.ndarray:
-    """Pull a frame's border back where it jumps away from two neighbouring analysed frames that
-    agree with each other (at each angle); fast real changes, where neighbours disagree, stay."""
-    out = radii.copy()
-    for i in range(1, len(radii) - 1):
-        if indices[i + 1] - indices[i - 1] > 2 * max_gap:
-            continue
-        a, b = radii[i - 1], radii[i + 1]
-        mean = 0.5 * (a + b)
-        jump = (np.abs(radii[i] - mean) > tol_mm) & (np.abs(a - b) < tol_mm)
-        out[i] = np.where(jump, mean, radii[i])
-    return out
-
-
 def _temporal_median(radii: np.ndarray, indices: np.ndarray, size: int) -> np.ndarray:
     """Median of each direction's radius over ``size`` consecutive frames, on runs of
     consecutive frame indices only (an ungated pullback analysed frame by frame).
@@ -1068,11 +1100,8 @@ def segment_pullback(
         )
     lumen_mm = np.concatenate(lumen)
     vessel_mm = np.concatenate(vessel)
-    max_gap = max(3, int(np.median(np.diff(frames))) if len(frames) > 1 else 3)
-    lumen_mm = _sequence_consistency(lumen_mm, frames, o.sequence_tolerance_mm, max_gap)
     lumen_mm = _temporal_median(lumen_mm, frames, o.temporal_median_frames)
     vessel_mm = _temporal_median(vessel_mm, frames, o.temporal_median_frames)
-    vessel_mm = _sequence_consistency(vessel_mm, frames, o.sequence_tolerance_mm, max_gap)
     vessel_mm = np.maximum(vessel_mm, lumen_mm + o.min_wall_mm)
     arcs_all = np.concatenate(arcs)
     conf_all = np.concatenate(conf)
