@@ -475,6 +475,9 @@ class _Segmenter:
         local = np.clip(
             local / np.maximum(np.percentile(local[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None], -1, 1
         )
+        # a rise of the correlation with no rise of the grey level is slow or stagnant blood, not
+        # the wall: such steps count half
+        local = local * np.clip(0.5 + grey, 0.0, 1.0)
         region = self._region_score(stability, log_image, start)
         smooth = _box(stability, 5, 3)
         enclosed = self._enclosed_tissue(smooth, _box(log_image, 5, 3), start, weight)
