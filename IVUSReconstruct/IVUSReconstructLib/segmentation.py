@@ -380,6 +380,8 @@ class SegmentationOptions:
     region_refine_passes: int = 3
     region_refine_min_aspect: float = 2.5
     temporal_median_frames: int = 9
+    despike_angles: int = 13
+    despike_mm: float = 0.1
     wall_only_inner: bool = True
     wall_blur_mm: float = 0.2
     batch_frames: int = 24
@@ -1082,6 +1084,30 @@ def _temporal_median(radii: np.ndarray, indices: np.ndarray, size: int) -> np.nd
     return out
 
 
+def _despike(radii_mm: np.ndarray, size: int, tolerance_mm: float) -> np.ndarray:
+    """Replace narrow excursions of closed borders by the median of their neighbourhood.
+
+    A few directions that leave the border together (a speckle blob, an overlay marker, the edge
+    of a guidewire sector) are not anatomy: the wall does not change by a few tenths of a mm
+    over a few degrees and come back. Excursions wider than ``size`` directions are kept.
+
+    Parameters
+    ----------
+    radii_mm : ndarray of shape (F, A)
+    size : int
+        Angular window in directions; < 3 disables.
+    tolerance_mm : float
+
+    Returns
+    -------
+    ndarray of shape (F, A)
+    """
+    if size < 3:
+        return radii_mm
+    med = ndimage.median_filter(radii_mm, size=(1, size | 1), mode="wrap")
+    return np.where(np.abs(radii_mm - med) > tolerance_mm, med, radii_mm)
+
+
 def segment_pullback(
     pullback: Pullback,
     frame_indices: Sequence[int] | np.ndarray | None = None,
@@ -1176,6 +1202,8 @@ def segment_pullback(
     vessel_mm = np.concatenate(vessel)
     lumen_mm = _temporal_median(lumen_mm, frames, o.temporal_median_frames)
     vessel_mm = _temporal_median(vessel_mm, frames, o.temporal_median_frames)
+    lumen_mm = _despike(lumen_mm, o.despike_angles, o.despike_mm)
+    vessel_mm = _despike(vessel_mm, o.despike_angles, o.despike_mm)
     vessel_mm = np.maximum(vessel_mm, lumen_mm + o.min_wall_mm)
     arcs_all = np.concatenate(arcs)
     conf_all = np.concatenate(conf)
