@@ -385,6 +385,7 @@ class SegmentationOptions:
     wall_only_inner: bool = True
     wall_blur_mm: float = 0.2
     batch_frames: int = 24
+    overlay_exclude_mm: float = 1.2
     threads: int = 0  # 0: one per core
 
 
@@ -414,6 +415,40 @@ def _ring_extent(stability: np.ndarray, threshold: float) -> int | None:
     return int(below[0]) if below.size else None
 
 
+def _overlay_fill(pullback: Pullback, exclude_radius_mm: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Burned-in overlay pixels (depth dots, rulers, text) and the image pixels that replace them.
+
+    A mark drawn by the console has the same value in every frame, which no echo has: in the
+    lumen such a dot looks like a bright, perfectly stable speck of tissue and stops the border
+    there. Pixels equal (and not black) in frames spread over the pullback, plus a one-pixel
+    margin for anti-aliased edges, take the value of their nearest other pixel in every frame.
+    The catheter's near field (saturated ring-down) is left alone.
+
+    Returns
+    -------
+    (dst, src) : ndarrays of flat pixel indices, or None when there is nothing to replace
+    """
+    n = pullback.n_frames
+    if n < 4:
+        return None
+    idx = np.unique(np.linspace(0, n - 1, min(n, 16)).astype(int))
+    sample = np.asarray(pullback.frames[idx])
+    constant = (sample.max(axis=0) == sample.min(axis=0)) & (sample[0] > 0)
+    h, w = constant.shape
+    sr, sc = pullback.pixel_spacing_mm
+    cr, cc = pullback.catheter_center_px
+    rows = (np.arange(h)[:, None] - cr) * sr
+    cols = (np.arange(w)[None, :] - cc) * sc
+    constant &= np.hypot(rows, cols) > exclude_radius_mm
+    if not constant.any():
+        return None
+    mask = ndimage.binary_dilation(constant)
+    _, (ri, ci) = ndimage.distance_transform_edt(mask, return_indices=True)
+    dst = np.flatnonzero(mask)
+    src = ri.ravel()[dst] * w + ci.ravel()[dst]
+    return dst, src
+
+
 class _Segmenter:
     def __init__(self, pullback: Pullback, options: SegmentationOptions):
         self.pb = pullback
@@ -437,13 +472,23 @@ class _Segmenter:
         self.step_scale = np.maximum(self.radii, 1.5) / 1.5
         self.ring: int | None = None
         self.profile: np.ndarray | None = None
+        self.overlay = _overlay_fill(pullback, options.overlay_exclude_mm)
+
+    def frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Frames (F, H, W) with burned-in overlay marks replaced by their nearest image pixel."""
+        out = np.array(self.pb.frames[np.asarray(indices, dtype=int)])
+        if self.overlay is not None:
+            dst, src = self.overlay
+            flat = out.reshape(len(out), -1)
+            flat[:, dst] = flat[:, src]
+        return out
 
     def samples(self, mm: float, minimum: int = 1) -> int:
         return max(minimum, int(round(mm / self.dr)))
 
     def polar(self, indices: Sequence[int]) -> dict[int, np.ndarray]:
         idx = sorted(set(int(i) for i in indices))
-        stack = self.sampler(np.asarray(self.pb.frames[idx]))
+        stack = self.sampler(self.frames(idx))
         return {i: stack[k] for k, i in enumerate(idx)}
 
     def stability(self, frames: np.ndarray, polar: dict[int, np.ndarray]) -> np.ndarray | None:
@@ -760,7 +805,7 @@ class _Segmenter:
             if not (reach >= pix).any():
                 break
             if image is None:
-                image = np.asarray(self.pb.frames[np.asarray(frames)], dtype=np.float32)
+                image = self.frames(frames).astype(np.float32)
                 image = ndimage.gaussian_filter(image, sigma=(0, 1.0, 1.0))
             rows = cr + (y[..., None] + t * ny[..., None]) / sr
             cols = cc + (x[..., None] + t * nx[..., None]) / sc
@@ -852,7 +897,7 @@ class _Segmenter:
         hd, wd = h // f, w // f
 
         def load(idx) -> np.ndarray:
-            return _block_mean(np.asarray(self.pb.frames[np.asarray(idx)]), f, (hd, wd))
+            return _block_mean(self.frames(idx), f, (hd, wd))
 
         sr, sc = sr * f, sc * f
         cr, cc = (cr - (f - 1) / 2) / f, (cc - (f - 1) / 2) / f
