@@ -193,32 +193,65 @@ def dp_closed_path(
     """
     n_f, n_a, n_r = cost.shape
     pad = int(round(pad_fraction * n_a))
-    order = np.arange(-pad, n_a + pad) % n_a
     big = np.float32(1e9)
     c = np.where(np.isfinite(cost), cost, big).astype(np.float32)
     steps = np.arange(-max_step, max_step + 1)
     scale = np.ones(n_r, np.float32) if step_scale is None else np.asarray(step_scale, np.float32)
     # penalty[j, r]: arriving at radius r by a step of steps[j]
     penalty = (smooth_weight * (steps.astype(np.float32)[:, None] / scale[None, :]) ** 2).astype(np.float32)
-    acc = c[:, order[0], :].copy()
-    back = np.zeros((len(order), n_f, n_r), dtype=np.int8)
+    # a long run over the angles, with wrap-around before and after the turn that is kept
+    order = np.arange(-pad, n_a + pad) % n_a
+    long = _dp_run(c[:, order, :], steps, penalty, None)
+    out = np.empty((n_f, n_a), dtype=np.int64)
+    # the run closes where it passes the same radius at the same angle one turn apart: the turn
+    # between is a closed path. Of such turns, the one nearest the middle of the run
+    ks = np.arange(max(len(order) - n_a, 0))
+    same = long[:, ks] == long[:, ks + n_a]
+    preference = np.abs(ks - pad)
+    for f in range(n_f):
+        hits = ks[same[f]]
+        if hits.size:
+            k = int(hits[np.argmin(preference[same[f]])])
+            out[f, (k - pad + np.arange(n_a)) % n_a] = long[f, k : k + n_a]
+            continue
+        # no turn closes by itself: run one turn plus one angle from the middle turn's first
+        # radius and arrive back at it
+        r0 = int(long[f, pad])
+        ring = c[f : f + 1, np.r_[np.arange(n_a), 0], :].copy()
+        ring[:, 0, :] = big
+        ring[:, 0, r0] = c[f, 0, r0]
+        ring[:, -1, :] = big
+        ring[:, -1, r0] = 0.0
+        closed = _dp_run(ring, steps, penalty, r0)
+        out[f] = closed[0, :n_a]
+    return out
+
+
+def _dp_run(c: np.ndarray, steps: np.ndarray, penalty: np.ndarray, end: int | None) -> np.ndarray:
+    """Minimal-cost path through the columns of ``c`` (F, L, R), one radius per column, moving
+    by ``steps`` with ``penalty`` (S, R) per move; it ends at radius ``end`` or at the cheapest
+    one. Returns (F, L) int radii."""
+    n_f, n_l, n_r = c.shape
+    max_step = int(steps.max())
+    big = np.float32(1e9)
+    acc = c[:, 0, :].copy()
+    back = np.zeros((n_l, n_f, n_r), dtype=np.int8)
     padded = np.full((n_f, n_r + 2 * max_step), big, dtype=np.float32)
     cand = np.empty((len(steps), n_f, n_r), dtype=np.float32)
-    for i in range(1, len(order)):
+    for i in range(1, n_l):
         padded[:, max_step : max_step + n_r] = acc
         for j, s in enumerate(steps):
             # cand[j][r] = acc[r + s] + penalty: arriving at r from r + s
             cand[j] = padded[:, max_step + s : max_step + s + n_r] + penalty[j][None, :]
         arg = np.argmin(cand, axis=0)
         back[i] = arg
-        acc = np.take_along_axis(cand, arg[None], axis=0)[0] + c[:, order[i], :]
-    path = np.zeros((len(order), n_f), dtype=np.int64)
-    path[-1] = np.argmin(acc, axis=1)
+        acc = np.take_along_axis(cand, arg[None], axis=0)[0] + c[:, i, :]
+    path = np.zeros((n_l, n_f), dtype=np.int64)
+    path[-1] = np.argmin(acc, axis=1) if end is None else end
     rows = np.arange(n_f)
-    for i in range(len(order) - 1, 0, -1):
+    for i in range(n_l - 1, 0, -1):
         path[i - 1] = np.clip(path[i] + steps[back[i][rows, path[i]]], 0, n_r - 1)
-    middle = path[pad : pad + n_a]
-    return middle.T.copy()
+    return path.T.copy()
 
 
 def _box(x: np.ndarray, size_a: int, size_r: int) -> np.ndarray:

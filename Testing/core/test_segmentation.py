@@ -45,6 +45,24 @@ def test_dp_follows_a_closed_sinusoidal_valley():
     assert abs(int(path[0]) - int(path[-1])) <= 3  # closed: no jump across theta = 0
 
 
+def test_dp_path_closes_when_two_borders_compete_around_the_circle():
+    # two valleys whose preference swaps around the circle: the padded run's middle turn used to
+    # end on one valley and start on the other (16 of these 1000 frames), and the band refined
+    # around such a border collapsed the lumen to radius 0
+    rng = np.random.default_rng(1)
+    n_a, n_r = 90, 60
+    theta = 2 * np.pi * np.arange(n_a) / n_a
+    worst = 0
+    for _ in range(20):
+        cost = rng.random((50, n_a, n_r)).astype(np.float32)
+        cost[:, :, 15] -= (0.6 + 0.5 * np.cos(theta))[None, :]
+        cost[:, :, 45] -= (0.6 - 0.5 * np.cos(theta))[None, :]
+        path = dp_closed_path(cost, max_step=2, smooth_weight=0.05)
+        seam = np.abs(np.diff(np.concatenate([path, path[:, :1]], axis=1), axis=1)).max()
+        worst = max(worst, int(seam))
+    assert worst <= 2
+
+
 def test_step_locates_an_edge_between_samples_to_sub_sample_precision():
     # a ramp-free step of height 1 between samples 19 and 20, blurred symmetrically
     x = np.zeros((1, 1, 40), np.float32)
