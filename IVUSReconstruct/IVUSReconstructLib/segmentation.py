@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -1066,7 +1067,12 @@ class _Segmenter:
         far = np.where(band, image, np.nan)
         with np.errstate(invalid="ignore"):
             far_mean = np.nanmean(far, axis=-1)
-        far_mean = np.nan_to_num(far_mean, nan=np.nanmedian(far_mean) if np.isfinite(far_mean).any() else 0.0)
+        # directions with no far field take their frame's typical value (per frame, so that a
+        # frame's borders do not depend on which frames share its batch)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            typical = np.nan_to_num(np.nanmedian(far_mean, axis=1, keepdims=True), nan=0.0)
+        far_mean = np.where(np.isfinite(far_mean), far_mean, typical)
         reference = np.median(far_mean, axis=1, keepdims=True)
         shadow = far_mean < self.o.shadow_ratio * np.maximum(reference, 1e-3)
         # a sector needs at least two directions; widen by one for the penumbra

@@ -11,14 +11,19 @@ from IVUSReconstructLib.geometry import polygon_area
 from IVUSReconstructLib.phantom import make_phantom
 from IVUSReconstructLib.segmentation import (
     PolarSampler,
+    SegmentationOptions,
     _aspect_ratio,
+    _despike,
     _fourier_fill,
     _local_ncc,
+    _overlay_fill,
+    _Segmenter,
     _step,
     _subsample,
     dp_closed_path,
     segment_pullback,
 )
+from IVUSReconstructLib.types import Pullback
 
 
 def test_polar_sampler_reads_radius_of_a_radial_ramp():
@@ -98,24 +103,25 @@ def test_local_correlation_separates_moving_from_still_speckle():
     assert float(ncc[..., 45:75].mean()) > 0.99
 
 
-# Seed 17 was not used while developing the method (tuning used seed 1; seeds 11 and 13 were
-# measured to set these bounds). Measured on seeds 11 / 13 (lumen J, vessel J, lumen HD mm):
-# coronary rotational 0.96 / 0.98, 0.15-0.19; phased 0.97 / 0.99, 0.05;
-# femoropopliteal rotational 0.83-0.85 / 0.92-0.94, 0.74-0.86; phased 0.93 / 0.94-0.96, 0.52-0.65;
-# iliac-vein rotational 0.94 / 0.92, 1.03; phased 0.86-0.90 / 0.90-0.91, 1.4-2.0.
-# Coronary meets the issue-4 bar (0.92 / 0.3 mm); the peripheral presets do not yet.
+# Seed 17 was not used while developing the method. The bounds are the figures measured on the
+# tuning seeds 3, 5, 9 and 11 (worst lumen J / vessel J, worst lumen HD / vessel HD, mm) less a
+# margin:
+# coronary rotational 0.940 / 0.960, 0.21 / 0.19; phased 0.976 / 0.984, 0.08 / 0.05;
+# femoropopliteal rotational 0.915 / 0.963, 0.35 / 0.24; phased 0.980 / 0.978, 0.17 / 0.20;
+# iliac-vein rotational 0.979 / 0.969, 0.39 / 0.44; phased 0.956 / 0.948, 0.54 / 0.68.
+# Every preset meets the issue-4 Jaccard bar (0.92); the vein's Hausdorff does not meet 0.3 mm.
 CASES = [
-    ("coronary", "rotational", 0.93, 0.95, 0.30),
-    ("coronary", "phased", 0.93, 0.95, 0.30),
-    ("femoropopliteal", "rotational", 0.78, 0.86, 1.1),
-    ("femoropopliteal", "phased", 0.88, 0.90, 0.9),
-    ("iliac-vein", "rotational", 0.88, 0.88, 1.6),
-    ("iliac-vein", "phased", 0.82, 0.85, 2.4),
+    ("coronary", "rotational", 0.92, 0.94, 0.30, 0.30),
+    ("coronary", "phased", 0.95, 0.96, 0.15, 0.12),
+    ("femoropopliteal", "rotational", 0.89, 0.94, 0.50, 0.35),
+    ("femoropopliteal", "phased", 0.95, 0.95, 0.30, 0.30),
+    ("iliac-vein", "rotational", 0.95, 0.94, 0.55, 0.60),
+    ("iliac-vein", "phased", 0.93, 0.92, 0.70, 0.80),
 ]
 
 
-@pytest.mark.parametrize(("preset", "speckle", "j_lumen", "j_vessel", "h_lumen"), CASES)
-def test_segmentation_accuracy_on_unseen_phantoms(preset, speckle, j_lumen, j_vessel, h_lumen):
+@pytest.mark.parametrize(("preset", "speckle", "j_lumen", "j_vessel", "h_lumen", "h_vessel"), CASES)
+def test_segmentation_accuracy_on_unseen_phantoms(preset, speckle, j_lumen, j_vessel, h_lumen, h_vessel):
     ph = make_phantom(preset, seed=17, length_mm=8.0, speckle=speckle)
     frames = ph.ed_frames if len(ph.ed_frames) else np.arange(0, ph.pullback.n_frames, 12)
     cs = segment_pullback(ph.pullback, frames)
@@ -125,6 +131,7 @@ def test_segmentation_accuracy_on_unseen_phantoms(preset, speckle, j_lumen, j_ve
     assert summary["lumen"]["jaccard"]["mean"] >= j_lumen
     assert summary["vessel"]["jaccard"]["mean"] >= j_vessel
     assert summary["lumen"]["hausdorff_mm"]["mean"] <= h_lumen
+    assert summary["vessel"]["hausdorff_mm"]["mean"] <= h_vessel
     conf = np.array([f.confidence for f in cs.frames])
     assert np.all((conf >= 0) & (conf <= 1))
 
@@ -166,3 +173,69 @@ def test_aspect_ratio_of_ellipses_seen_from_an_off_centre_catheter():
         cq = dx**2 / a**2 - 1
         rows.append((-bq + np.sqrt(bq**2 - 4 * c * cq)) / (2 * c))
     assert _aspect_ratio(np.array(rows)) == pytest.approx([4.0, 2.0, 1.0], rel=0.01)
+
+
+def test_femoropopliteal_lumen_stays_in_front_of_the_media():
+    """At 40-60 MHz the step from the dark media to the adventitia looks like blood meeting wall;
+    before the lumen was charged for the stable plaque it enclosed, it went there (+8% area on
+    the tuning seeds)."""
+    ph = make_phantom("femoropopliteal", seed=17, length_mm=8.0, speckle="rotational")
+    cs = segment_pullback(ph.pullback, ph.ed_frames)
+    truth = {f.index: f for f in ph.truth.frames}
+    bias = np.mean([polygon_area(f.lumen) / polygon_area(truth[f.index].lumen) - 1 for f in cs.frames])
+    assert abs(bias) < 0.06  # measured +0.041
+
+
+def _noise_pullback(n_frames: int = 8, size: int = 64) -> Pullback:
+    rng = np.random.default_rng(5)
+    frames = rng.integers(20, 120, size=(n_frames, size, size), dtype=np.uint8)
+    return Pullback(
+        frames=frames,
+        pixel_spacing_mm=(0.1, 0.1),
+        frame_times_s=np.arange(n_frames) / 30.0,
+        pullback_speed_mm_s=0.5,
+        acquisition="motor",
+        catheter_center_px=((size - 1) / 2, (size - 1) / 2),
+    )
+
+
+def test_burned_in_marks_are_replaced_by_image_pixels_but_the_catheter_is_not():
+    pb = _noise_pullback()
+    frames = np.array(pb.frames)
+    frames[:, 10:13, 40:43] = 170  # a depth dot 2.3 mm from the catheter, in every frame
+    frames[:, 30:34, 30:34] = 255  # saturated ring-down 0.2 mm from the catheter
+    pb = Pullback(**{**pb.__dict__, "frames": frames})
+    dst, src = _overlay_fill(pb, exclude_radius_mm=1.2)
+    rows, cols = np.unravel_index(dst, (64, 64))
+    # the dot and a one-pixel margin, nothing near the catheter
+    assert set(zip(rows.tolist(), cols.tolist(), strict=True)) == {
+        (r, c) for r in range(9, 14) for c in range(39, 44)
+    } - {
+        (9, 39),
+        (9, 43),
+        (13, 39),
+        (13, 43),
+    }
+    filled = _Segmenter(pb, SegmentationOptions()).frames([0, 1, 2])
+    assert np.all(filled[:, 30:34, 30:34] == 255)
+    dot = filled[:, 10:13, 40:43].reshape(3, -1)
+    assert not np.any(np.all(dot == dot[0], axis=0))  # every replaced pixel now changes between frames
+
+
+def test_despike_removes_narrow_excursions_and_keeps_wide_ones():
+    radii = np.full((1, 180), 3.0)
+    radii[0, 50:53] += 0.4  # three directions (6 degrees) out and back: a speckle blob
+    radii[0, 100:130] += 0.4  # 60 degrees: eccentric plaque, anatomy
+    out = _despike(radii, 9, 0.12)
+    assert np.allclose(out[0, 45:58], 3.0)
+    assert np.allclose(out[0, 104:126], 3.4)
+
+
+def test_threads_and_batch_size_do_not_change_the_result():
+    ph = make_phantom("coronary", seed=2, length_mm=3.0)
+    frames = np.arange(1, ph.pullback.n_frames - 1, 3)
+    one = segment_pullback(ph.pullback, frames, options=SegmentationOptions(threads=1))
+    two = segment_pullback(ph.pullback, frames, options=SegmentationOptions(threads=2, batch_frames=4))
+    # equal up to float32 summation order inside numpy's reductions (measured 3e-6 mm)
+    for a, b in zip(one.frames, two.frames, strict=True):
+        assert np.abs(a.lumen - b.lumen).max() < 1e-4 and np.abs(a.vessel - b.vessel).max() < 1e-4
