@@ -349,12 +349,23 @@ def _fourier_fill(radii: np.ndarray, hidden: np.ndarray) -> np.ndarray:
     return out
 
 
-def _fill_hidden(radii: np.ndarray, hidden: np.ndarray, *, long_run: int) -> np.ndarray:
+def _fill_hidden(
+    radii: np.ndarray, hidden: np.ndarray, *, long_run: int, ellipse_aspect: float = np.inf
+) -> np.ndarray:
     """Fill hidden angles: narrow sectors (a guidewire) by straight interpolation between their
     edges, which follows any border shape; wide ones (calcium) by the Fourier fit of the rest.
+
+    A border more elongated than ``ellipse_aspect`` (a compressed vein) is filled from the
+    ellipse fitted to its visible part instead: a guidewire lying at the narrow end of a
+    slit hides its tip, which a chord between the sector's edges would cut off.
     """
     out = radii.astype(float).copy()
     n = len(radii)
+    if hidden.any() and (~hidden).sum() >= 12 and _aspect_ratio(out[None])[0] >= ellipse_aspect:
+        fitted = _ellipse_radii(out, ~hidden)
+        if fitted is not None:
+            out[hidden] = fitted[hidden]
+            return out
     wide = np.zeros(n, bool)
     for start, length in _runs(hidden):
         idx = (start + np.arange(length)) % n
@@ -365,6 +376,46 @@ def _fill_hidden(radii: np.ndarray, hidden: np.ndarray, *, long_run: int) -> np.
         t = np.arange(1, length + 1) / (length + 1)
         out[idx] = (1 - t) * a + t * b
     return _fourier_fill(out, wide) if wide.any() else out
+
+
+def _ellipse_radii(radii: np.ndarray, use: np.ndarray) -> np.ndarray | None:
+    """Radius of each direction (A,) on the ellipse fitted to the border points ``use``.
+
+    Direct least-squares fit (Fitzgibbon, Pilu & Fisher 1999, in the numerically stable form
+    of Halir & Flusser 1998); None when the fit is not an ellipse around the catheter.
+    """
+    n = len(radii)
+    theta = 2 * np.pi * np.arange(n) / n
+    scale = float(np.mean(radii[use]))
+    x = radii[use] * np.cos(theta[use]) / scale
+    y = radii[use] * np.sin(theta[use]) / scale
+    d1 = np.column_stack([x * x, x * y, y * y])
+    d2 = np.column_stack([x, y, np.ones_like(x)])
+    s1, s2, s3 = d1.T @ d1, d1.T @ d2, d2.T @ d2
+    try:
+        t = -np.linalg.solve(s3, s2.T)
+    except np.linalg.LinAlgError:
+        return None
+    m = s1 + s2 @ t
+    m = np.array([m[2] / 2, -m[1], m[0] / 2])
+    _, vectors = np.linalg.eig(m)
+    vectors = np.real(vectors)
+    ok = np.flatnonzero(4 * vectors[0] * vectors[2] - vectors[1] ** 2 > 0)
+    if ok.size == 0:
+        return None
+    a, b, c = vectors[:, ok[0]]
+    d, e, f = t @ vectors[:, ok[0]]
+    cs, sn = np.cos(theta), np.sin(theta)
+    # the ray r (cos, sin) meets the conic where qa r^2 + qb r + f = 0
+    qa = a * cs * cs + b * cs * sn + c * sn * sn
+    qb = d * cs + e * sn
+    disc = qb * qb - 4 * qa * f
+    if np.any(disc < 0) or np.any(np.abs(qa) < 1e-12):
+        return None
+    roots = np.stack([(-qb + np.sqrt(disc)) / (2 * qa), (-qb - np.sqrt(disc)) / (2 * qa)])
+    if not (np.all(roots.max(axis=0) > 0) and np.all(roots.min(axis=0) < 0)):
+        return None  # the catheter must lie inside the ellipse: one root on either side
+    return roots.max(axis=0) * scale
 
 
 def _aspect_ratio(radii_mm: np.ndarray) -> np.ndarray:
@@ -419,6 +470,8 @@ class SegmentationOptions:
     wall_only_inner: bool = True
     wall_blur_mm: float = 0.2
     batch_frames: int = 24
+    flattened_aspect: float = 2.0
+    ellipse_fill_aspect: float = 2.0
     overlay_exclude_mm: float = 1.2
     threads: int = 0  # 0: one per core
 
@@ -582,19 +635,15 @@ class _Segmenter:
         region = self._region_score(stability, log_image, start)
         smooth = _box(stability, 5, 3)
         enclosed = self._enclosed_tissue(smooth, _box(log_image, 5, 3), start, weight)
-        best_path = best_edge = None
-        best_score = np.full(len(stability), -np.inf)
-        for feature in (local, region):
-            edge = (weight * feature + grey) / (1.0 + weight)
-            path = self._trace(edge, start, w, enclosed)
-            score = self._separation(smooth, path, start)
-            if best_path is None:
-                best_path, best_edge, best_score = path, edge, score
-            else:
-                better = score > best_score
-                best_path = np.where(better[:, None], path, best_path)
-                best_edge = np.where(better[:, None, None], edge, best_edge)
-                best_score = np.maximum(score, best_score)
+        edges = [(weight * feature + grey) / (1.0 + weight) for feature in (local, region)]
+        best_path, best_edge = self._best_trace(edges, smooth, start, w, enclosed)
+        # a flattened lumen (a compressed vein) has no media behind its wall to leak into, but
+        # its narrow ends mix with the wall in the correlation windows and look enclosed: those
+        # frames are traced again without the charge
+        flat = _aspect_ratio(self.to_mm(best_path)) >= self.o.flattened_aspect
+        if flat.any():
+            again_path, again_edge = self._best_trace([e[flat] for e in edges], smooth[flat], start, w, None)
+            best_path[flat], best_edge[flat] = again_path, again_edge
         strength = np.take_along_axis(best_edge, best_path[..., None], axis=-1)[..., 0]
         # the grey levels as displayed (already log-compressed by the console): compressing
         # them again would pull the half-way point of a blurred step towards the darker side
@@ -628,6 +677,25 @@ class _Segmenter:
         depth = np.cumsum(t, axis=-1) * self.dr
         depth = np.concatenate([np.zeros(depth.shape[:-1] + (lag,), np.float32), depth[..., :-lag]], axis=-1)
         return (self.o.enclosed_tissue_per_mm * depth).astype(np.float32)
+
+    def _best_trace(
+        self, edges: list[np.ndarray], smooth: np.ndarray, start: int, w: int, extra: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Trace each candidate edge image (F, A, R) and keep, per frame, the path that separates
+        decorrelated blood inside from correlated tissue outside best: (path, its edge image)."""
+        best_path = best_edge = None
+        best_score = np.full(len(smooth), -np.inf)
+        for edge in edges:
+            path = self._trace(edge, start, w, extra)
+            score = self._separation(smooth, path, start)
+            if best_path is None:
+                best_path, best_edge, best_score = path, edge, score
+                continue
+            better = score > best_score
+            best_path = np.where(better[:, None], path, best_path)
+            best_edge = np.where(better[:, None, None], edge, best_edge)
+            best_score = np.maximum(score, best_score)
+        return best_path, best_edge
 
     def _trace(self, edge: np.ndarray, start: int, w: int, extra: np.ndarray | None = None) -> np.ndarray:
         # the lumen ends at the first wall layer: of two similar steps, the inner one
@@ -1126,8 +1194,12 @@ class _Segmenter:
         lumen_mm = np.where(calcium, np.minimum(lumen_mm, reflector - 0.5 * self.dr), lumen_mm)
         long_run = max(3, self.o.n_angles // 12)  # 30 degrees
         for f in range(len(frames)):
-            lumen_mm[f] = _fill_hidden(lumen_mm[f], wire[f], long_run=long_run)
-            vessel_mm[f] = _fill_hidden(vessel_mm[f], shadow[f], long_run=long_run)
+            lumen_mm[f] = _fill_hidden(
+                lumen_mm[f], wire[f], long_run=long_run, ellipse_aspect=self.o.ellipse_fill_aspect
+            )
+            vessel_mm[f] = _fill_hidden(
+                vessel_mm[f], shadow[f], long_run=long_run, ellipse_aspect=self.o.ellipse_fill_aspect
+            )
         vessel_mm = np.maximum(vessel_mm, lumen_mm + self.o.min_wall_mm)
         visible = ~shadow
         strength = np.where(visible, 0.5 * (lumen_strength + vessel_strength), np.nan)
