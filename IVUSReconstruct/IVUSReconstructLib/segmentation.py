@@ -437,6 +437,23 @@ def _aspect_ratio(radii_mm: np.ndarray) -> np.ndarray:
     return np.sqrt((half_trace + root) / np.maximum(half_trace - root, 1e-12))
 
 
+def _axis_ends(radii_mm: np.ndarray, half_angle_deg: float) -> np.ndarray:
+    """Directions (F, A) within ``half_angle_deg`` of either end of the border's major axis,
+    as 0/1 weights.
+
+    The narrow ends of a flattened lumen are where its trace stops short; once cut, an end is
+    blunt and no longer looks like a sharp convex tip, so it is found from the shape's axis.
+    """
+    n_f, n_a = radii_mm.shape
+    theta = 2 * np.pi * np.arange(n_a) / n_a
+    x, y = radii_mm * np.cos(theta), radii_mm * np.sin(theta)
+    xc, yc = x - x.mean(axis=1, keepdims=True), y - y.mean(axis=1, keepdims=True)
+    sxx, syy, sxy = (xc * xc).mean(axis=1), (yc * yc).mean(axis=1), (xc * yc).mean(axis=1)
+    axis = 0.5 * np.arctan2(2 * sxy, sxx - syy)  # (F,), direction of the major axis
+    off = np.abs(np.angle(np.exp(2j * (theta[None, :] - axis[:, None])))) / 2  # 0..pi/2
+    return (off <= np.deg2rad(half_angle_deg)).astype(float)
+
+
 @dataclass(frozen=True)
 class SegmentationOptions:
     """Parameters of :func:`segment_pullback` (lengths in mm, so they hold at any image size)."""
@@ -470,6 +487,7 @@ class SegmentationOptions:
     wall_only_inner: bool = True
     wall_blur_mm: float = 0.2
     batch_frames: int = 24
+    tip_half_angle_deg: float = 15.0
     flattened_aspect: float = 2.0
     ellipse_fill_aspect: float = 2.0
     overlay_exclude_mm: float = 1.2
@@ -975,7 +993,10 @@ class _Segmenter:
         features = self._region_features(frames[todo], [pairs[k] for k in todo])
         for _ in range(self.o.region_refine_passes):
             # each pass grows the band from the moved border: a long cut end is recovered in steps
-            out[todo] = self._region_refine_frames(out[todo], self._move_weight(out[todo]), *features)
+            movable = np.maximum(
+                self._move_weight(out[todo]), _axis_ends(out[todo], self.o.tip_half_angle_deg)
+            )
+            out[todo] = self._region_refine_frames(out[todo], movable, *features)
         return out
 
     def _region_features(
