@@ -470,6 +470,7 @@ class SegmentationOptions:
     max_slope_mm: float = 0.12
     max_slope_fraction: float = 0.03
     inward_preference: float = 0.6
+    vessel_inward_preference: float = 0.5
     enclosed_tissue_per_mm: float = 4.0
     smooth_weight: float = 0.02
     wall_smooth_weight: float = 0.15
@@ -855,7 +856,11 @@ class _Segmenter:
         scale = np.nanpercentile(band.reshape(len(edge), -1), 99, axis=1)
         scale = np.maximum(np.nan_to_num(scale, nan=1.0), 1e-3)[:, None, None]
         # nearer edges are preferred a little: the adventitia is the first bright layer out
-        cost = 1.0 - edge / scale + 0.15 * (r - lo) / max(self.samples(self.o.max_wall_mm), 1)
+        cost = (
+            1.0
+            - edge / scale
+            + self.o.vessel_inward_preference * (r - lo) / max(self.samples(self.o.max_wall_mm), 1)
+        )
         cost = np.where(allowed, cost, np.inf).astype(np.float32)
         # traced as a wall thickness on top of the lumen: the wall thickens and thins gradually
         # around the vessel, whatever the lumen's shape, so a jump of the thickness (onto a bright
