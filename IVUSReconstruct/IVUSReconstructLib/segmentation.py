@@ -1345,7 +1345,10 @@ def segment_pullback(
     # run on all cores (numpy and scipy release the GIL in their array loops)
     if seg.profile is None:
         threads = 1
-    size = max(1, min(o.batch_frames, -(-len(frames) // threads)))
+    # batches of a size fixed by the frame count alone (never by the core count): a frame's
+    # borders may depend on its batch's float32 summation order, so results stay identical on any
+    # machine; at least two batches keep two cores busy
+    size = max(1, min(o.batch_frames, -(-len(frames) // 2)))
     batches = [frames[k : k + size] for k in range(0, len(frames), size)]
 
     stop = threading.Event()
