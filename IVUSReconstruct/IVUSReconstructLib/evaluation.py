@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .geometry import close_polygon, open_polygon, polygon_area
+from .geometry import close_polygon, open_polygon, polygon_area, rasterize_polygon_px
 from .types import ContourSet
 
 __all__ = [
@@ -53,23 +53,11 @@ def rasterize_polygon(
     -------
     ndarray of shape (rows, cols), bool
     """
-    p = close_polygon(points_mm)
-    x0, y0 = p[:-1, 0], p[:-1, 1]
-    x1, y1 = p[1:, 0], p[1:, 1]
-    rows, cols = shape
-    yc = origin_mm[1] + (np.arange(rows) + 0.5) * pixel_size_mm
-    # Edges crossing each scan line (half-open in y so that vertices count once).
-    lo, hi = np.minimum(y0, y1), np.maximum(y0, y1)
-    crosses = (yc[:, None] >= lo[None, :]) & (yc[:, None] < hi[None, :])
-    r_idx, e_idx = np.nonzero(crosses)
-    dy = y1[e_idx] - y0[e_idx]
-    x_cross = x0[e_idx] + (yc[r_idx] - y0[e_idx]) * (x1[e_idx] - x0[e_idx]) / dy
-    # A pixel centre is inside when an odd number of crossings lie to its left.
-    first_col = np.ceil((x_cross - origin_mm[0]) / pixel_size_mm - 0.5).astype(int)
-    first_col = np.clip(first_col, 0, cols)
-    toggles = np.zeros((rows, cols + 1), dtype=np.int32)
-    np.add.at(toggles, (r_idx, first_col), 1)
-    return (np.cumsum(toggles[:, :cols], axis=1) % 2).astype(bool)
+    p = np.asarray(points_mm, dtype=float)
+    # pixel (r, c) has its centre at origin + (c + 0.5, r + 0.5) pixels
+    rows = (p[:, 1] - origin_mm[1]) / pixel_size_mm - 0.5
+    cols = (p[:, 0] - origin_mm[0]) / pixel_size_mm - 0.5
+    return rasterize_polygon_px(np.column_stack([rows, cols]), shape)
 
 
 def _grid_for(

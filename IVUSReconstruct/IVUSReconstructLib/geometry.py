@@ -23,6 +23,7 @@ __all__ = [
     "mm_to_px",
     "px_to_mm",
     "equivalent_diameter",
+    "rasterize_polygon_px",
 ]
 
 
@@ -352,3 +353,34 @@ def _resample_stacked(
     out[..., 0] = np.interp(query, table, xc.ravel()).reshape(n_poly, n)
     out[..., 1] = np.interp(query, table, yc.ravel()).reshape(n_poly, n)
     return out, area, centroid
+
+
+def rasterize_polygon_px(points_px: np.ndarray, shape_px: tuple[int, int]) -> np.ndarray:
+    """Pixels whose centre lies inside a closed polygon (even-odd rule).
+
+    Scan lines count an edge over the half-open span [lower end, upper end) of its rows, so a
+    vertex on a pixel row is counted once; a crossing at column x flips every centre c > x.
+
+    Parameters
+    ----------
+    points_px : ndarray of shape (M, 2)
+        (row, col) vertices, closed implicitly; pixel centres are at integer (row, col).
+    shape_px : (H, W)
+
+    Returns
+    -------
+    ndarray of shape (H, W), bool
+    """
+    height, width = shape_px
+    p = open_polygon(points_px)
+    q = np.roll(p, -1, axis=0)
+    rows = np.arange(height, dtype=float)[:, None]
+    r0, r1 = p[None, :, 0], q[None, :, 0]
+    crosses = (r0 <= rows) != (r1 <= rows)
+    row_index, edge_index = np.nonzero(crosses)
+    a, b = p[edge_index], q[edge_index]
+    cols = a[:, 1] + (row_index - a[:, 0]) * (b[:, 1] - a[:, 1]) / (b[:, 0] - a[:, 0])
+    first = np.clip(np.floor(cols).astype(int) + 1, 0, width)
+    flips = np.zeros((height, width + 1), dtype=np.int32)
+    np.add.at(flips, (row_index, first), 1)
+    return (np.cumsum(flips, axis=1)[:, :width] % 2).astype(bool)

@@ -28,6 +28,7 @@ from vtkmodules.vtkCommonMath import vtkMatrix4x4
 
 from .errors import input_error
 from .geometry import mm_to_px, px_to_mm, signed_area
+from .geometry import rasterize_polygon_px as rasterize_polygon
 from .types import Centerline, ContourSet, FrameContours, FramePoses, Landmark, Metrics, Pullback, Valued
 
 __all__ = [
@@ -302,35 +303,6 @@ def volume_node_to_pullback(
 
 
 # ----------------------------------------------------------------------------- rasterise / outline
-
-
-def rasterize_polygon(points_px: np.ndarray, shape_px: tuple[int, int]) -> np.ndarray:
-    """Pixels whose centre lies inside a closed polygon (even-odd rule).
-
-    Parameters
-    ----------
-    points_px : ndarray of shape (M, 2)
-        (row, col) vertices; pixel centres are at integer (row, col).
-    shape_px : (H, W)
-
-    Returns
-    -------
-    ndarray of shape (H, W), bool
-    """
-    height, width = shape_px
-    p = np.asarray(points_px, dtype=float)
-    q = np.roll(p, -1, axis=0)
-    rows = np.arange(height, dtype=float)[:, None]
-    r0, r1 = p[None, :, 0], q[None, :, 0]
-    crosses = (r0 <= rows) != (r1 <= rows)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cols = p[None, :, 1] + (rows - r0) * (q[None, :, 1] - p[None, :, 1]) / (r1 - r0)
-    row_index, edge_index = np.nonzero(crosses)
-    # a crossing at column x flips the parity of every pixel centre c > x
-    first = np.clip(np.floor(cols[row_index, edge_index]).astype(int) + 1, 0, width)
-    flips = np.zeros((height, width + 1), dtype=np.int32)
-    np.add.at(flips, (row_index, first), 1)
-    return (np.cumsum(flips, axis=1)[:, :width] % 2).astype(bool)
 
 
 def mask_outlines_px(
