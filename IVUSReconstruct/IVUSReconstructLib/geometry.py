@@ -24,6 +24,7 @@ __all__ = [
     "px_to_mm",
     "equivalent_diameter",
     "rasterize_polygon_px",
+    "angular_span",
 ]
 
 
@@ -384,3 +385,32 @@ def rasterize_polygon_px(points_px: np.ndarray, shape_px: tuple[int, int]) -> np
     flips = np.zeros((height, width + 1), dtype=np.int32)
     np.add.at(flips, (row_index, first), 1)
     return (np.cumsum(flips, axis=1)[:, :width] % 2).astype(bool)
+
+
+def angular_span(polygon: np.ndarray, centre: np.ndarray, *, densify: int = 16) -> tuple[float, float] | None:
+    """Angular extent of a polygon seen from ``centre``: (start, width) in radians, counter-
+    clockwise from +x; the polygon covers the circle except its widest gap of directions.
+
+    Parameters
+    ----------
+    polygon : ndarray of shape (M, 2)
+        Closed implicitly; each edge is sampled ``densify`` times so that long edges of a sparse
+        polygon do not leave false gaps.
+    centre : ndarray of shape (2,)
+
+    Returns
+    -------
+    (start, width) or None for fewer than two vertices
+    """
+    p = np.asarray(polygon, dtype=float)
+    if p.ndim != 2 or len(p) < 2:
+        return None
+    closed = np.vstack([p, p[:1]])
+    t = np.linspace(0.0, 1.0, max(densify, 1), endpoint=False)
+    dense = (closed[:-1, None, :] * (1 - t)[None, :, None] + closed[1:, None, :] * t[None, :, None]).reshape(
+        -1, 2
+    )
+    angles = np.sort(np.mod(np.arctan2(dense[:, 1] - centre[1], dense[:, 0] - centre[0]), 2 * np.pi))
+    gaps = np.diff(np.concatenate([angles, angles[:1] + 2 * np.pi]))
+    widest = int(np.argmax(gaps))
+    return float(angles[(widest + 1) % len(angles)]), float(2 * np.pi - gaps[widest])

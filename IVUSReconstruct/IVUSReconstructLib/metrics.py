@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import input_error
-from .geometry import equivalent_diameter
+from .geometry import angular_span, equivalent_diameter
 from .types import ContourSet, FrameContours, Landmark, Metrics
 
 __all__ = [
@@ -261,20 +261,9 @@ def _arc_deg(polygons: tuple[np.ndarray, ...], center: np.ndarray, *, bins: int 
     """Angle (degrees) subtended at ``center`` by the union of ``polygons``."""
     covered = np.zeros(bins, dtype=bool)
     for poly in polygons:
-        poly = np.asarray(poly, dtype=float)
-        if len(poly) < 3:
+        if len(np.asarray(poly)) < 3:
             continue
-        # densify so that sparse polygons do not skip angles between vertices
-        closed = np.vstack([poly, poly[:1]])
-        t = np.linspace(0.0, 1.0, 16, endpoint=False)
-        dense = (
-            closed[:-1, None, :] * (1 - t)[None, :, None] + closed[1:, None, :] * t[None, :, None]
-        ).reshape(-1, 2)
-        ang = np.sort(np.mod(np.arctan2(dense[:, 1] - center[1], dense[:, 0] - center[0]), 2 * np.pi))
-        gaps = np.diff(np.concatenate([ang, ang[:1] + 2 * np.pi]))
-        k = int(np.argmax(gaps))
-        start = ang[(k + 1) % len(ang)]
-        length = 2 * np.pi - gaps[k]
+        start, length = angular_span(poly, center)
         width = 2 * np.pi / bins
         first = int(np.round(start / width))
         last = int(np.round((start + length) / width))

@@ -41,7 +41,7 @@ from vtkmodules.vtkRenderingCore import (
     vtkWindowToImageFilter,
 )
 
-from .geometry import polygon_centroid
+from .geometry import angular_span, polygon_centroid
 from .types import VesselMesh
 
 __all__ = [
@@ -560,18 +560,8 @@ def display_surface(polydata: Any, *, max_rings: int, max_ring_points: int = 96)
 
 def _angular_spans(polygons: Sequence[np.ndarray], centre: np.ndarray) -> list[tuple[float, float]]:
     """(start, width) in radians of each polygon as seen from ``centre`` (frame-plane mm)."""
-    spans = []
-    for polygon in polygons:
-        polygon = np.asarray(polygon, dtype=float)
-        if polygon.ndim != 2 or len(polygon) < 2:
-            continue
-        angles = np.sort(np.mod(np.arctan2(polygon[:, 1] - centre[1], polygon[:, 0] - centre[0]), 2 * np.pi))
-        gaps = np.diff(np.r_[angles, angles[0] + 2 * np.pi])
-        widest = int(np.argmax(gaps))
-        # The polygon covers the circle except its widest angular gap.
-        start = angles[(widest + 1) % len(angles)]
-        spans.append((float(start), float(2 * np.pi - gaps[widest])))
-    return spans
+    spans = (angular_span(polygon, centre) for polygon in polygons)
+    return [span for span in spans if span is not None]
 
 
 def calcium_surface(lumen: Any, contours: Any, poses: Any, *, lift: float = 0.05) -> vtkPolyData | None:
