@@ -25,6 +25,7 @@ __all__ = [
     "equivalent_diameter",
     "rasterize_polygon_px",
     "angular_span",
+    "signed_areas_centroids",
 ]
 
 
@@ -251,6 +252,20 @@ def _areas_centroids(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cx = np.where(safe, cx, x.mean(axis=1))
         cy = np.where(safe, cy, y.mean(axis=1))
     return a, np.column_stack([cx + x0[:, 0], cy + y0[:, 0]])
+
+
+def signed_areas_centroids(polygons) -> tuple[np.ndarray, np.ndarray]:
+    """Signed shoelace areas (N,) (positive counter-clockwise) and area centroids (N, 2) of many
+    polygons (vertex mean where degenerate).
+
+    Parameters
+    ----------
+    polygons : sequence of ndarray of shape (M_i, 2), or ndarray of shape (N, M, 2)
+    """
+    p, _ = stack_polygons(polygons)
+    if p.size == 0:
+        return np.zeros(len(p)), np.zeros((len(p), 2))
+    return _areas_centroids(p)
 
 
 def polygon_areas(polygons) -> np.ndarray:

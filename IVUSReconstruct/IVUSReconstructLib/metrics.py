@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import input_error
-from .geometry import angular_span, equivalent_diameter
+from .geometry import angular_span, equivalent_diameter, signed_areas_centroids, stack_polygons
 from .types import ContourSet, FrameContours, Landmark, Metrics
 
 __all__ = [
@@ -151,40 +151,6 @@ class MetricParams:
 # --------------------------------------------------------------------------- geometry
 
 
-def _pad(polygons: list[np.ndarray]) -> np.ndarray:
-    """Stack polygons of different lengths, repeating each last point.
-
-    A repeated vertex adds a zero-length edge: areas, centroids and ray radii are unchanged.
-
-    Returns
-    -------
-    ndarray of shape (F, M_max, 2)
-    """
-    m = max(len(p) for p in polygons)
-    out = np.empty((len(polygons), m, 2))
-    for i, p in enumerate(polygons):
-        n = len(p)
-        out[i, :n] = p
-        out[i, n:] = p[n - 1]
-    return out
-
-
-def _area_centroid(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Shoelace area (unsigned), signed area and area centroid of stacked polygons (F, M, 2)."""
-    x, y = p[..., 0], p[..., 1]
-    xn, yn = np.roll(x, -1, axis=1), np.roll(y, -1, axis=1)
-    cross = x * yn - xn * y
-    signed = cross.sum(axis=1) / 2.0
-    safe = np.where(np.abs(signed) < 1e-12, 1.0, signed)
-    cx = ((x + xn) * cross).sum(axis=1) / (6.0 * safe)
-    cy = ((y + yn) * cross).sum(axis=1) / (6.0 * safe)
-    degenerate = np.abs(signed) < 1e-12
-    if degenerate.any():
-        cx[degenerate] = x[degenerate].mean(axis=1)
-        cy[degenerate] = y[degenerate].mean(axis=1)
-    return np.abs(signed), signed, np.column_stack([cx, cy])
-
-
 def _batch_ray_radii(p: np.ndarray, signed: np.ndarray, center: np.ndarray, n_rays: int) -> np.ndarray:
     """Radius along ``n_rays`` equally spaced rays from each centre (batched ``geometry.ray_radii``).
 
@@ -243,8 +209,9 @@ def _measure(polygons: list[np.ndarray], rows: np.ndarray, n_rays: int) -> _Shap
     if not polygons:
         empty = np.empty(0)
         return _Shape(rows, empty, np.empty((0, 2)), np.empty((0, n_rays)), empty, empty)
-    p = _pad([np.asarray(q, dtype=float) for q in polygons])
-    area, signed, centroid = _area_centroid(p)
+    p, _ = stack_polygons(polygons)
+    signed, centroid = signed_areas_centroids(p)
+    area = np.abs(signed)
     radii = _batch_ray_radii(p, signed, centroid, n_rays)
     half = n_rays // 2
     chords = radii[:, :half] + radii[:, half : 2 * half]
@@ -328,7 +295,7 @@ def _frame_geometry(frames: tuple[FrameContours, ...], n_rays: int) -> dict[str,
         out["vessel_max_diameter_mm"][vrows] = vessel.max_diameter
         # plaque thickness along rays from the lumen centroid: re-sample the EEM about it
         vpts = _polar_points(vessel.radii, vessel.centroid)
-        _, vsigned, _ = _area_centroid(vpts)
+        vsigned, _ = signed_areas_centroids(vpts)
         lc = lumen.centroid[vrows]
         rv = _batch_ray_radii(vpts, vsigned, lc, n_rays)
         rl = lumen.radii[vrows]
