@@ -9,7 +9,6 @@ Frames run distal to proximal: a larger arc length is more proximal.
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -26,8 +25,6 @@ __all__ = [
     "PER_FRAME_COLUMNS",
     "compute_metrics",
     "frame_geometry",
-    "metrics_to_json",
-    "per_frame_csv",
 ]
 
 PER_FRAME_COLUMNS: tuple[str, ...] = (
@@ -870,65 +867,3 @@ def compute_metrics(
     summary["metric_parameters"] = params.to_json()
     summary = _clean(summary)
     return Metrics(per_frame=per_frame, summary=summary, lesions=summary["lesions"], flags=summary["flags"])
-
-
-def metrics_to_json(metrics: Metrics) -> dict[str, Any]:
-    """The summary (with ``lesions`` and ``flags``) as plain JSON types; NaN becomes None."""
-    out = dict(metrics.summary)
-    out["lesions"] = metrics.lesions
-    out["flags"] = metrics.flags
-    return _clean(out)
-
-
-def per_frame_csv(
-    metrics: Metrics,
-    *,
-    pose_columns: dict[str, np.ndarray] | None = None,
-    columns: tuple[str, ...] | None = None,
-) -> str:
-    """``frames.csv`` text: a header and one row per frame; NaN is written as an empty field.
-
-    Parameters
-    ----------
-    metrics : Metrics
-    pose_columns : dict of str to ndarray of shape (N,), optional
-        Columns inserted after ``arc_length_mm`` in their order (the pipeline's ``x_mm, y_mm,
-        z_mm, nx, ny, nz``).
-    columns : tuple of str, optional
-        Explicit column order (names of ``metrics.per_frame`` or ``pose_columns``); default:
-        the per-frame columns with the pose columns after ``arc_length_mm``.
-
-    Returns
-    -------
-    str
-    """
-    table = dict(metrics.per_frame)
-    pose = dict(pose_columns or {})
-    n = len(next(iter(table.values()))) if table else 0
-    for key, arr in pose.items():
-        if len(arr) != n:
-            raise input_error(
-                "pose_columns", key, f"has {len(arr)} values for {n} frames", "give one per frame"
-            )
-    if columns is None:
-        cols: list[str] = []
-        for key in table:
-            cols.append(key)
-            if key == "arc_length_mm":
-                cols += list(pose)
-        cols += [k for k in pose if k not in cols]
-    else:
-        cols = list(columns)
-    table.update(pose)
-    buf = io.StringIO()
-    buf.write(",".join(cols) + "\n")
-    text_cols = []
-    for key in cols:
-        arr = np.asarray(table[key])
-        if np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
-            text_cols.append([str(int(v)) for v in arr])
-        else:
-            text_cols.append(["" if not np.isfinite(v) else f"{v:.6g}" for v in arr.astype(float)])
-    for i in range(n):
-        buf.write(",".join(c[i] for c in text_cols) + "\n")
-    return buf.getvalue()

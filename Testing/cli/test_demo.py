@@ -136,3 +136,20 @@ def test_demo_labelmap_sits_where_the_meshes_are(demo_out):
     assert np.all(ras_centre > lo) and np.all(ras_centre < hi)
     # the voxel centroid is the lumen's volume centroid: close to the mesh's for a tube
     assert np.linalg.norm(ras_centre - mesh_points.mean(axis=0)) < 0.1 * np.linalg.norm(hi - lo)
+
+
+def test_frames_csv_and_summary_are_plain(demo_out):
+    _, out = demo_out
+    lines = (out / "frames.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    # the plane origin and normal follow the arc length; missing values are empty fields
+    at = header.index("arc_length_mm")
+    assert header[at + 1 : at + 7] == ["x_mm", "y_mm", "z_mm", "nx", "ny", "nz"]
+    stent = header.index("stent_area_mm2")
+    assert all(line.split(",")[stent] == "" for line in lines[1:])  # no stent in the phantoms
+
+    def no_constants(name):
+        raise AssertionError(f"summary.json holds {name}")
+
+    summary = json.loads((out / "summary.json").read_text(), parse_constant=no_constants)
+    assert summary["stent"] is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 
@@ -11,12 +10,9 @@ import pytest
 
 from IVUSReconstructLib.errors import IVUSInputError
 from IVUSReconstructLib.metrics import (
-    PER_FRAME_COLUMNS,
     MetricParams,
     compute_metrics,
     frame_geometry,
-    metrics_to_json,
-    per_frame_csv,
 )
 from IVUSReconstructLib.types import ContourSet, FrameContours, Landmark
 
@@ -246,26 +242,6 @@ def test_lumen_outside_vessel_flag_names_frames():
     flag = [f for f in m.flags if f["rule"] == "lumen_outside_vessel"]
     assert len(flag) == 1 and flag[0]["frames"] == [3]
     assert "by up to 0.50 mm on 1 frame(s): 3;" in flag[0]["message"]
-
-
-def test_json_and_csv_outputs():
-    s, m = _stenosis_metrics()
-    assert tuple(m.per_frame) == PER_FRAME_COLUMNS
-    doc = metrics_to_json(m)
-    text = json.dumps(doc, allow_nan=False)  # raises on NaN
-    assert json.loads(text)["mla"]["frame"] == 200
-    assert doc["stent"] is None and doc["calcium"]["max_arc_deg"] is None
-    csv_text = per_frame_csv(m)
-    lines = csv_text.splitlines()
-    assert lines[0] == ",".join(PER_FRAME_COLUMNS)
-    assert len(lines) == len(s) + 1
-    row = lines[201].split(",")
-    assert row[0] == "200" and float(row[3]) == pytest.approx(np.pi, rel=5e-3)
-    assert row[PER_FRAME_COLUMNS.index("stent_area_mm2")] == ""
-    pose = {k: np.full(len(s), 1.25) for k in ("x_mm", "y_mm", "z_mm", "nx", "ny", "nz")}
-    with_pose = per_frame_csv(m, pose_columns=pose).splitlines()
-    assert with_pose[0].startswith("frame,time_s,arc_length_mm,x_mm,y_mm,z_mm,nx,ny,nz,lumen_area_mm2,")
-    assert with_pose[1].split(",")[3] == "1.25"
 
 
 def test_input_errors():
