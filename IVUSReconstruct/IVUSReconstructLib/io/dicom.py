@@ -23,7 +23,6 @@ import datetime
 import io
 import itertools
 import os
-import re
 import struct
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +55,7 @@ from pydicom.uid import (
 
 from ..errors import IVUSInputError, input_error
 from ..types import Pullback, Valued
+from ._common import luminance, natural_key, positive_option
 
 __all__ = [
     "US_MULTIFRAME_SOP_CLASS",
@@ -543,12 +543,6 @@ def _int_tag(ds: Dataset, keyword: str, path: Path, tag_text: str, *, required: 
 # --------------------------------------------------------------------------- reading: pixels
 
 
-def _luminance(rgb: np.ndarray) -> np.ndarray:
-    """ITU-R BT.601 luma of (..., 3) RGB, same dtype as the input."""
-    y = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
-    return np.clip(np.rint(y), 0, np.iinfo(rgb.dtype).max).astype(rgb.dtype)
-
-
 def _chunked(
     src: np.ndarray,
     convert: Callable[[np.ndarray], np.ndarray],
@@ -687,7 +681,7 @@ def _raw_frames(
             return None
         take = (lambda a: a[:, 0]) if planar else (lambda a: a[..., 0])
     else:
-        take = (lambda a: _luminance(np.moveaxis(a, 1, -1))) if planar else _luminance
+        take = (lambda a: luminance(np.moveaxis(a, 1, -1))) if planar else luminance
     shape = (n, 3, rows, cols) if planar else (n, rows, cols, 3)
     mm = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
     return _chunked(mm, take, (n, rows, cols), dtype, progress, "converting colour to luminance")
@@ -704,7 +698,7 @@ def _to_grey(frame: np.ndarray, photometric: str, full: Dataset) -> np.ndarray:
         photometric = "RGB"
     if frame.ndim == 3:
         # Decoded with as_rgb=False: YBR keeps its luminance in channel 0.
-        return np.ascontiguousarray(frame[..., 0]) if photometric.startswith("YBR") else _luminance(frame)
+        return np.ascontiguousarray(frame[..., 0]) if photometric.startswith("YBR") else luminance(frame)
     if photometric == "MONOCHROME1" and frame.dtype.kind == "u":
         top = (1 << int(full.get("BitsStored", frame.dtype.itemsize * 8))) - 1
         return (top - frame).astype(frame.dtype)
@@ -994,10 +988,6 @@ def _file_frames(path: Path, ds: Dataset, progress: ProgressFn | None, *, worker
     return frames
 
 
-def _natural_key(name: str) -> list:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
-
-
 def _folder_frames(folder: Path, progress: ProgressFn | None) -> tuple[np.ndarray, Dataset, Path, int]:
     """Frames of a folder of single-frame DICOM files sorted by InstanceNumber.
 
@@ -1005,7 +995,7 @@ def _folder_frames(folder: Path, progress: ProgressFn | None) -> tuple[np.ndarra
     """
     entries = sorted(
         (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
-        key=lambda p: _natural_key(p.name),
+        key=lambda p: natural_key(p.name),
     )
     headers = []
     for p in entries:
@@ -1028,9 +1018,9 @@ def _folder_frames(folder: Path, progress: ProgressFn | None) -> tuple[np.ndarra
     def order(item):
         number = _number(item[1].get("InstanceNumber"))
         return (
-            (0, number, _natural_key(item[0].name))
+            (0, number, natural_key(item[0].name))
             if number is not None
-            else (1, 0.0, _natural_key(item[0].name))
+            else (1, 0.0, natural_key(item[0].name))
         )
 
     headers.sort(key=order)
@@ -1067,11 +1057,6 @@ def _folder_frames(folder: Path, progress: ProgressFn | None) -> tuple[np.ndarra
 
 
 # --------------------------------------------------------------------------- reading: facts
-
-
-def _positive_option(value: float | None, option: str) -> None:
-    if value is not None and not (np.isfinite(value) and value > 0):
-        raise IVUSInputError(f"{option}: {value} must be a positive number")
 
 
 def _frame_times(ds: Dataset, path: Path, n: int, frame_rate_hz: float | None, *, required: bool) -> Valued:
@@ -1351,11 +1336,11 @@ def _read_pullback(
     require_timing: bool,
     decode_workers: int | None,
 ) -> Pullback:
-    _positive_option(pullback_speed_mm_s, "--pullback-speed")
-    _positive_option(frame_rate_hz, "--frame-rate")
+    positive_option(pullback_speed_mm_s, "--pullback-speed")
+    positive_option(frame_rate_hz, "--frame-rate")
     if pixel_spacing_mm is not None:
         for v in np.atleast_1d(np.asarray(pixel_spacing_mm, dtype=float)):
-            _positive_option(float(v), "--pixel-spacing")
+            positive_option(float(v), "--pixel-spacing")
     path = Path(path)
     if not path.exists():
         raise input_error(path, "path", "does not exist", "pass an existing DICOM file or folder")

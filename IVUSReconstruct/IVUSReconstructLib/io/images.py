@@ -40,6 +40,7 @@ from scipy import ndimage
 
 from ..errors import IVUSCancelled, IVUSInputError, input_error
 from ..types import Pullback, Valued
+from ._common import luminance, natural_key, positive_option
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -94,10 +95,6 @@ def _suffix(path: Path) -> str:
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
 
 
-def _natural_key(name: str) -> list:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
-
-
 def _image_files(folder: Path) -> list[Path]:
     """Image files of ``folder`` in natural order (hidden files ignored)."""
     files = [
@@ -105,7 +102,7 @@ def _image_files(folder: Path) -> list[Path]:
         for p in folder.iterdir()
         if p.is_file() and not p.name.startswith(".") and _suffix(p) in IMAGE_SUFFIXES
     ]
-    return sorted(files, key=lambda p: _natural_key(p.name))
+    return sorted(files, key=lambda p: natural_key(p.name))
 
 
 def handles(path: str | os.PathLike) -> bool:
@@ -136,17 +133,12 @@ def handles(path: str | os.PathLike) -> bool:
 # --------------------------------------------------------------------------- options
 
 
-def _positive_option(value: float | None, option: str) -> None:
-    if value is not None and not (np.isfinite(value) and value > 0):
-        raise IVUSInputError(f"{option}: {value} must be a positive number")
-
-
 def _spacing_option(pixel_spacing_mm: float | tuple[float, float] | None) -> tuple[float, float] | None:
     if pixel_spacing_mm is None:
         return None
     values = np.atleast_1d(np.asarray(pixel_spacing_mm, dtype=float))
     for v in values:
-        _positive_option(float(v), "--pixel-spacing")
+        positive_option(float(v), "--pixel-spacing")
     if values.size == 1:
         return float(values[0]), float(values[0])
     return float(values[0]), float(values[1])
@@ -158,14 +150,6 @@ def _check_cancel(cancel: threading.Event | None) -> None:
 
 
 # --------------------------------------------------------------------------- overlays
-
-
-def _luminance(rgb: np.ndarray) -> np.ndarray:
-    """ITU-R BT.601 luma of (..., 3) uint8 RGB as uint8 (as the DICOM reader converts RGB)."""
-    y = rgb[..., 0] * np.float32(0.299)
-    y += rgb[..., 1] * np.float32(0.587)
-    y += rgb[..., 2] * np.float32(0.114)
-    return np.clip(np.rint(y), 0, 255).astype(np.uint8)
 
 
 def mask_colour_overlay(
@@ -191,7 +175,7 @@ def mask_colour_overlay(
     masked : ndarray of shape (H, W), bool, or None
         The pixels replaced; None for a tinted display.
     """
-    grey = _luminance(rgb)
+    grey = luminance(rgb)
     red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     # Per-channel maximum and minimum (much faster than reducing over the short last axis).
     high = np.maximum(np.maximum(red, green), blue)
@@ -844,7 +828,7 @@ def _to_grey(array: np.ndarray, path: Path) -> tuple[np.ndarray, str]:
                 note += f" after scaling the channels by 255/{top:g}"
         out = np.empty(array.shape[:3], np.uint8)
         for k in range(0, len(out), 64):
-            out[k : k + 64] = _luminance(array[k : k + 64])
+            out[k : k + 64] = luminance(array[k : k + 64])
         return out, note
     if array.dtype in (np.uint8, np.uint16):
         return array, "as stored"
@@ -1053,8 +1037,8 @@ def read_pullback(
     IVUSInputError
         One line naming the file, the field and the fix.
     """
-    _positive_option(pullback_speed_mm_s, "--pullback-speed")
-    _positive_option(frame_rate_hz, "--frame-rate")
+    positive_option(pullback_speed_mm_s, "--pullback-speed")
+    positive_option(frame_rate_hz, "--frame-rate")
     spacing = _spacing_option(pixel_spacing_mm)
     path = Path(path)
     if not path.exists():

@@ -1,0 +1,34 @@
+"""Small helpers shared by the pullback readers (DICOM and image folders)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from ..errors import IVUSInputError
+
+__all__ = ["luminance", "natural_key", "positive_option"]
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders embedded numbers by value: frame2 before frame10."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def positive_option(value: float | None, option: str) -> None:
+    """Refuse a command-line value that is given but not a positive finite number."""
+    if value is not None and not (np.isfinite(value) and value > 0):
+        raise IVUSInputError(f"{option}: {value} must be a positive number")
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 luma of (..., 3) integer RGB, in the input's dtype.
+
+    Both readers convert colour frames with this one function, so a pullback gives the same
+    grey levels whether it arrives as DICOM or as exported images.
+    """
+    y = rgb[..., 0] * np.float32(0.299)
+    y += rgb[..., 1] * np.float32(0.587)
+    y += rgb[..., 2] * np.float32(0.114)
+    return np.clip(np.rint(y), 0, np.iinfo(rgb.dtype).max).astype(rgb.dtype)
