@@ -80,6 +80,23 @@ def test_round_trip_multiframe_is_memmapped_and_exact(dicom_file: Path, pullback
     }
 
 
+def test_unequal_row_and_column_spacing_are_not_swapped(tmp_path: Path, pullback: Pullback):
+    # rows run along y (PhysicalDeltaY, PixelSpacing[0]), columns along x (PhysicalDeltaX,
+    # PixelSpacing[1]); with equal spacings a swap would go unnoticed
+    path = write_pullback(pullback, tmp_path / "p.dcm")
+    ds = pydicom.dcmread(path)
+    ds.SequenceOfUltrasoundRegions[0].PhysicalDeltaX = 0.003  # cm: 0.03 mm per column
+    ds.SequenceOfUltrasoundRegions[0].PhysicalDeltaY = 0.002  # cm: 0.02 mm per row
+    ds.save_as(path)
+    assert read_pullback(path).pixel_spacing_mm == pytest.approx((0.02, 0.03))
+    del ds.SequenceOfUltrasoundRegions
+    ds.PixelSpacing = [0.025, 0.035]  # row, column (mm)
+    ds.save_as(path)
+    back = read_pullback(path)
+    assert back.pixel_spacing_mm == pytest.approx((0.025, 0.035))
+    assert back.provenance["pixel_spacing_mm"].source.startswith("PixelSpacing")
+
+
 def test_written_header_is_conformant_and_anonymous(dicom_file: Path):
     ds = pydicom.dcmread(dicom_file)
     assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.3.1"
