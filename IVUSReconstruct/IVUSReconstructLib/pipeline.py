@@ -767,6 +767,7 @@ def _fill_outputs(
     progress: Progress | None,
     cancel: threading.Event | None,
 ) -> list[str]:
+    from .export import write_colored_glb
     from .io.centerline import write_markups_curve
     from .io.contours import write_contours_json
     from .mesh import vessel_labelmap, write_labelmap_nrrd, write_mesh
@@ -785,6 +786,9 @@ def _fill_outputs(
         write_mesh(result.mesh.vessel, tmp / "vessel.vtp")
     if result.mesh.wall is not None:
         write_mesh(result.mesh.wall, tmp / "wall.vtp")
+    # one file that opens anywhere (Windows 3D Viewer, Blender, web viewers): lumen and vessel
+    # coloured by plaque burden as in the render
+    write_colored_glb(result.mesh, tmp / "vessel.glb")
     labels, origin, spacing = vessel_labelmap(result.mesh, LABELMAP_SPACING_MM)
     write_labelmap_nrrd(labels, origin, spacing, tmp / "vessel_labelmap.nrrd")
     write_contours_json(result.contours, tmp / "contours.json")

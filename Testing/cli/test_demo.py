@@ -40,6 +40,7 @@ def test_demo_output_folder(demo_out):
         "render.png",
         "report.html",
         "validation.json",
+        "vessel.glb",
     ):
         assert required in names
 
@@ -153,3 +154,17 @@ def test_frames_csv_and_summary_are_plain(demo_out):
 
     summary = json.loads((out / "summary.json").read_text(), parse_constant=no_constants)
     assert summary["stent"] is None
+
+
+def test_glb_holds_lumen_and_burden_coloured_vessel(demo_out):
+    import struct
+
+    _, out = demo_out
+    data = (out / "vessel.glb").read_bytes()
+    magic, version, length = struct.unpack("<4sII", data[:12])
+    assert (magic, version, length) == (b"glTF", 2, len(data))
+    chunk_length, chunk_type = struct.unpack("<II", data[12:20])
+    assert chunk_type == 0x4E4F534A  # JSON
+    gltf = json.loads(data[20 : 20 + chunk_length])
+    assert [m["name"] for m in gltf["meshes"]] == ["lumen", "vessel"]
+    assert all("COLOR_0" in m["primitives"][0]["attributes"] for m in gltf["meshes"])
