@@ -361,9 +361,11 @@ def _fill_hidden(
     """
     out = radii.astype(float).copy()
     n = len(radii)
-    if hidden.any() and (~hidden).sum() >= 12 and _aspect_ratio(out[None])[0] >= ellipse_aspect:
+    if hidden.any() and (~hidden).sum() >= 12 and np.isfinite(ellipse_aspect):
+        # the shape is judged on the ellipse of the visible part: a hidden end, cut by the trace,
+        # makes the traced border itself look rounder than it is
         fitted = _ellipse_radii(out, ~hidden)
-        if fitted is not None:
+        if fitted is not None and _aspect_ratio(fitted[None])[0] >= ellipse_aspect:
             out[hidden] = fitted[hidden]
             return out
     wide = np.zeros(n, bool)
@@ -481,13 +483,14 @@ class SegmentationOptions:
     region_refine_mm: float = 0.8
     region_window_mm: float = 0.12
     region_refine_passes: int = 3
-    region_refine_min_aspect: float = 2.5
+    region_refine_min_aspect: float = 1.7
     temporal_median_frames: int = 9
     despike_angles: int = 13
     despike_mm: float = 0.1
     wall_only_inner: bool = True
     wall_blur_mm: float = 0.2
     batch_frames: int = 24
+    grey_separation_weight: float = 0.5
     tip_half_angle_deg: float = 15.0
     flattened_aspect: float = 2.0
     ellipse_fill_aspect: float = 2.0
@@ -655,13 +658,16 @@ class _Segmenter:
         smooth = _box(stability, 5, 3)
         enclosed = self._enclosed_tissue(smooth, _box(log_image, 5, 3), start, weight)
         edges = [(weight * feature + grey) / (1.0 + weight) for feature in (local, region)]
-        best_path, best_edge = self._best_trace(edges, smooth, start, w, enclosed)
+        grey_level = _box(log_image, 5, 3)
+        best_path, best_edge = self._best_trace(edges, smooth, start, w, enclosed, grey_level)
         # a flattened lumen (a compressed vein) has no media behind its wall to leak into, but
         # its narrow ends mix with the wall in the correlation windows and look enclosed: those
         # frames are traced again without the charge
         flat = _aspect_ratio(self.to_mm(best_path)) >= self.o.flattened_aspect
         if flat.any():
-            again_path, again_edge = self._best_trace([e[flat] for e in edges], smooth[flat], start, w, None)
+            again_path, again_edge = self._best_trace(
+                [e[flat] for e in edges], smooth[flat], start, w, None, grey_level[flat]
+            )
             best_path[flat], best_edge[flat] = again_path, again_edge
         strength = np.take_along_axis(best_edge, best_path[..., None], axis=-1)[..., 0]
         # the grey levels as displayed (already log-compressed by the console): compressing
@@ -698,7 +704,13 @@ class _Segmenter:
         return (self.o.enclosed_tissue_per_mm * depth).astype(np.float32)
 
     def _best_trace(
-        self, edges: list[np.ndarray], smooth: np.ndarray, start: int, w: int, extra: np.ndarray | None
+        self,
+        edges: list[np.ndarray],
+        smooth: np.ndarray,
+        start: int,
+        w: int,
+        extra: np.ndarray | None,
+        grey_level: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Trace each candidate edge image (F, A, R) and keep, per frame, the path that separates
         decorrelated blood inside from correlated tissue outside best: (path, its edge image)."""
@@ -707,6 +719,15 @@ class _Segmenter:
         for edge in edges:
             path = self._trace(edge, start, w, extra)
             score = self._separation(smooth, path, start)
+            if grey_level is not None and self.o.grey_separation_weight > 0:
+                # blood is also darker than the wall: a border cutting through a wide lumen has
+                # blood on both sides, which the grey levels tell where chance correlations do not
+                region = grey_level[..., start:].reshape(len(grey_level), -1)
+                spread = np.maximum(
+                    np.percentile(region, 75, axis=1) - np.percentile(region, 25, axis=1), 1e-3
+                )
+                grey_separation = self._separation(grey_level, path, start) / spread
+                score = score + self.o.grey_separation_weight * grey_separation
             if best_path is None:
                 best_path, best_edge, best_score = path, edge, score
                 continue
