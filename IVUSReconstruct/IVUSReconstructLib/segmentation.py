@@ -164,7 +164,7 @@ def dp_closed_path(
     *,
     max_step: int = 3,
     smooth_weight: float = 0.05,
-    pad_fraction: float = 0.5,
+    pad_fraction: float = 0.25,
     step_scale: np.ndarray | None = None,
 ) -> np.ndarray:
     """Minimal-cost closed path r(theta) through polar cost images, for a batch of frames.
@@ -483,7 +483,7 @@ class SegmentationOptions:
     region_refine_mm: float = 0.8
     region_window_mm: float = 0.12
     region_refine_passes: int = 3
-    region_refine_min_aspect: float = 1.7
+    region_refine_min_aspect: float = 2.0
     temporal_median_frames: int = 9
     despike_angles: int = 13
     despike_mm: float = 0.1
