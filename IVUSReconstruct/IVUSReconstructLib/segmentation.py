@@ -456,6 +456,40 @@ def _axis_ends(radii_mm: np.ndarray, half_angle_deg: float) -> np.ndarray:
     return (off <= np.deg2rad(half_angle_deg)).astype(float)
 
 
+def _border_normals(radii_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Outward normals of closed borders r(theta) and where ray tracing is least precise.
+
+    Parameters
+    ----------
+    radii_mm : ndarray of shape (F, A)
+
+    Returns
+    -------
+    nx, ny : ndarray of shape (F, A)
+        Unit outward normal of the counter-clockwise border, from its smoothed shape: the
+        normals of a jagged trace would cross and fold a moved border.
+    tilt : ndarray of shape (F, A)
+        Sine of the angle between the normal and the ray: 1 where the border runs along it.
+    movable : ndarray of shape (F, A)
+        0-1: stretches running along the rays, or sharp convex ends (peaks of r(theta), which
+        averaging over angles cuts off).
+    """
+    n_a = radii_mm.shape[1]
+    theta = 2 * np.pi * np.arange(n_a) / n_a
+    x, y = radii_mm * np.cos(theta), radii_mm * np.sin(theta)
+    xs = ndimage.uniform_filter1d(x, size=7, axis=1, mode="wrap")
+    ys = ndimage.uniform_filter1d(y, size=7, axis=1, mode="wrap")
+    tx = np.roll(xs, -2, axis=1) - np.roll(xs, 2, axis=1)
+    ty = np.roll(ys, -2, axis=1) - np.roll(ys, 2, axis=1)
+    norm = np.maximum(np.hypot(tx, ty), 1e-6)
+    nx, ny = ty / norm, -tx / norm
+    tilt = np.sqrt(np.clip(1.0 - (nx * np.cos(theta) + ny * np.sin(theta)) ** 2, 0.0, 1.0))
+    rs = ndimage.uniform_filter1d(radii_mm, size=3, axis=1, mode="wrap")
+    peak = rs - 0.5 * (np.roll(rs, 3, axis=1) + np.roll(rs, -3, axis=1))
+    sharp = np.clip(peak / 0.25, 0.0, 1.0)
+    return nx, ny, tilt, np.maximum(np.clip(2.0 * tilt - 1.0, 0.0, 1.0), sharp)
+
+
 @dataclass(frozen=True)
 class SegmentationOptions:
     """Parameters of :func:`segment_pullback` (lengths in mm, so they hold at any image size)."""
@@ -933,21 +967,8 @@ class _Segmenter:
         image = None
         for _ in range(passes):
             x, y = radii_mm * np.cos(theta), radii_mm * np.sin(theta)
-            # outward normal of the counter-clockwise border, from its smoothed shape: the
-            # normals of a jagged trace would cross and fold the moved border
-            xs = ndimage.uniform_filter1d(x, size=7, axis=1, mode="wrap")
-            ys = ndimage.uniform_filter1d(y, size=7, axis=1, mode="wrap")
-            tx = np.roll(xs, -2, axis=1) - np.roll(xs, 2, axis=1)
-            ty = np.roll(ys, -2, axis=1) - np.roll(ys, 2, axis=1)
-            norm = np.maximum(np.hypot(tx, ty), 1e-6)
-            nx, ny = ty / norm, -tx / norm
-            # sine of the angle between the normal and the ray: 1 where the border runs along it
-            tilt = np.sqrt(np.clip(1.0 - (nx * np.cos(theta) + ny * np.sin(theta)) ** 2, 0.0, 1.0))
-            # a sharp convex end (a peak of r(theta)) is cut off by averaging over angles too
-            rs = ndimage.uniform_filter1d(radii_mm, size=3, axis=1, mode="wrap")
-            peak = rs - 0.5 * (np.roll(rs, 3, axis=1) + np.roll(rs, -3, axis=1))
-            sharp = np.clip(peak / 0.25, 0.0, 1.0)
-            reach = half * np.maximum(np.clip(2.0 * tilt - 1.0, 0.0, 1.0), sharp)
+            nx, ny, tilt, movable = _border_normals(radii_mm)
+            reach = half * movable
             if not (reach >= pix).any():
                 break
             if image is None:
@@ -1150,19 +1171,7 @@ class _Segmenter:
     def _move_weight(radii_mm: np.ndarray) -> np.ndarray:
         """How far (0-1) each border point lies on a stretch running along the rays or at a sharp
         convex end, (F, A): where ray tracing and angular windows are least precise."""
-        n_a = radii_mm.shape[1]
-        theta = 2 * np.pi * np.arange(n_a) / n_a
-        x, y = radii_mm * np.cos(theta), radii_mm * np.sin(theta)
-        xs = ndimage.uniform_filter1d(x, size=7, axis=1, mode="wrap")
-        ys = ndimage.uniform_filter1d(y, size=7, axis=1, mode="wrap")
-        tx = np.roll(xs, -2, axis=1) - np.roll(xs, 2, axis=1)
-        ty = np.roll(ys, -2, axis=1) - np.roll(ys, 2, axis=1)
-        norm = np.maximum(np.hypot(tx, ty), 1e-6)
-        tilt = np.sqrt(np.clip(1.0 - ((ty * np.cos(theta) - tx * np.sin(theta)) / norm) ** 2, 0.0, 1.0))
-        rs = ndimage.uniform_filter1d(radii_mm, size=3, axis=1, mode="wrap")
-        peak = rs - 0.5 * (np.roll(rs, 3, axis=1) + np.roll(rs, -3, axis=1))
-        sharp = np.clip(peak / 0.25, 0.0, 1.0)
-        return np.maximum(np.clip(2.0 * tilt - 1.0, 0.0, 1.0), sharp)
+        return _border_normals(radii_mm)[3]
 
     def to_mm(self, path: np.ndarray) -> np.ndarray:
         # the step at index r lies between samples r - 1 and r
