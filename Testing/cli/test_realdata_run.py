@@ -11,25 +11,31 @@ import pytest
 from IVUSReconstructLib.cli import main
 
 
-@pytest.fixture(scope="module")
-def ivus_full_run(real_data, tmp_path_factory):
-    root = real_data / "aaoca_ivus_ccta"
-    out = tmp_path_factory.mktemp("real") / "run"
-    code = main(
+def _run_real(root, stack: str, out, *extra: str) -> int:
+    """``run`` on a contour stack of the AAOCA dataset and its CCTA centerline."""
+    return main(
         [
             "run",
             "--contours",
-            str(root / "ivus_full" / "diastolic_contours.csv"),
+            str(root / stack / "diastolic_contours.csv"),
             "--centerline",
             str(root / "centerline_raw.csv"),
             "--centerline-order",
             "proximal-first",
             "--align",
             "lumen-centroid",
+            *extra,
             "--out",
             str(out),
         ]
     )
+
+
+@pytest.fixture(scope="module")
+def ivus_full_run(real_data, tmp_path_factory):
+    root = real_data / "aaoca_ivus_ccta"
+    out = tmp_path_factory.mktemp("real") / "run"
+    code = _run_real(root, "ivus_full", out)
     assert code == 0
     return out
 
@@ -85,23 +91,7 @@ def test_landmark_pins_the_stack_and_reports_its_residual(real_data, tmp_path):
         )
     )
     out = tmp_path / "run"
-    code = main(
-        [
-            "run",
-            "--contours",
-            str(root / "ivus_rest" / "diastolic_contours.csv"),
-            "--centerline",
-            str(root / "centerline_raw.csv"),
-            "--centerline-order",
-            "proximal-first",
-            "--align",
-            "lumen-centroid",
-            "--landmarks",
-            str(landmarks),
-            "--out",
-            str(out),
-        ]
-    )
+    code = _run_real(root, "ivus_rest", out, "--landmarks", str(landmarks))
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     residual = summary["inputs"]["landmarks"]["residuals"][0]
