@@ -706,7 +706,8 @@ class _Segmenter:
         strength = np.take_along_axis(best_edge, best_path[..., None], axis=-1)[..., 0]
         # the grey levels as displayed (already log-compressed by the console): compressing
         # them again would pull the half-way point of a blurred step towards the darker side
-        return self._refine_lumen(image, best_path, start), np.clip(strength, 0.0, 1.0)
+        charge = np.where(flat[:, None, None], np.float32(0.0), enclosed)
+        return self._refine_lumen(image, best_path, start, charge), np.clip(strength, 0.0, 1.0)
 
     def _enclosed_tissue(
         self, smooth: np.ndarray, grey: np.ndarray, start: int, weight: np.ndarray
@@ -835,7 +836,9 @@ class _Segmenter:
         tissue = np.array([np.median(st[..., start:][b]) for st, b in zip(stability, bright, strict=True)])
         return np.clip((tissue - 0.3) / 0.4, 0.0, 1.0)
 
-    def _refine_lumen(self, log_image: np.ndarray, path: np.ndarray, start: int) -> np.ndarray:
+    def _refine_lumen(
+        self, log_image: np.ndarray, path: np.ndarray, start: int, charge: np.ndarray | None = None
+    ) -> np.ndarray:
         """Place the lumen border on the grey-level step near the correlation border.
 
         A correlation window that straddles the border is dominated by the brighter, more
@@ -859,7 +862,12 @@ class _Segmenter:
         scale = np.maximum(
             np.nan_to_num(np.nanpercentile(band.reshape(len(edge), -1), 99, axis=1), nan=1.0), 1e-3
         )
-        cost = np.where(allowed, 1.0 - edge / scale[:, None, None], np.inf).astype(np.float32)
+        cost = 1.0 - edge / scale[:, None, None]
+        if charge is not None:
+            # the band reaches past thin plaque onto the media's step: moving out there pays for
+            # the stable tissue it would enclose, as the trace did
+            cost = cost + charge
+        cost = np.where(allowed, cost, np.inf).astype(np.float32)
         refined = dp_closed_path(
             cost, max_step=self.max_step, step_scale=self.step_scale, smooth_weight=self.o.smooth_weight
         )
