@@ -258,7 +258,7 @@ def case_options(case: CaseSpec):
     IVUSInputError
         A value that ``run`` would reject, naming the manifest, the case and the column.
     """
-    from .cli import _positive
+    from .cli import _ACQUISITION_LIMITS, _positive
     from .pipeline import RunOptions
 
     where = f"{case.manifest}: case {case.case_id!r}"
@@ -285,30 +285,10 @@ def case_options(case: CaseSpec):
                 )
         kwargs[OPTION_FIELDS[name]] = value
     try:
-        _positive(
-            "pixel_spacing",
-            kwargs.get("pixel_spacing_mm"),
-            low=0.001,
-            high=1.0,
-            unit="mm",
-            hint="give mm, not um",
-        )
-        _positive(
-            "pullback_speed",
-            kwargs.get("pullback_speed_mm_s"),
-            low=0.05,
-            high=40.0,
-            unit="mm/s",
-            hint="give mm/s",
-        )
-        _positive(
-            "frame_rate",
-            kwargs.get("frame_rate_hz"),
-            low=1.0,
-            high=500.0,
-            unit="frames/s",
-            hint="give frames/s",
-        )
+        # the same plausible ranges as the command line's options
+        for _option, attribute, (low, high), unit, hint in _ACQUISITION_LIMITS:
+            value = kwargs.get(OPTION_FIELDS[attribute])
+            _positive(attribute, value, low=low, high=high, unit=unit, hint=hint)
     except IVUSInputError as exc:
         raise IVUSInputError(f"{where}: column {exc}") from None
     return RunOptions(**kwargs)
