@@ -350,21 +350,30 @@ def _fourier_fill(radii: np.ndarray, hidden: np.ndarray) -> np.ndarray:
 
 
 def _fill_hidden(
-    radii: np.ndarray, hidden: np.ndarray, *, long_run: int, ellipse_aspect: float = np.inf
+    radii: np.ndarray,
+    hidden: np.ndarray,
+    *,
+    long_run: int,
+    ellipse_aspect: float = np.inf,
+    fit_margin: int = 0,
 ) -> np.ndarray:
     """Fill hidden angles: narrow sectors (a guidewire) by straight interpolation between their
     edges, which follows any border shape; wide ones (calcium) by the Fourier fit of the rest.
 
     A border more elongated than ``ellipse_aspect`` (a compressed vein) is filled from the
     ellipse fitted to its visible part instead: a guidewire lying at the narrow end of a
-    slit hides its tip, which a chord between the sector's edges would cut off.
+    slit hides its tip, which a chord between the sector's edges would cut off. The fit leaves
+    out ``fit_margin`` directions on either side of each hidden sector.
     """
     out = radii.astype(float).copy()
     n = len(radii)
-    if hidden.any() and (~hidden).sum() >= 12 and np.isfinite(ellipse_aspect):
+    # the directions next to a shadow are traced with the shadow in their windows (and at a
+    # slit's end, with the wall on both sides): the ellipse is fitted without them
+    near = np.logical_or.reduce([np.roll(hidden, k) for k in range(-fit_margin, fit_margin + 1)])
+    if hidden.any() and (~near).sum() >= 12 and np.isfinite(ellipse_aspect):
         # the shape is judged on the ellipse of the visible part: a hidden end, cut by the trace,
         # makes the traced border itself look rounder than it is
-        fitted = _ellipse_radii(out, ~hidden)
+        fitted = _ellipse_radii(out, ~near)
         if fitted is not None and _aspect_ratio(fitted[None])[0] >= ellipse_aspect:
             out[hidden] = fitted[hidden]
             return out
@@ -523,11 +532,19 @@ class SegmentationOptions:
     despike_mm: float = 0.1
     wall_only_inner: bool = True
     wall_blur_mm: float = 0.2
+    max_wall_stretch: float = 3.0
+    faint_wall_smooth_deg: float = 12.0
+    clear_eem_step: float = 0.8
+    faint_wall_lumen_smooth_deg: float = 4.0
+    border_smooth_deg: float = 4.0
+    wall_tilt_harmonics: int = 6
     batch_frames: int = 24
     grey_separation_weight: float = 0.5
     tip_half_angle_deg: float = 15.0
     flattened_aspect: float = 2.0
+    flattened_charge: float = 0.25
     ellipse_fill_aspect: float = 2.0
+    ellipse_fit_margin_deg: float = 8.0
     overlay_exclude_mm: float = 1.2
     threads: int = 0  # 0: one per core
 
@@ -696,17 +713,25 @@ class _Segmenter:
         best_path, best_edge = self._best_trace(edges, smooth, start, w, enclosed, grey_level)
         # a flattened lumen (a compressed vein) has no media behind its wall to leak into, but
         # its narrow ends mix with the wall in the correlation windows and look enclosed: those
-        # frames are traced again without the charge
+        # frames are traced again with a fraction of the charge, enough still to keep the border
+        # from crossing a whole wall into the dark lumen of the artery compressing the vein
         flat = _aspect_ratio(self.to_mm(best_path)) >= self.o.flattened_aspect
         if flat.any():
             again_path, again_edge = self._best_trace(
-                [e[flat] for e in edges], smooth[flat], start, w, None, grey_level[flat]
+                [e[flat] for e in edges],
+                smooth[flat],
+                start,
+                w,
+                self.o.flattened_charge * enclosed[flat],
+                grey_level[flat],
             )
             best_path[flat], best_edge[flat] = again_path, again_edge
         strength = np.take_along_axis(best_edge, best_path[..., None], axis=-1)[..., 0]
         # the grey levels as displayed (already log-compressed by the console): compressing
         # them again would pull the half-way point of a blurred step towards the darker side
-        charge = np.where(flat[:, None, None], np.float32(0.0), enclosed)
+        charge = (
+            np.where(flat[:, None, None], np.float32(self.o.flattened_charge), np.float32(1.0)) * enclosed
+        )
         return self._refine_lumen(image, best_path, start, charge), np.clip(strength, 0.0, 1.0)
 
     def _enclosed_tissue(
@@ -907,38 +932,71 @@ class _Segmenter:
         w = self.samples(self.o.vessel_edge_mm, 2)
         smooth = _box(log_image, 3, 3)
         edge = _step(smooth, w)
+        base = np.floor(lumen_path).astype(int)
+        # a wall crossed obliquely (the flanks of an oval or flattened lumen) is longer along the
+        # ray than across it: lengths along the ray are the wall's own times this stretch
+        # (from the lumen's overall shape, its first harmonics: a trace cut by calcium or jagged
+        # by speckle would tilt at every notch)
+        shape = lumen_path * self.dr
+        if self.o.wall_tilt_harmonics > 0:
+            spec = np.fft.rfft(shape, axis=1)
+            spec[:, self.o.wall_tilt_harmonics + 1 :] = 0
+            shape = np.fft.irfft(spec, n=shape.shape[1], axis=1)
+        tilt = _border_normals(shape)[2]
+        stretch = 1.0 / np.clip(np.sqrt(1.0 - tilt**2), 1.0 / self.o.max_wall_stretch, 1.0)
         if self.o.wall_only_inner:
-            edge = self._wall_step(
-                smooth, w, np.floor(lumen_path).astype(int) + self.samples(self.o.wall_blur_mm, 2), edge
-            )
-        lo = np.floor(lumen_path).astype(int)[..., None] + max(self.samples(self.o.min_wall_mm), w) + 1
-        hi = np.floor(lumen_path).astype(int)[..., None] + self.samples(self.o.max_wall_mm)
+            blur = np.round(self.samples(self.o.wall_blur_mm, 2) * stretch).astype(int)
+            edge = self._wall_step(smooth, w, base + blur, edge)
+        lo = base[..., None] + np.round(
+            (max(self.samples(self.o.min_wall_mm), w) + 1) * stretch[..., None]
+        ).astype(int)
         r = np.arange(self.n_r)[None, None, :]
-        allowed = (r >= lo) & (r <= np.minimum(hi, self.n_r - w - 1))
+        allowed = (r >= lo) & (r <= self.n_r - w - 1)
         band = np.where(allowed, edge, np.nan)
         scale = np.nanpercentile(band.reshape(len(edge), -1), 99, axis=1)
         scale = np.maximum(np.nan_to_num(scale, nan=1.0), 1e-3)[:, None, None]
+        cost = np.where(allowed, 1.0 - edge / scale, np.inf).astype(np.float32)
+        # traced as a wall thickness on top of the lumen, measured across the wall: it thickens
+        # and thins gradually around the vessel, whatever the lumen's shape, so a jump of the
+        # thickness (onto a bright patch of perivascular tissue) costs what a jump of the radius
+        # would not
+        n_wall = self.samples(self.o.max_wall_mm)
+        offsets = np.arange(n_wall + 2)
+        rows = np.minimum(base[..., None] + np.round(offsets * stretch[..., None]).astype(int), self.n_r - 1)
         # nearer edges are preferred a little: the adventitia is the first bright layer out
-        cost = (
-            1.0
-            - edge / scale
-            + self.o.vessel_inward_preference * (r - lo) / max(self.samples(self.o.max_wall_mm), 1)
+        inward = self.o.vessel_inward_preference * np.maximum(
+            offsets - (lo - base[..., None]) / stretch[..., None], 0
         )
-        cost = np.where(allowed, cost, np.inf).astype(np.float32)
-        # traced as a wall thickness on top of the lumen: the wall thickens and thins gradually
-        # around the vessel, whatever the lumen's shape, so a jump of the thickness (onto a bright
-        # patch of perivascular tissue) costs what a jump of the radius would not
-        base = np.floor(lumen_path).astype(int)
-        offsets = np.arange(self.samples(self.o.max_wall_mm) + 2)
-        rows = np.minimum(base[..., None] + offsets, self.n_r - 1)
-        thickness = dp_closed_path(
-            np.take_along_axis(cost, rows, axis=-1),
-            max_step=self.max_step,
-            smooth_weight=self.o.wall_smooth_weight,
-        )
-        path = np.minimum(base + thickness, self.n_r - 1)
+        wall_cost = np.take_along_axis(cost, rows, axis=-1) + (inward / max(n_wall, 1)).astype(np.float32)
+        wall_cost[..., n_wall + 1 :] = np.inf
+        thickness = dp_closed_path(wall_cost, max_step=self.max_step, smooth_weight=self.o.wall_smooth_weight)
+        path = np.minimum(np.take_along_axis(rows, thickness[..., None], axis=-1)[..., 0], self.n_r - 1)
         strength = np.take_along_axis(edge / scale, path[..., None], axis=-1)[..., 0]
-        return _subsample(edge, path), np.clip(strength, 0.0, 1.0)
+        fine = _subsample(edge, path)
+        if self.o.faint_wall_smooth_deg > 0:
+            step = np.take_along_axis(edge, path[..., None], axis=-1)[..., 0]
+            fine = self._steady_faint_wall(fine, lumen_path, stretch, step)
+        return fine, np.clip(strength, 0.0, 1.0)
+
+    def _steady_faint_wall(
+        self, path: np.ndarray, lumen_path: np.ndarray, stretch: np.ndarray, step: np.ndarray
+    ) -> np.ndarray:
+        """Smooth the EEM around the vessel where its step is faint, (F, A) samples.
+
+        A vein's thin wall before echogenic tissue shows hardly any step at the EEM, which each
+        ray then places within a few samples; the wall's thickness varies slowly around the
+        vessel, so there it is taken from its neighbours (on a smoothed lumen). A clear step
+        (dark media to bright adventitia, ``step`` of ``clear_eem_step`` or more in log grey
+        levels) is kept as found: plaque thickness may change quickly.
+        """
+        deg = self.o.n_angles / 360.0
+        clear = np.clip(step / self.o.clear_eem_step, 0.0, 1.0)
+        across = (path - lumen_path) / stretch
+        across = ndimage.gaussian_filter1d(across, self.o.faint_wall_smooth_deg * deg, axis=1, mode="wrap")
+        inner = ndimage.gaussian_filter1d(
+            lumen_path, self.o.faint_wall_lumen_smooth_deg * deg, axis=1, mode="wrap"
+        )
+        return clear * path + (1.0 - clear) * (inner + across * stretch)
 
     def _normal_refine(self, frames: np.ndarray, radii_mm: np.ndarray, *, passes: int) -> np.ndarray:
         """Move each border point along the border's normal to the blood-to-wall grey step.
@@ -1257,13 +1315,13 @@ class _Segmenter:
         # nothing behind calcium is seen: the lumen ends in front of its leading edge
         lumen_mm = np.where(calcium, np.minimum(lumen_mm, reflector - 0.5 * self.dr), lumen_mm)
         long_run = max(3, self.o.n_angles // 12)  # 30 degrees
+        fill = {
+            "ellipse_aspect": self.o.ellipse_fill_aspect,
+            "fit_margin": int(round(self.o.ellipse_fit_margin_deg * self.o.n_angles / 360.0)),
+        }
         for f in range(len(frames)):
-            lumen_mm[f] = _fill_hidden(
-                lumen_mm[f], wire[f], long_run=long_run, ellipse_aspect=self.o.ellipse_fill_aspect
-            )
-            vessel_mm[f] = _fill_hidden(
-                vessel_mm[f], shadow[f], long_run=long_run, ellipse_aspect=self.o.ellipse_fill_aspect
-            )
+            lumen_mm[f] = _fill_hidden(lumen_mm[f], wire[f], long_run=long_run, **fill)
+            vessel_mm[f] = _fill_hidden(vessel_mm[f], shadow[f], long_run=long_run, **fill)
         vessel_mm = np.maximum(vessel_mm, lumen_mm + self.o.min_wall_mm)
         visible = ~shadow
         strength = np.where(visible, 0.5 * (lumen_strength + vessel_strength), np.nan)
@@ -1427,6 +1485,14 @@ def segment_pullback(
     vessel_mm = _temporal_median(vessel_mm, frames, o.temporal_median_frames)
     lumen_mm = _despike(lumen_mm, o.despike_angles, o.despike_mm)
     vessel_mm = _despike(vessel_mm, o.despike_angles, o.despike_mm)
+    if o.border_smooth_deg > 0:
+        # each direction's border is placed on its own grey-level step, which speckle moves by a
+        # sample or so from one direction to the next: a border that wanders so within a few
+        # degrees is noise, not anatomy
+        lumen_mm, vessel_mm = (
+            ndimage.gaussian_filter1d(x, o.border_smooth_deg * o.n_angles / 360.0, axis=1, mode="wrap")
+            for x in (lumen_mm, vessel_mm)
+        )
     vessel_mm = np.maximum(vessel_mm, lumen_mm + o.min_wall_mm)
     arcs_all = np.concatenate(arcs)
     conf_all = np.concatenate(conf)

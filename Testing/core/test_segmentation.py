@@ -108,17 +108,17 @@ def test_local_correlation_separates_moving_from_still_speckle():
 # Seed 17 is not used to choose methods or parameters. The bounds are the worst figures over the
 # seeds 3, 5, 9, 11 (tuning) and 31, 37, 41, 43 (checks), less a margin; worst lumen J / vessel J,
 # worst lumen HD / vessel HD (mm):
-# coronary rotational 0.931 / 0.967, 0.21 / 0.13; phased 0.958 / 0.977, 0.14 / 0.10;
-# femoropopliteal rotational 0.890 / 0.939, 0.52 / 0.41 (a heavy tail: most seeds 0.95-0.98,
-# 0.1-0.3 mm; see test_femoropopliteal_lumen_stays_in_front_of_the_media); phased 0.980 / 0.985,
-# 0.17 / 0.12; iliac-vein rotational 0.980 / 0.969, 0.30 / 0.36; phased 0.983 / 0.970, 0.23 / 0.37.
+# coronary rotational 0.960 / 0.976, 0.16 / 0.11; phased 0.978 / 0.985, 0.08 / 0.04;
+# femoropopliteal rotational 0.892 / 0.952, 0.50 / 0.33 (a heavy tail: most seeds 0.95-0.98,
+# 0.1-0.3 mm; see test_femoropopliteal_lumen_stays_in_front_of_the_media); phased 0.980 / 0.984,
+# 0.16 / 0.12; iliac-vein rotational 0.984 / 0.975, 0.16 / 0.26; phased 0.985 / 0.975, 0.12 / 0.26.
 CASES = [
-    ("coronary", "rotational", 0.91, 0.95, 0.30, 0.20),
-    ("coronary", "phased", 0.94, 0.96, 0.20, 0.15),
-    ("femoropopliteal", "rotational", 0.87, 0.92, 0.60, 0.50),
+    ("coronary", "rotational", 0.94, 0.96, 0.25, 0.15),
+    ("coronary", "phased", 0.96, 0.97, 0.12, 0.08),
+    ("femoropopliteal", "rotational", 0.87, 0.93, 0.60, 0.45),
     ("femoropopliteal", "phased", 0.96, 0.96, 0.25, 0.20),
-    ("iliac-vein", "rotational", 0.96, 0.95, 0.40, 0.45),
-    ("iliac-vein", "phased", 0.96, 0.95, 0.30, 0.45),
+    ("iliac-vein", "rotational", 0.97, 0.96, 0.25, 0.30),
+    ("iliac-vein", "phased", 0.97, 0.96, 0.20, 0.30),
 ]
 
 
@@ -267,6 +267,37 @@ def test_hidden_end_of_a_slit_is_filled_from_its_ellipse_not_cut_by_a_chord():
     ellipse = _fill_hidden(truth, hidden, long_run=15, ellipse_aspect=2.0)
     assert truth[15] - chord[15] > 1.5  # the chord cuts the end off by more than 1.5 mm
     assert np.abs(ellipse - truth).max() < 0.02
+
+
+def test_faint_eem_is_smoothed_around_the_vessel_and_a_clear_one_is_kept():
+    """A vein's EEM step is faint: each direction's trace wanders by a few samples about the true
+    wall, and the smoothed thickness recovers it; a clear step is kept as traced."""
+    seg = _Segmenter(_noise_pullback(), SegmentationOptions())
+    n_a = seg.o.n_angles
+    lumen = np.full((1, n_a), 40.0)
+    wander = np.where(np.arange(n_a) % 6 < 3, 2.0, -2.0)  # +-2 samples about a 5-sample wall
+    traced = lumen + 5.0 + wander[None]
+    stretch = np.ones((1, n_a))
+    faint = seg._steady_faint_wall(traced, lumen, stretch, np.full((1, n_a), 0.08))
+    clear = seg._steady_faint_wall(traced, lumen, stretch, np.full((1, n_a), 0.8))
+    assert np.abs(faint - (lumen + 5.0)).max() < 0.25  # 90 % smoothed: 0.1 x 2 samples of wander left
+    assert np.array_equal(clear, traced)
+
+
+def test_ellipse_fill_leaves_out_the_cut_directions_beside_the_shadow():
+    """Next to a guidewire shadow the trace stops short (the shadow is in its windows); an ellipse
+    fitted to those directions too cuts the hidden end by 1.4 mm."""
+    truth = _slit_radii()
+    hidden = np.zeros(180, bool)
+    hidden[10:21] = True  # over the end at index 15
+    traced = truth.copy()
+    beside = np.r_[6:10, 21:25]
+    traced[beside] = 0.7 * truth[beside]
+    naive = _fill_hidden(traced, hidden, long_run=15, ellipse_aspect=2.0)
+    margin = _fill_hidden(traced, hidden, long_run=15, ellipse_aspect=2.0, fit_margin=4)
+    assert truth[15] - naive[15] > 1.0  # measured 1.44 mm
+    assert np.abs(margin[hidden] - truth[hidden]).max() < 0.02
+    assert np.array_equal(margin[~hidden], traced[~hidden])  # only the hidden sector is filled
 
 
 def test_axis_ends_of_a_tilted_slit():
