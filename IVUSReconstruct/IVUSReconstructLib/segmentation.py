@@ -520,6 +520,7 @@ class SegmentationOptions:
     smooth_weight: float = 0.02
     wall_smooth_weight: float = 0.15
     shadow_ratio: float = 0.4
+    calcium_depth_fraction: float = 0.5
     ring_correlation: float = 0.5
     normal_refine_mm: float = 0.5
     normal_refine_passes: int = 2
@@ -1273,6 +1274,7 @@ class _Segmenter:
         calcium = np.zeros_like(shadow)
         polygons: list[list[np.ndarray]] = []
         reflector = np.full((n_f, n_a), np.inf)
+        inner_mm = self.radii[self.ring] if self.ring is not None else 0.0
         theta = 2 * np.pi * np.arange(n_a) / n_a
         for f in range(n_f):
             polys: list[np.ndarray] = []
@@ -1281,7 +1283,11 @@ class _Segmenter:
                 peak_mm = self.radii[peak]
                 reflector[f] = np.where(shadow[f], peak_mm, np.inf)
                 lumen_fit = _fourier_fill(lumen_mm[f], shadow[f])
-                is_calcium = shadow[f] & (peak_mm > lumen_fit - 0.05)
+                # a guidewire lies beside the catheter, calcium at the lumen's border (the lumen
+                # estimate over a wide shadow may overshoot it): a reflector nearer the border
+                # than the catheter is calcium
+                depth = self.o.calcium_depth_fraction
+                is_calcium = shadow[f] & (peak_mm > inner_mm + depth * (lumen_fit - inner_mm))
                 calcium[f] = is_calcium
                 for start, length in _runs(is_calcium):
                     idx = (start + np.arange(length)) % n_a

@@ -117,10 +117,14 @@ def main() -> None:
     t_ours, vol_ours = best_cpu_s(lambda: run_ours(contours, centerline, arc, args.mesh_points), args.repeat)
     print(f"case: {args.frames} frames x {args.points} points, meshes at {args.mesh_points} points per ring")
     print(f"baseline (numpy copy + trapezoid volumes): {t_base:.3f} s CPU")
-    print(f"ours (placement + 3 meshes + 3 volumes):   {t_ours:.3f} s CPU  ({t_ours / t_base:.1f} x baseline)")
+    print(
+        f"ours (placement + 3 meshes + 3 volumes):   {t_ours:.3f} s CPU  ({t_ours / t_base:.1f} x baseline)"
+    )
     for name in ("lumen", "vessel", "wall"):
         rel = vol_ours[name] / vol_base[name] - 1.0
-        print(f"  {name:6s} volume {vol_ours[name]:10.1f} mm3, trapezoid {vol_base[name]:10.1f} mm3 ({100 * rel:+.2f} %)")
+        print(
+            f"  {name:6s} volume {vol_ours[name]:10.1f} mm3, trapezoid {vol_base[name]:10.1f} mm3 ({100 * rel:+.2f} %)"
+        )
     if args.no_multimodars:
         return
     try:
