@@ -302,6 +302,8 @@ def _make_phantom(args: argparse.Namespace):
         kwargs["size_px"] = args.size_px
     if getattr(args, "speckle", None):
         kwargs["speckle"] = args.speckle
+    if getattr(args, "side_branch", False):
+        kwargs["side_branch"] = True
     return make_phantom(args.preset, **kwargs)
 
 
@@ -547,6 +549,11 @@ def _add_phantom_options(p: argparse.ArgumentParser, *, required_preset: bool) -
     p.add_argument("--size-px", type=int, help="frame size in pixels (default: the preset's)")
     p.add_argument(
         "--speckle", choices=("rotational", "phased"), help="40-60 MHz rotational or 20 MHz phased-array look"
+    )
+    p.add_argument(
+        "--side-branch",
+        action="store_true",
+        help="open a side branch a quarter of the way along (the truth keeps the main lumen closed)",
     )
 
 

@@ -586,6 +586,25 @@ def _subsample(rays: _Rays, step: int) -> _Rays:
     return _Rays(rays.lumen[::step], rays.vessel[::step], rays.calcium_in[::step], rays.calcium_out[::step])
 
 
+def _open_branch(rays: _Rays, theta: np.ndarray, s_mm: float, branch: tuple[float, float]) -> _Rays:
+    """The rays as imaged where a side branch leaves the vessel: in its sector the wall layers
+    move out by up to 3 mm, leaving blood between (raised-cosine ostium over 2 mm of pullback
+    and a 60-degree sector)."""
+    centre_mm, angle = branch
+    along = np.clip(1.0 - abs(s_mm - centre_mm) / 1.0, 0.0, 1.0)
+    if along <= 0:
+        return rays
+    off = np.abs(_wrap(theta - angle))
+    around = np.where(off < np.pi / 6, np.cos(off * 3.0) ** 2, 0.0)
+    depth = (3.0 * np.sin(0.5 * np.pi * along) ** 2 * around).astype(rays.lumen.dtype)
+    return _Rays(
+        lumen=rays.lumen + depth,
+        vessel=rays.vessel + depth,
+        calcium_in=rays.calcium_in + depth,
+        calcium_out=rays.calcium_out + depth,
+    )
+
+
 def _calcium_polygons(rays: _Rays, theta: np.ndarray) -> tuple[np.ndarray, ...]:
     """Closed polygons (inner arc, then outer arc back) of each run of calcified rays."""
     on = np.isfinite(rays.calcium_in)
@@ -978,6 +997,7 @@ def make_phantom(
     size_px: int | None = None,
     speckle: str | None = None,
     heart_rate_bpm: float | None = None,
+    side_branch: bool = False,
     progress: Callable[[float, str], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> Phantom:
@@ -998,6 +1018,10 @@ def make_phantom(
         (darker blood, coarser speckle, longer ring-down).
     heart_rate_bpm : float, optional
         Overrides the preset's mean heart rate (ignored for presets without a rhythm).
+    side_branch : bool, optional
+        Open a side branch a quarter of the way along: over about 2 mm of pullback the wall of a
+        60-degree sector gives way to blood reaching 3 mm further out. The truth keeps the main
+        lumen closed across the ostium, as expert contours do.
     progress : callable(fraction, message), optional
     cancel : threading.Event, optional
         Raises ``IVUSCancelled`` when set.
@@ -1062,6 +1086,8 @@ def make_phantom(
     step = len(scanner.theta) // TRUTH_POINTS
     truth_theta = scanner.theta[::step]
     ed_set = set(ed_frames.tolist())
+    # its own generator: the same seed gives the same pullback with or without the branch
+    branch = (0.25 * length, _TWO_PI * np.random.default_rng([seed, 23]).uniform()) if side_branch else None
     frames = np.empty((n, size, size), dtype=np.uint8)
     contours = []
     chunk = 256
@@ -1072,6 +1098,7 @@ def make_phantom(
             dense = _dense_curves(geometry, slice(k, min(n, k + chunk)))
         rays = _frame_rays(geometry, k, tuple(d[k % chunk] for d in dense), scanner.theta, preset)
         truth_rays = _subsample(rays, step)
+        seen = rays if branch is None else _open_branch(rays, scanner.theta, float(s[k]), branch)
         lumen = np.column_stack(
             [truth_rays.lumen * np.cos(truth_theta), truth_rays.lumen * np.sin(truth_theta)]
         )
@@ -1100,7 +1127,7 @@ def make_phantom(
             scanner.theta * 3 + texture_phase[1]
         )
         amp = _render_polar(
-            rays,
+            seen,
             scanner,
             tissue(float(s[k])),
             blood,
