@@ -591,7 +591,7 @@ def _open_branch(rays: _Rays, theta: np.ndarray, s_mm: float, branch: tuple[floa
     move out by up to 3 mm, leaving blood between (raised-cosine ostium over 2 mm of pullback
     and a 60-degree sector)."""
     centre_mm, angle = branch
-    along = np.clip(1.0 - abs(s_mm - centre_mm) / 1.0, 0.0, 1.0)
+    along = np.clip(1.0 - abs(s_mm - centre_mm), 0.0, 1.0)  # 1 mm either side of the centre
     if along <= 0:
         return rays
     off = np.abs(_wrap(theta - angle))

@@ -647,6 +647,10 @@ class _Segmenter:
     def samples(self, mm: float, minimum: int = 1) -> int:
         return max(minimum, int(round(mm / self.dr)))
 
+    def angles(self, deg: float) -> float:
+        """Polar directions spanned by ``deg`` degrees."""
+        return deg * self.o.n_angles / 360.0
+
     def polar(self, indices: Sequence[int]) -> dict[int, np.ndarray]:
         idx = sorted(set(int(i) for i in indices))
         stack = self.sampler(self.frames(idx))
@@ -717,22 +721,17 @@ class _Segmenter:
         # frames are traced again with a fraction of the charge, enough still to keep the border
         # from crossing a whole wall into the dark lumen of the artery compressing the vein
         flat = _aspect_ratio(self.to_mm(best_path)) >= self.o.flattened_aspect
+        charge = (
+            np.where(flat[:, None, None], np.float32(self.o.flattened_charge), np.float32(1.0)) * enclosed
+        )
         if flat.any():
             again_path, again_edge = self._best_trace(
-                [e[flat] for e in edges],
-                smooth[flat],
-                start,
-                w,
-                self.o.flattened_charge * enclosed[flat],
-                grey_level[flat],
+                [e[flat] for e in edges], smooth[flat], start, w, charge[flat], grey_level[flat]
             )
             best_path[flat], best_edge[flat] = again_path, again_edge
         strength = np.take_along_axis(best_edge, best_path[..., None], axis=-1)[..., 0]
         # the grey levels as displayed (already log-compressed by the console): compressing
         # them again would pull the half-way point of a blurred step towards the darker side
-        charge = (
-            np.where(flat[:, None, None], np.float32(self.o.flattened_charge), np.float32(1.0)) * enclosed
-        )
         return self._refine_lumen(image, best_path, start, charge), np.clip(strength, 0.0, 1.0)
 
     def _enclosed_tissue(
@@ -948,9 +947,8 @@ class _Segmenter:
         if self.o.wall_only_inner:
             blur = np.round(self.samples(self.o.wall_blur_mm, 2) * stretch).astype(int)
             edge = self._wall_step(smooth, w, base + blur, edge)
-        lo = base[..., None] + np.round(
-            (max(self.samples(self.o.min_wall_mm), w) + 1) * stretch[..., None]
-        ).astype(int)
+        first = max(self.samples(self.o.min_wall_mm), w) + 1  # across the wall
+        lo = base[..., None] + np.round(first * stretch[..., None]).astype(int)
         r = np.arange(self.n_r)[None, None, :]
         allowed = (r >= lo) & (r <= self.n_r - w - 1)
         band = np.where(allowed, edge, np.nan)
@@ -962,22 +960,18 @@ class _Segmenter:
         # thickness (onto a bright patch of perivascular tissue) costs what a jump of the radius
         # would not
         n_wall = self.samples(self.o.max_wall_mm)
-        offsets = np.arange(n_wall + 2)
+        offsets = np.arange(n_wall + 1)
         rows = np.minimum(base[..., None] + np.round(offsets * stretch[..., None]).astype(int), self.n_r - 1)
         # nearer edges are preferred a little: the adventitia is the first bright layer out
-        inward = self.o.vessel_inward_preference * np.maximum(
-            offsets - (lo - base[..., None]) / stretch[..., None], 0
-        )
-        wall_cost = np.take_along_axis(cost, rows, axis=-1) + (inward / max(n_wall, 1)).astype(np.float32)
-        wall_cost[..., n_wall + 1 :] = np.inf
+        inward = self.o.vessel_inward_preference * np.maximum(offsets - first, 0) / max(n_wall, 1)
+        wall_cost = np.take_along_axis(cost, rows, axis=-1) + inward.astype(np.float32)
         thickness = dp_closed_path(wall_cost, max_step=self.max_step, smooth_weight=self.o.wall_smooth_weight)
         path = np.minimum(np.take_along_axis(rows, thickness[..., None], axis=-1)[..., 0], self.n_r - 1)
-        strength = np.take_along_axis(edge / scale, path[..., None], axis=-1)[..., 0]
+        step = np.take_along_axis(edge, path[..., None], axis=-1)[..., 0]
         fine = _subsample(edge, path)
         if self.o.faint_wall_smooth_deg > 0:
-            step = np.take_along_axis(edge, path[..., None], axis=-1)[..., 0]
             fine = self._steady_faint_wall(fine, lumen_path, stretch, step)
-        return fine, np.clip(strength, 0.0, 1.0)
+        return fine, np.clip(step / scale[..., 0], 0.0, 1.0)
 
     def _steady_faint_wall(
         self, path: np.ndarray, lumen_path: np.ndarray, stretch: np.ndarray, step: np.ndarray
@@ -990,12 +984,13 @@ class _Segmenter:
         (dark media to bright adventitia, ``step`` of ``clear_eem_step`` or more in log grey
         levels) is kept as found: plaque thickness may change quickly.
         """
-        deg = self.o.n_angles / 360.0
         clear = np.clip(step / self.o.clear_eem_step, 0.0, 1.0)
         across = (path - lumen_path) / stretch
-        across = ndimage.gaussian_filter1d(across, self.o.faint_wall_smooth_deg * deg, axis=1, mode="wrap")
+        across = ndimage.gaussian_filter1d(
+            across, self.angles(self.o.faint_wall_smooth_deg), axis=1, mode="wrap"
+        )
         inner = ndimage.gaussian_filter1d(
-            lumen_path, self.o.faint_wall_lumen_smooth_deg * deg, axis=1, mode="wrap"
+            lumen_path, self.angles(self.o.faint_wall_lumen_smooth_deg), axis=1, mode="wrap"
         )
         return clear * path + (1.0 - clear) * (inner + across * stretch)
 
@@ -1275,6 +1270,7 @@ class _Segmenter:
         polygons: list[list[np.ndarray]] = []
         reflector = np.full((n_f, n_a), np.inf)
         inner_mm = self.radii[self.ring] if self.ring is not None else 0.0
+        depth = self.o.calcium_depth_fraction
         theta = 2 * np.pi * np.arange(n_a) / n_a
         for f in range(n_f):
             polys: list[np.ndarray] = []
@@ -1286,7 +1282,6 @@ class _Segmenter:
                 # a guidewire lies beside the catheter, calcium at the lumen's border (the lumen
                 # estimate over a wide shadow may overshoot it): a reflector nearer the border
                 # than the catheter is calcium
-                depth = self.o.calcium_depth_fraction
                 is_calcium = shadow[f] & (peak_mm > inner_mm + depth * (lumen_fit - inner_mm))
                 calcium[f] = is_calcium
                 for start, length in _runs(is_calcium):
@@ -1323,7 +1318,7 @@ class _Segmenter:
         long_run = max(3, self.o.n_angles // 12)  # 30 degrees
         fill = {
             "ellipse_aspect": self.o.ellipse_fill_aspect,
-            "fit_margin": int(round(self.o.ellipse_fit_margin_deg * self.o.n_angles / 360.0)),
+            "fit_margin": int(round(self.angles(self.o.ellipse_fit_margin_deg))),
         }
         for f in range(len(frames)):
             lumen_mm[f] = _fill_hidden(lumen_mm[f], wire[f], long_run=long_run, **fill)
@@ -1496,7 +1491,7 @@ def segment_pullback(
         # sample or so from one direction to the next: a border that wanders so within a few
         # degrees is noise, not anatomy
         lumen_mm, vessel_mm = (
-            ndimage.gaussian_filter1d(x, o.border_smooth_deg * o.n_angles / 360.0, axis=1, mode="wrap")
+            ndimage.gaussian_filter1d(x, seg.angles(o.border_smooth_deg), axis=1, mode="wrap")
             for x in (lumen_mm, vessel_mm)
         )
     vessel_mm = np.maximum(vessel_mm, lumen_mm + o.min_wall_mm)
