@@ -17,13 +17,16 @@ precision. The cues are those a reader uses on real pullbacks:
    frame hides what lies behind its reflector. A reflector beyond the lumen border is calcium
    (its arc is measured at the lumen centroid), one inside the lumen is the guidewire. Borders
    in hidden sectors are filled from a low-order Fourier fit of the visible part, and the frame
-   is marked less confident.
+   is marked less confident. A border that dives beside a shadow is hidden with it.
 4. **Sequence**: on runs of consecutive frames each direction's radius is median-filtered over
    neighbouring frames. Sparse (gated) frames are left alone: a beat apart, a real narrowing
    or respiratory motion changes the border more than any consistency test could allow.
 5. **What a lumen may enclose**: a border is charged for the bright, stable tissue it would
    enclose, so the step from dark media to bright adventitia (which looks like blood meeting
    wall) does not win over the thin plaque in front of it.
+6. **Side branches**: where the lumen opens into a branch, lumen and EEM leave the ellipses
+   of the rest of the vessel outwards together over one sector (plaque moves the lumen alone).
+   The reader closes the main vessel across the ostium; so does the fill of that sector.
 
 Nothing here depends on absolute grey levels: features are correlations, contrasts
 normalised per frame, and comparisons between directions of the same frame.
@@ -429,6 +432,121 @@ def _ellipse_radii(radii: np.ndarray, use: np.ndarray) -> np.ndarray | None:
     return roots.max(axis=0) * scale
 
 
+def _robust_ellipse(radii: np.ndarray, use: np.ndarray, trim_fraction: float, side: int) -> np.ndarray | None:
+    """:func:`_ellipse_radii` refitted without the ``trim_fraction`` of the directions ``use``
+    that lie farthest outside it (``side`` +1) or inside it (-1): an algebraic fit bends
+    towards a bulge or a dent."""
+    fit = _ellipse_radii(radii, use)
+    for _ in range(3):
+        if fit is None:
+            return None
+        residual = side * (radii - fit) if side else np.abs(radii - fit)
+        keep = use & (residual <= np.percentile(residual[use], 100.0 * (1.0 - trim_fraction)))
+        fit = _ellipse_radii(radii, keep)
+    return fit
+
+
+def _penumbra(
+    radii: np.ndarray, hidden: np.ndarray, *, min_dent_mm: float, min_dent_fraction: float, grow_mm: float
+) -> np.ndarray:
+    """Directions (A,) beside a hidden sector whose border dives inside the ellipse of the rest.
+
+    A trace that enters a shadow has nothing to follow there and, through the path's
+    smoothness, drags its visible neighbours with it; beside a side branch it has nothing to
+    climb back to either. A dent of ``min_dent_mm`` and ``min_dent_fraction`` of the radius
+    that runs into a shadow is that drag, not plaque: it is hidden with the shadow, out to
+    where the border comes back within ``grow_mm`` of the ellipse.
+
+    Parameters
+    ----------
+    radii : ndarray of shape (A,), mm
+    hidden : ndarray of shape (A,), bool
+
+    Returns
+    -------
+    ndarray of shape (A,), bool: ``hidden`` and its penumbra
+    """
+    n = len(radii)
+    if not hidden.any() or hidden.sum() > n // 3:
+        return hidden
+    fit = _robust_ellipse(radii, ~hidden, 0.25, 0)
+    if fit is None:
+        return hidden
+    dent = fit - radii
+    deep = dent > np.maximum(min_dent_mm, min_dent_fraction * fit)
+    out = hidden.copy()
+    for start, length in _runs((dent > grow_mm) | hidden):
+        idx = (start + np.arange(length)) % n
+        if hidden[idx].any() and (deep[idx] & ~hidden[idx]).any():
+            out[idx] = True
+    return out
+
+
+def _branch_sectors(
+    lumen_mm: np.ndarray,
+    vessel_mm: np.ndarray,
+    lumen_seen: np.ndarray,
+    vessel_seen: np.ndarray,
+    *,
+    min_excess_mm: float,
+    min_excess_fraction: float,
+    wall_fraction: float,
+    grow_mm: float,
+    max_width: int,
+    trim_fraction: float = 0.25,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Directions where a side branch opens the lumen, and where it takes the EEM with it.
+
+    The borders of one frame are compared with ellipses fitted to the rest of them. Plaque makes
+    the lumen eccentric but leaves the EEM where it is, and positive remodelling widens the
+    whole circumference: only an ostium moves (or removes) lumen and EEM over one sector by
+    the same amount. Real lumens and EEMs away from branches stay within ~0.13 mm of their
+    ellipse (NARCO contours, ``../shared/data``), so a sector's core must leave it by
+    ``min_excess_mm`` and ``min_excess_fraction`` of the radius, the EEM by at least
+    ``wall_fraction`` of the lumen's excess. The EEM is smooth anatomy: where it alone leaves its
+    ellipse so (the branch's wall traced behind a closed lumen), it is closed alone. A sector
+    spans the directions around its core whose border still lies ``grow_mm`` outside, at most
+    ``max_width`` directions.
+
+    Parameters
+    ----------
+    lumen_mm, vessel_mm : ndarray of shape (A,)
+    lumen_seen, vessel_seen : ndarray of shape (A,), bool
+        Directions not hidden by a shadow: the ellipses are fitted to these, and sectors are
+        sought among them.
+
+    Returns
+    -------
+    (lumen_sector, vessel_sector) : ndarrays of shape (A,), bool
+    """
+    n = len(lumen_mm)
+    lumen_sector, vessel_sector = np.zeros(n, bool), np.zeros(n, bool)
+    if min(lumen_seen.sum(), vessel_seen.sum()) < n // 2:
+        return lumen_sector, vessel_sector
+    fits = [
+        _robust_ellipse(x, seen, trim_fraction, +1)
+        for x, seen in ((lumen_mm, lumen_seen), (vessel_mm, vessel_seen))
+    ]
+    if fits[0] is None or fits[1] is None:
+        return lumen_sector, vessel_sector
+    # hidden directions are filled anyway: they neither start nor extend a sector
+    lumen_excess = np.where(lumen_seen, lumen_mm - fits[0], -np.inf)
+    vessel_excess = np.where(vessel_seen, vessel_mm - fits[1], -np.inf)
+    vessel_core = vessel_excess > np.maximum(min_excess_mm, min_excess_fraction * fits[1])
+    lumen_core = (lumen_excess > np.maximum(min_excess_mm, min_excess_fraction * fits[0])) & (
+        vessel_excess > wall_fraction * lumen_excess
+    )
+    for excess, core, sector in (
+        (lumen_excess, lumen_core, lumen_sector),
+        (vessel_excess, vessel_core, vessel_sector),
+    ):
+        for start, length in _runs(excess > grow_mm):
+            idx = (start + np.arange(length)) % n
+            if length <= max_width and core[idx].any():
+                sector[idx] = True
+    return lumen_sector, vessel_sector | lumen_sector
+
+
 def _aspect_ratio(radii_mm: np.ndarray) -> np.ndarray:
     """Elongation of closed borders r(theta), (F, A) -> (F,): the ratio of the principal axes of
     the enclosed area's second moments (1 for a circle, 4 for a 4:1 ellipse)."""
@@ -546,6 +664,12 @@ class SegmentationOptions:
     flattened_charge: float = 0.25
     ellipse_fill_aspect: float = 2.0
     ellipse_fit_margin_deg: float = 8.0
+    branch_excess_mm: float = 0.4
+    branch_excess_fraction: float = 0.2
+    branch_wall_fraction: float = 0.6
+    branch_grow_mm: float = 0.05
+    branch_max_deg: float = 120.0
+    penumbra: bool = True
     overlay_exclude_mm: float = 1.2
     threads: int = 0  # 0: one per core
 
@@ -1320,11 +1444,39 @@ class _Segmenter:
             "ellipse_aspect": self.o.ellipse_fill_aspect,
             "fit_margin": int(round(self.angles(self.o.ellipse_fit_margin_deg))),
         }
+        dent = {
+            "min_dent_mm": self.o.branch_excess_mm,
+            "min_dent_fraction": self.o.branch_excess_fraction,
+            "grow_mm": self.o.branch_grow_mm,
+        }
+        branch = {
+            "min_excess_mm": self.o.branch_excess_mm,
+            "min_excess_fraction": self.o.branch_excess_fraction,
+            "wall_fraction": self.o.branch_wall_fraction,
+            "grow_mm": self.o.branch_grow_mm,
+            "max_width": int(round(self.angles(self.o.branch_max_deg))),
+        }
+        # a flattened lumen (a compressed vein) is far from any ellipse at its ends
+        flat = _aspect_ratio(lumen_mm) >= self.o.flattened_aspect
+        filled = shadow.copy()
         for f in range(len(frames)):
-            lumen_mm[f] = _fill_hidden(lumen_mm[f], wire[f], long_run=long_run, **fill)
-            vessel_mm[f] = _fill_hidden(vessel_mm[f], shadow[f], long_run=long_run, **fill)
+            lumen_hidden, vessel_hidden = wire[f], shadow[f]
+            if self.o.penumbra:
+                lumen_hidden = _penumbra(lumen_mm[f], lumen_hidden, **dent)
+                vessel_hidden = _penumbra(vessel_mm[f], vessel_hidden, **dent)
+            if self.o.branch_max_deg > 0 and not flat[f]:
+                # the reader closes the main vessel across an ostium: its sector is filled with
+                # the shadows, from the borders seen elsewhere
+                lumen_branch, vessel_branch = _branch_sectors(
+                    lumen_mm[f], vessel_mm[f], ~lumen_hidden, ~vessel_hidden, **branch
+                )
+                lumen_hidden, vessel_hidden = lumen_hidden | lumen_branch, vessel_hidden | vessel_branch
+            lumen_mm[f] = _fill_hidden(lumen_mm[f], lumen_hidden, long_run=long_run, **fill)
+            vessel_mm[f] = _fill_hidden(vessel_mm[f], vessel_hidden, long_run=long_run, **fill)
+            filled[f] |= lumen_hidden | vessel_hidden
         vessel_mm = np.maximum(vessel_mm, lumen_mm + self.o.min_wall_mm)
-        visible = ~shadow
+        # interpolated directions (shadows, their penumbra, an ostium) lower the confidence
+        visible = ~filled
         strength = np.where(visible, 0.5 * (lumen_strength + vessel_strength), np.nan)
         confidence = np.nan_to_num(np.nanmean(strength, axis=1), nan=0.0) * (0.5 + 0.5 * visible.mean(axis=1))
         if stability is None:
@@ -1427,9 +1579,11 @@ def segment_pullback(
     seg = _Segmenter(pullback, o)
     lumen, vessel, arcs, conf = [], [], [], []
     calcium: list[list[np.ndarray]] = []
-    # measure the ring-down on frames spread over the pullback before segmenting any batch
-    if n >= 3:
-        probe = frames[np.linspace(0, len(frames) - 1, min(len(frames), 12)).astype(int)]
+    # measure the ring-down on frames spread over the whole pullback before segmenting any batch,
+    # not over the chosen frames: a frame's borders must not depend on which others were asked
+    # for (a profile taken from a few frames at a side branch moved a border by 0.5 mm)
+    if n >= 3 and frames.size:
+        probe = np.unique(np.linspace(0, n - 1, min(n, 12)).astype(int))
         needed = set(probe.tolist())
         for i in probe:
             needed.update(_neighbours(int(i), n) or ())

@@ -1,8 +1,9 @@
 """Automatic borders against the phantom's truth, one frame per preset (plain script).
 
-Usage: python Testing/benchmarks/figure_segmentation.py [--seed 19] [--out segmentation.png]
+Usage: python Testing/benchmarks/figure_segmentation.py [--seed 19] [--out segmentation.png] [--side-branch]
 Writes a three-panel PNG (coronary with calcium, femoropopliteal, compressed iliac vein):
-truth in green, automatic lumen in red, automatic EEM in orange, calcium in cyan.
+truth in green, automatic lumen in red, automatic EEM in orange, calcium in cyan. Each panel is
+the analysed frame nearest the MLA, or with ``--side-branch`` the one nearest the ostium's centre.
 """
 
 from __future__ import annotations
@@ -13,18 +14,24 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from IVUSReconstructLib.geometry import mm_to_px, polygon_area
-from IVUSReconstructLib.phantom import make_phantom
+from IVUSReconstructLib.phantom import PRESETS, make_phantom
 from IVUSReconstructLib.segmentation import segment_pullback
 
 PANEL_PX = 400
 
 
-def _panel(preset: str, seed: int) -> np.ndarray:
-    ph = make_phantom(preset, seed=seed)
+def _panel(preset: str, seed: int, side_branch: bool) -> np.ndarray:
+    ph = make_phantom(preset, seed=seed, side_branch=side_branch)
     pb = ph.pullback
-    areas = np.array([polygon_area(f.lumen) for f in ph.truth.frames])
     frames = ph.ed_frames if len(ph.ed_frames) else np.arange(pb.n_frames)
-    index = int(frames[np.argmin(areas[frames])])  # the analysed frame nearest the MLA
+    if side_branch:
+        # the ostium's centre lies a quarter of the way along the vessel's (preset) length
+        z_mm = ph.true_arc_length_mm
+        ostium_mm = 0.25 * PRESETS[preset].length_mm
+        index = int(frames[np.argmin(np.abs(z_mm[frames] - ostium_mm))])
+    else:
+        areas = np.array([polygon_area(f.lumen) for f in ph.truth.frames])
+        index = int(frames[np.argmin(areas[frames])])  # the analysed frame nearest the MLA
     auto = segment_pullback(pb, [index]).frames[0]
     truth = ph.truth.frames[index]
     image = Image.fromarray(np.asarray(pb.frames[index])).convert("RGB").resize((PANEL_PX, PANEL_PX))
@@ -43,8 +50,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=19)
     ap.add_argument("--out", default="segmentation.png")
+    ap.add_argument("--side-branch", action="store_true")
     args = ap.parse_args()
-    panels = [_panel(p, args.seed) for p in ("coronary", "femoropopliteal", "iliac-vein")]
+    panels = [_panel(p, args.seed, args.side_branch) for p in ("coronary", "femoropopliteal", "iliac-vein")]
     Image.fromarray(np.hstack(panels)).save(args.out)
     print(args.out)
 

@@ -7,18 +7,21 @@ import pytest
 
 from IVUSReconstructLib.errors import IVUSInputError
 from IVUSReconstructLib.evaluation import evaluate_contours
-from IVUSReconstructLib.geometry import polygon_area
+from IVUSReconstructLib.geometry import polygon_area, ray_radii
+from IVUSReconstructLib.io.contours import read_contours
 from IVUSReconstructLib.phantom import make_phantom
 from IVUSReconstructLib.segmentation import (
     PolarSampler,
     SegmentationOptions,
     _aspect_ratio,
     _axis_ends,
+    _branch_sectors,
     _despike,
     _fill_hidden,
     _fourier_fill,
     _local_ncc,
     _overlay_fill,
+    _penumbra,
     _Segmenter,
     _step,
     _subsample,
@@ -180,10 +183,10 @@ def test_aspect_ratio_of_ellipses_seen_from_an_off_centre_catheter():
 
 def test_side_branch_ostium_keeps_the_main_lumen():
     """Where a side branch leaves, blood continues out through a 60-degree gap in the wall and the
-    truth closes the main lumen across the ostium. The trace does not follow the branch, but it
-    is not closed either: it dips up to 0.5 mm inside the ostium (bulges into a shallow one).
-    Mean lumen J on the branch frames 0.91-0.95 against 0.97-0.98 without the branch (seeds 3, 5,
-    9; 0.893 against 0.977 on seed 17): these bounds pin a known weakness, not the goal."""
+    truth closes the main lumen across the ostium. Here the guidewire's shadow lies in the
+    ostium too: the trace dives beside it and bulges into the branch, and both are filled from
+    the rest of the border. Measured on the branch frames: lumen / vessel J 0.975 / 0.967 (it
+    was 0.893 / 0.940 with neither closed)."""
     plain = make_phantom("coronary", seed=17, length_mm=8.0)
     ph = make_phantom("coronary", seed=17, length_mm=8.0, side_branch=True)
     z_mm = ph.true_arc_length_mm  # the ostium is 2 mm long around a quarter of the 8 mm
@@ -197,8 +200,96 @@ def test_side_branch_ostium_keeps_the_main_lumen():
     cs = segment_pullback(ph.pullback, frames)
     truth = ph.truth.with_frames(tuple(ph.truth.frames[i] for i in frames))
     summary = evaluate_contours(cs, truth)["summary"]
-    assert summary["lumen"]["jaccard"]["mean"] >= 0.87
-    assert summary["vessel"]["jaccard"]["mean"] >= 0.91  # measured 0.940
+    assert summary["lumen"]["jaccard"]["mean"] >= 0.95
+    assert summary["vessel"]["jaccard"]["mean"] >= 0.95
+    # a frame's borders do not depend on which other frames were asked for
+    alone = segment_pullback(ph.pullback, frames[10:11]).frames[0]
+    with_others = cs.frames[10]
+    assert alone.index == with_others.index
+    gap_mm = ray_radii(alone.lumen, np.zeros(2), 180) - ray_radii(with_others.lumen, np.zeros(2), 180)
+    assert np.max(np.abs(gap_mm)) < 0.02
+
+
+def _ellipse_mm(a_mm: float, b_mm: float, n: int = 180) -> np.ndarray:
+    t = 2 * np.pi * np.arange(n) / n
+    return a_mm * b_mm / np.hypot(b_mm * np.cos(t), a_mm * np.sin(t))
+
+
+def _bump_mm(height_mm: float, centre: int, half_width: int, n: int = 180) -> np.ndarray:
+    off = np.abs((np.arange(n) - centre + n // 2) % n - n // 2)
+    return np.where(off < half_width, height_mm * np.cos(0.5 * np.pi * off / half_width) ** 2, 0.0)
+
+
+BRANCH = {
+    "min_excess_mm": 0.4,
+    "min_excess_fraction": 0.2,
+    "wall_fraction": 0.6,
+    "grow_mm": 0.05,
+    "max_width": 60,
+}
+
+
+def test_branch_sector_needs_lumen_and_eem_to_leave_their_ellipses_together():
+    lumen, vessel = _ellipse_mm(2.0, 1.5), _ellipse_mm(2.6, 2.1)
+    bump = _bump_mm(1.0, centre=50, half_width=15)  # 60 degrees, 1 mm out
+    seen = np.ones(180, bool)
+    ostium_lumen, ostium_vessel = _branch_sectors(lumen + bump, vessel + bump, seen, seen, **BRANCH)
+    # the sector runs to where the bump is within 0.05 mm: directions 38-62
+    assert np.flatnonzero(ostium_lumen).tolist() == list(range(38, 63))
+    assert np.array_equal(ostium_vessel, ostium_lumen)
+    # a lumen that bulges inside a still EEM is plaque-free wall, not a branch
+    lobe_lumen, lobe_vessel = _branch_sectors(lumen + bump, vessel, seen, seen, **BRANCH)
+    assert not lobe_lumen.any() and not lobe_vessel.any()
+    # an EEM trace that follows the branch's wall behind a closed lumen is closed alone
+    wall_lumen, wall_vessel = _branch_sectors(lumen, vessel + bump, seen, seen, **BRANCH)
+    assert not wall_lumen.any() and np.flatnonzero(wall_vessel).tolist() == list(range(38, 63))
+    # too small to tell from a real border's departure from its ellipse (0.3 mm < 0.4 mm)
+    small = _bump_mm(0.3, centre=50, half_width=15)
+    assert not any(x.any() for x in _branch_sectors(lumen + small, vessel + small, seen, seen, **BRANCH))
+    # wider than 120 degrees is the vessel's shape
+    wide = _bump_mm(1.0, centre=50, half_width=40)
+    assert not any(x.any() for x in _branch_sectors(lumen + wide, vessel + wide, seen, seen, **BRANCH))
+
+
+def test_real_expert_borders_are_rarely_taken_for_branches(real_data):
+    """Expert contours close the lumen and EEM across side branches (14 of the NARCO frames have
+    one), so every sector found on them is a false alarm: 3 of 135 frames, all in the HolOrama
+    set (egg-shaped vessels whose big end leaves the ellipse by > 0.4 mm)."""
+    sets = [
+        read_contours(real_data / "aaoca_ivus_ccta" / "ivus_full" / f"{phase}_contours.csv")
+        for phase in ("diastolic", "systolic")
+    ]
+    holorama = real_data / "aivus_pullback_contours" / "holorama" / "anonymized_contours_ho_0_1_0.json"
+    sets.append(read_contours(holorama, pixel_spacing_mm=0.0175553))
+    seen = np.ones(180, bool)
+    found, total = [], 0
+    for cs in sets:
+        for f in cs.frames:
+            if f.vessel is None:
+                continue
+            total += 1
+            lumen, vessel = (ray_radii(x, np.zeros(2), 180) for x in (f.lumen, f.vessel))
+            if _aspect_ratio(lumen[None])[0] < 2.0 and any(
+                x.any() for x in _branch_sectors(lumen, vessel, seen, seen, **BRANCH)
+            ):
+                found.append(f.index)
+    assert total == 135
+    assert len(found) <= 3
+
+
+def test_penumbra_hides_a_dive_beside_a_shadow_but_not_plaque_elsewhere():
+    radii = _ellipse_mm(1.6, 1.4)
+    shadow = np.zeros(180, bool)
+    shadow[100:110] = True
+    # dragged in beside the shadow; more than 0.05 mm in over directions 90-106
+    dive = radii - _bump_mm(0.6, centre=98, half_width=10)
+    hidden = _penumbra(dive, shadow, min_dent_mm=0.4, min_dent_fraction=0.2, grow_mm=0.05)
+    assert np.flatnonzero(hidden).tolist() == list(range(90, 110))
+    # the same dent a quarter turn away is plaque: kept
+    plaque = radii - _bump_mm(0.6, centre=30, half_width=10)
+    assert np.array_equal(
+        _penumbra(plaque, shadow, min_dent_mm=0.4, min_dent_fraction=0.2, grow_mm=0.05), shadow
+    )
 
 
 def test_femoropopliteal_lumen_stays_in_front_of_the_media():
