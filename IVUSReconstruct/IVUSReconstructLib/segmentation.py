@@ -432,11 +432,18 @@ def _ellipse_radii(radii: np.ndarray, use: np.ndarray) -> np.ndarray | None:
     return roots.max(axis=0) * scale
 
 
-def _robust_ellipse(radii: np.ndarray, use: np.ndarray, trim_fraction: float, side: int) -> np.ndarray | None:
+def _robust_ellipse(
+    radii: np.ndarray, use: np.ndarray, trim_fraction: float, side: int, *, unless_within_mm: float = 0.0
+) -> np.ndarray | None:
     """:func:`_ellipse_radii` refitted without the ``trim_fraction`` of the directions ``use``
-    that lie farthest outside it (``side`` +1) or inside it (-1): an algebraic fit bends
-    towards a bulge or a dent."""
+    that lie farthest outside it (``side`` +1), inside it (-1) or either (0): an algebraic fit
+    bends towards a bulge or a dent. When the first fit already holds every direction within
+    ``unless_within_mm`` on that side, there is nothing to trim and it is returned as it is."""
     fit = _ellipse_radii(radii, use)
+    if fit is not None and unless_within_mm > 0:
+        first = side * (radii - fit)[use] if side else np.abs(radii - fit)[use]
+        if first.max() < unless_within_mm:
+            return fit
     for _ in range(3):
         if fit is None:
             return None
@@ -469,7 +476,8 @@ def _penumbra(
     n = len(radii)
     if not hidden.any() or hidden.sum() > n // 3:
         return hidden
-    fit = _robust_ellipse(radii, ~hidden, 0.25, 0)
+    # a bend towards a dent keeps at least a quarter of it on the first fit
+    fit = _robust_ellipse(radii, ~hidden, 0.25, 0, unless_within_mm=0.25 * min_dent_mm)
     if fit is None:
         return hidden
     dent = fit - radii
@@ -523,8 +531,9 @@ def _branch_sectors(
     lumen_sector, vessel_sector = np.zeros(n, bool), np.zeros(n, bool)
     if min(lumen_seen.sum(), vessel_seen.sum()) < n // 2:
         return lumen_sector, vessel_sector
+    # a bend towards a bulge keeps at least a quarter of it on the first fit
     fits = [
-        _robust_ellipse(x, seen, trim_fraction, +1)
+        _robust_ellipse(x, seen, trim_fraction, +1, unless_within_mm=0.25 * min_excess_mm)
         for x, seen in ((lumen_mm, lumen_seen), (vessel_mm, vessel_seen))
     ]
     if fits[0] is None or fits[1] is None:
