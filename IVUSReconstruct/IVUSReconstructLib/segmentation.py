@@ -474,6 +474,7 @@ def _penumbra(
     ndarray of shape (A,), bool: ``hidden`` and its penumbra
     """
     n = len(radii)
+    # beyond a third of the turn too little border is left to fit an ellipse to
     if not hidden.any() or hidden.sum() > n // 3:
         return hidden
     # a bend towards a dent keeps at least a quarter of it on the first fit
@@ -673,6 +674,8 @@ class SegmentationOptions:
     flattened_charge: float = 0.25
     ellipse_fill_aspect: float = 2.0
     ellipse_fit_margin_deg: float = 8.0
+    # an ostium's sector, and a dent dragged in beside a shadow, leave the border's ellipse by
+    # at least branch_excess_mm and branch_excess_fraction of its radius
     branch_excess_mm: float = 0.4
     branch_excess_fraction: float = 0.2
     branch_wall_fraction: float = 0.6
