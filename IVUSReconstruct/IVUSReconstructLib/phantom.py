@@ -287,6 +287,9 @@ class Phantom:
         Phase in [0, 1) of the cardiac (or respiratory) cycle, 0 at end-diastole.
     seed : int
         The seed it was generated from.
+    side_branch_mm : float or None
+        Position of the side branch's ostium centre (``true_arc_length_mm`` units), None without
+        a branch; the ostium spans 1 mm either side of it.
     """
 
     preset: str
@@ -299,6 +302,7 @@ class Phantom:
     speckle: str
     cardiac_phase: np.ndarray | None = None
     seed: int = 0
+    side_branch_mm: float | None = None
 
 
 # --------------------------------------------------------------------------- motion
@@ -1175,6 +1179,7 @@ def make_phantom(
         speckle=speckle,
         cardiac_phase=phase,
         seed=int(seed),
+        side_branch_mm=None if branch is None else float(branch[0]),
     )
 
 

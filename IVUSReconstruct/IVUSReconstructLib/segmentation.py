@@ -440,17 +440,27 @@ def _robust_ellipse(
     bends towards a bulge or a dent. When the first fit already holds every direction within
     ``unless_within_mm`` on that side, there is nothing to trim and it is returned as it is."""
     fit = _ellipse_radii(radii, use)
-    if fit is not None and unless_within_mm > 0:
-        first = side * (radii - fit)[use] if side else np.abs(radii - fit)[use]
-        if first.max() < unless_within_mm:
-            return fit
-    for _ in range(3):
+    for k in range(3):
         if fit is None:
             return None
         residual = side * (radii - fit) if side else np.abs(radii - fit)
+        if k == 0 and residual[use].max() < unless_within_mm:
+            return fit
         keep = use & (residual <= np.percentile(residual[use], 100.0 * (1.0 - trim_fraction)))
         fit = _ellipse_radii(radii, keep)
     return fit
+
+
+def _runs_holding(mask: np.ndarray, core: np.ndarray, max_width: int | None = None) -> np.ndarray:
+    """The circular runs of ``mask`` (A,) that contain a ``core`` direction and are at most
+    ``max_width`` long, as a mask (A,)."""
+    n = len(mask)
+    out = np.zeros(n, bool)
+    for start, length in _runs(mask):
+        idx = (start + np.arange(length)) % n
+        if (max_width is None or length <= max_width) and core[idx].any():
+            out[idx] = True
+    return out
 
 
 def _penumbra(
@@ -483,12 +493,8 @@ def _penumbra(
         return hidden
     dent = fit - radii
     deep = dent > np.maximum(min_dent_mm, min_dent_fraction * fit)
-    out = hidden.copy()
-    for start, length in _runs((dent > grow_mm) | hidden):
-        idx = (start + np.arange(length)) % n
-        if hidden[idx].any() and (deep[idx] & ~hidden[idx]).any():
-            out[idx] = True
-    return out
+    dragged = (dent > grow_mm) | hidden
+    return hidden | (_runs_holding(dragged, hidden) & _runs_holding(dragged, deep & ~hidden))
 
 
 def _branch_sectors(
@@ -529,16 +535,16 @@ def _branch_sectors(
     (lumen_sector, vessel_sector) : ndarrays of shape (A,), bool
     """
     n = len(lumen_mm)
-    lumen_sector, vessel_sector = np.zeros(n, bool), np.zeros(n, bool)
+    none = np.zeros(n, bool)
     if min(lumen_seen.sum(), vessel_seen.sum()) < n // 2:
-        return lumen_sector, vessel_sector
+        return none, none
     # a bend towards a bulge keeps at least a quarter of it on the first fit
     fits = [
         _robust_ellipse(x, seen, trim_fraction, +1, unless_within_mm=0.25 * min_excess_mm)
         for x, seen in ((lumen_mm, lumen_seen), (vessel_mm, vessel_seen))
     ]
     if fits[0] is None or fits[1] is None:
-        return lumen_sector, vessel_sector
+        return none, none
     # hidden directions are filled anyway: they neither start nor extend a sector
     lumen_excess = np.where(lumen_seen, lumen_mm - fits[0], -np.inf)
     vessel_excess = np.where(vessel_seen, vessel_mm - fits[1], -np.inf)
@@ -546,14 +552,8 @@ def _branch_sectors(
     lumen_core = (lumen_excess > np.maximum(min_excess_mm, min_excess_fraction * fits[0])) & (
         vessel_excess > wall_fraction * lumen_excess
     )
-    for excess, core, sector in (
-        (lumen_excess, lumen_core, lumen_sector),
-        (vessel_excess, vessel_core, vessel_sector),
-    ):
-        for start, length in _runs(excess > grow_mm):
-            idx = (start + np.arange(length)) % n
-            if length <= max_width and core[idx].any():
-                sector[idx] = True
+    lumen_sector = _runs_holding(lumen_excess > grow_mm, lumen_core, max_width)
+    vessel_sector = _runs_holding(vessel_excess > grow_mm, vessel_core, max_width)
     return lumen_sector, vessel_sector | lumen_sector
 
 

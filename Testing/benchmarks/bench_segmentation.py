@@ -41,8 +41,8 @@ def main() -> None:
                         side_branch=args.side_branch,
                     )
                     if args.side_branch:
-                        ostium_mm = 0.25 * args.length_mm
-                        frames = np.flatnonzero(np.abs(ph.true_arc_length_mm - ostium_mm) < 0.8)[::3]
+                        near = np.abs(ph.true_arc_length_mm - ph.side_branch_mm) < 0.8
+                        frames = np.flatnonzero(near)[::3]
                     else:
                         frames = np.arange(1, ph.pullback.n_frames - 1, 4)
                     pb = ph.pullback
@@ -56,8 +56,7 @@ def main() -> None:
                     t0 = time.perf_counter()
                     cs = segment_pullback(pb, frames)
                     dt = time.perf_counter() - t0
-                    truth = ph.truth.with_frames(tuple(ph.truth.frames[i] for i in frames))
-                    s = evaluate_contours(cs, truth, pixel_size_mm=0.02)["summary"]
+                    s = evaluate_contours(cs, ph.truth, pixel_size_mm=0.02)["summary"]
                     print(
                         f"{size}px seed {seed} {preset:16s} {speckle:10s} {len(frames) / dt:6.0f} frames/s "
                         f"({dt / base:4.1f}x polar resampling)  "

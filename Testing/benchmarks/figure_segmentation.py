@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from IVUSReconstructLib.geometry import mm_to_px, polygon_area
-from IVUSReconstructLib.phantom import PRESETS, make_phantom
+from IVUSReconstructLib.phantom import make_phantom
 from IVUSReconstructLib.segmentation import segment_pullback
 
 PANEL_PX = 400
@@ -25,10 +25,7 @@ def _panel(preset: str, seed: int, side_branch: bool) -> np.ndarray:
     pb = ph.pullback
     frames = ph.ed_frames if len(ph.ed_frames) else np.arange(pb.n_frames)
     if side_branch:
-        # the ostium's centre lies a quarter of the way along the vessel's (preset) length
-        z_mm = ph.true_arc_length_mm
-        ostium_mm = 0.25 * PRESETS[preset].length_mm
-        index = int(frames[np.argmin(np.abs(z_mm[frames] - ostium_mm))])
+        index = int(frames[np.argmin(np.abs(ph.true_arc_length_mm[frames] - ph.side_branch_mm))])
     else:
         areas = np.array([polygon_area(f.lumen) for f in ph.truth.frames])
         index = int(frames[np.argmin(areas[frames])])  # the analysed frame nearest the MLA

@@ -189,14 +189,15 @@ def test_side_branch_ostium_keeps_the_main_lumen():
     was 0.893 / 0.940 with neither closed)."""
     plain = make_phantom("coronary", seed=17, length_mm=8.0)
     ph = make_phantom("coronary", seed=17, length_mm=8.0, side_branch=True)
-    z_mm = ph.true_arc_length_mm  # the ostium is 2 mm long around a quarter of the 8 mm
-    far = np.abs(z_mm - 2.0) >= 1.0
+    assert plain.side_branch_mm is None and ph.side_branch_mm == 2.0  # a quarter of the 8 mm
+    z_mm = ph.true_arc_length_mm  # the ostium spans 1 mm either side of its centre
+    far = np.abs(z_mm - ph.side_branch_mm) >= 1.0
     assert np.array_equal(ph.pullback.frames[far], plain.pullback.frames[far])
     assert not np.array_equal(ph.pullback.frames[~far], plain.pullback.frames[~far])
     assert all(
         np.array_equal(a.lumen, b.lumen) for a, b in zip(ph.truth.frames, plain.truth.frames, strict=True)
     )
-    frames = np.flatnonzero(np.abs(z_mm - 2.0) < 0.8)[::3]
+    frames = np.flatnonzero(np.abs(z_mm - ph.side_branch_mm) < 0.8)[::3]
     cs = segment_pullback(ph.pullback, frames)
     truth = ph.truth.with_frames(tuple(ph.truth.frames[i] for i in frames))
     summary = evaluate_contours(cs, truth)["summary"]
