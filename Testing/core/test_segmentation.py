@@ -199,10 +199,12 @@ def test_side_branch_ostium_keeps_the_main_lumen():
     )
     frames = np.flatnonzero(np.abs(z_mm - ph.side_branch_mm) < 0.8)[::3]
     cs = segment_pullback(ph.pullback, frames)
-    truth = ph.truth.with_frames(tuple(ph.truth.frames[i] for i in frames))
-    summary = evaluate_contours(cs, truth)["summary"]
+    summary = evaluate_contours(cs, ph.truth)["summary"]
     assert summary["lumen"]["jaccard"]["mean"] >= 0.95
     assert summary["vessel"]["jaccard"]["mean"] >= 0.95
+    # the filled ostium counts as unseen: measured mean confidence 0.641 against 0.658
+    plain_confidence = np.mean([f.confidence for f in segment_pullback(plain.pullback, frames).frames])
+    assert np.mean([f.confidence for f in cs.frames]) < plain_confidence - 0.01
     # a frame's borders do not depend on which other frames were asked for
     alone = segment_pullback(ph.pullback, frames[10:11]).frames[0]
     with_others = cs.frames[10]
@@ -238,7 +240,7 @@ def test_branch_sector_needs_lumen_and_eem_to_leave_their_ellipses_together():
     # the sector runs to where the bump is within 0.05 mm: directions 38-62
     assert np.flatnonzero(ostium_lumen).tolist() == list(range(38, 63))
     assert np.array_equal(ostium_vessel, ostium_lumen)
-    # a lumen that bulges inside a still EEM is plaque-free wall, not a branch
+    # a lumen that bulges inside a still EEM has thinner plaque there, not a branch
     lobe_lumen, lobe_vessel = _branch_sectors(lumen + bump, vessel, seen, seen, **BRANCH)
     assert not lobe_lumen.any() and not lobe_vessel.any()
     # an EEM trace that follows the branch's wall behind a closed lumen is closed alone
@@ -254,8 +256,9 @@ def test_branch_sector_needs_lumen_and_eem_to_leave_their_ellipses_together():
 
 def test_real_expert_borders_are_rarely_taken_for_branches(real_data):
     """Expert contours close the lumen and EEM across side branches (14 of the NARCO frames have
-    one), so every sector found on them is a false alarm: 3 of 135 frames, all in the HolOrama
-    set (egg-shaped vessels whose big end leaves the ellipse by > 0.4 mm)."""
+    one), so every sector found on them is a false alarm: 2 of 135 frames, both in the HolOrama
+    set (an egg-shaped vessel whose big end leaves the ellipse by > 0.4 mm, and frame 383, whose
+    EEM is a narrow band beside its lumen)."""
     sets = [
         read_contours(real_data / "aaoca_ivus_ccta" / "ivus_full" / f"{phase}_contours.csv")
         for phase in ("diastolic", "systolic")
@@ -275,7 +278,7 @@ def test_real_expert_borders_are_rarely_taken_for_branches(real_data):
             ):
                 found.append(f.index)
     assert total == 135
-    assert len(found) <= 3
+    assert found == [383, 433]
 
 
 def test_penumbra_hides_a_dive_beside_a_shadow_but_not_plaque_elsewhere():
