@@ -721,6 +721,26 @@ def _ring_extent(stability: np.ndarray, threshold: float, max_samples: int) -> i
     return int(below[0]) if below.size else max_samples
 
 
+def _grey_ring(profile: np.ndarray, max_samples: int, margin: int) -> int:
+    """End of the catheter and its ring-down from the median grey-level profile (R,).
+
+    For pullbacks whose blood stays as correlated as the catheter, where the correlation
+    cannot tell them apart. Past the black inside of the catheter, a bright ring-down that falls
+    to at most half its peak ends where it is back within a fifth of that fall; without one
+    (masked by the console) the catheter ends where echoes begin. ``margin`` samples are added.
+    """
+    p = np.asarray(profile[: max_samples + 1], dtype=float)
+    lit = np.flatnonzero(p > 0.02 * max(float(p.max()), 1e-6))
+    first = int(lit[0]) if lit.size else 0
+    peak = first + int(np.argmax(p[first:]))
+    after = p[peak:]
+    low = float(after.min())
+    if p[peak] > 0 and low <= 0.5 * p[peak]:
+        end = peak + int(np.flatnonzero(after <= low + 0.2 * (p[peak] - low))[0])
+        return min(end + margin, max_samples)
+    return min(first + margin, max_samples)
+
+
 def _correlation_trust(
     stability: np.ndarray, ring: int, near_samples: int, still: float, span: float
 ) -> float:
@@ -1651,6 +1671,13 @@ def segment_pullback(
             seg.trust = _correlation_trust(
                 st, seg.ring, seg.samples(0.3, 3), o.still_blood_correlation, o.still_blood_range
             )
+            if seg.trust < 1.0:
+                # still blood is as correlated as the catheter: where its ring-down ends, the grey
+                # levels tell, as far as the correlation cannot (bright 40-60 MHz blood right after
+                # a masked catheter hides the ring-down's end in grey: LAD lumens fell to 0.7 mm2)
+                grey = np.median(np.stack([polar[int(i)] for i in probe]).reshape(-1, seg.n_r), axis=0)
+                dark = min(seg.ring, _grey_ring(grey, seg.samples(o.max_ring_mm), seg.samples(0.05)))
+                seg.ring = int(round(seg.trust * seg.ring + (1.0 - seg.trust) * dark))
     threads = max(1, min(o.threads or (os.cpu_count() or 1), 8))
     # the ring-down and its profile are measured once above, so batches are independent and
     # run on all cores (numpy and scipy release the GIL in their array loops)

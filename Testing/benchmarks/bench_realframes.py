@@ -8,7 +8,10 @@ The frames carry no licence and are never part of this repository: fetch them yo
   frames (``frame_01_GGGG_AAA``), one loose lumen bounding box each (``_annotations.csv``);
 - ``ivus_collector/patient1/{preLAD,preRCA}/`` (``lgy1425/ivus_collector``): consecutive clinical
   frames of a high-frequency rotational console, 480 x 480 screen exports with 1 mm dots every
-  44 px.
+  44 px;
+- ``other/Sample Real Images/`` (``Sanchit987/IVUS-images-project``): ten frames of a third,
+  high-frequency rotational console as RGB secondary-capture DICOMs without a pixel spacing
+  (0.02 mm assumed: a 10 mm field over about 500 px).
 
 Set B: each gated position's five neighbouring frames form one short pullback (so blood
 decorrelation is available); the lumen's bounding box is compared with the annotated box (IoU).
@@ -34,6 +37,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from IVUSReconstructLib.geometry import polygon_area
+from IVUSReconstructLib.io import dicom
 from IVUSReconstructLib.io.images import read_pullback
 from IVUSReconstructLib.segmentation import segment_pullback
 from IVUSReconstructLib.types import Pullback
@@ -45,6 +49,8 @@ PULLBACKS = {"LAD": "ivus_collector/patient1/preLAD", "RCA": "ivus_collector/pat
 PULLBACK_SPACING_MM = 1.0 / 44.0
 # the last frames of both exports lie inside the guiding catheter (read from the images)
 PULLBACK_USABLE = {"LAD": (0, 1560), "RCA": (0, 1440)}
+THIRD = "other/Sample Real Images"
+THIRD_SPACING_MM = 0.02
 
 
 def _root(arg: str | None) -> Path | None:
@@ -177,6 +183,25 @@ def run_pullback(root: Path, name: str, step: int, overlays: Path | None) -> dic
     }
 
 
+def figure(root: Path, path: Path) -> None:
+    """Automatic borders on three consoles side by side (set B, the LAD export, the DICOMs)."""
+    tiles: list[Image.Image] = []
+    items = setb_boxes(root)
+    for position in ("0002", "0009", "0016"):
+        pb = _read_stack([p for p, _ in items[position]], SETB_SPACING_MM)
+        cs = segment_pullback(pb, [2])
+        tiles.append(_overlay(pb.frames[2], pb, cs.frames[0], f"20 MHz phased array (set B {position})"))
+    pb = read_pullback(root / PULLBACKS["LAD"], pixel_spacing_mm=PULLBACK_SPACING_MM, frame_rate_hz=30.0,
+                       pullback_speed_mm_s=0.5)
+    cs = segment_pullback(pb, [240, 560, 1050])
+    tiles += [_overlay(pb.frames[f.index], pb, f, f"rotational screen export (LAD {f.index})") for f in cs.frames]
+    pb = dicom.read_pullback(root / THIRD, pixel_spacing_mm=(THIRD_SPACING_MM,) * 2, require_timing=False)
+    cs = segment_pullback(pb, [0, 4, 8])
+    tiles += [_overlay(pb.frames[f.index], pb, f, f"rotational DICOM (frame {f.index})") for f in cs.frames]
+    size = (320, 320)
+    _mosaic([t.resize(size) for t in tiles], path, columns=3)
+
+
 def _inside(lumen: np.ndarray, vessel: np.ndarray) -> bool:
     """Every lumen point within the vessel polygon (both star-shaped about the catheter)."""
     from IVUSReconstructLib.geometry import ray_radii
@@ -192,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pullbacks", nargs="*", choices=sorted(PULLBACKS), default=None)
     ap.add_argument("--step", type=int, default=5, help="analyse every STEP-th frame of a pullback")
     ap.add_argument("--overlays", type=Path)
+    ap.add_argument("--figure", type=Path, help="write the three-console figure (PNG) here")
     a = ap.parse_args(argv)
     root = _root(a.root)
     if root is None:
@@ -201,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         a.overlays.mkdir(parents=True, exist_ok=True)
     if a.setb:
         print("set B", {k: round(v, 3) for k, v in run_setb(root, a.overlays).items()}, flush=True)
+    if a.figure:
+        figure(root, a.figure)
     for name in (sorted(PULLBACKS) if a.pullbacks == [] else a.pullbacks or []):
         print(name, {k: round(v, 3) for k, v in run_pullback(root, name, a.step, a.overlays).items()}, flush=True)
     return 0
