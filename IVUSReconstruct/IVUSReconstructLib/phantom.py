@@ -286,6 +286,11 @@ class Appearance:
     blood_correlation : float
         Correlation of the blood echo field between consecutive frames, in [0, 1) (0: new
         blood speckle in every frame, as moving blood at 30 frames/s nearly gives).
+    tissue_renewal : float
+        Share of the tissue speckle power drawn anew in every frame, in [0, 1] (0: speckle
+        fixed to the anatomy; real exports decorrelate between frames by motion and jitter).
+    ringdown_gain : float
+        Amplitude factor of the catheter ring-down and sheath echo.
     echolucent_arc_deg : float
         Arc (degrees, on the thickest plaque) of an echolucent lipid pool inside the plaque
         behind a thin fibrous cap (0: none). See ``Phantom.echolucent``.
@@ -308,6 +313,8 @@ class Appearance:
     lateral_speckle_deg: float = 0.0
     axial_speckle_mm: float = 0.0
     blood_correlation: float = 0.0
+    tissue_renewal: float = 0.0
+    ringdown_gain: float = 1.0
     echolucent_arc_deg: float = 0.0
     echolucent_level: float = 0.35
     wedged_catheter: bool = False
@@ -319,23 +326,25 @@ def realistic_appearance(speckle: str = "rotational", **changes) -> Appearance:
     regime (``"rotational"`` 40-60 MHz, ``"phased"`` 20 MHz), with optional field changes."""
     if speckle == "phased":
         base = Appearance(
-            blood_gain=0.5,
+            blood_gain=0.35,
             plaque_gain=0.55,
-            adventitia_gain=0.55,
+            adventitia_gain=0.48,
             media_level=0.12,
-            lateral_speckle_deg=4.0,
-            axial_speckle_mm=0.06,
-            blood_correlation=0.3,
+            lateral_speckle_deg=6.0,
+            axial_speckle_mm=0.09,
+            blood_correlation=0.9,
+            tissue_renewal=0.5,
+            ringdown_gain=0.15,
         )
     else:
         base = Appearance(
             blood_gain=1.5,
             plaque_gain=0.7,
-            adventitia_gain=1.0,
+            media_level=0.14,
             media_mm=0.12,
-            lateral_speckle_deg=2.5,
-            axial_speckle_mm=0.0,
-            blood_correlation=0.0,
+            lateral_speckle_deg=2.8,
+            tissue_renewal=0.8,
+            ringdown_gain=0.25,
         )
     return replace(base, **changes)
 
@@ -1104,13 +1113,22 @@ class _TissueSpeckle:
             m = self._remember(self.mottle_cache, i, (m / (m.std() + 1e-6)).astype(np.float32))
         return m
 
-    def __call__(self, s_mm: float) -> tuple[np.ndarray, np.ndarray]:
-        """Speckle amplitude (mean square 1) and mottle (zero mean, unit s.d.), each (A, R)."""
+    def __call__(
+        self, s_mm: float, fresh: np.ndarray | None = None, share: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Speckle amplitude (mean square 1) and mottle (zero mean, unit s.d.), each (A, R).
+
+        ``fresh``: a complex field of mean square 1 that takes ``share`` of the speckle power
+        (speckle renewed from frame to frame)."""
         x = s_mm / self.step_mm
         i = int(np.floor(x))
         f = np.float32(x - i)
         norm = np.float32(1.0 / np.sqrt((1 - f) ** 2 + f**2))
-        speckle = np.abs((1 - f) * self._speckle(i) + f * self._speckle(i + 1)) * norm
+        if fresh is None:
+            speckle = np.abs((1 - f) * self._speckle(i) + f * self._speckle(i + 1)) * norm
+        else:
+            z = ((1 - f) * self._speckle(i) + f * self._speckle(i + 1)) * norm
+            speckle = np.abs(np.float32(np.sqrt(1.0 - share)) * z + np.float32(np.sqrt(share)) * fresh)
         x = s_mm / self.mottle_step_mm
         i = int(np.floor(x))
         f = np.float32(x - i)
@@ -1225,7 +1243,7 @@ def _render_polar(
 
     # Attenuation in tissue (blood barely attenuates), then the catheter and its ring-down.
     amp *= np.exp(-np.float32(preset.attenuation_per_mm) * np.maximum(r - tl, 0.0))
-    amp += scanner.ringdown
+    amp += scanner.ringdown if look is None else scanner.ringdown * np.float32(look.ringdown_gain)
     amp[:, scanner.catheter] = 0.002
     return amp
 
@@ -1406,6 +1424,11 @@ def make_phantom(
             ).astype(np.float32)
         else:
             blood, blood_field = _blood_speckle(frame_rng, scanner, blood_psf, blood_rho, blood_field)
+        if look is not None and look.tissue_renewal > 0:
+            fresh = _fresh_field(frame_rng, blood.shape, blood_psf)
+            speckle_now = tissue(float(s[k]), fresh, look.tissue_renewal)
+        else:
+            speckle_now = tissue(float(s[k]))
         pool = None
         if pools is not None:
             pool = _echolucent_pool(seen, scanner.theta, look.echolucent_arc_deg, preset.media_mm)
@@ -1417,7 +1440,7 @@ def make_phantom(
         amp = _render_polar(
             seen,
             scanner,
-            tissue(float(s[k])),
+            speckle_now,
             blood,
             (float(geometry.wire_angle[k]), float(geometry.wire_distance[k])),
             preset,
@@ -1489,6 +1512,8 @@ def _check_appearance(look: Appearance | None) -> Appearance | None:
         ("lateral_speckle_deg", 0 <= look.lateral_speckle_deg <= 30, "degrees in [0, 30]"),
         ("axial_speckle_mm", 0 <= look.axial_speckle_mm <= 0.5, "mm in [0, 0.5]"),
         ("blood_correlation", 0 <= look.blood_correlation < 1, "a value in [0, 1)"),
+        ("tissue_renewal", 0 <= look.tissue_renewal <= 1, "a share in [0, 1]"),
+        ("ringdown_gain", look.ringdown_gain >= 0, "a factor >= 0"),
         ("echolucent_arc_deg", 0 <= look.echolucent_arc_deg <= 360, "degrees in [0, 360]"),
         ("echolucent_level", look.echolucent_level > 0, "a positive fraction of the blood echo"),
     )
@@ -1496,6 +1521,18 @@ def _check_appearance(look: Appearance | None) -> Appearance | None:
         if not ok:
             raise IVUSInputError(f"appearance.{name}: {getattr(look, name)!r} is out of range; use {what}")
     return look
+
+
+def _fresh_field(
+    rng: np.random.Generator, shape: tuple[int, int], psf: tuple[float, float] | None
+) -> np.ndarray:
+    """A complex Gaussian field of mean square 1, smoothed by the beam ``psf``."""
+    z = (
+        rng.standard_normal(shape, dtype=np.float32) + 1j * rng.standard_normal(shape, dtype=np.float32)
+    ).astype(np.complex64)
+    if psf is not None:
+        z = _smooth_field(z, psf)
+    return z * np.float32(1.0 / np.sqrt(np.mean(np.abs(z) ** 2)))
 
 
 def _blood_speckle(
@@ -1509,13 +1546,7 @@ def _blood_speckle(
 
     The field is smoothed by the beam ``psf`` and keeps a correlation ``rho`` with the
     previous frame's field (blood moves a fraction of a speckle between frames)."""
-    shape = (len(scanner.theta), len(scanner.depth_mm))
-    z = (
-        rng.standard_normal(shape, dtype=np.float32) + 1j * rng.standard_normal(shape, dtype=np.float32)
-    ).astype(np.complex64)
-    if psf is not None:
-        z = _smooth_field(z, psf)
-    z = z * np.float32(0.8 * np.sqrt(2.0) / np.sqrt(np.mean(np.abs(z) ** 2)))
+    z = _fresh_field(rng, (len(scanner.theta), len(scanner.depth_mm)), psf) * np.float32(0.8 * np.sqrt(2.0))
     if rho > 0 and previous is not None:
         z = (np.float32(rho) * previous + np.float32(np.sqrt(1.0 - rho**2)) * z).astype(np.complex64)
     return np.abs(z).astype(np.float32), z

@@ -21,6 +21,8 @@ Phantom: from its exact truth (catheter at the image centre). Blood: inside the 
 the ring-down (catheter radius + 0.3 mm). Plaque: lumen + 0.05 mm to EEM - media - 0.05 mm.
 Media: the band of ``media_mm`` inside the EEM, 0.03 mm in from either edge. Adventitia: EEM
 + 0.03 mm to EEM + adventitia thickness - 0.03 mm. Echolucent plaque: the phantom's lipid pool.
+Left out: calcium arcs, the guidewire (the saturated spot in the lumen) with 15 degrees either
+side (its shadow), console overlay pixels. The real sectors avoid wire, shadows and calcium.
 
 40-60 MHz real frames: sectors placed by hand on polar unwraps of three frames (``HF_SECTORS``:
 angle from the image +x axis towards +row in degrees, depth from the catheter centre in
@@ -40,8 +42,9 @@ polar resampling (radial: along depth; lateral: along the arc at the region's me
 blood and in tissue beyond the EEM (phantom), beyond 2.5 mm depth (40-60 MHz real: the frames
 above have their EEM inside 2.5 mm on most rays), beyond 1.5 x the box ellipse (20 MHz real).
 
-Blood decorrelation: Pearson correlation of the grey levels of the same pixels in consecutive
-frames, in the blood region of the first, against the same in the tissue region.
+Blood decorrelation: Pearson correlation of the high-passed grey levels of the same pixels in
+consecutive frames, in the blood (of both frames, phantom; of the sector or box, real), against
+the same in the tissue region after aligning the tissue (see ``frame_correlation``).
 """
 
 from __future__ import annotations
@@ -57,7 +60,10 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter, gaussian_filter1d, map_coordinates, uniform_filter1d
 
-REGIONS = ("blood", "plaque", "echolucent", "media", "adventitia")
+REGIONS = ("blood", "plaque", "echolucent", "media", "adventitia", "media_rule", "adventitia_rule")
+"""Regions measured; ``*_rule`` by the ray-wise profile rule (the only media/adventitia of real
+frames), the others from truth (phantom) or hand-placed sectors (real)."""
+FIGURE_REGIONS = ("blood", "plaque", "echolucent", "media_rule", "adventitia_rule")
 HF_SPACING_MM = 1.0 / 44.0
 HF_CENTRE = (239.5, 239.5)
 LF_SPACING_MM = 0.026
@@ -168,9 +174,10 @@ def frame_correlation(
     a: np.ndarray, b: np.ndarray, blood: np.ndarray, tissue: np.ndarray, spacing_mm: float
 ) -> tuple[float, float]:
     """Correlation of the speckle (high-passed grey levels) of two consecutive frames in the
-    blood and in the tissue region of the first, after the whole-pixel shift (up to 4 px) that
-    best aligns the tissue: the shared mean structure (ring-down, depth gradient) would
-    correlate even where the speckle is new, and the wall moves a little between frames."""
+    blood region of the first (as imaged, in the catheter's frame) and in its tissue region
+    after the whole-pixel shift (up to 4 px) that best aligns the tissue: the shared mean
+    structure (ring-down, depth gradient) would correlate even where the speckle is new, and
+    the wall moves a little between frames."""
     ha, hb = highpass(a, spacing_mm), highpass(b, spacing_mm)
     best, shift = -2.0, (0, 0)
     for dy in range(-4, 5):
@@ -179,7 +186,7 @@ def frame_correlation(
             if np.isfinite(c) and c > best:
                 best, shift = c, (dy, dx)
     moved = np.roll(hb, shift, axis=(0, 1))
-    return _pearson(ha[blood], moved[blood]), _pearson(ha[tissue], moved[tissue])
+    return _pearson(ha[blood], hb[blood]), _pearson(ha[tissue], moved[tissue])
 
 
 def wall_layers(
@@ -259,8 +266,8 @@ def measure_high_frequency(root: Path) -> Sample:
                 media, adv = wall_layers(
                     grey, HF_CENTRE, HF_SPACING_MM, sector, np.full(sector.size, d0), np.full(sector.size, d1)
                 )
-                out.grey["media"].append(grey[media & usable])
-                out.grey["adventitia"].append(grey[adv & usable])
+                out.grey["media_rule"].append(grey[media & usable])
+                out.grey["adventitia_rule"].append(grey[adv & usable])
             else:
                 out.grey[region].append(grey[m])
                 blood |= m if region == "blood" else False
@@ -314,8 +321,8 @@ def measure_low_frequency(root: Path) -> Sample:
             lo.append(t[np.argmax(e >= 1.05)] if (e >= 1.05).any() else t[-1])
             hi.append(min(t[np.argmax(e >= 2.0)] if (e >= 2.0).any() else t[-1], min(centre) - 15))
         media, adv = wall_layers(grey, centre, LF_SPACING_MM, sector, np.array(lo), np.array(hi))
-        out.grey["media"].append(grey[media & fov])
-        out.grey["adventitia"].append(grey[adv & fov])
+        out.grey["media_rule"].append(grey[media & fov])
+        out.grey["adventitia_rule"].append(grey[adv & fov])
         tissue = (ell > 1.5) & fov
         if stem.endswith("_001"):  # one speckle measurement per gated position
             out.speckle["blood"].append(speckle_fwhm_mm(grey, blood, centre, LF_SPACING_MM))
@@ -349,7 +356,8 @@ def phantom_regions(ph, k: int) -> dict[str, np.ndarray]:
     order = np.argsort(th)
     lum = np.interp(angle, th[order], np.hypot(*frame.lumen.T)[order], period=2 * np.pi)
     ves = np.interp(angle, th[order], np.hypot(*frame.vessel.T)[order], period=2 * np.pi)
-    media_mm = getattr(ph, "media_mm", None) or preset.media_mm
+    look = ph.appearance
+    media_mm = look.media_mm if look is not None and look.media_mm is not None else preset.media_mm
     regions = {
         "blood": (depth < lum) & (depth > preset.catheter_radius_mm + 0.3),
         "plaque": (depth > lum + 0.05) & (depth < ves - media_mm - 0.05),
@@ -357,9 +365,12 @@ def phantom_regions(ph, k: int) -> dict[str, np.ndarray]:
         "adventitia": (depth > ves + 0.03) & (depth < ves + preset.adventitia_mm - 0.03),
         "tissue": (depth > ves + preset.adventitia_mm) & (depth < ves + 2.5),
     }
-    lipid = getattr(ph, "echolucent_mask", None)
-    if lipid is not None:
-        pool = lipid(k)
+    if ph.echolucent is not None and len(ph.echolucent[k]) >= 3:
+        from matplotlib.path import Path as PolygonPath
+
+        rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
+        xy = np.column_stack([(cols.ravel() - centre[1]) * spacing, (rows.ravel() - centre[0]) * spacing])
+        pool = PolygonPath(ph.echolucent[k]).contains_points(xy).reshape(shape)
         regions["echolucent"] = pool
         regions["plaque"] &= ~pool
     for c in frame.calcium:  # calcium and its shadow are no region of ours
@@ -369,18 +380,37 @@ def phantom_regions(ph, k: int) -> dict[str, np.ndarray]:
         for key in regions:
             regions[key] &= ~inside
     fov = depth_px < min(centre) - 2
-    return {key: m & fov for key, m in regions.items()}
+    # The guidewire (the saturated spot in the lumen) and its shadow: 15 degrees either side.
+    grey = np.asarray(ph.pullback.frames[k])
+    spot = (depth < lum) & (depth > preset.catheter_radius_mm + 0.1) & (grey >= 250)
+    if ph.console_overlay is not None:
+        spot &= ~ph.console_overlay[1]
+    if spot.any():
+        wire = np.angle(np.mean(np.exp(1j * angle[spot])))
+        fov &= np.abs(np.angle(np.exp(1j * (angle - wire)))) > np.deg2rad(15.0)
+    if ph.console_overlay is not None:
+        fov &= ~ph.console_overlay[1]
+    else:  # the default marks: 1 mm depth dots up the vertical axis
+        rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
+        fov &= ~((np.abs(cols - shape[1] // 2) <= 2) & (rows < centre[0]))
+    regions = {key: m & fov for key, m in regions.items()}
+    regions["fov"] = fov
+    return regions
 
 
 def measure_phantom(speckle: str, appearance: str, seed: int, n_frames: int) -> Sample:
-    from IVUSReconstructLib.phantom import make_phantom
+    from IVUSReconstructLib.phantom import PRESETS, make_phantom
 
     size = 440 if speckle == "rotational" else 384  # 1/44 mm and 0.026 mm per pixel, as the real sets
     kwargs = {}
     if appearance == "realistic":
         from IVUSReconstructLib.phantom import realistic_appearance
 
-        kwargs["appearance"] = realistic_appearance(speckle)
+        # the lipid pool is a 40-60 MHz finding (real frames above); at 20 MHz none is measured
+        arc = 120.0 if speckle == "rotational" else 0.0
+        kwargs["appearance"] = realistic_appearance(
+            speckle, echolucent_arc_deg=arc, console=speckle == "rotational"
+        )
     label = "40-60 MHz" if speckle == "rotational" else "20 MHz"
     fps, speed = 30.0, 0.5
     ph = make_phantom(
@@ -389,16 +419,31 @@ def measure_phantom(speckle: str, appearance: str, seed: int, n_frames: int) -> 
     out = Sample(f"phantom {label} ({appearance})", ph.pullback.pixel_spacing_mm[0])
     frames = ph.pullback.frames
     centre = ph.pullback.catheter_center_px
+    adventitia_mm = PRESETS[ph.preset].adventitia_mm
     for k in range(min(n_frames, len(frames) - 1)):
         regions = phantom_regions(ph, k)
+        # blood in both frames: the wall moves across the catheter's frame with the heart beat
+        both = regions["blood"] & phantom_regions(ph, k + 1)["blood"]
         grey = frames[k].astype(np.float32)
         for key in REGIONS:
             if key in regions:
                 out.grey[key].append(grey[regions[key]])
+        # the real frames' rule on the phantom, searched from the lumen to beyond the adventitia
+        sector = np.deg2rad(np.arange(0.0, 360.0, 1.0))
+        th = np.mod(np.arctan2(ph.truth.frames[k].lumen[:, 1], ph.truth.frames[k].lumen[:, 0]), 2 * np.pi)
+        order = np.argsort(th)
+        lum = np.interp(sector, th[order], np.hypot(*ph.truth.frames[k].lumen.T)[order], period=2 * np.pi)
+        ves = np.interp(sector, th[order], np.hypot(*ph.truth.frames[k].vessel.T)[order], period=2 * np.pi)
+        lo = (lum + 0.1) / out.spacing_mm
+        hi = np.minimum((ves + adventitia_mm + 0.25) / out.spacing_mm, min(centre) - 3)
+        media, adv = wall_layers(grey, centre, out.spacing_mm, sector, lo, hi)
+        keep = regions["fov"]
+        out.grey["media_rule"].append(grey[media & keep])
+        out.grey["adventitia_rule"].append(grey[adv & keep])
         if k % 5 == 0:
             out.speckle["blood"].append(speckle_fwhm_mm(grey, regions["blood"], centre, out.spacing_mm))
             out.speckle["tissue"].append(speckle_fwhm_mm(grey, regions["tissue"], centre, out.spacing_mm))
-        cb, ct = frame_correlation(grey, frames[k + 1], regions["blood"], regions["tissue"], out.spacing_mm)
+        cb, ct = frame_correlation(grey, frames[k + 1], both, regions["tissue"], out.spacing_mm)
         out.corr["blood"].append(cb)
         out.corr["tissue"].append(ct)
     screen = getattr(ph, "screen_frame", None)
@@ -432,10 +477,10 @@ def _mean(values: list[float]) -> str:
 
 def table(samples: list[Sample]) -> str:
     head = (
-        "| source | blood | plaque | echolucent | media | adventitia | speckle blood r/l mm "
-        "| speckle tissue r/l mm | corr blood | corr tissue |"
+        "| source | blood | plaque | echolucent | media | adventitia | media (rule) | adventitia (rule) "
+        "| speckle blood r/l mm | speckle tissue r/l mm | corr blood | corr tissue |"
     )
-    lines = [head, "|" + "---|" * 10]
+    lines = [head, "|" + "---|" * 12]
     for s in samples:
         cells = [_stats(s.grey[r]) for r in REGIONS]
         cells.append(f"{_pair(s.speckle['blood'], 0)} / {_pair(s.speckle['blood'], 1)}")
@@ -445,7 +490,9 @@ def table(samples: list[Sample]) -> str:
     lines.append("")
     lines.append(
         "Grey levels: mean (10th-90th percentile), 0-255. Speckle: median autocorrelation FWHM, "
-        "radial / lateral. corr: mean Pearson correlation between consecutive frames."
+        "radial / lateral. corr: mean Pearson correlation of the high-passed grey levels of "
+        "consecutive frames (tissue-aligned). media/adventitia: phantom truth; (rule): the ray-wise "
+        "profile rule, the only one applied to real frames."
     )
     return "\n".join(lines)
 
@@ -457,23 +504,34 @@ def figure(samples: list[Sample], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     groups = [[s for s in samples if "40-60" in s.name], [s for s in samples if "20 MHz" in s.name]]
-    fig, axes = plt.subplots(2, len(REGIONS) + len(groups[0]), figsize=(4.2 * (len(REGIONS) + 3), 8.5))
+    ncol = len(FIGURE_REGIONS) + max(len(g) for g in groups)
+    fig, axes = plt.subplots(2, ncol, figsize=(3.6 * ncol, 7.5))
     bins = np.arange(0, 257, 8)
     for row, group in enumerate(groups):
-        for col, region in enumerate(REGIONS):
+        for col, region in enumerate(FIGURE_REGIONS):
             ax = axes[row, col]
-            for s in group:
+            for i, s in enumerate(group):
+                colour = ("tab:blue", "tab:orange", "tab:green", "tab:red")[i % 4]
                 if s.grey[region] and np.concatenate(s.grey[region]).size:
                     v = np.concatenate(s.grey[region])
                     style = "-" if s.name.startswith("real") else "--"
-                    ax.hist(v, bins=bins, density=True, histtype="step", lw=1.8, ls=style, label=s.name)
-            ax.set_title(f"{'40-60 MHz' if row == 0 else '20 MHz'}: {region}")
+                    ax.hist(
+                        v,
+                        bins=bins,
+                        density=True,
+                        histtype="step",
+                        lw=1.8,
+                        ls=style,
+                        color=colour,
+                        label=s.name,
+                    )
+            ax.set_title(f"{'40-60 MHz' if row == 0 else '20 MHz'}: {region.replace('_rule', ' (rule)')}")
             ax.set_yticks([])
             ax.set_xlim(0, 255)
             if col == 0:
                 ax.legend(fontsize=7, loc="upper right")
-        for j in range(axes.shape[1] - len(REGIONS)):
-            ax = axes[row, len(REGIONS) + j]
+        for j in range(axes.shape[1] - len(FIGURE_REGIONS)):
+            ax = axes[row, len(FIGURE_REGIONS) + j]
             ax.axis("off")
             if j < len(group) and group[j].example is not None:
                 ax.imshow(group[j].example)
@@ -491,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         "--appearance",
         nargs="+",
         choices=("default", "realistic"),
-        default=["default"],
+        default=["default", "realistic"],
         help="phantom appearances to compare (default: both)",
     )
     ap.add_argument("--seed", type=int, default=5)
