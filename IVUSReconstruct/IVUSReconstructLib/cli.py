@@ -259,7 +259,7 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     print("\n".join(lines))
 
 
-def _write_phantom_files(phantom, folder: Path) -> dict[str, Path]:
+def _write_phantom_files(phantom, folder: Path, screens: bool = False) -> dict[str, Path]:
     from .io.centerline import write_markups_curve
     from .io.contours import write_contours_json
     from .io.dicom import write_pullback
@@ -289,7 +289,36 @@ def _write_phantom_files(phantom, folder: Path) -> dict[str, Path]:
         "lesions": _jsonable(truth.lesions),
     }
     paths["truth_metrics"].write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    if screens and phantom.console_overlay is not None:
+        paths["screens"] = _write_screens(phantom, folder / "screens")
     return paths
+
+
+def _write_screens(phantom, folder: Path) -> Path:
+    """The console-overlay phantom as colour screen exports, one PNG per frame."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(phantom.pullback.n_frames):
+        Image.fromarray(phantom.screen_frame(k)).save(folder / f"{k + 1:04d}.png")
+    return folder
+
+
+def _phantom_appearance(args: argparse.Namespace):
+    """The Appearance the realism flags ask for, None without any (the historical images)."""
+    from .phantom import PRESETS, Appearance, realistic_appearance
+
+    changes: dict[str, Any] = {}
+    if getattr(args, "echolucent_plaque", None):
+        changes["echolucent_arc_deg"] = float(args.echolucent_plaque)
+    if getattr(args, "wedged_catheter", False):
+        changes["wedged_catheter"] = True
+    if getattr(args, "console_overlay", False):
+        changes["console"] = True
+    if getattr(args, "realistic", False):
+        speckle = getattr(args, "speckle", None) or PRESETS[args.preset].speckle
+        return realistic_appearance(speckle, **changes)
+    return Appearance(**changes) if changes else None
 
 
 def _make_phantom(args: argparse.Namespace):
@@ -304,6 +333,9 @@ def _make_phantom(args: argparse.Namespace):
         kwargs["speckle"] = args.speckle
     if getattr(args, "side_branch", False):
         kwargs["side_branch"] = True
+    appearance = _phantom_appearance(args)
+    if appearance is not None:
+        kwargs["appearance"] = appearance
     return make_phantom(args.preset, **kwargs)
 
 
@@ -312,7 +344,7 @@ def cmd_phantom(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     phantom = _make_phantom(args)
-    paths = atomic_folder(out, lambda tmp: _write_phantom_files(phantom, tmp))
+    paths = atomic_folder(out, lambda tmp: _write_phantom_files(phantom, tmp, screens=True))
     for name, path in paths.items():
         print(f"{name:16s} {out / path.name}")
     return 0
@@ -554,6 +586,29 @@ def _add_phantom_options(p: argparse.ArgumentParser, *, required_preset: bool) -
         "--side-branch",
         action="store_true",
         help="open a side branch a quarter of the way along (the truth keeps the main lumen closed)",
+    )
+    g = p.add_argument_group("realism (phantom appearance; the truth stays exact)")
+    g.add_argument(
+        "--realistic",
+        action="store_true",
+        help="grey levels and speckle tuned to real frames of the --speckle regime (20 or 40-60 MHz)",
+    )
+    g.add_argument(
+        "--echolucent-plaque",
+        type=float,
+        metavar="DEG",
+        help="an echolucent lipid pool, darker than blood, over DEG degrees of the thickest plaque",
+    )
+    g.add_argument(
+        "--wedged-catheter",
+        action="store_true",
+        help="in the narrowings the lumen closes onto the catheter, which lies against the wall",
+    )
+    g.add_argument(
+        "--console-overlay",
+        action="store_true",
+        help="screen-export look: red FOV ring and catheter disc, banner, 1 mm dots, measurement box "
+        "(phantom also writes the colour exports to screens/)",
     )
 
 
