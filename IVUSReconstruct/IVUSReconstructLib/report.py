@@ -24,6 +24,8 @@ __all__ = [
     "decimals_for",
     "format_value",
     "frame_gallery",
+    "review_frames",
+    "review_gallery",
     "lmode_figure",
     "pullback_figures",
 ]
@@ -560,29 +562,93 @@ def frame_gallery(
     str
         Inline ``<svg>`` text, or a short note when none of the frames is available.
     """
+    marks = [m for m in _marks(summary) if m[1] is not None and 0 <= m[1] < len(frames)]
+    if not marks:
+        return "<p class='muted'>No MLA or reference frame to show.</p>"
+    lumen_key = {"MLA": "area_mm2"}
+    panels = []
+    for name, frame, _, colour, _ in marks:
+        data = (
+            summary.get("mla")
+            if name == "MLA"
+            else (summary.get("references") or {}).get(name.split()[0].lower())
+        )
+        area = (data or {}).get(lumen_key.get(name, "lumen_area_mm2"))
+        subtitle = f"frame {frame}" + (
+            f" · {format_value(float(area), 'area_mm2')} mm²" if area is not None else ""
+        )
+        panels.append((f"{name}\n{subtitle}", frame, colour))
+    return _border_panels(frames, panels, contours, pixel_spacing_mm, catheter_center_px)
+
+
+def review_frames(contours: Any, *, threshold: float = 0.5, most: int = 8) -> list[tuple[int, float]]:
+    """The frames to check first: (frame, confidence) below ``threshold``, least confident first.
+
+    Parameters
+    ----------
+    contours : ContourSet
+    threshold : float
+        The confidence below which a frame is flagged (the ``low_segmentation_confidence`` rule).
+    most : int
+        At most this many.
+    """
+    low = [
+        (int(f.index), float(f.confidence))
+        for f in getattr(contours, "frames", ())
+        if f.confidence is not None and f.confidence < threshold
+    ]
+    return sorted(low, key=lambda item: (item[1], item[0]))[:most]
+
+
+def review_gallery(
+    frames: np.ndarray,
+    *,
+    contours: Any,
+    pixel_spacing_mm: tuple[float, float],
+    catheter_center_px: tuple[float, float] | None = None,
+    threshold: float = 0.5,
+) -> str | None:
+    """Thumbnails of the least confident frames with their borders (SVG), or None when no frame
+    is below ``threshold``."""
+    picked = [(f, c) for f, c in review_frames(contours, threshold=threshold) if 0 <= f < len(frames)]
+    if not picked:
+        return None
+    panels = [(f"frame {frame}\nconfidence {conf:.2f}", frame, "#b3261e") for frame, conf in picked]
+    return _border_panels(frames, panels, contours, pixel_spacing_mm, catheter_center_px, columns=4)
+
+
+def _border_panels(
+    frames: np.ndarray,
+    panels: Sequence[tuple[str, int, str]],
+    contours: Any,
+    pixel_spacing_mm: tuple[float, float],
+    catheter_center_px: tuple[float, float] | None,
+    *,
+    columns: int | None = None,
+) -> str:
+    """Frames (title, frame index, title colour) with their lumen, vessel and calcium, as SVG."""
     from matplotlib.figure import Figure
 
     by_frame = _contours_by_frame(contours)
-    panels = [m for m in _marks(summary) if m[1] is not None and 0 <= m[1] < len(frames)]
-    if not panels:
-        return "<p class='muted'>No MLA or reference frame to show.</p>"
     h, w = np.asarray(frames[panels[0][1]]).shape[:2]
     row_mm, col_mm = float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1])
     c_row, c_col = catheter_center_px if catheter_center_px is not None else ((h - 1) / 2.0, (w - 1) / 2.0)
     extent = (-c_col * col_mm, (w - 1 - c_col) * col_mm, (h - 1 - c_row) * row_mm, -c_row * row_mm)
     reach = 0.0
-    for _, frame, *_ in panels:
+    for _, frame, _ in panels:
         fc = by_frame.get(frame)
         for poly in (getattr(fc, "vessel", None), getattr(fc, "lumen", None)):
             if poly is not None and len(poly):
                 reach = max(reach, float(np.abs(np.asarray(poly)).max()))
     half = 1.3 * reach if reach > 0 else max(abs(v) for v in extent)
-
-    fig = Figure(figsize=(2.5 * len(panels), 3.0), layout="constrained")
+    n_cols = min(len(panels), columns or len(panels))
+    n_rows = -(-len(panels) // n_cols)
+    fig = Figure(figsize=(2.5 * n_cols, 3.0 * n_rows), layout="constrained")
     fig.get_layout_engine().set(h_pad=0.08)
-    axes = np.atleast_1d(fig.subplots(1, len(panels)))
-    lumen_key = {"MLA": "area_mm2"}
-    for ax, (name, frame, _, colour, _) in zip(axes, panels, strict=True):
+    axes = np.atleast_1d(fig.subplots(n_rows, n_cols)).ravel()
+    for ax in axes[len(panels) :]:
+        ax.set_axis_off()
+    for ax, (title, frame, colour) in zip(axes, panels, strict=False):
         ax.imshow(np.asarray(frames[frame]), cmap="gray", extent=extent, interpolation="bilinear")
         fc = by_frame.get(frame)
         if fc is not None:
@@ -593,16 +659,7 @@ def frame_gallery(
                 if poly is not None and len(poly):
                     closed = np.vstack([poly, poly[:1]])
                     ax.plot(closed[:, 0], closed[:, 1], color=line, lw=1.1)
-        data = (
-            summary.get("mla")
-            if name == "MLA"
-            else (summary.get("references") or {}).get(name.split()[0].lower())
-        )
-        area = (data or {}).get(lumen_key.get(name, "lumen_area_mm2"))
-        subtitle = f"frame {frame}" + (
-            f" · {format_value(float(area), 'area_mm2')} mm²" if area is not None else ""
-        )
-        ax.set_title(f"{name}\n{subtitle}", fontsize=8, color=colour)
+        ax.set_title(title, fontsize=8, color=colour)
         ax.set_xlim(-half, half)
         ax.set_ylim(half, -half)
         ax.tick_params(labelsize=6)
@@ -649,7 +706,15 @@ def pullback_figures(
         return {}
     if per_frame.get("frame") is None or per_frame.get("arc_length_mm") is None:
         return {}
-    return {
+    out: dict[str, str] = {}
+    review = review_gallery(
+        frames, contours=contours, pixel_spacing_mm=pixel_spacing_mm, catheter_center_px=catheter_center_px
+    )
+    if review is not None:
+        # the frames a reader should check come first: a flag that only counts them sends nobody there
+        out["Frames to review first: the least confident segmentations (confidence below 0.5), lumen "
+            "(red) and vessel (blue)"] = review
+    return out | {
         "Longitudinal view (L-mode) with lumen (red) and vessel (blue) borders; MLA and "
         "reference frames marked, lesions shaded at the top": lmode_figure(
             frames,
