@@ -297,8 +297,9 @@ class Appearance:
     echolucent_level : float
         Echo amplitude of the pool relative to the blood echo (< 1: darker than blood).
     wedged_catheter : bool
-        In the narrowings the lumen shrinks to about twice the catheter area and the catheter
-        lies against its wall, as in a tight lesion the catheter wedges into.
+        In the narrowings the lumen's minor semi-axis closes to 0.25 mm beyond the catheter
+        radius and the catheter lies against the wall (0.02-0.04 mm off it), as in a tight
+        lesion the catheter wedges into (coronary: MLA ~1.9 mm2 instead of ~3.2).
     console : bool
         Screen-export look: a dark-red field-of-view ring and catheter disc, a text banner,
         yellow 1 mm calibration dots and a measurement box with markers, burned into every
@@ -967,7 +968,8 @@ def _psf_sigma(look: Appearance | None, n_rays: int, depth_step_mm: float) -> tu
 
 
 CONSOLE_RED = (146, 19, 10)
-"""Colour of the console's field-of-view ring and catheter disc (as on the exports we saw)."""
+"""Colour of the console's field-of-view ring and catheter disc (as on the public
+ivus_collector screen exports)."""
 
 
 def _console_overlay(
