@@ -315,6 +315,14 @@ def _phantom_appearance(args: argparse.Namespace):
         changes["wedged_catheter"] = True
     if getattr(args, "console_overlay", False):
         changes["console"] = True
+    if getattr(args, "console_offset_px", None):
+        try:
+            row, col = (int(v) for v in args.console_offset_px.split(","))
+        except ValueError:
+            raise IVUSInputError(
+                f"--console-offset-px: {args.console_offset_px!r} is not ROW,COL; give two integers, e.g. 6,-9"
+            ) from None
+        changes["console_offset_px"] = (row, col)
     if getattr(args, "realistic", False):
         speckle = getattr(args, "speckle", None) or PRESETS[args.preset].speckle
         return realistic_appearance(speckle, **changes)
@@ -609,6 +617,11 @@ def _add_phantom_options(p: argparse.ArgumentParser, *, required_preset: bool) -
         action="store_true",
         help="screen-export look: red FOV ring and catheter disc, banner, 1 mm dots, measurement box "
         "(phantom also writes the colour exports to screens/)",
+    )
+    g.add_argument(
+        "--console-offset-px",
+        metavar="ROW,COL",
+        help="move the catheter centre this many pixels off the image centre (screen exports)",
     )
 
 

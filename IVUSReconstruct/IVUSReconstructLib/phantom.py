@@ -297,12 +297,19 @@ class Appearance:
     echolucent_level : float
         Echo amplitude of the pool relative to the blood echo (< 1: darker than blood).
     wedged_catheter : bool
-        In the narrowings the lumen shrinks to about twice the catheter area and the catheter
-        lies against its wall, as in a tight lesion the catheter wedges into.
+        In the narrowings the lumen's minor semi-axis closes to 0.25 mm beyond the catheter
+        radius and the catheter lies against the wall (0.02-0.04 mm off it), as in a tight
+        lesion the catheter wedges into (coronary: MLA ~1.9 mm2 instead of ~3.2).
     console : bool
         Screen-export look: a dark-red field-of-view ring and catheter disc, a text banner,
         yellow 1 mm calibration dots and a measurement box with markers, burned into every
         frame instead of the default marks. ``Phantom.screen_frame`` gives the colour export.
+    console_offset_px : tuple of int
+        (row, column) shift of the catheter centre from the image centre: the ultrasound image
+        and the console marks drawn around the catheter move, the banner and the measurement
+        box stay (without ``console`` the default marks move with the image). The pullback's
+        and the truth's ``catheter_center_px`` follow; contours in mm do not change. At most an
+        eighth of the frame size.
     """
 
     blood_gain: float = 1.0
@@ -319,6 +326,7 @@ class Appearance:
     echolucent_level: float = 0.35
     wedged_catheter: bool = False
     console: bool = False
+    console_offset_px: tuple[int, int] = (0, 0)
 
 
 def realistic_appearance(speckle: str = "rotational", **changes) -> Appearance:
@@ -960,25 +968,28 @@ def _psf_sigma(look: Appearance | None, n_rays: int, depth_step_mm: float) -> tu
 
 
 CONSOLE_RED = (146, 19, 10)
-"""Colour of the console's field-of-view ring and catheter disc (as on the exports we saw)."""
+"""Colour of the console's field-of-view ring and catheter disc (as on the public
+ivus_collector screen exports)."""
 
 
 def _console_overlay(
-    size_px: int, spacing_mm: float, catheter_radius_mm: float
+    size_px: int, spacing_mm: float, catheter_radius_mm: float, offset_px: tuple[int, int] = (0, 0)
 ) -> tuple[np.ndarray, np.ndarray]:
     """A console screen export's burned-in overlay: colours (H, W, 3) uint8 and mask (H, W).
 
     A dark-red ring over the edge of the field of view and a dark-red disc over the catheter
     and its ring-down, a red banner with white text at the bottom, yellow dots every 1 mm
     along both axes through the catheter, a dashed green measurement box with a text line,
-    and a yellow caliper (two cyan "+" markers joined by a dotted line).
+    and a yellow caliper (two cyan "+" markers joined by a dotted line). Ring, disc and dots
+    are centred on the catheter, ``offset_px`` (row, column) from the image centre.
     """
     rgb = np.zeros((size_px, size_px, 3), dtype=np.uint8)
     mask = np.zeros((size_px, size_px), dtype=bool)
     u = max(1, int(round(size_px / 240.0)))  # one overlay "pixel" (2 at 480 px)
     c = (size_px - 1) / 2.0
+    cr, cc = c + offset_px[0], c + offset_px[1]
     rows, cols = np.mgrid[0:size_px, 0:size_px]
-    r = np.hypot(rows - c, cols - c)
+    r = np.hypot(rows - cr, cols - cc)
 
     def paint(where: np.ndarray, colour: tuple[int, int, int]) -> None:
         rgb[where] = colour
@@ -993,14 +1004,15 @@ def _console_overlay(
     text = (rows >= b0 + 2 * u) & (rows < b1 - 2 * u) & (cols >= h0 + 3 * u) & (cols < h1 - 3 * u)
     text &= ((cols - h0) // u) % 4 != 3
     paint(text, (235, 225, 225))
-    # Calibration dots every mm along both axes.
+    # Calibration dots every mm along both axes through the catheter.
     mm_px = 1.0 / spacing_mm
-    for k in range(-int(c / mm_px), int(c / mm_px) + 1):
+    for k in range(-int(size_px / mm_px), int(size_px / mm_px) + 1):
         if k == 0:
             continue
-        p = int(round(c + k * mm_px))
-        for rr, cc in ((p, int(round(c))), (int(round(c)), p)):
-            paint((np.abs(rows - rr) <= u // 2) & (np.abs(cols - cc) <= u // 2), (250, 240, 30))
+        near = [int(np.floor(v + 0.5)) for v in (cr + k * mm_px, cc, cr, cc + k * mm_px)]
+        for rr, cl in ((near[0], near[1]), (near[2], near[3])):
+            if 0 <= rr < size_px and 0 <= cl < size_px and abs(k) * mm_px < c:
+                paint((np.abs(rows - rr) <= u // 2) & (np.abs(cols - cl) <= u // 2), (250, 240, 30))
     # Measurement box (dashed) and its text line, upper left.
     y0, y1, x0, x1 = int(0.18 * size_px), int(0.32 * size_px), int(0.16 * size_px), int(0.36 * size_px)
     dash = ((rows + cols) // (3 * u)) % 2 == 0
@@ -1022,6 +1034,17 @@ def _console_overlay(
         pr, pc = int(round(m0[0] + t * (m1[0] - m0[0]))), int(round(m0[1] + t * (m1[1] - m0[1])))
         paint((np.abs(rows - pr) <= u // 2) & (np.abs(cols - pc) <= u // 2), (250, 240, 30))
     return rgb, mask
+
+
+def _shifted(image: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
+    """The image moved by (rows, columns), zero where nothing moved in."""
+    out = np.zeros_like(image)
+    dy, dx = offset
+    h, w = image.shape
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[
+        max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
+    return out
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:
@@ -1357,9 +1380,16 @@ def make_phantom(
         preset, s, cycle, length, rng, wedged=look is not None and look.wedged_catheter
     )
     scanner = _scanner(preset, size, speckle, rng)
+    offset = (0, 0) if look is None else (int(look.console_offset_px[0]), int(look.console_offset_px[1]))
+    if max(abs(offset[0]), abs(offset[1])) > size // 8:
+        raise IVUSInputError(
+            f"appearance.console_offset_px: {offset} is out of range; use at most {size // 8} px (size_px / 8)"
+        )
     console = None
     if look is not None and look.console:
-        console = _console_overlay(size, scanner.spacing_mm, preset.catheter_radius_mm)
+        console = _console_overlay(
+            size, scanner.spacing_mm, preset.catheter_radius_mm, look.console_offset_px
+        )
         scanner = replace(scanner, overlay=np.zeros_like(scanner.overlay))
         console_grey = _luminance(console[0])
     centerline_pts = _centerline(float(s.max()) + 10.0, rng)
@@ -1451,12 +1481,14 @@ def make_phantom(
             pool,
         )
         frames[k] = _scan_convert(_log_compress(amp), scanner)
+        if offset != (0, 0):
+            frames[k] = _shifted(frames[k], offset)
         if console is not None:
             frames[k][console[1]] = console_grey[console[1]]
         if progress is not None and (k % 50 == 0 or k == n - 1):
             progress((k + 1) / n, f"phantom frame {k + 1}/{n}")
 
-    centre = ((size - 1) / 2.0, (size - 1) / 2.0)
+    centre = ((size - 1) / 2.0 + offset[0], (size - 1) / 2.0 + offset[1])
     spacing = (scanner.spacing_mm, scanner.spacing_mm)
     src = f"phantom preset {preset.name} (seed {seed})"
     pullback = Pullback(

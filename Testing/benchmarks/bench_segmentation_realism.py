@@ -4,7 +4,7 @@ Usage: python Testing/benchmarks/bench_segmentation_realism.py [--seeds 21 22] [
 Prints mean Jaccard and Hausdorff (lumen/vessel) of ``segment_pullback`` against the truth for
 the coronary phantom drawn with each appearance: the default, the realistic look of each
 frequency range, and the realistic look with each failure mode of real frames added (echolucent
-plaque, wedged catheter, console overlays). The issue-4 bars are Jaccard >= 0.92 and Hausdorff
+plaque, wedged catheter, console overlays, catheter off the image centre). The issue-4 bars are Jaccard >= 0.92 and Hausdorff
 <= 0.3 mm. Frames: every 4th of an 8 mm pullback (the lesion and the calcium arc included).
 """
 
@@ -28,6 +28,13 @@ def looks() -> list[tuple[str, str, Appearance | None]]:
     out.append((rot, "realistic+echolucent 150", realistic_appearance(rot, echolucent_arc_deg=150.0)))
     out.append((rot, "realistic+wedged", realistic_appearance(rot, wedged_catheter=True)))
     out.append((rot, "realistic+console", realistic_appearance(rot, console=True)))
+    out.append(
+        (
+            rot,
+            "realistic+console off-centre (6, -9) px",
+            realistic_appearance(rot, console=True, console_offset_px=(6, -9)),
+        )
+    )
     out.append(
         (
             rot,

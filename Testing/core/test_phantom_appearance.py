@@ -198,6 +198,33 @@ def test_console_overlay_pixels_where_expected(tmp_path):
     assert coloured[strong].mean() > 0.99
 
 
+def test_console_offset_moves_the_catheter_not_the_truth():
+    look = Appearance(console=True)
+    centred = make_phantom("coronary", seed=2, length_mm=0.05, size_px=240, appearance=look)
+    moved = make_phantom(
+        "coronary", seed=2, length_mm=0.05, size_px=240, appearance=replace(look, console_offset_px=(6, -9))
+    )
+    assert moved.pullback.catheter_center_px == (125.5, 110.5)
+    assert moved.truth.catheter_center_px == (125.5, 110.5)
+    for f, g in zip(centred.truth.frames, moved.truth.frames, strict=True):
+        np.testing.assert_array_equal(f.lumen, g.lumen)
+    screen = moved.screen_frame(0)
+    assert tuple(screen[126, 111]) == CONSOLE_RED  # the disc on the catheter
+    assert tuple(screen[126, 111 + 48]) == (250, 240, 30)  # 2 mm dot to its right
+    assert tuple(screen[234, 120]) == (190, 40, 40)  # the banner stays
+    # The ultrasound moved by (6, -9) pixels, away from every mark.
+    free = ~centred.console_overlay[1][:-6, 9:] & ~moved.console_overlay[1][6:, :-9]
+    a = centred.pullback.frames[:, :-6, 9:][:, free]
+    b = moved.pullback.frames[:, 6:, :-9][:, free]
+    assert np.array_equal(a, b)
+    with pytest.raises(IVUSInputError) as err:
+        make_phantom("coronary", length_mm=0.05, size_px=64, appearance=Appearance(console_offset_px=(9, 0)))
+    assert (
+        str(err.value)
+        == "appearance.console_offset_px: (9, 0) is out of range; use at most 8 px (size_px / 8)"
+    )
+
+
 def test_cli_realism_flags_write_the_screen_exports(tmp_path):
     from IVUSReconstructLib.cli import main
 
