@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .paths import dp_closed_path
-from .polar import _box, _step, _subsample
+from .polar import _box, _neighbours, _step, _subsample
 from .shapes import _aspect_ratio
 
 if TYPE_CHECKING:
@@ -304,3 +304,35 @@ def _bright_near_field(seg: _Segmenter, log_image: np.ndarray) -> int:
     profile = np.median(log_image.reshape(-1, seg.n_r), axis=0)
     peak = int(np.argmax(profile[: seg.n_r // 3]))
     return min(peak + seg.samples(0.1), seg.n_r // 2)
+
+
+def _measure_ring_down(seg: _Segmenter) -> None:
+    """Set ``seg.ring`` (first radial sample outside the catheter's ring-down) and ``seg.trust``
+    (in the correlation cue, 0-1) from frames spread over the whole pullback.
+
+    Frames spread over the pullback, not the frames to segment: a frame's borders must not depend
+    on which others were asked for (a profile taken from a few frames at a side branch moved a
+    border by 0.5 mm). Pullbacks of fewer than three frames are left as they are.
+    """
+    n = seg.pb.n_frames
+    if n < 3:
+        return
+    o = seg.o
+    probe = np.unique(np.linspace(0, n - 1, min(n, 12)).astype(int))
+    needed = set(probe.tolist())
+    for i in probe:
+        needed.update(_neighbours(int(i), n) or ())
+    polar = seg.polar(sorted(needed))
+    st = seg.stability(probe, polar)
+    if st is not None:
+        seg.ring = _ring_extent(st, o.ring_correlation, seg.samples(o.max_ring_mm))
+        seg.trust = _correlation_trust(
+            st, seg.ring, seg.samples(0.3, 3), o.still_blood_correlation, o.still_blood_range
+        )
+        if seg.trust < 1.0:
+            # still blood is as correlated as the catheter: where its ring-down ends, the grey
+            # levels tell, as far as the correlation cannot (bright 40-60 MHz blood right after
+            # a masked catheter hides the ring-down's end in grey: LAD lumens fell to 0.7 mm2)
+            grey = np.median(np.stack([polar[int(i)] for i in probe]).reshape(-1, seg.n_r), axis=0)
+            dark = min(seg.ring, _grey_ring(grey, seg.samples(o.max_ring_mm), seg.samples(0.05)))
+            seg.ring = int(round(seg.trust * seg.ring + (1.0 - seg.trust) * dark))

@@ -17,8 +17,7 @@ from ..types import ContourSet, FrameContours, Pullback
 from .confidence import _confidence
 from .eem import trace_vessel
 from .lumen import (
-    _correlation_trust,
-    _grey_ring,
+    _measure_ring_down,
     _ring_extent,
     trace_lumen,
 )
@@ -303,28 +302,9 @@ def segment_pullback(
     seg = _Segmenter(pullback, o)
     lumen, vessel, arcs, conf = [], [], [], []
     calcium: list[list[np.ndarray]] = []
-    # measure the ring-down on frames spread over the whole pullback before segmenting any batch,
-    # not over the chosen frames: a frame's borders must not depend on which others were asked
-    # for (a profile taken from a few frames at a side branch moved a border by 0.5 mm)
-    if n >= 3 and frames.size:
-        probe = np.unique(np.linspace(0, n - 1, min(n, 12)).astype(int))
-        needed = set(probe.tolist())
-        for i in probe:
-            needed.update(_neighbours(int(i), n) or ())
-        polar = seg.polar(sorted(needed))
-        st = seg.stability(probe, polar)
-        if st is not None:
-            seg.ring = _ring_extent(st, o.ring_correlation, seg.samples(o.max_ring_mm))
-            seg.trust = _correlation_trust(
-                st, seg.ring, seg.samples(0.3, 3), o.still_blood_correlation, o.still_blood_range
-            )
-            if seg.trust < 1.0:
-                # still blood is as correlated as the catheter: where its ring-down ends, the grey
-                # levels tell, as far as the correlation cannot (bright 40-60 MHz blood right after
-                # a masked catheter hides the ring-down's end in grey: LAD lumens fell to 0.7 mm2)
-                grey = np.median(np.stack([polar[int(i)] for i in probe]).reshape(-1, seg.n_r), axis=0)
-                dark = min(seg.ring, _grey_ring(grey, seg.samples(o.max_ring_mm), seg.samples(0.05)))
-                seg.ring = int(round(seg.trust * seg.ring + (1.0 - seg.trust) * dark))
+    # the ring-down is measured once, before any batch: batches are then independent
+    if frames.size:
+        _measure_ring_down(seg)
     threads = max(1, min(o.threads or (os.cpu_count() or 1), 8))
     # the ring-down and its profile are measured once above, so batches are independent and
     # run on all cores (numpy and scipy release the GIL in their array loops)
