@@ -79,6 +79,31 @@ def _overlay_fill(pullback: Pullback, exclude_radius_mm: float) -> tuple[np.ndar
 
 
 class _Segmenter:
+    """The state shared by the stages segmenting one pullback.
+
+    The stages (:func:`.lumen.trace_lumen`, :func:`.eem.trace_vessel`, :mod:`.refine`,
+    :func:`.shadows.find_shadows`) are functions taking this object as ``seg``; :meth:`run`
+    chains them over a batch of frames.
+
+    Attributes
+    ----------
+    pb : Pullback
+    o : SegmentationOptions
+    sampler : PolarSampler
+        Map of the frames to the polar grid (``n_angles`` x ``n_r`` samples of ``dr`` mm).
+    radii : ndarray of shape (n_r,), mm
+    max_step, step_scale
+        Largest radial move between neighbouring directions (samples), and its growth with radius.
+    ring : int or None
+        First radial sample outside the catheter's ring-down, once measured.
+    profile : ndarray of shape (n_r,) or None
+        Median radial profile removed before correlating (the ring-down), once measured.
+    trust : float
+        Trust in the correlation cue, 0-1, measured once per pullback.
+    overlay : (dst, src) flat pixel indices or None
+        Burned-in overlay pixels and the pixels that replace them.
+    """
+
     def __init__(self, pullback: Pullback, options: SegmentationOptions):
         self.pb = pullback
         self.o = options
