@@ -14,13 +14,8 @@ from IVUSReconstructLib.evaluation import evaluate_contours
 from IVUSReconstructLib.geometry import rasterize_polygon_px
 from IVUSReconstructLib.io.images import _geometry
 from IVUSReconstructLib.phantom import PRESETS, make_phantom
-from IVUSReconstructLib.segmentation import (
-    SegmentationOptions,
-    _correlation_trust,
-    _grey_ring,
-    _ring_extent,
-    segment_pullback,
-)
+from IVUSReconstructLib.segmentation import SegmentationOptions, segment_pullback
+from IVUSReconstructLib.segmentation.lumen import _correlation_trust, _grey_ring, _ring_extent
 from IVUSReconstructLib.types import Pullback
 
 
