@@ -115,3 +115,33 @@ def test_set_b_lumen_boxes_agree_with_the_annotations():
     assert result["frames"] == 100
     assert result["box_iou_mean"] >= 0.84
     assert result["box_iou_ge_0.8"] >= 0.7
+
+
+def test_confidence_features_of_known_borders():
+    from IVUSReconstructLib.segmentation.confidence import FEATURES, confidence_features
+
+    theta = 2 * np.pi * np.arange(180) / 180
+    lumen = np.full((3, 180), 1.5)
+    lumen[1] = 1.5 + 0.3 * np.cos(theta)  # an off-centre lumen's radii, 3 harmonics at most
+    lumen[2, 40:50] = 2.5  # a 20-degree bulge of 1 mm
+    vessel = np.full((3, 180), 2.5)
+    x = dict(zip(FEATURES, confidence_features(lumen, vessel, np.array([0.9, 0.8, 0.7])).T, strict=True))
+    assert np.allclose(x["confidence"], [0.9, 0.8, 0.7])
+    assert x["burden"][0] == pytest.approx(1 - 1.5**2 / 2.5**2)
+    assert x["wall_min_mm"][0] == pytest.approx(1.0) and x["wall_min_mm"][2] == pytest.approx(0.0)
+    assert x["lumen_ellipse_excess"][1] < 1e-9 < 0.2 < x["lumen_ellipse_excess"][2]
+    # frame 0 against the mean of its neighbours' areas (frame 1 on both sides at the end)
+    area = np.pi * np.mean(lumen**2, axis=1)
+    assert x["lumen_change"][0] == pytest.approx(abs(area[0] - area[1]) / area[0])
+
+
+def test_calibrated_confidence_flags_a_bulging_frame_and_not_a_round_one():
+    from IVUSReconstructLib.segmentation.confidence import calibrated_confidence, confidence_features
+
+    lumen = np.full((5, 180), 1.5)
+    vessel = np.full((5, 180), 2.5)
+    lumen[2, 40:70] = 2.45  # the lumen runs out to the EEM over 60 degrees (an echolucent pool)
+    conf = calibrated_confidence(confidence_features(lumen, vessel, np.full(5, 0.6)))
+    assert conf[0] > 0.5 and conf[4] > 0.5
+    assert conf[2] < 0.5
+    assert np.all((conf > 0) & (conf < 1))

@@ -143,6 +143,9 @@ class SegmentationOptions:
     """Departure from that median beyond which a border point is a spike (mm)."""
     border_smooth_deg: float = 4.0
     """Gaussian sigma of the final borders around the vessel (deg); 0 disables."""
+    calibrated_confidence: bool = True
+    """Report each frame's confidence calibrated against border error (the probability that its
+    worse Jaccard is at least 0.85); False: the raw edge-strength confidence."""
 
     # ------------------------------------------------------------------ execution
     batch_frames: int = 24

@@ -12,9 +12,9 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import IVUSCancelled, IVUSInputError
-from ..geometry import polar_polygon
+from ..geometry import polar_polygon, ray_radii
 from ..types import ContourSet, FrameContours, Pullback
-from .confidence import _confidence
+from .confidence import _confidence, calibrated_confidence, confidence_features
 from .eem import trace_vessel
 from .lumen import (
     _measure_ring_down,
@@ -390,13 +390,22 @@ def segment_pullback(
     vessel_mm = np.maximum(vessel_mm, lumen_mm + o.min_wall_mm)
     arcs_all = np.concatenate(arcs)
     conf_all = np.concatenate(conf)
+    polygons = [(polar_polygon(lumen_mm[k]), polar_polygon(vessel_mm[k])) for k in range(len(frames))]
+    if o.calibrated_confidence:
+        # the edge strength alone flagged half of the good frames at 0.5: judged together with the
+        # borders' shape and their agreement with the neighbouring frames, and calibrated against
+        # border error, the flag lands on the wrong frames
+        radii = [np.array([ray_radii(p, np.zeros(2), 180) for p in pair]) for pair in polygons]
+        conf_all = calibrated_confidence(
+            confidence_features(np.array([r[0] for r in radii]), np.array([r[1] for r in radii]), conf_all)
+        )
     out = []
     for k, index in enumerate(frames):
         out.append(
             FrameContours(
                 index=int(index),
-                lumen=polar_polygon(lumen_mm[k]),
-                vessel=polar_polygon(vessel_mm[k]),
+                lumen=polygons[k][0],
+                vessel=polygons[k][1],
                 calcium=tuple(calcium[k]),
                 calcium_arc_deg=float(arcs_all[k]),
                 confidence=float(conf_all[k]),
