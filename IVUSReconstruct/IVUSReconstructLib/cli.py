@@ -114,6 +114,8 @@ def _options_from_args(args: argparse.Namespace):
         align=getattr(args, "align", "catheter"),
         mirror=bool(getattr(args, "mirror", False)),
         gating=getattr(args, "gating", None),
+        territory=getattr(args, "territory", None),
+        device=getattr(args, "device", None),
     )
 
 
@@ -394,6 +396,7 @@ def _print_comparison(rows: list[dict[str, Any]], preset: str) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .phantom import metric_params_for
     from .pipeline import RunOptions, _fill_outputs, _jsonable, atomic_folder, run_files
+    from .plan import territory_for_preset
 
     out = Path(args.out or f"ivus-demo-{args.preset}")
     bar = ProgressBar()
@@ -404,7 +407,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         phantom = _make_phantom(args)
         bar(0.1, "writing the phantom DICOM")
         paths = _write_phantom_files(phantom, tmp / "phantom")
-        options = RunOptions(metric_params=metric_params_for(args.preset), seed=args.seed)
+        options = RunOptions(
+            metric_params=metric_params_for(args.preset),
+            seed=args.seed,
+            territory=args.territory or territory_for_preset(args.preset),
+            device=args.device,
+        )
         result = run_files(
             pullback_path=paths["pullback"],
             centerline_path=paths["centerline"],
@@ -557,6 +565,20 @@ def _add_phantom_options(p: argparse.ArgumentParser, *, required_preset: bool) -
     )
 
 
+def _add_plan_options(p: argparse.ArgumentParser) -> None:
+    from .plan import TERRITORIES
+
+    g = p.add_argument_group("treatment plan (a suggestion for research and teaching)")
+    g.add_argument(
+        "--territory",
+        choices=TERRITORIES,
+        help="vessel territory of the plan (default: the preset's; for run: coronary, or a vein when analysed as one)",
+    )
+    g.add_argument(
+        "--device", metavar="TYPE", help="device type of the territory (default: its first, see docs/plan.md)"
+    )
+
+
 def _add_angio_geometry(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--frame1", type=int, metavar="N", help="frame of XA1 (default: end-diastolic by ECG, else middle)"
@@ -591,6 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="make a realistic phantom and reconstruct it, with a truth table")
     _add_phantom_options(p, required_preset=False)
     p.add_argument("--out", metavar="DIR", help="output folder (default: ivus-demo-PRESET)")
+    _add_plan_options(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("phantom", help="write a synthetic pullback, centerline and ground truth")
@@ -617,6 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--centerline-order", choices=("distal-first", "proximal-first"), default="distal-first")
     p.add_argument("--gating", choices=("none", "image", "ecg"), help="default: image when segmenting")
     p.add_argument("--out", metavar="DIR", default="ivus-output")
+    _add_plan_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("angio", help="centerline from two X-ray angiography projections (or one, planar)")

@@ -87,6 +87,8 @@ class RunOptions:
     metric_params: Any = None
     render_size_px: tuple[int, int] = (1600, 1000)
     seed: int | None = None
+    territory: str | None = None
+    device: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """Run options for summary.json (metric parameters are reported by the metrics stage)."""
@@ -351,9 +353,12 @@ def run_pipeline(
     from .coregistration import place_frames
     from .mesh import build_meshes
     from .metrics import MetricParams, compute_metrics
+    from .plan import add_plan, run_territory
 
     input_paths = dict(input_paths or {})
     params = options.metric_params or MetricParams()
+    territory, vein_segment = run_territory(options.territory, params.vein_segment)
+    params = replace(params, vein_segment=vein_segment)
     segmenting = contours is None
     stages = _Stages(
         progress,
@@ -441,6 +446,9 @@ def run_pipeline(
     if pullback is not None:
         times = np.asarray(pullback.frame_times_s, dtype=float)[contours.indices]
     metrics = compute_metrics(contours, arc, frame_times_s=times, params=params, landmarks=landmarks)
+    metrics = add_plan(
+        metrics, territory=territory, device=options.device, landmarks=tuple(contours.landmarks) + landmarks
+    )
     stages.end()
 
     sub = stages.begin("mesh", "building meshes")
