@@ -779,7 +779,7 @@ def _fill_outputs(
     from .io.centerline import write_markups_curve
     from .io.contours import write_contours_json
     from .mesh import vessel_labelmap, write_labelmap_nrrd, write_mesh
-    from .render import render_vessel, write_png
+    from .render import device_polydata, render_vessel, write_png
     from .report import build_report, pullback_figures
 
     def step(fraction: float, message: str) -> None:
@@ -796,7 +796,10 @@ def _fill_outputs(
         write_mesh(result.mesh.wall, tmp / "wall.vtp")
     # one file that opens anywhere (Windows 3D Viewer, Blender, web viewers): lumen and vessel
     # coloured by plaque burden as in the render
-    write_colored_glb(result.mesh, tmp / "vessel.glb")
+    devices = device_polydata(result.metrics.summary, result.centerline.points_ras_mm)
+    write_colored_glb(result.mesh, tmp / "vessel.glb", devices=devices)
+    if devices:
+        write_mesh(devices[0], tmp / "device.vtp")
     labels, origin, spacing = vessel_labelmap(result.mesh, LABELMAP_SPACING_MM)
     write_labelmap_nrrd(labels, origin, spacing, tmp / "vessel_labelmap.nrrd")
     write_contours_json(result.contours, tmp / "contours.json")
