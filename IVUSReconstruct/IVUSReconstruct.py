@@ -125,7 +125,7 @@ class IVUSReconstructParameterNode:
     pullbackSpeed, frameRate, pixelSpacing - acquisition; 0 means "from the data".
     startMm - arc length of frame 0 from the first centerline point.
     align, mirror, gating, centerlineOrder, territory - as the command line options of the same names
-        (territory "" = coronary, or the vein analysed).
+        (territory "auto" = coronary, or the vein analysed).
     outputFolder - when set, the output folder of the command line is written there as well.
     outputSegmentation, outputWallModel, outputTable - results.
     currentFrame - frame shown at its place in the 3D view.
@@ -144,8 +144,8 @@ class IVUSReconstructParameterNode:
     gating: Annotated[str, Choice(["image", "none"])] = "image"
     centerlineOrder: Annotated[str, Choice(["distal-first", "proximal-first"])] = "distal-first"
     territory: Annotated[
-        str, Choice(["", "coronary", "femoropopliteal", "iliac-artery", "iliac-vein", "femoral-vein"])
-    ] = ""
+        str, Choice(["auto", "coronary", "femoropopliteal", "iliac-artery", "iliac-vein", "femoral-vein"])
+    ] = "auto"
     outputFolder: Path
     outputSegmentation: vtkMRMLSegmentationNode
     outputWallModel: vtkMRMLModelNode
@@ -378,7 +378,7 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
             align=node.align,
             mirror=node.mirror,
             gating=node.gating,
-            territory=node.territory or None,
+            territory=None if node.territory == "auto" else node.territory,
         )
 
     # -- processing
