@@ -166,7 +166,10 @@ def test_glb_holds_lumen_and_burden_coloured_vessel(demo_out):
     chunk_length, chunk_type = struct.unpack("<II", data[12:20])
     assert chunk_type == 0x4E4F534A  # JSON
     gltf = json.loads(data[20 : 20 + chunk_length])
-    assert [m["name"] for m in gltf["meshes"]] == ["lumen", "vessel"]
+    # then one translucent device per plan of summary.json
+    plans = json.loads((out / "summary.json").read_text())["plans"]
+    devices = ["device"] + [f"device {k}" for k in range(2, len(plans) + 1)]
+    assert [m["name"] for m in gltf["meshes"]] == ["lumen", "vessel"] + devices[: len(plans)]
     assert all("COLOR_0" in m["primitives"][0]["attributes"] for m in gltf["meshes"])
 
 
