@@ -327,6 +327,7 @@ DEMO_TOLERANCES = {
     "mla_area": ("relative", 0.05),
     "mla_position": ("absolute", 1.0),
     "area_stenosis": ("absolute", 3.0),
+    "compressed_length": ("absolute", 2.0),
 }
 
 
@@ -357,6 +358,12 @@ def compare_to_truth(measured: dict[str, Any], truth: dict[str, Any]) -> list[di
         ("area_stenosis_proximal", "area stenosis, proximal ref (%)", ("area_stenosis_percent", "proximal")),
         ("area_stenosis_distal", "area stenosis, distal ref (%)", ("area_stenosis_percent", "distal")),
     ]
+    if measured.get("venous"):
+        # the compressed segment is the vein's main lesion (venous rule)
+        measured, truth = (
+            {**doc, "main_lesion_length_mm": _main_lesion_length(doc)} for doc in (measured, truth)
+        )
+        quantities.append(("compressed_length", "compressed segment length (mm)", ("main_lesion_length_mm",)))
     rows = []
     for key, label, path in quantities:
         m, t = get(measured, *path), get(truth, *path)
@@ -380,6 +387,11 @@ def compare_to_truth(measured: dict[str, Any], truth: dict[str, Any]) -> list[di
             }
         )
     return rows
+
+
+def _main_lesion_length(summary: dict[str, Any]) -> float | None:
+    main = summary.get("main_lesion_id")
+    return next((les["length_mm"] for les in summary.get("lesions") or [] if les.get("id") == main), None)
 
 
 def _print_comparison(rows: list[dict[str, Any]], preset: str) -> None:

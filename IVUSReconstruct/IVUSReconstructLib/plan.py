@@ -635,11 +635,12 @@ def plan_treatment(
     spans = _lesion_spans(lesions)
     flags: list[dict[str, str]] = []
     if not spans:
-        rule = (
-            "no compressed segment (lumen below the venous threshold of the adjacent reference)"
-            if policy.venous
-            else "no lesion (plaque burden >= the lesion threshold over the minimum length)"
-        )
+        if policy.venous:
+            rule = "no compressed segment (lumen below the venous threshold of the adjacent reference)"
+        elif not np.isfinite(p.burden).any():
+            rule = "no plaque burden (no vessel / EEM contours) to find lesions"
+        else:
+            rule = "no lesion (plaque burden >= the lesion threshold over the minimum length)"
         flags.append({"rule": "plan_none", "message": f"no treatment plan: {rule} in the pullback"})
         return {"plan": None, "plans": [], "flags": flags}
     landmarks_mm = dict(landmarks_mm or {})

@@ -286,3 +286,14 @@ def test_unknown_territory_is_an_input_error():
         IVUSInputError, match=r"^--territory: popliteal is not a known territory; use one of coronary"
     ):
         planning.run_territory("popliteal", None)
+
+
+def test_artery_without_eem_has_no_plan_and_says_why():
+    s = np.arange(0.0, 30.0 + 1e-9, STEP_MM)
+    frames = tuple(FrameContours(index=i, lumen=circle(1.5)) for i in range(len(s)))
+    metrics = compute_metrics(ContourSet(frames=frames), s, params=MetricParams(coronary_flags=False))
+    summary = planning.add_plan(metrics, territory="coronary").summary
+    assert summary["plan"] is None
+    assert summary["flags"][-1]["message"] == (
+        "no treatment plan: no plaque burden (no vessel / EEM contours) to find lesions in the pullback"
+    )
