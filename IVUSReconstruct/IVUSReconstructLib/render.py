@@ -852,12 +852,18 @@ def render_vessel(
             )  # fmt: skip
             actor.GetProperty().SetAmbient(0.4)
             overlay_actors.append(actor)
-            # hoops every ~2.5 mm and at both ends read as a device, whatever lies behind it
+            # hoops at both ends and about every 4 mm read as a device, whatever lies behind it
             points = vtk_to_numpy(polydata.GetPoints().GetData())[:-2].reshape(-1, _DEVICE_SIDES, 3)
-            diameter = 2.0 * float(np.linalg.norm(points[0, 0] - points[0].mean(axis=0)))
-            for ring in np.unique(np.r_[np.arange(0, len(points), 5), len(points) - 1]):
+            centres = points.mean(axis=1)
+            along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(centres, axis=0), axis=1))])
+            diameter = 2.0 * float(np.linalg.norm(points[0, 0] - centres[0]))
+            count = max(2, int(round(along[-1] / 4.0)) + 1)
+            rings = np.unique(
+                np.searchsorted(along, np.linspace(0.0, along[-1], count)).clip(0, len(points) - 1)
+            )
+            for ring in rings:
                 overlay_actors.append(
-                    _tube_actor(points[ring], max(0.03, 0.025 * diameter), _DEVICE_RGB, closed=True)
+                    _tube_actor(points[ring], max(0.03, 0.015 * diameter), _DEVICE_RGB, closed=True)
                 )
         if cl.ndim == 2 and len(cl) >= 2:
             if poses is not None and len(poses.frame_index) >= 2:
