@@ -297,3 +297,15 @@ def test_artery_without_eem_has_no_plan_and_says_why():
     assert summary["flags"][-1]["message"] == (
         "no treatment plan: no plaque burden (no vessel / EEM contours) to find lesions in the pullback"
     )
+
+
+def test_manifest_territory_column(tmp_path):
+    from IVUSReconstructLib.batch import case_options, read_manifest
+    from IVUSReconstructLib.errors import IVUSInputError
+
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text("id,contours,territory\na,a.json,iliac-vein\nb,b.json,popliteal\n")
+    cases = read_manifest(manifest)
+    assert case_options(cases[0]).territory == "iliac-vein"
+    with pytest.raises(IVUSInputError, match=r"case 'b': column territory 'popliteal' is not one of coronary, "):
+        case_options(cases[1])

@@ -155,3 +155,29 @@ def test_report_plan_numbers_equal_summary(written):
     assert "a suggestion for research and teaching, not a treatment decision" in html
     # the device is drawn on the area curves (legend entry of the SVG plot)
     assert "Planned device" in html and "Landing zone" in html
+
+
+def test_cli_run_territory_option(tmp_path):
+    """`run --territory femoral-vein` analyses a vein: compressed segment, 12 mm venous stent."""
+    from IVUSReconstructLib.cli import main
+    from IVUSReconstructLib.io.contours import write_contours_json
+
+    s = np.arange(0.0, 80.0 + 1e-9, 0.5)
+    x = np.clip((s - 40.0) / 10.0, -1.0, 1.0)
+    area = 100.0 * (1.0 - 0.7 * 0.5 * (1.0 + np.cos(np.pi * x)))
+    frames = tuple(
+        FrameContours(index=i, lumen=circle(math.sqrt(a / math.pi)), z_mm=float(z))
+        for i, (a, z) in enumerate(zip(area, s, strict=True))
+    )
+    path = tmp_path / "vein.json"
+    write_contours_json(ContourSet(frames=frames), path)
+    out = tmp_path / "out"
+    assert main(["run", "--contours", str(path), "--territory", "femoral-vein", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["parameters"]["territory"] == "femoral-vein"
+    assert summary["parameters"]["metrics"]["vein_segment"] == "common_femoral"
+    plan = summary["plan"]
+    assert plan["territory"] == "femoral-vein" and plan["device"]["diameter_mm"] == 12.0
+    # compressed where the lumen is below half the reference: |x| < 10 acos(2 x 0.5 / 0.7 - 1) / pi
+    half = 10.0 * math.acos(2 * 0.5 / 0.7 - 1.0) / math.pi
+    assert summary["lesions"][0]["length_mm"] == pytest.approx(2 * half, abs=1.0)
