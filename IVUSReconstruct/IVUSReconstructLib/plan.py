@@ -261,6 +261,8 @@ class PlanPolicy:
         stops at it). Side branches are never inside a landing zone.
     reach_overshoot_mm : float
         How far a device may pass a landmark it must reach.
+    lesion_definition : dict of str to float
+        The metric parameters that made the lesions (reported; the lesions come from ``metrics``).
     sources : dict of str to str
         Source of each value (filled by :func:`default_policy`).
     """
@@ -279,6 +281,7 @@ class PlanPolicy:
         default_factory=lambda: {"iliocaval_confluence": "reach", "inguinal_ligament": "not-cross"}
     )
     reach_overshoot_mm: float = 0.0
+    lesion_definition: dict[str, float] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -352,6 +355,8 @@ def default_policy(
         "landmark_rules": "venous stenting practice: reach the iliocaval confluence, stop at the inguinal "
                           "ligament unless disease continues (Raju 2013)",
         "reach_overshoot_mm": "chosen: end at the landmark (limits protrusion into the IVC)",
+        "lesion_definition": "metric parameters: Mintz 2001 (burden 40 %, 3 mm, merge 1.5 mm, references "
+        "within 10 mm); veins Gagne 2017 (50 % below the adjacent reference)",
     }  # fmt: skip
     segment = vein_segment or _VEIN_SEGMENT.get(territory)
     return PlanPolicy(territory=territory, device=chosen, landing_zone_mm=length, vein_segment=segment,
@@ -912,6 +917,14 @@ def plan_for_run(
         ``plan``, ``plans`` and ``flags`` as :func:`plan_treatment`.
     """
     policy = default_policy(territory, device=device, vein_segment=vein_segment)
+    params = summary.get("metric_parameters") or {}
+    keys = ("venous_lesion_percent",) if policy.venous else ("lesion_burden_percent",)
+    keys += ("lesion_min_length_mm", "lesion_merge_mm", "reference_search_mm")
+    changes: dict[str, Any] = {"lesion_definition": {k: params[k] for k in keys if k in params}}
+    if not policy.venous and params.get("lesion_burden_percent") is not None:
+        # healthy is below the run's own lesion threshold, so the device covers every lesion frame
+        changes["landing_burden_percent"] = float(params["lesion_burden_percent"])
+    policy = replace(policy, **changes)
     branches, named = landmark_positions_mm(per_frame, landmarks)
     return plan_treatment(per_frame, summary, policy=policy, side_branch_mm=branches, landmarks_mm=named)
 

@@ -109,6 +109,12 @@ def test_single_lesion_plan_per_territory(territory, device, eem_d_mm, expected_
     assert plan["device"]["basis_diameter_mm"] == pytest.approx(basis)
     assert plan["policy"]["device"]["value"]["diameter_rounding"] == policy.device.diameter_rounding
     assert plan["policy"]["landing_zone_mm"]["source"]
+    assert plan["policy"]["lesion_definition"]["value"] == {
+        "lesion_burden_percent": 40.0,
+        "lesion_min_length_mm": 3.0,
+        "lesion_merge_mm": 1.5,
+        "reference_search_mm": 10.0,
+    }
     assert result.summary["plans"] == [plan]
 
 
@@ -217,6 +223,7 @@ def test_vein_plan_lands_in_healthy_vein_with_the_normal_diameter():
     assert device["length_mm"] == 40.0 and device["length_mm"] >= device["span_mm"]
     assert plan["vein_basis_area_mm2"] == pytest.approx(110.0, rel=2e-3)
     assert policy.vein_healthy_share == 0.8
+    assert plan["policy"]["lesion_definition"]["value"]["venous_lesion_percent"] == 50.0
 
 
 def test_vein_landmarks_reach_the_confluence_and_stop_at_the_ligament():
