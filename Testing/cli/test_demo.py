@@ -200,3 +200,5 @@ def test_iliac_vein_plan_against_the_phantom_truth(demo_out):
     device = plan["device"]
     assert device["start_mm"] <= start and device["end_mm"] >= end
     assert device["diameter_mm"] == 16.0 and device["length_mm"] >= device["span_mm"]
+    # the report draws the device on the area curves and on the L-mode (one legend entry each)
+    assert (out / "report.html").read_text().count("Planned device") == 2
