@@ -569,7 +569,7 @@ def lmode_figure(
     ax.set_xlabel("Arc length from the distal end (mm)")
     ax.set_ylabel(f"Cut at {angle_deg:.0f}° (mm)")
     ax.tick_params(labelsize=8)
-    ax.legend(fontsize=7, ncols=6, frameon=False, loc="lower left", bbox_to_anchor=(0.0, 1.0))
+    ax.legend(fontsize=7, ncols=5, frameon=False, loc="lower left", bbox_to_anchor=(0.0, 1.0))
     return _svg(fig)
 
 
