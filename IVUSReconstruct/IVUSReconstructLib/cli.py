@@ -246,6 +246,19 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return f"{float(value):.{digits}f}"
 
 
+def _plan_line(summary: dict[str, Any]) -> str:
+    """One line of the main plan (a suggestion for research and teaching)."""
+    plan = summary.get("plan")
+    if not plan:
+        return "none (see the plan_none flag)"
+    device = plan["device"]
+    return (
+        f"{_fmt(device.get('diameter_mm'), 2)} x {_fmt(device.get('length_mm'), 0)} mm {device.get('type')} "
+        f"at {_fmt(device.get('start_mm'), 1)}-{_fmt(device.get('end_mm'), 1)} mm ({plan.get('territory')}; "
+        "a suggestion for research and teaching)"
+    )
+
+
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
     vol = summary.get("volumes_mm3") or {}
     mla = summary.get("mla") or {}
@@ -256,6 +269,7 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
         f"PAV            {_fmt(summary.get('pav_percent'), 1)} %",
         f"MLA            {_fmt(mla.get('area_mm2'))} mm2 at {_fmt(mla.get('arc_length_mm'), 1)} mm (frame {_fmt(mla.get('frame'))})",
         f"area stenosis  {_fmt(stenosis.get('largest'), 1)} % (vs largest reference)",
+        f"plan           {_plan_line(summary)}",
         f"output         {out}",
     ]
     print("\n".join(lines))
@@ -453,12 +467,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         }
         (tmp / "validation.json").write_text(json.dumps(validation, indent=2) + "\n", encoding="utf-8")
         state["rows"] = rows
+        state["summary"] = result.metrics.summary
 
     try:
         atomic_folder(out, fill)
     finally:
         bar.close()
     _print_comparison(state["rows"], args.preset)
+    print(f"\nplan: {_plan_line(state['summary'])}")
     print(f"\noutput: {out.absolute()}  (open report.html; render.png; scene.mrml in 3D Slicer)")
     return 0
 

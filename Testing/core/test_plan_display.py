@@ -157,7 +157,7 @@ def test_report_plan_numbers_equal_summary(written):
     assert "Planned device" in html and "Landing zone" in html
 
 
-def test_cli_run_territory_option(tmp_path):
+def test_cli_run_territory_option(tmp_path, capsys):
     """`run --territory femoral-vein` analyses a vein: compressed segment, 12 mm venous stent."""
     from IVUSReconstructLib.cli import main
     from IVUSReconstructLib.io.contours import write_contours_json
@@ -181,3 +181,8 @@ def test_cli_run_territory_option(tmp_path):
     # compressed where the lumen is below half the reference: |x| < 10 acos(2 x 0.5 / 0.7 - 1) / pi
     half = 10.0 * math.acos(2 * 0.5 / 0.7 - 1.0) / math.pi
     assert summary["lesions"][0]["length_mm"] == pytest.approx(2 * half, abs=1.0)
+    # healthy from |x| >= 6.41 mm (lumen >= 80 % of 100 mm2): zones 23.6-33.6 and 46.4-56.4, span 32.8
+    assert plan["device"]["length_mm"] == 40.0
+    printed = capsys.readouterr().out
+    assert "plan           12.00 x 40 mm venous stent at " in printed
+    assert "(femoral-vein; a suggestion for research and teaching)" in printed
