@@ -666,6 +666,14 @@ def plan_treatment(
     for k, pl in enumerate(plans, start=1):
         pl["id"] = k
         pl["main"] = pl is main
+    for first, second in zip(plans[:-1], plans[1:], strict=True):
+        overlap = first["device"]["end_mm"] - second["device"]["start_mm"]
+        if overlap > 0:
+            flags.append({
+                "rule": "plan_devices_overlap",
+                "message": f"the devices of plans {first['id']} and {second['id']} overlap by {overlap:.1f} mm "
+                           "(their lesions are one landing zone apart): one longer device may suit",
+            })  # fmt: skip
     return {"plan": main, "plans": plans, "flags": flags}
 
 

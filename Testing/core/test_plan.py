@@ -155,6 +155,17 @@ def test_two_distant_lesions_get_one_plan_each():
     assert plans[0]["device"]["end_mm"] < plans[1]["device"]["start_mm"]
 
 
+def test_lesions_one_landing_zone_apart_get_two_overlapping_devices():
+    # burden >= 40 % over 25.06-34.94 and 45.06-54.94 mm: a 10.1 mm gap holds one 10 mm zone
+    s, burden, metrics = artery(90.0, 6.6, [(30.0, 8.0), (50.0, 8.0)])
+    summary = planning.add_plan(metrics, territory="femoropopliteal").summary
+    first, second = summary["plans"]
+    assert first["landing_zones"]["proximal"]["end_mm"] > second["landing_zones"]["distal"]["start_mm"]
+    overlap = first["device"]["end_mm"] - second["device"]["start_mm"]
+    (flag,) = [f for f in summary["flags"] if f["rule"] == "plan_devices_overlap"]
+    assert flag["message"].startswith(f"the devices of plans 1 and 2 overlap by {overlap:.1f} mm")
+
+
 def test_side_branch_never_inside_a_landing_zone():
     s, burden, metrics = artery(80.0, 3.4, [(40.0, 8.0)])
     # a branch 2 mm beyond the lesion's proximal edge: the 5 mm zone starts past it
@@ -314,5 +325,7 @@ def test_manifest_territory_column(tmp_path):
     manifest.write_text("id,contours,territory\na,a.json,iliac-vein\nb,b.json,popliteal\n")
     cases = read_manifest(manifest)
     assert case_options(cases[0]).territory == "iliac-vein"
-    with pytest.raises(IVUSInputError, match=r"case 'b': column territory 'popliteal' is not one of coronary, "):
+    with pytest.raises(
+        IVUSInputError, match=r"case 'b': column territory 'popliteal' is not one of coronary, "
+    ):
         case_options(cases[1])
