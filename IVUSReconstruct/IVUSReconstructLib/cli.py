@@ -114,6 +114,8 @@ def _options_from_args(args: argparse.Namespace):
         align=getattr(args, "align", "catheter"),
         mirror=bool(getattr(args, "mirror", False)),
         gating=getattr(args, "gating", None),
+        territory=getattr(args, "territory", None),
+        device=getattr(args, "device", None),
     )
 
 
@@ -244,6 +246,19 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return f"{float(value):.{digits}f}"
 
 
+def _plan_line(summary: dict[str, Any]) -> str:
+    """One line of the main plan (a suggestion for research and teaching)."""
+    plan = summary.get("plan")
+    if not plan:
+        return "none (see the plan_none flag)"
+    device = plan["device"]
+    return (
+        f"{_fmt(device.get('diameter_mm'), 2)} x {_fmt(device.get('length_mm'), 0)} mm {device.get('type')} "
+        f"at {_fmt(device.get('start_mm'), 1)}-{_fmt(device.get('end_mm'), 1)} mm ({plan.get('territory')}; "
+        "a suggestion for research and teaching)"
+    )
+
+
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
     vol = summary.get("volumes_mm3") or {}
     mla = summary.get("mla") or {}
@@ -254,6 +269,7 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
         f"PAV            {_fmt(summary.get('pav_percent'), 1)} %",
         f"MLA            {_fmt(mla.get('area_mm2'))} mm2 at {_fmt(mla.get('arc_length_mm'), 1)} mm (frame {_fmt(mla.get('frame'))})",
         f"area stenosis  {_fmt(stenosis.get('largest'), 1)} % (vs largest reference)",
+        f"plan           {_plan_line(summary)}",
         f"output         {out}",
     ]
     print("\n".join(lines))
@@ -365,6 +381,7 @@ DEMO_TOLERANCES = {
     "mla_area": ("relative", 0.05),
     "mla_position": ("absolute", 1.0),
     "area_stenosis": ("absolute", 3.0),
+    "compressed_length": ("absolute", 2.0),
 }
 
 
@@ -395,6 +412,12 @@ def compare_to_truth(measured: dict[str, Any], truth: dict[str, Any]) -> list[di
         ("area_stenosis_proximal", "area stenosis, proximal ref (%)", ("area_stenosis_percent", "proximal")),
         ("area_stenosis_distal", "area stenosis, distal ref (%)", ("area_stenosis_percent", "distal")),
     ]
+    if measured.get("venous"):
+        # the compressed segment is the vein's main lesion (venous rule)
+        measured, truth = (
+            {**doc, "main_lesion_length_mm": _main_lesion_length(doc)} for doc in (measured, truth)
+        )
+        quantities.append(("compressed_length", "compressed segment length (mm)", ("main_lesion_length_mm",)))
     rows = []
     for key, label, path in quantities:
         m, t = get(measured, *path), get(truth, *path)
@@ -420,6 +443,11 @@ def compare_to_truth(measured: dict[str, Any], truth: dict[str, Any]) -> list[di
     return rows
 
 
+def _main_lesion_length(summary: dict[str, Any]) -> float | None:
+    main = summary.get("main_lesion_id")
+    return next((les["length_mm"] for les in summary.get("lesions") or [] if les.get("id") == main), None)
+
+
 def _print_comparison(rows: list[dict[str, Any]], preset: str) -> None:
     print(f"\nIVUSReconstruct demo: {preset} phantom, measured vs ground truth")
     print(f"{'quantity':34s} {'measured':>10s} {'truth':>10s} {'error':>9s} {'tol':>6s}  ")
@@ -434,6 +462,7 @@ def _print_comparison(rows: list[dict[str, Any]], preset: str) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .phantom import metric_params_for
     from .pipeline import RunOptions, _fill_outputs, _jsonable, atomic_folder, run_files
+    from .plan import territory_for_preset
 
     out = Path(args.out or f"ivus-demo-{args.preset}")
     bar = ProgressBar()
@@ -444,7 +473,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         phantom = _make_phantom(args)
         bar(0.1, "writing the phantom DICOM")
         paths = _write_phantom_files(phantom, tmp / "phantom")
-        options = RunOptions(metric_params=metric_params_for(args.preset), seed=args.seed)
+        options = RunOptions(
+            metric_params=metric_params_for(args.preset),
+            seed=args.seed,
+            territory=args.territory or territory_for_preset(args.preset),
+            device=args.device,
+        )
         result = run_files(
             pullback_path=paths["pullback"],
             centerline_path=paths["centerline"],
@@ -473,12 +507,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         }
         (tmp / "validation.json").write_text(json.dumps(validation, indent=2) + "\n", encoding="utf-8")
         state["rows"] = rows
+        state["summary"] = result.metrics.summary
 
     try:
         atomic_folder(out, fill)
     finally:
         bar.close()
     _print_comparison(state["rows"], args.preset)
+    print(f"\nplan: {_plan_line(state['summary'])}")
     print(f"\noutput: {out.absolute()}  (open report.html; render.png; scene.mrml in 3D Slicer)")
     return 0
 
@@ -625,6 +661,20 @@ def _add_phantom_options(p: argparse.ArgumentParser, *, required_preset: bool) -
     )
 
 
+def _add_plan_options(p: argparse.ArgumentParser) -> None:
+    from .plan import TERRITORIES
+
+    g = p.add_argument_group("treatment plan (a suggestion for research and teaching)")
+    g.add_argument(
+        "--territory",
+        choices=TERRITORIES,
+        help="vessel territory of the plan (default: the preset's; for run: coronary, or a vein when analysed as one)",
+    )
+    g.add_argument(
+        "--device", metavar="TYPE", help="device type of the territory (default: its first, see docs/plan.md)"
+    )
+
+
 def _add_angio_geometry(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--frame1", type=int, metavar="N", help="frame of XA1 (default: end-diastolic by ECG, else middle)"
@@ -659,6 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="make a realistic phantom and reconstruct it, with a truth table")
     _add_phantom_options(p, required_preset=False)
     p.add_argument("--out", metavar="DIR", help="output folder (default: ivus-demo-PRESET)")
+    _add_plan_options(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("phantom", help="write a synthetic pullback, centerline and ground truth")
@@ -685,6 +736,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--centerline-order", choices=("distal-first", "proximal-first"), default="distal-first")
     p.add_argument("--gating", choices=("none", "image", "ecg"), help="default: image when segmenting")
     p.add_argument("--out", metavar="DIR", default="ivus-output")
+    _add_plan_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("angio", help="centerline from two X-ray angiography projections (or one, planar)")

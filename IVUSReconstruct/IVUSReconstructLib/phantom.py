@@ -32,6 +32,7 @@ __all__ = [
     "CalciumSegment",
     "PhantomPreset",
     "PRESETS",
+    "compressed_segment_mm",
     "Phantom",
     "Appearance",
     "realistic_appearance",
@@ -1582,6 +1583,40 @@ def _blood_speckle(
     if rho > 0 and previous is not None:
         z = (np.float32(rho) * previous + np.float32(np.sqrt(1.0 - rho**2)) * z).astype(np.complex64)
     return np.abs(z).astype(np.float32), z
+
+
+def compressed_segment_mm(
+    preset: str | PhantomPreset, *, length_mm: float | None = None, area_share: float = 0.5
+) -> tuple[float, float] | None:
+    """True extent of the preset's tightest narrowing: where its lumen area is below ``area_share``
+    of the un-narrowed lumen at the same place (analytic, from the raised-cosine profile).
+
+    The iliac-vein compression with the venous lesion rule (lumen 50 % below the adjacent
+    reference): ``area_share = 0.5``.
+
+    Parameters
+    ----------
+    preset : str or PhantomPreset
+    length_mm : float, optional
+        Pullback length the phantom was made with (default: the preset's).
+    area_share : float
+
+    Returns
+    -------
+    (start_mm, end_mm) in true arc length, or None when the narrowing never gets that tight.
+    """
+    preset = PRESETS[preset] if isinstance(preset, str) else preset
+    if not preset.narrowings:
+        return None
+    length = float(length_mm if length_mm is not None else preset.length_mm)
+    n = min(preset.narrowings, key=lambda item: item.area_fraction)
+    # area factor 1 - (1 - f) * bump below the share: bump above (1 - share) / (1 - f)
+    bump = (1.0 - area_share) / (1.0 - n.area_fraction)
+    if bump >= 1.0:
+        return None
+    half = n.half_length_mm * length / preset.length_mm * float(np.arccos(2.0 * max(bump, 0.0) - 1.0)) / np.pi
+    centre = n.position * length
+    return centre - half, centre + half
 
 
 def metric_params_for(preset: str):

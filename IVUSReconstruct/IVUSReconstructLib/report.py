@@ -20,6 +20,7 @@ import numpy as np
 
 __all__ = [
     "DISCLAIMER",
+    "PLAN_NOTE",
     "build_report",
     "decimals_for",
     "format_value",
@@ -277,6 +278,42 @@ def _svg(figure: Any) -> str:
     return text[start:] if start >= 0 else text
 
 
+_DEVICE_COLOUR = "#00c7e6"
+_ZONE_COLOUR = "#2e9d4f"
+
+
+def _plans_of(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    plans = summary.get("plans") or ([summary["plan"]] if summary.get("plan") else [])
+    return [p for p in plans if isinstance(p, Mapping) and isinstance(p.get("device"), Mapping)]
+
+
+def _draw_plans(
+    summary: Mapping[str, Any], axes: Sequence[Any], *, label_ax: Any, band: tuple[float, float] | None = None
+) -> None:
+    """The planned device(s) as a cyan bar and their landing zones as green bars on each axis.
+
+    ``band`` (axes fraction) confines the bars to a strip (the L-mode's bottom edge); without it
+    the device spans the plot, faintly.
+    """
+    for i, plan in enumerate(_plans_of(summary)):
+        device = plan["device"]
+        if device.get("start_mm") is None or device.get("end_mm") is None:
+            continue
+        for ax in axes:
+            first = i == 0 and ax is label_ax
+            ymin, ymax = band if band is not None else (0.0, 1.0)
+            ax.axvspan(float(device["start_mm"]), float(device["end_mm"]), ymin=ymin, ymax=ymax,
+                       color=_DEVICE_COLOUR, alpha=0.55 if band else 0.13, lw=0,
+                       label="Planned device" if first else None)  # fmt: skip
+            for zone in (plan.get("landing_zones") or {}).values():
+                if not isinstance(zone, Mapping):
+                    continue
+                low, high = (ymin, ymin + 0.5 * (ymax - ymin)) if band else (0.0, 0.04)
+                ax.axvspan(float(zone["start_mm"]), float(zone["end_mm"]), ymin=low, ymax=high,
+                           color=_ZONE_COLOUR, alpha=0.9, lw=0,
+                           label="Landing zone" if first and zone is plan["landing_zones"].get("proximal") else None)  # fmt: skip
+
+
 def _profile_plot(
     per_frame: Mapping[str, np.ndarray],
     summary: Mapping[str, Any],
@@ -326,6 +363,7 @@ def _profile_plot(
                 lw=0,
                 label="Lesion" if (i == 0 and ax is ax_area) else None,
             )
+    _draw_plans(summary, (ax_area, ax_burden), label_ax=ax_area)
     mla = summary.get("mla") or {}
     if mla.get("arc_length_mm") is not None:
         for ax in (ax_area, ax_burden):
@@ -522,6 +560,7 @@ def lmode_figure(
         span = _lesion_span_mm(lesion, {})
         if span is not None:
             ax.axvspan(*span, ymin=0.94, ymax=1.0, color="#f2b134", lw=0, label="Lesion" if i == 0 else None)
+    _draw_plans(summary, (ax,), label_ax=ax, band=(0.0, 0.06))
     for name, _, s_mm, colour, style in _marks(summary):
         if s_mm is not None:
             ax.axvline(
@@ -532,7 +571,7 @@ def lmode_figure(
     ax.set_xlabel("Arc length from the distal end (mm)")
     ax.set_ylabel(f"Cut at {angle_deg:.0f}° (mm)")
     ax.tick_params(labelsize=8)
-    ax.legend(fontsize=7, ncols=6, frameon=False, loc="lower left", bbox_to_anchor=(0.0, 1.0))
+    ax.legend(fontsize=7, ncols=5, frameon=False, loc="lower left", bbox_to_anchor=(0.0, 1.0))
     return _svg(fig)
 
 
@@ -814,7 +853,104 @@ _SUMMARY_SHOWN = {
     "diameter_stenosis_percent",
     "lesions",
     "flags",
+    "plan",
+    "plans",
 }
+
+PLAN_NOTE = "The plan is a suggestion for research and teaching, not a treatment decision."
+_ZONE_COLUMNS = (
+    "start_mm",
+    "end_mm",
+    "length_mm",
+    "plaque_burden_percent",
+    "lumen_area_mm2",
+    "vessel_area_mm2",
+    "lumen_mean_diameter_mm",
+    "vessel_mean_diameter_mm",
+)
+_DEVICE_ROWS = (
+    ("Device", "type"),
+    ("Diameter (mm)", "diameter_mm"),
+    ("Length (mm)", "length_mm"),
+    ("Start (mm)", "start_mm"),
+    ("End (mm)", "end_mm"),
+    ("Span to cover (mm)", "span_mm"),
+    ("Devices", "count"),
+    ("Basis", "basis"),
+)
+
+
+def _plan_section(summary: Mapping[str, Any]) -> str:
+    """The "Plan" section: device, landing zones, every plan and the policy with its sources."""
+    if "plan" not in summary:
+        return ""
+    esc = html.escape
+    parts = ["<section><h2>Plan</h2>", f"<div class='disclaimer'>{esc(PLAN_NOTE)}</div>"]
+    plan = summary.get("plan")
+    if not isinstance(plan, Mapping):
+        reasons = [str(f.get("message")) for f in summary.get("flags") or [] if f.get("rule") == "plan_none"]
+        parts.append(f"<p class='muted'>{esc('; '.join(reasons) or 'No treatment plan.')}</p></section>")
+        return "".join(parts)
+    device = plan.get("device") or {}
+    cards = [
+        _card("Device diameter", device.get("diameter_mm"), "plan.device.diameter_mm"),
+        _card("Device length", device.get("length_mm"), "plan.device.length_mm"),
+        _card("Span to cover", device.get("span_mm"), "plan.device.span_mm"),
+    ]
+    parts.append(
+        f"<p>{esc(str(device.get('type', 'device')).capitalize())} for the "
+        f"<span data-key='plan.territory'>{esc(str(plan.get('territory')))}</span> territory, "
+        f"treating lesion(s) {esc(format_value(plan.get('lesion_ids')))}.</p>"
+        f"<div class='cards'>{''.join(cards)}</div>"
+    )
+    rows = [(label, device.get(key), f"plan.device.{key}") for label, key in _DEVICE_ROWS if key in device]
+    zones = plan.get("landing_zones") or {}
+    head = "<th scope='col'>Landing zone</th>" + "".join(
+        f"<th scope='col'>{esc(_label(c))}</th>" for c in _ZONE_COLUMNS
+    )
+    body = "".join(
+        f"<tr><th scope='row'>{esc(side.capitalize())}</th>"
+        + (
+            "".join(_cell(zone.get(c), f"plan.landing_zones.{side}.{c}") for c in _ZONE_COLUMNS)
+            if isinstance(zone, Mapping)
+            else f"<td colspan='{len(_ZONE_COLUMNS)}' class='muted'>none found</td>"
+        )
+        + "</tr>"
+        for side, zone in zones.items()
+    )
+    parts.append(
+        "<div class='grid2'><div><h3>Device</h3>" + _table(rows) + "</div><div><h3>Landing zones</h3>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></div>"
+    )
+    plans = [p for p in summary.get("plans") or [] if isinstance(p, Mapping)]
+    if len(plans) > 1:
+        keys = ("start_mm", "end_mm", "length_mm", "diameter_mm")
+        head = "<th scope='col'>Plan</th><th scope='col'>Lesions</th>" + "".join(
+            f"<th scope='col'>{esc(_label(k))}</th>" for k in keys
+        )
+        body = "".join(
+            f"<tr>{_cell(p.get('id', i + 1), f'plans.{i}.id')}<td>{esc(format_value(p.get('lesion_ids')))}"
+            f"{' (main)' if p.get('main') else ''}</td>"
+            + "".join(_cell((p.get("device") or {}).get(k), f"plans.{i}.device.{k}") for k in keys)
+            + "</tr>"
+            for i, p in enumerate(plans)
+        )
+        parts.append(
+            f"<h3>Every plan (one device each)</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        )
+    policy = plan.get("policy") or {}
+    policy_rows = "".join(
+        f"<tr><th scope='row'>{esc(name)}</th>{_cell(entry.get('value'), f'plan.policy.{name}.value')}"
+        f"<td class='source'>{esc(str(entry.get('source') or '—'))}</td></tr>"
+        for name, entry in policy.items()
+        if isinstance(entry, Mapping)
+    )
+    parts.append(
+        "<h3>Policy (every threshold and catalogue, with its source)</h3><table><thead><tr>"
+        "<th scope='col'>Parameter</th><th scope='col'>Value</th><th scope='col'>Source</th></tr></thead>"
+        f"<tbody>{policy_rows}</tbody></table></section>"
+    )
+    return "".join(parts)
 
 
 def build_report(
@@ -970,6 +1106,7 @@ def build_report(
     )
 
     parts.append("<section><h2>Lesions</h2>" + _records_table(lesions, "lesions") + "</section>")
+    parts.append(_plan_section(summary))
 
     # Any further summary values, so nothing measured is left out of the page.
     extra = [
