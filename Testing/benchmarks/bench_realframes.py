@@ -176,6 +176,7 @@ def run_pullback(root: Path, name: str, step: int, overlays: Path | None) -> dic
         "lumen_inside_vessel": float(inside.mean()),
         "median_lumen_change": change(lumen),
         "median_vessel_change": change(vessel),
+        "flagged_share": float(np.mean([f.confidence < 0.5 for f in cs.frames])),
         "lumen_mm2_median": float(np.median(lumen)),
         "lumen_mm2_max": float(lumen.max()),
         "vessel_mm2_median": float(np.median(vessel)),
