@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from . import __version__, limits
 from .errors import IVUSCancelled, IVUSInputError, input_error
 
 __all__ = [
@@ -258,7 +258,6 @@ def case_options(case: CaseSpec):
     IVUSInputError
         A value that ``run`` would reject, naming the manifest, the case and the column.
     """
-    from .cli import _ACQUISITION_LIMITS, _positive
     from .pipeline import RunOptions
 
     where = f"{case.manifest}: case {case.case_id!r}"
@@ -284,13 +283,12 @@ def case_options(case: CaseSpec):
                     f"{where}: column {name} {text!r} is not one of {', '.join(_CHOICES[name])}"
                 )
         kwargs[OPTION_FIELDS[name]] = value
-    try:
-        # the same plausible ranges as the command line's options
-        for _option, attribute, (low, high), unit, hint in _ACQUISITION_LIMITS:
-            value = kwargs.get(OPTION_FIELDS[attribute])
-            _positive(attribute, value, low=low, high=high, unit=unit, hint=hint)
-    except IVUSInputError as exc:
-        raise IVUSInputError(f"{where}: column {exc}") from None
+    # the same range table as the command line and the Slicer module
+    for column in ("pixel_spacing", "pullback_speed", "frame_rate", "start_mm"):
+        field = OPTION_FIELDS[column]
+        limits.check(
+            field, kwargs.get(field), where=where, name=f"column {column}", fix=limits.BATCH_FIXES[field]
+        )
     return RunOptions(**kwargs)
 
 
@@ -524,7 +522,8 @@ def run_case(case: CaseSpec, out_dir: str, *, force: bool = False, batch_id: str
         except IVUSCancelled:
             outcome.status = "pending"  # stopped by the user: the next batch does it
         except IVUSInputError as exc:
-            outcome.message, outcome.exit_category, outcome.error_type = str(exc), 2, type(exc).__name__
+            message = limits.reworded(exc, limits.BATCH_FIXES)
+            outcome.message, outcome.exit_category, outcome.error_type = message, 2, type(exc).__name__
             record_failure(out, outcome, batch_id=batch_id)
         except Exception as exc:  # an internal error of one case must not stop the cohort
             outcome.message = f"internal error: {type(exc).__name__}: {exc}"

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from . import __version__, limits
 from .errors import IVUSCancelled, IVUSInputError, input_error
 
 PRESET_NAMES = ("coronary", "femoropopliteal", "iliac-vein")
@@ -29,39 +29,20 @@ PRESET_NAMES = ("coronary", "femoropopliteal", "iliac-vein")
 # option checks: the values users mistype most (units) get a message naming the option
 
 
-def _positive(name: str, value: float | None, *, low: float, high: float, unit: str, hint: str) -> None:
-    if value is None:
-        return
-    if not np.isfinite(value) or value <= 0:
-        raise IVUSInputError(f"{name} {value}: must be a positive number in {unit}")
-    if not low <= value <= high:
-        raise IVUSInputError(f"{name} {value}: outside {low}-{high} {unit}; {hint}")
-
-
-# option, attribute, plausible range, unit, what to do when outside it
-_ACQUISITION_LIMITS = (
-    (
-        "--pixel-spacing",
-        "pixel_spacing",
-        (0.001, 1.0),
-        "mm",
-        "give the spacing in mm (e.g. 0.02 for a 10 mm field over 512 pixels), not in um or cm",
-    ),
-    (
-        "--pullback-speed",
-        "pullback_speed",
-        (0.05, 40.0),
-        "mm/s",
-        "give the motor speed in mm/s (typically 0.5, 1 or 2)",
-    ),
-    ("--frame-rate", "frame_rate", (1.0, 500.0), "frames/s", "give frames per second (typically 30)"),
+# option, attribute, row of the range table (limits.py)
+CLI_OPTIONS = (
+    ("--pixel-spacing", "pixel_spacing", "pixel_spacing_mm"),
+    ("--pullback-speed", "pullback_speed", "pullback_speed_mm_s"),
+    ("--frame-rate", "frame_rate", "frame_rate_hz"),
+    ("--start-mm", "start_mm", "start_mm"),
 )
 
 
 def check_acquisition_options(args: argparse.Namespace) -> None:
-    """Reject acquisition options in the wrong unit before any work is done."""
-    for option, attribute, (low, high), unit, hint in _ACQUISITION_LIMITS:
-        _positive(option, getattr(args, attribute, None), low=low, high=high, unit=unit, hint=hint)
+    """Reject acquisition options outside the range table before any work is done."""
+    for option, attribute, field in CLI_OPTIONS:
+        value = getattr(args, attribute, None)
+        limits.check(field, value, where=option, name="value", fix=limits.CLI_FIXES[field])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -657,7 +638,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except IVUSInputError as exc:
-        print(f"ivus-reconstruct: error: {exc}", file=sys.stderr)
+        print(f"ivus-reconstruct: error: {limits.reworded(exc, limits.CLI_FIXES)}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, IVUSCancelled):
         print("ivus-reconstruct: interrupted; no output was written", file=sys.stderr)

@@ -371,6 +371,7 @@ def run_pipeline(
 
     if pullback is None and contours is None:
         raise IVUSInputError("no input: give a PULLBACK or --contours FILE")
+    _check_ranges(pullback, None if segmenting else contours, centerline, options, input_paths)
 
     gating: GatingResult | None = None
     sub = stages.begin("gating", "gating")
@@ -473,6 +474,35 @@ def run_pipeline(
         flags=flags,
         timings_s=dict(stages.timings),
     )
+
+
+def _check_ranges(
+    pullback: Pullback | None,
+    contours: ContourSet | None,
+    centerline: Centerline | None,
+    options: RunOptions,
+    input_paths: dict[str, str],
+) -> None:
+    """Every input against the range table (limits.py) before any stage runs, whichever front end
+    built it (files, Slicer nodes, a batch case)."""
+    from . import limits
+
+    for key, value in (
+        ("pixel_spacing_mm", options.pixel_spacing_mm),
+        ("pullback_speed_mm_s", options.pullback_speed_mm_s),
+        ("frame_rate_hz", options.frame_rate_hz),
+        ("start_mm", options.start_mm),
+    ):
+        limits.check(key, value, where="options", name=key)
+    fov = None
+    if pullback is not None:
+        limits.check_pullback(pullback, input_paths.get("pullback", "pullback"))
+        rows, cols = pullback.shape_px
+        fov = (rows * pullback.pixel_spacing_mm[0], cols * pullback.pixel_spacing_mm[1])
+    if centerline is not None:
+        limits.check_centerline(centerline, input_paths.get("centerline", centerline.source or "centerline"))
+    if contours is not None:
+        limits.check_contours(contours, input_paths.get("contours", "contours"), field_of_view_mm=fov)
 
 
 def _field_array(polydata: Any, name: str) -> np.ndarray:

@@ -340,10 +340,12 @@ def test_manifest_errors_name_the_file_and_the_fix(tmp_path):
     options = batch.case_options(case)
     assert options.gating == "none" and options.pullback_speed_mm_s == 0.5
     bad = batch.CaseSpec("a", (("pullback", "x"),), (("pixel_spacing", "20"),), "m.csv", 2)
-    with pytest.raises(
-        IVUSInputError, match=r"m\.csv: case 'a': column pixel_spacing 20.0: outside 0.001-1.0 mm"
-    ):
+    with pytest.raises(IVUSInputError) as info:
         batch.case_options(bad)
+    assert str(info.value) == (
+        "m.csv: case 'a': column pixel_spacing is 20 mm, outside the plausible 0.001-1 mm (IVUS frames "
+        "have 0.01-0.05 mm per pixel); fill the pixel_spacing column in mm (e.g. 0.02), not in um or cm"
+    )
 
 
 def test_manifest_that_is_not_utf8_is_an_input_error(tmp_path):
