@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import sys
 import threading
 import time
@@ -780,11 +779,14 @@ class BatchResult:
 
 
 def _remove_partials(cases_dir: Path) -> None:
-    """Temporary folders of attempts that died (a killed worker) never become outputs: drop them."""
+    """Partial folders of attempts that died (a killed worker) never become outputs: drop them.
+
+    Only folders whose claim no live process holds (output_place.py): a case still being written
+    by a worker of another batch on the same folder is left alone."""
+    from .output_place import remove_stale_partials
+
     if cases_dir.is_dir():
-        for p in cases_dir.iterdir():
-            if p.name.startswith(".") and (".partial-" in p.name or ".old-" in p.name):
-                shutil.rmtree(p, ignore_errors=True)
+        remove_stale_partials(cases_dir)
 
 
 def prepare_batch_dir(out_dir: Path) -> None:
@@ -857,7 +859,7 @@ def run_batch(
                 outcome = CaseOutcome(**fut.result())
             except Exception as exc:  # the task itself never raises: its workers died (KilledWorker)
                 outcome = CaseOutcome(
-                    case.case_id, "failed", message=f"internal error: {type(exc).__name__}: {exc}",
+                    case.case_id, "failed", message=_worker_death_message(exc),
                     exit_category=1, error_type=type(exc).__name__,
                 )  # fmt: skip
                 record_failure(out, outcome, batch_id=batch_id)
@@ -875,6 +877,22 @@ def run_batch(
         _finished_on_disk(cases, out, result)
     result.cohort = write_cohort(cases, out, result.outcomes)
     return result
+
+
+def _worker_death_message(exc: Exception) -> str:
+    """Why a case has no result: its worker processes died (e.g. killed for memory)."""
+    from distributed.scheduler import KilledWorker
+
+    if isinstance(exc, KilledWorker):
+        import dask
+
+        tries = int(dask.config.get("distributed.scheduler.allowed-failures", 3)) + 1
+        return (
+            f"its worker process died {tries} times while running this case (killed from outside, most "
+            "often by the out-of-memory killer); the other cases are unaffected: rerun the batch to retry "
+            "only this case, with fewer --workers if memory is short"
+        )
+    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def _finished_on_disk(cases: Sequence[CaseSpec], out: Path, result: BatchResult) -> None:

@@ -185,11 +185,13 @@ def cmd_angio(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline import prepare_out_dir, run_files, write_outputs
+    from .output_place import claim_for_run
+    from .pipeline import run_files, write_outputs
 
     check_acquisition_options(args)
     out = Path(args.out)
-    prepare_out_dir(out)
+    # held from now on: a second run to the same folder is refused at once, not after its work
+    claim_for_run(out)
     options = _options_from_args(args)
     if args.angio and args.centerline:
         raise IVUSInputError("--angio and --centerline both give the centerline; use one")
@@ -636,6 +638,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        return _dispatch(args)
+    finally:
+        from .output_place import release_run_claims
+
+        release_run_claims()
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    try:
         return int(args.func(args) or 0)
     except IVUSInputError as exc:
         print(f"ivus-reconstruct: error: {limits.reworded(exc, limits.CLI_FIXES)}", file=sys.stderr)
@@ -643,15 +654,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, IVUSCancelled):
         print("ivus-reconstruct: interrupted; no output was written", file=sys.stderr)
         return 130
+    except OSError as exc:
+        from .output_place import output_error
+
+        translated = output_error(exc, Path(getattr(args, "out", None) or "."))
+        if translated is None:
+            return _internal_error(args, exc)
+        print(f"ivus-reconstruct: error: {translated}", file=sys.stderr)
+        return 2
     except Exception as exc:  # an internal error: say so, keep the traceback for --debug
-        if args.debug or os.environ.get("IVUS_DEBUG"):
-            traceback.print_exc()
-        print(
-            f"ivus-reconstruct: internal error: {type(exc).__name__}: {exc} "
-            "(please report it; --debug shows the traceback)",
-            file=sys.stderr,
-        )
-        return 1
+        return _internal_error(args, exc)
+
+
+def _internal_error(args: argparse.Namespace, exc: BaseException) -> int:
+    if args.debug or os.environ.get("IVUS_DEBUG"):
+        traceback.print_exc()
+    print(
+        f"ivus-reconstruct: internal error: {type(exc).__name__}: {exc} "
+        "(please report it; --debug shows the traceback)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -720,41 +718,20 @@ def _lesion_rows(lesions: list[dict[str, Any]]) -> tuple[list[str], list[list[An
 
 def prepare_out_dir(out_dir: Path) -> None:
     """Refuse to replace a folder that is not an earlier output of this tool."""
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise input_error(out_dir, "--out", "is a file", "give a folder path")
-        entries = list(out_dir.iterdir())
-        if entries and not (out_dir / "summary.json").exists():
-            raise input_error(
-                out_dir,
-                "--out",
-                "is a non-empty folder that is not an IVUSReconstruct output",
-                "choose a new folder",
-            )
+    from .output_place import prepare_out_dir as prepare
+
+    prepare(Path(out_dir))
 
 
-def atomic_folder(out_dir: Path, fill: Callable[[Path], Any]) -> Any:
-    """Run ``fill(tmp)`` on a fresh temporary folder beside ``out_dir``, then move it into place.
+def atomic_folder(out_dir: Path, fill: Callable[[Path], Any], *, need_bytes: int = 0) -> Any:
+    """Run ``fill(tmp)`` on a claimed partial folder beside ``out_dir``, then move it into place.
 
-    On any error the temporary folder is removed and ``out_dir`` is left as it was.
+    On any error the partial folder is removed and ``out_dir`` is left as it was; see
+    :mod:`.output_place` (claims, stale partial folders, concurrent runs, full disks).
     """
-    out_dir = Path(out_dir).absolute()
-    prepare_out_dir(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
-        value = fill(tmp)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{time.time_ns()}")
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
-        return value
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    from .output_place import atomic_folder as atomic
+
+    return atomic(Path(out_dir), fill, need_bytes=need_bytes)
 
 
 def write_outputs(
@@ -785,8 +762,25 @@ def write_outputs(
     def fill(tmp: Path) -> dict[str, Path]:
         return _fill_outputs(result, tmp, extra_writers=extra_writers, progress=progress, cancel=cancel)
 
-    written = atomic_folder(out_dir, fill)
+    written = atomic_folder(out_dir, fill, need_bytes=output_bytes_estimate(result))
     return {name: out_dir.absolute() / name for name in written}
+
+
+def output_bytes_estimate(result: RunResult) -> int:
+    """An upper estimate of the output folder's size, checked against the free space first.
+
+    Meshes are counted uncompressed twice (VTP and glTF, plus the scene), the render as raw
+    RGB once (PNG and the report's copy compress it), contours as JSON text.
+    """
+    mesh_bytes = 0
+    for poly in (result.mesh.lumen, result.mesh.vessel, result.mesh.wall):
+        if poly is not None:
+            mesh_bytes += 40 * poly.GetNumberOfPoints() + 24 * poly.GetNumberOfCells()
+    width, height = result.parameters.get("render_size_px", (1600, 1000))
+    contour_points = sum(
+        len(f.lumen) + (0 if f.vessel is None else len(f.vessel)) for f in result.contours.frames
+    )
+    return int(2 * mesh_bytes + 3 * width * height + 40 * contour_points + (2 << 20))
 
 
 def _fill_outputs(
