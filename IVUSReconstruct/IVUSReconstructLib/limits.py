@@ -32,6 +32,7 @@ __all__ = [
     "check_centerline",
     "check_contours",
     "check_array_size",
+    "check_output_sizes",
     "reworded",
     "CLI_FIXES",
     "BATCH_FIXES",
@@ -69,6 +70,7 @@ LIMITS: dict[str, Limit] = {
     "centerline_spacing_mm": Limit(
         "centerline point spacing", 0.001, 500.0, "mm", "centerline points are 0.1-5 mm apart"
     ),
+    "render_size_px": Limit("render size", 16, 8192, "px", "renders are 800-3200 pixels wide"),
     "contour_extent_mm": Limit(
         "contour extent", 0.02, 60.0, "mm", "a vessel border lies 1-25 mm from the catheter"
     ),
@@ -294,3 +296,52 @@ def check_array_size(what: str, shape: tuple[int, ...], itemsize: int, *, where:
             f"({' x '.join(str(int(s)) for s in shape)}), more than the "
             f"{MAX_ARRAY_BYTES / 1024**3:.0f} GB allowed; {fix}"
         )
+
+
+# bytes per labelmap voxel at the peak of mesh.vessel_labelmap (stencil image, label copy, lumen)
+_LABELMAP_BYTES_PER_VOXEL = 4
+# bytes per mesh point of the three surfaces with their arrays and triangles (measured on
+# phantoms: about 70; rounded up)
+_MESH_BYTES_PER_POINT = 100
+MESH_POINTS_PER_RING = 72
+
+
+def check_output_sizes(
+    origins_ras_mm: np.ndarray,
+    extent_mm: float,
+    *,
+    labelmap_spacing_mm: float,
+    render_size_px: tuple[int, int],
+    where: object,
+) -> None:
+    """Refuse outputs whose arrays would not fit, from the placed frames, before meshing.
+
+    Parameters
+    ----------
+    origins_ras_mm : ndarray of shape (N, 3)
+        Where the frames are placed.
+    extent_mm : float
+        Largest distance of a border from its frame's origin.
+    labelmap_spacing_mm : float
+    render_size_px : (width, height)
+
+    Raises
+    ------
+    IVUSInputError
+    """
+    for size in render_size_px:
+        check("render_size_px", size, where=where, name="render size")
+    w, h = (int(v) for v in render_size_px)
+    check_array_size("render", (h, w, 4), 2, where=where, fix="ask for a smaller render")
+    origins = np.asarray(origins_ras_mm, dtype=float).reshape(-1, 3)
+    check_array_size(
+        "mesh", (len(origins), MESH_POINTS_PER_RING, 3), _MESH_BYTES_PER_POINT, where=where,
+        fix="analyse fewer frames (a shorter pullback or gated frames)",
+    )  # fmt: skip
+    span = origins.max(axis=0) - origins.min(axis=0) + 2.0 * (extent_mm + 1.0)
+    dims = tuple(int(np.ceil(v / labelmap_spacing_mm)) + 2 for v in span)
+    check_array_size(
+        "vessel labelmap", dims[::-1], _LABELMAP_BYTES_PER_VOXEL, where=where,
+        fix=f"check the pixel spacing and the centerline's unit (the vessel spans "
+        f"{' x '.join(f'{v:.0f}' for v in span)} mm)",
+    )  # fmt: skip

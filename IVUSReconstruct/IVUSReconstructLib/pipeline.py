@@ -433,6 +433,7 @@ def run_pipeline(
     )
     # landmarks may have corrected the positions: measure along the corrected ones
     arc = np.asarray(poses.arc_length_mm, dtype=float)
+    _check_sizes(contours, poses, options, source_hint)
     stages.end()
 
     stages.begin("metrics", "measuring")
@@ -501,6 +502,25 @@ def _check_ranges(
         limits.check_centerline(centerline, input_paths.get("centerline", centerline.source or "centerline"))
     if contours is not None:
         limits.check_contours(contours, input_paths.get("contours", "contours"), field_of_view_mm=fov)
+
+
+def _check_sizes(contours: ContourSet, poses: FramePoses, options: RunOptions, where: str) -> None:
+    """The sizes of the labelmap, mesh and render from the placed frames, before any is made."""
+    from . import limits
+
+    extent = max(
+        float(np.max(np.abs(np.asarray(p, dtype=float))))
+        for f in contours.frames
+        for p in (f.lumen, f.vessel)
+        if p is not None
+    )
+    limits.check_output_sizes(
+        poses.origin_ras_mm,
+        extent + float(np.max(np.abs(poses.offset_mm))) if len(poses.offset_mm) else extent,
+        labelmap_spacing_mm=LABELMAP_SPACING_MM,
+        render_size_px=options.render_size_px,
+        where=where,
+    )
 
 
 def _field_array(polydata: Any, name: str) -> np.ndarray:

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from IVUSReconstructLib import batch, cli, limits
 from IVUSReconstructLib.errors import IVUSInputError
@@ -251,3 +253,125 @@ def test_pullback_frame_times_must_increase():
     with pytest.raises(IVUSInputError, match=r"^pb: frame times are not increasing \(frame 5 at"):
         limits.check_pullback(replace(pb, frame_times_s=times), "pb")
     limits.check_pullback(pb, "pb")
+
+
+# --------------------------------------------------------------------------- property-based
+
+FUZZ = settings(
+    max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@FUZZ
+@given(key=st.sampled_from(sorted(LIMITS)), value=st.floats(allow_nan=True, allow_infinity=True))
+def test_fuzzed_values_are_accepted_exactly_within_their_range(key, value):
+    lim = LIMITS[key]
+    inside = math.isfinite(value) and lim.low <= value <= lim.high
+    try:
+        limits.check(key, value, where="w")
+    except IVUSRangeError as exc:
+        assert not inside and exc.field == key and "\n" not in str(exc)
+    else:
+        assert inside
+
+
+@FUZZ
+@given(
+    r_lumen=st.floats(0.1, 5.0),
+    r_vessel=st.floats(0.1, 8.0),
+    dx=st.floats(-10.0, 10.0),
+    scale=st.sampled_from([1.0, 1.0, 1.0, 100.0, 1000.0]),
+)
+def test_fuzzed_contours_pass_or_raise_an_input_error(r_lumen, r_vessel, dx, scale):
+    from IVUSReconstructLib.types import ContourSet, FrameContours
+
+    lumen = np.asarray(_circle(r_lumen * scale, cx=dx * scale))
+    vessel = np.asarray(_circle(r_vessel * scale))
+    contours = ContourSet(frames=(FrameContours(index=0, lumen=lumen, vessel=vessel),))
+    try:
+        limits.check_contours(contours, "c.json", field_of_view_mm=(10.0, 10.0))
+    except IVUSInputError as exc:
+        assert str(exc).startswith("c.json: frame 0 ") and "\n" not in str(exc)
+        refused = True
+    else:
+        refused = False
+    # inside the image, lumen well inside the vessel: accepted; lumen wholly outside: refused
+    fits = (abs(dx) + max(r_lumen, r_vessel)) * scale <= 6.25
+    if fits and abs(dx) + r_lumen < 0.95 * r_vessel:
+        assert not refused
+    if abs(dx) > r_lumen + r_vessel:
+        assert refused
+
+
+@FUZZ
+@given(
+    delta_cm=st.floats(1e-6, 10.0),
+    frame_time_ms=st.floats(0.01, 1e5),
+    rate=st.floats(1e-3, 1e3),
+)
+def test_fuzzed_acquisition_tags_raise_only_range_errors(
+    tmp_path, small_dicom, delta_cm, frame_time_ms, rate
+):
+    path = _dicom(
+        tmp_path,
+        small_dicom,
+        PhysicalDeltaX=delta_cm,
+        PhysicalDeltaY=delta_cm,
+        FrameTime=f"{frame_time_ms:.6g}",
+        IVUSPullbackRate=f"{rate:.6g}",
+    )
+    values = {
+        "pixel_spacing_mm": delta_cm * 10.0,
+        "frame_interval_s": float(f"{frame_time_ms:.6g}") / 1000.0,
+        "pullback_speed_mm_s": float(f"{rate:.6g}"),
+    }
+    wrong = {k for k, v in values.items() if not LIMITS[k].low <= v <= LIMITS[k].high}
+    try:
+        pb = read_pullback(path)
+        limits.check_pullback(pb, path)
+    except IVUSRangeError as exc:
+        assert exc.field in wrong | {"field_of_view_mm", "pullback_length_mm"}, str(exc)
+    else:
+        assert not wrong
+
+
+# --------------------------------------------------------------------------- size guards
+
+
+def test_labelmap_that_would_not_fit_is_refused_before_meshing(monkeypatch):
+    """Plausible values each, but together a 1950 mm vessel 80 mm wide: a 0.2 mm labelmap of
+    9.8 x 10^3 x 4.2 x 10^2 x 4.2 x 10^2 voxels. Refused from the placed frames, before meshing."""
+    from IVUSReconstructLib import mesh, pipeline
+    from IVUSReconstructLib.types import Centerline, ContourSet, FrameContours
+
+    frames = tuple(
+        FrameContours(
+            index=k, lumen=np.asarray(_circle(20.0)), vessel=np.asarray(_circle(40.0)), z_mm=10.0 * k
+        )
+        for k in range(195)
+    )
+    line = Centerline(points_ras_mm=np.column_stack([np.zeros(40), np.zeros(40), np.linspace(0, 1950, 40)]))
+
+    def no_mesh(*args, **kwargs):
+        raise AssertionError("meshing started")
+
+    monkeypatch.setattr(mesh, "build_meshes", no_mesh)
+    with pytest.raises(IVUSInputError) as info:
+        pipeline.run_pipeline(
+            contours=ContourSet(frames=frames), centerline=line, input_paths={"contours": "c.json"}
+        )
+    message = str(info.value)
+    assert message.startswith("c.json: the vessel labelmap would take ")
+    gb = float(message.split("would take ")[1].split(" GB")[0])
+    voxels = (1940 + 2 * 41) / 0.2 * ((2 * 41) / 0.2) ** 2
+    assert gb == pytest.approx(4 * voxels / 1024**3, rel=0.02)
+    assert message.endswith(
+        "check the pixel spacing and the centerline's unit (the vessel spans 82 x 82 x 2022 mm)"
+    )
+
+
+def test_render_size_outside_the_table_is_refused():
+    with pytest.raises(IVUSRangeError, match="render size is 20000 px, outside the plausible 16-8192 px"):
+        limits.check_output_sizes(
+            np.zeros((3, 3)), 5.0, labelmap_spacing_mm=0.2, render_size_px=(20000, 1000), where="w"
+        )
