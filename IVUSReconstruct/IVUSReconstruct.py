@@ -442,8 +442,9 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
         contours = mrml.segmentation_to_contours(
             parameterNode.outputSegmentation, parameterNode.inputVolume, template=self.lastResult.contours
         )
+        self.checkParameters(parameterNode)
         pullback, _contours, centerline, landmarks = self._inputs(parameterNode)
-        result = pipeline.run_pipeline(
+        result = self._reworded(lambda: pipeline.run_pipeline(
             pullback=pullback,
             contours=contours,
             centerline=centerline or self.lastResult.centerline,
@@ -451,7 +452,7 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
             options=self._options(parameterNode),
             progress=progress,
             cancel=cancel,
-        )
+        ))  # fmt: skip
         self._show(parameterNode, result, segmentationNode=parameterNode.outputSegmentation)
         return result
 
