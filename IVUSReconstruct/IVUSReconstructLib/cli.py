@@ -279,6 +279,16 @@ def _make_phantom(args: argparse.Namespace):
     from .phantom import make_phantom
 
     kwargs: dict[str, Any] = {"seed": args.seed}
+    # the phantom's own size options, against the same table as real acquisitions
+    limits.check("image_size_px", getattr(args, "size_px", None), where="--size-px", name="value",
+                 fix="give the frame size in pixels (e.g. 256 or 512)")  # fmt: skip
+    length = getattr(args, "length_mm", None)
+    if length is not None and not length > 0:
+        raise IVUSInputError(
+            f"--length-mm: value is {length} mm, must be positive; give the pullback length in mm"
+        )
+    limits.check("pullback_length_mm", length, where="--length-mm", name="value",
+                 fix="give the pullback length in mm (e.g. 40)")  # fmt: skip
     if getattr(args, "length_mm", None):
         kwargs["length_mm"] = args.length_mm
     if getattr(args, "size_px", None):
@@ -492,6 +502,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .io.contours import read_contours
     from .pipeline import _jsonable
 
+    check_acquisition_options(args)
     spacing = (args.pixel_spacing, args.pixel_spacing) if args.pixel_spacing else None
     pred = read_contours(args.pred, pixel_spacing_mm=spacing)
     truth = read_contours(args.truth, pixel_spacing_mm=spacing)

@@ -141,6 +141,7 @@ class IVUSRangeError(IVUSInputError):
 
     def __init__(self, where: object, name: str, field: str, value: float, fix: str | None = None):
         self.where, self.name, self.field, self.value = str(where), name, field, float(value)
+        self.fix_given = fix is not None  # a front end's own wording: kept as it is
         super().__init__(self.worded(fix))
 
     def worded(self, fix: str | None = None) -> str:
@@ -156,7 +157,7 @@ class IVUSRangeError(IVUSInputError):
 
 def reworded(exc: IVUSInputError, fixes: Mapping[str, str]) -> str:
     """The message of ``exc`` with the fix in a front end's terms (unchanged for other errors)."""
-    if isinstance(exc, IVUSRangeError) and exc.field in fixes:
+    if isinstance(exc, IVUSRangeError) and not exc.fix_given and exc.field in fixes:
         return exc.worded(fixes[exc.field])
     return str(exc)
 

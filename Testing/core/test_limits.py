@@ -375,3 +375,25 @@ def test_render_size_outside_the_table_is_refused():
         limits.check_output_sizes(
             np.zeros((3, 3)), 5.0, labelmap_spacing_mm=0.2, render_size_px=(20000, 1000), where="w"
         )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--size-px", "100000"],
+            "--size-px: value is 100000 px, outside the plausible 16-4096 px (IVUS frames are 256-1024 pixels "
+            "wide); give the frame size in pixels (e.g. 256 or 512)",
+        ),
+        (
+            ["--length-mm", "5000"],
+            "--length-mm: value is 5000 mm, outside the plausible 0-1000 mm (pullbacks cover 30-300 mm); "
+            "give the pullback length in mm (e.g. 40)",
+        ),
+    ],
+)
+def test_phantom_size_options_use_the_table(tmp_path, capsys, args, message):
+    """Refused before the phantom is made (100000 px frames would need tens of GB)."""
+    assert cli.main(["phantom", "--preset", "coronary", *args, "--out", str(tmp_path / "ph")]) == 2
+    assert capsys.readouterr().err == f"ivus-reconstruct: error: {message}\n"
+    assert list(tmp_path.iterdir()) == []
