@@ -219,6 +219,18 @@ def test_cli_words_a_reader_range_error_with_its_option(tmp_path, small_dicom, c
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["p.dcm"]
 
 
+def test_batch_words_a_reader_range_error_with_its_column(tmp_path, small_dicom):
+    path = _dicom(tmp_path, small_dicom, IVUSPullbackRate="400")
+    case = batch.CaseSpec("a", (("pullback", str(path)),), (("gating", "none"),), "m.csv", 2)
+    outcome = batch.run_case(case, str(tmp_path / "batch"), batch_id="b")
+    assert outcome["status"] == "failed" and outcome["exit_category"] == 2
+    assert outcome["message"] == (
+        f"{path}: IVUSPullbackRate (0018,3101) is 400 mm/s, outside the plausible 0.05-40 mm/s (motor "
+        "pullbacks run at 0.5, 1 or 2 mm/s); fill the pullback_speed column in mm/s (typically 0.5, 1 or 2)"
+    )
+    assert sorted(p.name for p in (tmp_path / "batch" / "cases").iterdir()) == ["a.error.json"]
+
+
 def test_centerline_in_metres_is_refused(tmp_path):
     path = tmp_path / "c.csv"
     path.write_text("x,y,z\n" + "\n".join(f"0,0,{z / 1000:.4f}" for z in range(0, 60, 5)) + "\n")
