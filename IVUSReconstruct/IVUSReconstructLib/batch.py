@@ -1087,6 +1087,14 @@ def main_batch(argv: Sequence[str] | None = None) -> int:
     except IVUSInputError as exc:
         print(f"ivus-reconstruct: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the batch folder itself cannot be written (permission, full disk)
+        from .output_place import output_error
+
+        translated = output_error(exc, Path(args.out))
+        if translated is None:
+            raise
+        print(f"ivus-reconstruct: error: {translated}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(
             "ivus-reconstruct: interrupted; rerun the same command to finish the missing cases",
