@@ -24,6 +24,7 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
+from IVUSReconstructLib.limits import LIMITS
 from slicer import (
     vtkMRMLMarkupsCurveNode,
     vtkMRMLMarkupsFiducialNode,
@@ -135,10 +136,11 @@ class IVUSReconstructParameterNode:
     inputCenterline: Union[vtkMRMLMarkupsCurveNode, vtkMRMLModelNode]
     inputContours: vtkMRMLSegmentationNode
     inputLandmarks: vtkMRMLMarkupsFiducialNode
-    pullbackSpeed: Annotated[float, WithinRange(0.0, 20.0)] = 0.0
-    frameRate: Annotated[float, WithinRange(0.0, 500.0)] = 0.0
-    pixelSpacing: Annotated[float, WithinRange(0.0, 1.0)] = 0.0
-    startMm: Annotated[float, WithinRange(-500.0, 500.0)] = 0.0
+    # upper bounds from the one range table (IVUSReconstructLib/limits.py); 0 means "from the data"
+    pullbackSpeed: Annotated[float, WithinRange(0.0, LIMITS["pullback_speed_mm_s"].high)] = 0.0
+    frameRate: Annotated[float, WithinRange(0.0, LIMITS["frame_rate_hz"].high)] = 0.0
+    pixelSpacing: Annotated[float, WithinRange(0.0, LIMITS["pixel_spacing_mm"].high)] = 0.0
+    startMm: Annotated[float, WithinRange(LIMITS["start_mm"].low, LIMITS["start_mm"].high)] = 0.0
     align: Annotated[str, Choice(["catheter", "lumen-centroid"])] = "catheter"
     mirror: bool = False
     gating: Annotated[str, Choice(["image", "none"])] = "image"
@@ -293,6 +295,15 @@ class IVUSReconstructWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 #
 
 
+# parameter node field -> row of the range table (IVUSReconstructLib/limits.py)
+PARAMETER_LIMITS = {
+    "pixelSpacing": "pixel_spacing_mm",
+    "pullbackSpeed": "pullback_speed_mm_s",
+    "frameRate": "frame_rate_hz",
+    "startMm": "start_mm",
+}
+
+
 class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
     """Thin: nodes -> core types (mrml), pipeline.run_pipeline, core types -> nodes (mrml)."""
 
@@ -364,6 +375,28 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
         landmarks = mrml.markups_to_landmarks(node.inputLandmarks) if node.inputLandmarks else ()
         return pullback, contours, centerline, landmarks
 
+    @staticmethod
+    def checkParameters(parameterNode):
+        """Refuse acquisition fields outside the range table, naming the module field."""
+        from IVUSReconstructLib import limits
+
+        for name, field in PARAMETER_LIMITS.items():
+            value = getattr(parameterNode, name)
+            if value or name == "startMm":  # 0 means "from the data"
+                limits.check(field, value, where="IVUS Reconstruct", name=f"'{LIMITS[field].label}'",
+                             fix=limits.SLICER_FIXES[field])  # fmt: skip
+
+    @staticmethod
+    def _reworded(run):
+        """Run ``run()``; a range error from the library is re-worded for the module's fields."""
+        from IVUSReconstructLib import limits
+        from IVUSReconstructLib.errors import IVUSInputError
+
+        try:
+            return run()
+        except limits.IVUSRangeError as exc:
+            raise IVUSInputError(limits.reworded(exc, limits.SLICER_FIXES)) from None
+
     def _options(self, parameterNode):
         from IVUSReconstructLib.pipeline import RunOptions
 
@@ -390,8 +423,9 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
         """
         from IVUSReconstructLib import pipeline
 
+        self.checkParameters(parameterNode)
         pullback, contours, centerline, landmarks = self._inputs(parameterNode)
-        result = pipeline.run_pipeline(
+        result = self._reworded(lambda: pipeline.run_pipeline(
             pullback=pullback,
             contours=contours,
             centerline=centerline,
@@ -400,7 +434,7 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
             input_paths={"pullback": parameterNode.inputVolume.GetName()} if parameterNode.inputVolume else {},
             progress=progress,
             cancel=cancel,
-        )
+        ))  # fmt: skip
         self._show(parameterNode, result, segmentationNode=parameterNode.inputContours)
         return result
 
@@ -413,8 +447,9 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
         contours = mrml.segmentation_to_contours(
             parameterNode.outputSegmentation, parameterNode.inputVolume, template=self.lastResult.contours
         )
+        self.checkParameters(parameterNode)
         pullback, _contours, centerline, landmarks = self._inputs(parameterNode)
-        result = pipeline.run_pipeline(
+        result = self._reworded(lambda: pipeline.run_pipeline(
             pullback=pullback,
             contours=contours,
             centerline=centerline or self.lastResult.centerline,
@@ -422,7 +457,7 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
             options=self._options(parameterNode),
             progress=progress,
             cancel=cancel,
-        )
+        ))  # fmt: skip
         self._show(parameterNode, result, segmentationNode=parameterNode.outputSegmentation)
         return result
 

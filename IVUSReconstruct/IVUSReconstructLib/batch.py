@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import sys
 import threading
 import time
@@ -42,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from . import __version__, limits
 from .errors import IVUSCancelled, IVUSInputError, input_error
 from .plan import TERRITORIES
 
@@ -261,7 +260,6 @@ def case_options(case: CaseSpec):
     IVUSInputError
         A value that ``run`` would reject, naming the manifest, the case and the column.
     """
-    from .cli import _ACQUISITION_LIMITS, _positive
     from .pipeline import RunOptions
 
     where = f"{case.manifest}: case {case.case_id!r}"
@@ -287,13 +285,12 @@ def case_options(case: CaseSpec):
                     f"{where}: column {name} {text!r} is not one of {', '.join(_CHOICES[name])}"
                 )
         kwargs[OPTION_FIELDS[name]] = value
-    try:
-        # the same plausible ranges as the command line's options
-        for _option, attribute, (low, high), unit, hint in _ACQUISITION_LIMITS:
-            value = kwargs.get(OPTION_FIELDS[attribute])
-            _positive(attribute, value, low=low, high=high, unit=unit, hint=hint)
-    except IVUSInputError as exc:
-        raise IVUSInputError(f"{where}: column {exc}") from None
+    # the same range table as the command line and the Slicer module
+    for column in ("pixel_spacing", "pullback_speed", "frame_rate", "start_mm"):
+        field = OPTION_FIELDS[column]
+        limits.check(
+            field, kwargs.get(field), where=where, name=f"column {column}", fix=limits.BATCH_FIXES[field]
+        )
     return RunOptions(**kwargs)
 
 
@@ -527,7 +524,8 @@ def run_case(case: CaseSpec, out_dir: str, *, force: bool = False, batch_id: str
         except IVUSCancelled:
             outcome.status = "pending"  # stopped by the user: the next batch does it
         except IVUSInputError as exc:
-            outcome.message, outcome.exit_category, outcome.error_type = str(exc), 2, type(exc).__name__
+            message = limits.reworded(exc, limits.BATCH_FIXES)
+            outcome.message, outcome.exit_category, outcome.error_type = message, 2, type(exc).__name__
             record_failure(out, outcome, batch_id=batch_id)
         except Exception as exc:  # an internal error of one case must not stop the cohort
             outcome.message = f"internal error: {type(exc).__name__}: {exc}"
@@ -784,11 +782,14 @@ class BatchResult:
 
 
 def _remove_partials(cases_dir: Path) -> None:
-    """Temporary folders of attempts that died (a killed worker) never become outputs: drop them."""
+    """Partial folders of attempts that died (a killed worker) never become outputs: drop them.
+
+    Only folders whose claim no live process holds (output_place.py): a case still being written
+    by a worker of another batch on the same folder is left alone."""
+    from .output_place import remove_stale_partials
+
     if cases_dir.is_dir():
-        for p in cases_dir.iterdir():
-            if p.name.startswith(".") and (".partial-" in p.name or ".old-" in p.name):
-                shutil.rmtree(p, ignore_errors=True)
+        remove_stale_partials(cases_dir)
 
 
 def prepare_batch_dir(out_dir: Path) -> None:
@@ -861,7 +862,7 @@ def run_batch(
                 outcome = CaseOutcome(**fut.result())
             except Exception as exc:  # the task itself never raises: its workers died (KilledWorker)
                 outcome = CaseOutcome(
-                    case.case_id, "failed", message=f"internal error: {type(exc).__name__}: {exc}",
+                    case.case_id, "failed", message=_worker_death_message(exc),
                     exit_category=1, error_type=type(exc).__name__,
                 )  # fmt: skip
                 record_failure(out, outcome, batch_id=batch_id)
@@ -879,6 +880,22 @@ def run_batch(
         _finished_on_disk(cases, out, result)
     result.cohort = write_cohort(cases, out, result.outcomes)
     return result
+
+
+def _worker_death_message(exc: Exception) -> str:
+    """Why a case has no result: its worker processes died (e.g. killed for memory)."""
+    from distributed.scheduler import KilledWorker
+
+    if isinstance(exc, KilledWorker):
+        import dask
+
+        tries = int(dask.config.get("distributed.scheduler.allowed-failures", 3)) + 1
+        return (
+            f"its worker process died {tries} times while running this case (killed from outside, most "
+            "often by the out-of-memory killer); the other cases are unaffected: rerun the batch to retry "
+            "only this case, with fewer --workers if memory is short"
+        )
+    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def _finished_on_disk(cases: Sequence[CaseSpec], out: Path, result: BatchResult) -> None:
@@ -1072,6 +1089,14 @@ def main_batch(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except IVUSInputError as exc:
         print(f"ivus-reconstruct: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the batch folder itself cannot be written (permission, full disk)
+        from .output_place import output_error
+
+        translated = output_error(exc, Path(args.out))
+        if translated is None:
+            raise
+        print(f"ivus-reconstruct: error: {translated}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from . import __version__, limits
 from .errors import IVUSCancelled, IVUSInputError, input_error
 
 PRESET_NAMES = ("coronary", "femoropopliteal", "iliac-vein")
@@ -29,39 +29,20 @@ PRESET_NAMES = ("coronary", "femoropopliteal", "iliac-vein")
 # option checks: the values users mistype most (units) get a message naming the option
 
 
-def _positive(name: str, value: float | None, *, low: float, high: float, unit: str, hint: str) -> None:
-    if value is None:
-        return
-    if not np.isfinite(value) or value <= 0:
-        raise IVUSInputError(f"{name} {value}: must be a positive number in {unit}")
-    if not low <= value <= high:
-        raise IVUSInputError(f"{name} {value}: outside {low}-{high} {unit}; {hint}")
-
-
-# option, attribute, plausible range, unit, what to do when outside it
-_ACQUISITION_LIMITS = (
-    (
-        "--pixel-spacing",
-        "pixel_spacing",
-        (0.001, 1.0),
-        "mm",
-        "give the spacing in mm (e.g. 0.02 for a 10 mm field over 512 pixels), not in um or cm",
-    ),
-    (
-        "--pullback-speed",
-        "pullback_speed",
-        (0.05, 40.0),
-        "mm/s",
-        "give the motor speed in mm/s (typically 0.5, 1 or 2)",
-    ),
-    ("--frame-rate", "frame_rate", (1.0, 500.0), "frames/s", "give frames per second (typically 30)"),
+# option, attribute, row of the range table (limits.py)
+CLI_OPTIONS = (
+    ("--pixel-spacing", "pixel_spacing", "pixel_spacing_mm"),
+    ("--pullback-speed", "pullback_speed", "pullback_speed_mm_s"),
+    ("--frame-rate", "frame_rate", "frame_rate_hz"),
+    ("--start-mm", "start_mm", "start_mm"),
 )
 
 
 def check_acquisition_options(args: argparse.Namespace) -> None:
-    """Reject acquisition options in the wrong unit before any work is done."""
-    for option, attribute, (low, high), unit, hint in _ACQUISITION_LIMITS:
-        _positive(option, getattr(args, attribute, None), low=low, high=high, unit=unit, hint=hint)
+    """Reject acquisition options outside the range table before any work is done."""
+    for option, attribute, field in CLI_OPTIONS:
+        value = getattr(args, attribute, None)
+        limits.check(field, value, where=option, name="value", fix=limits.CLI_FIXES[field])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,11 +187,13 @@ def cmd_angio(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline import prepare_out_dir, run_files, write_outputs
+    from .output_place import claim_for_run
+    from .pipeline import run_files, write_outputs
 
     check_acquisition_options(args)
     out = Path(args.out)
-    prepare_out_dir(out)
+    # held from now on: a second run to the same folder is refused at once, not after its work
+    claim_for_run(out)
     options = _options_from_args(args)
     if args.angio and args.centerline:
         raise IVUSInputError("--angio and --centerline both give the centerline; use one")
@@ -349,6 +332,16 @@ def _make_phantom(args: argparse.Namespace):
     from .phantom import make_phantom
 
     kwargs: dict[str, Any] = {"seed": args.seed}
+    # the phantom's own size options, against the same table as real acquisitions
+    limits.check("image_size_px", getattr(args, "size_px", None), where="--size-px", name="value",
+                 fix="give the frame size in pixels (e.g. 256 or 512)")  # fmt: skip
+    length = getattr(args, "length_mm", None)
+    if length is not None and not length > 0:
+        raise IVUSInputError(
+            f"--length-mm: value is {length} mm, must be positive; give the pullback length in mm"
+        )
+    limits.check("pullback_length_mm", length, where="--length-mm", name="value",
+                 fix="give the pullback length in mm (e.g. 40)")  # fmt: skip
     if getattr(args, "length_mm", None):
         kwargs["length_mm"] = args.length_mm
     if getattr(args, "size_px", None):
@@ -585,6 +578,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .io.contours import read_contours
     from .pipeline import _jsonable
 
+    check_acquisition_options(args)
     spacing = (args.pixel_spacing, args.pixel_spacing) if args.pixel_spacing else None
     pred = read_contours(args.pred, pixel_spacing_mm=spacing)
     truth = read_contours(args.truth, pixel_spacing_mm=spacing)
@@ -775,22 +769,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        return _dispatch(args)
+    finally:
+        from .output_place import release_run_claims
+
+        release_run_claims()
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    try:
         return int(args.func(args) or 0)
     except IVUSInputError as exc:
-        print(f"ivus-reconstruct: error: {exc}", file=sys.stderr)
+        print(f"ivus-reconstruct: error: {limits.reworded(exc, limits.CLI_FIXES)}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, IVUSCancelled):
         print("ivus-reconstruct: interrupted; no output was written", file=sys.stderr)
         return 130
+    except OSError as exc:
+        from .output_place import output_error
+
+        translated = output_error(exc, Path(getattr(args, "out", None) or "."))
+        if translated is None:
+            return _internal_error(args, exc)
+        print(f"ivus-reconstruct: error: {translated}", file=sys.stderr)
+        return 2
     except Exception as exc:  # an internal error: say so, keep the traceback for --debug
-        if args.debug or os.environ.get("IVUS_DEBUG"):
-            traceback.print_exc()
-        print(
-            f"ivus-reconstruct: internal error: {type(exc).__name__}: {exc} "
-            "(please report it; --debug shows the traceback)",
-            file=sys.stderr,
-        )
-        return 1
+        return _internal_error(args, exc)
+
+
+def _internal_error(args: argparse.Namespace, exc: BaseException) -> int:
+    if args.debug or os.environ.get("IVUS_DEBUG"):
+        traceback.print_exc()
+    print(
+        f"ivus-reconstruct: internal error: {type(exc).__name__}: {exc} "
+        "(please report it; --debug shows the traceback)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -376,6 +374,7 @@ def run_pipeline(
 
     if pullback is None and contours is None:
         raise IVUSInputError("no input: give a PULLBACK or --contours FILE")
+    _check_ranges(pullback, None if segmenting else contours, centerline, options, input_paths)
 
     gating: GatingResult | None = None
     sub = stages.begin("gating", "gating")
@@ -439,6 +438,7 @@ def run_pipeline(
     )
     # landmarks may have corrected the positions: measure along the corrected ones
     arc = np.asarray(poses.arc_length_mm, dtype=float)
+    _check_sizes(contours, poses, options, source_hint)
     stages.end()
 
     stages.begin("metrics", "measuring")
@@ -480,6 +480,54 @@ def run_pipeline(
         inputs=inputs,
         flags=flags,
         timings_s=dict(stages.timings),
+    )
+
+
+def _check_ranges(
+    pullback: Pullback | None,
+    contours: ContourSet | None,
+    centerline: Centerline | None,
+    options: RunOptions,
+    input_paths: dict[str, str],
+) -> None:
+    """Every input against the range table (limits.py) before any stage runs, whichever front end
+    built it (files, Slicer nodes, a batch case)."""
+    from . import limits
+
+    for key, value in (
+        ("pixel_spacing_mm", options.pixel_spacing_mm),
+        ("pullback_speed_mm_s", options.pullback_speed_mm_s),
+        ("frame_rate_hz", options.frame_rate_hz),
+        ("start_mm", options.start_mm),
+    ):
+        limits.check(key, value, where="options", name=key)
+    fov = None
+    if pullback is not None:
+        limits.check_pullback(pullback, input_paths.get("pullback", "pullback"))
+        rows, cols = pullback.shape_px
+        fov = (rows * pullback.pixel_spacing_mm[0], cols * pullback.pixel_spacing_mm[1])
+    if centerline is not None:
+        limits.check_centerline(centerline, input_paths.get("centerline", centerline.source or "centerline"))
+    if contours is not None:
+        limits.check_contours(contours, input_paths.get("contours", "contours"), field_of_view_mm=fov)
+
+
+def _check_sizes(contours: ContourSet, poses: FramePoses, options: RunOptions, where: str) -> None:
+    """The sizes of the labelmap, mesh and render from the placed frames, before any is made."""
+    from . import limits
+
+    extent = max(
+        float(np.max(np.abs(np.asarray(p, dtype=float))))
+        for f in contours.frames
+        for p in (f.lumen, f.vessel)
+        if p is not None
+    )
+    limits.check_output_sizes(
+        poses.origin_ras_mm,
+        extent + float(np.max(np.abs(poses.offset_mm))) if len(poses.offset_mm) else extent,
+        labelmap_spacing_mm=LABELMAP_SPACING_MM,
+        render_size_px=options.render_size_px,
+        where=where,
     )
 
 
@@ -698,41 +746,20 @@ def _lesion_rows(lesions: list[dict[str, Any]]) -> tuple[list[str], list[list[An
 
 def prepare_out_dir(out_dir: Path) -> None:
     """Refuse to replace a folder that is not an earlier output of this tool."""
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise input_error(out_dir, "--out", "is a file", "give a folder path")
-        entries = list(out_dir.iterdir())
-        if entries and not (out_dir / "summary.json").exists():
-            raise input_error(
-                out_dir,
-                "--out",
-                "is a non-empty folder that is not an IVUSReconstruct output",
-                "choose a new folder",
-            )
+    from .output_place import prepare_out_dir as prepare
+
+    prepare(Path(out_dir))
 
 
-def atomic_folder(out_dir: Path, fill: Callable[[Path], Any]) -> Any:
-    """Run ``fill(tmp)`` on a fresh temporary folder beside ``out_dir``, then move it into place.
+def atomic_folder(out_dir: Path, fill: Callable[[Path], Any], *, need_bytes: int = 0) -> Any:
+    """Run ``fill(tmp)`` on a claimed partial folder beside ``out_dir``, then move it into place.
 
-    On any error the temporary folder is removed and ``out_dir`` is left as it was.
+    On any error the partial folder is removed and ``out_dir`` is left as it was; see
+    :mod:`.output_place` (claims, stale partial folders, concurrent runs, full disks).
     """
-    out_dir = Path(out_dir).absolute()
-    prepare_out_dir(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
-        value = fill(tmp)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{time.time_ns()}")
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
-        return value
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    from .output_place import atomic_folder as atomic
+
+    return atomic(Path(out_dir), fill, need_bytes=need_bytes)
 
 
 def write_outputs(
@@ -763,8 +790,25 @@ def write_outputs(
     def fill(tmp: Path) -> dict[str, Path]:
         return _fill_outputs(result, tmp, extra_writers=extra_writers, progress=progress, cancel=cancel)
 
-    written = atomic_folder(out_dir, fill)
+    written = atomic_folder(out_dir, fill, need_bytes=output_bytes_estimate(result))
     return {name: out_dir.absolute() / name for name in written}
+
+
+def output_bytes_estimate(result: RunResult) -> int:
+    """An upper estimate of the output folder's size, checked against the free space first.
+
+    Meshes are counted uncompressed twice (VTP and glTF, plus the scene), the render as raw
+    RGB once (PNG and the report's copy compress it), contours as JSON text.
+    """
+    mesh_bytes = 0
+    for poly in (result.mesh.lumen, result.mesh.vessel, result.mesh.wall):
+        if poly is not None:
+            mesh_bytes += 40 * poly.GetNumberOfPoints() + 24 * poly.GetNumberOfCells()
+    width, height = result.parameters.get("render_size_px", (1600, 1000))
+    contour_points = sum(
+        len(f.lumen) + (0 if f.vessel is None else len(f.vessel)) for f in result.contours.frames
+    )
+    return int(2 * mesh_bytes + 3 * width * height + 40 * contour_points + (2 << 20))
 
 
 def _fill_outputs(

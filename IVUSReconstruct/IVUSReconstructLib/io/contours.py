@@ -28,6 +28,7 @@ centre of a 512 x 512 image, (255.5, 255.5) px, when not given.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
@@ -38,6 +39,7 @@ from typing import Any
 import numpy as np
 from scipy.interpolate import CubicSpline
 
+from .. import limits
 from ..errors import input_error
 from ..geometry import open_polygon, polygon_centroid, px_to_mm
 from ..types import ContourSet, FrameContours, Landmark
@@ -279,6 +281,19 @@ def _pixel_params(
 # --------------------------------------------------------------------------- readers
 
 
+def _checked(reader):
+    """Every contour format goes through the same range and lumen-in-vessel checks."""
+
+    @functools.wraps(reader)
+    def read(path: str | Path, **kwargs: Any) -> ContourSet:
+        contours = reader(path, **kwargs)
+        limits.check_contours(contours, path)
+        return contours
+
+    return read
+
+
+@_checked
 def read_contours(
     path: str | Path,
     *,
@@ -394,7 +409,21 @@ def _optional_float(item: dict[str, Any], key: str, *, path: object, field: str,
     return None if value is None else _as_float(value, path=path, field=f"{field}.{key}", fix=fix)
 
 
+# versions of the native formats this reader understands
+NATIVE_VERSIONS = (1,)
+
+
+def _check_version(path: Path, data: dict[str, Any]) -> None:
+    version = data.get("version", 1)
+    if isinstance(version, bool) or version not in NATIVE_VERSIONS:
+        raise input_error(
+            path, "version", f"is {_show(version)}, not a version this release reads ({', '.join(map(str, NATIVE_VERSIONS))})",
+            "write it with this release (or a newer IVUSReconstruct for a newer file)",
+        )  # fmt: skip
+
+
 def _read_native(path: Path, data: dict[str, Any]) -> ContourSet:
+    _check_version(path, data)
     if data.get("coordinates", "frame-plane") != "frame-plane" or data.get("units", "mm") != "mm":
         raise input_error(
             path,
@@ -849,6 +878,7 @@ def read_landmarks(path: str | Path) -> tuple[Landmark, ...]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise input_error(path, "JSON", f"is invalid ({exc})", "fix the file") from None
     if isinstance(data, dict) and data.get("format") == "ivus-landmarks":
+        _check_version(path, data)
         system = str(data.get("coordinate_system", "RAS")).upper()
         if system not in ("RAS", "LPS"):
             raise input_error(path, "coordinate_system", f"{system!r} is unknown", "use RAS or LPS")
