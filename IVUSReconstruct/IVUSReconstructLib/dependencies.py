@@ -14,6 +14,7 @@ environment that lacks every dependency. Run it as a script to print the problem
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import importlib.util
 import json
@@ -33,6 +34,7 @@ __all__ = [
     "missing_message",
     "pip_requirements",
     "bundled_constraints",
+    "optional_missing",
     "require_optional",
 ]
 
@@ -318,8 +320,8 @@ def _describe(problem: RequirementProblem) -> str:
     return f"{problem.requirement} (installed {problem.installed_version})"
 
 
-def require_optional(module: str, distribution: str, feature: str) -> None:
-    """Raise :class:`~IVUSReconstructLib.errors.IVUSInputError` when an optional package is absent.
+def optional_missing(module: str, distribution: str, feature: str) -> str | None:
+    """The message for an optional package that cannot be imported, or None when it imports.
 
     Parameters
     ----------
@@ -328,15 +330,34 @@ def require_optional(module: str, distribution: str, feature: str) -> None:
     distribution : str
         The name to ``pip install``.
     feature : str
-        What needs it, e.g. ``"a cohort run on a Dask cluster"``.
-    """
-    if importlib.util.find_spec(module) is None:
-        from .errors import IVUSInputError
+        What needs it, e.g. ``"a cohort run (batch)"``.
 
-        raise IVUSInputError(
+    Returns
+    -------
+    str or None
+        ``"<feature> needs the Python package '<distribution>', which is not installed; run: pip
+        install <distribution>"``, or None.
+    """
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return (
             f"{feature} needs the Python package {distribution!r}, which is not installed; "
             f"run: pip install {distribution}"
         )
+    return None
+
+
+def require_optional(module: str, distribution: str, feature: str) -> None:
+    """Raise :class:`~IVUSReconstructLib.errors.IVUSInputError` when an optional package is absent.
+
+    The parameters are those of :func:`optional_missing`, whose message the error carries.
+    """
+    message = optional_missing(module, distribution, feature)
+    if message is not None:
+        from .errors import IVUSInputError
+
+        raise IVUSInputError(message)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .dependencies import optional_missing
+
 __all__ = [
     "DISCLAIMER",
     "build_report",
@@ -275,6 +277,12 @@ def _svg(figure: Any) -> str:
     return text[start:] if start >= 0 else text
 
 
+def _plots_unavailable() -> str | None:
+    """A note in place of a plot when matplotlib is missing: the report still opens, without plots."""
+    message = optional_missing("matplotlib", "matplotlib", "This plot")
+    return None if message is None else f"<p class='muted'>{html.escape(message)}</p>"
+
+
 def _profile_plot(
     per_frame: Mapping[str, np.ndarray],
     summary: Mapping[str, Any],
@@ -284,6 +292,8 @@ def _profile_plot(
     arc = per_frame.get("arc_length_mm")
     if arc is None or len(arc) == 0:
         return "<p class='muted'>No per-frame data.</p>"
+    if (missing := _plots_unavailable()) is not None:
+        return missing
     from matplotlib.figure import Figure
 
     arc = np.asarray(arc, dtype=float)
@@ -459,6 +469,8 @@ def lmode_figure(
     str
         Inline ``<svg>`` text.
     """
+    if (missing := _plots_unavailable()) is not None:
+        return missing
     from matplotlib.figure import Figure
 
     from .render import longitudinal_view
@@ -560,6 +572,8 @@ def frame_gallery(
     str
         Inline ``<svg>`` text, or a short note when none of the frames is available.
     """
+    if (missing := _plots_unavailable()) is not None:
+        return missing
     from matplotlib.figure import Figure
 
     by_frame = _contours_by_frame(contours)

@@ -212,3 +212,45 @@ def test_bundled_constraints_pin_what_slicer_ships():
         "simpleitk==2.5.5",
         "vtk==9.6.2",
     ]
+
+
+# --- optional features without their package ---------------------------------------------------
+
+
+def test_cohort_run_without_distributed_exits_2_naming_the_package(monkeypatch, tmp_path, capsys):
+    from IVUSReconstructLib import cli
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import fails as when not installed
+    code = cli.main(["batch", str(tmp_path / "manifest.csv"), "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "ivus-reconstruct: error: A cohort run (ivus-reconstruct batch, on Dask) needs the Python package "
+        "'distributed', which is not installed; run: pip install distributed"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_plot_without_matplotlib_is_a_note(monkeypatch):
+    import numpy as np
+
+    from IVUSReconstructLib import report
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    per_frame = {"arc_length_mm": np.array([0.0, 1.0]), "lumen_area_mm2": np.array([5.0, 6.0])}
+    assert report._profile_plot(per_frame, {}, ()) == (
+        "<p class='muted'>This plot needs the Python package &#x27;matplotlib&#x27;, which is not "
+        "installed; run: pip install matplotlib</p>"
+    )
+
+
+def test_progress_bar_without_tqdm_is_silent(monkeypatch, capsys):
+    from IVUSReconstructLib import cli
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    bar = cli.ProgressBar(enabled=True)
+    bar(0.5, "segmenting")
+    bar.scaled(0.5, 1.0)(1.0, "done")
+    bar.close()
+    assert capsys.readouterr().err == (
+        "(The progress bar needs the Python package 'tqdm', which is not installed; run: pip install tqdm)\n"
+    )
