@@ -66,3 +66,25 @@ def test_fill_bytes_app_segments_and_a_lying_header():
 )
 def test_damaged_or_undecided_headers_leave_the_decision_to_the_decoder(stream):
     assert jpeg_frame_size(stream) is None
+
+
+@pytest.mark.parametrize("syntax", ["jpeg-baseline", "jpeg-ls"])
+def test_reader_rejects_rows_columns_that_disagree_with_the_codestream(tmp_path, syntax):
+    """The size check before allocation, now on our parser: a header claiming 4000 x 4000 for
+    48 x 48 frames is an input error naming both sizes."""
+    import pydicom
+
+    from IVUSReconstructLib.errors import IVUSInputError
+    from IVUSReconstructLib.io.dicom import read_pullback, write_pullback
+    from IVUSReconstructLib.phantom import make_phantom
+
+    pullback = make_phantom("coronary", seed=3, length_mm=0.2, size_px=48).pullback
+    path = write_pullback(pullback, tmp_path / "p.dcm", transfer_syntax=syntax)
+    ds = pydicom.dcmread(path)
+    ds.Rows, ds.Columns = 4000, 4000
+    ds.save_as(path)
+    with pytest.raises(IVUSInputError) as raised:
+        read_pullback(path)
+    assert f"{path}: Rows/Columns (0028,0010/0011) are 4000x4000 but the compressed frames are 48x48; " in str(
+        raised.value
+    )
