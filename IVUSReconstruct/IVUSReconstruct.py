@@ -155,6 +155,37 @@ class IVUSReconstructParameterNode:
     currentFrame: Annotated[int, WithinRange(0, 100000)] = 0
 
 
+def ensureDependencies():
+    """On first use: tell the user which packages are missing and install them after confirmation.
+
+    The check and the text live in IVUSReconstructLib.dependencies (tested without Slicer);
+    Slicer's own packages are pinned so that nothing it is built against gets replaced.
+    Returns True when everything needed is importable.
+    """
+    import importlib
+    import tempfile
+
+    from IVUSReconstructLib import dependencies
+
+    problems = dependencies.check_requirements()
+    if not problems:
+        return True
+    toInstall = dependencies.pip_requirements(problems)
+    message = dependencies.missing_message(problems)
+    if not toInstall or len(toInstall) < len(problems):
+        slicer.util.errorDisplay(message, windowTitle=_("IVUSReconstruct: missing Python packages"))
+        return False
+    if not slicer.util.confirmOkCancelDisplay(message, windowTitle=_("IVUSReconstruct: install Python packages")):
+        return False
+    with tempfile.TemporaryDirectory() as folder:
+        constraints = Path(folder) / "slicer-constraints.txt"
+        constraints.write_text("\n".join(dependencies.bundled_constraints()) + "\n")
+        with slicer.util.tryWithErrorDisplay(_("Installing the Python packages failed."), waitCursor=True):
+            slicer.util.pip_install(toInstall, constraints=constraints)
+    importlib.invalidate_caches()
+    return not dependencies.check_requirements()
+
+
 #
 # IVUSReconstructWidget
 #
@@ -258,6 +289,8 @@ class IVUSReconstructWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return dialog, progress, cancel
 
     def onApplyButton(self) -> None:
+        if not ensureDependencies():
+            return
         dialog, progress, cancel = self._progressCallbacks(_("IVUS reconstruction"))
         try:
             with slicer.util.tryWithErrorDisplay(_("Reconstruction failed."), waitCursor=True):
@@ -267,6 +300,8 @@ class IVUSReconstructWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             dialog.close()
 
     def onUpdateFromSegmentation(self) -> None:
+        if not ensureDependencies():
+            return
         dialog, progress, cancel = self._progressCallbacks(_("Updating from the edited segmentation"))
         try:
             with slicer.util.tryWithErrorDisplay(_("Update failed."), waitCursor=True):

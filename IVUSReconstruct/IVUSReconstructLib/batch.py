@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__, limits
+from .dependencies import require_optional
 from .errors import IVUSCancelled, IVUSInputError, input_error
 from .plan import TERRITORIES
 
@@ -967,6 +968,7 @@ def _dashboard_available() -> bool:
 def cmd_batch(args: argparse.Namespace) -> int:
     """``ivus-reconstruct batch``: exit 0 when every case succeeded, 1 when a case had an internal
     error, 2 when cases failed on bad input (or the manifest is bad), 130 when interrupted."""
+    require_optional("distributed", "distributed", "A cohort run (ivus-reconstruct batch, on Dask)")
     import dask
     from distributed import Client, LocalCluster
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__, limits
+from .dependencies import optional_missing
 from .errors import IVUSCancelled, IVUSInputError, input_error
 
 PRESET_NAMES = ("coronary", "femoropopliteal", "iliac-vein")
@@ -53,6 +54,13 @@ class ProgressBar:
     """A tqdm bar driven by ``progress(fraction, message)`` callbacks (quiet when not a terminal)."""
 
     def __init__(self, *, enabled: bool | None = None):
+        self._lock = threading.Lock()
+        missing = optional_missing("tqdm", "tqdm", "The progress bar")
+        if missing is not None:
+            # cosmetic: the run goes on without a bar
+            print(f"({missing})", file=sys.stderr)
+            self._bar = None
+            return
         from tqdm import tqdm
 
         disable = None if enabled is None else not enabled
@@ -63,9 +71,10 @@ class ProgressBar:
             bar_format="{desc:<34.34}|{bar}| {percentage:3.0f}% {elapsed}",
             leave=False,
         )
-        self._lock = threading.Lock()
 
     def __call__(self, fraction: float, message: str) -> None:
+        if self._bar is None:
+            return
         with self._lock:
             n = int(round(min(max(fraction, 0.0), 1.0) * 1000))
             if n > self._bar.n:
@@ -76,7 +85,8 @@ class ProgressBar:
         return lambda f, m: self(start + (end - start) * f, m)
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .dependencies import optional_missing
+
 __all__ = [
     "DISCLAIMER",
     "PLAN_NOTE",
@@ -314,6 +316,12 @@ def _draw_plans(
                            label="Landing zone" if first and zone is plan["landing_zones"].get("proximal") else None)  # fmt: skip
 
 
+def _plots_unavailable() -> str | None:
+    """A note in place of a plot when matplotlib is missing: the report still opens, without plots."""
+    message = optional_missing("matplotlib", "matplotlib", "This plot")
+    return None if message is None else f"<p class='muted'>{html.escape(message)}</p>"
+
+
 def _profile_plot(
     per_frame: Mapping[str, np.ndarray],
     summary: Mapping[str, Any],
@@ -323,6 +331,8 @@ def _profile_plot(
     arc = per_frame.get("arc_length_mm")
     if arc is None or len(arc) == 0:
         return "<p class='muted'>No per-frame data.</p>"
+    if (missing := _plots_unavailable()) is not None:
+        return missing
     from matplotlib.figure import Figure
 
     arc = np.asarray(arc, dtype=float)
@@ -499,6 +509,8 @@ def lmode_figure(
     str
         Inline ``<svg>`` text.
     """
+    if (missing := _plots_unavailable()) is not None:
+        return missing
     from matplotlib.figure import Figure
 
     from .render import longitudinal_view
@@ -666,6 +678,8 @@ def _border_panels(
     columns: int | None = None,
 ) -> str:
     """Frames (title, frame index, title colour) with their lumen, vessel and calcium, as SVG."""
+    if (missing := _plots_unavailable()) is not None:
+        return missing
     from matplotlib.figure import Figure
 
     by_frame = _contours_by_frame(contours)

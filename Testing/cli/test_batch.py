@@ -139,6 +139,7 @@ def first_batch(cohort, client, tmp_path_factory) -> dict:
     return {"out": out, "rc": rc, "err": err.getvalue()}
 
 
+@pytest.mark.slow
 def test_cohort_equals_single_runs_and_reports_failures(cohort, first_batch):
     out, err = first_batch["out"], first_batch["err"]
     assert first_batch["rc"] == 2, err  # only input errors among the failures
@@ -174,6 +175,7 @@ def test_cohort_equals_single_runs_and_reports_failures(cohort, first_batch):
     assert page.count('href="cases/') == 3 and "does not exist" in page
 
 
+@pytest.mark.slow
 def test_rerun_skips_unchanged_cases_and_force_recomputes(cohort, first_batch, client, tmp_path):
     root = cohort["root"]
     out = tmp_path / "batch"
@@ -200,6 +202,7 @@ def test_rerun_skips_unchanged_cases_and_force_recomputes(cohort, first_batch, c
     _assert_complete(out, {"c1": cohort["single"]["c1"]}, forced.batch_id)
 
 
+@pytest.mark.slow
 def test_killed_worker_still_completes_every_case_once(cohort, client, tmp_path):
     root = cohort["root"]
     rows = [dict(r, id=f"{r['id']}-k") for r in _good_rows()[1:]]
@@ -277,6 +280,7 @@ def test_case_whose_worker_is_always_killed_fails_with_the_reason_and_reruns_alo
     _assert_complete(out, {"c1-ok": cohort["single"]["c1"], "c2-oom": cohort["single"]["c2"]})
 
 
+@pytest.mark.slow
 def test_sigint_then_rerun_finishes_only_missing_cases(cohort, client, tmp_path):
     manifest = _write_manifest(cohort["root"], _good_rows()[:2], "two.csv")
     out = tmp_path / "batch"
@@ -321,6 +325,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_existing_cluster_through_scheduler_address(cohort, tmp_path, capsys):
     dask_cli = Path(sys.executable).with_name("dask")
     port = _free_port()

@@ -18,6 +18,10 @@ from IVUSReconstructLib.cli import main
 PRESETS = ("coronary", "femoropopliteal", "iliac-vein")
 
 
+# end-to-end runs of the full-length demo phantoms: 140 s of fixture set-up together (pytest --durations)
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module", params=PRESETS)
 def demo_out(request, tmp_path_factory) -> tuple[str, Path]:
     out = tmp_path_factory.mktemp("demo") / request.param

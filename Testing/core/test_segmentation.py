@@ -180,6 +180,7 @@ def test_aspect_ratio_of_ellipses_seen_from_an_off_centre_catheter():
     assert _aspect_ratio(np.array(rows)) == pytest.approx([4.0, 2.0, 1.0], rel=0.01)
 
 
+@pytest.mark.slow
 def test_side_branch_ostium_keeps_the_main_lumen():
     """Where a side branch leaves, blood continues out through a 60-degree gap in the wall and the
     truth closes the main lumen across the ostium. Here the guidewire's shadow lies in the
@@ -356,6 +357,7 @@ def test_despike_removes_narrow_excursions_and_keeps_wide_ones():
     assert np.allclose(out[0, 104:126], 3.4)
 
 
+@pytest.mark.slow
 def test_threads_and_batch_size_do_not_change_the_result():
     ph = make_phantom("coronary", seed=2, length_mm=3.0)
     frames = np.arange(1, ph.pullback.n_frames - 1, 3)

@@ -34,7 +34,6 @@ import pydicom.errors
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, generate_frames, parse_fragments
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels.utils import _get_jpg_parameters
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 from pydicom.uid import (
@@ -63,6 +62,7 @@ __all__ = [
     "US_SINGLE_FRAME_SOP_CLASS",
     "write_pullback",
     "read_pullback",
+    "jpeg_frame_size",
 ]
 
 US_MULTIFRAME_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.3.1"
@@ -744,6 +744,53 @@ def _decoder(path: Path, ts: UID):
     return decoder
 
 
+# Start-of-frame markers: ITU-T T.81 B.1.1.3 (SOF0-SOF15 less DHT C4, JPG C8, DAC CC) and
+# ITU-T T.87 (JPEG-LS SOF55, F7). Standalone markers (TEM 01, RST0-7 D0-D7) carry no length.
+_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xF7})
+_STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD8)})
+
+
+def jpeg_frame_size(codestream: bytes) -> tuple[int, int] | None:
+    """(rows, columns) from the start-of-frame header of a JPEG or JPEG-LS codestream.
+
+    Parameters
+    ----------
+    codestream : bytes
+        One frame, starting with the SOI marker ``FF D8``.
+
+    Returns
+    -------
+    tuple of int or None
+        ``(rows, columns)``; None when the header is damaged, ends before a start-of-frame, or
+        leaves the number of lines to a later DNL/LSE segment (rows 0), so the decoder decides.
+    """
+    if codestream[:2] != b"\xff\xd8":
+        return None
+    at = 2
+    while at + 4 <= len(codestream):
+        if codestream[at] != 0xFF:
+            return None
+        marker = codestream[at + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            at += 1
+            continue
+        if marker in _STANDALONE_MARKERS:
+            at += 2
+            continue
+        if marker in (0xD9, 0xDA):  # EOI, or scan data before any frame header
+            return None
+        (length,) = struct.unpack(">H", codestream[at + 2 : at + 4])
+        if marker in _SOF_MARKERS:
+            if length < 8 or at + 9 > len(codestream):
+                return None
+            rows, cols = struct.unpack(">HH", codestream[at + 5 : at + 9])
+            return (rows, cols) if rows and cols else None
+        if length < 2:
+            return None
+        at += 2 + length
+    return None
+
+
 def _check_codestream(path: Path, ts: UID, frame: bytes, rows: int, cols: int, spp: int, bits: int) -> None:
     """Compare the first frame's own header with Rows/Columns before allocating the output.
 
@@ -752,11 +799,7 @@ def _check_codestream(path: Path, ts: UID, frame: bytes, rows: int, cols: int, s
     """
     size = None
     if frame[:2] == b"\xff\xd8":  # JPEG family (baseline, extended, lossless, JPEG-LS)
-        try:
-            info = _get_jpg_parameters(frame)
-            size = (int(info["height"]), int(info["width"]))
-        except Exception:  # noqa: BLE001 - left to the decoder to reject
-            size = None
+        size = jpeg_frame_size(frame)
     elif b"\xff\x51" in frame[:256]:  # JPEG 2000 SIZ marker
         at = frame.index(b"\xff\x51")
         if len(frame) >= at + 22:
