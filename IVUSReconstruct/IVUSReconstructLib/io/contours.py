@@ -466,6 +466,7 @@ def _read_native(path: Path, data: dict[str, Any]) -> ContourSet:
                                             fix="give the arc in degrees as a number"),
             confidence=_optional_float(item, "confidence", path=path, field=f"frames[{k}]",
                                        fix="give the confidence as a number in [0, 1]"),
+            source=_source(item, path, idx),
         ))  # fmt: skip
     _check_order([f.index for f in frames], path)
     spacing = data.get("pixel_spacing_mm")
@@ -775,6 +776,17 @@ def _read_echoplaque_xml(path: Path, text: str, spacing: Any, center: Any) -> Co
     return ContourSet(frames=tuple(frames), pixel_spacing_mm=sp, catheter_center_px=c)
 
 
+def _source(item: dict[str, Any], path: Path, index: int) -> str | None:
+    """A frame's ``source`` (edited / propagated / automatic), or None when absent."""
+    source = item.get("source")
+    if source is None:
+        return None
+    if source not in ("edited", "propagated", "automatic"):
+        raise input_error(path, f"frame {index} source", f"is {_show(source)}",
+                          "write edited, propagated or automatic")  # fmt: skip
+    return str(source)
+
+
 # --------------------------------------------------------------------------- writers
 
 
@@ -802,6 +814,8 @@ def contours_to_json(contours: ContourSet) -> dict[str, Any]:
             item["calcium_arc_deg"] = float(f.calcium_arc_deg)
         if f.confidence is not None:
             item["confidence"] = float(f.confidence)
+        if f.source is not None:
+            item["source"] = str(f.source)
         frames.append(item)
     doc: dict[str, Any] = {
         "format": "ivus-contours",

@@ -40,9 +40,11 @@ def _wall_step(x: np.ndarray, w: int, wall_start: np.ndarray, edge: np.ndarray) 
 
 
 def trace_vessel(
-    seg: _Segmenter, log_image: np.ndarray, lumen_path: np.ndarray
+    seg: _Segmenter, log_image: np.ndarray, lumen_path: np.ndarray, prior: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """EEM path (F, A) in samples: the strongest dark-to-bright step beyond the lumen."""
+    """EEM path (F, A) in samples: the strongest dark-to-bright step beyond the lumen.
+
+    ``prior`` (F, A, R), optional: a cost of each radius from keyframes' borders."""
     w = seg.samples(seg.o.vessel_edge_mm, 2)
     smooth = _box(log_image, 3, 3)
     edge = _step(smooth, w)
@@ -79,6 +81,8 @@ def trace_vessel(
     # nearer edges are preferred a little: the adventitia is the first bright layer out
     inward = seg.o.vessel_inward_preference * np.maximum(offsets - first, 0) / max(n_wall, 1)
     wall_cost = np.take_along_axis(cost, rows, axis=-1) + inward.astype(np.float32)
+    if prior is not None:
+        wall_cost = wall_cost + np.take_along_axis(prior, rows, axis=-1)
     thickness = dp_closed_path(wall_cost, max_step=seg.max_step, smooth_weight=seg.o.wall_smooth_weight)
     path = np.minimum(np.take_along_axis(rows, thickness[..., None], axis=-1)[..., 0], seg.n_r - 1)
     step = np.take_along_axis(edge, path[..., None], axis=-1)[..., 0]

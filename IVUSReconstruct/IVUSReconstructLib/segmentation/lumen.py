@@ -70,7 +70,11 @@ def _correlation_trust(
 
 
 def trace_lumen(
-    seg: _Segmenter, stability: np.ndarray | None, log_image: np.ndarray, image: np.ndarray
+    seg: _Segmenter,
+    stability: np.ndarray | None,
+    log_image: np.ndarray,
+    image: np.ndarray,
+    prior: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lumen path (F, A) in samples (sub-sample) and its edge strength (F, A).
 
@@ -85,7 +89,7 @@ def trace_lumen(
         start = _bright_near_field(seg, log_image)
         edge = _step(log_image, w)
         edge = edge / np.maximum(np.percentile(edge[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None]
-        path = _trace(seg, edge, start, w)
+        path = _trace(seg, edge, start, w, prior)
         strength = np.take_along_axis(edge, path[..., None], axis=-1)[..., 0]
         return _subsample(edge, path), np.clip(strength, 0.0, 1.0)
     start = seg.ring
@@ -106,6 +110,9 @@ def trace_lumen(
     region = _region_score(seg, _box(stability, 5, 3), start)
     smooth = _box(stability, 5, 3)
     enclosed = _enclosed_tissue(seg, smooth, _box(log_image, 5, 3), start, weight)
+    if prior is not None:
+        # keyframes' borders, interpolated: a cost of straying from them (keyframes.py)
+        enclosed = enclosed + prior
     edges = [(weight * feature + grey) / (1.0 + weight) for feature in (local, region)]
     if seg.trust < 1.0:
         # blood that does not move is still dark: the regions of grey level separate it from

@@ -143,6 +143,13 @@ class SegmentationOptions:
     """Departure from that median beyond which a border point is a spike (mm)."""
     border_smooth_deg: float = 4.0
     """Gaussian sigma of the final borders around the vessel (deg); 0 disables."""
+    keyframe_band_mm: float = 0.25
+    """Half-width of the free zone around the keyframes' prior next to a keyframe (mm)."""
+    keyframe_band_per_frame: float = 0.1
+    """Growth of that half-width per analysed frame of distance to the nearest keyframe, as a
+    fraction of the prior radius."""
+    keyframe_weight: float = 1.0
+    """Cost of straying 0.1 mm beyond the zone, against an edge's 0-1."""
     calibrated_confidence: bool = True
     """Report each frame's confidence calibrated against border error (the probability that its
     worse Jaccard is at least 0.85); False: the raw edge-strength confidence."""

@@ -16,6 +16,7 @@ from ..geometry import polar_polygon, ray_radii
 from ..types import ContourSet, FrameContours, Pullback
 from .confidence import _confidence, calibrated_confidence, confidence_features
 from .eem import trace_vessel
+from .keyframes import keep_keyframes, keyframe_priors, prior_cost, to_pullback_plane
 from .lumen import (
     _measure_ring_down,
     _ring_extent,
@@ -127,6 +128,8 @@ class _Segmenter:
         self.ring: int | None = None
         self.profile: np.ndarray | None = None
         self.trust = 1.0  # of the correlation cue, measured once per pullback
+        self.priors: dict[str, np.ndarray] | None = None  # from keyframes (keyframes.py)
+        self.prior_row: dict[int, int] = {}
         self.overlay = _overlay_fill(pullback, options.overlay_exclude_mm)
 
     def frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -174,18 +177,30 @@ class _Segmenter:
         # the step at index r lies between samples r - 1 and r
         return (path + 0.5) * self.dr - 0.5 * self.dr
 
+    def _prior(self, frames: np.ndarray, border: str) -> np.ndarray | None:
+        """Cost (F, A, R) of straying from the keyframes' ``border``, or None without keyframes."""
+        if self.priors is None:
+            return None
+        rows = [self.prior_row[int(i)] for i in frames]
+        prior, width = self.priors[border][rows], self.priors[f"{border}_width"][rows]
+        if not np.isfinite(prior).any():
+            return None
+        return prior_cost(prior, width, np.arange(self.n_r) * self.dr, self.o.keyframe_weight)
+
     def run(self, frames: np.ndarray, polar: dict[int, np.ndarray]) -> _Borders:
         image = np.stack([polar[int(i)] for i in frames])
         log_image = np.log1p(image)
         stability = self.stability(frames, polar)
         if stability is not None and self.ring is None:
             self.ring = _ring_extent(stability, self.o.ring_correlation, self.samples(self.o.max_ring_mm))
-        lumen_path, lumen_strength = trace_lumen(self, stability, log_image, image)
+        lumen_path, lumen_strength = trace_lumen(self, stability, log_image, image, self._prior(frames, "lumen"))
         lumen_mm = self.to_mm(lumen_path)
         lumen_mm = _normal_refine(self, frames, lumen_mm, passes=self.o.normal_refine_passes)
         # the wall is searched outside the traced lumen (to_mm is path * dr): the region step
         # below only reaches into the narrow ends of a flattened lumen, where the wall is not
-        vessel_path, vessel_strength = trace_vessel(self, log_image, lumen_mm / self.dr)
+        vessel_path, vessel_strength = trace_vessel(
+            self, log_image, lumen_mm / self.dr, self._prior(frames, "vessel")
+        )
         lumen_mm = _region_refine(self, frames, lumen_mm)
         vessel_mm = self.to_mm(vessel_path)
         shadow, calcium, polygons, reflector = find_shadows(self, image, lumen_mm, vessel_mm)
@@ -231,6 +246,14 @@ class _Segmenter:
         confidence = _confidence(lumen_strength, vessel_strength, filled, stability is not None)
         arc = calcium.sum(axis=1) * 360.0 / self.o.n_angles
         return _Borders(lumen_mm, vessel_mm, polygons, arc, confidence)
+
+
+def _sources(priors: dict[str, np.ndarray] | None, n: int) -> list[str]:
+    """Each analysed frame's provenance: edited (a keyframe), propagated or automatic."""
+    if priors is None:
+        return ["automatic"] * n
+    guided = np.isfinite(priors["lumen"]).all(axis=1) | np.isfinite(priors["vessel"]).all(axis=1)
+    return ["edited" if e else "propagated" if g else "automatic" for e, g in zip(priors["edited"], guided, strict=True)]
 
 
 def _temporal_median(radii: np.ndarray, indices: np.ndarray, size: int) -> np.ndarray:
@@ -295,6 +318,7 @@ def segment_pullback(
     n_angles: int | None = None,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    keyframes: ContourSet | None = None,
 ) -> ContourSet:
     """Lumen and vessel (EEM) borders of the chosen frames.
 
@@ -309,11 +333,16 @@ def segment_pullback(
         Shortcut for ``options.n_angles``: points per contour.
     progress : callable(fraction, message) or None
     cancel : threading.Event or None
+    keyframes : ContourSet or None
+        Borders a reader corrected on some frames (lumen, vessel or both; their own frame plane
+        is mapped into this pullback's). They are kept exactly and guide every other frame
+        (:mod:`.keyframes`); their frames are added to the analysed ones.
 
     Returns
     -------
     ContourSet
-        Frame-plane mm contours with ``calcium``, ``calcium_arc_deg`` and ``confidence``.
+        Frame-plane mm contours with ``calcium``, ``calcium_arc_deg``, ``confidence`` and
+        ``source`` (``edited``, ``propagated`` or ``automatic``).
     """
     o = options or SegmentationOptions()
     if n_angles is not None:
@@ -324,7 +353,15 @@ def segment_pullback(
         raise IVUSInputError(
             f"frames {frames[0]}-{frames[-1]}: outside the pullback's 0-{n - 1}; choose frames inside it"
         )
+    kf = None if keyframes is None or not keyframes.frames else to_pullback_plane(keyframes, pullback)
+    if kf is not None:
+        frames = np.union1d(frames, [f.index for f in kf.frames]).astype(int)
     seg = _Segmenter(pullback, o)
+    if kf is not None:
+        seg.priors = keyframe_priors(
+            kf, frames, o.n_angles, band_mm=o.keyframe_band_mm, band_per_frame=o.keyframe_band_per_frame
+        )
+        seg.prior_row = {int(f): k for k, f in enumerate(frames)}
     lumen, vessel, arcs, conf = [], [], [], []
     calcium: list[list[np.ndarray]] = []
     # the ring-down is measured once, before any batch: batches are then independent
@@ -375,6 +412,10 @@ def segment_pullback(
         )
     lumen_mm = np.concatenate(lumen)
     vessel_mm = np.concatenate(vessel)
+    if seg.priors is not None:
+        # the neighbours' median sees the reader's borders, not the trace under them
+        lumen_mm = keep_keyframes(lumen_mm, seg.priors, "lumen")
+        vessel_mm = keep_keyframes(vessel_mm, seg.priors, "vessel")
     lumen_mm = _temporal_median(lumen_mm, frames, o.temporal_median_frames)
     vessel_mm = _temporal_median(vessel_mm, frames, o.temporal_median_frames)
     lumen_mm = _despike(lumen_mm, o.despike_angles, o.despike_mm)
@@ -399,16 +440,20 @@ def segment_pullback(
         conf_all = calibrated_confidence(
             confidence_features(np.array([r[0] for r in radii]), np.array([r[1] for r in radii]), conf_all)
         )
+    sources = _sources(seg.priors, len(frames))
+    exact = {} if kf is None else {f.index: f for f in kf.frames}
     out = []
     for k, index in enumerate(frames):
+        given = exact.get(int(index))
         out.append(
             FrameContours(
                 index=int(index),
-                lumen=polygons[k][0],
-                vessel=polygons[k][1],
+                lumen=polygons[k][0] if given is None or given.lumen is None else given.lumen,
+                vessel=polygons[k][1] if given is None or given.vessel is None else given.vessel,
                 calcium=tuple(calcium[k]),
                 calcium_arc_deg=float(arcs_all[k]),
-                confidence=float(conf_all[k]),
+                confidence=1.0 if given is not None else float(conf_all[k]),
+                source=sources[k],
             )
         )
     return ContourSet(
