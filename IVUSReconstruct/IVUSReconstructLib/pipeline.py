@@ -267,7 +267,7 @@ def read_pullback_any(
     from .io import images
 
     if images.handles(path):
-        return images.read_pullback(path, progress=progress, **kwargs)
+        return images.read_pullback(path, progress=progress, require_timing=require_timing, **kwargs)
     return dicom.read_pullback(path, progress=progress, require_timing=require_timing, **kwargs)
 
 
