@@ -114,6 +114,7 @@ def _options_from_args(args: argparse.Namespace):
         align=getattr(args, "align", "catheter"),
         mirror=bool(getattr(args, "mirror", False)),
         gating=getattr(args, "gating", None),
+        frame_range=getattr(args, "frame_range", None),
     )
 
 
@@ -233,7 +234,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     _print_summary(result.metrics.summary, out)
+    _print_notes(result.flags)
     return 0
+
+
+# Flags about how the pullback was read that the user should see without opening summary.json.
+_NOTED_RULES = ("pullback_structure", "gating_plausibility")
+
+
+def _print_notes(flags: Sequence[dict[str, str]]) -> None:
+    for flag in flags:
+        if flag.get("rule") in _NOTED_RULES:
+            print(f"note: {flag['message']}")
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -616,6 +628,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--centerline-order", choices=("distal-first", "proximal-first"), default="distal-first")
     p.add_argument("--gating", choices=("none", "image", "ecg"), help="default: image when segmenting")
+    p.add_argument(
+        "--frame-range",
+        metavar="START:END",
+        help="analyse only frames START..END (0-based, inclusive); default: found from the images "
+        "(motionless start and end, frames inside the guiding catheter left out)",
+    )
     p.add_argument("--out", metavar="DIR", default="ivus-output")
     p.set_defaults(func=cmd_run)
 

@@ -287,6 +287,10 @@ class Phantom:
         Phase in [0, 1) of the cardiac (or respiratory) cycle, 0 at end-diastole.
     seed : int
         The seed it was generated from.
+    motion_start_frame : int
+        First frame of the motor pullback (0 unless the phantom has a motionless start).
+    guide_start_frame : int or None
+        First frame inside the guiding catheter (None without one).
     side_branch_mm : float or None
         Position of the side branch's ostium centre (``true_arc_length_mm`` units), None without
         a branch; the ostium spans 1 mm either side of it.
@@ -303,6 +307,8 @@ class Phantom:
     cardiac_phase: np.ndarray | None = None
     seed: int = 0
     side_branch_mm: float | None = None
+    motion_start_frame: int = 0
+    guide_start_frame: int | None = None
 
 
 # --------------------------------------------------------------------------- motion
@@ -990,6 +996,31 @@ def _scan_convert(polar: np.ndarray, scanner: _Scanner) -> np.ndarray:
     return out
 
 
+def _draw_guide_catheter(frames: np.ndarray, scanner: _Scanner, rng: np.random.Generator) -> None:
+    """Frames inside a 6 F guiding catheter (inner radius 0.95 mm), in place.
+
+    The guide's wall is a bright, thin, speckled ring around the imaging catheter (which lies
+    off the guide's axis); it reflects most of the beam, so the vessel beyond is faint.
+    """
+    size = scanner.size_px
+    c = (size - 1) / 2.0
+    rows, cols = np.mgrid[0:size, 0:size]
+    angle = rng.uniform(0.0, _TWO_PI)
+    off = 0.2 / scanner.spacing_mm  # imaging catheter 0.2 mm off the guide's axis
+    r_mm = np.hypot(rows - c - off * np.sin(angle), cols - c - off * np.cos(angle)) * scanner.spacing_mm
+    wall = np.exp(-(((r_mm - 1.0) / 0.05) ** 2)).astype(np.float32)
+    beyond = np.clip((r_mm - 1.0) / 0.1, 0.0, 1.0).astype(np.float32)
+    fov = np.zeros(size * size, bool)
+    fov[scanner.inside] = True
+    fov = fov.reshape(size, size)
+    for k in range(len(frames)):
+        f = frames[k].astype(np.float32)
+        speck = rng.rayleigh(1.0, size=(size, size)).astype(np.float32)
+        f = f * (1.0 - 0.75 * beyond) + 210.0 * wall * np.clip(speck, 0.3, 1.6)
+        out = np.where(fov, np.clip(f + 0.5, 0, 255), 0).astype(np.uint8)
+        frames[k] = np.maximum(out, scanner.overlay)
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -1002,6 +1033,8 @@ def make_phantom(
     speckle: str | None = None,
     heart_rate_bpm: float | None = None,
     side_branch: bool = False,
+    stationary_start_s: float = 0.0,
+    guide_catheter_mm: float = 0.0,
     progress: Callable[[float, str], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> Phantom:
@@ -1026,6 +1059,12 @@ def make_phantom(
         Open a side branch a quarter of the way along: over about 2 mm of pullback the wall of a
         60-degree sector gives way to blood reaching 3 mm further out. The truth keeps the main
         lumen closed across the ostium, as expert contours do.
+    stationary_start_s : float, optional
+        The motor starts this long after the recording: the transducer stays at the distal
+        end (the heart still beats, blood speckle still changes) before the pullback proper.
+    guide_catheter_mm : float, optional
+        The last millimetres of the pullback lie inside the guiding catheter: a bright ring
+        hugging the imaging catheter that shadows the vessel beyond it.
     progress : callable(fraction, message), optional
     cancel : threading.Event, optional
         Raises ``IVUSCancelled`` when set.
@@ -1055,7 +1094,8 @@ def make_phantom(
     rng = np.random.default_rng(seed)
     fps = preset.frame_rate_hz
     speed = preset.pullback_speed_mm_s
-    n = max(2, int(round(length / speed * fps)))
+    n_still = int(round(max(stationary_start_s, 0.0) * fps))
+    n = max(2, int(round(length / speed * fps))) + n_still
     t = np.arange(n) / fps
 
     if preset.heart_rate_bpm is not None:
@@ -1067,7 +1107,8 @@ def make_phantom(
         cycle = 0.5 * (1.0 - np.cos(_TWO_PI * phase))
         ed_frames = np.zeros(0, dtype=int)
         rate = None
-    s = speed * t + preset.dz_peak_mm * cycle
+    nominal = speed * np.maximum(t - n_still / fps, 0.0)
+    s = nominal + preset.dz_peak_mm * cycle
     s = s - s[0]
 
     geometry = _frame_geometry(preset, s, cycle, length, rng)
@@ -1145,6 +1186,13 @@ def make_phantom(
         if progress is not None and (k % 50 == 0 or k == n - 1):
             progress((k + 1) / n, f"phantom frame {k + 1}/{n}")
 
+    guide_start = None
+    if guide_catheter_mm > 0:
+        inside_guide = np.flatnonzero(nominal >= length - guide_catheter_mm)
+        if inside_guide.size:
+            guide_start = int(inside_guide[0])
+            _draw_guide_catheter(frames[guide_start:], scanner, np.random.default_rng([seed, 29]))
+
     centre = ((size - 1) / 2.0, (size - 1) / 2.0)
     spacing = (scanner.spacing_mm, scanner.spacing_mm)
     src = f"phantom preset {preset.name} (seed {seed})"
@@ -1180,6 +1228,8 @@ def make_phantom(
         cardiac_phase=phase,
         seed=int(seed),
         side_branch_mm=None if branch is None else float(branch[0]),
+        motion_start_frame=n_still,
+        guide_start_frame=guide_start,
     )
 
 

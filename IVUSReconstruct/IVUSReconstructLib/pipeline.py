@@ -84,6 +84,7 @@ class RunOptions:
     align: str = "catheter"
     mirror: bool = False
     gating: str | None = None
+    frame_range: str | None = None
     metric_params: Any = None
     render_size_px: tuple[int, int] = (1600, 1000)
     seed: int | None = None
@@ -122,6 +123,7 @@ class RunResult:
     inputs: dict[str, Any]
     flags: list[dict[str, str]] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
+    structure: Any = None
 
 
 def _jsonable(value: Any) -> Any:
@@ -359,6 +361,7 @@ def run_pipeline(
         progress,
         cancel,
         {
+            "structure": 0.5 if segmenting else 0.0,
             "gating": 1.0,
             "segmentation": 6.0 if segmenting else 0.1,
             "placement": 0.5,
@@ -373,13 +376,23 @@ def run_pipeline(
         raise IVUSInputError("no input: give a PULLBACK or --contours FILE")
 
     gating: GatingResult | None = None
+    structure = None
+    if segmenting:
+        sub = stages.begin("structure", "pullback structure")
+        structure = _pullback_structure(pullback, options, progress=sub, cancel=cancel)
+        if structure.cuts:
+            flags.append({"rule": "pullback_structure", "message": structure.message()})
+        stages.end()
     sub = stages.begin("gating", "gating")
     if segmenting:
         from .gating import gate_pullback
         from .segmentation import segment_pullback
 
         method = options.gating or "image"
-        gating = gate_pullback(pullback, method=method, progress=sub, cancel=cancel)
+        gating = _offset_gating(
+            gate_pullback(_usable_part(pullback, structure), method=method, progress=sub, cancel=cancel),
+            structure.first_frame,
+        )
         if gating.message:
             flags.append({"rule": "gating", "message": gating.message})
         stages.end()
@@ -472,6 +485,39 @@ def run_pipeline(
         inputs=inputs,
         flags=flags,
         timings_s=dict(stages.timings),
+        structure=structure,
+    )
+
+
+def _pullback_structure(
+    pullback: Pullback, options: RunOptions, *, progress: Progress | None, cancel: threading.Event | None
+) -> Any:
+    """The usable frames: ``--frame-range`` when given, else found (guide catheter, motionless ends)."""
+    from .pullback_structure import find_pullback_structure, manual_structure
+
+    if options.frame_range:
+        return manual_structure(pullback, options.frame_range)
+    return find_pullback_structure(pullback, progress=progress, cancel=cancel)
+
+
+def _usable_part(pullback: Pullback, structure: Any) -> Pullback:
+    """The pullback restricted to its usable frames (a view: no frame is copied)."""
+    if structure.first_frame == 0 and structure.last_frame == pullback.n_frames - 1:
+        return pullback
+    keep = slice(structure.first_frame, structure.last_frame + 1)
+    return replace(
+        pullback, frames=pullback.frames[keep], frame_times_s=np.asarray(pullback.frame_times_s)[keep]
+    )
+
+
+def _offset_gating(gating: GatingResult, first: int) -> GatingResult:
+    """Gating of the usable part with its frame numbers moved back to the whole pullback's."""
+    if first == 0:
+        return gating
+    return replace(
+        gating,
+        selected_frames=np.asarray(gating.selected_frames) + first,
+        ed_frames=np.asarray(gating.ed_frames) + first,
     )
 
 
@@ -653,6 +699,8 @@ def summary_document(result: RunResult) -> dict[str, Any]:
     doc["parameters"] = {**result.parameters, "metrics": measured.pop("metric_parameters", None)}
     doc.update(measured)
     doc["lesions"] = _jsonable(m.lesions)
+    if result.structure is not None:
+        doc["pullback_structure"] = _jsonable(result.structure.as_json())
     doc["flags"] = _jsonable(list(result.flags) + list(m.flags))
     doc["timings_s"] = dict(result.timings_s)
     return doc
@@ -825,6 +873,17 @@ def _fill_outputs(
         summary=summary,
         lesions=summary["lesions"],
     )
+    if summary.get("pullback_structure") and pb is not None:
+        from .report import structure_figure
+
+        figures[
+            "Whole pullback (L-mode by frame) with the frames left out of the analysis shaded, and why"
+        ] = structure_figure(
+            pb.frames,
+            summary["pullback_structure"],
+            pixel_spacing_mm=pb.pixel_spacing_mm,
+            catheter_center_px=pb.catheter_center_px,
+        )
     html = build_report(
         figures=figures,
         summary=summary,
