@@ -481,7 +481,7 @@ def _parse_frames(spec: str, n_frames: int) -> np.ndarray:
 def cmd_segment(args: argparse.Namespace) -> int:
     from .gating import gate_pullback
     from .io.contours import write_contours_json
-    from .pipeline import RunOptions, read_pullback_any
+    from .pipeline import RunOptions, _rhythm_doubt, read_pullback_any
     from .segmentation import segment_pullback
 
     check_acquisition_options(args)
@@ -495,10 +495,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
     try:
         if gated:
             gating = gate_pullback(pullback, method="image", progress=bar.scaled(0.0, 0.2))
+            doubt = _rhythm_doubt(pullback, gating)
             frames = np.asarray(gating.selected_frames)
             ed = set(int(i) for i in gating.ed_frames)
         else:
-            frames, ed = _parse_frames(args.frames, pullback.n_frames), set()
+            frames, ed, doubt = _parse_frames(args.frames, pullback.n_frames), set(), ""
         contours = segment_pullback(pullback, frames, progress=bar.scaled(0.2, 1.0))
     finally:
         bar.close()
@@ -513,6 +514,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     finally:
         tmp.unlink(missing_ok=True)
     print(f"{len(contours.frames)} frames segmented -> {out}")
+    if doubt:
+        print(f"note: {doubt}")
     return 0
 
 

@@ -395,6 +395,9 @@ def run_pipeline(
         )
         if gating.message:
             flags.append({"rule": "gating", "message": gating.message})
+        doubt = _rhythm_doubt(pullback, gating)
+        if doubt:
+            flags.append({"rule": "gating_plausibility", "message": doubt})
         stages.end()
         sub = stages.begin("segmentation", f"segmenting {len(gating.selected_frames)} frames")
         contours = segment_pullback(pullback, np.asarray(gating.selected_frames), progress=sub, cancel=cancel)
@@ -487,6 +490,18 @@ def run_pipeline(
         timings_s=dict(stages.timings),
         structure=structure,
     )
+
+
+def _rhythm_doubt(pullback: Pullback, gating: GatingResult) -> str:
+    """The gating plausibility line ('' when the rhythm found is believable or none was)."""
+    from .gating import rhythm_plausibility
+
+    times = np.asarray(pullback.frame_times_s, dtype=float)
+    if gating.method != "image" or len(times) < 2 or not np.all(np.diff(times) > 0):
+        return ""
+    prov = pullback.provenance.get("frame_times_s") if pullback.provenance else None
+    source = str(getattr(prov, "source", "")) if prov is not None else ""
+    return rhythm_plausibility(gating, 1.0 / float(np.median(np.diff(times))), frame_rate_source=source)
 
 
 def _pullback_structure(
@@ -629,6 +644,8 @@ def _inputs_record(
             "n_end_diastolic_frames": int(len(gating.ed_frames)),
             "message": gating.message,
         }
+        if pullback is not None and gating.method == "image":
+            record["gating"]["plausibility"] = _rhythm_doubt(pullback, gating) or "plausible"
     record["arc_length"] = {"source": arc_source, "start_mm": options.start_mm}
     record["centerline"] = {
         "source": Path(paths["centerline"]).name if "centerline" in paths else centerline.source,
