@@ -232,7 +232,8 @@ def detect_display_geometry(samples_rgb: np.ndarray, *, n_rays: int = 180) -> di
     -------
     dict or None
         ``{"fov_center_px": (row, col), "fov_radius_px", "catheter_center_px": (row, col),
-        "catheter_radius_px"}``; None when no flat disc inside a textured field is found.
+        "catheter_radius_px", "shape_px": (H, W)}``; None when no flat disc inside a textured
+        field is found.
     """
     from .images import _robust_circle
 
@@ -287,4 +288,5 @@ def detect_display_geometry(samples_rgb: np.ndarray, *, n_rays: int = 180) -> di
         "fov_radius_px": frad - 1.0,
         "catheter_center_px": (cr, cc),
         "catheter_radius_px": crad + 1.0,
+        "shape_px": (h, w),
     }

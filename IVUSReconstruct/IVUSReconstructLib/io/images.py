@@ -153,7 +153,11 @@ def _check_cancel(cancel: threading.Event | None) -> None:
 
 
 def mask_colour_overlay(
-    rgb: np.ndarray, *, chroma_threshold: int = _CHROMA_THRESHOLD, max_fraction: float = _TINTED_FRACTION
+    rgb: np.ndarray,
+    *,
+    chroma_threshold: int = _CHROMA_THRESHOLD,
+    max_fraction: float = _TINTED_FRACTION,
+    region: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Grey frame of an RGB screen export with its coloured overlay pixels filled in.
 
@@ -165,6 +169,9 @@ def mask_colour_overlay(
     max_fraction : float
         When more than this share of the bright pixels (a channel above
         ``3 * chroma_threshold``) is coloured the frame is a tinted display: no pixel is masked.
+    region : ndarray of shape (H, W), bool, optional
+        Where the tint is judged (the image between the catheter and the field-of-view
+        edge): a large coloured mask or catheter fill outside it does not make a tinted display.
 
     Returns
     -------
@@ -186,6 +193,8 @@ def mask_colour_overlay(
     # Only pixels bright enough to carry a visible colour say whether the display is tinted
     # (dark pixels of a sepia display have almost no chroma).
     bright = high > 3 * chroma_threshold
+    if region is not None and region.shape == bright.shape:
+        bright = bright & region
     if int(np.count_nonzero(coloured & bright)) > max_fraction * max(int(np.count_nonzero(bright)), 1):
         return grey, None
     rows = np.nonzero(coloured.any(axis=1))[0]
@@ -493,7 +502,9 @@ def _ticks_on_line(line: np.ndarray, min_ticks: int) -> tuple[int, float, float]
 # --------------------------------------------------------------------------- frame folders
 
 
-def _decode(im: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def _decode(
+    im: Image.Image, path: Path, region: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """One page as a grey (H, W) array (uint8, or uint16 for 16-bit) and its overlay mask."""
     mode = im.mode
     if mode == "L":
@@ -513,7 +524,7 @@ def _decode(im: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray | None]
     if mode in ("1", "LA", "La"):
         return np.asarray(im.convert("L"), dtype=np.uint8), _NO_MASK
     rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    return mask_colour_overlay(rgb)
+    return mask_colour_overlay(rgb, region=region)
 
 
 def _open_image(path: Path) -> Image.Image:
@@ -560,7 +571,7 @@ def _count_pages(path: Path) -> int:
 
 
 def _read_frame_stack(
-    path: Path, progress: ProgressFn | None, cancel: threading.Event | None
+    path: Path, progress: ProgressFn | None, cancel: threading.Event | None, region: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Valued], str]:
     """Decode frames into one stack, accumulating the temporal mean and std.
 
@@ -599,7 +610,7 @@ def _read_frame_stack(
     tinted = 0
     for k, (file, page) in enumerate(_iter_pages(path, files)):
         _check_cancel(cancel)
-        grey, masked = _decode(page, file)
+        grey, masked = _decode(page, file, region)
         if frames is None:
             frames = np.empty((n,) + grey.shape, dtype=grey.dtype)
             first_name = file.name if files else "page 1"
@@ -772,6 +783,23 @@ def _zero_inside(frames: np.ndarray, center: tuple[float, float], radius: float)
     return int(inside.sum())
 
 
+def _image_region(display: dict | None) -> np.ndarray | None:
+    """Pixels between the catheter fill and the mask of a detected display (None without one)."""
+    if display is None:
+        return None
+    h, w = display["shape_px"]
+    rr, cc = np.mgrid[0:h, 0:w]
+    fov = (
+        np.hypot(rr - display["fov_center_px"][0], cc - display["fov_center_px"][1])
+        < display["fov_radius_px"]
+    )
+    cath = (
+        np.hypot(rr - display["catheter_center_px"][0], cc - display["catheter_center_px"][1])
+        < display["catheter_radius_px"] + 2
+    )
+    return fov & ~cath
+
+
 def _scale_json(scale: dict) -> dict:
     """The calibration found, rounded for summary.json."""
     return {
@@ -814,7 +842,9 @@ def _read_frames(
         fmt0 = _FORMAT_NAMES[_suffix(_image_files(path)[0] if path.is_dir() else path)]
         spacing, spacing_source, scale = _scale_from_samples(path, samples, fmt0)
     display = detect_display_geometry(samples) if samples is not None else None
-    frames, mean, std, overlay, provenance, fmt = _read_frame_stack(path, progress, cancel)
+    frames, mean, std, overlay, provenance, fmt = _read_frame_stack(
+        path, progress, cancel, _image_region(display)
+    )
     n, h, w = frames.shape
     fov, catheter, catheter_source = _geometry(mean, std, overlay)
     if display is not None and not catheter_source.source.startswith("detected: centre of the dark"):
