@@ -599,10 +599,6 @@ def rhythm_plausibility(
     -------
     str
     """
-    if gating.method != "image" or gating.heart_rate_bpm is None:
-        return ""
-    bpm = float(gating.heart_rate_bpm)
-    share = float(gating.confidence)
     low, high = plausible_bpm
     typed = frame_rate_source.startswith("--frame-rate") or not frame_rate_source
     where = (
@@ -610,6 +606,27 @@ def rhythm_plausibility(
         if frame_rate_source.startswith("--frame-rate")
         else (f"from {frame_rate_source}" if frame_rate_source else "assumed")
     )
+    if gating.method == "none" and gating.message.startswith("no clear cardiac rhythm"):
+        # Image gating gave up: say whether a wrong frame rate could have hidden the beats.
+        f0, share, _ = dominant_rhythm(gating.signal, frame_rate_hz, band_hz=(40.0 / 60.0, 160.0 / 60.0))
+        if not np.isfinite(f0):
+            return ""
+        bpm = 60.0 * f0
+        head = (
+            f"image gating found no clear rhythm (strongest {bpm:.0f} bpm, spectral peak share {share:.2f}) "
+            f"at {frame_rate_hz:g} frames/s {where}; every frame was analysed ungated"
+        )
+        if typed and not low <= bpm <= high:
+            return (
+                f"{head}: if the frame rate is wrong the beats are hidden ({bpm:.0f} bpm here is 70 bpm at "
+                f"{frame_rate_hz * 70.0 / bpm:.0f} frames/s), give the console's --frame-rate; otherwise the motion "
+                "is not cardiac (catheter or patient motion) and --gating none says so"
+            )
+        return f"{head}: likely catheter or patient motion (or frames already gated); --gating none says so"
+    if gating.method != "image" or gating.heart_rate_bpm is None:
+        return ""
+    bpm = float(gating.heart_rate_bpm)
+    share = float(gating.confidence)
     found = f"image gating found {bpm:.0f} bpm (spectral peak share {share:.2f}) at {frame_rate_hz:g} frames/s {where}"
     if not low <= bpm <= high:
         # The frame rate that would put this rhythm at 70 bpm.

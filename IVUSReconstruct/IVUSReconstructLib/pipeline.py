@@ -497,7 +497,7 @@ def _rhythm_doubt(pullback: Pullback, gating: GatingResult) -> str:
     from .gating import rhythm_plausibility
 
     times = np.asarray(pullback.frame_times_s, dtype=float)
-    if gating.method != "image" or len(times) < 2 or not np.all(np.diff(times) > 0):
+    if len(times) < 2 or not np.all(np.diff(times) > 0):
         return ""
     prov = pullback.provenance.get("frame_times_s") if pullback.provenance else None
     source = str(getattr(prov, "source", "")) if prov is not None else ""
@@ -644,8 +644,9 @@ def _inputs_record(
             "n_end_diastolic_frames": int(len(gating.ed_frames)),
             "message": gating.message,
         }
-        if pullback is not None and gating.method == "image":
-            record["gating"]["plausibility"] = _rhythm_doubt(pullback, gating) or "plausible"
+        if pullback is not None:
+            doubt = _rhythm_doubt(pullback, gating)
+            record["gating"]["plausibility"] = doubt or ("plausible" if gating.method == "image" else None)
     record["arc_length"] = {"source": arc_source, "start_mm": options.start_mm}
     record["centerline"] = {
         "source": Path(paths["centerline"]).name if "centerline" in paths else centerline.source,

@@ -67,8 +67,19 @@ def test_weak_rhythm_is_named() -> None:
     )
 
 
-def test_no_rhythm_or_gating_off_says_nothing_more() -> None:
-    none = GatingResult(
-        "none", np.arange(3), np.zeros(0, int), None, 0.1, np.zeros(3), "no clear cardiac rhythm"
+def test_gating_off_says_nothing_more() -> None:
+    off = GatingResult(
+        "none", np.arange(3), np.zeros(0, int), None, 0.0, np.zeros(3), "gating off: all frames analysed"
     )
-    assert rhythm_plausibility(none, 30.0) == ""
+    assert rhythm_plausibility(off, 30.0) == ""
+
+
+def test_rhythm_hidden_by_a_wrong_frame_rate_is_named(phantom) -> None:
+    # Typed 100 frames/s for a 30 frames/s recording: the 70 bpm beats would be 233 bpm,
+    # beyond the searched band, so gating finds no clear rhythm.
+    pb = _declared(phantom.pullback, 100.0)
+    gating = gate_pullback(pb)
+    assert gating.method == "none" and gating.message.startswith("no clear cardiac rhythm")
+    line = rhythm_plausibility(gating, 100.0, frame_rate_source="--frame-rate")
+    assert line.startswith("image gating found no clear rhythm (strongest ")
+    assert "at 100 frames/s given with --frame-rate; every frame was analysed ungated" in line
