@@ -49,3 +49,22 @@ def test_catheter_disc_and_field_of_view_from_the_image(case: str) -> None:
     assert np.hypot(*np.subtract(geometry["catheter_center_px"], (239.5, 239.5))) < 1.5
     assert 24 <= geometry["catheter_radius_px"] <= 33
     assert abs(geometry["fov_radius_px"] - 220) < 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("case", "guide_first", "usable"),
+    # Checked by eye: the guide's ring closes round the catheter from LAD frame 1639 (0-based;
+    # 1640.jpg) to the end, and from RCA frame 1027 to 1143, after which the RCA folder holds
+    # 392 frames of another pass.
+    [("preLAD", 1639, (0, 1638)), ("preRCA", 1027, (0, 1026))],
+)
+def test_guide_catheter_frames_cut(case: str, guide_first: int, usable: tuple[int, int]) -> None:
+    from IVUSReconstructLib.pullback_structure import find_pullback_structure
+
+    pb = images.read_pullback(_folder(case), frame_rate_hz=30, pullback_speed_mm_s=0.5)
+    st = find_pullback_structure(pb)
+    guide = [c for c in st.cuts if c["kind"] == "guide_catheter"]
+    assert len(guide) == 1 and abs(guide[0]["first_frame"] - guide_first) <= 3
+    assert abs(st.first_frame - usable[0]) <= 3 and abs(st.last_frame - usable[1]) <= 3
+    assert not any(c["kind"].startswith("motionless") for c in st.cuts)
