@@ -124,7 +124,8 @@ class IVUSReconstructParameterNode:
     inputLandmarks - point list whose labels are frame numbers (side branches).
     pullbackSpeed, frameRate, pixelSpacing - acquisition; 0 means "from the data".
     startMm - arc length of frame 0 from the first centerline point.
-    align, mirror, gating, centerlineOrder - as the command line options of the same names.
+    align, mirror, gating, centerlineOrder, territory - as the command line options of the same names
+        (territory "auto" = coronary, or the vein analysed).
     outputFolder - when set, the output folder of the command line is written there as well.
     outputSegmentation, outputWallModel, outputTable - results.
     currentFrame - frame shown at its place in the 3D view.
@@ -142,6 +143,9 @@ class IVUSReconstructParameterNode:
     mirror: bool = False
     gating: Annotated[str, Choice(["image", "none"])] = "image"
     centerlineOrder: Annotated[str, Choice(["distal-first", "proximal-first"])] = "distal-first"
+    territory: Annotated[
+        str, Choice(["auto", "coronary", "femoropopliteal", "iliac-artery", "iliac-vein", "femoral-vein"])
+    ] = "auto"
     outputFolder: Path
     outputSegmentation: vtkMRMLSegmentationNode
     outputWallModel: vtkMRMLModelNode
@@ -374,6 +378,7 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
             align=node.align,
             mirror=node.mirror,
             gating=node.gating,
+            territory=None if node.territory == "auto" else node.territory,
         )
 
     # -- processing
@@ -431,6 +436,14 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
             slicer.mrmlScene, result, volume_node=parameterNode.inputVolume, segmentation_node=segmentationNode
         )
         self.lastResult = result
+        # moving a landing-zone line re-plans: the library and the adapter do the work
+        for node, tag in getattr(self, "_planObservers", []):
+            node.RemoveObserver(tag)
+        self._planObservers = (
+            mrml.observe_plan(self.outputNodes, result.metrics.per_frame, result.centerline.points_ras_mm)
+            if "device" in self.outputNodes
+            else []
+        )
         parameterNode.outputSegmentation = self.outputNodes.get("segmentation")
         parameterNode.outputWallModel = self.outputNodes.get("wall") or self.outputNodes.get("vessel")
         parameterNode.outputTable = self.outputNodes["table"]

@@ -44,6 +44,7 @@ import numpy as np
 
 from . import __version__
 from .errors import IVUSCancelled, IVUSInputError, input_error
+from .plan import TERRITORIES
 
 __all__ = [
     "CaseSpec",
@@ -75,6 +76,7 @@ OPTION_FIELDS: dict[str, str] = {
     "align": "align",
     "mirror": "mirror",
     "gating": "gating",
+    "territory": "territory",
 }
 # the long RunOptions names are accepted as column names too
 _OPTION_ALIASES = {v: k for k, v in OPTION_FIELDS.items() if v != k}
@@ -82,6 +84,7 @@ _CHOICES = {
     "centerline_order": ("distal-first", "proximal-first"),
     "align": ("catheter", "lumen-centroid"),
     "gating": ("none", "image", "ecg"),
+    "territory": TERRITORIES,
 }
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _HASH_CHUNK = 1 << 20
@@ -146,7 +149,7 @@ def read_manifest(path: str | Path) -> list[CaseSpec]:
 
     CSV: a header row with ``id`` and any of ``pullback``, ``centerline``, ``contours``,
     ``landmarks`` and the options ``pixel_spacing``, ``pullback_speed``, ``frame_rate``, ``start_mm``,
-    ``centerline_order``, ``align``, ``mirror``, ``gating`` (empty cell = default). JSON: a list of
+    ``centerline_order``, ``align``, ``mirror``, ``gating``, ``territory`` (empty cell = default). JSON: a list of
     such objects, or ``{"defaults": {...}, "cases": [...]}``. Paths are relative to the manifest.
 
     Parameters
@@ -1034,7 +1037,7 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="reconstruct a cohort listed in a manifest, on a local or existing Dask cluster",
         description=(
             "Run every case of MANIFEST (CSV or JSON: id, pullback, centerline, contours, landmarks, "
-            "pixel_spacing, pullback_speed, frame_rate, start_mm, centerline_order, align, mirror, gating; "
+            "pixel_spacing, pullback_speed, frame_rate, start_mm, centerline_order, align, mirror, gating, territory; "
             "paths relative to the manifest) and write DIR/cases/<id>/, DIR/cohort.csv, cohort.json, "
             "index.html. Reruns skip finished cases whose inputs are unchanged."
         ),

@@ -115,6 +115,8 @@ def _options_from_args(args: argparse.Namespace):
         mirror=bool(getattr(args, "mirror", False)),
         gating=getattr(args, "gating", None),
         frame_range=getattr(args, "frame_range", None),
+        territory=getattr(args, "territory", None),
+        device=getattr(args, "device", None),
     )
 
 
@@ -256,6 +258,19 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return f"{float(value):.{digits}f}"
 
 
+def _plan_line(summary: dict[str, Any]) -> str:
+    """One line of the main plan (a suggestion for research and teaching)."""
+    plan = summary.get("plan")
+    if not plan:
+        return "none (see the plan_none flag)"
+    device = plan["device"]
+    return (
+        f"{_fmt(device.get('diameter_mm'), 2)} x {_fmt(device.get('length_mm'), 0)} mm {device.get('type')} "
+        f"at {_fmt(device.get('start_mm'), 1)}-{_fmt(device.get('end_mm'), 1)} mm ({plan.get('territory')}; "
+        "a suggestion for research and teaching)"
+    )
+
+
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
     vol = summary.get("volumes_mm3") or {}
     mla = summary.get("mla") or {}
@@ -266,12 +281,13 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
         f"PAV            {_fmt(summary.get('pav_percent'), 1)} %",
         f"MLA            {_fmt(mla.get('area_mm2'))} mm2 at {_fmt(mla.get('arc_length_mm'), 1)} mm (frame {_fmt(mla.get('frame'))})",
         f"area stenosis  {_fmt(stenosis.get('largest'), 1)} % (vs largest reference)",
+        f"plan           {_plan_line(summary)}",
         f"output         {out}",
     ]
     print("\n".join(lines))
 
 
-def _write_phantom_files(phantom, folder: Path) -> dict[str, Path]:
+def _write_phantom_files(phantom, folder: Path, screens: bool = False) -> dict[str, Path]:
     from .io.centerline import write_markups_curve
     from .io.contours import write_contours_json
     from .io.dicom import write_pullback
@@ -301,7 +317,44 @@ def _write_phantom_files(phantom, folder: Path) -> dict[str, Path]:
         "lesions": _jsonable(truth.lesions),
     }
     paths["truth_metrics"].write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    if screens and phantom.console_overlay is not None:
+        paths["screens"] = _write_screens(phantom, folder / "screens")
     return paths
+
+
+def _write_screens(phantom, folder: Path) -> Path:
+    """The console-overlay phantom as colour screen exports, one PNG per frame."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(phantom.pullback.n_frames):
+        Image.fromarray(phantom.screen_frame(k)).save(folder / f"{k + 1:04d}.png")
+    return folder
+
+
+def _phantom_appearance(args: argparse.Namespace):
+    """The Appearance the realism flags ask for, None without any (the historical images)."""
+    from .phantom import PRESETS, Appearance, realistic_appearance
+
+    changes: dict[str, Any] = {}
+    if getattr(args, "echolucent_plaque", None):
+        changes["echolucent_arc_deg"] = float(args.echolucent_plaque)
+    if getattr(args, "wedged_catheter", False):
+        changes["wedged_catheter"] = True
+    if getattr(args, "console_overlay", False):
+        changes["console"] = True
+    if getattr(args, "console_offset_px", None):
+        try:
+            row, col = (int(v) for v in args.console_offset_px.split(","))
+        except ValueError:
+            raise IVUSInputError(
+                f"--console-offset-px: {args.console_offset_px!r} is not ROW,COL; give two integers, e.g. 6,-9"
+            ) from None
+        changes["console_offset_px"] = (row, col)
+    if getattr(args, "realistic", False):
+        speckle = getattr(args, "speckle", None) or PRESETS[args.preset].speckle
+        return realistic_appearance(speckle, **changes)
+    return Appearance(**changes) if changes else None
 
 
 def _make_phantom(args: argparse.Namespace):
@@ -316,6 +369,9 @@ def _make_phantom(args: argparse.Namespace):
         kwargs["speckle"] = args.speckle
     if getattr(args, "side_branch", False):
         kwargs["side_branch"] = True
+    appearance = _phantom_appearance(args)
+    if appearance is not None:
+        kwargs["appearance"] = appearance
     return make_phantom(args.preset, **kwargs)
 
 
@@ -324,7 +380,7 @@ def cmd_phantom(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     phantom = _make_phantom(args)
-    paths = atomic_folder(out, lambda tmp: _write_phantom_files(phantom, tmp))
+    paths = atomic_folder(out, lambda tmp: _write_phantom_files(phantom, tmp, screens=True))
     for name, path in paths.items():
         print(f"{name:16s} {out / path.name}")
     return 0
@@ -337,6 +393,7 @@ DEMO_TOLERANCES = {
     "mla_area": ("relative", 0.05),
     "mla_position": ("absolute", 1.0),
     "area_stenosis": ("absolute", 3.0),
+    "compressed_length": ("absolute", 2.0),
 }
 
 
@@ -367,6 +424,12 @@ def compare_to_truth(measured: dict[str, Any], truth: dict[str, Any]) -> list[di
         ("area_stenosis_proximal", "area stenosis, proximal ref (%)", ("area_stenosis_percent", "proximal")),
         ("area_stenosis_distal", "area stenosis, distal ref (%)", ("area_stenosis_percent", "distal")),
     ]
+    if measured.get("venous"):
+        # the compressed segment is the vein's main lesion (venous rule)
+        measured, truth = (
+            {**doc, "main_lesion_length_mm": _main_lesion_length(doc)} for doc in (measured, truth)
+        )
+        quantities.append(("compressed_length", "compressed segment length (mm)", ("main_lesion_length_mm",)))
     rows = []
     for key, label, path in quantities:
         m, t = get(measured, *path), get(truth, *path)
@@ -392,6 +455,11 @@ def compare_to_truth(measured: dict[str, Any], truth: dict[str, Any]) -> list[di
     return rows
 
 
+def _main_lesion_length(summary: dict[str, Any]) -> float | None:
+    main = summary.get("main_lesion_id")
+    return next((les["length_mm"] for les in summary.get("lesions") or [] if les.get("id") == main), None)
+
+
 def _print_comparison(rows: list[dict[str, Any]], preset: str) -> None:
     print(f"\nIVUSReconstruct demo: {preset} phantom, measured vs ground truth")
     print(f"{'quantity':34s} {'measured':>10s} {'truth':>10s} {'error':>9s} {'tol':>6s}  ")
@@ -406,6 +474,7 @@ def _print_comparison(rows: list[dict[str, Any]], preset: str) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .phantom import metric_params_for
     from .pipeline import RunOptions, _fill_outputs, _jsonable, atomic_folder, run_files
+    from .plan import territory_for_preset
 
     out = Path(args.out or f"ivus-demo-{args.preset}")
     bar = ProgressBar()
@@ -416,7 +485,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         phantom = _make_phantom(args)
         bar(0.1, "writing the phantom DICOM")
         paths = _write_phantom_files(phantom, tmp / "phantom")
-        options = RunOptions(metric_params=metric_params_for(args.preset), seed=args.seed)
+        options = RunOptions(
+            metric_params=metric_params_for(args.preset),
+            seed=args.seed,
+            territory=args.territory or territory_for_preset(args.preset),
+            device=args.device,
+        )
         result = run_files(
             pullback_path=paths["pullback"],
             centerline_path=paths["centerline"],
@@ -445,12 +519,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         }
         (tmp / "validation.json").write_text(json.dumps(validation, indent=2) + "\n", encoding="utf-8")
         state["rows"] = rows
+        state["summary"] = result.metrics.summary
 
     try:
         atomic_folder(out, fill)
     finally:
         bar.close()
     _print_comparison(state["rows"], args.preset)
+    print(f"\nplan: {_plan_line(state['summary'])}")
     print(f"\noutput: {out.absolute()}  (open report.html; render.png; scene.mrml in 3D Slicer)")
     return 0
 
@@ -570,6 +646,48 @@ def _add_phantom_options(p: argparse.ArgumentParser, *, required_preset: bool) -
         action="store_true",
         help="open a side branch a quarter of the way along (the truth keeps the main lumen closed)",
     )
+    g = p.add_argument_group("realism (phantom appearance; the truth stays exact)")
+    g.add_argument(
+        "--realistic",
+        action="store_true",
+        help="grey levels and speckle tuned to real frames of the --speckle regime (20 or 40-60 MHz)",
+    )
+    g.add_argument(
+        "--echolucent-plaque",
+        type=float,
+        metavar="DEG",
+        help="an echolucent lipid pool, darker than blood, over DEG degrees of the thickest plaque",
+    )
+    g.add_argument(
+        "--wedged-catheter",
+        action="store_true",
+        help="in the narrowings the lumen closes onto the catheter, which lies against the wall",
+    )
+    g.add_argument(
+        "--console-overlay",
+        action="store_true",
+        help="screen-export look: red FOV ring and catheter disc, banner, 1 mm dots, measurement box "
+        "(phantom also writes the colour exports to screens/)",
+    )
+    g.add_argument(
+        "--console-offset-px",
+        metavar="ROW,COL",
+        help="move the catheter centre this many pixels off the image centre (screen exports)",
+    )
+
+
+def _add_plan_options(p: argparse.ArgumentParser) -> None:
+    from .plan import TERRITORIES
+
+    g = p.add_argument_group("treatment plan (a suggestion for research and teaching)")
+    g.add_argument(
+        "--territory",
+        choices=TERRITORIES,
+        help="vessel territory of the plan (default: the preset's; for run: coronary, or a vein when analysed as one)",
+    )
+    g.add_argument(
+        "--device", metavar="TYPE", help="device type of the territory (default: its first, see docs/plan.md)"
+    )
 
 
 def _add_angio_geometry(p: argparse.ArgumentParser) -> None:
@@ -606,6 +724,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="make a realistic phantom and reconstruct it, with a truth table")
     _add_phantom_options(p, required_preset=False)
     p.add_argument("--out", metavar="DIR", help="output folder (default: ivus-demo-PRESET)")
+    _add_plan_options(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("phantom", help="write a synthetic pullback, centerline and ground truth")
@@ -638,6 +757,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(motionless start and end, frames inside the guiding catheter left out)",
     )
     p.add_argument("--out", metavar="DIR", default="ivus-output")
+    _add_plan_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("angio", help="centerline from two X-ray angiography projections (or one, planar)")

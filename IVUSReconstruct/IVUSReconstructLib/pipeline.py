@@ -88,6 +88,8 @@ class RunOptions:
     metric_params: Any = None
     render_size_px: tuple[int, int] = (1600, 1000)
     seed: int | None = None
+    territory: str | None = None
+    device: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """Run options for summary.json (metric parameters are reported by the metrics stage)."""
@@ -353,9 +355,12 @@ def run_pipeline(
     from .coregistration import place_frames
     from .mesh import build_meshes
     from .metrics import MetricParams, compute_metrics
+    from .plan import add_plan, run_territory
 
     input_paths = dict(input_paths or {})
     params = options.metric_params or MetricParams()
+    territory, vein_segment = run_territory(options.territory, params.vein_segment)
+    params = replace(params, vein_segment=vein_segment)
     segmenting = contours is None
     stages = _Stages(
         progress,
@@ -457,6 +462,9 @@ def run_pipeline(
     if pullback is not None:
         times = np.asarray(pullback.frame_times_s, dtype=float)[contours.indices]
     metrics = compute_metrics(contours, arc, frame_times_s=times, params=params, landmarks=landmarks)
+    metrics = add_plan(
+        metrics, territory=territory, device=options.device, landmarks=tuple(contours.landmarks) + landmarks
+    )
     stages.end()
 
     sub = stages.begin("mesh", "building meshes")
@@ -837,7 +845,7 @@ def _fill_outputs(
     from .io.centerline import write_markups_curve
     from .io.contours import write_contours_json
     from .mesh import vessel_labelmap, write_labelmap_nrrd, write_mesh
-    from .render import render_vessel, write_png
+    from .render import device_polydata, render_vessel, write_png
     from .report import build_report, pullback_figures
 
     def step(fraction: float, message: str) -> None:
@@ -854,7 +862,10 @@ def _fill_outputs(
         write_mesh(result.mesh.wall, tmp / "wall.vtp")
     # one file that opens anywhere (Windows 3D Viewer, Blender, web viewers): lumen and vessel
     # coloured by plaque burden as in the render
-    write_colored_glb(result.mesh, tmp / "vessel.glb")
+    devices = device_polydata(result.metrics.summary, result.centerline.points_ras_mm)
+    write_colored_glb(result.mesh, tmp / "vessel.glb", devices=devices)
+    if devices:
+        write_mesh(devices[0], tmp / "device.vtp")
     labels, origin, spacing = vessel_labelmap(result.mesh, LABELMAP_SPACING_MM)
     write_labelmap_nrrd(labels, origin, spacing, tmp / "vessel_labelmap.nrrd")
     write_contours_json(result.contours, tmp / "contours.json")

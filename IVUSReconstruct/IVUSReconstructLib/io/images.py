@@ -320,6 +320,7 @@ def detect_catheter_center(
     fov_center_px: tuple[float, float],
     fov_radius_px: float,
     unreliable: np.ndarray | None = None,
+    max_offset_fraction: float = 0.4,
 ) -> tuple[tuple[float, float], float] | None:
     """Centre of the catheter: the static dark disc inside the ring-down near the FOV centre.
 
@@ -335,12 +336,15 @@ def detect_catheter_center(
     fov_radius_px : float
     unreliable : ndarray of shape (H, W), bool, optional
         Pixels whose mean is not observed (filled-in overlays).
+    max_offset_fraction : float
+        How far from ``fov_center_px`` the disc's centre may lie, as a fraction of
+        ``fov_radius_px``.
 
     Returns
     -------
     ((row, col), radius_px) or None
         Centre (sub-pixel) and radius of the dark disc, or None when no dark static disc of
-        plausible size lies within 40 % of the FOV radius.
+        plausible size lies within ``max_offset_fraction`` of the FOV radius.
     """
     h, w = mean_image.shape
     rr, cc = np.mgrid[0:h, 0:w]
@@ -364,7 +368,7 @@ def detect_catheter_center(
     centres = np.array(ndimage.center_of_mass(dark, labels, index=index)).reshape(-1, 2)
     off = np.hypot(centres[:, 0] - fov_center_px[0], centres[:, 1] - fov_center_px[1])
     max_area = np.pi * (0.3 * fov_radius_px) ** 2
-    plausible = (areas >= 4) & (areas <= max_area)
+    plausible = (areas >= 4) & (areas <= max_area) & (off <= max_offset_fraction * fov_radius_px)
     if not plausible.any():
         return None
     best = int(np.argmin(np.where(plausible, off - np.sqrt(areas / np.pi), np.inf)))
@@ -670,8 +674,16 @@ def _geometry(
     fov = detect_field_of_view(mean, std)
     # Without a visible disc (image filled edge to edge) search around the image centre.
     search = fov if fov is not None else (((h - 1) / 2.0, (w - 1) / 2.0), min(h, w) / 2.0)
+    # scan conversion puts the transducer at the centre of the field of view's circle: a dark
+    # static blob well off it is a lumen that barely moved between frames (20 MHz blood is nearly
+    # black), not the catheter (set B: 22 px off, and every border was then drawn about it)
     catheter = detect_catheter_center(
-        mean, std, fov_center_px=search[0], fov_radius_px=search[1], unreliable=overlay
+        mean,
+        std,
+        fov_center_px=search[0],
+        fov_radius_px=search[1],
+        unreliable=overlay,
+        max_offset_fraction=0.4 if fov is None else 0.06,
     )
     if catheter is not None:
         (row, col), radius = catheter
