@@ -105,6 +105,7 @@ def _options_from_args(args: argparse.Namespace):
         align=getattr(args, "align", "catheter"),
         mirror=bool(getattr(args, "mirror", False)),
         gating=getattr(args, "gating", None),
+        frame_range=getattr(args, "frame_range", None),
         territory=getattr(args, "territory", None),
         device=getattr(args, "device", None),
     )
@@ -228,7 +229,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     _print_summary(result.metrics.summary, out)
+    _print_notes(result.flags)
     return 0
+
+
+# Flags about how the pullback was read that the user should see without opening summary.json.
+_NOTED_RULES = ("pullback_structure", "gating_plausibility")
+
+
+def _print_notes(flags: Sequence[dict[str, str]]) -> None:
+    for flag in flags:
+        if flag.get("rule") in _NOTED_RULES:
+            print(f"note: {flag['message']}")
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -548,7 +560,7 @@ def _parse_frames(spec: str, n_frames: int) -> np.ndarray:
 def cmd_segment(args: argparse.Namespace) -> int:
     from .gating import gate_pullback
     from .io.contours import write_contours_json
-    from .pipeline import RunOptions, read_pullback_any
+    from .pipeline import RunOptions, _rhythm_doubt, read_pullback_any
     from .segmentation import segment_pullback
 
     check_acquisition_options(args)
@@ -562,10 +574,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
     try:
         if gated:
             gating = gate_pullback(pullback, method="image", progress=bar.scaled(0.0, 0.2))
+            doubt = _rhythm_doubt(pullback, gating)
             frames = np.asarray(gating.selected_frames)
             ed = set(int(i) for i in gating.ed_frames)
         else:
-            frames, ed = _parse_frames(args.frames, pullback.n_frames), set()
+            frames, ed, doubt = _parse_frames(args.frames, pullback.n_frames), set(), ""
         contours = segment_pullback(pullback, frames, progress=bar.scaled(0.2, 1.0))
     finally:
         bar.close()
@@ -580,6 +593,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     finally:
         tmp.unlink(missing_ok=True)
     print(f"{len(contours.frames)} frames segmented -> {out}")
+    if doubt:
+        print(f"note: {doubt}")
     return 0
 
 
@@ -739,6 +754,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--centerline-order", choices=("distal-first", "proximal-first"), default="distal-first")
     p.add_argument("--gating", choices=("none", "image", "ecg"), help="default: image when segmenting")
+    p.add_argument(
+        "--frame-range",
+        metavar="START:END",
+        help="analyse only frames START..END (0-based, inclusive); default: found from the images "
+        "(motionless start and end, frames inside the guiding catheter left out)",
+    )
     p.add_argument("--out", metavar="DIR", default="ivus-output")
     _add_plan_options(p)
     p.set_defaults(func=cmd_run)

@@ -385,6 +385,10 @@ class Phantom:
         Phase in [0, 1) of the cardiac (or respiratory) cycle, 0 at end-diastole.
     seed : int
         The seed it was generated from.
+    motion_start_frame : int
+        First frame of the motor pullback (0 unless the phantom has a motionless start).
+    guide_start_frame : int or None
+        First frame inside the guiding catheter (None without one).
     side_branch_mm : float or None
         Position of the side branch's ostium centre (``true_arc_length_mm`` units), None without
         a branch; the ostium spans 1 mm either side of it.
@@ -411,6 +415,8 @@ class Phantom:
     appearance: Appearance | None = None
     echolucent: tuple[np.ndarray, ...] | None = None
     console_overlay: tuple[np.ndarray, np.ndarray] | None = None
+    motion_start_frame: int = 0
+    guide_start_frame: int | None = None
 
     def screen_frame(self, k: int) -> np.ndarray:
         """Frame ``k`` as a colour screen export, uint8 (H, W, 3): the console overlays in
@@ -1289,6 +1295,45 @@ def _scan_convert(polar: np.ndarray, scanner: _Scanner) -> np.ndarray:
     return out
 
 
+def _draw_guide_catheter(
+    frames: np.ndarray,
+    scanner: _Scanner,
+    rng: np.random.Generator,
+    *,
+    offset: tuple[int, int] = (0, 0),
+    console: tuple[np.ndarray, np.ndarray] | None = None,
+) -> None:
+    """Frames inside a 6 F guiding catheter (inner radius 0.95 mm), in place.
+
+    The guide's wall is a bright, thin, speckled ring around the imaging catheter (which lies
+    off the guide's axis); it reflects most of the beam, so the vessel beyond is faint.
+    ``offset`` is where the catheter sits from the image centre (row, col) and ``console``
+    the grey console overlay and its pixels, drawn again on top.
+    """
+    size = scanner.size_px
+    cr, cc = (size - 1) / 2.0 + offset[0], (size - 1) / 2.0 + offset[1]
+    rows, cols = np.mgrid[0:size, 0:size]
+    angle = rng.uniform(0.0, _TWO_PI)
+    off = 0.2 / scanner.spacing_mm  # imaging catheter 0.2 mm off the guide's axis
+    r_mm = np.hypot(rows - cr - off * np.sin(angle), cols - cc - off * np.cos(angle)) * scanner.spacing_mm
+    wall = np.exp(-(((r_mm - 1.0) / 0.05) ** 2)).astype(np.float32)
+    beyond = np.clip((r_mm - 1.0) / 0.1, 0.0, 1.0).astype(np.float32)
+    fov = np.zeros(size * size, np.uint8)
+    fov[scanner.inside] = 1
+    fov = fov.reshape(size, size)
+    if offset != (0, 0):
+        fov = _shifted(fov, offset)
+    for k in range(len(frames)):
+        f = frames[k].astype(np.float32)
+        speck = rng.rayleigh(1.0, size=(size, size)).astype(np.float32)
+        f = f * (1.0 - 0.75 * beyond) + 210.0 * wall * np.clip(speck, 0.3, 1.6)
+        out = np.where(fov > 0, np.clip(f + 0.5, 0, 255), 0).astype(np.uint8)
+        np.maximum(out, scanner.overlay, out=out)
+        if console is not None:
+            out[console[1]] = console[0][console[1]]
+        frames[k] = out
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -1301,6 +1346,8 @@ def make_phantom(
     speckle: str | None = None,
     heart_rate_bpm: float | None = None,
     side_branch: bool = False,
+    stationary_start_s: float = 0.0,
+    guide_catheter_mm: float = 0.0,
     progress: Callable[[float, str], None] | None = None,
     cancel: threading.Event | None = None,
     appearance: Appearance | None = None,
@@ -1326,6 +1373,12 @@ def make_phantom(
         Open a side branch a quarter of the way along: over about 2 mm of pullback the wall of a
         60-degree sector gives way to blood reaching 3 mm further out. The truth keeps the main
         lumen closed across the ostium, as expert contours do.
+    stationary_start_s : float, optional
+        The motor starts this long after the recording: the transducer stays at the distal
+        end (the heart still beats, blood speckle still changes) before the pullback proper.
+    guide_catheter_mm : float, optional
+        The last millimetres of the pullback lie inside the guiding catheter: a bright ring
+        hugging the imaging catheter that shadows the vessel beyond it.
     progress : callable(fraction, message), optional
     cancel : threading.Event, optional
         Raises ``IVUSCancelled`` when set.
@@ -1362,7 +1415,8 @@ def make_phantom(
     rng = np.random.default_rng(seed)
     fps = preset.frame_rate_hz
     speed = preset.pullback_speed_mm_s
-    n = max(2, int(round(length / speed * fps)))
+    n_still = int(round(max(stationary_start_s, 0.0) * fps))
+    n = max(2, int(round(length / speed * fps))) + n_still
     t = np.arange(n) / fps
 
     if preset.heart_rate_bpm is not None:
@@ -1374,7 +1428,8 @@ def make_phantom(
         cycle = 0.5 * (1.0 - np.cos(_TWO_PI * phase))
         ed_frames = np.zeros(0, dtype=int)
         rate = None
-    s = speed * t + preset.dz_peak_mm * cycle
+    nominal = speed * np.maximum(t - n_still / fps, 0.0)
+    s = nominal + preset.dz_peak_mm * cycle
     s = s - s[0]
 
     geometry = _frame_geometry(
@@ -1489,6 +1544,19 @@ def make_phantom(
         if progress is not None and (k % 50 == 0 or k == n - 1):
             progress((k + 1) / n, f"phantom frame {k + 1}/{n}")
 
+    guide_start = None
+    if guide_catheter_mm > 0:
+        inside_guide = np.flatnonzero(nominal >= length - guide_catheter_mm)
+        if inside_guide.size:
+            guide_start = int(inside_guide[0])
+            _draw_guide_catheter(
+                frames[guide_start:],
+                scanner,
+                np.random.default_rng([seed, 29]),
+                offset=offset,
+                console=None if console is None else (console_grey, console[1]),
+            )
+
     centre = ((size - 1) / 2.0 + offset[0], (size - 1) / 2.0 + offset[1])
     spacing = (scanner.spacing_mm, scanner.spacing_mm)
     src = f"phantom preset {preset.name} (seed {seed})"
@@ -1527,6 +1595,8 @@ def make_phantom(
         appearance=appearance,
         echolucent=None if pools is None else tuple(pools),
         console_overlay=console,
+        motion_start_frame=n_still,
+        guide_start_frame=guide_start,
     )
 
 

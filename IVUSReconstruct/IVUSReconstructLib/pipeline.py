@@ -82,6 +82,7 @@ class RunOptions:
     align: str = "catheter"
     mirror: bool = False
     gating: str | None = None
+    frame_range: str | None = None
     metric_params: Any = None
     render_size_px: tuple[int, int] = (1600, 1000)
     seed: int | None = None
@@ -122,6 +123,7 @@ class RunResult:
     inputs: dict[str, Any]
     flags: list[dict[str, str]] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
+    structure: Any = None
 
 
 def _jsonable(value: Any) -> Any:
@@ -267,7 +269,7 @@ def read_pullback_any(
     from .io import images
 
     if images.handles(path):
-        return images.read_pullback(path, progress=progress, **kwargs)
+        return images.read_pullback(path, progress=progress, require_timing=require_timing, **kwargs)
     return dicom.read_pullback(path, progress=progress, require_timing=require_timing, **kwargs)
 
 
@@ -362,6 +364,7 @@ def run_pipeline(
         progress,
         cancel,
         {
+            "structure": 0.5 if segmenting else 0.0,
             "gating": 1.0,
             "segmentation": 6.0 if segmenting else 0.1,
             "placement": 0.5,
@@ -377,15 +380,28 @@ def run_pipeline(
     _check_ranges(pullback, None if segmenting else contours, centerline, options, input_paths)
 
     gating: GatingResult | None = None
+    structure = None
+    if segmenting:
+        sub = stages.begin("structure", "pullback structure")
+        structure = _pullback_structure(pullback, options, progress=sub, cancel=cancel)
+        if structure.cuts:
+            flags.append({"rule": "pullback_structure", "message": structure.message()})
+        stages.end()
     sub = stages.begin("gating", "gating")
     if segmenting:
         from .gating import gate_pullback
         from .segmentation import segment_pullback
 
         method = options.gating or "image"
-        gating = gate_pullback(pullback, method=method, progress=sub, cancel=cancel)
+        gating = _offset_gating(
+            gate_pullback(_usable_part(pullback, structure), method=method, progress=sub, cancel=cancel),
+            structure.first_frame,
+        )
         if gating.message:
             flags.append({"rule": "gating", "message": gating.message})
+        doubt = _rhythm_doubt(pullback, gating)
+        if doubt:
+            flags.append({"rule": "gating_plausibility", "message": doubt})
         stages.end()
         sub = stages.begin("segmentation", f"segmenting {len(gating.selected_frames)} frames")
         contours = segment_pullback(pullback, np.asarray(gating.selected_frames), progress=sub, cancel=cancel)
@@ -480,6 +496,51 @@ def run_pipeline(
         inputs=inputs,
         flags=flags,
         timings_s=dict(stages.timings),
+        structure=structure,
+    )
+
+
+def _rhythm_doubt(pullback: Pullback, gating: GatingResult) -> str:
+    """The gating plausibility line ('' when the rhythm found is believable or none was)."""
+    from .gating import rhythm_plausibility
+
+    times = np.asarray(pullback.frame_times_s, dtype=float)
+    if len(times) < 2 or not np.all(np.diff(times) > 0):
+        return ""
+    prov = pullback.provenance.get("frame_times_s") if pullback.provenance else None
+    source = str(getattr(prov, "source", "")) if prov is not None else ""
+    return rhythm_plausibility(gating, 1.0 / float(np.median(np.diff(times))), frame_rate_source=source)
+
+
+def _pullback_structure(
+    pullback: Pullback, options: RunOptions, *, progress: Progress | None, cancel: threading.Event | None
+) -> Any:
+    """The usable frames: ``--frame-range`` when given, else found (guide catheter, motionless ends)."""
+    from .pullback_structure import find_pullback_structure, manual_structure
+
+    if options.frame_range:
+        return manual_structure(pullback, options.frame_range)
+    return find_pullback_structure(pullback, progress=progress, cancel=cancel)
+
+
+def _usable_part(pullback: Pullback, structure: Any) -> Pullback:
+    """The pullback restricted to its usable frames (a view: no frame is copied)."""
+    if structure.first_frame == 0 and structure.last_frame == pullback.n_frames - 1:
+        return pullback
+    keep = slice(structure.first_frame, structure.last_frame + 1)
+    return replace(
+        pullback, frames=pullback.frames[keep], frame_times_s=np.asarray(pullback.frame_times_s)[keep]
+    )
+
+
+def _offset_gating(gating: GatingResult, first: int) -> GatingResult:
+    """Gating of the usable part with its frame numbers moved back to the whole pullback's."""
+    if first == 0:
+        return gating
+    return replace(
+        gating,
+        selected_frames=np.asarray(gating.selected_frames) + first,
+        ed_frames=np.asarray(gating.ed_frames) + first,
     )
 
 
@@ -639,6 +700,9 @@ def _inputs_record(
             "n_end_diastolic_frames": int(len(gating.ed_frames)),
             "message": gating.message,
         }
+        if pullback is not None:
+            doubt = _rhythm_doubt(pullback, gating)
+            record["gating"]["plausibility"] = doubt or ("plausible" if gating.method == "image" else None)
     record["arc_length"] = {"source": arc_source, "start_mm": options.start_mm}
     record["centerline"] = {
         "source": Path(paths["centerline"]).name if "centerline" in paths else centerline.source,
@@ -709,6 +773,8 @@ def summary_document(result: RunResult) -> dict[str, Any]:
     doc["parameters"] = {**result.parameters, "metrics": measured.pop("metric_parameters", None)}
     doc.update(measured)
     doc["lesions"] = _jsonable(m.lesions)
+    if result.structure is not None:
+        doc["pullback_structure"] = _jsonable(result.structure.as_json())
     doc["flags"] = _jsonable(list(result.flags) + list(m.flags))
     doc["timings_s"] = dict(result.timings_s)
     return doc
@@ -880,6 +946,17 @@ def _fill_outputs(
         summary=summary,
         lesions=summary["lesions"],
     )
+    if summary.get("pullback_structure") and pb is not None:
+        from .report import structure_figure
+
+        figures[
+            "Whole pullback (L-mode by frame) with the frames left out of the analysis shaded, and why"
+        ] = structure_figure(
+            pb.frames,
+            summary["pullback_structure"],
+            pixel_spacing_mm=pb.pixel_spacing_mm,
+            catheter_center_px=pb.catheter_center_px,
+        )
     html = build_report(
         figures=figures,
         summary=summary,

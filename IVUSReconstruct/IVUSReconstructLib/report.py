@@ -30,6 +30,7 @@ __all__ = [
     "review_frames",
     "review_gallery",
     "lmode_figure",
+    "structure_figure",
     "pullback_figures",
 ]
 
@@ -582,6 +583,96 @@ def lmode_figure(
     ax.set_xlim(float(arc[0]), float(arc[-1]))
     ax.set_xlabel("Arc length from the distal end (mm)")
     ax.set_ylabel(f"Cut at {angle_deg:.0f}° (mm)")
+    ax.tick_params(labelsize=8)
+    ax.legend(fontsize=7, ncols=5, frameon=False, loc="lower left", bbox_to_anchor=(0.0, 1.0))
+    return _svg(fig)
+
+
+_CUT_COLOURS = {
+    "guide_catheter": "#e53935",
+    "motionless_start": "#fb8c00",
+    "motionless_end": "#fb8c00",
+    "other_pass": "#8e24aa",
+    "frame_range": "#757575",
+}
+
+
+def structure_figure(
+    frames: np.ndarray,
+    structure: Mapping[str, Any],
+    *,
+    pixel_spacing_mm: tuple[float, float],
+    catheter_center_px: tuple[float, float] | None = None,
+    angle_deg: float = 0.0,
+    max_columns: int = 1200,
+) -> str:
+    """L-mode of the whole recording by frame number, the frames left out shaded, as SVG.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (N, H, W)
+        Every frame of the pullback (a memmap is fine: at most ``max_columns`` are read).
+    structure : dict
+        ``summary.json``'s ``pullback_structure``: ``usable_frames`` [first, last] and
+        ``cuts`` (``kind``, ``first_frame``, ``last_frame``, ``reason``).
+    pixel_spacing_mm : (float, float)
+    catheter_center_px : (float, float), optional
+    angle_deg : float
+        Cut direction in the frame plane, counter-clockwise from +x.
+    max_columns : int
+
+    Returns
+    -------
+    str
+        Inline ``<svg>`` text.
+    """
+    from matplotlib.figure import Figure
+
+    from .render import longitudinal_view
+
+    n = len(frames)
+    if n < 2:
+        return "<p class='muted'>Too few frames for a longitudinal view.</p>"
+    pick = np.unique(np.linspace(0, n - 1, min(n, max_columns)).round().astype(int))
+    stack = np.stack([np.asarray(frames[int(i)]) for i in pick])
+    # One frame per column pixel along the pullback (positions in units of the column spacing),
+    # so that the cut across keeps its millimetres.
+    col_mm = float(pixel_spacing_mm[1])
+    step_mm = col_mm * max(1.0, (n - 1) / 1200.0)
+    image = longitudinal_view(
+        stack,
+        float(angle_deg),
+        pixel_spacing_mm=pixel_spacing_mm,
+        frame_positions_mm=pick.astype(float) * col_mm,
+        catheter_center_px=catheter_center_px,
+        mm_per_px=step_mm,
+    )
+    half_mm = 0.5 * (image.shape[0] - 1) * step_mm
+    fig = Figure(figsize=(7.2, 2.4), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(
+        image, cmap="gray", aspect="auto", extent=(0.0, float(n - 1), -half_mm, half_mm), origin="upper"
+    )
+    seen: set[str] = set()
+    for cut in structure.get("cuts", []):
+        kind = str(cut.get("kind", ""))
+        colour = _CUT_COLOURS.get(kind, "#757575")
+        label = kind.replace("_", " ") if kind not in seen else None
+        seen.add(kind)
+        ax.axvspan(
+            float(cut["first_frame"]) - 0.5,
+            float(cut["last_frame"]) + 0.5,
+            color=colour,
+            alpha=0.35,
+            lw=0,
+            label=label,
+        )
+    first, last = structure.get("usable_frames", [0, n - 1])
+    ax.axvline(float(first), color="#43a047", lw=1.2, label="analysed range")
+    ax.axvline(float(last), color="#43a047", lw=1.2)
+    ax.set_xlim(-0.5, n - 0.5)
+    ax.set_ylabel("mm", fontsize=8)
+    ax.set_xlabel("Frame")
     ax.tick_params(labelsize=8)
     ax.legend(fontsize=7, ncols=5, frameon=False, loc="lower left", bbox_to_anchor=(0.0, 1.0))
     return _svg(fig)
