@@ -257,8 +257,14 @@ def _plan_line(summary: dict[str, Any]) -> str:
     if not plan:
         return "none (see the plan_none flag)"
     device = plan["device"]
+    # without a reference or landing zone there is nothing to size the diameter on: say so
+    size = (
+        f"{_fmt(device.get('length_mm'), 0)} mm {device.get('type')} (no diameter: no reference or landing zone)"
+        if device.get("diameter_mm") is None
+        else f"{_fmt(device.get('diameter_mm'), 2)} x {_fmt(device.get('length_mm'), 0)} mm {device.get('type')}"
+    )
     return (
-        f"{_fmt(device.get('diameter_mm'), 2)} x {_fmt(device.get('length_mm'), 0)} mm {device.get('type')} "
+        f"{size} "
         f"at {_fmt(device.get('start_mm'), 1)}-{_fmt(device.get('end_mm'), 1)} mm ({plan.get('territory')}; "
         "a suggestion for research and teaching)"
     )

@@ -329,3 +329,16 @@ def test_manifest_territory_column(tmp_path):
         IVUSInputError, match=r"case 'b': column territory 'popliteal' is not one of coronary, "
     ):
         case_options(cases[1])
+
+
+def test_plan_line_says_when_no_diameter_could_be_chosen():
+    from IVUSReconstructLib.cli import _plan_line
+
+    device = {"type": "stent", "length_mm": 28.0, "start_mm": 0.0, "end_mm": 28.0}
+    plan = {"territory": "coronary", "device": dict(device, diameter_mm=None)}
+    assert _plan_line({"plan": plan}) == (
+        "28 mm stent (no diameter: no reference or landing zone) at 0.0-28.0 mm "
+        "(coronary; a suggestion for research and teaching)"
+    )
+    plan["device"]["diameter_mm"] = 3.5
+    assert _plan_line({"plan": plan}).startswith("3.50 x 28 mm stent at 0.0-28.0 mm")
