@@ -244,7 +244,9 @@ def _diameter(zones: dict[str, dict | None], policy: PlanPolicy) -> tuple[float 
             "smaller": min(found), "larger": max(found),
         }[pick]  # fmt: skip
         where = (
-            f"the {pick} landing zone"
+            "the healthy frames under the device (no landing zone)"
+            if "healthy" in values
+            else f"the {pick} landing zone"
             if pick in ("distal", "proximal")
             else f"the {pick} of the landing zones"
         )
@@ -351,7 +353,20 @@ def plan_treatment(
     stops = [float(v) for k, v in landmarks_mm.items() if policy.landmark_rules.get(k) == "not-cross"]
     barriers = np.sort(np.asarray(list(side_branch_mm) + stops, dtype=float))
     groups = _group(p, spans, lesions, policy, barriers)
-    plans = [_plan_group(p, group, lesions, policy, barriers, landmarks_mm, flags) for group in groups]
+    while True:
+        planned: list[dict[str, str]] = []
+        plans = [_plan_group(p, group, lesions, policy, barriers, landmarks_mm, planned) for group in groups]
+        # two devices that would overlap are one device: both land in the same short healthy
+        # stretch, or the catalogue length carries one into the other (femoropopliteal demo: four
+        # lesions, devices overlapping by 7-26 mm)
+        k = next(
+            (k for k in range(len(plans) - 1) if plans[k]["device"]["end_mm"] > plans[k + 1]["device"]["start_mm"]),
+            None,
+        )
+        if k is None:
+            break
+        groups[k : k + 2] = [groups[k] + groups[k + 1]]
+    flags.extend(planned)
     main_id = summary.get("main_lesion_id")
     if main_id is None:
         main_id = min((les for les in lesions if les.get("mla_mm2") is not None),
@@ -436,6 +451,13 @@ def _plan_group(
     return _assemble(p, policy, lo, hi, distal, proximal, healthy, walls, ids, (start, end), basis, flags)
 
 
+def _span_ends(distal, proximal) -> str:
+    """What the device's span runs between, in words."""
+    ends = ("distal landing zone" if distal is not None else "distal end of the pullback",
+            "proximal landing zone" if proximal is not None else "proximal end of the pullback")  # fmt: skip
+    return f"{ends[0]} to {ends[1]}"
+
+
 def _assemble(
     p: _Profile, policy: PlanPolicy, lo: float, hi: float, distal, proximal, healthy: np.ndarray,
     barriers: np.ndarray, ids: list[Any], treated: tuple[float, float], basis: float | None,
@@ -447,7 +469,17 @@ def _assemble(
     }
     span = hi - lo
     length, count = _length(span, policy)
-    raw_d, diameter, d_text = _diameter(zones, policy)
+    sizing: dict[str, dict | None] = zones
+    if all(z is None for z in zones.values()):
+        # a device over the whole pullback (long diffuse disease) has no landing zone: it is
+        # sized on the healthy vessel it covers, as a reader would
+        under = healthy & (p.s >= lo - 1e-9) & (p.s <= hi + 1e-9)
+        if under.any():
+            sizing = {"healthy": {
+                "vessel_mean_diameter_mm": _num(np.nanmean(p.vessel_d[under])),
+                "lumen_mean_diameter_mm": _num(np.nanmean(p.lumen_d[under])),
+            }}  # fmt: skip
+    raw_d, diameter, d_text = _diameter(sizing, policy)
     # the catalogue length is longer than the span: lay the extra into healthy vessel beyond
     # the zones, half each side where there is room
     extra = length - span
@@ -480,7 +512,7 @@ def _assemble(
                        f"({max(policy.device.lengths_mm):g} mm): {count} overlapping devices",
         })  # fmt: skip
     basis_text = (
-        f"diameter: {d_text}; length: span {span:.1f} mm (distal to proximal landing zone) rounded up to "
+        f"diameter: {d_text}; length: span {span:.1f} mm ({_span_ends(distal, proximal)}) rounded up to "
         f"{length:g} mm" + (f" ({count} overlapping devices)" if count > 1 else "")
     )
     plan: dict[str, Any] = {

@@ -155,15 +155,21 @@ def test_two_distant_lesions_get_one_plan_each():
     assert plans[0]["device"]["end_mm"] < plans[1]["device"]["start_mm"]
 
 
-def test_lesions_one_landing_zone_apart_get_two_overlapping_devices():
-    # burden >= 40 % over 25.06-34.94 and 45.06-54.94 mm: a 10.1 mm gap holds one 10 mm zone
+def test_lesions_whose_devices_would_overlap_get_one_device():
+    # burden >= 40 % over 25.06-34.94 and 45.06-54.94 mm: the 10.1 mm gap holds one 10 mm zone, in
+    # which both devices would land and overlap: one device covers both lesions instead
     s, burden, metrics = artery(90.0, 6.6, [(30.0, 8.0), (50.0, 8.0)])
     summary = planning.add_plan(metrics, territory="femoropopliteal").summary
-    first, second = summary["plans"]
-    assert first["landing_zones"]["proximal"]["end_mm"] > second["landing_zones"]["distal"]["start_mm"]
-    overlap = first["device"]["end_mm"] - second["device"]["start_mm"]
-    (flag,) = [f for f in summary["flags"] if f["rule"] == "plan_devices_overlap"]
-    assert flag["message"].startswith(f"the devices of plans 1 and 2 overlap by {overlap:.1f} mm")
+    (plan,) = summary["plans"]
+    assert plan["lesion_ids"] == [1, 2]
+    device, zones = plan["device"], plan["landing_zones"]
+    # measured: device 10-70 mm (60 mm), zones 15.75-25.75 and 54.25-64.25, lesions 26-34 and 46-54
+    assert device["start_mm"] <= 25.06 and device["end_mm"] >= 54.94
+    first, second = summary["lesions"]
+    assert zones["distal"]["end_mm"] <= first["start_mm"] and zones["proximal"]["start_mm"] >= second["end_mm"]
+    assert zones["distal"]["plaque_burden_percent"] < 40 and zones["proximal"]["plaque_burden_percent"] < 40
+    assert device["length_mm"] == 60.0
+    assert not [f for f in summary["flags"] if f["rule"] == "plan_devices_overlap"]
 
 
 def test_side_branch_never_inside_a_landing_zone():
@@ -342,3 +348,20 @@ def test_plan_line_says_when_no_diameter_could_be_chosen():
     )
     plan["device"]["diameter_mm"] = 3.5
     assert _plan_line({"plan": plan}).startswith("3.50 x 28 mm stent at 0.0-28.0 mm")
+
+
+def test_a_device_without_landing_zones_is_sized_on_the_healthy_vessel_it_covers():
+    # lesions at both ends of a 40 mm artery (EEM 6.6 mm): each plan would land in the healthy
+    # middle and overlap the other, so one device covers the whole pullback, with no landing zone
+    s, burden, metrics = artery(40.0, 6.6, [(4.0, 6.0), (36.0, 6.0)])
+    (plan,) = planning.add_plan(metrics, territory="femoropopliteal").summary["plans"]
+    assert plan["landing_zones"] == {"proximal": None, "distal": None}
+    device = plan["device"]
+    assert (device["start_mm"], device["end_mm"], device["length_mm"]) == (0.0, 40.0, 40.0)
+    # drug-coated balloon 1:1 to the EEM of the healthy frames (6.6), rounded down
+    assert device["diameter_mm"] == 6.0
+    assert device["basis"] == (
+        "diameter: mean EEM diameter of the healthy frames under the device (no landing zone) (6.60 mm) "
+        "rounded down to 6 mm; length: span 40.0 mm (distal end of the pullback to proximal end of the "
+        "pullback) rounded up to 40 mm"
+    )
