@@ -830,21 +830,9 @@ def summary_to_table_node(
     -------
     vtkMRMLTableNode
     """
-    from vtkmodules.vtkCommonCore import vtkStringArray
-
     rows: list[tuple[str, str]] = []
     _flatten("", metrics.summary, rows)
-    node = _new_node(scene, "vtkMRMLTableNode", name, node)
-    table = node.GetTable()
-    table.Initialize()
-    for column, index in (("key", 0), ("value", 1)):
-        array = vtkStringArray()
-        array.SetName(column)
-        for row in rows:
-            array.InsertNextValue(row[index])
-        table.AddColumn(array)
-    node.Modified()
-    return node
+    return _key_value_table(scene, name, rows, node)
 
 
 def areas_plot_chart(

@@ -330,27 +330,15 @@ def _guide_segments(
     for sl in ndimage.find_objects(guide_labels):
         run = sl[0]
         cuts.append(
-            {
-                "kind": "guide_catheter",
-                "first_frame": int(run.start),
-                "last_frame": int(run.stop - 1),
-                "n_frames": int(run.stop - run.start),
-                "reason": "inside the guiding catheter: a bright ring round the catheter on "
-                f"{100 * float(np.median(score[run])):.0f}% of the circumference",
-            }
+            _cut("guide_catheter", int(run.start), int(run.stop - 1), "inside the guiding catheter: a bright ring round the catheter on "
+                f"{100 * float(np.median(score[run])):.0f}% of the circumference")
         )
     for seg in segments:
         if seg == keep:
             continue
         cuts.append(
-            {
-                "kind": "other_pass",
-                "first_frame": int(seg.start),
-                "last_frame": int(seg.stop - 1),
-                "n_frames": int(seg.stop - seg.start),
-                "reason": "vessel frames on the other side of guiding-catheter frames: another pass "
-                f"(the longest stretch, frames {keep.start}-{keep.stop - 1}, is analysed)",
-            }
+            _cut("other_pass", int(seg.start), int(seg.stop - 1), "vessel frames on the other side of guiding-catheter frames: another pass "
+                f"(the longest stretch, frames {keep.start}-{keep.stop - 1}, is analysed)")
         )
     return int(keep.start), int(keep.stop - 1), cuts
 
@@ -412,25 +400,13 @@ def find_pullback_structure(
             stillness[first : last + 1] = stillness_start
             first += n_still
             cuts.append(
-                {
-                    "kind": "motionless_start",
-                    "first_frame": start0,
-                    "last_frame": first - 1,
-                    "n_frames": n_still,
-                    "reason": "transducer not yet moving: frames repeat the first 2 s",
-                }
+                _cut("motionless_start", start0, first - 1, "transducer not yet moving: frames repeat the first 2 s")
             )
         back = _motionless_run(v[::-1][: max(0, last + 1 - first)], rate, beat[::-1], rise_s=rise_s)
         if back is not None:
             n_end = back[0]
             cuts.append(
-                {
-                    "kind": "motionless_end",
-                    "first_frame": last - n_end + 1,
-                    "last_frame": last,
-                    "n_frames": n_end,
-                    "reason": "transducer stopped: frames repeat the last 2 s",
-                }
+                _cut("motionless_end", last - n_end + 1, last, "transducer stopped: frames repeat the last 2 s")
             )
             last -= n_end
     cuts.sort(key=lambda c: c["first_frame"])
@@ -444,6 +420,17 @@ def find_pullback_structure(
     return PullbackStructure(n, first, last, tuple(cuts), "detected", score, stillness)
 
 
+def _cut(kind: str, first_frame: int, last_frame: int, reason: str) -> dict[str, Any]:
+    """One cut of ``cuts``: frames first_frame-last_frame (inclusive) left out, and why."""
+    return {
+        "kind": kind,
+        "first_frame": int(first_frame),
+        "last_frame": int(last_frame),
+        "n_frames": int(last_frame - first_frame + 1),
+        "reason": reason,
+    }
+
+
 def manual_structure(pullback: Pullback, spec: str) -> PullbackStructure:
     """The structure a user gave with ``--frame-range START:END``."""
     n = pullback.n_frames
@@ -451,23 +438,11 @@ def manual_structure(pullback: Pullback, spec: str) -> PullbackStructure:
     cuts = []
     if start > 0:
         cuts.append(
-            {
-                "kind": "frame_range",
-                "first_frame": 0,
-                "last_frame": start - 1,
-                "n_frames": start,
-                "reason": "--frame-range",
-            }
+            _cut("frame_range", 0, start - 1, "--frame-range")
         )
     if end < n - 1:
         cuts.append(
-            {
-                "kind": "frame_range",
-                "first_frame": end + 1,
-                "last_frame": n - 1,
-                "n_frames": n - 1 - end,
-                "reason": "--frame-range",
-            }
+            _cut("frame_range", end + 1, n - 1, "--frame-range")
         )
     return PullbackStructure(
         n, start, end, tuple(cuts), "--frame-range", np.full(n, np.nan), np.full(n, np.nan)
