@@ -15,7 +15,8 @@ The frames carry no licence and are never part of this repository: fetch them yo
 
 Set B: each gated position's five neighbouring frames form one short pullback (so blood
 decorrelation is available); the lumen's bounding box is compared with the annotated box (IoU).
-Pullbacks: every ``--step``-th frame of the usable range is segmented with its neighbours; the
+Pullbacks: every ``--step``-th frame of the usable range (as ``run`` finds it) is segmented with
+its neighbours; the
 figures are the share of frames whose lumen lies inside the vessel and the median relative change
 of lumen and vessel area between neighbouring analysed frames. ``--overlays DIR`` writes PNG
 mosaics of the borders to look at.
@@ -39,6 +40,7 @@ from PIL import Image, ImageDraw
 from IVUSReconstructLib.geometry import polygon_area
 from IVUSReconstructLib.io import dicom
 from IVUSReconstructLib.io.images import read_pullback
+from IVUSReconstructLib.pullback_structure import find_pullback_structure
 from IVUSReconstructLib.segmentation import segment_pullback
 from IVUSReconstructLib.types import Pullback
 
@@ -47,8 +49,6 @@ SETB_SPACING_MM = 0.026
 PULLBACKS = {"LAD": "ivus_collector/patient1/preLAD", "RCA": "ivus_collector/patient1/preRCA"}
 # 1 mm calibration dots every 44 px on these exports
 PULLBACK_SPACING_MM = 1.0 / 44.0
-# the last frames of both exports lie inside the guiding catheter (read from the images)
-PULLBACK_USABLE = {"LAD": (0, 1560), "RCA": (0, 1440)}
 THIRD = "other/Sample Real Images"
 THIRD_SPACING_MM = 0.02
 
@@ -147,8 +147,9 @@ def run_setb(root: Path, overlays: Path | None) -> dict[str, float]:
 def run_pullback(root: Path, name: str, step: int, overlays: Path | None) -> dict[str, float]:
     folder = root / PULLBACKS[name]
     pb = read_pullback(folder, pixel_spacing_mm=PULLBACK_SPACING_MM, frame_rate_hz=30.0, pullback_speed_mm_s=0.5)
-    first, last = PULLBACK_USABLE[name]
-    frames = np.arange(first, min(last, pb.n_frames), step)
+    # the usable frames as `run` finds them (guiding catheter, motionless ends, another pass cut)
+    structure = find_pullback_structure(pb)
+    frames = np.arange(structure.first_frame, structure.last_frame + 1, step)
     t0 = time.perf_counter()
     cs = segment_pullback(pb, frames)
     seconds = time.perf_counter() - t0
