@@ -84,7 +84,9 @@ def main() -> None:
     pixel_bytes = args.frames * args.size * args.size
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     try:
-        seg_s, seg_rss = measured(["segment", str(pullback), "--frames", "all", "--out", str(work / "seg.json")])
+        seg_s, seg_rss = measured(
+            ["segment", str(pullback), "--frames", "all", "--out", str(work / "seg.json")]
+        )
         out = work / "run"
         run_s, run_rss = measured(
             ["run", str(pullback), "--centerline", str(centerline), "--gating", "none", "--out", str(out)]
@@ -98,9 +100,15 @@ def main() -> None:
 
     seg_core = timings.get("segmentation", float("nan"))
     labelmap = timings.get("labelmap", float("nan"))
-    print(f"pullback          {args.frames} x {args.size} x {args.size} ({pixel_bytes / 1e9:.2f} GB of pixels)")
-    print(f"segment --frames all  {seg_s:7.1f} s   peak RSS {seg_rss / 1e9:.2f} GB ({seg_rss / pixel_bytes:.2f}x pixels)")
-    print(f"run --gating none     {run_s:7.1f} s   peak RSS {run_rss / 1e9:.2f} GB ({run_rss / pixel_bytes:.2f}x pixels)")
+    print(
+        f"pullback          {args.frames} x {args.size} x {args.size} ({pixel_bytes / 1e9:.2f} GB of pixels)"
+    )
+    print(
+        f"segment --frames all  {seg_s:7.1f} s   peak RSS {seg_rss / 1e9:.2f} GB ({seg_rss / pixel_bytes:.2f}x pixels)"
+    )
+    print(
+        f"run --gating none     {run_s:7.1f} s   peak RSS {run_rss / 1e9:.2f} GB ({run_rss / pixel_bytes:.2f}x pixels)"
+    )
     print(f"run / segment         {run_s / seg_s:7.2f}      (target <= 1.3)")
     print(f"labelmap share        {100 * labelmap / run_s:7.1f} %    ({labelmap:.2f} s; target <= 5 %)")
     print(f"peak RSS / pixels     {run_rss / pixel_bytes:7.2f}      (target <= 1.5)")

@@ -296,7 +296,9 @@ def _labelmap_agreement(old: np.ndarray, new: np.ndarray) -> tuple[float, int]:
     far = 0
     for label in (1, 2):
         a, b = old == label, new == label
-        far += int((b & ~ndimage.binary_dilation(a, cube)).sum() + (a & ~ndimage.binary_dilation(b, cube)).sum())
+        far += int(
+            (b & ~ndimage.binary_dilation(a, cube)).sum() + (a & ~ndimage.binary_dilation(b, cube)).sum()
+        )
     return 1.0 - float((old != new).sum()) / max(int((old > 0).sum()), 1), far
 
 
