@@ -24,6 +24,7 @@ import numpy as np
 
 from . import __version__
 from .errors import IVUSCancelled, IVUSInputError, input_error
+from .io._common import release_pages
 from .types import (
     Centerline,
     ContourSet,
@@ -385,7 +386,10 @@ def run_pipeline(
             flags.append({"rule": "gating", "message": gating.message})
         stages.end()
         sub = stages.begin("segmentation", f"segmenting {len(gating.selected_frames)} frames")
-        contours = segment_pullback(pullback, np.asarray(gating.selected_frames), progress=sub, cancel=cancel)
+        contours = segment_pullback(
+            pullback, np.asarray(gating.selected_frames), progress=_releasing(sub, pullback), cancel=cancel
+        )
+        release_pages(pullback.frames)
         ed = set(int(i) for i in gating.ed_frames)
         contours = contours.with_frames(
             tuple(replace(f, phase="ED") if f.index in ed else f for f in contours.frames)
@@ -476,6 +480,22 @@ def run_pipeline(
     )
 
 
+def _releasing(progress: Progress, pullback: Pullback, every_s: float = 0.5) -> Progress:
+    """``progress`` that also drops the pullback's pages read so far from resident memory (at
+    most every ``every_s``): a memory-mapped pullback segmented frame by frame then never
+    counts whole in the process's memory (the pages stay in the file cache)."""
+    last = [time.perf_counter()]
+
+    def call(fraction: float, message: str) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= every_s:
+            release_pages(pullback.frames)
+            last[0] = now
+        progress(fraction, message)
+
+    return call
+
+
 def _field_array(polydata: Any, name: str) -> np.ndarray:
     """A field-data array of a vtkPolyData as numpy (empty when absent)."""
     from vtkmodules.util.numpy_support import vtk_to_numpy
@@ -513,6 +533,8 @@ def run_files(
         progress=None if progress is None else (lambda f, m: progress(0.1 * f, m)),
     )
     reading_s = round(time.perf_counter() - t0, 3)
+    if inputs.pullback is not None:
+        release_pages(inputs.pullback.frames)
     paths = dict(inputs.paths)
     if centerline is not None:
         paths["centerline"] = centerline[1]
@@ -866,6 +888,8 @@ def _fill_outputs(
         summary=summary,
         lesions=summary["lesions"],
     )
+    if pb is not None:
+        release_pages(pb.frames)
     html = build_report(
         figures=figures,
         summary=summary,
