@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .io._common import release_pages
+
 __all__ = [
     "DISCLAIMER",
     "build_report",
@@ -418,7 +420,7 @@ def _marks(summary: Mapping[str, Any]) -> list[tuple[str, int | None, float | No
 
 class _FrameSubset:
     """Some frames of a pullback (e.g. a memmap), read only when sliced: ``frames[indices]``
-    without the copy."""
+    without the copy of them all."""
 
     def __init__(self, frames: np.ndarray, indices: np.ndarray):
         self._frames = frames
@@ -430,7 +432,10 @@ class _FrameSubset:
         return len(self._indices)
 
     def __getitem__(self, item: slice) -> np.ndarray:
-        return np.stack([np.asarray(self._frames[int(i)]) for i in self._indices[item]])
+        block = np.stack([np.asarray(self._frames[int(i)]) for i in self._indices[item]])
+        # a memory-mapped pullback's pages just read leave the resident set again
+        release_pages(self._frames)
+        return block
 
 
 def lmode_figure(
