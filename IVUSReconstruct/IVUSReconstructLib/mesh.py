@@ -1369,7 +1369,10 @@ def rings_labelmap(
         flat_labels[flat] |= code
     # bits: 2 inside the outer rings, 1 inside the inner rings; the inner label wins
     if inner_rings is not None:
-        labels[labels == 3] = 1
+        # slab by slab: no temporary of the whole grid's size
+        for k in range(0, len(labels), 64):
+            slab = labels[k : k + 64]
+            slab[slab == 3] = 1
     else:
         labels >>= 1
     if progress is not None:
