@@ -1,18 +1,21 @@
 """A long peripheral pullback end to end: the whole ``run`` against segmentation alone, and peak memory.
 
 Usage: python Testing/benchmarks/bench_scale.py [--frames 4500] [--size 512] [--cache DIR] [--keep]
+                                                 [--labelmap-agreement]
 
 Builds (once, cached in ``--cache``) the femoropopliteal phantom at 30 frames/s and 1 mm/s as a
 multi-frame DICOM of ``--frames`` x ``--size`` x ``--size`` pixels (4500 x 512 x 512: 150 mm,
 1.18 GB of pixels) with its centerline, then runs, each in a fresh subprocess measured the same
-way (wall time and peak resident memory from ``wait4``):
+way (wall time, CPU time and peak resident memory from ``wait4``):
 
 - ``ivus-reconstruct segment PULLBACK --frames all``  (the baseline: reading + segmentation)
 - ``ivus-reconstruct run PULLBACK --centerline CL --gating none``  (every frame analysed)
 
 and prints run/segment (target <= 1.3), the labelmap's share of the run (target <= 5 %, from
 ``timings_s`` in summary.json), peak RSS / pixel bytes for each (target <= 1.5) and the
-segmentation speed in frames/s. Not collected by pytest: it takes minutes on 2 cores.
+segmentation speed in frames/s. ``--labelmap-agreement`` then voxelises the run's meshes by the
+former two-pass scan conversion as well and prints both CPU times and the voxel agreement. Not
+collected by pytest: it takes minutes on 2 cores (``--frames 300`` for a quick look).
 """
 
 from __future__ import annotations
@@ -71,6 +74,47 @@ def measured(args: list[str]) -> tuple[float, float, int]:
     return wall, usage.ru_utime + usage.ru_stime, int(usage.ru_maxrss) * 1024  # ru_maxrss: KiB on Linux
 
 
+def labelmap_agreement(out: Path) -> None:
+    """The ring labelmap against two-pass scan conversion of the same meshes (CPU time, voxels)."""
+    sys.path.insert(0, str(LIB))
+    import numpy as np
+    from scipy import ndimage
+    from vtkmodules.vtkIOXML import vtkXMLPolyDataReader
+
+    from IVUSReconstructLib.mesh import stencil_labelmap, vessel_labelmap
+    from IVUSReconstructLib.types import VesselMesh
+
+    def read(name: str):
+        reader = vtkXMLPolyDataReader()
+        reader.SetFileName(str(out / name))
+        reader.Update()
+        return reader.GetOutput()
+
+    mesh = VesselMesh(lumen=read("lumen.vtp"), vessel=read("vessel.vtp"), wall=None)
+    t0 = time.process_time()
+    new, origin_new, _ = vessel_labelmap(mesh, 0.2)
+    t1 = time.process_time()
+    old, origin_old, _ = stencil_labelmap(mesh, 0.2)
+    t2 = time.process_time()
+    same_grid = old.shape == new.shape and np.array_equal(origin_old, origin_new)
+    labelled = int((old > 0).sum())
+    differ = int((old != new).sum())
+    print(
+        f"labelmap CPU          rings {t1 - t0:.2f} s, scan conversion {t2 - t1:.2f} s; same grid {same_grid}"
+    )
+    print(f"labelmap voxels       {differ} of {labelled} labelled differ ({100 * differ / labelled:.3f} %)")
+    cube = np.ones((3, 3, 3), dtype=bool)
+    for label, name in ((1, "lumen"), (2, "wall")):
+        a, b = old == label, new == label
+        far = int(
+            (b & ~ndimage.binary_dilation(a, cube)).sum() + (a & ~ndimage.binary_dilation(b, cube)).sum()
+        )
+        dice = 2 * (a & b).sum() / max(a.sum() + b.sum(), 1)
+        print(
+            f"labelmap {name:5s}        Dice {dice:.4f}; voxels more than one voxel from the same label: {far}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=int, default=4500, help="pullback frames (default 4500: 150 mm)")
@@ -78,6 +122,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ivus-bench-scale")
     ap.add_argument("--keep", action="store_true", help="keep the run's output folder")
+    ap.add_argument(
+        "--labelmap-agreement",
+        action="store_true",
+        help="also voxelise the run's meshes by scan conversion (the former labelmap) and compare",
+    )
     args = ap.parse_args()
 
     folder = args.cache / f"{args.frames}x{args.size}-seed{args.seed}"
@@ -93,6 +142,8 @@ def main() -> None:
             ["run", str(pullback), "--centerline", str(centerline), "--gating", "none", "--out", str(out)]
         )
         timings = json.loads((out / "summary.json").read_text())["timings_s"]
+        if args.labelmap_agreement:
+            labelmap_agreement(out)
     finally:
         if args.keep:
             print(f"outputs kept in {work}")
