@@ -24,6 +24,7 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
+from IVUSReconstructLib.limits import LIMITS
 from slicer import (
     vtkMRMLMarkupsCurveNode,
     vtkMRMLMarkupsFiducialNode,
@@ -124,7 +125,8 @@ class IVUSReconstructParameterNode:
     inputLandmarks - point list whose labels are frame numbers (side branches).
     pullbackSpeed, frameRate, pixelSpacing - acquisition; 0 means "from the data".
     startMm - arc length of frame 0 from the first centerline point.
-    align, mirror, gating, centerlineOrder - as the command line options of the same names.
+    align, mirror, gating, centerlineOrder, territory - as the command line options of the same names
+        (territory "auto" = coronary, or the vein analysed).
     outputFolder - when set, the output folder of the command line is written there as well.
     outputSegmentation, outputWallModel, outputTable - results.
     currentFrame - frame shown at its place in the 3D view.
@@ -134,19 +136,54 @@ class IVUSReconstructParameterNode:
     inputCenterline: Union[vtkMRMLMarkupsCurveNode, vtkMRMLModelNode]
     inputContours: vtkMRMLSegmentationNode
     inputLandmarks: vtkMRMLMarkupsFiducialNode
-    pullbackSpeed: Annotated[float, WithinRange(0.0, 20.0)] = 0.0
-    frameRate: Annotated[float, WithinRange(0.0, 500.0)] = 0.0
-    pixelSpacing: Annotated[float, WithinRange(0.0, 1.0)] = 0.0
-    startMm: Annotated[float, WithinRange(-500.0, 500.0)] = 0.0
+    # upper bounds from the one range table (IVUSReconstructLib/limits.py); 0 means "from the data"
+    pullbackSpeed: Annotated[float, WithinRange(0.0, LIMITS["pullback_speed_mm_s"].high)] = 0.0
+    frameRate: Annotated[float, WithinRange(0.0, LIMITS["frame_rate_hz"].high)] = 0.0
+    pixelSpacing: Annotated[float, WithinRange(0.0, LIMITS["pixel_spacing_mm"].high)] = 0.0
+    startMm: Annotated[float, WithinRange(LIMITS["start_mm"].low, LIMITS["start_mm"].high)] = 0.0
     align: Annotated[str, Choice(["catheter", "lumen-centroid"])] = "catheter"
     mirror: bool = False
     gating: Annotated[str, Choice(["image", "none"])] = "image"
     centerlineOrder: Annotated[str, Choice(["distal-first", "proximal-first"])] = "distal-first"
+    territory: Annotated[
+        str, Choice(["auto", "coronary", "femoropopliteal", "iliac-artery", "iliac-vein", "femoral-vein"])
+    ] = "auto"
     outputFolder: Path
     outputSegmentation: vtkMRMLSegmentationNode
     outputWallModel: vtkMRMLModelNode
     outputTable: vtkMRMLTableNode
     currentFrame: Annotated[int, WithinRange(0, 100000)] = 0
+
+
+def ensureDependencies():
+    """On first use: tell the user which packages are missing and install them after confirmation.
+
+    The check and the text live in IVUSReconstructLib.dependencies (tested without Slicer);
+    Slicer's own packages are pinned so that nothing it is built against gets replaced.
+    Returns True when everything needed is importable.
+    """
+    import importlib
+    import tempfile
+
+    from IVUSReconstructLib import dependencies
+
+    problems = dependencies.check_requirements()
+    if not problems:
+        return True
+    toInstall = dependencies.pip_requirements(problems)
+    message = dependencies.missing_message(problems)
+    if not toInstall or len(toInstall) < len(problems):
+        slicer.util.errorDisplay(message, windowTitle=_("IVUSReconstruct: missing Python packages"))
+        return False
+    if not slicer.util.confirmOkCancelDisplay(message, windowTitle=_("IVUSReconstruct: install Python packages")):
+        return False
+    with tempfile.TemporaryDirectory() as folder:
+        constraints = Path(folder) / "slicer-constraints.txt"
+        constraints.write_text("\n".join(dependencies.bundled_constraints()) + "\n")
+        with slicer.util.tryWithErrorDisplay(_("Installing the Python packages failed."), waitCursor=True):
+            slicer.util.pip_install(toInstall, constraints=constraints)
+    importlib.invalidate_caches()
+    return not dependencies.check_requirements()
 
 
 #
@@ -252,6 +289,8 @@ class IVUSReconstructWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return dialog, progress, cancel
 
     def onApplyButton(self) -> None:
+        if not ensureDependencies():
+            return
         dialog, progress, cancel = self._progressCallbacks(_("IVUS reconstruction"))
         try:
             with slicer.util.tryWithErrorDisplay(_("Reconstruction failed."), waitCursor=True):
@@ -261,6 +300,8 @@ class IVUSReconstructWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             dialog.close()
 
     def onUpdateFromSegmentation(self) -> None:
+        if not ensureDependencies():
+            return
         dialog, progress, cancel = self._progressCallbacks(_("Updating from the edited segmentation"))
         try:
             with slicer.util.tryWithErrorDisplay(_("Update failed."), waitCursor=True):
@@ -287,6 +328,15 @@ class IVUSReconstructWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 #
 # IVUSReconstructLogic
 #
+
+
+# parameter node field -> row of the range table (IVUSReconstructLib/limits.py)
+PARAMETER_LIMITS = {
+    "pixelSpacing": "pixel_spacing_mm",
+    "pullbackSpeed": "pullback_speed_mm_s",
+    "frameRate": "frame_rate_hz",
+    "startMm": "start_mm",
+}
 
 
 class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
@@ -360,6 +410,28 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
         landmarks = mrml.markups_to_landmarks(node.inputLandmarks) if node.inputLandmarks else ()
         return pullback, contours, centerline, landmarks
 
+    @staticmethod
+    def checkParameters(parameterNode):
+        """Refuse acquisition fields outside the range table, naming the module field."""
+        from IVUSReconstructLib import limits
+
+        for name, field in PARAMETER_LIMITS.items():
+            value = getattr(parameterNode, name)
+            if value or name == "startMm":  # 0 means "from the data"
+                limits.check(field, value, where="IVUS Reconstruct", name=f"'{LIMITS[field].label}'",
+                             fix=limits.SLICER_FIXES[field])  # fmt: skip
+
+    @staticmethod
+    def _reworded(run):
+        """Run ``run()``; a range error from the library is re-worded for the module's fields."""
+        from IVUSReconstructLib import limits
+        from IVUSReconstructLib.errors import IVUSInputError
+
+        try:
+            return run()
+        except limits.IVUSRangeError as exc:
+            raise IVUSInputError(limits.reworded(exc, limits.SLICER_FIXES)) from None
+
     def _options(self, parameterNode):
         from IVUSReconstructLib.pipeline import RunOptions
 
@@ -374,6 +446,7 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
             align=node.align,
             mirror=node.mirror,
             gating=node.gating,
+            territory=None if node.territory == "auto" else node.territory,
         )
 
     # -- processing
@@ -385,8 +458,9 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
         """
         from IVUSReconstructLib import pipeline
 
+        self.checkParameters(parameterNode)
         pullback, contours, centerline, landmarks = self._inputs(parameterNode)
-        result = pipeline.run_pipeline(
+        result = self._reworded(lambda: pipeline.run_pipeline(
             pullback=pullback,
             contours=contours,
             centerline=centerline,
@@ -395,7 +469,7 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
             input_paths={"pullback": parameterNode.inputVolume.GetName()} if parameterNode.inputVolume else {},
             progress=progress,
             cancel=cancel,
-        )
+        ))  # fmt: skip
         self._show(parameterNode, result, segmentationNode=parameterNode.inputContours)
         return result
 
@@ -408,8 +482,9 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
         contours = mrml.segmentation_to_contours(
             parameterNode.outputSegmentation, parameterNode.inputVolume, template=self.lastResult.contours
         )
+        self.checkParameters(parameterNode)
         pullback, _contours, centerline, landmarks = self._inputs(parameterNode)
-        result = pipeline.run_pipeline(
+        result = self._reworded(lambda: pipeline.run_pipeline(
             pullback=pullback,
             contours=contours,
             centerline=centerline or self.lastResult.centerline,
@@ -417,7 +492,7 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
             options=self._options(parameterNode),
             progress=progress,
             cancel=cancel,
-        )
+        ))  # fmt: skip
         self._show(parameterNode, result, segmentationNode=parameterNode.outputSegmentation)
         return result
 
@@ -431,6 +506,14 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
             slicer.mrmlScene, result, volume_node=parameterNode.inputVolume, segmentation_node=segmentationNode
         )
         self.lastResult = result
+        # moving a landing-zone line re-plans: the library and the adapter do the work
+        for node, tag in getattr(self, "_planObservers", []):
+            node.RemoveObserver(tag)
+        self._planObservers = (
+            mrml.observe_plan(self.outputNodes, result.metrics.per_frame, result.centerline.points_ras_mm)
+            if "device" in self.outputNodes
+            else []
+        )
         parameterNode.outputSegmentation = self.outputNodes.get("segmentation")
         parameterNode.outputWallModel = self.outputNodes.get("wall") or self.outputNodes.get("vessel")
         parameterNode.outputTable = self.outputNodes["table"]

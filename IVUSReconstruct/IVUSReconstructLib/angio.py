@@ -64,6 +64,12 @@ __all__ = [
 
 MIN_SEPARATION_DEG = 5.0
 WARN_SEPARATION_DEG = 30.0
+# Share of curve 1's points allowed without an epipolar match. Up to it, the curves are taken to
+# cover different lengths of vessel (one view foreshortens or hides an end) and the common part is
+# kept with a warning; beyond it the geometry is almost surely wrong (angles, image orientation,
+# curves in different vessels): a wrong geometry still back-projects with a small residual on the
+# points it keeps, so the curve would come out too short with no other sign.
+MAX_UNMATCHED_SHARE = 0.35
 _LPS_TO_RAS = np.array([-1.0, -1.0, 1.0])
 
 
@@ -501,6 +507,16 @@ def reconstruct_centerline(
             "trace the same vessel segment on both projections and check the geometry tags",
         )
     dropped = len(c1) - int(inside.sum())
+    if dropped > MAX_UNMATCHED_SHARE * len(c1):
+        raise input_error(
+            names[1],
+            "points",
+            f"match only {int(inside.sum())} of {len(c1)} points of {names[0]} along the epipolar lines "
+            f"({100 * dropped / len(c1):.0f}% unmatched, at most {100 * MAX_UNMATCHED_SHARE:.0f}% allowed)",
+            "the geometry is likely wrong: check the view angles (PositionerPrimaryAngle/"
+            "PositionerSecondaryAngle), the image orientation (rows/columns flipped) and that both curves "
+            "trace the same vessel",
+        )
     if dropped > 0.1 * len(c1):
         warnings.append(
             f"{dropped} of {len(c1)} points of {names[0]} have no counterpart on {names[1]} "

@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import sys
 import threading
 import time
@@ -42,8 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from . import __version__, limits
+from .dependencies import require_optional
 from .errors import IVUSCancelled, IVUSInputError, input_error
+from .plan import TERRITORIES
 
 __all__ = [
     "CaseSpec",
@@ -75,6 +76,7 @@ OPTION_FIELDS: dict[str, str] = {
     "align": "align",
     "mirror": "mirror",
     "gating": "gating",
+    "territory": "territory",
 }
 # the long RunOptions names are accepted as column names too
 _OPTION_ALIASES = {v: k for k, v in OPTION_FIELDS.items() if v != k}
@@ -82,6 +84,7 @@ _CHOICES = {
     "centerline_order": ("distal-first", "proximal-first"),
     "align": ("catheter", "lumen-centroid"),
     "gating": ("none", "image", "ecg"),
+    "territory": TERRITORIES,
 }
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _HASH_CHUNK = 1 << 20
@@ -146,7 +149,7 @@ def read_manifest(path: str | Path) -> list[CaseSpec]:
 
     CSV: a header row with ``id`` and any of ``pullback``, ``centerline``, ``contours``,
     ``landmarks`` and the options ``pixel_spacing``, ``pullback_speed``, ``frame_rate``, ``start_mm``,
-    ``centerline_order``, ``align``, ``mirror``, ``gating`` (empty cell = default). JSON: a list of
+    ``centerline_order``, ``align``, ``mirror``, ``gating``, ``territory`` (empty cell = default). JSON: a list of
     such objects, or ``{"defaults": {...}, "cases": [...]}``. Paths are relative to the manifest.
 
     Parameters
@@ -258,7 +261,6 @@ def case_options(case: CaseSpec):
     IVUSInputError
         A value that ``run`` would reject, naming the manifest, the case and the column.
     """
-    from .cli import _ACQUISITION_LIMITS, _positive
     from .pipeline import RunOptions
 
     where = f"{case.manifest}: case {case.case_id!r}"
@@ -284,13 +286,12 @@ def case_options(case: CaseSpec):
                     f"{where}: column {name} {text!r} is not one of {', '.join(_CHOICES[name])}"
                 )
         kwargs[OPTION_FIELDS[name]] = value
-    try:
-        # the same plausible ranges as the command line's options
-        for _option, attribute, (low, high), unit, hint in _ACQUISITION_LIMITS:
-            value = kwargs.get(OPTION_FIELDS[attribute])
-            _positive(attribute, value, low=low, high=high, unit=unit, hint=hint)
-    except IVUSInputError as exc:
-        raise IVUSInputError(f"{where}: column {exc}") from None
+    # the same range table as the command line and the Slicer module
+    for column in ("pixel_spacing", "pullback_speed", "frame_rate", "start_mm"):
+        field = OPTION_FIELDS[column]
+        limits.check(
+            field, kwargs.get(field), where=where, name=f"column {column}", fix=limits.BATCH_FIXES[field]
+        )
     return RunOptions(**kwargs)
 
 
@@ -524,7 +525,8 @@ def run_case(case: CaseSpec, out_dir: str, *, force: bool = False, batch_id: str
         except IVUSCancelled:
             outcome.status = "pending"  # stopped by the user: the next batch does it
         except IVUSInputError as exc:
-            outcome.message, outcome.exit_category, outcome.error_type = str(exc), 2, type(exc).__name__
+            message = limits.reworded(exc, limits.BATCH_FIXES)
+            outcome.message, outcome.exit_category, outcome.error_type = message, 2, type(exc).__name__
             record_failure(out, outcome, batch_id=batch_id)
         except Exception as exc:  # an internal error of one case must not stop the cohort
             outcome.message = f"internal error: {type(exc).__name__}: {exc}"
@@ -781,11 +783,14 @@ class BatchResult:
 
 
 def _remove_partials(cases_dir: Path) -> None:
-    """Temporary folders of attempts that died (a killed worker) never become outputs: drop them."""
+    """Partial folders of attempts that died (a killed worker) never become outputs: drop them.
+
+    Only folders whose claim no live process holds (output_place.py): a case still being written
+    by a worker of another batch on the same folder is left alone."""
+    from .output_place import remove_stale_partials
+
     if cases_dir.is_dir():
-        for p in cases_dir.iterdir():
-            if p.name.startswith(".") and (".partial-" in p.name or ".old-" in p.name):
-                shutil.rmtree(p, ignore_errors=True)
+        remove_stale_partials(cases_dir)
 
 
 def prepare_batch_dir(out_dir: Path) -> None:
@@ -858,7 +863,7 @@ def run_batch(
                 outcome = CaseOutcome(**fut.result())
             except Exception as exc:  # the task itself never raises: its workers died (KilledWorker)
                 outcome = CaseOutcome(
-                    case.case_id, "failed", message=f"internal error: {type(exc).__name__}: {exc}",
+                    case.case_id, "failed", message=_worker_death_message(exc),
                     exit_category=1, error_type=type(exc).__name__,
                 )  # fmt: skip
                 record_failure(out, outcome, batch_id=batch_id)
@@ -876,6 +881,22 @@ def run_batch(
         _finished_on_disk(cases, out, result)
     result.cohort = write_cohort(cases, out, result.outcomes)
     return result
+
+
+def _worker_death_message(exc: Exception) -> str:
+    """Why a case has no result: its worker processes died (e.g. killed for memory)."""
+    from distributed.scheduler import KilledWorker
+
+    if isinstance(exc, KilledWorker):
+        import dask
+
+        tries = int(dask.config.get("distributed.scheduler.allowed-failures", 3)) + 1
+        return (
+            f"its worker process died {tries} times while running this case (killed from outside, most "
+            "often by the out-of-memory killer); the other cases are unaffected: rerun the batch to retry "
+            "only this case, with fewer --workers if memory is short"
+        )
+    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def _finished_on_disk(cases: Sequence[CaseSpec], out: Path, result: BatchResult) -> None:
@@ -947,6 +968,7 @@ def _dashboard_available() -> bool:
 def cmd_batch(args: argparse.Namespace) -> int:
     """``ivus-reconstruct batch``: exit 0 when every case succeeded, 1 when a case had an internal
     error, 2 when cases failed on bad input (or the manifest is bad), 130 when interrupted."""
+    require_optional("distributed", "distributed", "A cohort run (ivus-reconstruct batch, on Dask)")
     import dask
     from distributed import Client, LocalCluster
 
@@ -1034,7 +1056,7 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="reconstruct a cohort listed in a manifest, on a local or existing Dask cluster",
         description=(
             "Run every case of MANIFEST (CSV or JSON: id, pullback, centerline, contours, landmarks, "
-            "pixel_spacing, pullback_speed, frame_rate, start_mm, centerline_order, align, mirror, gating; "
+            "pixel_spacing, pullback_speed, frame_rate, start_mm, centerline_order, align, mirror, gating, territory; "
             "paths relative to the manifest) and write DIR/cases/<id>/, DIR/cohort.csv, cohort.json, "
             "index.html. Reruns skip finished cases whose inputs are unchanged."
         ),
@@ -1069,6 +1091,14 @@ def main_batch(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except IVUSInputError as exc:
         print(f"ivus-reconstruct: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the batch folder itself cannot be written (permission, full disk)
+        from .output_place import output_error
+
+        translated = output_error(exc, Path(args.out))
+        if translated is None:
+            raise
+        print(f"ivus-reconstruct: error: {translated}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from . import __version__, limits
+from .dependencies import optional_missing
 from .errors import IVUSCancelled, IVUSInputError, input_error
 
 PRESET_NAMES = ("coronary", "femoropopliteal", "iliac-vein")
@@ -29,39 +30,20 @@ PRESET_NAMES = ("coronary", "femoropopliteal", "iliac-vein")
 # option checks: the values users mistype most (units) get a message naming the option
 
 
-def _positive(name: str, value: float | None, *, low: float, high: float, unit: str, hint: str) -> None:
-    if value is None:
-        return
-    if not np.isfinite(value) or value <= 0:
-        raise IVUSInputError(f"{name} {value}: must be a positive number in {unit}")
-    if not low <= value <= high:
-        raise IVUSInputError(f"{name} {value}: outside {low}-{high} {unit}; {hint}")
-
-
-# option, attribute, plausible range, unit, what to do when outside it
-_ACQUISITION_LIMITS = (
-    (
-        "--pixel-spacing",
-        "pixel_spacing",
-        (0.001, 1.0),
-        "mm",
-        "give the spacing in mm (e.g. 0.02 for a 10 mm field over 512 pixels), not in um or cm",
-    ),
-    (
-        "--pullback-speed",
-        "pullback_speed",
-        (0.05, 40.0),
-        "mm/s",
-        "give the motor speed in mm/s (typically 0.5, 1 or 2)",
-    ),
-    ("--frame-rate", "frame_rate", (1.0, 500.0), "frames/s", "give frames per second (typically 30)"),
+# option, attribute, row of the range table (limits.py)
+CLI_OPTIONS = (
+    ("--pixel-spacing", "pixel_spacing", "pixel_spacing_mm"),
+    ("--pullback-speed", "pullback_speed", "pullback_speed_mm_s"),
+    ("--frame-rate", "frame_rate", "frame_rate_hz"),
+    ("--start-mm", "start_mm", "start_mm"),
 )
 
 
 def check_acquisition_options(args: argparse.Namespace) -> None:
-    """Reject acquisition options in the wrong unit before any work is done."""
-    for option, attribute, (low, high), unit, hint in _ACQUISITION_LIMITS:
-        _positive(option, getattr(args, attribute, None), low=low, high=high, unit=unit, hint=hint)
+    """Reject acquisition options outside the range table before any work is done."""
+    for option, attribute, field in CLI_OPTIONS:
+        value = getattr(args, attribute, None)
+        limits.check(field, value, where=option, name="value", fix=limits.CLI_FIXES[field])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,6 +54,13 @@ class ProgressBar:
     """A tqdm bar driven by ``progress(fraction, message)`` callbacks (quiet when not a terminal)."""
 
     def __init__(self, *, enabled: bool | None = None):
+        self._lock = threading.Lock()
+        missing = optional_missing("tqdm", "tqdm", "The progress bar")
+        if missing is not None:
+            # cosmetic: the run goes on without a bar
+            print(f"({missing})", file=sys.stderr)
+            self._bar = None
+            return
         from tqdm import tqdm
 
         disable = None if enabled is None else not enabled
@@ -82,9 +71,10 @@ class ProgressBar:
             bar_format="{desc:<34.34}|{bar}| {percentage:3.0f}% {elapsed}",
             leave=False,
         )
-        self._lock = threading.Lock()
 
     def __call__(self, fraction: float, message: str) -> None:
+        if self._bar is None:
+            return
         with self._lock:
             n = int(round(min(max(fraction, 0.0), 1.0) * 1000))
             if n > self._bar.n:
@@ -95,7 +85,8 @@ class ProgressBar:
         return lambda f, m: self(start + (end - start) * f, m)
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,6 +105,9 @@ def _options_from_args(args: argparse.Namespace):
         align=getattr(args, "align", "catheter"),
         mirror=bool(getattr(args, "mirror", False)),
         gating=getattr(args, "gating", None),
+        frame_range=getattr(args, "frame_range", None),
+        territory=getattr(args, "territory", None),
+        device=getattr(args, "device", None),
     )
 
 
@@ -204,11 +198,13 @@ def cmd_angio(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline import prepare_out_dir, run_files, write_outputs
+    from .output_place import claim_for_run
+    from .pipeline import run_files, write_outputs
 
     check_acquisition_options(args)
     out = Path(args.out)
-    prepare_out_dir(out)
+    # held from now on: a second run to the same folder is refused at once, not after its work
+    claim_for_run(out)
     options = _options_from_args(args)
     if args.angio and args.centerline:
         raise IVUSInputError("--angio and --centerline both give the centerline; use one")
@@ -233,7 +229,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     _print_summary(result.metrics.summary, out)
+    _print_notes(result.flags)
     return 0
+
+
+# Flags about how the pullback was read that the user should see without opening summary.json.
+_NOTED_RULES = ("pullback_structure", "gating_plausibility")
+
+
+def _print_notes(flags: Sequence[dict[str, str]]) -> None:
+    for flag in flags:
+        if flag.get("rule") in _NOTED_RULES:
+            print(f"note: {flag['message']}")
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -242,6 +249,25 @@ def _fmt(value: Any, digits: int = 2) -> str:
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     return f"{float(value):.{digits}f}"
+
+
+def _plan_line(summary: dict[str, Any]) -> str:
+    """One line of the main plan (a suggestion for research and teaching)."""
+    plan = summary.get("plan")
+    if not plan:
+        return "none (see the plan_none flag)"
+    device = plan["device"]
+    # without a reference or landing zone there is nothing to size the diameter on: say so
+    size = (
+        f"{_fmt(device.get('length_mm'), 0)} mm {device.get('type')} (no diameter: no reference or landing zone)"
+        if device.get("diameter_mm") is None
+        else f"{_fmt(device.get('diameter_mm'), 2)} x {_fmt(device.get('length_mm'), 0)} mm {device.get('type')}"
+    )
+    return (
+        f"{size} "
+        f"at {_fmt(device.get('start_mm'), 1)}-{_fmt(device.get('end_mm'), 1)} mm ({plan.get('territory')}; "
+        "a suggestion for research and teaching)"
+    )
 
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
@@ -254,12 +280,13 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
         f"PAV            {_fmt(summary.get('pav_percent'), 1)} %",
         f"MLA            {_fmt(mla.get('area_mm2'))} mm2 at {_fmt(mla.get('arc_length_mm'), 1)} mm (frame {_fmt(mla.get('frame'))})",
         f"area stenosis  {_fmt(stenosis.get('largest'), 1)} % (vs largest reference)",
+        f"plan           {_plan_line(summary)}",
         f"output         {out}",
     ]
     print("\n".join(lines))
 
 
-def _write_phantom_files(phantom, folder: Path) -> dict[str, Path]:
+def _write_phantom_files(phantom, folder: Path, screens: bool = False) -> dict[str, Path]:
     from .io.centerline import write_markups_curve
     from .io.contours import write_contours_json
     from .io.dicom import write_pullback
@@ -289,13 +316,60 @@ def _write_phantom_files(phantom, folder: Path) -> dict[str, Path]:
         "lesions": _jsonable(truth.lesions),
     }
     paths["truth_metrics"].write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    if screens and phantom.console_overlay is not None:
+        paths["screens"] = _write_screens(phantom, folder / "screens")
     return paths
+
+
+def _write_screens(phantom, folder: Path) -> Path:
+    """The console-overlay phantom as colour screen exports, one PNG per frame."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(phantom.pullback.n_frames):
+        Image.fromarray(phantom.screen_frame(k)).save(folder / f"{k + 1:04d}.png")
+    return folder
+
+
+def _phantom_appearance(args: argparse.Namespace):
+    """The Appearance the realism flags ask for, None without any (the historical images)."""
+    from .phantom import PRESETS, Appearance, realistic_appearance
+
+    changes: dict[str, Any] = {}
+    if getattr(args, "echolucent_plaque", None):
+        changes["echolucent_arc_deg"] = float(args.echolucent_plaque)
+    if getattr(args, "wedged_catheter", False):
+        changes["wedged_catheter"] = True
+    if getattr(args, "console_overlay", False):
+        changes["console"] = True
+    if getattr(args, "console_offset_px", None):
+        try:
+            row, col = (int(v) for v in args.console_offset_px.split(","))
+        except ValueError:
+            raise IVUSInputError(
+                f"--console-offset-px: {args.console_offset_px!r} is not ROW,COL; give two integers, e.g. 6,-9"
+            ) from None
+        changes["console_offset_px"] = (row, col)
+    if getattr(args, "realistic", False):
+        speckle = getattr(args, "speckle", None) or PRESETS[args.preset].speckle
+        return realistic_appearance(speckle, **changes)
+    return Appearance(**changes) if changes else None
 
 
 def _make_phantom(args: argparse.Namespace):
     from .phantom import make_phantom
 
     kwargs: dict[str, Any] = {"seed": args.seed}
+    # the phantom's own size options, against the same table as real acquisitions
+    limits.check("image_size_px", getattr(args, "size_px", None), where="--size-px", name="value",
+                 fix="give the frame size in pixels (e.g. 256 or 512)")  # fmt: skip
+    length = getattr(args, "length_mm", None)
+    if length is not None and not length > 0:
+        raise IVUSInputError(
+            f"--length-mm: value is {length} mm, must be positive; give the pullback length in mm"
+        )
+    limits.check("pullback_length_mm", length, where="--length-mm", name="value",
+                 fix="give the pullback length in mm (e.g. 40)")  # fmt: skip
     if getattr(args, "length_mm", None):
         kwargs["length_mm"] = args.length_mm
     if getattr(args, "size_px", None):
@@ -304,6 +378,9 @@ def _make_phantom(args: argparse.Namespace):
         kwargs["speckle"] = args.speckle
     if getattr(args, "side_branch", False):
         kwargs["side_branch"] = True
+    appearance = _phantom_appearance(args)
+    if appearance is not None:
+        kwargs["appearance"] = appearance
     return make_phantom(args.preset, **kwargs)
 
 
@@ -312,7 +389,7 @@ def cmd_phantom(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     phantom = _make_phantom(args)
-    paths = atomic_folder(out, lambda tmp: _write_phantom_files(phantom, tmp))
+    paths = atomic_folder(out, lambda tmp: _write_phantom_files(phantom, tmp, screens=True))
     for name, path in paths.items():
         print(f"{name:16s} {out / path.name}")
     return 0
@@ -325,6 +402,7 @@ DEMO_TOLERANCES = {
     "mla_area": ("relative", 0.05),
     "mla_position": ("absolute", 1.0),
     "area_stenosis": ("absolute", 3.0),
+    "compressed_length": ("absolute", 2.0),
 }
 
 
@@ -355,6 +433,12 @@ def compare_to_truth(measured: dict[str, Any], truth: dict[str, Any]) -> list[di
         ("area_stenosis_proximal", "area stenosis, proximal ref (%)", ("area_stenosis_percent", "proximal")),
         ("area_stenosis_distal", "area stenosis, distal ref (%)", ("area_stenosis_percent", "distal")),
     ]
+    if measured.get("venous"):
+        # the compressed segment is the vein's main lesion (venous rule)
+        measured, truth = (
+            {**doc, "main_lesion_length_mm": _main_lesion_length(doc)} for doc in (measured, truth)
+        )
+        quantities.append(("compressed_length", "compressed segment length (mm)", ("main_lesion_length_mm",)))
     rows = []
     for key, label, path in quantities:
         m, t = get(measured, *path), get(truth, *path)
@@ -380,6 +464,11 @@ def compare_to_truth(measured: dict[str, Any], truth: dict[str, Any]) -> list[di
     return rows
 
 
+def _main_lesion_length(summary: dict[str, Any]) -> float | None:
+    main = summary.get("main_lesion_id")
+    return next((les["length_mm"] for les in summary.get("lesions") or [] if les.get("id") == main), None)
+
+
 def _print_comparison(rows: list[dict[str, Any]], preset: str) -> None:
     print(f"\nIVUSReconstruct demo: {preset} phantom, measured vs ground truth")
     print(f"{'quantity':34s} {'measured':>10s} {'truth':>10s} {'error':>9s} {'tol':>6s}  ")
@@ -394,6 +483,7 @@ def _print_comparison(rows: list[dict[str, Any]], preset: str) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .phantom import metric_params_for
     from .pipeline import RunOptions, _fill_outputs, _jsonable, atomic_folder, run_files
+    from .plan import territory_for_preset
 
     out = Path(args.out or f"ivus-demo-{args.preset}")
     bar = ProgressBar()
@@ -404,7 +494,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         phantom = _make_phantom(args)
         bar(0.1, "writing the phantom DICOM")
         paths = _write_phantom_files(phantom, tmp / "phantom")
-        options = RunOptions(metric_params=metric_params_for(args.preset), seed=args.seed)
+        options = RunOptions(
+            metric_params=metric_params_for(args.preset),
+            seed=args.seed,
+            territory=args.territory or territory_for_preset(args.preset),
+            device=args.device,
+        )
         result = run_files(
             pullback_path=paths["pullback"],
             centerline_path=paths["centerline"],
@@ -433,12 +528,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         }
         (tmp / "validation.json").write_text(json.dumps(validation, indent=2) + "\n", encoding="utf-8")
         state["rows"] = rows
+        state["summary"] = result.metrics.summary
 
     try:
         atomic_folder(out, fill)
     finally:
         bar.close()
     _print_comparison(state["rows"], args.preset)
+    print(f"\nplan: {_plan_line(state['summary'])}")
     print(f"\noutput: {out.absolute()}  (open report.html; render.png; scene.mrml in 3D Slicer)")
     return 0
 
@@ -469,7 +566,7 @@ def _parse_frames(spec: str, n_frames: int) -> np.ndarray:
 def cmd_segment(args: argparse.Namespace) -> int:
     from .gating import gate_pullback
     from .io.contours import write_contours_json
-    from .pipeline import RunOptions, read_pullback_any
+    from .pipeline import RunOptions, _rhythm_doubt, read_pullback_any
     from .segmentation import segment_pullback
 
     check_acquisition_options(args)
@@ -483,10 +580,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
     try:
         if gated:
             gating = gate_pullback(pullback, method="image", progress=bar.scaled(0.0, 0.2))
+            doubt = _rhythm_doubt(pullback, gating)
             frames = np.asarray(gating.selected_frames)
             ed = set(int(i) for i in gating.ed_frames)
         else:
-            frames, ed = _parse_frames(args.frames, pullback.n_frames), set()
+            frames, ed, doubt = _parse_frames(args.frames, pullback.n_frames), set(), ""
         contours = segment_pullback(pullback, frames, progress=bar.scaled(0.2, 1.0))
     finally:
         bar.close()
@@ -501,6 +599,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     finally:
         tmp.unlink(missing_ok=True)
     print(f"{len(contours.frames)} frames segmented -> {out}")
+    if doubt:
+        print(f"note: {doubt}")
     return 0
 
 
@@ -509,6 +609,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .io.contours import read_contours
     from .pipeline import _jsonable
 
+    check_acquisition_options(args)
     spacing = (args.pixel_spacing, args.pixel_spacing) if args.pixel_spacing else None
     pred = read_contours(args.pred, pixel_spacing_mm=spacing)
     truth = read_contours(args.truth, pixel_spacing_mm=spacing)
@@ -555,6 +656,48 @@ def _add_phantom_options(p: argparse.ArgumentParser, *, required_preset: bool) -
         action="store_true",
         help="open a side branch a quarter of the way along (the truth keeps the main lumen closed)",
     )
+    g = p.add_argument_group("realism (phantom appearance; the truth stays exact)")
+    g.add_argument(
+        "--realistic",
+        action="store_true",
+        help="grey levels and speckle tuned to real frames of the --speckle regime (20 or 40-60 MHz)",
+    )
+    g.add_argument(
+        "--echolucent-plaque",
+        type=float,
+        metavar="DEG",
+        help="an echolucent lipid pool, darker than blood, over DEG degrees of the thickest plaque",
+    )
+    g.add_argument(
+        "--wedged-catheter",
+        action="store_true",
+        help="in the narrowings the lumen closes onto the catheter, which lies against the wall",
+    )
+    g.add_argument(
+        "--console-overlay",
+        action="store_true",
+        help="screen-export look: red FOV ring and catheter disc, banner, 1 mm dots, measurement box "
+        "(phantom also writes the colour exports to screens/)",
+    )
+    g.add_argument(
+        "--console-offset-px",
+        metavar="ROW,COL",
+        help="move the catheter centre this many pixels off the image centre (screen exports)",
+    )
+
+
+def _add_plan_options(p: argparse.ArgumentParser) -> None:
+    from .plan import TERRITORIES
+
+    g = p.add_argument_group("treatment plan (a suggestion for research and teaching)")
+    g.add_argument(
+        "--territory",
+        choices=TERRITORIES,
+        help="vessel territory of the plan (default: the preset's; for run: coronary, or a vein when analysed as one)",
+    )
+    g.add_argument(
+        "--device", metavar="TYPE", help="device type of the territory (default: its first, see docs/plan.md)"
+    )
 
 
 def _add_angio_geometry(p: argparse.ArgumentParser) -> None:
@@ -591,6 +734,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="make a realistic phantom and reconstruct it, with a truth table")
     _add_phantom_options(p, required_preset=False)
     p.add_argument("--out", metavar="DIR", help="output folder (default: ivus-demo-PRESET)")
+    _add_plan_options(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("phantom", help="write a synthetic pullback, centerline and ground truth")
@@ -616,7 +760,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--centerline-order", choices=("distal-first", "proximal-first"), default="distal-first")
     p.add_argument("--gating", choices=("none", "image", "ecg"), help="default: image when segmenting")
+    p.add_argument(
+        "--frame-range",
+        metavar="START:END",
+        help="analyse only frames START..END (0-based, inclusive); default: found from the images "
+        "(motionless start and end, frames inside the guiding catheter left out)",
+    )
     p.add_argument("--out", metavar="DIR", default="ivus-output")
+    _add_plan_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("angio", help="centerline from two X-ray angiography projections (or one, planar)")
@@ -655,22 +806,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        return _dispatch(args)
+    finally:
+        from .output_place import release_run_claims
+
+        release_run_claims()
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    try:
         return int(args.func(args) or 0)
     except IVUSInputError as exc:
-        print(f"ivus-reconstruct: error: {exc}", file=sys.stderr)
+        print(f"ivus-reconstruct: error: {limits.reworded(exc, limits.CLI_FIXES)}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, IVUSCancelled):
         print("ivus-reconstruct: interrupted; no output was written", file=sys.stderr)
         return 130
+    except OSError as exc:
+        from .output_place import output_error
+
+        translated = output_error(exc, Path(getattr(args, "out", None) or "."))
+        if translated is None:
+            return _internal_error(args, exc)
+        print(f"ivus-reconstruct: error: {translated}", file=sys.stderr)
+        return 2
     except Exception as exc:  # an internal error: say so, keep the traceback for --debug
-        if args.debug or os.environ.get("IVUS_DEBUG"):
-            traceback.print_exc()
-        print(
-            f"ivus-reconstruct: internal error: {type(exc).__name__}: {exc} "
-            "(please report it; --debug shows the traceback)",
-            file=sys.stderr,
-        )
-        return 1
+        return _internal_error(args, exc)
+
+
+def _internal_error(args: argparse.Namespace, exc: BaseException) -> int:
+    if args.debug or os.environ.get("IVUS_DEBUG"):
+        traceback.print_exc()
+    print(
+        f"ivus-reconstruct: internal error: {type(exc).__name__}: {exc} "
+        "(please report it; --debug shows the traceback)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from vtkmodules.util.numpy_support import vtk_to_numpy
 from vtkmodules.vtkFiltersCore import vtkPolyDataNormals, vtkTriangleFilter
 
 from .errors import IVUSCancelled
-from .render import _LUMEN_RGB, colormap_rgb, display_surface, render_vessel
+from .render import _DEVICE_OPACITY, _DEVICE_RGB, _LUMEN_RGB, colormap_rgb, display_surface, render_vessel
 from .types import VesselMesh
 
 __all__ = ["surface_arrays", "write_colored_glb", "write_turntable_gif"]
@@ -69,6 +69,7 @@ def write_colored_glb(
     value_range: tuple[float, float] = (0.0, 100.0),
     vessel_opacity: float = 0.55,
     max_rings: int | None = 2000,
+    devices: Sequence[Any] = (),
 ) -> Path:
     """Write the lumen (red) and the vessel (coloured by plaque burden) as one .glb file.
 
@@ -87,6 +88,9 @@ def write_colored_glb(
     max_rings : int, optional
         Long pullbacks are thinned to this many rings (see :func:`render.display_surface`)
         to keep the file small; None keeps every ring.
+    devices : sequence of vtkPolyData
+        Planned devices (``render.device_polydata``), added as translucent cyan meshes named
+        ``device`` (``device 2``, ... for further plans).
 
     Returns
     -------
@@ -101,6 +105,8 @@ def write_colored_glb(
     parts = [("lumen", mesh.lumen, (*_LUMEN_RGB,), 1.0)]
     if mesh.vessel is not None and mesh.vessel.GetNumberOfPoints():
         parts.append(("vessel", mesh.vessel, (0.75, 0.75, 0.78), float(vessel_opacity)))
+    for k, device in enumerate(devices, start=1):
+        parts.append(("device" if k == 1 else f"device {k}", device, _DEVICE_RGB, _DEVICE_OPACITY))
     binary = bytearray()
     views, accessors, meshes, nodes, materials = [], [], [], [], []
 
@@ -128,7 +134,7 @@ def write_colored_glb(
     for name, surface, rgb, alpha in parts:
         if surface is None or surface.GetNumberOfPoints() == 0:
             continue
-        if max_rings:
+        if max_rings and not name.startswith("device"):
             surface = display_surface(surface, max_rings=int(max_rings))
         points, normals, triangles, triangulated = surface_arrays(surface)
         colours = _colours(triangulated, color_by, value_range, rgb) if name == "vessel" else None

@@ -29,6 +29,7 @@ __all__ = [
     "gating_from_signal",
     "gate_pullback",
     "gate_contours",
+    "rhythm_plausibility",
 ]
 
 ProgressFn = Callable[[float, str], None]
@@ -555,3 +556,93 @@ def gate_contours(
         res.signal,
         res.message,
     )
+
+
+# Heart rates expected during a catheterisation at rest (sedated patients run slow, anxious
+# ones fast); image gating searches a wider band so that a wrong frame rate shows up here.
+PLAUSIBLE_BPM = (45.0, 110.0)
+# Below this spectral-peak share the rhythm is accepted but weak. Phantoms with a known
+# 60-100 bpm rhythm give 0.29-0.41 (the beat's energy spreads over harmonics and jitter),
+# so only the band just above the acceptance threshold (0.25) is called weak.
+CLEAR_RHYTHM_SHARE = 0.28
+
+
+def rhythm_plausibility(
+    gating: GatingResult,
+    frame_rate_hz: float,
+    *,
+    frame_rate_source: str = "",
+    plausible_bpm: tuple[float, float] = PLAUSIBLE_BPM,
+    clear_share: float = CLEAR_RHYTHM_SHARE,
+) -> str:
+    """One line saying why a rhythm found by image gating is doubtful, and what to do ('' if it is not).
+
+    The heart rate is counted in frames: a frame rate typed wrong scales it by the same
+    factor, so a rate outside the resting range most often means a wrong ``--frame-rate``.
+    A weak rhythm (a small share of the motion spectrum) means the frame-to-frame change is
+    dominated by something else: catheter or patient motion, breathing, or frames that are
+    already gated.
+
+    Parameters
+    ----------
+    gating : GatingResult
+        From :func:`gate_pullback` (``method`` ``"image"``; other methods give '').
+    frame_rate_hz : float
+        The frame rate the rhythm was measured with.
+    frame_rate_source : str
+        Where it came from (``"--frame-rate"``, a DICOM tag, ...): a typed or assumed rate is
+        the first suspect.
+    plausible_bpm : (low, high)
+    clear_share : float
+
+    Returns
+    -------
+    str
+    """
+    low, high = plausible_bpm
+    typed = frame_rate_source.startswith("--frame-rate") or not frame_rate_source
+    where = (
+        "given with --frame-rate"
+        if frame_rate_source.startswith("--frame-rate")
+        else (f"from {frame_rate_source}" if frame_rate_source else "assumed")
+    )
+    if gating.method == "none" and gating.message.startswith("no clear cardiac rhythm"):
+        # Image gating gave up: say whether a wrong frame rate could have hidden the beats.
+        f0, share, _ = dominant_rhythm(gating.signal, frame_rate_hz, band_hz=(40.0 / 60.0, 160.0 / 60.0))
+        if not np.isfinite(f0):
+            return ""
+        bpm = 60.0 * f0
+        head = (
+            f"image gating found no clear rhythm (strongest {bpm:.0f} bpm, spectral peak share {share:.2f}) "
+            f"at {frame_rate_hz:g} frames/s {where}; every frame was analysed ungated"
+        )
+        if typed and not low <= bpm <= high:
+            return (
+                f"{head}: if the frame rate is wrong the beats are hidden ({bpm:.0f} bpm here is 70 bpm at "
+                f"{frame_rate_hz * 70.0 / bpm:.0f} frames/s), give the console's --frame-rate; otherwise the motion "
+                "is not cardiac (catheter or patient motion) and --gating none says so"
+            )
+        return f"{head}: likely catheter or patient motion (or frames already gated); --gating none says so"
+    if gating.method != "image" or gating.heart_rate_bpm is None:
+        return ""
+    bpm = float(gating.heart_rate_bpm)
+    share = float(gating.confidence)
+    found = f"image gating found {bpm:.0f} bpm (spectral peak share {share:.2f}) at {frame_rate_hz:g} frames/s {where}"
+    if not low <= bpm <= high:
+        # The frame rate that would put this rhythm at 70 bpm.
+        implied = frame_rate_hz * 70.0 / bpm
+        cause = (
+            f"likely a wrong frame rate (the same beats are {70:.0f} bpm at {implied:.0f} frames/s)"
+            if typed
+            else "likely motion other than the heart beat (or an arrhythmia)"
+        )
+        return (
+            f"{found}: outside {low:.0f}-{high:.0f} bpm expected at rest, {cause}; "
+            "give the console's --frame-rate, or choose --gating none to analyse every frame"
+        )
+    if share < clear_share:
+        return (
+            f"{found}: a weak rhythm (share below {clear_share:.2f}), likely catheter or patient motion "
+            "(or frames already gated); check the end-diastolic frames, or choose --gating none to analyse every frame"
+        )
+    return ""

@@ -812,8 +812,15 @@ def write_mesh(polydata, path: str | Path) -> Path:
         writer.SetInlineData(True)
         writer.SetSaveNormal(True)
     target = path.with_suffix(".gltf") if suffix == ".glb" else path
-    writer.SetFileName(str(target))
-    ok = writer.Write()
+    if suffix == ".vtp":
+        # written by Python from memory (base64 text): a full disk raises ENOSPC here, where
+        # the XML writer's own file output aborts the process natively
+        writer.WriteToOutputStringOn()
+        ok = writer.Write()
+        path.write_text(writer.GetOutputString(), encoding="ascii")
+    else:
+        writer.SetFileName(str(target))
+        ok = writer.Write()
     if suffix == ".glb":
         _gltf_to_glb(target, path)
         target.unlink()

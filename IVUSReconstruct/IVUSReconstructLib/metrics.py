@@ -102,6 +102,10 @@ class MetricParams:
         Normal vein areas (Jayaraj 2021).
     venous_stenosis_flag_percent : float
         Venous area stenosis flagged at or above this (50 %).
+    venous_lesion_percent : float
+        Veins: a frame is compressed (part of a lesion) when its lumen area is this much below
+        the adjacent reference (50 %: Gagne 2017, VIDIO); the segment keeps the lesion length
+        and merge rules.
     vein_segment : str or None
         ``"common_iliac"``, ``"external_iliac"``, ``"common_femoral"`` or None (not a vein).
     balloon_diameters_mm, stent_diameters_mm : tuple of float
@@ -133,6 +137,7 @@ class MetricParams:
         default_factory=lambda: {"common_iliac": 200.0, "external_iliac": 150.0, "common_femoral": 125.0}
     )
     venous_stenosis_flag_percent: float = 50.0
+    venous_lesion_percent: float = 50.0
     vein_segment: str | None = None
     balloon_diameters_mm: tuple[float, ...] = _DEVICE_DIAMETERS_MM
     stent_diameters_mm: tuple[float, ...] = _DEVICE_DIAMETERS_MM
@@ -505,7 +510,13 @@ def _find_lesions(along: _Along, params: MetricParams) -> list[tuple[int, int]]:
     valid = np.flatnonzero(np.isfinite(burden))
     if not len(valid):
         return []
-    hit = burden[valid] >= params.lesion_burden_percent
+    return _merged_runs(along.s, valid, burden[valid] >= params.lesion_burden_percent, params)
+
+
+def _merged_runs(
+    s_all: np.ndarray, valid: np.ndarray, hit: np.ndarray, params: MetricParams
+) -> list[tuple[int, int]]:
+    """Runs of ``hit`` over the ``valid`` positions, merged and length-filtered (inclusive)."""
     runs: list[list[int]] = []
     for k, is_hit in enumerate(hit):
         if not is_hit:
@@ -514,7 +525,7 @@ def _find_lesions(along: _Along, params: MetricParams) -> list[tuple[int, int]]:
             runs[-1][1] = k
         else:
             runs.append([k, k])
-    s = along.s[valid]
+    s = s_all[valid]
     merged: list[list[int]] = []
     for run in runs:
         if merged and s[run[0]] - s[merged[-1][1]] < params.lesion_merge_mm:
@@ -524,6 +535,46 @@ def _find_lesions(along: _Along, params: MetricParams) -> list[tuple[int, int]]:
     return [
         (int(valid[a]), int(valid[b])) for a, b in merged if s[b] - s[a] >= params.lesion_min_length_mm - 1e-9
     ]
+
+
+def _find_venous_lesions(along: _Along, params: MetricParams) -> list[tuple[int, int]]:
+    """Compressed vein segments: frames whose lumen is ``venous_lesion_percent`` below the reference.
+
+    The reference is the mean of the proximal and distal reference lumen areas of the segment
+    around the smallest lumen; segment and references are refined together until they agree
+    (the references move out of the compression's tapering ends).
+    """
+    lumen = along.col("lumen_area_mm2")
+    valid = np.flatnonzero(np.isfinite(lumen))
+    if not len(valid):
+        return []
+    robust = lumen
+    if params.reference_smoothing_frames > 1 and len(valid) >= params.reference_smoothing_frames:
+        robust = ndimage.median_filter(np.where(np.isfinite(lumen), lumen, np.inf),
+                                       size=params.reference_smoothing_frames, mode="nearest")  # fmt: skip
+    centre = int(valid[np.argmin(robust[valid])])
+    s = along.s
+    a = b = centre
+    low = np.zeros(len(lumen), dtype=bool)
+    for _ in range(12):
+        prox, dist = _reference_window(along, float(s[a]), float(s[b]), params.reference_search_mm,
+                                       params.reference_smoothing_frames)  # fmt: skip
+        refs = [float(lumen[k]) for k in (prox, dist) if k is not None]
+        if not refs:
+            return []
+        with np.errstate(invalid="ignore"):
+            low = np.isfinite(lumen) & (lumen < (1.0 - params.venous_lesion_percent / 100.0) * float(np.mean(refs)))
+        if not low[centre]:
+            return []
+        na, nb = centre, centre
+        while na > 0 and low[na - 1]:
+            na -= 1
+        while nb < len(low) - 1 and low[nb + 1]:
+            nb += 1
+        if (na, nb) == (a, b):
+            break
+        a, b = na, nb
+    return _merged_runs(s, valid, low[valid], params)
 
 
 # --------------------------------------------------------------------------- main
@@ -678,7 +729,8 @@ def compute_metrics(
     # ---- lesions
     lesions: list[dict[str, Any]] = []
     burden = along.col("plaque_burden_percent")
-    for k, (a, b) in enumerate(_find_lesions(along, params), start=1):
+    found = _find_venous_lesions(along, params) if params.vein_segment is not None else _find_lesions(along, params)
+    for k, (a, b) in enumerate(found, start=1):
         seg = np.arange(a, b + 1)
         li = int(seg[np.nanargmin(lumen[seg])])
         lesion = {
@@ -691,7 +743,7 @@ def compute_metrics(
             "mla_mm2": float(lumen[li]),
             "mla_frame": int(along.frame[li]),
             "mla_arc_length_mm": float(s[li]),
-            "max_burden_percent": _num(np.nanmax(burden[seg])),
+            "max_burden_percent": _num(np.nanmax(burden[seg])) if np.isfinite(burden[seg]).any() else None,
             "plaque_volume_mm3": _num(trapz((vessel - lumen)[seg], s[seg])) if has_vessel[seg].all() and b > a
             else None,
         }  # fmt: skip

@@ -32,7 +32,10 @@ __all__ = [
     "CalciumSegment",
     "PhantomPreset",
     "PRESETS",
+    "compressed_segment_mm",
     "Phantom",
+    "Appearance",
+    "realistic_appearance",
     "make_phantom",
     "metric_params_for",
     "truth_metrics",
@@ -260,6 +263,101 @@ PRESETS: dict[str, PhantomPreset] = {
 }
 
 
+@dataclass(frozen=True)
+class Appearance:
+    """Optional realism of the phantom's images; the defaults draw the historical images.
+
+    Values tuned against real frames are given by :func:`realistic_appearance` (measured by
+    ``Testing/benchmarks/compare_phantom_real.py``). None of them moves a truth contour except
+    ``wedged_catheter``, which changes the geometry and keeps the truth exact.
+
+    Attributes
+    ----------
+    blood_gain, plaque_gain, adventitia_gain : float
+        Echo amplitude factors of blood, plaque (intima) and adventitia (1: unchanged).
+    media_level : float, optional
+        Echo amplitude of the media (default 0.05: dark; a 20 MHz array barely resolves it).
+    media_mm : float, optional
+        Media thickness, overriding the preset's (a thin dark media at 40-60 MHz: ~0.1 mm).
+    lateral_speckle_deg : float
+        Lateral full width at half maximum of the beam, degrees of catheter rotation: blood and
+        tissue speckle are smoothed around the catheter by it (0: no smoothing).
+    axial_speckle_mm : float
+        Axial width (FWHM, mm) the speckle is smoothed over in depth (0: none).
+    blood_correlation : float
+        Correlation of the blood echo field between consecutive frames, in [0, 1) (0: new
+        blood speckle in every frame, as moving blood at 30 frames/s nearly gives).
+    tissue_renewal : float
+        Share of the tissue speckle power drawn anew in every frame, in [0, 1] (0: speckle
+        fixed to the anatomy; real exports decorrelate between frames by motion and jitter).
+    ringdown_gain : float
+        Amplitude factor of the catheter ring-down and sheath echo.
+    echolucent_arc_deg : float
+        Arc (degrees, on the thickest plaque) of an echolucent lipid pool inside the plaque
+        behind a thin fibrous cap (0: none). See ``Phantom.echolucent``.
+    echolucent_level : float
+        Echo amplitude of the pool relative to the blood echo (< 1: darker than blood).
+    wedged_catheter : bool
+        In the narrowings the lumen's minor semi-axis closes to 0.25 mm beyond the catheter
+        radius and the catheter lies against the wall (0.02-0.04 mm off it), as in a tight
+        lesion the catheter wedges into (coronary: MLA ~1.9 mm2 instead of ~3.2).
+    console : bool
+        Screen-export look: a dark-red field-of-view ring and catheter disc, a text banner,
+        yellow 1 mm calibration dots and a measurement box with markers, burned into every
+        frame instead of the default marks. ``Phantom.screen_frame`` gives the colour export.
+    console_offset_px : tuple of int
+        (row, column) shift of the catheter centre from the image centre: the ultrasound image
+        and the console marks drawn around the catheter move, the banner and the measurement
+        box stay (without ``console`` the default marks move with the image). The pullback's
+        and the truth's ``catheter_center_px`` follow; contours in mm do not change. At most an
+        eighth of the frame size.
+    """
+
+    blood_gain: float = 1.0
+    plaque_gain: float = 1.0
+    adventitia_gain: float = 1.0
+    media_level: float | None = None
+    media_mm: float | None = None
+    lateral_speckle_deg: float = 0.0
+    axial_speckle_mm: float = 0.0
+    blood_correlation: float = 0.0
+    tissue_renewal: float = 0.0
+    ringdown_gain: float = 1.0
+    echolucent_arc_deg: float = 0.0
+    echolucent_level: float = 0.35
+    wedged_catheter: bool = False
+    console: bool = False
+    console_offset_px: tuple[int, int] = (0, 0)
+
+
+def realistic_appearance(speckle: str = "rotational", **changes) -> Appearance:
+    """The appearance tuned to the real frames of ``compare_phantom_real.py`` for one speckle
+    regime (``"rotational"`` 40-60 MHz, ``"phased"`` 20 MHz), with optional field changes."""
+    if speckle == "phased":
+        base = Appearance(
+            blood_gain=0.35,
+            plaque_gain=0.55,
+            adventitia_gain=0.48,
+            media_level=0.12,
+            lateral_speckle_deg=6.0,
+            axial_speckle_mm=0.09,
+            blood_correlation=0.9,
+            tissue_renewal=0.5,
+            ringdown_gain=0.15,
+        )
+    else:
+        base = Appearance(
+            blood_gain=1.5,
+            plaque_gain=0.7,
+            media_level=0.14,
+            media_mm=0.12,
+            lateral_speckle_deg=2.8,
+            tissue_renewal=0.8,
+            ringdown_gain=0.25,
+        )
+    return replace(base, **changes)
+
+
 @dataclass(frozen=True, eq=False)
 class Phantom:
     """A synthetic pullback and its ground truth.
@@ -287,9 +385,20 @@ class Phantom:
         Phase in [0, 1) of the cardiac (or respiratory) cycle, 0 at end-diastole.
     seed : int
         The seed it was generated from.
+    motion_start_frame : int
+        First frame of the motor pullback (0 unless the phantom has a motionless start).
+    guide_start_frame : int or None
+        First frame inside the guiding catheter (None without one).
     side_branch_mm : float or None
         Position of the side branch's ostium centre (``true_arc_length_mm`` units), None without
         a branch; the ostium spans 1 mm either side of it.
+    appearance : Appearance or None
+        The realism options it was drawn with (None: the defaults).
+    echolucent : tuple of ndarray or None
+        With an echolucent plaque: every frame's lipid pool polygon (frame-plane mm, shape
+        (P, 2), inner arc then outer arc back; shape (0, 2) where the plaque has no room).
+    console_overlay : tuple of ndarray or None
+        With console overlays: their colours, uint8 (H, W, 3), and where they are, bool (H, W).
     """
 
     preset: str
@@ -303,6 +412,21 @@ class Phantom:
     cardiac_phase: np.ndarray | None = None
     seed: int = 0
     side_branch_mm: float | None = None
+    appearance: Appearance | None = None
+    echolucent: tuple[np.ndarray, ...] | None = None
+    console_overlay: tuple[np.ndarray, np.ndarray] | None = None
+    motion_start_frame: int = 0
+    guide_start_frame: int | None = None
+
+    def screen_frame(self, k: int) -> np.ndarray:
+        """Frame ``k`` as a colour screen export, uint8 (H, W, 3): the console overlays in
+        colour over the grey frame (the grey frame alone without console overlays)."""
+        grey = np.asarray(self.pullback.frames[k])
+        rgb = np.repeat(grey[..., None], 3, axis=2)
+        if self.console_overlay is not None:
+            colours, where = self.console_overlay
+            rgb[where] = colours[where]
+        return rgb
 
 
 # --------------------------------------------------------------------------- motion
@@ -402,8 +526,11 @@ def _frame_geometry(
     cycle: np.ndarray,
     length_mm: float,
     rng: np.random.Generator,
+    wedged: bool = False,
 ) -> _FrameGeometry:
-    """Shape parameters of every frame from its true arc length and its motion cycle value."""
+    """Shape parameters of every frame from its true arc length and its motion cycle value.
+
+    ``wedged``: in the narrowings the lumen closes onto the catheter (see ``Appearance``)."""
     u = np.clip(s_mm / length_mm, 0.0, 1.0)
     scale = length_mm / preset.length_mm
     pulse = 1.0 - preset.pulsation * cycle
@@ -440,6 +567,11 @@ def _frame_geometry(
     )
     # Thin-plaque direction (the lumen shifts towards it inside the EEM).
     thin_dir = np.pi * _smooth_random(rng, period_mm=wander)(s_mm)
+    tight = compression if wedged else np.zeros_like(s_mm)
+    if wedged:
+        # The lumen's minor semi-axis closes to 0.25 mm beyond the catheter radius.
+        tight_r = (preset.catheter_radius_mm + 0.25) * np.sqrt(aspect) / (1.0 - h3[:, 0]) * pulse
+        lumen_r = lumen_r * (1.0 - tight) + np.minimum(lumen_r, tight_r) * tight
 
     if preset.wall_follows_lumen:
         k = np.sqrt(aspect)
@@ -458,10 +590,18 @@ def _frame_geometry(
 
     # Catheter inside the lumen (vessel frame: EEM centre at 0), wandering slowly.
     lumen_min_r = lumen_r / np.sqrt(aspect) * (1.0 - h3[:, 0])
-    cath_room = np.maximum(lumen_min_r - preset.catheter_radius_mm - 0.15, 0.0)
+    cath_room = np.maximum(lumen_min_r - preset.catheter_radius_mm - (0.15 - 0.13 * tight), 0.0)
     cath_frac = 0.4 + 0.25 * _smooth_random(rng, period_mm=(15.0 * scale, 50.0 * scale))(s_mm)
+    if wedged:  # against the wall, 0.02 mm off it, where the lumen is tight
+        cath_frac = cath_frac + (1.0 - cath_frac) * tight
     cath_dir = np.pi * _smooth_random(rng, period_mm=(30.0 * scale, 90.0 * scale))(s_mm)
-    cath_off = (cath_frac * cath_room)[:, None] * np.column_stack([np.cos(cath_dir), np.sin(cath_dir)])
+    cath_unit = np.column_stack([np.cos(cath_dir), np.sin(cath_dir)])
+    if wedged:  # towards the near wall: along the lumen's minor axis
+        minor = np.column_stack([np.cos(lumen_alpha + 0.5 * np.pi), np.sin(lumen_alpha + 0.5 * np.pi)])
+        minor *= np.where(np.sum(minor * cath_unit, axis=1) < 0, -1.0, 1.0)[:, None]
+        cath_unit = cath_unit * (1.0 - tight)[:, None] + minor * tight[:, None]
+        cath_unit /= np.maximum(np.linalg.norm(cath_unit, axis=1, keepdims=True), 1e-9)
+    cath_off = (cath_frac * cath_room)[:, None] * cath_unit
     catheter = shift + cath_off
 
     # Motion with the cycle: in-plane translation and rotation of the anatomy about the catheter.
@@ -469,6 +609,8 @@ def _frame_geometry(
     translation = (
         preset.inplane_motion_mm * cycle[:, None] * np.array([np.cos(motion_dir), np.sin(motion_dir)])
     )
+    if wedged:  # a wedged catheter moves with the wall
+        translation = translation * (1.0 - tight)[:, None]
     rot = np.deg2rad(preset.rotation_deg) * cycle
     cos_r, sin_r = np.cos(rot), np.sin(rot)
 
@@ -655,6 +797,32 @@ def _calcium_arc_deg(lumen: np.ndarray, polys: tuple[np.ndarray, ...]) -> float:
     return float(bins.sum() * 0.5)
 
 
+def _echolucent_pool(
+    rays: _Rays, theta: np.ndarray, arc_deg: float, media_mm: float, cap_mm: float = 0.06
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inner and outer depth (mm) of a lipid pool on every ray, NaN where there is none.
+
+    The pool is centred on the ray of thickest plaque, spans ``arc_deg`` around the catheter,
+    keeps a fibrous cap of ``cap_mm`` towards the lumen and the same towards the media, and
+    exists only where that leaves at least 0.08 mm of pool.
+    """
+    inner = rays.lumen + cap_mm
+    outer = rays.vessel - media_mm - cap_mm
+    room = outer - inner
+    centre = theta[int(np.argmax(room))]
+    on = (np.abs(_wrap(theta - centre)) < 0.5 * np.deg2rad(arc_deg)) & (room > 0.08)
+    return np.where(on, inner, np.nan), np.where(on, outer, np.nan)
+
+
+def _pool_polygon(pool: tuple[np.ndarray, np.ndarray], theta: np.ndarray) -> np.ndarray:
+    """The pool's polygon in frame-plane mm (its longest run of rays), shape (P, 2) or (0, 2)."""
+    rays = _Rays(pool[0], pool[1], np.where(np.isfinite(pool[0]), pool[0], np.inf), pool[1])
+    polys = _calcium_polygons(rays, theta)
+    if not polys:
+        return np.zeros((0, 2))
+    return max(polys, key=len)
+
+
 # --------------------------------------------------------------------------- centerline
 
 
@@ -786,6 +954,112 @@ def _overlay(size_px: int, spacing_mm: float, rng: np.random.Generator) -> np.nd
     return img
 
 
+def _smooth_field(z: np.ndarray, sigma: tuple[float, float]) -> np.ndarray:
+    """A complex field (..., A, R) smoothed by a Gaussian beam of ``sigma`` (rays, depth cells)."""
+    sig = (0.0,) * (z.ndim - 2) + tuple(sigma)
+    mode = ("nearest",) * (z.ndim - 2) + ("wrap", "nearest")
+    re = gaussian_filter(z.real, sig, mode=mode)
+    im = gaussian_filter(z.imag, sig, mode=mode)
+    return (re + 1j * im).astype(np.complex64)
+
+
+def _psf_sigma(look: Appearance | None, n_rays: int, depth_step_mm: float) -> tuple[float, float] | None:
+    """Gaussian sigma (rays, depth cells) of the beam an appearance asks for, None for none."""
+    if look is None or (look.lateral_speckle_deg <= 0 and look.axial_speckle_mm <= 0):
+        return None
+    fwhm = 2.0 * np.sqrt(2.0 * np.log(2.0))
+    return (
+        look.lateral_speckle_deg / fwhm * n_rays / 360.0,
+        look.axial_speckle_mm / fwhm / depth_step_mm,
+    )
+
+
+CONSOLE_RED = (146, 19, 10)
+"""Colour of the console's field-of-view ring and catheter disc (as on the public
+ivus_collector screen exports)."""
+
+
+def _console_overlay(
+    size_px: int, spacing_mm: float, catheter_radius_mm: float, offset_px: tuple[int, int] = (0, 0)
+) -> tuple[np.ndarray, np.ndarray]:
+    """A console screen export's burned-in overlay: colours (H, W, 3) uint8 and mask (H, W).
+
+    A dark-red ring over the edge of the field of view and a dark-red disc over the catheter
+    and its ring-down, a red banner with white text at the bottom, yellow dots every 1 mm
+    along both axes through the catheter, a dashed green measurement box with a text line,
+    and a yellow caliper (two cyan "+" markers joined by a dotted line). Ring, disc and dots
+    are centred on the catheter, ``offset_px`` (row, column) from the image centre.
+    """
+    rgb = np.zeros((size_px, size_px, 3), dtype=np.uint8)
+    mask = np.zeros((size_px, size_px), dtype=bool)
+    u = max(1, int(round(size_px / 240.0)))  # one overlay "pixel" (2 at 480 px)
+    c = (size_px - 1) / 2.0
+    cr, cc = c + offset_px[0], c + offset_px[1]
+    rows, cols = np.mgrid[0:size_px, 0:size_px]
+    r = np.hypot(rows - cr, cols - cc)
+
+    def paint(where: np.ndarray, colour: tuple[int, int, int]) -> None:
+        rgb[where] = colour
+        mask[where] = True
+
+    paint((r >= size_px / 2.0 - 8 * u) & (r < size_px / 2.0 + 2 * u), CONSOLE_RED)
+    paint(r <= (catheter_radius_mm + 0.2) / spacing_mm, CONSOLE_RED)
+    # Banner with text-like white strokes.
+    b0, b1 = size_px - 14 * u, size_px - 5 * u
+    h0, h1 = int(c - 42 * u), int(c + 42 * u)
+    paint((rows >= b0) & (rows < b1) & (cols >= h0) & (cols < h1), (190, 40, 40))
+    text = (rows >= b0 + 2 * u) & (rows < b1 - 2 * u) & (cols >= h0 + 3 * u) & (cols < h1 - 3 * u)
+    text &= ((cols - h0) // u) % 4 != 3
+    paint(text, (235, 225, 225))
+    # Calibration dots every mm along both axes through the catheter.
+    mm_px = 1.0 / spacing_mm
+    for k in range(-int(size_px / mm_px), int(size_px / mm_px) + 1):
+        if k == 0:
+            continue
+        near = [int(np.floor(v + 0.5)) for v in (cr + k * mm_px, cc, cr, cc + k * mm_px)]
+        for rr, cl in ((near[0], near[1]), (near[2], near[3])):
+            if 0 <= rr < size_px and 0 <= cl < size_px and abs(k) * mm_px < c:
+                paint((np.abs(rows - rr) <= u // 2) & (np.abs(cols - cl) <= u // 2), (250, 240, 30))
+    # Measurement box (dashed) and its text line, upper left.
+    y0, y1, x0, x1 = int(0.18 * size_px), int(0.32 * size_px), int(0.16 * size_px), int(0.36 * size_px)
+    dash = ((rows + cols) // (3 * u)) % 2 == 0
+    edge = ((np.abs(rows - y0) < u) | (np.abs(rows - y1) < u)) & (cols >= x0) & (cols <= x1)
+    edge |= ((np.abs(cols - x0) < u) | (np.abs(cols - x1) < u)) & (rows >= y0) & (rows <= y1)
+    paint(edge & dash, (40, 220, 60))
+    label = (rows >= y0 - 7 * u) & (rows < y0 - 3 * u) & (cols >= x0) & (cols < x0 + 40 * u)
+    paint(label & (((cols - x0) // u) % 3 != 2), (40, 220, 60))
+    # Caliper: two "+" markers joined by a dotted line, lower right.
+    m0 = (int(0.66 * size_px), int(0.62 * size_px))
+    m1 = (int(0.78 * size_px), int(0.80 * size_px))
+    for mr, mc in (m0, m1):
+        plus = ((np.abs(rows - mr) < u) & (np.abs(cols - mc) <= 4 * u)) | (
+            (np.abs(cols - mc) < u) & (np.abs(rows - mr) <= 4 * u)
+        )
+        paint(plus, (40, 220, 230))
+    n = int(np.hypot(m1[0] - m0[0], m1[1] - m0[1]) / (3 * u))
+    for t in np.linspace(0.15, 0.85, max(n, 2)):
+        pr, pc = int(round(m0[0] + t * (m1[0] - m0[0]))), int(round(m0[1] + t * (m1[1] - m0[1])))
+        paint((np.abs(rows - pr) <= u // 2) & (np.abs(cols - pc) <= u // 2), (250, 240, 30))
+    return rgb, mask
+
+
+def _shifted(image: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
+    """The image moved by (rows, columns), zero where nothing moved in."""
+    out = np.zeros_like(image)
+    dy, dx = offset
+    h, w = image.shape
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[
+        max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
+    return out
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 luminance of uint8 RGB, uint8 (what a grey reader of the export sees)."""
+    y = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+    return np.clip(np.round(y), 0, 255).astype(np.uint8)
+
+
 class _TissueSpeckle:
     """Tissue speckle fixed to the anatomy: complex slices every ``step_mm`` of arc length.
 
@@ -808,6 +1082,7 @@ class _TissueSpeckle:
         depth_step_mm: float,
         blob_mm: float,
         mottle_step_mm: float = 0.5,
+        psf_sigma: tuple[float, float] | None = None,
     ) -> None:
         self.seed = seed
         self.shape = shape
@@ -816,6 +1091,7 @@ class _TissueSpeckle:
         self.depth_step_mm = depth_step_mm
         self.blob_mm = blob_mm
         self.mottle_step_mm = mottle_step_mm
+        self.psf_sigma = psf_sigma
         self.speckle_cache: dict[int, np.ndarray] = {}
         self.pool: np.ndarray | None = None
         self.mottle_cache: dict[int, np.ndarray] = {}
@@ -840,6 +1116,8 @@ class _TissueSpeckle:
             z = z + 0.6 * np.roll(z, 1, axis=2)
             if self.coarse:
                 z = z + np.roll(z, 1, axis=2) + 0.8 * np.roll(z, 1, axis=1)
+            if self.psf_sigma is not None:
+                z = _smooth_field(z, self.psf_sigma)
             self.pool = (z / np.sqrt(np.mean(np.abs(z) ** 2))).astype(np.complex64)
         return self.pool
 
@@ -865,13 +1143,22 @@ class _TissueSpeckle:
             m = self._remember(self.mottle_cache, i, (m / (m.std() + 1e-6)).astype(np.float32))
         return m
 
-    def __call__(self, s_mm: float) -> tuple[np.ndarray, np.ndarray]:
-        """Speckle amplitude (mean square 1) and mottle (zero mean, unit s.d.), each (A, R)."""
+    def __call__(
+        self, s_mm: float, fresh: np.ndarray | None = None, share: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Speckle amplitude (mean square 1) and mottle (zero mean, unit s.d.), each (A, R).
+
+        ``fresh``: a complex field of mean square 1 that takes ``share`` of the speckle power
+        (speckle renewed from frame to frame)."""
         x = s_mm / self.step_mm
         i = int(np.floor(x))
         f = np.float32(x - i)
         norm = np.float32(1.0 / np.sqrt((1 - f) ** 2 + f**2))
-        speckle = np.abs((1 - f) * self._speckle(i) + f * self._speckle(i + 1)) * norm
+        if fresh is None:
+            speckle = np.abs((1 - f) * self._speckle(i) + f * self._speckle(i + 1)) * norm
+        else:
+            z = ((1 - f) * self._speckle(i) + f * self._speckle(i + 1)) * norm
+            speckle = np.abs(np.float32(np.sqrt(1.0 - share)) * z + np.float32(np.sqrt(share)) * fresh)
         x = s_mm / self.mottle_step_mm
         i = int(np.floor(x))
         f = np.float32(x - i)
@@ -890,12 +1177,16 @@ def _render_polar(
     speckle: str,
     texture: np.ndarray,
     artery: tuple[np.ndarray, float] | None = None,
+    look: Appearance | None = None,
+    pool: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Echo amplitude on the polar grid, ndarray of shape (A, R), float32.
 
     Layers along each ray: catheter, blood, intima/plaque, media (dark), adventitia
     (bright), periadventitial tissue fading with depth; then calcium with its shadow, the
-    guidewire with its shadow wedge, attenuation and the catheter ring-down.
+    guidewire with its shadow wedge, attenuation and the catheter ring-down. ``look`` scales
+    the layers (see ``Appearance``); ``pool`` is the lipid pool's inner and outer depth on
+    every ray (NaN where none).
     """
     speck, mottle = tissue
     r = scanner.depth_mm[None, :]
@@ -909,6 +1200,11 @@ def _render_polar(
     plaque = np.float32(0.4) * texture[:, None] * np.exp(np.float32(0.2) * mottle)
     media = np.float32(0.05)
     adv = np.float32(0.9) * np.exp(np.float32(0.25) * mottle)
+    if look is not None:
+        plaque = plaque * np.float32(look.plaque_gain)
+        adv = adv * np.float32(look.adventitia_gain)
+        if look.media_level is not None:
+            media = np.float32(look.media_level)
     if preset.media_mm <= 0:  # vein wall: one thin echogenic layer
         media = adv
     depth_out = np.maximum(r - tv - preset.adventitia_mm, 0.0)
@@ -922,6 +1218,15 @@ def _render_polar(
         + (peri - adv) * ramp(r - tv - preset.adventitia_mm, 3 * edge)
     )
     blood_level = np.float32(0.05 if speckle == "rotational" else 0.015)
+    if look is not None:
+        blood_level = blood_level * np.float32(look.blood_gain)
+    if pool is not None and np.isfinite(pool[0]).any():
+        # Lipid pool: echolucent, darker than blood, behind its fibrous cap.
+        p_in = np.nan_to_num(pool[0], nan=np.inf)[:, None].astype(np.float32)
+        p_out = np.nan_to_num(pool[1], nan=-np.inf)[:, None].astype(np.float32)
+        inside = ramp(r - p_in, edge / 2) * ramp(p_out - r, edge / 2)
+        lipid = blood_level * np.float32(look.echolucent_level if look is not None else 0.35)
+        echo = echo * (1 - inside) + lipid * inside
     w = ramp(r - tl, edge)
     amp = blood_level * blood * (1 - w) + echo * speck * w
 
@@ -968,7 +1273,7 @@ def _render_polar(
 
     # Attenuation in tissue (blood barely attenuates), then the catheter and its ring-down.
     amp *= np.exp(-np.float32(preset.attenuation_per_mm) * np.maximum(r - tl, 0.0))
-    amp += scanner.ringdown
+    amp += scanner.ringdown if look is None else scanner.ringdown * np.float32(look.ringdown_gain)
     amp[:, scanner.catheter] = 0.002
     return amp
 
@@ -990,6 +1295,45 @@ def _scan_convert(polar: np.ndarray, scanner: _Scanner) -> np.ndarray:
     return out
 
 
+def _draw_guide_catheter(
+    frames: np.ndarray,
+    scanner: _Scanner,
+    rng: np.random.Generator,
+    *,
+    offset: tuple[int, int] = (0, 0),
+    console: tuple[np.ndarray, np.ndarray] | None = None,
+) -> None:
+    """Frames inside a 6 F guiding catheter (inner radius 0.95 mm), in place.
+
+    The guide's wall is a bright, thin, speckled ring around the imaging catheter (which lies
+    off the guide's axis); it reflects most of the beam, so the vessel beyond is faint.
+    ``offset`` is where the catheter sits from the image centre (row, col) and ``console``
+    the grey console overlay and its pixels, drawn again on top.
+    """
+    size = scanner.size_px
+    cr, cc = (size - 1) / 2.0 + offset[0], (size - 1) / 2.0 + offset[1]
+    rows, cols = np.mgrid[0:size, 0:size]
+    angle = rng.uniform(0.0, _TWO_PI)
+    off = 0.2 / scanner.spacing_mm  # imaging catheter 0.2 mm off the guide's axis
+    r_mm = np.hypot(rows - cr - off * np.sin(angle), cols - cc - off * np.cos(angle)) * scanner.spacing_mm
+    wall = np.exp(-(((r_mm - 1.0) / 0.05) ** 2)).astype(np.float32)
+    beyond = np.clip((r_mm - 1.0) / 0.1, 0.0, 1.0).astype(np.float32)
+    fov = np.zeros(size * size, np.uint8)
+    fov[scanner.inside] = 1
+    fov = fov.reshape(size, size)
+    if offset != (0, 0):
+        fov = _shifted(fov, offset)
+    for k in range(len(frames)):
+        f = frames[k].astype(np.float32)
+        speck = rng.rayleigh(1.0, size=(size, size)).astype(np.float32)
+        f = f * (1.0 - 0.75 * beyond) + 210.0 * wall * np.clip(speck, 0.3, 1.6)
+        out = np.where(fov > 0, np.clip(f + 0.5, 0, 255), 0).astype(np.uint8)
+        np.maximum(out, scanner.overlay, out=out)
+        if console is not None:
+            out[console[1]] = console[0][console[1]]
+        frames[k] = out
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -1002,8 +1346,11 @@ def make_phantom(
     speckle: str | None = None,
     heart_rate_bpm: float | None = None,
     side_branch: bool = False,
+    stationary_start_s: float = 0.0,
+    guide_catheter_mm: float = 0.0,
     progress: Callable[[float, str], None] | None = None,
     cancel: threading.Event | None = None,
+    appearance: Appearance | None = None,
 ) -> Phantom:
     """Simulate an IVUS pullback with its ground truth.
 
@@ -1026,9 +1373,18 @@ def make_phantom(
         Open a side branch a quarter of the way along: over about 2 mm of pullback the wall of a
         60-degree sector gives way to blood reaching 3 mm further out. The truth keeps the main
         lumen closed across the ostium, as expert contours do.
+    stationary_start_s : float, optional
+        The motor starts this long after the recording: the transducer stays at the distal
+        end (the heart still beats, blood speckle still changes) before the pullback proper.
+    guide_catheter_mm : float, optional
+        The last millimetres of the pullback lie inside the guiding catheter: a bright ring
+        hugging the imaging catheter that shadows the vessel beyond it.
     progress : callable(fraction, message), optional
     cancel : threading.Event, optional
         Raises ``IVUSCancelled`` when set.
+    appearance : Appearance, optional
+        Realism options (echolucent plaque, wedged catheter, console overlays, tuned levels and
+        speckle; see ``realistic_appearance``). None draws the historical images.
 
     Returns
     -------
@@ -1052,10 +1408,15 @@ def make_phantom(
     if size < 32:
         raise IVUSInputError(f"size_px: {size} is too small; use at least 32")
 
+    look = _check_appearance(appearance)
+    if look is not None and look.media_mm is not None:
+        preset = replace(preset, media_mm=float(look.media_mm))
+
     rng = np.random.default_rng(seed)
     fps = preset.frame_rate_hz
     speed = preset.pullback_speed_mm_s
-    n = max(2, int(round(length / speed * fps)))
+    n_still = int(round(max(stationary_start_s, 0.0) * fps))
+    n = max(2, int(round(length / speed * fps))) + n_still
     t = np.arange(n) / fps
 
     if preset.heart_rate_bpm is not None:
@@ -1067,11 +1428,26 @@ def make_phantom(
         cycle = 0.5 * (1.0 - np.cos(_TWO_PI * phase))
         ed_frames = np.zeros(0, dtype=int)
         rate = None
-    s = speed * t + preset.dz_peak_mm * cycle
+    nominal = speed * np.maximum(t - n_still / fps, 0.0)
+    s = nominal + preset.dz_peak_mm * cycle
     s = s - s[0]
 
-    geometry = _frame_geometry(preset, s, cycle, length, rng)
+    geometry = _frame_geometry(
+        preset, s, cycle, length, rng, wedged=look is not None and look.wedged_catheter
+    )
     scanner = _scanner(preset, size, speckle, rng)
+    offset = (0, 0) if look is None else (int(look.console_offset_px[0]), int(look.console_offset_px[1]))
+    if max(abs(offset[0]), abs(offset[1])) > size // 8:
+        raise IVUSInputError(
+            f"appearance.console_offset_px: {offset} is out of range; use at most {size // 8} px (size_px / 8)"
+        )
+    console = None
+    if look is not None and look.console:
+        console = _console_overlay(
+            size, scanner.spacing_mm, preset.catheter_radius_mm, look.console_offset_px
+        )
+        scanner = replace(scanner, overlay=np.zeros_like(scanner.overlay))
+        console_grey = _luminance(console[0])
     centerline_pts = _centerline(float(s.max()) + 10.0, rng)
     texture_fn = _smooth_random(rng, period_mm=(3.0, 12.0))
     texture_phase = rng.uniform(0, _TWO_PI, size=3)
@@ -1085,7 +1461,12 @@ def make_phantom(
         coarse=speckle == "phased",
         depth_step_mm=float(scanner.depth_mm[1] - scanner.depth_mm[0]),
         blob_mm=0.02 * preset.fov_mm,
+        psf_sigma=_psf_sigma(look, len(scanner.theta), float(scanner.depth_mm[1] - scanner.depth_mm[0])),
     )
+    blood_psf = _psf_sigma(look, len(scanner.theta), float(scanner.depth_mm[1] - scanner.depth_mm[0]))
+    blood_rho = 0.0 if look is None else float(look.blood_correlation)
+    blood_field = None
+    pools = [] if look is not None and look.echolucent_arc_deg > 0 else None
     # Truth rays are every ``step``-th imaging ray: the same boundaries, whatever size_px.
     step = len(scanner.theta) // TRUTH_POINTS
     truth_theta = scanner.theta[::step]
@@ -1123,9 +1504,21 @@ def make_phantom(
         )
 
         frame_rng = np.random.default_rng([seed, 11, k])
-        blood = frame_rng.rayleigh(np.float32(0.8), size=(len(scanner.theta), len(scanner.depth_mm))).astype(
-            np.float32
-        )
+        if blood_psf is None and blood_rho == 0.0:
+            blood = frame_rng.rayleigh(
+                np.float32(0.8), size=(len(scanner.theta), len(scanner.depth_mm))
+            ).astype(np.float32)
+        else:
+            blood, blood_field = _blood_speckle(frame_rng, scanner, blood_psf, blood_rho, blood_field)
+        if look is not None and look.tissue_renewal > 0:
+            fresh = _fresh_field(frame_rng, blood.shape, blood_psf)
+            speckle_now = tissue(float(s[k]), fresh, look.tissue_renewal)
+        else:
+            speckle_now = tissue(float(s[k]))
+        pool = None
+        if pools is not None:
+            pool = _echolucent_pool(seen, scanner.theta, look.echolucent_arc_deg, preset.media_mm)
+            pools.append(_pool_polygon((pool[0][::step], pool[1][::step]), truth_theta))
         # Plaque echogenicity varies slowly around and along the vessel (fibrous vs. lipid).
         texture = 1.0 + 0.3 * np.sin(scanner.theta * 2 + texture_phase[0] + 2 * texture_fn(s[k])) * np.cos(
             scanner.theta * 3 + texture_phase[1]
@@ -1133,19 +1526,38 @@ def make_phantom(
         amp = _render_polar(
             seen,
             scanner,
-            tissue(float(s[k])),
+            speckle_now,
             blood,
             (float(geometry.wire_angle[k]), float(geometry.wire_distance[k])),
             preset,
             speckle,
             texture.astype(np.float32),
             (geometry.artery_centre[k], float(geometry.artery_r[k])) if geometry.artery_r[k] > 0 else None,
+            look,
+            pool,
         )
         frames[k] = _scan_convert(_log_compress(amp), scanner)
+        if offset != (0, 0):
+            frames[k] = _shifted(frames[k], offset)
+        if console is not None:
+            frames[k][console[1]] = console_grey[console[1]]
         if progress is not None and (k % 50 == 0 or k == n - 1):
             progress((k + 1) / n, f"phantom frame {k + 1}/{n}")
 
-    centre = ((size - 1) / 2.0, (size - 1) / 2.0)
+    guide_start = None
+    if guide_catheter_mm > 0:
+        inside_guide = np.flatnonzero(nominal >= length - guide_catheter_mm)
+        if inside_guide.size:
+            guide_start = int(inside_guide[0])
+            _draw_guide_catheter(
+                frames[guide_start:],
+                scanner,
+                np.random.default_rng([seed, 29]),
+                offset=offset,
+                console=None if console is None else (console_grey, console[1]),
+            )
+
+    centre = ((size - 1) / 2.0 + offset[0], (size - 1) / 2.0 + offset[1])
     spacing = (scanner.spacing_mm, scanner.spacing_mm)
     src = f"phantom preset {preset.name} (seed {seed})"
     pullback = Pullback(
@@ -1180,7 +1592,101 @@ def make_phantom(
         cardiac_phase=phase,
         seed=int(seed),
         side_branch_mm=None if branch is None else float(branch[0]),
+        appearance=appearance,
+        echolucent=None if pools is None else tuple(pools),
+        console_overlay=console,
+        motion_start_frame=n_still,
+        guide_start_frame=guide_start,
     )
+
+
+def _check_appearance(look: Appearance | None) -> Appearance | None:
+    """The appearance, or IVUSInputError naming the first field out of range."""
+    if look is None:
+        return None
+    if not isinstance(look, Appearance):
+        raise IVUSInputError(f"appearance: {type(look).__name__} is not an Appearance; pass Appearance(...)")
+    checks = (
+        ("blood_gain", look.blood_gain > 0, "a positive factor"),
+        ("plaque_gain", look.plaque_gain > 0, "a positive factor"),
+        ("adventitia_gain", look.adventitia_gain > 0, "a positive factor"),
+        ("media_level", look.media_level is None or look.media_level > 0, "a positive amplitude"),
+        ("media_mm", look.media_mm is None or 0 <= look.media_mm <= 1.0, "a thickness in [0, 1] mm"),
+        ("lateral_speckle_deg", 0 <= look.lateral_speckle_deg <= 30, "degrees in [0, 30]"),
+        ("axial_speckle_mm", 0 <= look.axial_speckle_mm <= 0.5, "mm in [0, 0.5]"),
+        ("blood_correlation", 0 <= look.blood_correlation < 1, "a value in [0, 1)"),
+        ("tissue_renewal", 0 <= look.tissue_renewal <= 1, "a share in [0, 1]"),
+        ("ringdown_gain", look.ringdown_gain >= 0, "a factor >= 0"),
+        ("echolucent_arc_deg", 0 <= look.echolucent_arc_deg <= 360, "degrees in [0, 360]"),
+        ("echolucent_level", look.echolucent_level > 0, "a positive fraction of the blood echo"),
+    )
+    for name, ok, what in checks:
+        if not ok:
+            raise IVUSInputError(f"appearance.{name}: {getattr(look, name)!r} is out of range; use {what}")
+    return look
+
+
+def _fresh_field(
+    rng: np.random.Generator, shape: tuple[int, int], psf: tuple[float, float] | None
+) -> np.ndarray:
+    """A complex Gaussian field of mean square 1, smoothed by the beam ``psf``."""
+    z = (
+        rng.standard_normal(shape, dtype=np.float32) + 1j * rng.standard_normal(shape, dtype=np.float32)
+    ).astype(np.complex64)
+    if psf is not None:
+        z = _smooth_field(z, psf)
+    return z * np.float32(1.0 / np.sqrt(np.mean(np.abs(z) ** 2)))
+
+
+def _blood_speckle(
+    rng: np.random.Generator,
+    scanner: _Scanner,
+    psf: tuple[float, float] | None,
+    rho: float,
+    previous: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Blood speckle amplitude (A, R) of Rayleigh scale 0.8 (mean 1), and its complex field.
+
+    The field is smoothed by the beam ``psf`` and keeps a correlation ``rho`` with the
+    previous frame's field (blood moves a fraction of a speckle between frames)."""
+    z = _fresh_field(rng, (len(scanner.theta), len(scanner.depth_mm)), psf) * np.float32(0.8 * np.sqrt(2.0))
+    if rho > 0 and previous is not None:
+        z = (np.float32(rho) * previous + np.float32(np.sqrt(1.0 - rho**2)) * z).astype(np.complex64)
+    return np.abs(z).astype(np.float32), z
+
+
+def compressed_segment_mm(
+    preset: str | PhantomPreset, *, length_mm: float | None = None, area_share: float = 0.5
+) -> tuple[float, float] | None:
+    """True extent of the preset's tightest narrowing: where its lumen area is below ``area_share``
+    of the un-narrowed lumen at the same place (analytic, from the raised-cosine profile).
+
+    The iliac-vein compression with the venous lesion rule (lumen 50 % below the adjacent
+    reference): ``area_share = 0.5``.
+
+    Parameters
+    ----------
+    preset : str or PhantomPreset
+    length_mm : float, optional
+        Pullback length the phantom was made with (default: the preset's).
+    area_share : float
+
+    Returns
+    -------
+    (start_mm, end_mm) in true arc length, or None when the narrowing never gets that tight.
+    """
+    preset = PRESETS[preset] if isinstance(preset, str) else preset
+    if not preset.narrowings:
+        return None
+    length = float(length_mm if length_mm is not None else preset.length_mm)
+    n = min(preset.narrowings, key=lambda item: item.area_fraction)
+    # area factor 1 - (1 - f) * bump below the share: bump above (1 - share) / (1 - f)
+    bump = (1.0 - area_share) / (1.0 - n.area_fraction)
+    if bump >= 1.0:
+        return None
+    half = n.half_length_mm * length / preset.length_mm * float(np.arccos(2.0 * max(bump, 0.0) - 1.0)) / np.pi
+    centre = n.position * length
+    return centre - half, centre + half
 
 
 def metric_params_for(preset: str):

@@ -11,8 +11,6 @@ import csv
 import io
 import json
 import math
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -86,9 +84,12 @@ class RunOptions:
     align: str = "catheter"
     mirror: bool = False
     gating: str | None = None
+    frame_range: str | None = None
     metric_params: Any = None
     render_size_px: tuple[int, int] = (1600, 1000)
     seed: int | None = None
+    territory: str | None = None
+    device: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """Run options for summary.json (metric parameters are reported by the metrics stage)."""
@@ -124,6 +125,7 @@ class RunResult:
     inputs: dict[str, Any]
     flags: list[dict[str, str]] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
+    structure: Any = None
 
 
 def _jsonable(value: Any) -> Any:
@@ -269,7 +271,7 @@ def read_pullback_any(
     from .io import images
 
     if images.handles(path):
-        return images.read_pullback(path, progress=progress, **kwargs)
+        return images.read_pullback(path, progress=progress, require_timing=require_timing, **kwargs)
     return dicom.read_pullback(path, progress=progress, require_timing=require_timing, **kwargs)
 
 
@@ -353,14 +355,18 @@ def run_pipeline(
     from .coregistration import place_frames
     from .mesh import build_meshes
     from .metrics import MetricParams, compute_metrics
+    from .plan import add_plan, run_territory
 
     input_paths = dict(input_paths or {})
     params = options.metric_params or MetricParams()
+    territory, vein_segment = run_territory(options.territory, params.vein_segment)
+    params = replace(params, vein_segment=vein_segment)
     segmenting = contours is None
     stages = _Stages(
         progress,
         cancel,
         {
+            "structure": 0.5 if segmenting else 0.0,
             "gating": 1.0,
             "segmentation": 6.0 if segmenting else 0.1,
             "placement": 0.5,
@@ -373,17 +379,31 @@ def run_pipeline(
 
     if pullback is None and contours is None:
         raise IVUSInputError("no input: give a PULLBACK or --contours FILE")
+    _check_ranges(pullback, None if segmenting else contours, centerline, options, input_paths)
 
     gating: GatingResult | None = None
+    structure = None
+    if segmenting:
+        sub = stages.begin("structure", "pullback structure")
+        structure = _pullback_structure(pullback, options, progress=sub, cancel=cancel)
+        if structure.cuts:
+            flags.append({"rule": "pullback_structure", "message": structure.message()})
+        stages.end()
     sub = stages.begin("gating", "gating")
     if segmenting:
         from .gating import gate_pullback
         from .segmentation import segment_pullback
 
         method = options.gating or "image"
-        gating = gate_pullback(pullback, method=method, progress=sub, cancel=cancel)
+        gating = _offset_gating(
+            gate_pullback(_usable_part(pullback, structure), method=method, progress=sub, cancel=cancel),
+            structure.first_frame,
+        )
         if gating.message:
             flags.append({"rule": "gating", "message": gating.message})
+        doubt = _rhythm_doubt(pullback, gating)
+        if doubt:
+            flags.append({"rule": "gating_plausibility", "message": doubt})
         stages.end()
         sub = stages.begin("segmentation", f"segmenting {len(gating.selected_frames)} frames")
         contours = segment_pullback(
@@ -439,6 +459,7 @@ def run_pipeline(
     )
     # landmarks may have corrected the positions: measure along the corrected ones
     arc = np.asarray(poses.arc_length_mm, dtype=float)
+    _check_sizes(contours, poses, options, source_hint)
     stages.end()
 
     stages.begin("metrics", "measuring")
@@ -446,6 +467,9 @@ def run_pipeline(
     if pullback is not None:
         times = np.asarray(pullback.frame_times_s, dtype=float)[contours.indices]
     metrics = compute_metrics(contours, arc, frame_times_s=times, params=params, landmarks=landmarks)
+    metrics = add_plan(
+        metrics, territory=territory, device=options.device, landmarks=tuple(contours.landmarks) + landmarks
+    )
     stages.end()
 
     sub = stages.begin("mesh", "building meshes")
@@ -477,6 +501,99 @@ def run_pipeline(
         inputs=inputs,
         flags=flags,
         timings_s=dict(stages.timings),
+        structure=structure,
+    )
+
+
+def _rhythm_doubt(pullback: Pullback, gating: GatingResult) -> str:
+    """The gating plausibility line ('' when the rhythm found is believable or none was)."""
+    from .gating import rhythm_plausibility
+
+    times = np.asarray(pullback.frame_times_s, dtype=float)
+    if len(times) < 2 or not np.all(np.diff(times) > 0):
+        return ""
+    prov = pullback.provenance.get("frame_times_s") if pullback.provenance else None
+    source = str(getattr(prov, "source", "")) if prov is not None else ""
+    return rhythm_plausibility(gating, 1.0 / float(np.median(np.diff(times))), frame_rate_source=source)
+
+
+def _pullback_structure(
+    pullback: Pullback, options: RunOptions, *, progress: Progress | None, cancel: threading.Event | None
+) -> Any:
+    """The usable frames: ``--frame-range`` when given, else found (guide catheter, motionless ends)."""
+    from .pullback_structure import find_pullback_structure, manual_structure
+
+    if options.frame_range:
+        return manual_structure(pullback, options.frame_range)
+    return find_pullback_structure(pullback, progress=progress, cancel=cancel)
+
+
+def _usable_part(pullback: Pullback, structure: Any) -> Pullback:
+    """The pullback restricted to its usable frames (a view: no frame is copied)."""
+    if structure.first_frame == 0 and structure.last_frame == pullback.n_frames - 1:
+        return pullback
+    keep = slice(structure.first_frame, structure.last_frame + 1)
+    return replace(
+        pullback, frames=pullback.frames[keep], frame_times_s=np.asarray(pullback.frame_times_s)[keep]
+    )
+
+
+def _offset_gating(gating: GatingResult, first: int) -> GatingResult:
+    """Gating of the usable part with its frame numbers moved back to the whole pullback's."""
+    if first == 0:
+        return gating
+    return replace(
+        gating,
+        selected_frames=np.asarray(gating.selected_frames) + first,
+        ed_frames=np.asarray(gating.ed_frames) + first,
+    )
+
+
+def _check_ranges(
+    pullback: Pullback | None,
+    contours: ContourSet | None,
+    centerline: Centerline | None,
+    options: RunOptions,
+    input_paths: dict[str, str],
+) -> None:
+    """Every input against the range table (limits.py) before any stage runs, whichever front end
+    built it (files, Slicer nodes, a batch case)."""
+    from . import limits
+
+    for key, value in (
+        ("pixel_spacing_mm", options.pixel_spacing_mm),
+        ("pullback_speed_mm_s", options.pullback_speed_mm_s),
+        ("frame_rate_hz", options.frame_rate_hz),
+        ("start_mm", options.start_mm),
+    ):
+        limits.check(key, value, where="options", name=key)
+    fov = None
+    if pullback is not None:
+        limits.check_pullback(pullback, input_paths.get("pullback", "pullback"))
+        rows, cols = pullback.shape_px
+        fov = (rows * pullback.pixel_spacing_mm[0], cols * pullback.pixel_spacing_mm[1])
+    if centerline is not None:
+        limits.check_centerline(centerline, input_paths.get("centerline", centerline.source or "centerline"))
+    if contours is not None:
+        limits.check_contours(contours, input_paths.get("contours", "contours"), field_of_view_mm=fov)
+
+
+def _check_sizes(contours: ContourSet, poses: FramePoses, options: RunOptions, where: str) -> None:
+    """The sizes of the labelmap, mesh and render from the placed frames, before any is made."""
+    from . import limits
+
+    extent = max(
+        float(np.max(np.abs(np.asarray(p, dtype=float))))
+        for f in contours.frames
+        for p in (f.lumen, f.vessel)
+        if p is not None
+    )
+    limits.check_output_sizes(
+        poses.origin_ras_mm,
+        extent + float(np.max(np.abs(poses.offset_mm))) if len(poses.offset_mm) else extent,
+        labelmap_spacing_mm=LABELMAP_SPACING_MM,
+        render_size_px=options.render_size_px,
+        where=where,
     )
 
 
@@ -609,6 +726,9 @@ def _inputs_record(
             "n_end_diastolic_frames": int(len(gating.ed_frames)),
             "message": gating.message,
         }
+        if pullback is not None:
+            doubt = _rhythm_doubt(pullback, gating)
+            record["gating"]["plausibility"] = doubt or ("plausible" if gating.method == "image" else None)
     record["arc_length"] = {"source": arc_source, "start_mm": options.start_mm}
     record["centerline"] = {
         "source": Path(paths["centerline"]).name if "centerline" in paths else centerline.source,
@@ -688,6 +808,8 @@ def summary_document(result: RunResult) -> dict[str, Any]:
     doc["parameters"] = {**result.parameters, "metrics": measured.pop("metric_parameters", None)}
     doc.update(measured)
     doc["lesions"] = _jsonable(m.lesions)
+    if result.structure is not None:
+        doc["pullback_structure"] = _jsonable(result.structure.as_json())
     doc["flags"] = _jsonable(list(result.flags) + list(m.flags))
     doc["timings_s"] = dict(result.timings_s)
     return doc
@@ -730,41 +852,20 @@ def _lesion_rows(lesions: list[dict[str, Any]]) -> tuple[list[str], list[list[An
 
 def prepare_out_dir(out_dir: Path) -> None:
     """Refuse to replace a folder that is not an earlier output of this tool."""
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise input_error(out_dir, "--out", "is a file", "give a folder path")
-        entries = list(out_dir.iterdir())
-        if entries and not (out_dir / "summary.json").exists():
-            raise input_error(
-                out_dir,
-                "--out",
-                "is a non-empty folder that is not an IVUSReconstruct output",
-                "choose a new folder",
-            )
+    from .output_place import prepare_out_dir as prepare
+
+    prepare(Path(out_dir))
 
 
-def atomic_folder(out_dir: Path, fill: Callable[[Path], Any]) -> Any:
-    """Run ``fill(tmp)`` on a fresh temporary folder beside ``out_dir``, then move it into place.
+def atomic_folder(out_dir: Path, fill: Callable[[Path], Any], *, need_bytes: int = 0) -> Any:
+    """Run ``fill(tmp)`` on a claimed partial folder beside ``out_dir``, then move it into place.
 
-    On any error the temporary folder is removed and ``out_dir`` is left as it was.
+    On any error the partial folder is removed and ``out_dir`` is left as it was; see
+    :mod:`.output_place` (claims, stale partial folders, concurrent runs, full disks).
     """
-    out_dir = Path(out_dir).absolute()
-    prepare_out_dir(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
-        value = fill(tmp)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{time.time_ns()}")
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
-        return value
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    from .output_place import atomic_folder as atomic
+
+    return atomic(Path(out_dir), fill, need_bytes=need_bytes)
 
 
 def write_outputs(
@@ -795,8 +896,25 @@ def write_outputs(
     def fill(tmp: Path) -> dict[str, Path]:
         return _fill_outputs(result, tmp, extra_writers=extra_writers, progress=progress, cancel=cancel)
 
-    written = atomic_folder(out_dir, fill)
+    written = atomic_folder(out_dir, fill, need_bytes=output_bytes_estimate(result))
     return {name: out_dir.absolute() / name for name in written}
+
+
+def output_bytes_estimate(result: RunResult) -> int:
+    """An upper estimate of the output folder's size, checked against the free space first.
+
+    Meshes are counted uncompressed twice (VTP and glTF, plus the scene), the render as raw
+    RGB once (PNG and the report's copy compress it), contours as JSON text.
+    """
+    mesh_bytes = 0
+    for poly in (result.mesh.lumen, result.mesh.vessel, result.mesh.wall):
+        if poly is not None:
+            mesh_bytes += 40 * poly.GetNumberOfPoints() + 24 * poly.GetNumberOfCells()
+    width, height = result.parameters.get("render_size_px", (1600, 1000))
+    contour_points = sum(
+        len(f.lumen) + (0 if f.vessel is None else len(f.vessel)) for f in result.contours.frames
+    )
+    return int(2 * mesh_bytes + 3 * width * height + 40 * contour_points + (2 << 20))
 
 
 def _fill_outputs(
@@ -811,7 +929,7 @@ def _fill_outputs(
     from .io.centerline import write_markups_curve
     from .io.contours import write_contours_json
     from .mesh import vessel_labelmap, write_labelmap_nrrd, write_mesh
-    from .render import render_vessel, write_png
+    from .render import device_polydata, render_vessel, write_png
     from .report import build_report, pullback_figures
 
     def step(fraction: float, message: str) -> None:
@@ -837,7 +955,10 @@ def _fill_outputs(
         write_mesh(result.mesh.wall, tmp / "wall.vtp")
     # one file that opens anywhere (Windows 3D Viewer, Blender, web viewers): lumen and vessel
     # coloured by plaque burden as in the render
-    write_colored_glb(result.mesh, tmp / "vessel.glb")
+    devices = device_polydata(result.metrics.summary, result.centerline.points_ras_mm)
+    write_colored_glb(result.mesh, tmp / "vessel.glb", devices=devices)
+    if devices:
+        write_mesh(devices[0], tmp / "device.vtp")
     done("write_meshes")
     step(0.05, "labelmap")
     labels, origin, spacing = vessel_labelmap(
@@ -888,6 +1009,17 @@ def _fill_outputs(
         summary=summary,
         lesions=summary["lesions"],
     )
+    if summary.get("pullback_structure") and pb is not None:
+        from .report import structure_figure
+
+        figures[
+            "Whole pullback (L-mode by frame) with the frames left out of the analysis shaded, and why"
+        ] = structure_figure(
+            pb.frames,
+            summary["pullback_structure"],
+            pixel_spacing_mm=pb.pixel_spacing_mm,
+            catheter_center_px=pb.catheter_center_px,
+        )
     if pb is not None:
         release_pages(pb.frames)
     html = build_report(

@@ -46,6 +46,7 @@ from .types import VesselMesh
 
 __all__ = [
     "VIEWS",
+    "device_polydata",
     "burden_lookup_table",
     "calcium_surface",
     "colormap_rgb",
@@ -90,6 +91,9 @@ _REFERENCE_RGB = (0.10, 0.35, 0.85)
 _TEXT_RGB = (0.12, 0.12, 0.14)
 _CALCIUM_RGB = (0.97, 0.95, 0.86)
 _LESION_RGB = (0.93, 0.55, 0.05)
+_DEVICE_RGB = (0.0, 0.78, 0.90)
+_DEVICE_OPACITY = 0.35
+_DEVICE_SIDES = 32
 
 
 def colormap_rgb(values: np.ndarray, *, value_range: tuple[float, float] = (0.0, 100.0)) -> np.ndarray:
@@ -293,6 +297,39 @@ def _tube_actor(points: np.ndarray, radius_mm: float, rgb: Sequence[float], *, c
     prop.SetSpecular(0.3)
     prop.SetSpecularPower(30)
     return actor
+
+
+def device_polydata(summary: Mapping[str, Any], centerline_ras_mm: np.ndarray) -> list[vtkPolyData]:
+    """The planned devices of a summary (``plans``, else ``plan``) as closed tubes in RAS mm.
+
+    Parameters
+    ----------
+    summary : dict
+        ``plans`` / ``plan`` of ``summary.json`` (``device.start_mm``, ``end_mm``, ``diameter_mm``).
+    centerline_ras_mm : ndarray of shape (K, 3)
+        Distal first; the device positions are arc lengths from its first point.
+
+    Returns
+    -------
+    list of vtkPolyData
+        One per device with a diameter, with the point array ``plan_id``.
+    """
+    from .plan import device_path, device_tube
+
+    plans = summary.get("plans") or ([summary["plan"]] if summary.get("plan") else [])
+    cl = np.asarray(centerline_ras_mm, dtype=float)
+    out = []
+    if cl.ndim != 2 or len(cl) < 2:
+        return out
+    for k, plan in enumerate(plans, start=1):
+        device = (plan or {}).get("device") or {}
+        if device.get("diameter_mm") is None or device.get("start_mm") is None:
+            continue
+        path = device_path(cl, float(device["start_mm"]), float(device["end_mm"]))
+        vertices, triangles = device_tube(path, 0.5 * float(device["diameter_mm"]), sides=_DEVICE_SIDES)
+        ids = np.full(len(vertices), int(plan.get("id", k)), dtype=np.int32)
+        out.append(_polydata_from(vertices, triangles, {"plan_id": ids}))
+    return out
 
 
 def _with_normals(polydata: Any) -> Any:
@@ -801,8 +838,33 @@ def render_vessel(
                 )
             )
 
+    devices = []
+    overlay_actors: list[vtkActor] = []
     if centerline is not None:
         cl = np.asarray(getattr(centerline, "points_ras_mm", centerline), dtype=float)
+        # the planned device(s): translucent tubes of the device diameter along the centerline,
+        # drawn in a layer over the scene since a device sits inside the lumen, which would hide it
+        for polydata in device_polydata(_summary_of(metrics), cl):
+            devices.append(polydata)
+            actor = _surface_actor(
+                _with_normals(polydata), rgb=_DEVICE_RGB, opacity=_DEVICE_OPACITY, scalars=None, table=None,
+                cull="back",
+            )  # fmt: skip
+            actor.GetProperty().SetAmbient(0.4)
+            overlay_actors.append(actor)
+            # hoops at both ends and about every 4 mm read as a device, whatever lies behind it
+            points = vtk_to_numpy(polydata.GetPoints().GetData())[:-2].reshape(-1, _DEVICE_SIDES, 3)
+            centres = points.mean(axis=1)
+            along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(centres, axis=0), axis=1))])
+            diameter = 2.0 * float(np.linalg.norm(points[0, 0] - centres[0]))
+            count = max(2, int(round(along[-1] / 4.0)) + 1)
+            rings = np.unique(
+                np.searchsorted(along, np.linspace(0.0, along[-1], count)).clip(0, len(points) - 1)
+            )
+            for ring in rings:
+                overlay_actors.append(
+                    _tube_actor(points[ring], max(0.03, 0.015 * diameter), _DEVICE_RGB, closed=True)
+                )
         if cl.ndim == 2 and len(cl) >= 2:
             if poses is not None and len(poses.frame_index) >= 2:
                 # Only the imaged segment: from the first to the last placed frame.
@@ -885,6 +947,16 @@ def render_vessel(
     window.SetMultiSamples(0)
     window.SetSize(big_w, big_h)
     window.AddRenderer(renderer)
+    if overlay_actors:
+        overlay = vtkRenderer()
+        overlay.SetLayer(1)
+        overlay.SetActiveCamera(camera)
+        overlay.AutomaticLightCreationOff()
+        kit.AddLightsToRenderer(overlay)
+        for actor in overlay_actors:
+            overlay.AddActor(actor)
+        window.SetNumberOfLayers(2)
+        window.AddRenderer(overlay)
     if ss == 1:
         renderer.UseFXAAOn()  # cheap edge smoothing where supersampling would cost too much
 
@@ -975,6 +1047,7 @@ def render_vessel(
     ]
     legend_x = 0.02 * big_w
     entries = [("Lumen", _LUMEN_RGB)] + ([("Calcium", _CALCIUM_RGB)] if calcium is not None else [])
+    entries += [("Planned device", _DEVICE_RGB)] if devices else []
     for name, rgb in entries:
         renderer.AddViewProp(_polygon_actor_2d(square + [legend_x - 0.02 * big_w, 0.0, 0.0], rgb))
         renderer.AddViewProp(

@@ -18,15 +18,20 @@ from typing import Any
 
 import numpy as np
 
+from .dependencies import optional_missing
 from .io._common import release_pages
 
 __all__ = [
     "DISCLAIMER",
+    "PLAN_NOTE",
     "build_report",
     "decimals_for",
     "format_value",
     "frame_gallery",
+    "review_frames",
+    "review_gallery",
     "lmode_figure",
+    "structure_figure",
     "pullback_figures",
 ]
 
@@ -277,6 +282,48 @@ def _svg(figure: Any) -> str:
     return text[start:] if start >= 0 else text
 
 
+_DEVICE_COLOUR = "#00c7e6"
+_ZONE_COLOUR = "#2e9d4f"
+
+
+def _plans_of(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    plans = summary.get("plans") or ([summary["plan"]] if summary.get("plan") else [])
+    return [p for p in plans if isinstance(p, Mapping) and isinstance(p.get("device"), Mapping)]
+
+
+def _draw_plans(
+    summary: Mapping[str, Any], axes: Sequence[Any], *, label_ax: Any, band: tuple[float, float] | None = None
+) -> None:
+    """The planned device(s) as a cyan bar and their landing zones as green bars on each axis.
+
+    ``band`` (axes fraction) confines the bars to a strip (the L-mode's bottom edge); without it
+    the device spans the plot, faintly.
+    """
+    for i, plan in enumerate(_plans_of(summary)):
+        device = plan["device"]
+        if device.get("start_mm") is None or device.get("end_mm") is None:
+            continue
+        for ax in axes:
+            first = i == 0 and ax is label_ax
+            ymin, ymax = band if band is not None else (0.0, 1.0)
+            ax.axvspan(float(device["start_mm"]), float(device["end_mm"]), ymin=ymin, ymax=ymax,
+                       color=_DEVICE_COLOUR, alpha=0.55 if band else 0.13, lw=0,
+                       label="Planned device" if first else None)  # fmt: skip
+            for zone in (plan.get("landing_zones") or {}).values():
+                if not isinstance(zone, Mapping):
+                    continue
+                low, high = (ymin, ymin + 0.5 * (ymax - ymin)) if band else (0.0, 0.04)
+                ax.axvspan(float(zone["start_mm"]), float(zone["end_mm"]), ymin=low, ymax=high,
+                           color=_ZONE_COLOUR, alpha=0.9, lw=0,
+                           label="Landing zone" if first and zone is plan["landing_zones"].get("proximal") else None)  # fmt: skip
+
+
+def _plots_unavailable() -> str | None:
+    """A note in place of a plot when matplotlib is missing: the report still opens, without plots."""
+    message = optional_missing("matplotlib", "matplotlib", "This plot")
+    return None if message is None else f"<p class='muted'>{html.escape(message)}</p>"
+
+
 def _profile_plot(
     per_frame: Mapping[str, np.ndarray],
     summary: Mapping[str, Any],
@@ -286,6 +333,8 @@ def _profile_plot(
     arc = per_frame.get("arc_length_mm")
     if arc is None or len(arc) == 0:
         return "<p class='muted'>No per-frame data.</p>"
+    if (missing := _plots_unavailable()) is not None:
+        return missing
     from matplotlib.figure import Figure
 
     arc = np.asarray(arc, dtype=float)
@@ -326,6 +375,7 @@ def _profile_plot(
                 lw=0,
                 label="Lesion" if (i == 0 and ax is ax_area) else None,
             )
+    _draw_plans(summary, (ax_area, ax_burden), label_ax=ax_area)
     mla = summary.get("mla") or {}
     if mla.get("arc_length_mm") is not None:
         for ax in (ax_area, ax_burden):
@@ -481,6 +531,8 @@ def lmode_figure(
     str
         Inline ``<svg>`` text.
     """
+    if (missing := _plots_unavailable()) is not None:
+        return missing
     from matplotlib.figure import Figure
 
     from .render import longitudinal_view
@@ -543,6 +595,7 @@ def lmode_figure(
         span = _lesion_span_mm(lesion, {})
         if span is not None:
             ax.axvspan(*span, ymin=0.94, ymax=1.0, color="#f2b134", lw=0, label="Lesion" if i == 0 else None)
+    _draw_plans(summary, (ax,), label_ax=ax, band=(0.0, 0.06))
     for name, _, s_mm, colour, style in _marks(summary):
         if s_mm is not None:
             ax.axvline(
@@ -553,7 +606,97 @@ def lmode_figure(
     ax.set_xlabel("Arc length from the distal end (mm)")
     ax.set_ylabel(f"Cut at {angle_deg:.0f}° (mm)")
     ax.tick_params(labelsize=8)
-    ax.legend(fontsize=7, ncols=6, frameon=False, loc="lower left", bbox_to_anchor=(0.0, 1.0))
+    ax.legend(fontsize=7, ncols=5, frameon=False, loc="lower left", bbox_to_anchor=(0.0, 1.0))
+    return _svg(fig)
+
+
+_CUT_COLOURS = {
+    "guide_catheter": "#e53935",
+    "motionless_start": "#fb8c00",
+    "motionless_end": "#fb8c00",
+    "other_pass": "#8e24aa",
+    "frame_range": "#757575",
+}
+
+
+def structure_figure(
+    frames: np.ndarray,
+    structure: Mapping[str, Any],
+    *,
+    pixel_spacing_mm: tuple[float, float],
+    catheter_center_px: tuple[float, float] | None = None,
+    angle_deg: float = 0.0,
+    max_columns: int = 1200,
+) -> str:
+    """L-mode of the whole recording by frame number, the frames left out shaded, as SVG.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (N, H, W)
+        Every frame of the pullback (a memmap is fine: at most ``max_columns`` are read).
+    structure : dict
+        ``summary.json``'s ``pullback_structure``: ``usable_frames`` [first, last] and
+        ``cuts`` (``kind``, ``first_frame``, ``last_frame``, ``reason``).
+    pixel_spacing_mm : (float, float)
+    catheter_center_px : (float, float), optional
+    angle_deg : float
+        Cut direction in the frame plane, counter-clockwise from +x.
+    max_columns : int
+
+    Returns
+    -------
+    str
+        Inline ``<svg>`` text.
+    """
+    from matplotlib.figure import Figure
+
+    from .render import longitudinal_view
+
+    n = len(frames)
+    if n < 2:
+        return "<p class='muted'>Too few frames for a longitudinal view.</p>"
+    pick = np.unique(np.linspace(0, n - 1, min(n, max_columns)).round().astype(int))
+    stack = np.stack([np.asarray(frames[int(i)]) for i in pick])
+    # One frame per column pixel along the pullback (positions in units of the column spacing),
+    # so that the cut across keeps its millimetres.
+    col_mm = float(pixel_spacing_mm[1])
+    step_mm = col_mm * max(1.0, (n - 1) / 1200.0)
+    image = longitudinal_view(
+        stack,
+        float(angle_deg),
+        pixel_spacing_mm=pixel_spacing_mm,
+        frame_positions_mm=pick.astype(float) * col_mm,
+        catheter_center_px=catheter_center_px,
+        mm_per_px=step_mm,
+    )
+    half_mm = 0.5 * (image.shape[0] - 1) * step_mm
+    fig = Figure(figsize=(7.2, 2.4), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(
+        image, cmap="gray", aspect="auto", extent=(0.0, float(n - 1), -half_mm, half_mm), origin="upper"
+    )
+    seen: set[str] = set()
+    for cut in structure.get("cuts", []):
+        kind = str(cut.get("kind", ""))
+        colour = _CUT_COLOURS.get(kind, "#757575")
+        label = kind.replace("_", " ") if kind not in seen else None
+        seen.add(kind)
+        ax.axvspan(
+            float(cut["first_frame"]) - 0.5,
+            float(cut["last_frame"]) + 0.5,
+            color=colour,
+            alpha=0.35,
+            lw=0,
+            label=label,
+        )
+    first, last = structure.get("usable_frames", [0, n - 1])
+    ax.axvline(float(first), color="#43a047", lw=1.2, label="analysed range")
+    ax.axvline(float(last), color="#43a047", lw=1.2)
+    ax.set_xlim(-0.5, n - 0.5)
+    ax.set_ylabel("mm", fontsize=8)
+    ax.set_xlabel("Frame")
+    ax.tick_params(labelsize=8)
+    ax.legend(fontsize=7, ncols=5, frameon=False, loc="lower left", bbox_to_anchor=(0.0, 1.0))
     return _svg(fig)
 
 
@@ -583,29 +726,95 @@ def frame_gallery(
     str
         Inline ``<svg>`` text, or a short note when none of the frames is available.
     """
+    marks = [m for m in _marks(summary) if m[1] is not None and 0 <= m[1] < len(frames)]
+    if not marks:
+        return "<p class='muted'>No MLA or reference frame to show.</p>"
+    lumen_key = {"MLA": "area_mm2"}
+    panels = []
+    for name, frame, _, colour, _ in marks:
+        data = (
+            summary.get("mla")
+            if name == "MLA"
+            else (summary.get("references") or {}).get(name.split()[0].lower())
+        )
+        area = (data or {}).get(lumen_key.get(name, "lumen_area_mm2"))
+        subtitle = f"frame {frame}" + (
+            f" · {format_value(float(area), 'area_mm2')} mm²" if area is not None else ""
+        )
+        panels.append((f"{name}\n{subtitle}", frame, colour))
+    return _border_panels(frames, panels, contours, pixel_spacing_mm, catheter_center_px)
+
+
+def review_frames(contours: Any, *, threshold: float = 0.5, most: int = 8) -> list[tuple[int, float]]:
+    """The frames to check first: (frame, confidence) below ``threshold``, least confident first.
+
+    Parameters
+    ----------
+    contours : ContourSet
+    threshold : float
+        The confidence below which a frame is flagged (the ``low_segmentation_confidence`` rule).
+    most : int
+        At most this many.
+    """
+    low = [
+        (int(f.index), float(f.confidence))
+        for f in getattr(contours, "frames", ())
+        if f.confidence is not None and f.confidence < threshold
+    ]
+    return sorted(low, key=lambda item: (item[1], item[0]))[:most]
+
+
+def review_gallery(
+    frames: np.ndarray,
+    *,
+    contours: Any,
+    pixel_spacing_mm: tuple[float, float],
+    catheter_center_px: tuple[float, float] | None = None,
+    threshold: float = 0.5,
+) -> str | None:
+    """Thumbnails of the least confident frames with their borders (SVG), or None when no frame
+    is below ``threshold``."""
+    picked = [(f, c) for f, c in review_frames(contours, threshold=threshold) if 0 <= f < len(frames)]
+    if not picked:
+        return None
+    panels = [(f"frame {frame}\nconfidence {conf:.2f}", frame, "#b3261e") for frame, conf in picked]
+    return _border_panels(frames, panels, contours, pixel_spacing_mm, catheter_center_px, columns=4)
+
+
+def _border_panels(
+    frames: np.ndarray,
+    panels: Sequence[tuple[str, int, str]],
+    contours: Any,
+    pixel_spacing_mm: tuple[float, float],
+    catheter_center_px: tuple[float, float] | None,
+    *,
+    columns: int | None = None,
+) -> str:
+    """Frames (title, frame index, title colour) with their lumen, vessel and calcium, as SVG."""
+    if (missing := _plots_unavailable()) is not None:
+        return missing
     from matplotlib.figure import Figure
 
     by_frame = _contours_by_frame(contours)
-    panels = [m for m in _marks(summary) if m[1] is not None and 0 <= m[1] < len(frames)]
-    if not panels:
-        return "<p class='muted'>No MLA or reference frame to show.</p>"
     h, w = np.asarray(frames[panels[0][1]]).shape[:2]
     row_mm, col_mm = float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1])
     c_row, c_col = catheter_center_px if catheter_center_px is not None else ((h - 1) / 2.0, (w - 1) / 2.0)
     extent = (-c_col * col_mm, (w - 1 - c_col) * col_mm, (h - 1 - c_row) * row_mm, -c_row * row_mm)
     reach = 0.0
-    for _, frame, *_ in panels:
+    for _, frame, _ in panels:
         fc = by_frame.get(frame)
         for poly in (getattr(fc, "vessel", None), getattr(fc, "lumen", None)):
             if poly is not None and len(poly):
                 reach = max(reach, float(np.abs(np.asarray(poly)).max()))
     half = 1.3 * reach if reach > 0 else max(abs(v) for v in extent)
-
-    fig = Figure(figsize=(2.5 * len(panels), 3.0), layout="constrained")
+    n_cols = min(len(panels), columns or len(panels))
+    n_rows = -(-len(panels) // n_cols)
+    fig = Figure(figsize=(2.5 * n_cols, 3.0 * n_rows), layout="constrained")
     fig.get_layout_engine().set(h_pad=0.08)
-    axes = np.atleast_1d(fig.subplots(1, len(panels)))
-    lumen_key = {"MLA": "area_mm2"}
-    for ax, (name, frame, _, colour, _) in zip(axes, panels, strict=True):
+    axes = np.atleast_1d(fig.subplots(n_rows, n_cols)).ravel()
+    for ax in axes[len(panels) :]:
+        ax.set_axis_off()
+    for ax, (title, frame, colour) in zip(axes, panels, strict=False):
         ax.imshow(np.asarray(frames[frame]), cmap="gray", extent=extent, interpolation="bilinear")
         fc = by_frame.get(frame)
         if fc is not None:
@@ -616,16 +825,7 @@ def frame_gallery(
                 if poly is not None and len(poly):
                     closed = np.vstack([poly, poly[:1]])
                     ax.plot(closed[:, 0], closed[:, 1], color=line, lw=1.1)
-        data = (
-            summary.get("mla")
-            if name == "MLA"
-            else (summary.get("references") or {}).get(name.split()[0].lower())
-        )
-        area = (data or {}).get(lumen_key.get(name, "lumen_area_mm2"))
-        subtitle = f"frame {frame}" + (
-            f" · {format_value(float(area), 'area_mm2')} mm²" if area is not None else ""
-        )
-        ax.set_title(f"{name}\n{subtitle}", fontsize=8, color=colour)
+        ax.set_title(title, fontsize=8, color=colour)
         ax.set_xlim(-half, half)
         ax.set_ylim(half, -half)
         ax.tick_params(labelsize=6)
@@ -672,7 +872,15 @@ def pullback_figures(
         return {}
     if per_frame.get("frame") is None or per_frame.get("arc_length_mm") is None:
         return {}
-    return {
+    out: dict[str, str] = {}
+    review = review_gallery(
+        frames, contours=contours, pixel_spacing_mm=pixel_spacing_mm, catheter_center_px=catheter_center_px
+    )
+    if review is not None:
+        # the frames a reader should check come first: a flag that only counts them sends nobody there
+        out["Frames to review first: the least confident segmentations (confidence below 0.5), lumen "
+            "(red) and vessel (blue)"] = review
+    return out | {
         "Longitudinal view (L-mode) with lumen (red) and vessel (blue) borders; MLA and "
         "reference frames marked, lesions shaded at the top": lmode_figure(
             frames,
@@ -772,7 +980,104 @@ _SUMMARY_SHOWN = {
     "diameter_stenosis_percent",
     "lesions",
     "flags",
+    "plan",
+    "plans",
 }
+
+PLAN_NOTE = "The plan is a suggestion for research and teaching, not a treatment decision."
+_ZONE_COLUMNS = (
+    "start_mm",
+    "end_mm",
+    "length_mm",
+    "plaque_burden_percent",
+    "lumen_area_mm2",
+    "vessel_area_mm2",
+    "lumen_mean_diameter_mm",
+    "vessel_mean_diameter_mm",
+)
+_DEVICE_ROWS = (
+    ("Device", "type"),
+    ("Diameter (mm)", "diameter_mm"),
+    ("Length (mm)", "length_mm"),
+    ("Start (mm)", "start_mm"),
+    ("End (mm)", "end_mm"),
+    ("Span to cover (mm)", "span_mm"),
+    ("Devices", "count"),
+    ("Basis", "basis"),
+)
+
+
+def _plan_section(summary: Mapping[str, Any]) -> str:
+    """The "Plan" section: device, landing zones, every plan and the policy with its sources."""
+    if "plan" not in summary:
+        return ""
+    esc = html.escape
+    parts = ["<section><h2>Plan</h2>", f"<div class='disclaimer'>{esc(PLAN_NOTE)}</div>"]
+    plan = summary.get("plan")
+    if not isinstance(plan, Mapping):
+        reasons = [str(f.get("message")) for f in summary.get("flags") or [] if f.get("rule") == "plan_none"]
+        parts.append(f"<p class='muted'>{esc('; '.join(reasons) or 'No treatment plan.')}</p></section>")
+        return "".join(parts)
+    device = plan.get("device") or {}
+    cards = [
+        _card("Device diameter", device.get("diameter_mm"), "plan.device.diameter_mm"),
+        _card("Device length", device.get("length_mm"), "plan.device.length_mm"),
+        _card("Span to cover", device.get("span_mm"), "plan.device.span_mm"),
+    ]
+    parts.append(
+        f"<p>{esc(str(device.get('type', 'device')).capitalize())} for the "
+        f"<span data-key='plan.territory'>{esc(str(plan.get('territory')))}</span> territory, "
+        f"treating lesion(s) {esc(format_value(plan.get('lesion_ids')))}.</p>"
+        f"<div class='cards'>{''.join(cards)}</div>"
+    )
+    rows = [(label, device.get(key), f"plan.device.{key}") for label, key in _DEVICE_ROWS if key in device]
+    zones = plan.get("landing_zones") or {}
+    head = "<th scope='col'>Landing zone</th>" + "".join(
+        f"<th scope='col'>{esc(_label(c))}</th>" for c in _ZONE_COLUMNS
+    )
+    body = "".join(
+        f"<tr><th scope='row'>{esc(side.capitalize())}</th>"
+        + (
+            "".join(_cell(zone.get(c), f"plan.landing_zones.{side}.{c}") for c in _ZONE_COLUMNS)
+            if isinstance(zone, Mapping)
+            else f"<td colspan='{len(_ZONE_COLUMNS)}' class='muted'>none found</td>"
+        )
+        + "</tr>"
+        for side, zone in zones.items()
+    )
+    parts.append(
+        "<div class='grid2'><div><h3>Device</h3>" + _table(rows) + "</div><div><h3>Landing zones</h3>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></div>"
+    )
+    plans = [p for p in summary.get("plans") or [] if isinstance(p, Mapping)]
+    if len(plans) > 1:
+        keys = ("start_mm", "end_mm", "length_mm", "diameter_mm")
+        head = "<th scope='col'>Plan</th><th scope='col'>Lesions</th>" + "".join(
+            f"<th scope='col'>{esc(_label(k))}</th>" for k in keys
+        )
+        body = "".join(
+            f"<tr>{_cell(p.get('id', i + 1), f'plans.{i}.id')}<td>{esc(format_value(p.get('lesion_ids')))}"
+            f"{' (main)' if p.get('main') else ''}</td>"
+            + "".join(_cell((p.get("device") or {}).get(k), f"plans.{i}.device.{k}") for k in keys)
+            + "</tr>"
+            for i, p in enumerate(plans)
+        )
+        parts.append(
+            f"<h3>Every plan (one device each)</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        )
+    policy = plan.get("policy") or {}
+    policy_rows = "".join(
+        f"<tr><th scope='row'>{esc(name)}</th>{_cell(entry.get('value'), f'plan.policy.{name}.value')}"
+        f"<td class='source'>{esc(str(entry.get('source') or '—'))}</td></tr>"
+        for name, entry in policy.items()
+        if isinstance(entry, Mapping)
+    )
+    parts.append(
+        "<h3>Policy (every threshold and catalogue, with its source)</h3><table><thead><tr>"
+        "<th scope='col'>Parameter</th><th scope='col'>Value</th><th scope='col'>Source</th></tr></thead>"
+        f"<tbody>{policy_rows}</tbody></table></section>"
+    )
+    return "".join(parts)
 
 
 def build_report(
@@ -928,6 +1233,7 @@ def build_report(
     )
 
     parts.append("<section><h2>Lesions</h2>" + _records_table(lesions, "lesions") + "</section>")
+    parts.append(_plan_section(summary))
 
     # Any further summary values, so nothing measured is left out of the page.
     extra = [

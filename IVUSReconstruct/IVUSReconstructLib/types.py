@@ -119,6 +119,9 @@ class FrameContours:
         Calcium arc seen from the lumen centroid, when a detector measured it.
     confidence : float or None
         Segmentation confidence in [0, 1]; None for contours read from a file.
+    source : str or None
+        How the borders came about: ``"edited"`` (a keyframe a reader corrected, kept exactly),
+        ``"propagated"`` (segmented with keyframes' guidance), ``"automatic"``; None when unknown.
     """
 
     index: int
@@ -130,6 +133,7 @@ class FrameContours:
     z_mm: float | None = None
     calcium_arc_deg: float | None = None
     confidence: float | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True, eq=False)

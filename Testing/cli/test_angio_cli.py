@@ -50,6 +50,7 @@ def biplane_case(tmp_path_factory):
     return root, truth, paths
 
 
+@pytest.mark.slow
 def test_run_with_angiography_places_frames_on_the_true_centerline(biplane_case):
     root, truth, (xa1, c1, xa2, c2) = biplane_case
     out = root / "run"

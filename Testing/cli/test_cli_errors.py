@@ -82,6 +82,7 @@ def test_dicom_without_pixel_spacing(small_phantom_dir, tmp_path):
     _assert_clean_failure(_run_cli(["run", str(bad), "--out", str(out)]), out, str(bad), "--pixel-spacing")
 
 
+@pytest.mark.slow
 def test_centerline_shorter_than_pullback(small_phantom_dir, tmp_path):
     short = tmp_path / "short.csv"
     short.write_text("x,y,z\n0,0,0\n0,0,1.0\n0,0,2.0\n")
@@ -138,6 +139,7 @@ def test_frame_spec_parsing():
         _parse_frames("1,12", 10)
 
 
+@pytest.mark.slow
 def test_inputs_are_not_modified(small_phantom_dir, tmp_path):
     before = {p.name: p.read_bytes() for p in small_phantom_dir.iterdir()}
     out = tmp_path / "out"

@@ -326,3 +326,20 @@ def test_real_rca_shape(real_data):
     c1, c2 = _noisy_curves(g1, g2, truth=truth)
     result = angio.reconstruct_centerline(c1, g1, c2, g2)
     assert _rms_mm(result.centerline.points_ras_mm, truth) < 0.5
+
+
+def test_mostly_unmatched_points_are_an_error_naming_the_geometry():
+    """View 2's image upside down (rows flipped): 90% of the points find no epipolar match. Beyond
+    MAX_UNMATCHED_SHARE this is refused instead of a short curve with a small residual."""
+    g1, g2 = _geometry(-30.0, 20.0), _geometry(60.0, 20.0)
+    c1, c2 = _noisy_curves(g1, g2)
+    flipped = np.column_stack([SIZE_PX - 1 - c2[:, 0], c2[:, 1]])
+    with pytest.raises(IVUSInputError) as info:
+        angio.reconstruct_centerline(c1, g1, flipped, g2, names=("A.csv", "B.csv"), reverse_mismatched=True)
+    assert angio.MAX_UNMATCHED_SHARE == 0.35
+    assert str(info.value) == (
+        "B.csv: points match only 27 of 283 points of A.csv along the epipolar lines (90% unmatched, at "
+        "most 35% allowed); the geometry is likely wrong: check the view angles (PositionerPrimaryAngle/"
+        "PositionerSecondaryAngle), the image orientation (rows/columns flipped) and that both curves "
+        "trace the same vessel"
+    )

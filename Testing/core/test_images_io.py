@@ -197,9 +197,58 @@ def test_handles(tmp_path: Path, png_folder: Path) -> None:
 def test_missing_pixel_spacing(png_folder: Path) -> None:
     with pytest.raises(IVUSInputError) as info:
         images.read_pullback(png_folder, frame_rate_hz=30)
-    assert (
-        str(info.value) == f"{png_folder}: pixel spacing is unknown for PNG frames; pass --pixel-spacing MM"
+    assert str(info.value) == (
+        f"{png_folder}: pixel spacing is unknown for PNG frames (no evenly spaced 1 mm dots or tick marks "
+        "found in 9 sampled frames); pass --pixel-spacing MM"
     )
+
+
+def _dotted(rgb: np.ndarray, pitch_px: float, colour=(230, 220, 40)) -> np.ndarray:
+    """Screen export with 3 x 3 coloured dots every ``pitch_px`` on both axes through the catheter,
+    the dot on the catheter itself hidden (as consoles draw them)."""
+    out = rgb.copy()
+    for axis in (0, 1):
+        for k in range(-6, 7):
+            if k == 0:
+                continue
+            pos = CATHETER[axis] + k * pitch_px
+            r, c = (pos, CATHETER[1]) if axis == 0 else (CATHETER[0], pos)
+            r0, c0 = int(round(r)) - 1, int(round(c)) - 1
+            if 0 <= r0 and r0 + 3 <= out.shape[1] and 0 <= c0 and c0 + 3 <= out.shape[2]:
+                out[:, r0 : r0 + 3, c0 : c0 + 3] = colour
+    return out
+
+
+def test_coloured_axis_dots_give_pixel_spacing(tmp_path: Path, scene: dict) -> None:
+    # Yellow dots every 9.5 px on both axes (JPEG, so each dot arrives as colour fragments).
+    folder = tmp_path / "dots"
+    folder.mkdir()
+    for k, frame in enumerate(_dotted(scene["rgb"], 9.5)):
+        Image.fromarray(frame).save(folder / f"{k + 1:04d}.jpg", quality=90)
+    pb = images.read_pullback(folder, frame_rate_hz=30)
+    assert pb.pixel_spacing_mm[0] == pytest.approx(1 / 9.5, rel=0.01)
+    source = pb.provenance["pixel_spacing_mm"].source
+    assert source.startswith("detected: ") and "coloured marks in 9 sampled frames" in source
+    lines = pb.provenance["calibration_scale"].value["lines"]
+    assert {g["axis"] for g in lines} == {"row", "col"}
+
+
+def test_missing_spacing_refused_before_the_folder_is_read(png_folder: Path) -> None:
+    seen: list[str] = []
+    with pytest.raises(IVUSInputError):
+        images.read_pullback(png_folder, frame_rate_hz=30, progress=lambda f, m: seen.append(m))
+    assert seen == []  # no frame decoded into the stack
+
+
+@pytest.mark.parametrize("pitches", [(9.5, 14.0)])
+def test_the_scale_with_most_marks_wins(tmp_path: Path, scene: dict, pitches) -> None:
+    rgb = _dotted(scene["rgb"], pitches[0])
+    rgb[:, 134:137, 40:161:14] = 255  # a second, white scale of about as many marks and another pitch
+    rgb[:, 134:137, 41:161:14] = 255
+    folder = _write_pngs(rgb, tmp_path / "two")
+    pb = images.read_pullback(folder, frame_rate_hz=30)
+    # The coloured dots (22 marks) outnumber the white ticks: they are the scale.
+    assert pb.pixel_spacing_mm[0] == pytest.approx(1 / pitches[0], rel=0.01)
 
 
 def test_missing_frame_rate(png_folder: Path) -> None:

@@ -53,6 +53,20 @@ that contains the expected field. The pullback is a 30-frame 48 x 48 phantom wri
  43   centerline of one repeated point                    x,y,z columns ... one distinct point
  44   markups centerline without control points           controlPoints / holds no points
  45   --frame-rate 0                                      --frame-rate
+ 46   PhysicalDeltaX/Y 4 cm (40 mm per pixel)             pixel spacing ... is 40 mm, outside
+ 47   IVUSPullbackRate 400 mm/s                           IVUSPullbackRate ... is 400 mm/s, outside
+ 48   FrameTime 33333 ms (s written as ms x 1000)         FrameTime ... is 33.333 s, outside
+ 49   CineRate 5000                                       CineRate ... is 5000 frames/s, outside
+ 50   native contours of format version 99                version is 99
+ 51   lumen outside its vessel border                     frame 2 lumen lies 100% outside its vessel
+ 52   contours ten times larger than the image            frame 0 lumen reaches 50 mm ... outside the image
+ 53   contours in um (extent 1500 mm)                     frame 0 lumen extent is 1500 mm, outside
+ 54   the same frame twice                                frame 4 appears twice
+ 55   frames out of order                                 frame 3 comes after 7
+ 56   markups coordinateSystem "XYZ"                      coordinateSystem is 'XYZ', neither LPS nor RAS
+ 57   centerline in metres (0.055 m long)                 centerline length is 0.055 mm, outside
+ 58   --pullback-speed 400                                --pullback-speed: value is 400 mm/s
+ 59   --start-mm 5000                                     --start-mm: value is 5000 mm
 ====  =================================================  ==============================================
 
 Cases 3, 4 and 5 declare tens of gigabytes: tracemalloc checks that reading allocates less
@@ -184,6 +198,10 @@ DICOM_CASES: list[tuple[str, str, Callable[[Path], None], str]] = [
     ("gated-without-rate", "explicit-little", lambda p: _edit(p, IVUSAcquisition="GATED_PULLBACK"), "IVUSGatedRate (0018,3102)"),
     ("no-rows", "explicit-little", lambda p: _edit(p, Rows=None), "Rows (0028,0010) is missing"),
     ("frames-text", "explicit-little", lambda p: _edit(p, NumberOfFrames="1.5"), "NumberOfFrames (0028,0008)"),
+    ("spacing-40-mm", "explicit-little", lambda p: _region(p, PhysicalDeltaX=4.0, PhysicalDeltaY=4.0), "pixel spacing from PhysicalDeltaX (0018,602C) is 40 mm, outside the plausible 0.001-1 mm"),
+    ("rate-400", "explicit-little", lambda p: _edit(p, IVUSPullbackRate="400"), "IVUSPullbackRate (0018,3101) is 400 mm/s, outside the plausible 0.05-40 mm/s"),
+    ("frame-time-seconds-as-ms", "explicit-little", lambda p: _edit(p, FrameTime="33333"), "FrameTime (0018,1063) is 33.333 s, outside the plausible 0.001-5 s"),
+    ("cine-rate-5000", "explicit-little", lambda p: _edit(p, FrameTime=None, FrameIncrementPointer=None, CineRate=5000), "CineRate (0018,0040) is 5000 frames/s, outside the plausible 1-500 frames/s"),
 ]  # fmt: skip
 
 
@@ -205,17 +223,17 @@ def test_damaged_pullback_exits_2_naming_the_field(
     assert code == 2, err
     assert err.startswith(f"ivus-reconstruct: error: {path}") and err.count("\n") == 1
     assert expected in err
+    assert [p.name for p in tmp_path.iterdir()] == ["pullback.dcm"]  # nothing in the output place
 
 
-def _contours_json(path: Path, frames: list[dict]) -> Path:
-    path.write_text(
-        json.dumps({"format": "ivus-contours", "coordinates": "frame-plane", "units": "mm", "frames": frames})
-    )
+def _contours_json(path: Path, frames: list[dict], **extra) -> Path:
+    doc = {"format": "ivus-contours", "coordinates": "frame-plane", "units": "mm", **extra, "frames": frames}
+    path.write_text(json.dumps(doc))
     return path
 
 
-def _circle(r: float = 1.5, n: int = 24) -> list[list[float]]:
-    return [[r * math.cos(t), r * math.sin(t)] for t in np.linspace(0, 2 * math.pi, n, endpoint=False)]
+def _circle(r: float = 1.5, n: int = 24, cx: float = 0.0) -> list[list[float]]:
+    return [[cx + r * math.cos(t), r * math.sin(t)] for t in np.linspace(0, 2 * math.pi, n, endpoint=False)]
 
 
 OTHER_CASES = [
@@ -229,6 +247,14 @@ OTHER_CASES = [
     ("centerline-nan", "centerline", lambda p: p.write_text("x,y,z\n0,0,0\n1,nan,0\n2,0,0\n"), "has a non-finite coordinate at point 1"),
     ("centerline-one-point", "centerline", lambda p: p.write_text("x,y,z\n1,2,3\n1,2,3\n"), "has only one distinct point"),
     ("centerline-no-points", "centerline", lambda p: p.write_text(json.dumps({"markups": [{"type": "Curve", "controlPoints": []}]})), "controlPoints"),
+    ("contour-version-99", "contours", lambda p: _contours_json(p, [{"index": 0, "lumen": _circle()}], version=99), "version is 99, not a version this release reads (1)"),
+    ("lumen-outside-vessel", "contours", lambda p: _contours_json(p, [{"index": 2, "lumen": _circle(1.0, cx=3.0), "vessel": _circle(1.5)}]), "frame 2 lumen lies 100% outside its vessel border"),
+    ("contours-ten-times-image", "contours", lambda p: _contours_json(p, [{"index": 0, "lumen": _circle(50.0)}]), "frame 0 lumen reaches 50 mm from the catheter, outside the image (10 mm field of view)"),
+    ("contours-in-um", "contours", lambda p: _contours_json(p, [{"index": 0, "lumen": _circle(1500.0)}]), "frame 0 lumen extent is 1500 mm, outside the plausible 0.02-60 mm"),
+    ("contour-frame-twice", "contours", lambda p: _contours_json(p, [{"index": 4, "lumen": _circle()}, {"index": 4, "lumen": _circle()}]), "frame 4 appears twice"),
+    ("contour-frames-unordered", "contours", lambda p: _contours_json(p, [{"index": 7, "lumen": _circle()}, {"index": 3, "lumen": _circle()}]), "frame 3 comes after 7"),
+    ("centerline-system-xyz", "centerline", lambda p: p.write_text(json.dumps({"markups": [{"type": "Curve", "coordinateSystem": "XYZ", "controlPoints": [{"position": [0, 0, z]} for z in range(0, 40, 5)]}]})), "coordinateSystem is 'XYZ', neither LPS nor RAS"),
+    ("centerline-in-metres", "centerline", lambda p: p.write_text("x,y,z\n" + "\n".join(f"0,0,{z / 1000:.4f}" for z in range(0, 60, 5)) + "\n"), "centerline length is 0.055 mm, outside the plausible 1-2000 mm"),
 ]  # fmt: skip
 
 
@@ -241,25 +267,45 @@ def test_damaged_contours_and_centerlines_exit_2(
     pullback = tmp_path / "pullback.dcm"
     pullback.write_bytes(valid_files["explicit-little"])
     bad = tmp_path / ("contours.json" if option == "contours" else "centerline.csv")
-    if option == "centerline" and "controlPoints" in expected:
+    if option == "centerline" and ("controlPoints" in expected or "coordinateSystem" in expected):
         bad = tmp_path / "centerline.mrk.json"
     make(bad)
     code, err = _run(capsys, str(pullback), f"--{option}", str(bad), "--out", str(tmp_path / "out"))
     assert code == 2, err
     assert err.startswith(f"ivus-reconstruct: error: {bad}") and err.count("\n") == 1
     assert expected in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([bad.name, "pullback.dcm"])
 
 
-def test_bad_option_exits_2(tmp_path: Path, capsys, valid_files: dict[str, bytes]):
+OPTION_CASES = [
+    ("frame-rate-option", ["--frame-rate", "0"], "--frame-rate: value is 0 frames/s, must be positive"),
+    (
+        "speed-option-400",
+        ["--pullback-speed", "400"],
+        "--pullback-speed: value is 400 mm/s, outside the plausible",
+    ),
+    (
+        "start-option-5000",
+        ["--start-mm", "5000"],
+        "--start-mm: value is 5000 mm, outside the plausible -500-500 mm",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"), [c[1:] for c in OPTION_CASES], ids=[c[0] for c in OPTION_CASES]
+)
+def test_bad_option_exits_2(tmp_path: Path, capsys, valid_files: dict[str, bytes], args, expected):
     pullback = tmp_path / "pullback.dcm"
     pullback.write_bytes(valid_files["explicit-little"])
-    code, err = _run(capsys, str(pullback), "--frame-rate", "0", "--out", str(tmp_path / "out"))
-    assert code == 2 and "--frame-rate" in err and err.count("\n") == 1
+    code, err = _run(capsys, str(pullback), *args, "--out", str(tmp_path / "out"))
+    assert code == 2 and err.startswith(f"ivus-reconstruct: error: {expected}") and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pullback.dcm"]
 
 
 def test_case_table_lists_at_least_30_distinct_cases():
-    ids = [c[0] for c in DICOM_CASES] + [c[0] for c in OTHER_CASES] + ["frame-rate-option"]
-    assert len(set(ids)) == len(ids) >= 45
+    ids = [c[0] for c in DICOM_CASES] + [c[0] for c in OTHER_CASES] + [c[0] for c in OPTION_CASES]
+    assert len(set(ids)) == len(ids) >= 59
 
 
 @pytest.mark.parametrize(

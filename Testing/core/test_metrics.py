@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -254,21 +253,17 @@ def test_input_errors():
         compute_metrics(cs, np.arange(2.0), params=MetricParams(vein_segment="popliteal"))
 
 
-def test_speed_6000_frames():
+def test_mla_on_6000_frames():
+    """A clinical-length pullback (400 mm) gives the analytic MLA; its speed is measured by
+    Testing/benchmarks/bench_metrics.py, not asserted here."""
     n = 6000
     s = np.arange(n) * 0.0667
     radius = cosine_stenosis(s, center=200.0)
     lumens = [ellipse(r, 1.2 * r, n=500) for r in radius]
     vessel = circle(2.6, n=500)
     cs = ContourSet(frames=tuple(FrameContours(index=i, lumen=lumens[i], vessel=vessel) for i in range(n)))
-    best = np.inf
-    for _ in range(2):
-        t0 = time.perf_counter()
-        m = compute_metrics(cs, s)
-        best = min(best, time.perf_counter() - t0)
+    m = compute_metrics(cs, s)
     assert m.summary["mla"]["area_mm2"] == pytest.approx(1.2 * np.pi, rel=5e-3)
-    # 0.4 s measured on an idle core; generous bound for a shared CI machine
-    assert best < 1.5
 
 
 def test_odd_or_tiny_ray_count_is_refused():

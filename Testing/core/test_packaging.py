@@ -78,7 +78,7 @@ def test_ui_parameter_names_match_parameter_node_fields():
     fields = _parameter_fields()
     assert sorted(set(names) - fields) == [], "SlicerParameterName without a parameter node field"
     assert sorted(fields - set(names)) == [], "parameter node field without a widget"
-    assert len(fields) == 17
+    assert len(fields) == 18
 
 
 def test_widget_code_names_exist_in_ui():

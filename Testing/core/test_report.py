@@ -333,3 +333,28 @@ def test_pullback_figures_in_the_report():
     # Contour-only runs: no frames, no figures.
     assert report.pullback_figures(None, contours=contours, per_frame=per_frame, pixel_spacing_mm=None,
                                    catheter_center_px=None, summary=summary) == {}  # fmt: skip
+
+
+def test_least_confident_frames_come_first_in_the_report():
+    from IVUSReconstructLib.types import ContourSet, FrameContours
+
+    frames, contours, per_frame, summary = _lmode_inputs()
+    confidence = {3: 0.21, 7: 0.44, 9: 0.62, 10: 0.05}
+    contours = ContourSet(
+        frames=tuple(
+            FrameContours(index=f.index, lumen=f.lumen, vessel=f.vessel, confidence=confidence.get(f.index, 0.9))
+            for f in contours.frames
+        )
+    )
+    # below 0.5, least confident first: 10, 3, 7 (frame 9 at 0.62 is not flagged)
+    assert report.review_frames(contours) == [(10, 0.05), (3, 0.21), (7, 0.44)]
+    assert report.review_frames(contours, most=2) == [(10, 0.05), (3, 0.21)]
+    figures = report.pullback_figures(
+        frames, contours=contours, per_frame=per_frame, pixel_spacing_mm=(0.1, 0.1),
+        catheter_center_px=(40.0, 40.0), summary=summary,
+    )  # fmt: skip
+    captions = list(figures)
+    assert len(captions) == 3 and captions[0].startswith("Frames to review first")
+    review = figures[captions[0]]
+    assert review.index("frame 10") < review.index("frame 3") < review.index("frame 7")
+    assert "confidence 0.05" in review and "frame 9" not in review

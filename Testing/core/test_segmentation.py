@@ -13,21 +13,20 @@ from IVUSReconstructLib.phantom import make_phantom
 from IVUSReconstructLib.segmentation import (
     PolarSampler,
     SegmentationOptions,
-    _aspect_ratio,
-    _axis_ends,
-    _branch_sectors,
-    _despike,
-    _fill_hidden,
-    _fourier_fill,
-    _local_ncc,
-    _overlay_fill,
-    _penumbra,
-    _Segmenter,
-    _step,
-    _subsample,
     dp_closed_path,
     segment_pullback,
 )
+from IVUSReconstructLib.segmentation.eem import _steady_faint_wall
+from IVUSReconstructLib.segmentation.polar import _local_ncc, _step, _subsample
+from IVUSReconstructLib.segmentation.segmenter import _despike, _overlay_fill, _Segmenter
+from IVUSReconstructLib.segmentation.shadows import (
+    _branch_sectors,
+    _fill_hidden,
+    _fourier_fill,
+    _penumbra,
+    find_shadows,
+)
+from IVUSReconstructLib.segmentation.shapes import _aspect_ratio, _axis_ends
 from IVUSReconstructLib.types import Pullback
 
 
@@ -181,6 +180,7 @@ def test_aspect_ratio_of_ellipses_seen_from_an_off_centre_catheter():
     assert _aspect_ratio(np.array(rows)) == pytest.approx([4.0, 2.0, 1.0], rel=0.01)
 
 
+@pytest.mark.slow
 def test_side_branch_ostium_keeps_the_main_lumen():
     """Where a side branch leaves, blood continues out through a 60-degree gap in the wall and the
     truth closes the main lumen across the ostium. Here the guidewire's shadow lies in the
@@ -202,9 +202,12 @@ def test_side_branch_ostium_keeps_the_main_lumen():
     summary = evaluate_contours(cs, ph.truth)["summary"]
     assert summary["lumen"]["jaccard"]["mean"] >= 0.95
     assert summary["vessel"]["jaccard"]["mean"] >= 0.95
-    # the filled ostium counts as unseen: measured mean confidence 0.641 against 0.658
-    plain_confidence = np.mean([f.confidence for f in segment_pullback(plain.pullback, frames).frames])
-    assert np.mean([f.confidence for f in cs.frames]) < plain_confidence - 0.01
+    # the filled ostium counts as unseen in the edge-strength confidence: measured mean 0.641
+    # against 0.658
+    raw = SegmentationOptions(calibrated_confidence=False)
+    plain_confidence = np.mean([f.confidence for f in segment_pullback(plain.pullback, frames, options=raw).frames])
+    branch_confidence = np.mean([f.confidence for f in segment_pullback(ph.pullback, frames, options=raw).frames])
+    assert branch_confidence < plain_confidence - 0.01
     # a frame's borders do not depend on which other frames were asked for
     alone = segment_pullback(ph.pullback, frames[10:11]).frames[0]
     with_others = cs.frames[10]
@@ -354,6 +357,7 @@ def test_despike_removes_narrow_excursions_and_keeps_wide_ones():
     assert np.allclose(out[0, 104:126], 3.4)
 
 
+@pytest.mark.slow
 def test_threads_and_batch_size_do_not_change_the_result():
     ph = make_phantom("coronary", seed=2, length_mm=3.0)
     frames = np.arange(1, ph.pullback.n_frames - 1, 3)
@@ -399,7 +403,7 @@ def test_reflector_nearer_the_lumen_border_than_the_catheter_is_calcium():
         image[0, sector, r > reflector_mm + 0.05] = 0.01
         image[0, sector, np.argmin(np.abs(r - reflector_mm))] = 3.0
     lumen = np.full((1, n_a), 2.4)
-    shadow, calcium, polygons, reflector = seg.shadows(image, lumen, lumen + 0.3)
+    shadow, calcium, polygons, reflector = find_shadows(seg, image, lumen, lumen + 0.3)
     assert shadow[0, 20:30].all() and shadow[0, 100:120].all()
     assert not calcium[0, 20:30].any()
     assert calcium[0, 102:118].all()
@@ -416,8 +420,8 @@ def test_faint_eem_is_smoothed_around_the_vessel_and_a_clear_one_is_kept():
     wander = np.where(np.arange(n_a) % 6 < 3, 2.0, -2.0)  # +-2 samples about a 5-sample wall
     traced = lumen + 5.0 + wander[None]
     stretch = np.ones((1, n_a))
-    faint = seg._steady_faint_wall(traced, lumen, stretch, np.full((1, n_a), 0.08))
-    clear = seg._steady_faint_wall(traced, lumen, stretch, np.full((1, n_a), 0.8))
+    faint = _steady_faint_wall(seg, traced, lumen, stretch, np.full((1, n_a), 0.08))
+    clear = _steady_faint_wall(seg, traced, lumen, stretch, np.full((1, n_a), 0.8))
     assert np.abs(faint - (lumen + 5.0)).max() < 0.25  # 90 % smoothed: 0.1 x 2 samples of wander left
     assert np.array_equal(clear, traced)
 

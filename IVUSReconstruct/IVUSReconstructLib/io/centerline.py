@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import limits
 from ..errors import input_error
 from ..types import Centerline
 
@@ -96,6 +97,13 @@ def read_centerline(
             path, "suffix", "is not a centerline format", "give a .mrk.json, .vtp, .vtk, .csv or .txt file"
         )
     system = (coordinate_system or tagged or "RAS").upper()
+    if system not in ("RAS", "LPS"):
+        raise input_error(
+            path,
+            "coordinateSystem",
+            f"is {tagged!r}, neither LPS nor RAS",
+            "save the curve again from Slicer (LPS)",
+        )
     points = np.asarray(points, dtype=float)
     if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
         raise input_error(path, field, "holds no points", "export the centerline with x, y, z coordinates")
@@ -118,7 +126,9 @@ def read_centerline(
     if order == "proximal-first":
         points = points[::-1]
         radius = None if radius is None else radius[::-1]
-    return Centerline(points_ras_mm=np.ascontiguousarray(points), radius_mm=radius, source=str(path))
+    centerline = Centerline(points_ras_mm=np.ascontiguousarray(points), radius_mm=radius, source=str(path))
+    limits.check_centerline(centerline, path)
+    return centerline
 
 
 def _read_markups(path: Path) -> tuple[np.ndarray, None, str]:

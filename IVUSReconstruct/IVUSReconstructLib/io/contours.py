@@ -28,6 +28,7 @@ centre of a 512 x 512 image, (255.5, 255.5) px, when not given.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
@@ -39,6 +40,7 @@ from typing import Any
 import numpy as np
 from scipy.interpolate import CubicSpline
 
+from .. import limits
 from ..errors import input_error
 from ..geometry import open_polygon, polygon_centroid, px_to_mm
 from ..types import ContourSet, FrameContours, Landmark
@@ -280,6 +282,19 @@ def _pixel_params(
 # --------------------------------------------------------------------------- readers
 
 
+def _checked(reader):
+    """Every contour format goes through the same range and lumen-in-vessel checks."""
+
+    @functools.wraps(reader)
+    def read(path: str | Path, **kwargs: Any) -> ContourSet:
+        contours = reader(path, **kwargs)
+        limits.check_contours(contours, path)
+        return contours
+
+    return read
+
+
+@_checked
 def read_contours(
     path: str | Path,
     *,
@@ -395,7 +410,21 @@ def _optional_float(item: dict[str, Any], key: str, *, path: object, field: str,
     return None if value is None else _as_float(value, path=path, field=f"{field}.{key}", fix=fix)
 
 
+# versions of the native formats this reader understands
+NATIVE_VERSIONS = (1,)
+
+
+def _check_version(path: Path, data: dict[str, Any]) -> None:
+    version = data.get("version", 1)
+    if isinstance(version, bool) or version not in NATIVE_VERSIONS:
+        raise input_error(
+            path, "version", f"is {_show(version)}, not a version this release reads ({', '.join(map(str, NATIVE_VERSIONS))})",
+            "write it with this release (or a newer IVUSReconstruct for a newer file)",
+        )  # fmt: skip
+
+
 def _read_native(path: Path, data: dict[str, Any]) -> ContourSet:
+    _check_version(path, data)
     if data.get("coordinates", "frame-plane") != "frame-plane" or data.get("units", "mm") != "mm":
         raise input_error(
             path,
@@ -438,6 +467,7 @@ def _read_native(path: Path, data: dict[str, Any]) -> ContourSet:
                                             fix="give the arc in degrees as a number"),
             confidence=_optional_float(item, "confidence", path=path, field=f"frames[{k}]",
                                        fix="give the confidence as a number in [0, 1]"),
+            source=_source(item, path, idx),
         ))  # fmt: skip
     _check_order([f.index for f in frames], path)
     spacing = data.get("pixel_spacing_mm")
@@ -747,6 +777,17 @@ def _read_echoplaque_xml(path: Path, text: str, spacing: Any, center: Any) -> Co
     return ContourSet(frames=tuple(frames), pixel_spacing_mm=sp, catheter_center_px=c)
 
 
+def _source(item: dict[str, Any], path: Path, index: int) -> str | None:
+    """A frame's ``source`` (edited / propagated / automatic), or None when absent."""
+    source = item.get("source")
+    if source is None:
+        return None
+    if source not in ("edited", "propagated", "automatic"):
+        raise input_error(path, f"frame {index} source", f"is {_show(source)}",
+                          "write edited, propagated or automatic")  # fmt: skip
+    return str(source)
+
+
 # --------------------------------------------------------------------------- writers
 
 
@@ -774,6 +815,8 @@ def contours_to_json(contours: ContourSet) -> dict[str, Any]:
             item["calcium_arc_deg"] = float(f.calcium_arc_deg)
         if f.confidence is not None:
             item["confidence"] = float(f.confidence)
+        if f.source is not None:
+            item["source"] = str(f.source)
         frames.append(item)
     doc: dict[str, Any] = {
         "format": "ivus-contours",
@@ -1006,6 +1049,7 @@ def read_landmarks(path: str | Path) -> tuple[Landmark, ...]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise input_error(path, "JSON", f"is invalid ({exc})", "fix the file") from None
     if isinstance(data, dict) and data.get("format") == "ivus-landmarks":
+        _check_version(path, data)
         system = str(data.get("coordinate_system", "RAS")).upper()
         if system not in ("RAS", "LPS"):
             raise input_error(path, "coordinate_system", f"{system!r} is unknown", "use RAS or LPS")

@@ -34,7 +34,6 @@ import pydicom.errors
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, generate_frames, parse_fragments
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels.utils import _get_jpg_parameters
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 from pydicom.uid import (
@@ -53,6 +52,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from .. import limits
 from ..errors import IVUSInputError, input_error
 from ..types import Pullback, Valued
 from ._common import luminance, natural_key, positive_option
@@ -62,6 +62,7 @@ __all__ = [
     "US_SINGLE_FRAME_SOP_CLASS",
     "write_pullback",
     "read_pullback",
+    "jpeg_frame_size",
 ]
 
 US_MULTIFRAME_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.3.1"
@@ -743,6 +744,53 @@ def _decoder(path: Path, ts: UID):
     return decoder
 
 
+# Start-of-frame markers: ITU-T T.81 B.1.1.3 (SOF0-SOF15 less DHT C4, JPG C8, DAC CC) and
+# ITU-T T.87 (JPEG-LS SOF55, F7). Standalone markers (TEM 01, RST0-7 D0-D7) carry no length.
+_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xF7})
+_STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD8)})
+
+
+def jpeg_frame_size(codestream: bytes) -> tuple[int, int] | None:
+    """(rows, columns) from the start-of-frame header of a JPEG or JPEG-LS codestream.
+
+    Parameters
+    ----------
+    codestream : bytes
+        One frame, starting with the SOI marker ``FF D8``.
+
+    Returns
+    -------
+    tuple of int or None
+        ``(rows, columns)``; None when the header is damaged, ends before a start-of-frame, or
+        leaves the number of lines to a later DNL/LSE segment (rows 0), so the decoder decides.
+    """
+    if codestream[:2] != b"\xff\xd8":
+        return None
+    at = 2
+    while at + 4 <= len(codestream):
+        if codestream[at] != 0xFF:
+            return None
+        marker = codestream[at + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            at += 1
+            continue
+        if marker in _STANDALONE_MARKERS:
+            at += 2
+            continue
+        if marker in (0xD9, 0xDA):  # EOI, or scan data before any frame header
+            return None
+        (length,) = struct.unpack(">H", codestream[at + 2 : at + 4])
+        if marker in _SOF_MARKERS:
+            if length < 8 or at + 9 > len(codestream):
+                return None
+            rows, cols = struct.unpack(">HH", codestream[at + 5 : at + 9])
+            return (rows, cols) if rows and cols else None
+        if length < 2:
+            return None
+        at += 2 + length
+    return None
+
+
 def _check_codestream(path: Path, ts: UID, frame: bytes, rows: int, cols: int, spp: int, bits: int) -> None:
     """Compare the first frame's own header with Rows/Columns before allocating the output.
 
@@ -751,11 +799,7 @@ def _check_codestream(path: Path, ts: UID, frame: bytes, rows: int, cols: int, s
     """
     size = None
     if frame[:2] == b"\xff\xd8":  # JPEG family (baseline, extended, lossless, JPEG-LS)
-        try:
-            info = _get_jpg_parameters(frame)
-            size = (int(info["height"]), int(info["width"]))
-        except Exception:  # noqa: BLE001 - left to the decoder to reject
-            size = None
+        size = jpeg_frame_size(frame)
     elif b"\xff\x51" in frame[:256]:  # JPEG 2000 SIZ marker
         at = frame.index(b"\xff\x51")
         if len(frame) >= at + 22:
@@ -1078,6 +1122,9 @@ def _frame_times(ds: Dataset, path: Path, n: int, frame_rate_hz: float | None, *
                 f"has {len(values)} values, not {n} positive increments",
                 _FIX_RATE,
             )
+        if len(values) > 1:
+            limits.check("frame_interval_s", float(np.median(values[1:])) / 1000.0, where=path,
+                         name="FrameTimeVector (0018,1065) median increment")  # fmt: skip
         times_ms = np.cumsum(values) - values[0]
         return Valued(times_ms / 1000.0, "FrameTimeVector (0018,1065)")
     frame_time = _number(ds.get("FrameTime"))
@@ -1086,11 +1133,13 @@ def _frame_times(ds: Dataset, path: Path, n: int, frame_rate_hz: float | None, *
             raise input_error(
                 path, "FrameTime (0018,1063)", f"is {frame_time} ms (must be positive)", _FIX_RATE
             )
+        limits.check("frame_interval_s", frame_time / 1000.0, where=path, name="FrameTime (0018,1063)")
         return Valued(np.arange(n) * frame_time / 1000.0, "FrameTime (0018,1063)")
     cine = _number(ds.get("CineRate"))
     if cine is not None:
         if not cine > 0:
             raise input_error(path, "CineRate (0018,0040)", f"is {cine} (must be positive)", _FIX_RATE)
+        limits.check("frame_rate_hz", cine, where=path, name="CineRate (0018,0040)")
         return Valued(np.arange(n) / cine, "CineRate (0018,0040)")
     if required:
         raise input_error(
@@ -1167,6 +1216,8 @@ def _pixel_spacing(
                     f"is {delta} cm (must be positive)",
                     _FIX_SPACING,
                 )
+            limits.check("pixel_spacing_mm", delta * 10.0, where=path,
+                         name=f"pixel spacing from PhysicalDelta{axis} ({delta_tag})")  # fmt: skip
             values.append(delta * 10.0)
         return Valued(
             (values[1], values[0]), "PhysicalDeltaX/Y (0018,602C/602E) of SequenceOfUltrasoundRegions"
@@ -1185,6 +1236,8 @@ def _pixel_spacing(
             raise input_error(
                 path, "PixelSpacing (0028,0030)", f"is {list(spacing)} mm (must be positive)", _FIX_SPACING
             )
+        for v in pair:
+            limits.check("pixel_spacing_mm", v, where=path, name="PixelSpacing (0028,0030)")
         return Valued((float(pair[0]), float(pair[1])), "PixelSpacing (0028,0030)")
     raise input_error(
         path, "SequenceOfUltrasoundRegions (0018,6011)/PixelSpacing (0028,0030)", "is missing", _FIX_SPACING
@@ -1222,6 +1275,8 @@ def _acquisition(
         rate_src = "Boston Scientific private (000B,1001)"
     if rate is not None and not (np.isfinite(rate) and rate > 0):
         raise input_error(path, rate_src, f"is {rate} mm/s (must be positive)", _FIX_SPEED)
+    if rate is not None:
+        limits.check("pullback_speed_mm_s", rate, where=path, name=rate_src)
 
     if kind in ("manual", "selective", "gated"):
         if kind == "gated" and "gated_rate_mm_per_beat" not in extra and required:
@@ -1326,6 +1381,30 @@ _DAMAGED_DATA = (
 )
 
 
+def _check_header_facts(
+    ds: Dataset,
+    path: Path,
+    pixel_spacing_mm: float | tuple[float, float] | None,
+    pullback_speed_mm_s: float | None,
+    frame_rate_hz: float | None,
+    require_timing: bool,
+) -> None:
+    """Spacing, timing and speed from the header alone, so an implausible value is refused
+    before any frame is decoded (the same checks run again on the decoded frame count)."""
+    try:
+        rows = _int_tag(ds, "Rows", path, "0028,0010", required=False)
+        cols = _int_tag(ds, "Columns", path, "0028,0011", required=False)
+        n = _int_tag(ds, "NumberOfFrames", path, "0028,0008", required=False)
+    except IVUSInputError:
+        return  # _file_frames names the damaged tag
+    n = 1 if n is None else n
+    if not rows or not cols or not 0 < n <= limits.LIMITS["frame_count"].high:
+        return  # _file_frames names the damaged tag without allocating for it
+    _frame_times(ds, path, int(n), frame_rate_hz, required=require_timing)
+    _pixel_spacing(ds, path, rows, cols, pixel_spacing_mm)
+    _acquisition(ds, path, pullback_speed_mm_s, required=require_timing)
+
+
 def _read_pullback(
     path: Path,
     *,
@@ -1352,6 +1431,7 @@ def _read_pullback(
     else:
         ds = _read_header(path)
         header_path = path
+        _check_header_facts(ds, path, pixel_spacing_mm, pullback_speed_mm_s, frame_rate_hz, require_timing)
         workers = decode_workers if decode_workers is not None else min(4, os.cpu_count() or 1)
         frames = _file_frames(path, ds, progress, workers=max(1, int(workers)))
         n_source = "NumberOfFrames (0028,0008)" if ds.get("NumberOfFrames") is not None else "single frame"

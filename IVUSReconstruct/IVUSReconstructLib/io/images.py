@@ -153,7 +153,11 @@ def _check_cancel(cancel: threading.Event | None) -> None:
 
 
 def mask_colour_overlay(
-    rgb: np.ndarray, *, chroma_threshold: int = _CHROMA_THRESHOLD, max_fraction: float = _TINTED_FRACTION
+    rgb: np.ndarray,
+    *,
+    chroma_threshold: int = _CHROMA_THRESHOLD,
+    max_fraction: float = _TINTED_FRACTION,
+    region: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Grey frame of an RGB screen export with its coloured overlay pixels filled in.
 
@@ -165,6 +169,9 @@ def mask_colour_overlay(
     max_fraction : float
         When more than this share of the bright pixels (a channel above
         ``3 * chroma_threshold``) is coloured the frame is a tinted display: no pixel is masked.
+    region : ndarray of shape (H, W), bool, optional
+        Where the tint is judged (the image between the catheter and the field-of-view
+        edge): a large coloured mask or catheter fill outside it does not make a tinted display.
 
     Returns
     -------
@@ -186,6 +193,8 @@ def mask_colour_overlay(
     # Only pixels bright enough to carry a visible colour say whether the display is tinted
     # (dark pixels of a sepia display have almost no chroma).
     bright = high > 3 * chroma_threshold
+    if region is not None and region.shape == bright.shape:
+        bright = bright & region
     if int(np.count_nonzero(coloured & bright)) > max_fraction * max(int(np.count_nonzero(bright)), 1):
         return grey, None
     rows = np.nonzero(coloured.any(axis=1))[0]
@@ -311,6 +320,7 @@ def detect_catheter_center(
     fov_center_px: tuple[float, float],
     fov_radius_px: float,
     unreliable: np.ndarray | None = None,
+    max_offset_fraction: float = 0.4,
 ) -> tuple[tuple[float, float], float] | None:
     """Centre of the catheter: the static dark disc inside the ring-down near the FOV centre.
 
@@ -326,12 +336,15 @@ def detect_catheter_center(
     fov_radius_px : float
     unreliable : ndarray of shape (H, W), bool, optional
         Pixels whose mean is not observed (filled-in overlays).
+    max_offset_fraction : float
+        How far from ``fov_center_px`` the disc's centre may lie, as a fraction of
+        ``fov_radius_px``.
 
     Returns
     -------
     ((row, col), radius_px) or None
         Centre (sub-pixel) and radius of the dark disc, or None when no dark static disc of
-        plausible size lies within 40 % of the FOV radius.
+        plausible size lies within ``max_offset_fraction`` of the FOV radius.
     """
     h, w = mean_image.shape
     rr, cc = np.mgrid[0:h, 0:w]
@@ -355,7 +368,7 @@ def detect_catheter_center(
     centres = np.array(ndimage.center_of_mass(dark, labels, index=index)).reshape(-1, 2)
     off = np.hypot(centres[:, 0] - fov_center_px[0], centres[:, 1] - fov_center_px[1])
     max_area = np.pi * (0.3 * fov_radius_px) ** 2
-    plausible = (areas >= 4) & (areas <= max_area)
+    plausible = (areas >= 4) & (areas <= max_area) & (off <= max_offset_fraction * fov_radius_px)
     if not plausible.any():
         return None
     best = int(np.argmin(np.where(plausible, off - np.sqrt(areas / np.pi), np.inf)))
@@ -493,7 +506,9 @@ def _ticks_on_line(line: np.ndarray, min_ticks: int) -> tuple[int, float, float]
 # --------------------------------------------------------------------------- frame folders
 
 
-def _decode(im: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def _decode(
+    im: Image.Image, path: Path, region: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """One page as a grey (H, W) array (uint8, or uint16 for 16-bit) and its overlay mask."""
     mode = im.mode
     if mode == "L":
@@ -513,7 +528,7 @@ def _decode(im: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray | None]
     if mode in ("1", "LA", "La"):
         return np.asarray(im.convert("L"), dtype=np.uint8), _NO_MASK
     rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    return mask_colour_overlay(rgb)
+    return mask_colour_overlay(rgb, region=region)
 
 
 def _open_image(path: Path) -> Image.Image:
@@ -560,7 +575,7 @@ def _count_pages(path: Path) -> int:
 
 
 def _read_frame_stack(
-    path: Path, progress: ProgressFn | None, cancel: threading.Event | None
+    path: Path, progress: ProgressFn | None, cancel: threading.Event | None, region: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Valued], str]:
     """Decode frames into one stack, accumulating the temporal mean and std.
 
@@ -599,7 +614,7 @@ def _read_frame_stack(
     tinted = 0
     for k, (file, page) in enumerate(_iter_pages(path, files)):
         _check_cancel(cancel)
-        grey, masked = _decode(page, file)
+        grey, masked = _decode(page, file, region)
         if frames is None:
             frames = np.empty((n,) + grey.shape, dtype=grey.dtype)
             first_name = file.name if files else "page 1"
@@ -659,8 +674,16 @@ def _geometry(
     fov = detect_field_of_view(mean, std)
     # Without a visible disc (image filled edge to edge) search around the image centre.
     search = fov if fov is not None else (((h - 1) / 2.0, (w - 1) / 2.0), min(h, w) / 2.0)
+    # scan conversion puts the transducer at the centre of the field of view's circle: a dark
+    # static blob well off it is a lumen that barely moved between frames (20 MHz blood is nearly
+    # black), not the catheter (set B: 22 px off, and every border was then drawn about it)
     catheter = detect_catheter_center(
-        mean, std, fov_center_px=search[0], fov_radius_px=search[1], unreliable=overlay
+        mean,
+        std,
+        fov_center_px=search[0],
+        fov_radius_px=search[1],
+        unreliable=overlay,
+        max_offset_fraction=0.4 if fov is None else 0.06,
     )
     if catheter is not None:
         (row, col), radius = catheter
@@ -696,6 +719,118 @@ def _zero_outside(frames: np.ndarray, center: tuple[float, float], radius: float
     return int(outside.sum())
 
 
+_N_SAMPLES = 9
+
+
+def _sample_rgb(path: Path, n_samples: int = _N_SAMPLES) -> np.ndarray | None:
+    """A few frames spread over the pullback as (K, H, W, 3) uint8 RGB, or None.
+
+    Decoding 9 of 1,700 JPEG frames takes well under a second: enough to find the
+    calibration marks and the display geometry before the whole folder is read.
+    """
+    try:
+        if path.is_dir():
+            files = _image_files(path)
+            picks = sorted(
+                set(np.linspace(0, len(files) - 1, min(n_samples, len(files))).round().astype(int))
+            )
+            images = [_open_image(files[i]) for i in picks]
+        else:
+            im = _open_image(path)
+            n = int(getattr(im, "n_frames", 1))
+            images = []
+            for i in sorted(set(np.linspace(0, n - 1, min(n_samples, n)).round().astype(int))):
+                im.seek(int(i))
+                images.append(im.copy())
+            im.close()
+    except (OSError, EOFError):
+        return None  # the full read names the bad page
+    out = []
+    for im in images:
+        if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+            grey = np.asarray(im, dtype=np.float64)
+            top = float(grey.max()) or 1.0
+            grey = np.clip(np.rint(grey * (255.0 / top)), 0, 255).astype(np.uint8)
+            rgb = np.repeat(grey[..., None], 3, axis=-1)
+        else:
+            rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+        im.close()
+        out.append(rgb)
+    if len(out) < 3 or len({a.shape for a in out}) != 1:
+        return None
+    return np.stack(out)
+
+
+def _scale_from_samples(
+    path: Path, samples: np.ndarray | None, fmt: str
+) -> tuple[tuple[float, float], Valued, dict]:
+    """Pixel spacing from calibration marks on sampled frames, or a refusal naming the fix."""
+    from .calibration import detect_scale_marks
+
+    scale = detect_scale_marks(samples) if samples is not None else None
+    if scale is None:
+        seen = f"{len(samples)} sampled frames" if samples is not None else "the frames"
+        raise input_error(
+            path,
+            "pixel spacing",
+            f"is unknown for {fmt} frames (no evenly spaced 1 mm dots or tick marks found in {seen})",
+            _FIX_SPACING,
+        )
+    mm = 1.0 / scale["pitch_px"]
+    where = " and ".join(f"{g['axis']} {g['line_px']}" for g in scale["lines"])
+    source = (
+        f"detected: {scale['n_ticks']} tick marks every {scale['pitch_px']:.2f} px along {where} "
+        f"({scale['kind']} marks in {len(samples)} sampled frames), assumed 1 mm apart (override with --pixel-spacing)"
+    )
+    return (mm, mm), Valued((mm, mm), source), scale
+
+
+def _zero_inside(frames: np.ndarray, center: tuple[float, float], radius: float) -> int:
+    """Set pixels within ``radius`` of ``center`` to 0 in place (the catheter fill)."""
+    h, w = frames.shape[1:]
+    rr, cc = np.mgrid[0:h, 0:w]
+    inside = np.hypot(rr - center[0], cc - center[1]) < radius
+    for r in np.nonzero(inside.any(axis=1))[0]:
+        frames[:, r, inside[r]] = 0
+    return int(inside.sum())
+
+
+def _image_region(display: dict | None) -> np.ndarray | None:
+    """Pixels between the catheter fill and the mask of a detected display (None without one)."""
+    if display is None:
+        return None
+    h, w = display["shape_px"]
+    rr, cc = np.mgrid[0:h, 0:w]
+    fov = (
+        np.hypot(rr - display["fov_center_px"][0], cc - display["fov_center_px"][1])
+        < display["fov_radius_px"]
+    )
+    cath = (
+        np.hypot(rr - display["catheter_center_px"][0], cc - display["catheter_center_px"][1])
+        < display["catheter_radius_px"] + 2
+    )
+    return fov & ~cath
+
+
+def _scale_json(scale: dict) -> dict:
+    """The calibration found, rounded for summary.json."""
+    return {
+        "pitch_px": round(scale["pitch_px"], 3),
+        "n_ticks": scale["n_ticks"],
+        "kind": scale["kind"],
+        "lines": [
+            {
+                "axis": g["axis"],
+                "line_px": g["line_px"],
+                "n_marks": g["n_marks"],
+                "pitch_px": round(g["pitch_px"], 3),
+                "residual_px": round(g["residual_px"], 3),
+            }
+            for g in scale["lines"]
+        ],
+    }
+
+
 def _read_frames(
     path: Path,
     spacing: tuple[float, float] | None,
@@ -705,39 +840,60 @@ def _read_frames(
     cancel: threading.Event | None,
     require_timing: bool,
 ) -> Pullback:
-    frames, mean, std, overlay, provenance, fmt = _read_frame_stack(path, progress, cancel)
+    from .calibration import detect_display_geometry
+
+    if path.is_dir() and not _image_files(path):
+        _read_frame_stack(path, progress, cancel)  # raises the empty-folder message
+    if rate is None and require_timing:
+        fmt0 = _FORMAT_NAMES[_suffix(_image_files(path)[0] if path.is_dir() else path)]
+        raise input_error(path, "frame rate", f"is unknown for {fmt0} frames", _FIX_RATE)
+    # A few sampled frames decide the calibration (and refuse) before the whole folder is read.
+    samples = _sample_rgb(path)
+    spacing_source = scale = None
+    if spacing is None:
+        fmt0 = _FORMAT_NAMES[_suffix(_image_files(path)[0] if path.is_dir() else path)]
+        spacing, spacing_source, scale = _scale_from_samples(path, samples, fmt0)
+    display = detect_display_geometry(samples) if samples is not None else None
+    frames, mean, std, overlay, provenance, fmt = _read_frame_stack(
+        path, progress, cancel, _image_region(display)
+    )
     n, h, w = frames.shape
     fov, catheter, catheter_source = _geometry(mean, std, overlay)
+    if display is not None and not catheter_source.source.startswith("detected: centre of the dark"):
+        # No dark static disc in the mean image (a coloured catheter fill whose colour changes,
+        # or a mask that flickers): the flat disc and textured field of the samples hold.
+        fov = (display["fov_center_px"], display["fov_radius_px"])
+        catheter = display["catheter_center_px"]
+        catheter_source = Valued(
+            (round(catheter[0], 2), round(catheter[1], 2)),
+            f"detected: centre of the flat catheter disc (radius {display['catheter_radius_px']:.1f} px) "
+            f"in {len(samples)} sampled frames",
+        )
+        fov_source = "detected: circle where speckle texture ends, in sampled frames (mask of any colour)"
+        disc_zeroed = _zero_inside(frames, catheter, display["catheter_radius_px"])
+        provenance["masked_catheter_disc_px"] = Valued(
+            disc_zeroed, "detected: the catheter disc fill (a display overlay, not image) set to 0"
+        )
+    else:
+        fov_source = "detected: circle fit to the edge of the disc that changes between frames (temporal std)"
     if fov is None:
         provenance["field_of_view_px"] = Valued(None, "not detected: no textured disc; nothing masked")
     else:
         (r0, c0), radius = fov
         zeroed = _zero_outside(frames, (r0, c0), radius)
         provenance["field_of_view_px"] = Valued(
-            {"center_px": [round(r0, 2), round(c0, 2)], "radius_px": round(radius, 2)},
-            "detected: circle fit to the edge of the disc that changes between frames (temporal std)",
+            {"center_px": [round(r0, 2), round(c0, 2)], "radius_px": round(radius, 2)}, fov_source
         )
         provenance["masked_outside_fov_px"] = Valued(
             zeroed, "detected: pixels beyond the field of view (text, rulers) set to 0"
         )
     provenance["catheter_center_px"] = catheter_source
 
-    if spacing is not None:
+    if spacing_source is None:
         provenance["pixel_spacing_mm"] = Valued(spacing, "--pixel-spacing")
     else:
-        scale = None
-        if fov is not None:
-            scale = detect_calibration_scale(mean, fov_center_px=fov[0], fov_radius_px=fov[1])
-        if scale is None:
-            raise input_error(path, "pixel spacing", f"is unknown for {fmt} frames", _FIX_SPACING)
-        mm = 1.0 / scale["pitch_px"]
-        spacing = (mm, mm)
-        provenance["pixel_spacing_mm"] = Valued(
-            spacing,
-            f"detected: {scale['n_ticks']} tick marks every {scale['pitch_px']:.2f} px along "
-            f"{scale['axis']} {scale['line_px']}, assumed 1 mm apart (override with --pixel-spacing)",
-        )
-        provenance["calibration_scale"] = Valued(scale, "detected")
+        provenance["pixel_spacing_mm"] = spacing_source
+        provenance["calibration_scale"] = Valued(_scale_json(scale), "detected")
 
     if rate is not None:
         provenance["frame_times_s"] = Valued(np.arange(n) / rate, "--frame-rate")

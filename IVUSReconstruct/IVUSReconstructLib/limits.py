@@ -1,0 +1,348 @@
+"""The one table of plausible acquisition values and size budgets, and the checks that use it.
+
+Every front end (command line, batch manifest, Slicer parameter node) and every reader checks its
+values against :data:`LIMITS`, so a value is refused the same way wherever it comes from, before
+any frame is decoded or any large array is allocated. A value outside its range raises
+:class:`IVUSRangeError`, which carries the field (a :data:`LIMITS` key), the value and the range;
+each front end words the fix in its own terms with :func:`reworded` (an option, a manifest column,
+a module field), so a message never names a command-line option to a Slicer or batch user.
+
+The ranges are deliberately wide: they catch wrong units (um or cm for mm, ms for s) and damaged
+headers, not unusual but real acquisitions. Sources for the typical values: IVUS consoles export
+0.01-0.05 mm per pixel over a 6-20 mm field (up to 60 mm at 15-20 MHz for peripheral veins),
+20-100 frames/s, 0.5-2 mm/s motor pullbacks (up to 10-40 mm/s for high-speed OCT-like runs),
+pullbacks of 30-150 mm (up to 300 mm in the legs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import IVUSInputError
+
+__all__ = [
+    "Limit",
+    "LIMITS",
+    "IVUSRangeError",
+    "check",
+    "check_pullback",
+    "check_centerline",
+    "check_contours",
+    "check_array_size",
+    "check_output_sizes",
+    "reworded",
+    "CLI_FIXES",
+    "BATCH_FIXES",
+    "SLICER_FIXES",
+    "MAX_ARRAY_BYTES",
+]
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A plausible range ``[low, high]`` in ``unit`` and what a typical value looks like."""
+
+    label: str
+    low: float
+    high: float
+    unit: str
+    typical: str
+
+
+LIMITS: dict[str, Limit] = {
+    "pixel_spacing_mm": Limit("pixel spacing", 0.001, 1.0, "mm", "IVUS frames have 0.01-0.05 mm per pixel"),
+    "field_of_view_mm": Limit("field of view", 1.0, 100.0, "mm", "IVUS frames show 6-60 mm"),
+    "image_size_px": Limit("image size", 16, 4096, "px", "IVUS frames are 256-1024 pixels wide"),
+    "frame_count": Limit("frame count", 1, 100_000, "frames", "a pullback has 100-10000 frames"),
+    "frame_rate_hz": Limit("frame rate", 1.0, 500.0, "frames/s", "IVUS consoles record 20-100 frames/s"),
+    "frame_interval_s": Limit(
+        "frame interval", 0.001, 5.0, "s", "frames are 0.01-0.05 s apart (about 1 s when gated)"
+    ),
+    "pullback_speed_mm_s": Limit(
+        "pullback speed", 0.05, 40.0, "mm/s", "motor pullbacks run at 0.5, 1 or 2 mm/s"
+    ),
+    "pullback_length_mm": Limit("pullback length", 0.0, 1000.0, "mm", "pullbacks cover 30-300 mm"),
+    "start_mm": Limit("start position", -500.0, 500.0, "mm", "frame 0 lies within the centerline"),
+    "centerline_length_mm": Limit("centerline length", 1.0, 2000.0, "mm", "vessels are 30-500 mm long"),
+    "centerline_spacing_mm": Limit(
+        "centerline point spacing", 0.001, 500.0, "mm", "centerline points are 0.1-5 mm apart"
+    ),
+    "render_size_px": Limit("render size", 16, 8192, "px", "renders are 800-3200 pixels wide"),
+    "contour_extent_mm": Limit(
+        "contour extent", 0.02, 60.0, "mm", "a vessel border lies 1-25 mm from the catheter"
+    ),
+}
+
+# Memory budget of one large array (volume, labelmap, render, mesh). The frames themselves are
+# read as a memmap when possible; arrays derived from them must fit in this.
+MAX_ARRAY_BYTES = 2 * 1024**3
+
+
+# What the user does about a wrong value, in each front end's own terms.
+CLI_FIXES: dict[str, str] = {
+    "pixel_spacing_mm": "give the spacing in mm with --pixel-spacing MM (e.g. 0.02 for 10 mm over 512 pixels), not in um or cm",
+    "field_of_view_mm": "give the spacing in mm with --pixel-spacing MM",
+    "frame_rate_hz": "give frames per second with --frame-rate FPS (typically 30)",
+    "frame_interval_s": "give frames per second with --frame-rate FPS (typically 30)",
+    "pullback_speed_mm_s": "give the motor speed in mm/s with --pullback-speed MM_S (typically 0.5, 1 or 2)",
+    "pullback_length_mm": "check --pullback-speed MM_S and --frame-rate FPS",
+    "start_mm": "give --start-mm in mm",
+    "centerline_length_mm": "give the centerline in mm (--centerline), not in m or um",
+    "centerline_spacing_mm": "give the centerline in mm (--centerline), not in m or um",
+    "contour_extent_mm": "give --contours in mm of this pullback (or --pixel-spacing MM for pixel contours)",
+}
+BATCH_FIXES: dict[str, str] = {
+    "pixel_spacing_mm": "fill the pixel_spacing column in mm (e.g. 0.02), not in um or cm",
+    "field_of_view_mm": "fill the pixel_spacing column in mm (e.g. 0.02)",
+    "frame_rate_hz": "fill the frame_rate column in frames/s (typically 30)",
+    "frame_interval_s": "fill the frame_rate column in frames/s (typically 30)",
+    "pullback_speed_mm_s": "fill the pullback_speed column in mm/s (typically 0.5, 1 or 2)",
+    "pullback_length_mm": "check the pullback_speed and frame_rate columns",
+    "start_mm": "fill the start_mm column in mm",
+    "centerline_length_mm": "give the case's centerline file in mm, not in m or um",
+    "centerline_spacing_mm": "give the case's centerline file in mm, not in m or um",
+    "contour_extent_mm": "give the case's contours in mm of this pullback (or fill pixel_spacing)",
+}
+SLICER_FIXES: dict[str, str] = {
+    "pixel_spacing_mm": "set 'Pixel spacing' (mm) in the Acquisition section",
+    "field_of_view_mm": "set 'Pixel spacing' (mm) in the Acquisition section",
+    "frame_rate_hz": "set 'Frame rate' (frames/s) in the Acquisition section",
+    "frame_interval_s": "set 'Frame rate' (frames/s) in the Acquisition section",
+    "pullback_speed_mm_s": "set 'Pullback speed' (mm/s) in the Acquisition section",
+    "pullback_length_mm": "check 'Pullback speed' and 'Frame rate' in the Acquisition section",
+    "start_mm": "set 'Start' (mm) in the Acquisition section",
+    "centerline_length_mm": "select a centerline in mm",
+    "centerline_spacing_mm": "select a centerline in mm",
+    "contour_extent_mm": "select contours drawn on this volume",
+}
+# Library wording: names no front end's control.
+_LIBRARY_FIXES: dict[str, str] = {
+    "image_size_px": "re-export the pullback from the IVUS console",
+    "frame_count": "re-export the pullback from the IVUS console",
+}
+
+
+class IVUSRangeError(IVUSInputError):
+    """A value outside its :data:`LIMITS` range.
+
+    Attributes
+    ----------
+    where : str
+        The file (or option, column, field) the value came from.
+    name : str
+        How the value is named there (a DICOM tag, a JSON key, an option).
+    field : str
+        The :data:`LIMITS` key.
+    value : float
+    """
+
+    def __init__(self, where: object, name: str, field: str, value: float, fix: str | None = None):
+        self.where, self.name, self.field, self.value = str(where), name, field, float(value)
+        self.fix_given = fix is not None  # a front end's own wording: kept as it is
+        super().__init__(self.worded(fix))
+
+    def worded(self, fix: str | None = None) -> str:
+        """The one-line message with ``fix`` (default: the library's neutral wording)."""
+        lim = LIMITS[self.field]
+        fix = fix or _LIBRARY_FIXES.get(self.field) or f"check the {lim.label} and its unit"
+        where = "must be positive, within" if lim.low > 0 >= self.value else "outside"
+        return (
+            f"{self.where}: {self.name} is {self.value:g} {lim.unit}, {where} the plausible "
+            f"{lim.low:g}-{lim.high:g} {lim.unit} ({lim.typical}); {fix}"
+        )
+
+
+def reworded(exc: IVUSInputError, fixes: Mapping[str, str]) -> str:
+    """The message of ``exc`` with the fix in a front end's terms (unchanged for other errors)."""
+    if isinstance(exc, IVUSRangeError) and not exc.fix_given and exc.field in fixes:
+        return exc.worded(fixes[exc.field])
+    return str(exc)
+
+
+def check(
+    field: str, value: float | None, *, where: object, name: str | None = None, fix: str | None = None
+) -> None:
+    """Raise :class:`IVUSRangeError` when ``value`` (if given) is not finite or outside ``LIMITS[field]``."""
+    if value is None:
+        return
+    lim = LIMITS[field]
+    v = float(value)
+    if not (np.isfinite(v) and lim.low <= v <= lim.high):
+        raise IVUSRangeError(where, name or lim.label, field, v, fix)
+
+
+# --------------------------------------------------------------------------------------------
+# whole inputs: what every front end hands the pipeline
+
+
+def check_pullback(pullback, where: object) -> None:
+    """Check a :class:`~IVUSReconstructLib.types.Pullback`'s acquisition facts against the table.
+
+    Raises
+    ------
+    IVUSRangeError
+    """
+    n, rows, cols = (int(v) for v in pullback.frames.shape[:3])
+    check("frame_count", n, where=where)
+    for size in (rows, cols):
+        check("image_size_px", size, where=where, name="image size (rows or columns)")
+    for s in pullback.pixel_spacing_mm:
+        check("pixel_spacing_mm", s, where=where)
+    fov = max(rows * pullback.pixel_spacing_mm[0], cols * pullback.pixel_spacing_mm[1])
+    check("field_of_view_mm", fov, where=where, name="field of view (image size x pixel spacing)")
+    times = np.asarray(pullback.frame_times_s, dtype=float)
+    if times.size > 1 and "missing" not in str(_source(pullback, "frame_times_s")):
+        steps = np.diff(times)
+        if not np.all(np.isfinite(steps)) or np.any(steps <= 0):
+            k = int(np.flatnonzero(~(steps > 0))[0]) + 1
+            raise IVUSInputError(
+                f"{where}: frame times are not increasing (frame {k} at {times[k]:g} s after "
+                f"{times[k - 1]:g} s); frames must be in acquisition order, each once"
+            )
+        check("frame_interval_s", float(np.median(steps)), where=where, name="median frame interval")
+    speed = pullback.pullback_speed_mm_s
+    if speed is not None:
+        check("pullback_speed_mm_s", speed, where=where)
+        if times.size > 1:
+            check("pullback_length_mm", speed * float(times[-1] - times[0]), where=where,
+                  name="pullback length (speed x duration)")  # fmt: skip
+
+
+def _source(pullback, key: str) -> str:
+    prov = getattr(pullback, "provenance", None) or {}
+    item = prov.get(key)
+    return getattr(item, "source", "") if item is not None else ""
+
+
+def check_centerline(centerline, where: object) -> None:
+    """Check a centerline's length and point spacing (catches m or um for mm).
+
+    Raises
+    ------
+    IVUSRangeError
+    """
+    points = np.asarray(centerline.points_ras_mm, dtype=float)
+    if len(points) < 2:
+        return
+    length = float(centerline.length_mm)
+    check("centerline_length_mm", length, where=where)
+    check(
+        "centerline_spacing_mm", length / (len(points) - 1), where=where, name="mean centerline point spacing"
+    )
+
+
+def check_contours(contours, where: object, *, field_of_view_mm: tuple[float, float] | None = None) -> None:
+    """Check contour extents, and that each lumen lies inside its vessel border.
+
+    Parameters
+    ----------
+    contours : ContourSet
+    where : str
+    field_of_view_mm : (height, width) or None
+        The pullback's field of view: borders must lie inside it (catheter at its centre,
+        with 25 % slack for an off-centre catheter).
+
+    Raises
+    ------
+    IVUSInputError
+        ``IVUSRangeError`` for an extent out of range.
+    """
+    half = None if field_of_view_mm is None else 0.5 * 1.25 * max(field_of_view_mm)
+    for f in contours.frames:
+        for name, poly in (("lumen", f.lumen), ("vessel", f.vessel)):
+            if poly is None:
+                continue
+            extent = float(np.max(np.abs(np.asarray(poly, dtype=float))))
+            check("contour_extent_mm", extent, where=where, name=f"frame {f.index} {name} extent")
+            if half is not None and extent > half:
+                raise IVUSInputError(
+                    f"{where}: frame {f.index} {name} reaches {extent:g} mm from the catheter, outside the "
+                    f"image ({max(field_of_view_mm):g} mm field of view); use contours of this pullback, in mm"
+                )
+        if f.vessel is not None:
+            share = _share_outside(np.asarray(f.lumen, dtype=float), np.asarray(f.vessel, dtype=float))
+            if share > LUMEN_OUTSIDE_VESSEL_MAX:
+                raise IVUSInputError(
+                    f"{where}: frame {f.index} lumen lies {100 * share:.0f}% outside its vessel border "
+                    f"(at most {100 * LUMEN_OUTSIDE_VESSEL_MAX:.0f}% allowed); check that lumen and vessel "
+                    "are not swapped and belong to the same frame"
+                )
+
+
+# Share of lumen points allowed outside the vessel border: tracing tolerance where the lumen
+# touches the EEM (no plaque), not a swapped or misplaced border.
+LUMEN_OUTSIDE_VESSEL_MAX = 0.2
+
+
+def _share_outside(points: np.ndarray, polygon: np.ndarray) -> float:
+    """Share of ``points`` (M, 2) outside the closed ``polygon`` (K, 2) (even-odd rule)."""
+    x, y = points[:, :1], points[:, 1:]
+    a, b = polygon, np.roll(polygon, -1, axis=0)
+    crosses = (a[:, 1] > y) != (b[:, 1] > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_at = a[:, 0] + (y - a[:, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
+    inside = np.count_nonzero(crosses & (x < x_at), axis=1) % 2 == 1
+    return float(np.mean(~inside)) if len(points) else 0.0
+
+
+def check_array_size(what: str, shape: tuple[int, ...], itemsize: int, *, where: object, fix: str) -> None:
+    """Refuse an array of ``shape`` x ``itemsize`` bytes beyond :data:`MAX_ARRAY_BYTES` before it is made."""
+    n_bytes = float(np.prod([float(s) for s in shape])) * itemsize
+    if n_bytes > MAX_ARRAY_BYTES:
+        raise IVUSInputError(
+            f"{where}: the {what} would take {n_bytes / 1024**3:.1f} GB "
+            f"({' x '.join(str(int(s)) for s in shape)}), more than the "
+            f"{MAX_ARRAY_BYTES / 1024**3:.0f} GB allowed; {fix}"
+        )
+
+
+# bytes per labelmap voxel at the peak of mesh.vessel_labelmap (stencil image, label copy, lumen)
+_LABELMAP_BYTES_PER_VOXEL = 4
+# bytes per mesh point of the three surfaces with their arrays and triangles (measured on
+# phantoms: about 70; rounded up)
+_MESH_BYTES_PER_POINT = 100
+MESH_POINTS_PER_RING = 72
+
+
+def check_output_sizes(
+    origins_ras_mm: np.ndarray,
+    extent_mm: float,
+    *,
+    labelmap_spacing_mm: float,
+    render_size_px: tuple[int, int],
+    where: object,
+) -> None:
+    """Refuse outputs whose arrays would not fit, from the placed frames, before meshing.
+
+    Parameters
+    ----------
+    origins_ras_mm : ndarray of shape (N, 3)
+        Where the frames are placed.
+    extent_mm : float
+        Largest distance of a border from its frame's origin.
+    labelmap_spacing_mm : float
+    render_size_px : (width, height)
+
+    Raises
+    ------
+    IVUSInputError
+    """
+    for size in render_size_px:
+        check("render_size_px", size, where=where, name="render size")
+    w, h = (int(v) for v in render_size_px)
+    check_array_size("render", (h, w, 4), 2, where=where, fix="ask for a smaller render")
+    origins = np.asarray(origins_ras_mm, dtype=float).reshape(-1, 3)
+    check_array_size(
+        "mesh", (len(origins), MESH_POINTS_PER_RING, 3), _MESH_BYTES_PER_POINT, where=where,
+        fix="analyse fewer frames (a shorter pullback or gated frames)",
+    )  # fmt: skip
+    span = origins.max(axis=0) - origins.min(axis=0) + 2.0 * (extent_mm + 1.0)
+    dims = tuple(int(np.ceil(v / labelmap_spacing_mm)) + 2 for v in span)
+    check_array_size(
+        "vessel labelmap", dims[::-1], _LABELMAP_BYTES_PER_VOXEL, where=where,
+        fix=f"check the pixel spacing and the centerline's unit (the vessel spans "
+        f"{' x '.join(f'{v:.0f}' for v in span)} mm)",
+    )  # fmt: skip

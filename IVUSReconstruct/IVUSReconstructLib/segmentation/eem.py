@@ -1,0 +1,112 @@
+"""Vessel border (EEM): the dark-to-bright step of media to adventitia outside the lumen."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import ndimage
+
+from .paths import dp_closed_path
+from .polar import _box, _step, _subsample
+from .shapes import _border_normals
+
+if TYPE_CHECKING:
+    from .segmenter import _Segmenter
+
+
+def _wall_step(x: np.ndarray, w: int, wall_start: np.ndarray, edge: np.ndarray) -> np.ndarray:
+    """Outward step whose inner window stays inside the wall, (F, A, R).
+
+    Across a wall thinner than two windows the plain step's inner window reaches into the
+    dark lumen, so the lumen's own (much larger) step leaks outwards and pulls the EEM onto
+    the lumen border; the inner mean is therefore taken from ``wall_start`` (F, A) on.
+    """
+    n_r = x.shape[-1]
+    cs = np.concatenate(
+        [np.zeros(x.shape[:-1] + (1,), np.float32), np.cumsum(x, axis=-1, dtype=np.float32)], axis=-1
+    )
+    r = np.arange(n_r)[None, None, :]
+    lo = np.clip(np.maximum(r - w, wall_start[..., None]), 0, np.maximum(r - 1, 0))
+    hi = np.minimum(r + w, n_r)
+    inner = (
+        np.take_along_axis(cs, np.broadcast_to(r, x.shape), -1) - np.take_along_axis(cs, lo, -1)
+    ) / np.maximum(r - lo, 1)
+    outer = (
+        np.take_along_axis(cs, np.broadcast_to(hi, x.shape), -1)
+        - np.take_along_axis(cs, np.broadcast_to(r, x.shape), -1)
+    ) / np.maximum(hi - r, 1)
+    return np.where(r > wall_start[..., None], outer - inner, edge).astype(np.float32)
+
+
+def trace_vessel(
+    seg: _Segmenter, log_image: np.ndarray, lumen_path: np.ndarray, prior: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """EEM path (F, A) in samples: the strongest dark-to-bright step beyond the lumen.
+
+    ``prior`` (F, A, R), optional: a cost of each radius from keyframes' borders."""
+    w = seg.samples(seg.o.vessel_edge_mm, 2)
+    smooth = _box(log_image, 3, 3)
+    edge = _step(smooth, w)
+    base = np.floor(lumen_path).astype(int)
+    # a wall crossed obliquely (the flanks of an oval or flattened lumen) is longer along the
+    # ray than across it: lengths along the ray are the wall's own times this stretch
+    # (from the lumen's overall shape, its first harmonics: a trace cut by calcium or jagged
+    # by speckle would tilt at every notch)
+    shape = lumen_path * seg.dr
+    if seg.o.wall_tilt_harmonics > 0:
+        spec = np.fft.rfft(shape, axis=1)
+        spec[:, seg.o.wall_tilt_harmonics + 1 :] = 0
+        shape = np.fft.irfft(spec, n=shape.shape[1], axis=1)
+    tilt = _border_normals(shape)[2]
+    stretch = 1.0 / np.clip(np.sqrt(1.0 - tilt**2), 1.0 / seg.o.max_wall_stretch, 1.0)
+    if seg.o.wall_only_inner:
+        blur = np.round(seg.samples(seg.o.wall_blur_mm, 2) * stretch).astype(int)
+        edge = _wall_step(smooth, w, base + blur, edge)
+    first = max(seg.samples(seg.o.min_wall_mm), w) + 1  # across the wall
+    lo = base[..., None] + np.round(first * stretch[..., None]).astype(int)
+    r = np.arange(seg.n_r)[None, None, :]
+    allowed = (r >= lo) & (r <= seg.n_r - w - 1)
+    band = np.where(allowed, edge, np.nan)
+    scale = np.nanpercentile(band.reshape(len(edge), -1), 99, axis=1)
+    scale = np.maximum(np.nan_to_num(scale, nan=1.0), 1e-3)[:, None, None]
+    cost = np.where(allowed, 1.0 - edge / scale, np.inf).astype(np.float32)
+    # traced as a wall thickness on top of the lumen, measured across the wall: it thickens
+    # and thins gradually around the vessel, whatever the lumen's shape, so a jump of the
+    # thickness (onto a bright patch of perivascular tissue) costs what a jump of the radius
+    # would not
+    n_wall = seg.samples(seg.o.max_wall_mm)
+    offsets = np.arange(n_wall + 1)
+    rows = np.minimum(base[..., None] + np.round(offsets * stretch[..., None]).astype(int), seg.n_r - 1)
+    # nearer edges are preferred a little: the adventitia is the first bright layer out
+    inward = seg.o.vessel_inward_preference * np.maximum(offsets - first, 0) / max(n_wall, 1)
+    wall_cost = np.take_along_axis(cost, rows, axis=-1) + inward.astype(np.float32)
+    if prior is not None:
+        wall_cost = wall_cost + np.take_along_axis(prior, rows, axis=-1)
+    thickness = dp_closed_path(wall_cost, max_step=seg.max_step, smooth_weight=seg.o.wall_smooth_weight)
+    path = np.minimum(np.take_along_axis(rows, thickness[..., None], axis=-1)[..., 0], seg.n_r - 1)
+    step = np.take_along_axis(edge, path[..., None], axis=-1)[..., 0]
+    fine = _subsample(edge, path)
+    if seg.o.faint_wall_smooth_deg > 0:
+        fine = _steady_faint_wall(seg, fine, lumen_path, stretch, step)
+    return fine, np.clip(step / scale[..., 0], 0.0, 1.0)
+
+
+def _steady_faint_wall(
+    seg: _Segmenter, path: np.ndarray, lumen_path: np.ndarray, stretch: np.ndarray, step: np.ndarray
+) -> np.ndarray:
+    """Smooth the EEM around the vessel where its step is faint, (F, A) samples.
+
+    A vein's thin wall before echogenic tissue shows hardly any step at the EEM, which each
+    ray then places within a few samples; the wall's thickness varies slowly around the
+    vessel, so there it is taken from its neighbours (on a smoothed lumen). A clear step
+    (dark media to bright adventitia, ``step`` of ``clear_eem_step`` or more in log grey
+    levels) is kept as found: plaque thickness may change quickly.
+    """
+    clear = np.clip(step / seg.o.clear_eem_step, 0.0, 1.0)
+    across = (path - lumen_path) / stretch
+    across = ndimage.gaussian_filter1d(across, seg.angles(seg.o.faint_wall_smooth_deg), axis=1, mode="wrap")
+    inner = ndimage.gaussian_filter1d(
+        lumen_path, seg.angles(seg.o.faint_wall_lumen_smooth_deg), axis=1, mode="wrap"
+    )
+    return clear * path + (1.0 - clear) * (inner + across * stretch)

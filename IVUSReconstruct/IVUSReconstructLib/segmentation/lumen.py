@@ -1,0 +1,345 @@
+"""Lumen border: catheter ring-down, correlation trust, candidate traces and their refinement."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .paths import dp_closed_path
+from .polar import _box, _neighbours, _step, _subsample
+from .shapes import _aspect_ratio
+
+if TYPE_CHECKING:
+    from .segmenter import _Segmenter
+
+
+def _ring_extent(stability: np.ndarray, threshold: float, max_samples: int) -> int:
+    """First radial sample where the median (over frames and angles) correlation falls below
+    ``threshold``: the catheter and its ring-down end there; at most ``max_samples``."""
+    profile = np.median(stability.reshape(-1, stability.shape[-1]), axis=0)
+    below = np.flatnonzero(profile[:max_samples] < threshold)
+    return int(below[0]) if below.size else max_samples
+
+
+def _grey_ring(profile: np.ndarray, max_samples: int, margin: int) -> int:
+    """End of the catheter and its ring-down from the median grey-level profile (R,).
+
+    For pullbacks whose blood stays as correlated as the catheter, where the correlation
+    cannot tell them apart. Past the black inside of the catheter, a bright ring-down that falls
+    to at most half its peak ends where it is back within a fifth of that fall; without one
+    (masked by the console) the catheter ends where echoes begin. ``margin`` samples are added.
+    """
+    p = np.asarray(profile[: max_samples + 1], dtype=float)
+    lit = np.flatnonzero(p > 0.02 * max(float(p.max()), 1e-6))
+    first = int(lit[0]) if lit.size else 0
+    peak = first + int(np.argmax(p[first:]))
+    after = p[peak:]
+    low = float(after.min())
+    if p[peak] > 0 and low <= 0.5 * p[peak]:
+        end = peak + int(np.flatnonzero(after <= low + 0.2 * (p[peak] - low))[0])
+        return min(end + margin, max_samples)
+    return min(first + margin, max_samples)
+
+
+def _correlation_trust(
+    stability: np.ndarray, ring: int, near_samples: int, still: float, span: float
+) -> float:
+    """How far the correlation cue can be trusted in this pullback, 0..1.
+
+    Blood near the catheter decorrelates between neighbouring frames when it moves and echoes
+    (rotational 40-60 MHz, and our phantoms); dark 20 MHz blood and high frame rates leave it as
+    stable as the wall, and then a correlation step marks nothing. Judged once per pullback, on
+    the median correlation just outside the ring-down of frames spread along it: a single frame
+    wedged in a tight lesion, whose near field is plaque, does not decide.
+
+    Parameters
+    ----------
+    stability : ndarray of shape (F, A, R)
+        Correlation with the neighbouring frames.
+    ring : int
+        First radial sample outside the ring-down.
+    near_samples : int
+        Radial depth of the near field.
+    still, span : float
+        Near-field correlation at which the trust is 0, and the range over which it reaches 1.
+    """
+    near = _box(stability, 5, 3)[..., ring : ring + near_samples]
+    level = float(np.median(near)) if near.size else 0.0
+    return float(np.clip((still - level) / span, 0.0, 1.0))
+
+
+def trace_lumen(
+    seg: _Segmenter,
+    stability: np.ndarray | None,
+    log_image: np.ndarray,
+    image: np.ndarray,
+    prior: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lumen path (F, A) in samples (sub-sample) and its edge strength (F, A).
+
+    Two candidate borders are traced, one from the local step of the correlation and one
+    from the blood/tissue regions it separates (robust when a large lumen's blood
+    correlates by chance); each frame keeps the candidate that separates decorrelated
+    blood inside from correlated tissue outside best.
+    """
+    w = seg.samples(seg.o.lumen_edge_mm, 2)
+    if stability is None or seg.ring is None:
+        # without neighbouring frames: the grey-level rise next to the catheter
+        start = _bright_near_field(seg, log_image)
+        edge = _step(log_image, w)
+        edge = edge / np.maximum(np.percentile(edge[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None]
+        path = _trace(seg, edge, start, w, prior)
+        strength = np.take_along_axis(edge, path[..., None], axis=-1)[..., 0]
+        return _subsample(edge, path), np.clip(strength, 0.0, 1.0)
+    start = seg.ring
+    # the grey-level rise from blood to wall backs the correlation up where blood echoes
+    # little (20 MHz) and its few echoes happen to correlate
+    grey = _step(_box(log_image, 5, 1), w)
+    grey = np.clip(
+        grey / np.maximum(np.percentile(grey[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None], -1, 1
+    )
+    weight = seg.trust * _stability_weight(stability, log_image, start)[:, None, None]
+    local = _step(_box(stability, 3, 1), w)
+    local = np.clip(
+        local / np.maximum(np.percentile(local[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None], -1, 1
+    )
+    # a rise of the correlation with no rise of the grey level is slow or stagnant blood, not
+    # the wall: such steps count half
+    local = local * np.clip(0.5 + grey, 0.0, 1.0)
+    region = _region_score(seg, _box(stability, 5, 3), start)
+    smooth = _box(stability, 5, 3)
+    enclosed = _enclosed_tissue(seg, smooth, _box(log_image, 5, 3), start, weight)
+    if prior is not None:
+        # keyframes' borders, interpolated: a cost of straying from them (keyframes.py)
+        enclosed = enclosed + prior
+    edges = [(weight * feature + grey) / (1.0 + weight) for feature in (local, region)]
+    if seg.trust < 1.0:
+        # blood that does not move is still dark: the regions of grey level separate it from
+        # the wall, where the steps of its speckle would stop an edge trace (20 MHz)
+        edges.append(_region_score(seg, _box(image, 5, 3), start))
+    grey_level = _box(log_image, 5, 3)
+    best_path, best_edge = _best_trace(seg, edges, smooth, start, w, enclosed, grey_level)
+    # a flattened lumen (a compressed vein) has no media behind its wall to leak into, but
+    # its narrow ends mix with the wall in the correlation windows and look enclosed: those
+    # frames are traced again with a fraction of the charge, enough still to keep the border
+    # from crossing a whole wall into the dark lumen of the artery compressing the vein
+    flat = _aspect_ratio(seg.to_mm(best_path)) >= seg.o.flattened_aspect
+    charge = np.where(flat[:, None, None], np.float32(seg.o.flattened_charge), np.float32(1.0)) * enclosed
+    if flat.any():
+        again_path, again_edge = _best_trace(
+            seg, [e[flat] for e in edges], smooth[flat], start, w, charge[flat], grey_level[flat]
+        )
+        best_path[flat], best_edge[flat] = again_path, again_edge
+    strength = np.take_along_axis(best_edge, best_path[..., None], axis=-1)[..., 0]
+    # the grey levels as displayed (already log-compressed by the console): compressing
+    # them again would pull the half-way point of a blurred step towards the darker side
+    return _refine_lumen(seg, image, best_path, start, charge), np.clip(strength, 0.0, 1.0)
+
+
+def _enclosed_tissue(
+    seg: _Segmenter, smooth: np.ndarray, grey: np.ndarray, start: int, weight: np.ndarray
+) -> np.ndarray:
+    """Cost of enclosing correlated tissue in the lumen, (F, A, R): the tissue-like depth (mm)
+    between the ring-down and each radius, times ``enclosed_tissue_per_mm``.
+
+    The step from a dark, decorrelated layer (the media) to bright, stable adventitia looks
+    like blood meeting wall; what tells them apart is the stable plaque a border there would
+    enclose. Correlation up to half-way between blood and tissue costs nothing, so blood's
+    chance correlations do not pull the border inwards.
+    """
+    n_f = len(smooth)
+    near = slice(start, min(start + seg.samples(0.3, 3), seg.n_r))
+    likeness = []
+    for x, floor in ((smooth, 0.1), (grey, 0.2)):
+        blood = np.median(x[..., near].reshape(n_f, -1), axis=1)
+        tissue = np.percentile(x[..., start:].reshape(n_f, -1), 75, axis=1)
+        contrast = np.maximum(tissue - blood, floor)[:, None, None]
+        level = (0.5 * (blood + tissue))[:, None, None]
+        likeness.append(np.clip((x - level) / (0.5 * contrast), 0.0, 1.0))
+    # bright and stable; brightness alone where the correlation is unreliable
+    t = likeness[1] * (weight * likeness[0] + 1.0 - weight)
+    t[..., : start + 1] = 0.0
+    # a border's own window straddles it: the last samples inside are not counted
+    lag = seg.samples(seg.o.correlation_half_mm, 1) + 1
+    depth = np.cumsum(t, axis=-1) * seg.dr
+    depth = np.concatenate([np.zeros(depth.shape[:-1] + (lag,), np.float32), depth[..., :-lag]], axis=-1)
+    # the charge tells the media's step from the lumen's by what is stable between them: where
+    # the correlation says nothing, brightness alone would charge the brighter speckle of still
+    # blood and the guidewire (20 MHz set B: box IoU 0.79 with it, 0.885 without)
+    return (seg.trust * seg.o.enclosed_tissue_per_mm * depth).astype(np.float32)
+
+
+def _best_trace(
+    seg: _Segmenter,
+    edges: list[np.ndarray],
+    smooth: np.ndarray,
+    start: int,
+    w: int,
+    extra: np.ndarray | None,
+    grey_level: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Trace each candidate edge image (F, A, R) and keep, per frame, the path that separates
+    decorrelated blood inside from correlated tissue outside best: (path, its edge image)."""
+    best_path = best_edge = None
+    best_score = np.full(len(smooth), -np.inf)
+    for edge in edges:
+        path = _trace(seg, edge, start, w, extra)
+        score = seg.trust * _separation(seg, smooth, path, start)
+        if grey_level is not None and seg.o.grey_separation_weight > 0:
+            # blood is also darker than the wall: a border cutting through a wide lumen has
+            # blood on both sides, which the grey levels tell where chance correlations do not
+            region = grey_level[..., start:].reshape(len(grey_level), -1)
+            spread = np.maximum(np.percentile(region, 75, axis=1) - np.percentile(region, 25, axis=1), 1e-3)
+            grey_separation = _separation(seg, grey_level, path, start) / spread
+            score = score + seg.o.grey_separation_weight * grey_separation
+        if best_path is None:
+            best_path, best_edge, best_score = path, edge, score
+            continue
+        better = score > best_score
+        best_path = np.where(better[:, None], path, best_path)
+        best_edge = np.where(better[:, None, None], edge, best_edge)
+        best_score = np.maximum(score, best_score)
+    return best_path, best_edge
+
+
+def _trace(
+    seg: _Segmenter, edge: np.ndarray, start: int, w: int, extra: np.ndarray | None = None
+) -> np.ndarray:
+    # the lumen ends at the first wall layer: of two similar steps, the inner one
+    ramp = np.clip((np.arange(seg.n_r) - start) / max(seg.n_r - start, 1), 0.0, 1.0)
+    cost = 1.0 - edge + seg.o.inward_preference * ramp[None, None, :]
+    if extra is not None:
+        cost = cost + extra
+    cost[..., : start + 1] = np.inf
+    cost[..., seg.n_r - w :] = np.inf
+    return dp_closed_path(
+        cost.astype(np.float32),
+        max_step=seg.max_step,
+        step_scale=seg.step_scale,
+        smooth_weight=seg.o.smooth_weight,
+    )
+
+
+def _separation(seg: _Segmenter, smooth: np.ndarray, path: np.ndarray, start: int) -> np.ndarray:
+    """Mean correlation just outside the border minus inside it, per frame (F,)."""
+    r = np.arange(seg.n_r)[None, None, :]
+    span = seg.samples(0.3, 3)
+    inside = (r >= start) & (r < path[..., None])
+    outside = (r >= path[..., None]) & (r < path[..., None] + span)
+    mean_in = (smooth * inside).sum(axis=(1, 2)) / np.maximum(inside.sum(axis=(1, 2)), 1)
+    mean_out = (smooth * outside).sum(axis=(1, 2)) / np.maximum(outside.sum(axis=(1, 2)), 1)
+    return mean_out - mean_in
+
+
+def _region_score(seg: _Segmenter, smooth: np.ndarray, start: int) -> np.ndarray:
+    """Score of each radius as the lumen border from the regions it separates, (F, A, R).
+
+    ``smooth`` (F, A, R) is a feature that is low in blood and high in the wall: the
+    correlation with the neighbouring frames, or the grey level where blood barely echoes.
+    Blood is rewarded inside the border and tissue just outside it. Sums over many samples
+    make this robust to speckle, which defeats a local edge detector when the lumen is large
+    (chance correlations) or dark (steps of the few echoes in near-black blood).
+    """
+    n_f = len(smooth)
+    near = slice(start, min(start + seg.samples(0.3, 3), seg.n_r))
+    blood = np.median(smooth[..., near].reshape(n_f, -1), axis=1)
+    # most of the field is wall and beyond: its typical correlation is the tissue level
+    tissue = np.percentile(smooth[..., start:].reshape(n_f, -1), 75, axis=1)
+    contrast = np.maximum(tissue - blood, 0.1)[:, None, None]
+    level = (0.5 * (blood + tissue))[:, None, None]
+    g = np.clip((level - smooth) / contrast, -1.0, 1.0)
+    g[..., :start] = 0.0
+    inside = np.concatenate(
+        [np.zeros(g.shape[:-1] + (1,), np.float32), np.cumsum(g, axis=-1)[..., :-1]], axis=-1
+    )
+    span = seg.samples(0.3, 3)
+    cs = np.concatenate([np.zeros(g.shape[:-1] + (1,), np.float32), np.cumsum(g, axis=-1)], axis=-1)
+    r = np.arange(seg.n_r)
+    outside = -(cs[..., np.minimum(r + span, seg.n_r)] - cs[..., r])
+    score = inside + outside
+    top = np.max(score[..., start:], axis=(1, 2), keepdims=True)
+    low = np.percentile(score[..., start:], 5, axis=(1, 2), keepdims=True)
+    return ((score - low) / np.maximum(top - low, 1e-3) * 2.0 - 1.0).astype(np.float32)
+
+
+def _stability_weight(stability: np.ndarray, log_image: np.ndarray, start: int) -> np.ndarray:
+    """How much to trust the correlation cue, per frame (F,): the correlation of the
+    brightest tissue. Slow frame rates or fast pullbacks decorrelate tissue too, and then
+    the grey-level step must lead."""
+    region = log_image[..., start:]
+    bright = region >= np.percentile(region, 80, axis=(1, 2), keepdims=True)
+    tissue = np.array([np.median(st[..., start:][b]) for st, b in zip(stability, bright, strict=True)])
+    return np.clip((tissue - 0.3) / 0.4, 0.0, 1.0)
+
+
+def _refine_lumen(
+    seg: _Segmenter, log_image: np.ndarray, path: np.ndarray, start: int, charge: np.ndarray | None = None
+) -> np.ndarray:
+    """Place the lumen border on the grey-level step near the correlation border.
+
+    A correlation window that straddles the border is dominated by the brighter, more
+    variable tissue, so the correlation step sits slightly inside the true border; the
+    grey-level step of blood to wall (darker to brighter at any frequency) is sharp but
+    ambiguous on its own. Searching it in a narrow band just outside the correlation
+    border keeps the robustness of the one and the precision of the other.
+    """
+    w = seg.samples(0.06, 2)
+    edge = _step(_box(log_image, 5, 1), w)
+    r = np.arange(seg.n_r)[None, None, :]
+    lo = path[..., None] - seg.samples(seg.o.refine_inner_mm, 1)
+    # the correlation border lies up to a window inside the true one
+    hi = path[..., None] + seg.samples(seg.o.correlation_half_mm, 1) + seg.samples(seg.o.refine_outer_mm, 2)
+    allowed = (r >= np.maximum(lo, start + 1)) & (r <= np.minimum(hi, seg.n_r - w - 1))
+    band = np.where(allowed, edge, np.nan)
+    scale = np.maximum(
+        np.nan_to_num(np.nanpercentile(band.reshape(len(edge), -1), 99, axis=1), nan=1.0), 1e-3
+    )
+    cost = 1.0 - edge / scale[:, None, None]
+    if charge is not None:
+        # the band reaches past thin plaque onto the media's step: moving out there pays for
+        # the stable tissue it would enclose, as the trace did
+        cost = cost + charge
+    cost = np.where(allowed, cost, np.inf).astype(np.float32)
+    refined = dp_closed_path(
+        cost, max_step=seg.max_step, step_scale=seg.step_scale, smooth_weight=seg.o.smooth_weight
+    )
+    return _subsample(edge, refined)
+
+
+def _bright_near_field(seg: _Segmenter, log_image: np.ndarray) -> int:
+    profile = np.median(log_image.reshape(-1, seg.n_r), axis=0)
+    peak = int(np.argmax(profile[: seg.n_r // 3]))
+    return min(peak + seg.samples(0.1), seg.n_r // 2)
+
+
+def _measure_ring_down(seg: _Segmenter) -> None:
+    """Set ``seg.ring`` (first radial sample outside the catheter's ring-down) and ``seg.trust``
+    (in the correlation cue, 0-1) from frames spread over the whole pullback.
+
+    Frames spread over the pullback, not the frames to segment: a frame's borders must not depend
+    on which others were asked for (a profile taken from a few frames at a side branch moved a
+    border by 0.5 mm). Pullbacks of fewer than three frames are left as they are.
+    """
+    n = seg.pb.n_frames
+    if n < 3:
+        return
+    o = seg.o
+    probe = np.unique(np.linspace(0, n - 1, min(n, 12)).astype(int))
+    needed = set(probe.tolist())
+    for i in probe:
+        needed.update(_neighbours(int(i), n) or ())
+    polar = seg.polar(sorted(needed))
+    st = seg.stability(probe, polar)
+    if st is not None:
+        seg.ring = _ring_extent(st, o.ring_correlation, seg.samples(o.max_ring_mm))
+        seg.trust = _correlation_trust(
+            st, seg.ring, seg.samples(0.3, 3), o.still_blood_correlation, o.still_blood_range
+        )
+        if seg.trust < 1.0:
+            # still blood is as correlated as the catheter: where its ring-down ends, the grey
+            # levels tell, as far as the correlation cannot (bright 40-60 MHz blood right after
+            # a masked catheter hides the ring-down's end in grey: LAD lumens fell to 0.7 mm2)
+            grey = np.median(np.stack([polar[int(i)] for i in probe]).reshape(-1, seg.n_r), axis=0)
+            dark = min(seg.ring, _grey_ring(grey, seg.samples(o.max_ring_mm), seg.samples(0.05)))
+            seg.ring = int(round(seg.trust * seg.ring + (1.0 - seg.trust) * dark))

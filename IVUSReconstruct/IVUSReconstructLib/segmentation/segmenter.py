@@ -1,0 +1,463 @@
+"""The per-pullback segmenter: shared state, batches over frames, and the sequence filters."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import IVUSCancelled, IVUSInputError
+from ..geometry import polar_polygon, ray_radii
+from ..types import ContourSet, FrameContours, Pullback
+from .confidence import _confidence, calibrated_confidence, confidence_features
+from .eem import trace_vessel
+from .keyframes import keep_keyframes, keyframe_priors, prior_cost, to_pullback_plane
+from .lumen import (
+    _measure_ring_down,
+    _ring_extent,
+    trace_lumen,
+)
+from .options import SegmentationOptions
+from .polar import PolarSampler, _local_ncc, _neighbours
+from .refine import _normal_refine, _region_refine
+from .shadows import (
+    _branch_sectors,
+    _fill_hidden,
+    _penumbra,
+    find_shadows,
+)
+from .shapes import _aspect_ratio
+
+ProgressFn = Callable[[float, str], None]
+
+
+@dataclass
+class _Borders:
+    lumen: np.ndarray  # (F, A) mm
+    vessel: np.ndarray  # (F, A) mm
+    calcium: list[list[np.ndarray]]
+    calcium_arc_deg: np.ndarray  # (F,)
+    confidence: np.ndarray  # (F,)
+
+
+def _overlay_fill(pullback: Pullback, exclude_radius_mm: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Burned-in overlay pixels (depth dots, rulers, text) and the image pixels that replace them.
+
+    A mark drawn by the console has the same value in every frame, which no echo has: in the
+    lumen such a dot looks like a bright, perfectly stable speck of tissue and stops the border
+    there. Pixels equal (and not black) in frames spread over the pullback, plus a one-pixel
+    margin for anti-aliased edges, take the value of their nearest other pixel in every frame.
+    The catheter's near field (saturated ring-down) is left alone.
+
+    Returns
+    -------
+    (dst, src) : ndarrays of flat pixel indices, or None when there is nothing to replace
+    """
+    n = pullback.n_frames
+    if n < 4:
+        return None
+    idx = np.unique(np.linspace(0, n - 1, min(n, 16)).astype(int))
+    sample = np.asarray(pullback.frames[idx])
+    constant = (sample.max(axis=0) == sample.min(axis=0)) & (sample[0] > 0)
+    h, w = constant.shape
+    sr, sc = pullback.pixel_spacing_mm
+    cr, cc = pullback.catheter_center_px
+    rows = (np.arange(h)[:, None] - cr) * sr
+    cols = (np.arange(w)[None, :] - cc) * sc
+    constant &= np.hypot(rows, cols) > exclude_radius_mm
+    if not constant.any():
+        return None
+    mask = ndimage.binary_dilation(constant)
+    _, (ri, ci) = ndimage.distance_transform_edt(mask, return_indices=True)
+    dst = np.flatnonzero(mask)
+    src = ri.ravel()[dst] * w + ci.ravel()[dst]
+    return dst, src
+
+
+class _Segmenter:
+    """The state shared by the stages segmenting one pullback.
+
+    The stages (:func:`.lumen.trace_lumen`, :func:`.eem.trace_vessel`, :mod:`.refine`,
+    :func:`.shadows.find_shadows`) are functions taking this object as ``seg``; :meth:`run`
+    chains them over a batch of frames.
+
+    Attributes
+    ----------
+    pb : Pullback
+    o : SegmentationOptions
+    sampler : PolarSampler
+        Map of the frames to the polar grid (``n_angles`` x ``n_r`` samples of ``dr`` mm).
+    radii : ndarray of shape (n_r,), mm
+    max_step, step_scale
+        Largest radial move between neighbouring directions (samples), and its growth with radius.
+    ring : int or None
+        First radial sample outside the catheter's ring-down, once measured.
+    profile : ndarray of shape (n_r,) or None
+        Median radial profile removed before correlating (the ring-down), once measured.
+    trust : float
+        Trust in the correlation cue, 0-1, measured once per pullback.
+    overlay : (dst, src) flat pixel indices or None
+        Burned-in overlay pixels and the pixels that replace them.
+    """
+
+    def __init__(self, pullback: Pullback, options: SegmentationOptions):
+        self.pb = pullback
+        self.o = options
+        h, w = pullback.shape_px
+        self.sampler = PolarSampler.build(
+            (h, w),
+            pullback.pixel_spacing_mm,
+            pullback.catheter_center_px,
+            n_angles=options.n_angles,
+            n_radii=100000,
+        )
+        self.dr = self.sampler.dr_mm
+        self.radii = self.sampler.radii_mm
+        self.n_r = len(self.radii)
+        # a border may turn steeply where a flattened lumen ends far from the catheter: allow radial
+        # moves that grow with the field of view between neighbouring angles
+        self.max_step = self.samples(
+            max(options.max_slope_mm, options.max_slope_fraction * self.radii[-1]), 2
+        )
+        self.step_scale = np.maximum(self.radii, 1.5) / 1.5
+        self.ring: int | None = None
+        self.profile: np.ndarray | None = None
+        self.trust = 1.0  # of the correlation cue, measured once per pullback
+        self.priors: dict[str, np.ndarray] | None = None  # from keyframes (keyframes.py)
+        self.prior_row: dict[int, int] = {}
+        self.overlay = _overlay_fill(pullback, options.overlay_exclude_mm)
+
+    def frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Frames (F, H, W) with burned-in overlay marks replaced by their nearest image pixel."""
+        out = np.array(self.pb.frames[np.asarray(indices, dtype=int)])
+        if self.overlay is not None:
+            dst, src = self.overlay
+            flat = out.reshape(len(out), -1)
+            flat[:, dst] = flat[:, src]
+        return out
+
+    def samples(self, mm: float, minimum: int = 1) -> int:
+        return max(minimum, int(round(mm / self.dr)))
+
+    def angles(self, deg: float) -> float:
+        """Polar directions spanned by ``deg`` degrees."""
+        return deg * self.o.n_angles / 360.0
+
+    def polar(self, indices: Sequence[int]) -> dict[int, np.ndarray]:
+        idx = sorted(set(int(i) for i in indices))
+        stack = self.sampler(self.frames(idx))
+        return {i: stack[k] for k, i in enumerate(idx)}
+
+    def stability(self, frames: np.ndarray, polar: dict[int, np.ndarray]) -> np.ndarray | None:
+        n = self.pb.n_frames
+        pairs = [_neighbours(int(i), n) for i in frames]
+        if any(p is None for p in pairs):
+            return None
+        cur = np.stack([polar[int(i)] for i in frames])
+        if self.profile is None:
+            # the catheter's ring-down is the same in every direction of every frame: its radial
+            # profile, removed before correlating, no longer makes the near lumen look stationary
+            self.profile = np.median(cur, axis=(0, 1))
+        cur = cur - self.profile
+        # at least ~25 samples per window, or blood's chance correlations look like tissue
+        size_r = max(2 * self.samples(self.o.correlation_half_mm, 0) + 1, 5)
+        size_a = max(self.o.correlation_angles, 5)
+        prev = np.stack([polar[p[0]] for p in pairs]) - self.profile
+        nxt = np.stack([polar[p[1]] for p in pairs]) - self.profile
+        # tissue correlates with whichever neighbour was acquired in a quiet phase (end-diastole
+        # is followed by systolic motion); blood correlates with neither
+        return np.maximum(_local_ncc(cur, prev, size_a, size_r), _local_ncc(cur, nxt, size_a, size_r))
+
+    def to_mm(self, path: np.ndarray) -> np.ndarray:
+        # the step at index r lies between samples r - 1 and r
+        return (path + 0.5) * self.dr - 0.5 * self.dr
+
+    def _prior(self, frames: np.ndarray, border: str) -> np.ndarray | None:
+        """Cost (F, A, R) of straying from the keyframes' ``border``, or None without keyframes."""
+        if self.priors is None:
+            return None
+        rows = [self.prior_row[int(i)] for i in frames]
+        prior, width = self.priors[border][rows], self.priors[f"{border}_width"][rows]
+        if not np.isfinite(prior).any():
+            return None
+        return prior_cost(prior, width, np.arange(self.n_r) * self.dr, self.o.keyframe_weight)
+
+    def run(self, frames: np.ndarray, polar: dict[int, np.ndarray]) -> _Borders:
+        image = np.stack([polar[int(i)] for i in frames])
+        log_image = np.log1p(image)
+        stability = self.stability(frames, polar)
+        if stability is not None and self.ring is None:
+            self.ring = _ring_extent(stability, self.o.ring_correlation, self.samples(self.o.max_ring_mm))
+        lumen_path, lumen_strength = trace_lumen(self, stability, log_image, image, self._prior(frames, "lumen"))
+        lumen_mm = self.to_mm(lumen_path)
+        lumen_mm = _normal_refine(self, frames, lumen_mm, passes=self.o.normal_refine_passes)
+        # the wall is searched outside the traced lumen (to_mm is path * dr): the region step
+        # below only reaches into the narrow ends of a flattened lumen, where the wall is not
+        vessel_path, vessel_strength = trace_vessel(
+            self, log_image, lumen_mm / self.dr, self._prior(frames, "vessel")
+        )
+        lumen_mm = _region_refine(self, frames, lumen_mm)
+        vessel_mm = self.to_mm(vessel_path)
+        shadow, calcium, polygons, reflector = find_shadows(self, image, lumen_mm, vessel_mm)
+        wire = shadow & ~calcium
+        # nothing behind calcium is seen: the lumen ends in front of its leading edge
+        lumen_mm = np.where(calcium, np.minimum(lumen_mm, reflector - 0.5 * self.dr), lumen_mm)
+        long_run = max(3, self.o.n_angles // 12)  # 30 degrees
+        fill = {
+            "ellipse_aspect": self.o.ellipse_fill_aspect,
+            "fit_margin": int(round(self.angles(self.o.ellipse_fit_margin_deg))),
+        }
+        dent = {
+            "min_dent_mm": self.o.branch_excess_mm,
+            "min_dent_fraction": self.o.branch_excess_fraction,
+            "grow_mm": self.o.branch_grow_mm,
+        }
+        branch = {
+            "min_excess_mm": self.o.branch_excess_mm,
+            "min_excess_fraction": self.o.branch_excess_fraction,
+            "wall_fraction": self.o.branch_wall_fraction,
+            "grow_mm": self.o.branch_grow_mm,
+            "max_width": int(round(self.angles(self.o.branch_max_deg))),
+        }
+        # a flattened lumen (a compressed vein) is far from any ellipse at its ends
+        flat = _aspect_ratio(lumen_mm) >= self.o.flattened_aspect
+        filled = shadow.copy()
+        for f in range(len(frames)):
+            lumen_hidden, vessel_hidden = wire[f], shadow[f]
+            if self.o.penumbra:
+                lumen_hidden = _penumbra(lumen_mm[f], lumen_hidden, **dent)
+                vessel_hidden = _penumbra(vessel_mm[f], vessel_hidden, **dent)
+            if self.o.branch_max_deg > 0 and not flat[f]:
+                # the reader closes the main vessel across an ostium: its sector is filled with
+                # the shadows, from the borders seen elsewhere
+                lumen_branch, vessel_branch = _branch_sectors(
+                    lumen_mm[f], vessel_mm[f], ~lumen_hidden, ~vessel_hidden, **branch
+                )
+                lumen_hidden, vessel_hidden = lumen_hidden | lumen_branch, vessel_hidden | vessel_branch
+            lumen_mm[f] = _fill_hidden(lumen_mm[f], lumen_hidden, long_run=long_run, **fill)
+            vessel_mm[f] = _fill_hidden(vessel_mm[f], vessel_hidden, long_run=long_run, **fill)
+            filled[f] |= lumen_hidden | vessel_hidden
+        vessel_mm = np.maximum(vessel_mm, lumen_mm + self.o.min_wall_mm)
+        confidence = _confidence(lumen_strength, vessel_strength, filled, stability is not None)
+        arc = calcium.sum(axis=1) * 360.0 / self.o.n_angles
+        return _Borders(lumen_mm, vessel_mm, polygons, arc, confidence)
+
+
+def _sources(priors: dict[str, np.ndarray] | None, n: int) -> list[str]:
+    """Each analysed frame's provenance: edited (a keyframe), propagated or automatic."""
+    if priors is None:
+        return ["automatic"] * n
+    guided = np.isfinite(priors["lumen"]).all(axis=1) | np.isfinite(priors["vessel"]).all(axis=1)
+    return ["edited" if e else "propagated" if g else "automatic" for e, g in zip(priors["edited"], guided, strict=True)]
+
+
+def _temporal_median(radii: np.ndarray, indices: np.ndarray, size: int) -> np.ndarray:
+    """Median of each direction's radius over ``size`` consecutive frames, on runs of
+    consecutive frame indices only (an ungated pullback analysed frame by frame).
+
+    At 15-30 frames/s the wall moves little over a few frames, while a border that cuts into
+    the lumen in one frame (chance correlation of slow blood, a border along the rays) rarely
+    does so at the same angle in most of its neighbours. Sparse (gated) frames are left alone.
+
+    Parameters
+    ----------
+    radii : ndarray of shape (F, A), mm
+    indices : ndarray of shape (F,), int, increasing
+    size : int
+        Odd window length in frames; < 3 disables.
+
+    Returns
+    -------
+    ndarray of shape (F, A)
+    """
+    size = size | 1  # centred window
+    if size < 3 or len(radii) < size:
+        return radii
+    out = radii.copy()
+    breaks = np.flatnonzero(np.diff(indices) != 1) + 1
+    for run in np.split(np.arange(len(indices)), breaks):
+        if len(run) >= size:
+            out[run] = ndimage.median_filter(radii[run], size=(size, 1), mode="nearest")
+    return out
+
+
+def _despike(radii_mm: np.ndarray, size: int, tolerance_mm: float) -> np.ndarray:
+    """Replace narrow excursions of closed borders by the median of their neighbourhood.
+
+    A few directions that leave the border together (a speckle blob, an overlay marker, the edge
+    of a guidewire sector) are not anatomy: the wall does not change by a few tenths of a mm
+    over a few degrees and come back. Excursions wider than ``size`` directions are kept.
+
+    Parameters
+    ----------
+    radii_mm : ndarray of shape (F, A)
+    size : int
+        Angular window in directions; < 3 disables.
+    tolerance_mm : float
+
+    Returns
+    -------
+    ndarray of shape (F, A)
+    """
+    if size < 3:
+        return radii_mm
+    med = ndimage.median_filter(radii_mm, size=(1, size | 1), mode="wrap")
+    return np.where(np.abs(radii_mm - med) > tolerance_mm, med, radii_mm)
+
+
+def segment_pullback(
+    pullback: Pullback,
+    frame_indices: Sequence[int] | np.ndarray | None = None,
+    *,
+    options: SegmentationOptions | None = None,
+    n_angles: int | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    keyframes: ContourSet | None = None,
+) -> ContourSet:
+    """Lumen and vessel (EEM) borders of the chosen frames.
+
+    Parameters
+    ----------
+    pullback : Pullback
+        Frames (N, H, W); the raw neighbours of each analysed frame are read too.
+    frame_indices : sequence of int or None
+        Frames to segment (default: all).
+    options : SegmentationOptions or None
+    n_angles : int or None
+        Shortcut for ``options.n_angles``: points per contour.
+    progress : callable(fraction, message) or None
+    cancel : threading.Event or None
+    keyframes : ContourSet or None
+        Borders a reader corrected on some frames (lumen, vessel or both; their own frame plane
+        is mapped into this pullback's). They are kept exactly and guide every other frame
+        (:mod:`.keyframes`); their frames are added to the analysed ones.
+
+    Returns
+    -------
+    ContourSet
+        Frame-plane mm contours with ``calcium``, ``calcium_arc_deg``, ``confidence`` and
+        ``source`` (``edited``, ``propagated`` or ``automatic``).
+    """
+    o = options or SegmentationOptions()
+    if n_angles is not None:
+        o = SegmentationOptions(**{**o.__dict__, "n_angles": int(n_angles)})
+    n = pullback.n_frames
+    frames = np.arange(n) if frame_indices is None else np.unique(np.asarray(frame_indices, dtype=int))
+    if frames.size and (frames[0] < 0 or frames[-1] >= n):
+        raise IVUSInputError(
+            f"frames {frames[0]}-{frames[-1]}: outside the pullback's 0-{n - 1}; choose frames inside it"
+        )
+    kf = None if keyframes is None or not keyframes.frames else to_pullback_plane(keyframes, pullback)
+    if kf is not None:
+        frames = np.union1d(frames, [f.index for f in kf.frames]).astype(int)
+    seg = _Segmenter(pullback, o)
+    if kf is not None:
+        seg.priors = keyframe_priors(
+            kf, frames, o.n_angles, band_mm=o.keyframe_band_mm, band_per_frame=o.keyframe_band_per_frame
+        )
+        seg.prior_row = {int(f): k for k, f in enumerate(frames)}
+    lumen, vessel, arcs, conf = [], [], [], []
+    calcium: list[list[np.ndarray]] = []
+    # the ring-down is measured once, before any batch: batches are then independent
+    if frames.size:
+        _measure_ring_down(seg)
+    threads = max(1, min(o.threads or (os.cpu_count() or 1), 8))
+    # the ring-down and its profile are measured once above, so batches are independent and
+    # run on all cores (numpy and scipy release the GIL in their array loops)
+    if seg.profile is None:
+        threads = 1
+    # batches of a size fixed by the frame count alone (never by the core count): a frame's
+    # borders may depend on its batch's float32 summation order, so results stay identical on any
+    # machine; at least two batches keep two cores busy
+    size = max(1, min(o.batch_frames, -(-len(frames) // 2)))
+    batches = [frames[k : k + size] for k in range(0, len(frames), size)]
+
+    stop = threading.Event()
+
+    def work(batch: np.ndarray) -> _Borders:
+        if stop.is_set() or (cancel is not None and cancel.is_set()):
+            raise IVUSCancelled("segmentation cancelled")
+        needed = set(batch.tolist())
+        for i in batch:
+            needed.update(_neighbours(int(i), n) or ())
+        return seg.run(batch, seg.polar(sorted(needed)))
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        done = 0
+        try:
+            for batch, borders in zip(batches, pool.map(work, batches), strict=True):
+                lumen.append(borders.lumen)
+                vessel.append(borders.vessel)
+                calcium += borders.calcium
+                arcs.append(borders.calcium_arc_deg)
+                conf.append(borders.confidence)
+                done += len(batch)
+                if progress is not None:
+                    progress(min(1.0, done / max(len(frames), 1)), f"segmenting frame {int(batch[-1])}")
+        except BaseException:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    if not frames.size:
+        return ContourSet(
+            frames=(),
+            pixel_spacing_mm=pullback.pixel_spacing_mm,
+            catheter_center_px=pullback.catheter_center_px,
+        )
+    lumen_mm = np.concatenate(lumen)
+    vessel_mm = np.concatenate(vessel)
+    if seg.priors is not None:
+        # the neighbours' median sees the reader's borders, not the trace under them
+        lumen_mm = keep_keyframes(lumen_mm, seg.priors, "lumen")
+        vessel_mm = keep_keyframes(vessel_mm, seg.priors, "vessel")
+    lumen_mm = _temporal_median(lumen_mm, frames, o.temporal_median_frames)
+    vessel_mm = _temporal_median(vessel_mm, frames, o.temporal_median_frames)
+    lumen_mm = _despike(lumen_mm, o.despike_angles, o.despike_mm)
+    vessel_mm = _despike(vessel_mm, o.despike_angles, o.despike_mm)
+    if o.border_smooth_deg > 0:
+        # each direction's border is placed on its own grey-level step, which speckle moves by a
+        # sample or so from one direction to the next: a border that wanders so within a few
+        # degrees is noise, not anatomy
+        lumen_mm, vessel_mm = (
+            ndimage.gaussian_filter1d(x, seg.angles(o.border_smooth_deg), axis=1, mode="wrap")
+            for x in (lumen_mm, vessel_mm)
+        )
+    vessel_mm = np.maximum(vessel_mm, lumen_mm + o.min_wall_mm)
+    arcs_all = np.concatenate(arcs)
+    conf_all = np.concatenate(conf)
+    polygons = [(polar_polygon(lumen_mm[k]), polar_polygon(vessel_mm[k])) for k in range(len(frames))]
+    if o.calibrated_confidence:
+        # the edge strength alone flagged half of the good frames at 0.5: judged together with the
+        # borders' shape and their agreement with the neighbouring frames, and calibrated against
+        # border error, the flag lands on the wrong frames
+        radii = [np.array([ray_radii(p, np.zeros(2), 180) for p in pair]) for pair in polygons]
+        conf_all = calibrated_confidence(
+            confidence_features(np.array([r[0] for r in radii]), np.array([r[1] for r in radii]), conf_all)
+        )
+    sources = _sources(seg.priors, len(frames))
+    exact = {} if kf is None else {f.index: f for f in kf.frames}
+    out = []
+    for k, index in enumerate(frames):
+        given = exact.get(int(index))
+        out.append(
+            FrameContours(
+                index=int(index),
+                lumen=polygons[k][0] if given is None or given.lumen is None else given.lumen,
+                vessel=polygons[k][1] if given is None or given.vessel is None else given.vessel,
+                calcium=tuple(calcium[k]),
+                calcium_arc_deg=float(arcs_all[k]),
+                confidence=1.0 if given is not None else float(conf_all[k]),
+                source=sources[k],
+            )
+        )
+    return ContourSet(
+        frames=tuple(out),
+        pixel_spacing_mm=pullback.pixel_spacing_mm,
+        catheter_center_px=pullback.catheter_center_px,
+    )

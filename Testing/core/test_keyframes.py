@@ -1,0 +1,114 @@
+"""Keyframes: corrected borders kept exactly, their frames' provenance, and clear refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from IVUSReconstructLib.errors import IVUSInputError
+from IVUSReconstructLib.geometry import polar_polygon, ray_radii
+from IVUSReconstructLib.phantom import make_phantom
+from IVUSReconstructLib.segmentation import segment_pullback
+from IVUSReconstructLib.segmentation.keyframes import interpolate_prior, prior_cost, to_pullback_plane
+from IVUSReconstructLib.types import ContourSet, FrameContours
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_phantom("coronary", seed=29, length_mm=1.5, size_px=256)
+
+
+def _truth(ph, indices) -> ContourSet:
+    return ContourSet(
+        frames=tuple(f for f in ph.truth.frames if f.index in set(indices)),
+        pixel_spacing_mm=ph.pullback.pixel_spacing_mm,
+        catheter_center_px=ph.pullback.catheter_center_px,
+    )
+
+
+def test_keyframes_are_kept_exactly_and_every_frame_says_where_it_came_from(phantom):
+    frames = np.arange(2, 40, 6)
+    auto = segment_pullback(phantom.pullback, frames)
+    cs = segment_pullback(phantom.pullback, frames, keyframes=_truth(phantom, [11, 33]))
+    assert cs.indices.tolist() == sorted(set(frames.tolist()) | {11, 33})
+    by = {f.index: f for f in cs.frames}
+    truth = {f.index: f for f in phantom.truth.frames}
+    for k in (11, 33):
+        assert np.array_equal(by[k].lumen, truth[k].lumen) and np.array_equal(by[k].vessel, truth[k].vessel)
+        assert by[k].source == "edited" and by[k].confidence == 1.0
+    assert {by[k].source for k in frames} == {"propagated"}
+    assert {f.source for f in auto.frames} == {"automatic"}
+
+
+def test_no_keyframes_leaves_the_automatic_borders_unchanged(phantom):
+    frames = np.arange(2, 40, 6)
+    auto = segment_pullback(phantom.pullback, frames)
+    again = segment_pullback(phantom.pullback, frames, keyframes=ContourSet(frames=()))
+    for a, b in zip(auto.frames, again.frames, strict=True):
+        assert np.array_equal(a.lumen, b.lumen) and np.array_equal(a.vessel, b.vessel)
+
+
+def test_prior_is_interpolated_between_keyframes_and_held_beyond_the_last():
+    known = {2: np.full(4, 1.0), 6: np.full(4, 3.0)}
+    prior, distance = interpolate_prior(known, np.arange(9))
+    assert np.allclose(prior[:, 0], [1, 1, 1, 1.5, 2, 2.5, 3, 3, 3])
+    assert distance.tolist() == [2, 1, 0, 1, 2, 1, 0, 1, 2]
+
+
+def test_prior_cost_is_free_within_its_zone_and_rises_beyond():
+    radii = np.array([0.5, 1.0, 1.25, 1.4, 2.0])
+    cost = prior_cost(np.full((1, 1), 1.0), np.full((1, 1), 0.3), radii, 1.0)[0, 0]
+    # |r - 1| - 0.3 beyond the zone, in 0.1 mm, squared, capped at 9
+    assert np.allclose(cost, [4.0, 0.0, 0.0, 1.0, 9.0])
+    assert not prior_cost(np.full((1, 1), np.nan), np.full((1, 1), 0.3), radii, 1.0).any()
+
+
+def test_keyframes_of_another_plane_are_mapped_through_their_pixels(phantom):
+    pb = phantom.pullback
+    circle = polar_polygon(np.full(90, 1.0))
+    # a file whose catheter sits 10 px right and whose pixels are twice as large
+    sp = (2 * pb.pixel_spacing_mm[0], 2 * pb.pixel_spacing_mm[1])
+    centre = (pb.catheter_center_px[0], pb.catheter_center_px[1] + 10.0)
+    theirs = ContourSet(frames=(FrameContours(index=3, lumen=circle),), pixel_spacing_mm=sp, catheter_center_px=centre)
+    mine = to_pullback_plane(theirs, pb).frames[0].lumen
+    # the pixels are common ground: their 1 mm circle, drawn with pixels twice as large, is 0.5 mm
+    # here, moved by their catheter centre's 10 px
+    col = centre[1] + circle[:, 0] / sp[1]
+    assert np.allclose(mine[:, 0], (col - pb.catheter_center_px[1]) * pb.pixel_spacing_mm[1])
+    assert np.allclose(np.mean(mine, axis=0), [10.0 * pb.pixel_spacing_mm[1], 0.0], atol=1e-9)
+
+
+def test_keyframe_outside_the_pullback_or_with_the_lumen_outside_the_vessel_is_refused(phantom):
+    n = phantom.pullback.n_frames
+    ring = polar_polygon(np.full(90, 1.0))
+    with pytest.raises(IVUSInputError) as err:
+        segment_pullback(phantom.pullback, [1], keyframes=ContourSet(frames=(FrameContours(index=n + 4, lumen=ring),)))
+    assert str(err.value) == (
+        f"keyframes: frame {n + 4} is outside the pullback's frames 0-{n - 1}; "
+        "give keyframes of this pullback (0-based frame numbers)"
+    )
+    inverted = FrameContours(index=2, lumen=polar_polygon(np.full(90, 2.0)), vessel=ring)
+    with pytest.raises(IVUSInputError) as err:
+        segment_pullback(phantom.pullback, [1], keyframes=ContourSet(frames=(inverted,)))
+    assert str(err.value) == (
+        "keyframes: frame 2: the lumen lies outside the vessel in 90 of 90 directions; "
+        "correct the borders of that frame"
+    )
+    assert ray_radii(ring, np.zeros(2), 4).tolist() == pytest.approx([1.0] * 4)
+
+
+def test_provenance_survives_the_contours_file_and_an_unknown_one_is_refused(phantom, tmp_path):
+    import json
+
+    from IVUSReconstructLib.io.contours import contours_to_json, read_contours
+
+    cs = segment_pullback(phantom.pullback, [4, 16], keyframes=_truth(phantom, [10]))
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(contours_to_json(cs)))
+    assert [f.source for f in read_contours(path).frames] == ["propagated", "edited", "propagated"]
+    doc = contours_to_json(cs)
+    doc["frames"][0]["source"] = "guessed"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(IVUSInputError) as err:
+        read_contours(path)
+    assert "frame 4 source" in str(err.value) and "write edited, propagated or automatic" in str(err.value)

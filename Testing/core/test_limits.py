@@ -1,0 +1,411 @@
+"""The one range table (limits.py): every front end and reader uses it, and each words the fix
+in its own terms.
+
+The Slicer module cannot be imported here (no Slicer Qt): its parameter node's ranges are read from
+the source with ``ast`` and evaluated against the table, and the .ui spin boxes are compared too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from IVUSReconstructLib import batch, cli, limits
+from IVUSReconstructLib.errors import IVUSInputError
+from IVUSReconstructLib.io.centerline import read_centerline
+from IVUSReconstructLib.io.contours import read_contours
+from IVUSReconstructLib.io.dicom import read_pullback, write_pullback
+from IVUSReconstructLib.limits import LIMITS, IVUSRangeError
+from IVUSReconstructLib.phantom import make_phantom
+
+REPO = Path(__file__).resolve().parents[2]
+MODULE_FILE = REPO / "IVUSReconstruct" / "IVUSReconstruct.py"
+UI_FILE = REPO / "Resources" / "UI" / "IVUSReconstruct.ui"
+
+# the four values every front end takes, by the front end's own name
+FRONT_END_FIELDS = ("pixel_spacing_mm", "pullback_speed_mm_s", "frame_rate_hz", "start_mm")
+
+
+# --------------------------------------------------------------------------- the table itself
+
+
+def test_table_rows_are_ordered_ranges_with_units():
+    assert set(FRONT_END_FIELDS) <= set(LIMITS)
+    for key, lim in LIMITS.items():
+        assert lim.low < lim.high, key
+        assert lim.unit and lim.typical, key
+    # the values the issue names: 40 mm/pixel is refused, 0.02 accepted; 0-20 mm/s is gone
+    assert LIMITS["pixel_spacing_mm"].high == 1.0 and LIMITS["pullback_speed_mm_s"].high == 40.0
+
+
+def test_range_error_carries_the_field_and_each_front_end_words_the_fix():
+    with pytest.raises(IVUSRangeError) as info:
+        limits.check("pullback_speed_mm_s", 60.0, where="x.dcm", name="IVUSPullbackRate (0018,3101)")
+    exc = info.value
+    assert (exc.field, exc.value, exc.where) == ("pullback_speed_mm_s", 60.0, "x.dcm")
+    head = "x.dcm: IVUSPullbackRate (0018,3101) is 60 mm/s, outside the plausible 0.05-40 mm/s"
+    assert str(exc).startswith(head) and "--" not in str(exc)  # the library names no option
+    worded = {
+        name: limits.reworded(exc, fixes)
+        for name, fixes in (
+            ("cli", limits.CLI_FIXES),
+            ("batch", limits.BATCH_FIXES),
+            ("slicer", limits.SLICER_FIXES),
+        )
+    }
+    assert worded["cli"].endswith("--pullback-speed MM_S (typically 0.5, 1 or 2)")
+    assert worded["batch"].endswith("fill the pullback_speed column in mm/s (typically 0.5, 1 or 2)")
+    assert worded["slicer"].endswith("set 'Pullback speed' (mm/s) in the Acquisition section")
+    assert all(w.startswith(head) for w in worded.values())
+    # every value a user can set has a fix in every front end's terms
+    for fixes in (limits.CLI_FIXES, limits.BATCH_FIXES, limits.SLICER_FIXES):
+        assert set(FRONT_END_FIELDS) <= set(fixes)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0, 0.0])
+def test_non_finite_or_non_positive_is_refused(value):
+    with pytest.raises(IVUSRangeError, match="pixel spacing is"):
+        limits.check("pixel_spacing_mm", value, where="w")
+
+
+# --------------------------------------------------------------------------- front ends
+
+
+def _just_outside(key: str) -> float:
+    return LIMITS[key].high * 1.5 + 1.0
+
+
+@pytest.mark.parametrize(("option", "attribute", "key"), cli.CLI_OPTIONS)
+def test_cli_options_use_the_table(option, attribute, key):
+    ok = argparse.Namespace(**{attribute: LIMITS[key].high})
+    cli.check_acquisition_options(ok)
+    bad = argparse.Namespace(**{attribute: _just_outside(key)})
+    with pytest.raises(IVUSRangeError) as info:
+        cli.check_acquisition_options(bad)
+    assert info.value.field == key
+    lim = LIMITS[key]
+    assert str(info.value).startswith(f"{option}: value is ")
+    assert f"{lim.low:g}-{lim.high:g} {lim.unit}" in str(info.value)
+    assert not hasattr(cli, "_ACQUISITION_LIMITS") and not hasattr(cli, "_positive")
+
+
+@pytest.mark.parametrize("column", ["pixel_spacing", "pullback_speed", "frame_rate", "start_mm"])
+def test_batch_columns_use_the_table(column):
+    key = batch.OPTION_FIELDS[column]
+    ok = batch.CaseSpec("a", (("pullback", "x"),), ((column, str(LIMITS[key].high)),), "m.csv", 2)
+    batch.case_options(ok)
+    bad = batch.CaseSpec("a", (("pullback", "x"),), ((column, str(_just_outside(key))),), "m.csv", 2)
+    with pytest.raises(IVUSRangeError) as info:
+        batch.case_options(bad)
+    lim = LIMITS[key]
+    assert info.value.field == key
+    assert str(info.value).startswith(f"m.csv: case 'a': column {column} is ")
+    assert f"{lim.low:g}-{lim.high:g} {lim.unit}" in str(info.value)
+    assert str(info.value).endswith(limits.BATCH_FIXES[key]) and "--" not in str(info.value)
+
+
+def _module_tree() -> ast.Module:
+    return ast.parse(MODULE_FILE.read_text())
+
+
+def test_slicer_parameter_node_uses_the_table():
+    tree = _module_tree()
+    mapping = next(
+        ast.literal_eval(n.value)
+        for n in tree.body
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "PARAMETER_LIMITS"
+    )
+    assert sorted(mapping.values()) == sorted(FRONT_END_FIELDS)
+    node_class = next(
+        n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "IVUSReconstructParameterNode"
+    )
+    ranges = {}
+    for item in node_class.body:
+        if isinstance(item, ast.AnnAssign) and item.target.id in mapping:
+            call = item.annotation.slice.elts[1]
+            assert call.func.id == "WithinRange"
+            # the bounds are expressions on the table, not numbers typed again
+            assert not any(isinstance(a, ast.Constant) and a.value != 0.0 for a in call.args), item.target.id
+            low, high = (
+                eval(compile(ast.Expression(a), "<ast>", "eval"), {"LIMITS": LIMITS}) for a in call.args
+            )
+            ranges[item.target.id] = (low, high)
+    for name, key in mapping.items():
+        lim = LIMITS[key]
+        # 0 means "from the data" for the acquisition values, so the lower bound is 0 there
+        assert ranges[name] == ((lim.low if key == "start_mm" else 0.0), lim.high), name
+    # the logic checks the fields with the table and words the fix in the module's terms
+    source = MODULE_FILE.read_text()
+    assert "limits.check(field, value" in source and "limits.SLICER_FIXES" in source
+    # and the .ui spin boxes show the same ranges
+    for prop in ET.parse(UI_FILE).iter("widget"):
+        bound = prop.find("property[@name='SlicerParameterName']/string")
+        if bound is not None and bound.text in mapping:
+            high = float(prop.find("property[@name='maximum']/double").text)
+            assert high == LIMITS[mapping[bound.text]].high, bound.text
+
+
+# --------------------------------------------------------------------------- readers
+
+
+@pytest.fixture(scope="module")
+def small_dicom(tmp_path_factory) -> bytes:
+    pb = make_phantom("coronary", seed=5, length_mm=0.5, size_px=48).pullback
+    return write_pullback(pb, tmp_path_factory.mktemp("lim") / "p.dcm").read_bytes()
+
+
+def _dicom(tmp_path: Path, data: bytes, **region) -> Path:
+    path = tmp_path / "p.dcm"
+    path.write_bytes(data)
+    ds = pydicom.dcmread(path)
+    for key, value in region.items():
+        if key in ("PhysicalDeltaX", "PhysicalDeltaY"):
+            setattr(ds.SequenceOfUltrasoundRegions[0], key, value)
+        else:
+            setattr(ds, key, value)
+    ds.save_as(path)
+    return path
+
+
+def test_40_mm_pixels_refused_before_decoding(tmp_path, small_dicom, monkeypatch):
+    """The issue's native abort: 4 cm per pixel in the Ultrasound Region."""
+    from IVUSReconstructLib.io import dicom
+
+    path = _dicom(tmp_path, small_dicom, PhysicalDeltaX=4.0, PhysicalDeltaY=4.0)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("frames decoded before the spacing was checked")
+
+    monkeypatch.setattr(dicom, "_file_frames", no_decoding)
+    with pytest.raises(IVUSRangeError) as info:
+        read_pullback(path)
+    assert info.value.field == "pixel_spacing_mm" and info.value.value == 40.0
+    assert str(info.value).startswith(
+        f"{path}: pixel spacing from PhysicalDeltaX (0018,602C) is 40 mm, outside"
+    )
+
+
+@pytest.mark.parametrize(
+    ("tags", "key", "name"),
+    [
+        ({"IVUSPullbackRate": "400"}, "pullback_speed_mm_s", "IVUSPullbackRate (0018,3101)"),
+        ({"FrameTime": "33333"}, "frame_interval_s", "FrameTime (0018,1063)"),
+        ({"PhysicalDeltaX": 0.000001}, "pixel_spacing_mm", "PhysicalDeltaX"),
+    ],
+)
+def test_dicom_tags_outside_the_table(tmp_path, small_dicom, tags, key, name):
+    path = _dicom(tmp_path, small_dicom, **tags)
+    with pytest.raises(IVUSRangeError) as info:
+        read_pullback(path)
+    assert info.value.field == key and name in str(info.value)
+
+
+def test_cli_words_a_reader_range_error_with_its_option(tmp_path, small_dicom, capsys):
+    path = _dicom(tmp_path, small_dicom, PhysicalDeltaX=4.0, PhysicalDeltaY=4.0)
+    out = tmp_path / "out"
+    assert cli.main(["run", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.rstrip().endswith(limits.CLI_FIXES["pixel_spacing_mm"])
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["p.dcm"]
+
+
+def test_batch_words_a_reader_range_error_with_its_column(tmp_path, small_dicom):
+    path = _dicom(tmp_path, small_dicom, IVUSPullbackRate="400")
+    case = batch.CaseSpec("a", (("pullback", str(path)),), (("gating", "none"),), "m.csv", 2)
+    outcome = batch.run_case(case, str(tmp_path / "batch"), batch_id="b")
+    assert outcome["status"] == "failed" and outcome["exit_category"] == 2
+    assert outcome["message"] == (
+        f"{path}: IVUSPullbackRate (0018,3101) is 400 mm/s, outside the plausible 0.05-40 mm/s (motor "
+        "pullbacks run at 0.5, 1 or 2 mm/s); fill the pullback_speed column in mm/s (typically 0.5, 1 or 2)"
+    )
+    assert sorted(p.name for p in (tmp_path / "batch" / "cases").iterdir()) == ["a.error.json"]
+
+
+def test_centerline_in_metres_is_refused(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("x,y,z\n" + "\n".join(f"0,0,{z / 1000:.4f}" for z in range(0, 60, 5)) + "\n")
+    with pytest.raises(IVUSRangeError) as info:
+        read_centerline(path)
+    assert info.value.field == "centerline_length_mm" and info.value.value == pytest.approx(0.055)
+
+
+def _circle(r: float, n: int = 24, cx: float = 0.0) -> list[list[float]]:
+    return [[cx + r * math.cos(t), r * math.sin(t)] for t in np.linspace(0, 2 * math.pi, n, endpoint=False)]
+
+
+def _native(path: Path, frames: list[dict], **extra) -> Path:
+    doc = {"format": "ivus-contours", "version": 1, "coordinates": "frame-plane", "units": "mm", **extra}
+    path.write_text(json.dumps({**doc, "frames": frames}))
+    return path
+
+
+def test_contours_in_um_are_refused(tmp_path):
+    path = _native(tmp_path / "c.json", [{"index": 0, "lumen": _circle(1500.0)}])
+    with pytest.raises(IVUSRangeError) as info:
+        read_contours(path)
+    assert info.value.field == "contour_extent_mm" and info.value.value == pytest.approx(1500.0)
+
+
+def test_pullback_frame_times_must_increase():
+    from dataclasses import replace
+
+    pb = make_phantom("coronary", seed=5, length_mm=0.5, size_px=48).pullback
+    times = np.asarray(pb.frame_times_s, dtype=float).copy()
+    times[5] = times[4]
+    with pytest.raises(IVUSInputError, match=r"^pb: frame times are not increasing \(frame 5 at"):
+        limits.check_pullback(replace(pb, frame_times_s=times), "pb")
+    limits.check_pullback(pb, "pb")
+
+
+# --------------------------------------------------------------------------- property-based
+
+FUZZ = settings(
+    max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@FUZZ
+@given(key=st.sampled_from(sorted(LIMITS)), value=st.floats(allow_nan=True, allow_infinity=True))
+def test_fuzzed_values_are_accepted_exactly_within_their_range(key, value):
+    lim = LIMITS[key]
+    inside = math.isfinite(value) and lim.low <= value <= lim.high
+    try:
+        limits.check(key, value, where="w")
+    except IVUSRangeError as exc:
+        assert not inside and exc.field == key and "\n" not in str(exc)
+    else:
+        assert inside
+
+
+@FUZZ
+@given(
+    r_lumen=st.floats(0.1, 5.0),
+    r_vessel=st.floats(0.1, 8.0),
+    dx=st.floats(-10.0, 10.0),
+    scale=st.sampled_from([1.0, 1.0, 1.0, 100.0, 1000.0]),
+)
+def test_fuzzed_contours_pass_or_raise_an_input_error(r_lumen, r_vessel, dx, scale):
+    from IVUSReconstructLib.types import ContourSet, FrameContours
+
+    lumen = np.asarray(_circle(r_lumen * scale, cx=dx * scale))
+    vessel = np.asarray(_circle(r_vessel * scale))
+    contours = ContourSet(frames=(FrameContours(index=0, lumen=lumen, vessel=vessel),))
+    try:
+        limits.check_contours(contours, "c.json", field_of_view_mm=(10.0, 10.0))
+    except IVUSInputError as exc:
+        assert str(exc).startswith("c.json: frame 0 ") and "\n" not in str(exc)
+        refused = True
+    else:
+        refused = False
+    # inside the image, lumen well inside the vessel: accepted; lumen wholly outside: refused
+    fits = (abs(dx) + max(r_lumen, r_vessel)) * scale <= 6.25
+    if fits and abs(dx) + r_lumen < 0.95 * r_vessel:
+        assert not refused
+    if abs(dx) > r_lumen + r_vessel:
+        assert refused
+
+
+@FUZZ
+@given(
+    delta_cm=st.floats(1e-6, 10.0),
+    frame_time_ms=st.floats(0.01, 1e5),
+    rate=st.floats(1e-3, 1e3),
+)
+def test_fuzzed_acquisition_tags_raise_only_range_errors(
+    tmp_path, small_dicom, delta_cm, frame_time_ms, rate
+):
+    path = _dicom(
+        tmp_path,
+        small_dicom,
+        PhysicalDeltaX=delta_cm,
+        PhysicalDeltaY=delta_cm,
+        FrameTime=f"{frame_time_ms:.6g}",
+        IVUSPullbackRate=f"{rate:.6g}",
+    )
+    values = {
+        "pixel_spacing_mm": delta_cm * 10.0,
+        "frame_interval_s": float(f"{frame_time_ms:.6g}") / 1000.0,
+        "pullback_speed_mm_s": float(f"{rate:.6g}"),
+    }
+    wrong = {k for k, v in values.items() if not LIMITS[k].low <= v <= LIMITS[k].high}
+    try:
+        pb = read_pullback(path)
+        limits.check_pullback(pb, path)
+    except IVUSRangeError as exc:
+        assert exc.field in wrong | {"field_of_view_mm", "pullback_length_mm"}, str(exc)
+    else:
+        assert not wrong
+
+
+# --------------------------------------------------------------------------- size guards
+
+
+def test_labelmap_that_would_not_fit_is_refused_before_meshing(monkeypatch):
+    """Plausible values each, but together a 1950 mm vessel 80 mm wide: a 0.2 mm labelmap of
+    9.8 x 10^3 x 4.2 x 10^2 x 4.2 x 10^2 voxels. Refused from the placed frames, before meshing."""
+    from IVUSReconstructLib import mesh, pipeline
+    from IVUSReconstructLib.types import Centerline, ContourSet, FrameContours
+
+    frames = tuple(
+        FrameContours(
+            index=k, lumen=np.asarray(_circle(20.0)), vessel=np.asarray(_circle(40.0)), z_mm=10.0 * k
+        )
+        for k in range(195)
+    )
+    line = Centerline(points_ras_mm=np.column_stack([np.zeros(40), np.zeros(40), np.linspace(0, 1950, 40)]))
+
+    def no_mesh(*args, **kwargs):
+        raise AssertionError("meshing started")
+
+    monkeypatch.setattr(mesh, "build_meshes", no_mesh)
+    with pytest.raises(IVUSInputError) as info:
+        pipeline.run_pipeline(
+            contours=ContourSet(frames=frames), centerline=line, input_paths={"contours": "c.json"}
+        )
+    message = str(info.value)
+    assert message.startswith("c.json: the vessel labelmap would take ")
+    gb = float(message.split("would take ")[1].split(" GB")[0])
+    voxels = (1940 + 2 * 41) / 0.2 * ((2 * 41) / 0.2) ** 2
+    assert gb == pytest.approx(4 * voxels / 1024**3, rel=0.02)
+    assert message.endswith(
+        "check the pixel spacing and the centerline's unit (the vessel spans 82 x 82 x 2022 mm)"
+    )
+
+
+def test_render_size_outside_the_table_is_refused():
+    with pytest.raises(IVUSRangeError, match="render size is 20000 px, outside the plausible 16-8192 px"):
+        limits.check_output_sizes(
+            np.zeros((3, 3)), 5.0, labelmap_spacing_mm=0.2, render_size_px=(20000, 1000), where="w"
+        )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--size-px", "100000"],
+            "--size-px: value is 100000 px, outside the plausible 16-4096 px (IVUS frames are 256-1024 pixels "
+            "wide); give the frame size in pixels (e.g. 256 or 512)",
+        ),
+        (
+            ["--length-mm", "5000"],
+            "--length-mm: value is 5000 mm, outside the plausible 0-1000 mm (pullbacks cover 30-300 mm); "
+            "give the pullback length in mm (e.g. 40)",
+        ),
+    ],
+)
+def test_phantom_size_options_use_the_table(tmp_path, capsys, args, message):
+    """Refused before the phantom is made (100000 px frames would need tens of GB)."""
+    assert cli.main(["phantom", "--preset", "coronary", *args, "--out", str(tmp_path / "ph")]) == 2
+    assert capsys.readouterr().err == f"ivus-reconstruct: error: {message}\n"
+    assert list(tmp_path.iterdir()) == []
