@@ -656,7 +656,8 @@ def structure_figure(
     if n < 2:
         return "<p class='muted'>Too few frames for a longitudinal view.</p>"
     pick = np.unique(np.linspace(0, n - 1, min(n, max_columns)).round().astype(int))
-    stack = np.stack([np.asarray(frames[int(i)]) for i in pick])
+    # read 256 frames at a time by longitudinal_view, never stacked whole
+    stack = _FrameSubset(frames, np.asarray(pick))
     # One frame per column pixel along the pullback (positions in units of the column spacing),
     # so that the cut across keeps its millimetres.
     col_mm = float(pixel_spacing_mm[1])
