@@ -385,7 +385,8 @@ def run_pipeline(
     structure = None
     if segmenting:
         sub = stages.begin("structure", "pullback structure")
-        structure = _pullback_structure(pullback, options, progress=sub, cancel=cancel)
+        structure = _pullback_structure(pullback, options, progress=_releasing(sub, pullback), cancel=cancel)
+        release_pages(pullback.frames)
         if structure.cuts:
             flags.append({"rule": "pullback_structure", "message": structure.message()})
         stages.end()
