@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ import numpy as np
 
 from . import __version__
 from .errors import IVUSCancelled, IVUSInputError, input_error
+from .io._common import release_pages
 from .types import (
     Centerline,
     ContourSet,
@@ -383,7 +385,8 @@ def run_pipeline(
     structure = None
     if segmenting:
         sub = stages.begin("structure", "pullback structure")
-        structure = _pullback_structure(pullback, options, progress=sub, cancel=cancel)
+        structure = _pullback_structure(pullback, options, progress=_releasing(sub, pullback), cancel=cancel)
+        release_pages(pullback.frames)
         if structure.cuts:
             flags.append({"rule": "pullback_structure", "message": structure.message()})
         stages.end()
@@ -404,7 +407,10 @@ def run_pipeline(
             flags.append({"rule": "gating_plausibility", "message": doubt})
         stages.end()
         sub = stages.begin("segmentation", f"segmenting {len(gating.selected_frames)} frames")
-        contours = segment_pullback(pullback, np.asarray(gating.selected_frames), progress=sub, cancel=cancel)
+        contours = segment_pullback(
+            pullback, np.asarray(gating.selected_frames), progress=_releasing(sub, pullback), cancel=cancel
+        )
+        release_pages(pullback.frames)
         ed = set(int(i) for i in gating.ed_frames)
         contours = contours.with_frames(
             tuple(replace(f, phase="ED") if f.index in ed else f for f in contours.frames)
@@ -592,6 +598,22 @@ def _check_sizes(contours: ContourSet, poses: FramePoses, options: RunOptions, w
     )
 
 
+def _releasing(progress: Progress, pullback: Pullback, every_s: float = 0.5) -> Progress:
+    """``progress`` that also drops the pullback's pages read so far from resident memory (at
+    most every ``every_s``): a memory-mapped pullback segmented frame by frame then never
+    counts whole in the process's memory (the pages stay in the file cache)."""
+    last = [time.perf_counter()]
+
+    def call(fraction: float, message: str) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= every_s:
+            release_pages(pullback.frames)
+            last[0] = now
+        progress(fraction, message)
+
+    return call
+
+
 def _field_array(polydata: Any, name: str) -> np.ndarray:
     """A field-data array of a vtkPolyData as numpy (empty when absent)."""
     from vtkmodules.util.numpy_support import vtk_to_numpy
@@ -619,6 +641,7 @@ def run_files(
         A centerline made in memory (e.g. from angiograms) instead of ``centerline_path``;
         the label names its source in ``summary.json``.
     """
+    t0 = time.perf_counter()
     inputs = load_inputs(
         pullback_path=pullback_path,
         centerline_path=centerline_path,
@@ -627,10 +650,13 @@ def run_files(
         options=options,
         progress=None if progress is None else (lambda f, m: progress(0.1 * f, m)),
     )
+    reading_s = round(time.perf_counter() - t0, 3)
+    if inputs.pullback is not None:
+        release_pages(inputs.pullback.frames)
     paths = dict(inputs.paths)
     if centerline is not None:
         paths["centerline"] = centerline[1]
-    return run_pipeline(
+    result = run_pipeline(
         pullback=inputs.pullback,
         contours=inputs.contours,
         centerline=centerline[0] if centerline is not None else inputs.centerline,
@@ -640,6 +666,7 @@ def run_files(
         progress=None if progress is None else (lambda f, m: progress(0.1 + 0.9 * f, m)),
         cancel=cancel,
     )
+    return replace(result, timings_s={"reading": reading_s, **result.timings_s})
 
 
 def _frame_list(frames: Sequence[int], most: int = 12) -> str:
@@ -747,10 +774,19 @@ def frames_table(result: RunResult) -> tuple[list[str], list[list[Any]]]:
     if result.poses.uncertainty_mm is not None:
         header.append("placement_uncertainty_mm")
         pose_cols["placement_uncertainty_mm"] = result.poses.uncertainty_mm
-    columns = [pose_cols[h] if h in pose_cols else np.asarray(per_frame[h]) for h in header]
-    n = len(columns[0])
-    rows = [[_csv_value(col[i]) for col in columns] for i in range(n)]
+    columns = [_csv_column(pose_cols[h] if h in pose_cols else per_frame[h]) for h in header]
+    rows = [list(row) for row in zip(*columns, strict=True)]
     return header, rows
+
+
+def _csv_column(column: Any) -> list[Any]:
+    """The cells of one column, as :func:`_csv_value` makes them, a column at a time."""
+    values = np.asarray(column)
+    if values.dtype.kind in "iu":
+        return [int(v) for v in values.tolist()]
+    if values.dtype.kind in "fb":
+        return [f"{v:.6g}" if math.isfinite(v) else "" for v in values.astype(float).tolist()]
+    return [_csv_value(v) for v in values]
 
 
 def _csv_value(v: Any) -> Any:
@@ -778,6 +814,11 @@ def summary_document(result: RunResult) -> dict[str, Any]:
     doc["flags"] = _jsonable(list(result.flags) + list(m.flags))
     doc["timings_s"] = dict(result.timings_s)
     return doc
+
+
+def _write_summary(folder: Path, summary: dict[str, Any]) -> None:
+    text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
+    (folder / "summary.json").write_text(text, encoding="utf-8")
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
@@ -898,6 +939,15 @@ def _fill_outputs(
         if progress is not None:
             progress(fraction, message)
 
+    timings = result.timings_s
+    clock = [time.perf_counter()]
+
+    def done(name: str) -> None:
+        """Time since the previous output into ``timings_s[name]``."""
+        now = time.perf_counter()
+        timings[name] = round(now - clock[0], 3)
+        clock[0] = now
+
     step(0.0, "writing meshes")
     write_mesh(result.mesh.lumen, tmp / "lumen.vtp")
     if result.mesh.vessel is not None:
@@ -910,17 +960,31 @@ def _fill_outputs(
     write_colored_glb(result.mesh, tmp / "vessel.glb", devices=devices)
     if devices:
         write_mesh(devices[0], tmp / "device.vtp")
-    labels, origin, spacing = vessel_labelmap(result.mesh, LABELMAP_SPACING_MM)
+    done("write_meshes")
+    step(0.05, "labelmap")
+    labels, origin, spacing = vessel_labelmap(
+        result.mesh,
+        LABELMAP_SPACING_MM,
+        progress=lambda f, m: step(0.05 + 0.1 * f, m),
+        cancel=cancel,
+    )
+    done("labelmap")
+    step(0.15, "writing the labelmap")
     write_labelmap_nrrd(labels, origin, spacing, tmp / "vessel_labelmap.nrrd")
-    write_contours_json(result.contours, tmp / "contours.json")
+    del labels
+    done("write_labelmap")
+    step(0.2, "writing contours.json")
+    write_contours_json(result.contours, tmp / "contours.json", cancel=cancel)
+    done("write_contours")
+    step(0.25, "writing frames.csv")
     write_markups_curve(result.centerline, tmp / "centerline.mrk.json", coordinate_system="LPS")
     header, rows = frames_table(result)
     _write_csv(tmp / "frames.csv", header, rows)
     lheader, lrows = _lesion_rows(result.metrics.lesions)
     _write_csv(tmp / "lesions.csv", lheader, lrows)
+    done("write_tables")
 
     step(0.3, "rendering")
-    t0 = time.perf_counter()
     image = render_vessel(
         result.mesh,
         centerline=result.centerline,
@@ -930,11 +994,11 @@ def _fill_outputs(
         size_px=result.parameters.get("render_size_px", (1600, 1000)),
     )
     write_png(image, tmp / "render.png")
-    result.timings_s["render"] = round(time.perf_counter() - t0, 3)
+    done("render")
 
     step(0.7, "writing the report")
     summary = summary_document(result)
-    (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    _write_summary(tmp, summary)
     pb = result.pullback
     per_frame = {k: np.asarray(v) for k, v in result.metrics.per_frame.items()}
     figures = pullback_figures(
@@ -957,6 +1021,8 @@ def _fill_outputs(
             pixel_spacing_mm=pb.pixel_spacing_mm,
             catheter_center_px=pb.catheter_center_px,
         )
+    if pb is not None:
+        release_pages(pb.frames)
     html = build_report(
         figures=figures,
         summary=summary,
@@ -969,8 +1035,14 @@ def _fill_outputs(
         version=__version__,
     )
     (tmp / "report.html").write_text(html, encoding="utf-8")
+    done("report")
     for writer in extra_writers:
         step(0.9, "writing the Slicer scene")
         writer(tmp)
+    if extra_writers:
+        done("scene")
+    # summary.json again, now that every output has its time
+    summary["timings_s"] = dict(timings)
+    _write_summary(tmp, summary)
     step(1.0, "done")
     return sorted(p.name for p in tmp.iterdir())

@@ -1315,7 +1315,8 @@ def longitudinal_view(
     Parameters
     ----------
     frames : ndarray of shape (N, H, W)
-        Grey-level frames (any numeric dtype).
+        Grey-level frames (any numeric dtype); any object with ``shape`` and slicing (a
+        memmap, a lazy subset) is read 256 frames at a time.
     angle_deg : float
         Direction of the cut in the frame plane, counter-clockwise from +x (columns).
     pixel_spacing_mm : (float, float)
@@ -1335,7 +1336,8 @@ def longitudinal_view(
         Rows run along the diameter (row 0 at ``+angle`` side), columns along the pullback
         (column 0 at the smallest position); each column is the nearest frame.
     """
-    frames = np.asarray(frames)
+    if not (hasattr(frames, "shape") and hasattr(frames, "__getitem__")):
+        frames = np.asarray(frames)
     n, h, w = frames.shape
     positions = np.asarray(frame_positions_mm, dtype=float)
     if positions.shape != (n,):

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .dependencies import optional_missing
+from .io._common import release_pages
 
 __all__ = [
     "DISCLAIMER",
@@ -467,6 +468,26 @@ def _marks(summary: Mapping[str, Any]) -> list[tuple[str, int | None, float | No
     return out
 
 
+class _FrameSubset:
+    """Some frames of a pullback (e.g. a memmap), read only when sliced: ``frames[indices]``
+    without the copy of them all."""
+
+    def __init__(self, frames: np.ndarray, indices: np.ndarray):
+        self._frames = frames
+        self._indices = np.asarray(indices, dtype=np.intp)
+        self.shape = (len(self._indices), *frames.shape[1:])
+        self.dtype = frames.dtype
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def __getitem__(self, item: slice) -> np.ndarray:
+        block = np.stack([np.asarray(self._frames[int(i)]) for i in self._indices[item]])
+        # a memory-mapped pullback's pages just read leave the resident set again
+        release_pages(self._frames)
+        return block
+
+
 def lmode_figure(
     frames: np.ndarray,
     *,
@@ -531,7 +552,8 @@ def lmode_figure(
         mla_fc = by_frame.get(int(mla["frame"])) if mla.get("frame") is not None else None
         angle_deg = _narrowest_angle_deg(mla_fc.lumen if mla_fc is not None else None)
     pick = np.unique(np.linspace(0, len(idx) - 1, min(len(idx), max_columns)).round().astype(int))
-    stack = np.stack([np.asarray(frames[int(i)]) for i in idx[pick]])
+    # the picked frames are read block by block by longitudinal_view, never stacked whole
+    stack = _FrameSubset(frames, idx[pick])
     row_mm, col_mm = float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1])
     span_mm = max(float(arc[-1] - arc[0]), 1e-6)
     step_mm = max(col_mm, span_mm / 1400.0)
@@ -634,7 +656,8 @@ def structure_figure(
     if n < 2:
         return "<p class='muted'>Too few frames for a longitudinal view.</p>"
     pick = np.unique(np.linspace(0, n - 1, min(n, max_columns)).round().astype(int))
-    stack = np.stack([np.asarray(frames[int(i)]) for i in pick])
+    # read 256 frames at a time by longitudinal_view, never stacked whole
+    stack = _FrameSubset(frames, np.asarray(pick))
     # One frame per column pixel along the pullback (positions in units of the column spacing),
     # so that the cut across keeps its millimetres.
     col_mm = float(pixel_spacing_mm[1])

@@ -413,3 +413,33 @@ def test_real_aivus_and_holorama_areas(real_data):
     )
     geo = frame_geometry(hs.frames)
     assert np.nanmax(geo["lumen_outside_vessel_mm"]) < 0.0
+
+
+def test_contours_json_streamed_by_numpy_is_byte_identical_to_json_dumps(tmp_path):
+    """The numpy printer writes exactly json.dumps(indent=1): signs, -0.0, 1e-05 forms, trailing
+    zeros, empty polygons, calcium lists, large values, landmarks."""
+    from IVUSReconstructLib.io.contours import contours_to_json, write_contours_json
+    from IVUSReconstructLib.types import Landmark
+
+    rng = np.random.default_rng(4)
+    edge = np.array([0.0, -0.0, 1e-5, -3e-5, 9.4e-5, 1e-4, -1e-4, 4.9e-5, -4e-6, 123456.78901, -99999.999996,
+                     5.5, 12.0, 0.1, 1.23456789, -7.000001, 0.00015, 1e8 + 0.5])  # fmt: skip
+    frames = (
+        FrameContours(
+            0,
+            np.column_stack([edge, edge[::-1]]),
+            np.zeros((0, 2)),
+            calcium=(rng.normal(size=(5, 2)), 1e-4 * rng.normal(size=(1, 2))),
+            stent=100 * rng.normal(size=(3, 2)),
+            phase="ED",
+            z_mm=0.1,
+            confidence=0.5,
+        ),  # fmt: skip
+        FrameContours(3, 3 * rng.normal(size=(180, 2)), 5 * rng.normal(size=(180, 2)), calcium_arc_deg=12.5),
+        FrameContours(4, np.array([[np.nan, 1.0], [2.0, 3.0]])),
+    )
+    contours = ContourSet(frames, pixel_spacing_mm=(0.02, 0.02), catheter_center_px=(1.5, 2.5),
+                          landmarks=(Landmark(3, "side_branch", 10.0, None),))  # fmt: skip
+    for case in (contours, ContourSet(frames[:2]), ContourSet(())):
+        path = write_contours_json(case, tmp_path / "c.json", chunk_frames=1)
+        assert path.read_text(encoding="utf-8") == json.dumps(contours_to_json(case), indent=1) + "\n"

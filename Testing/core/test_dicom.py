@@ -348,3 +348,29 @@ def test_monochrome1_is_inverted_and_ybr_422_keeps_luminance(tmp_path: Path, pul
     packed[..., 0], packed[..., 1] = y[:, :, 0::2], y[:, :, 1::2]
     _edit(path, PhotometricInterpretation="YBR_FULL_422", PixelData=packed.tobytes())
     np.testing.assert_array_equal(read_pullback(path).frames, y)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RssFile from /proc (Linux)")
+def test_memmapped_pixels_leave_resident_memory_when_released(tmp_path: Path):
+    """A 64 MB memory-mapped pullback read whole counts in the process's resident file pages;
+    release_pages drops them (the pixels read back the same) and leaves copies alone."""
+    from IVUSReconstructLib.io._common import release_pages
+
+    def resident_file_kib() -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("RssFile:"):
+                return int(line.split()[1])
+        raise AssertionError("no RssFile")
+
+    frames = np.random.default_rng(0).integers(0, 256, size=(256, 512, 512), dtype=np.uint8)
+    big = Pullback(frames=frames, pixel_spacing_mm=(0.02, 0.02), frame_times_s=np.arange(256) / 30.0,
+                   pullback_speed_mm_s=0.5, acquisition="motor", catheter_center_px=(255.5, 255.5))  # fmt: skip
+    back = read_pullback(write_pullback(big, tmp_path / "big.dcm"))
+    assert isinstance(back.frames, np.memmap) and not back.frames.flags.writeable
+    total = int(back.frames[::2].sum(dtype=np.int64)) + int(back.frames[1::2].sum(dtype=np.int64))
+    before = resident_file_kib()
+    assert release_pages(back.frames[10:20])
+    after = resident_file_kib()
+    assert before - after > 0.9 * 64 * 1024
+    assert int(back.frames.sum(dtype=np.int64)) == total == int(frames.sum(dtype=np.int64))
+    assert not release_pages(np.array(back.frames[:2]))

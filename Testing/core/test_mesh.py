@@ -285,3 +285,67 @@ def test_labelmap_volume_matches_mesh():
     # a 1 mm margin of background on every side
     assert labels[:, :, :10].sum() == 0 and labels[:, :, -10:].sum() == 0
     assert labels[:10].sum() == 0 and labels[-10:].sum() == 0
+
+
+def _labelmap_agreement(old: np.ndarray, new: np.ndarray) -> tuple[float, int]:
+    """Fraction of labelled voxels with the same label, and the voxels whose label is not found
+    within one voxel (3 x 3 x 3) in the other labelmap, counted both ways."""
+    from scipy import ndimage
+
+    cube = np.ones((3, 3, 3), dtype=bool)
+    far = 0
+    for label in (1, 2):
+        a, b = old == label, new == label
+        far += int(
+            (b & ~ndimage.binary_dilation(a, cube)).sum() + (a & ~ndimage.binary_dilation(b, cube)).sum()
+        )
+    return 1.0 - float((old != new).sum()) / max(int((old > 0).sum()), 1), far
+
+
+@pytest.mark.parametrize(("preset", "mirror"), [("femoropopliteal", False), ("coronary", True)])
+def test_ring_labelmap_matches_scan_conversion_within_one_voxel(preset, mirror):
+    """The labelmap made from the rings has today's grid and today's voxels but at the borders."""
+    from dataclasses import replace
+
+    from IVUSReconstructLib.mesh import stencil_labelmap, vessel_labelmap
+    from IVUSReconstructLib.phantom import make_phantom
+
+    ph = make_phantom(preset, seed=2, length_mm=12.0, size_px=32)
+    arc = np.array([f.z_mm for f in ph.truth.frames])
+    order = np.argsort(arc, kind="stable")
+    contours = replace(ph.truth, frames=tuple(ph.truth.frames[i] for i in order))
+    poses = place_frames(ph.centerline, contours.indices, arc[order], contours=contours, mirror=mirror)
+    mesh = build_meshes(contours, poses)
+    old, old_origin, old_spacing = stencil_labelmap(mesh, 0.2)
+    new, origin, spacing = vessel_labelmap(mesh, 0.2)
+    assert new.shape == old.shape and new.dtype == np.uint8
+    np.testing.assert_array_equal(origin, old_origin)
+    np.testing.assert_array_equal(spacing, old_spacing)
+    assert set(np.unique(new)) == {0, 1, 2}
+    agreement, far = _labelmap_agreement(old, new)
+    assert far == 0
+    assert agreement > 0.99
+    # lumen and wall volumes agree with the meshes' as well as the scan conversion's do
+    voxel = 0.2**3
+    assert (new == 1).sum() * voxel == pytest.approx(mesh_report(mesh.lumen)["volume_mm3"], rel=0.01)
+    assert (new > 0).sum() * voxel == pytest.approx(mesh_report(mesh.vessel)["volume_mm3"], rel=0.01)
+
+
+def test_ring_labelmap_of_a_bent_tube_without_vessel():
+    """Lumen-only meshes give label 1; a quarter torus (bend radius 10 mm) keeps the Pappus volume."""
+    from IVUSReconstructLib.mesh import stencil_labelmap, vessel_labelmap
+
+    radius = 10.0
+    s = np.linspace(0.0, np.pi / 2 * radius, 60)
+    poses = place_frames(_arc(radius), np.arange(60), s, smoothing_length_mm=0.0)
+    rings = _rings(60, 1.5, 2.0)
+    lumen_only = ContourSet(tuple(FrameContours(f.index, f.lumen) for f in rings.frames))
+    mesh = build_meshes(lumen_only, poses, n_points=72)
+    assert mesh.vessel is None
+    new, _, _ = vessel_labelmap(mesh, 0.1)
+    old, _, _ = stencil_labelmap(mesh, 0.1)
+    assert set(np.unique(new)) == {0, 1}
+    agreement, far = _labelmap_agreement(old, new)
+    assert far == 0 and agreement > 0.99
+    pappus = np.pi * 1.5**2 * (np.pi / 2 * radius)
+    assert new.sum() * 0.1**3 == pytest.approx(pappus, rel=0.01)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import re
 
 import numpy as np
@@ -9,7 +10,7 @@ import numpy as np
 from .. import limits
 from ..errors import IVUSInputError
 
-__all__ = ["luminance", "natural_key", "positive_option"]
+__all__ = ["luminance", "natural_key", "positive_option", "release_pages"]
 
 
 def natural_key(name: str) -> list:
@@ -43,3 +44,31 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
     y += rgb[..., 1] * np.float32(0.587)
     y += rgb[..., 2] * np.float32(0.114)
     return np.clip(np.rint(y), 0, np.iinfo(rgb.dtype).max).astype(rgb.dtype)
+
+
+def release_pages(frames: object) -> bool:
+    """Drop the pages of a memory-mapped pullback from this process's resident memory.
+
+    Pages already read stay in the operating system's file cache and are mapped in again, at
+    the cost of a minor page fault, when read again: a long pullback read frame by frame then
+    never counts whole in the resident memory of the process. Arrays that are not file
+    mappings are left alone.
+
+    Returns
+    -------
+    bool
+        Whether pages were released.
+    """
+    mapped = frames
+    while mapped is not None and getattr(mapped, "_mmap", None) is None:
+        mapped = getattr(mapped, "base", None)
+    handle = getattr(mapped, "_mmap", None)
+    advise = getattr(mmap, "MADV_DONTNEED", None)
+    # only read-only mappings: dropping copy-on-write pages would lose their changes
+    if handle is None or advise is None or getattr(mapped, "mode", None) != "r":
+        return False
+    try:
+        handle.madvise(advise)
+    except (OSError, ValueError):
+        return False
+    return True

@@ -33,6 +33,7 @@ import io
 import json
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -842,11 +843,167 @@ def _landmark_json(lm: Landmark, *, lps: bool = False) -> dict[str, Any]:
     return item
 
 
-def write_contours_json(contours: ContourSet, path: str | Path) -> Path:
-    """Write the native ``contours.json`` (DESIGN.md); returns the path."""
+def write_contours_json(
+    contours: ContourSet, path: str | Path, *, cancel: Any = None, chunk_frames: int = 512
+) -> Path:
+    """Write the native ``contours.json`` (DESIGN.md); returns the path.
+
+    The bytes are those of ``json.dumps(contours_to_json(contours), indent=1)`` plus a newline,
+    but the polygons (nearly all of the file) are printed by numpy in runs of ``chunk_frames``
+    frames and streamed to the file, never held as Python floats; ``cancel`` (a
+    ``threading.Event``) is checked between runs.
+    """
     path = Path(path)
-    path.write_text(json.dumps(contours_to_json(contours), indent=1) + "\n", encoding="utf-8")
+    polygons = [_frame_polygons(f) for f in contours.frames]
+    if not all(p.ndim == 2 and p.shape[1] == 2 for frame in polygons for _, p in frame):
+        path.write_text(json.dumps(contours_to_json(contours), indent=1) + "\n", encoding="utf-8")
+        return path
+    # the document with a marker in place of every polygon, cut at the markers
+    skeleton = contours_to_json(replace(contours, frames=()))
+    skeleton["frames"] = [_frame_skeleton(f) for f in contours.frames]
+    pieces = [p.encode("ascii") for p in json.dumps(skeleton, indent=1).split(f'"{_MARK}"')]
+    with path.open("wb") as out:
+        out.write(pieces[0])
+        at = 1
+        for start in range(0, len(polygons), chunk_frames):
+            if cancel is not None and cancel.is_set():
+                from ..errors import IVUSCancelled
+
+                raise IVUSCancelled("cancelled by the user")
+            run = [item for frame in polygons[start : start + chunk_frames] for item in frame]
+            texts: list[bytes] = [b""] * len(run)
+            for indent in {d for d, _ in run}:
+                where = [i for i, (d, _) in enumerate(run) if d == indent]
+                for i, text in zip(where, _polygons_json([run[i][1] for i in where], indent), strict=True):
+                    texts[i] = text
+            for text in texts:
+                out.write(text)
+                out.write(pieces[at])
+                at += 1
+        out.write(b"\n")
     return path
+
+
+_MARK = "@@ivus-polygon@@"
+
+
+def _frame_polygons(f: FrameContours) -> list[tuple[int, np.ndarray]]:
+    """The polygons of a frame in the order ``contours_to_json`` writes them, with the indent of
+    the line that opens each (3 for lumen, vessel and stent; 4 inside the calcium list)."""
+    out = [(3, np.asarray(f.lumen, dtype=float))]
+    if f.vessel is not None:
+        out.append((3, np.asarray(f.vessel, dtype=float)))
+    out += [(4, np.asarray(c, dtype=float)) for c in (f.calcium or ())]
+    if f.stent is not None:
+        out.append((3, np.asarray(f.stent, dtype=float)))
+    return out
+
+
+def _frame_skeleton(f: FrameContours) -> dict[str, Any]:
+    item: dict[str, Any] = {"index": int(f.index)}
+    if f.phase is not None:
+        item["phase"] = f.phase
+    if f.z_mm is not None:
+        item["z_mm"] = float(f.z_mm)
+    item["lumen"] = _MARK
+    if f.vessel is not None:
+        item["vessel"] = _MARK
+    if f.calcium:
+        item["calcium"] = [_MARK for _ in f.calcium]
+    if f.stent is not None:
+        item["stent"] = _MARK
+    if f.calcium_arc_deg is not None:
+        item["calcium_arc_deg"] = float(f.calcium_arc_deg)
+    if f.confidence is not None:
+        item["confidence"] = float(f.confidence)
+    return item
+
+
+def _polygons_json(polygons: list[np.ndarray], indent: int) -> list[bytes]:
+    """``json.dumps(np.round(p, 5).tolist(), indent=1)`` of every polygon, as nested where the
+    line it opens on is indented by ``indent``, printed by numpy (ASCII bytes).
+
+    The 5-decimal value k / 1e5 prints as its shortest round-trip form, which is the decimal
+    k / 1e5 without trailing zeros (``1.5``, ``-0.0``, ``12.0``) or, below 1e-4, ``Ne-05``.
+    """
+    counts = np.array([len(p) for p in polygons], dtype=np.intp)
+    if counts.sum() == 0:
+        return [b"[]" for _ in polygons]
+    values = np.round(np.concatenate([p for p in polygons if len(p)]), 5)
+    if not np.all(np.isfinite(values)) or np.abs(values).max() >= 1e9:
+        return [json.dumps(np.round(p, 5).tolist(), indent=1).replace("\n", "\n" + " " * indent).encode()
+                for p in polygons]  # fmt: skip
+    chars, keep = _decimal_chars(values.ravel())
+    width = chars.shape[1]
+    # each point: "\n" (d+1)" " "[" "\n" (d+2)" " x ",\n" (d+2)" " y "\n" (d+1)" " "]" ","
+    head = b"\n" + b" " * (indent + 1) + b"[\n" + b" " * (indent + 2)
+    mid = b",\n" + b" " * (indent + 2)
+    tail = b"\n" + b" " * (indent + 1) + b"],"
+    template = np.frombuffer(head + b" " * width + mid + b" " * width + tail, dtype=np.uint8)
+    x_at, y_at = len(head), len(head) + width + len(mid)
+    n = len(values)
+    rows = np.empty((n, len(template)), dtype=np.uint8)
+    rows[:] = template
+    mask = np.ones((n, len(template)), dtype=bool)
+    rows[:, x_at : x_at + width], mask[:, x_at : x_at + width] = chars[0::2], keep[0::2]
+    rows[:, y_at : y_at + width], mask[:, y_at : y_at + width] = chars[1::2], keep[1::2]
+    # no comma after the last point of a polygon
+    mask[np.cumsum(counts)[counts > 0] - 1, -1] = False
+    text = rows[mask].tobytes()
+    ends = np.cumsum(mask.sum(axis=1))
+    bounds = np.concatenate([[0], ends[np.cumsum(counts)[counts > 0] - 1]])
+    close = b"\n" + b" " * indent + b"]"
+    out, j = [], 0
+    for c in counts:
+        if c == 0:
+            out.append(b"[]")
+            continue
+        out.append(b"[" + text[bounds[j] : bounds[j + 1]] + close)
+        j += 1
+    return out
+
+
+def _decimal_chars(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Characters (N, W) uint8 and which of them to keep (N, W) of ``repr`` of each value, for
+    finite values that are multiples of 1e-5 below 1e9 in magnitude."""
+    k = np.rint(values * 1e5).astype(np.int64)
+    a = np.abs(k)
+    whole, frac = np.divmod(a, 100000)
+    whole, frac = whole.astype(np.int32), frac.astype(np.int32)
+    n_int = len(str(int(whole.max())))
+    width = 1 + n_int + 1 + 5
+    n = len(values)
+    digits = np.empty((n, n_int + 5), dtype=np.uint8)
+    rest = frac
+    for j in range(n_int + 4, -1, -1):
+        if j == n_int - 1:
+            rest = whole
+        rest, digits[:, j] = np.divmod(rest, 10)
+    keep = np.empty((n, width), dtype=bool)
+    keep[:, 0] = np.signbit(values)
+    # leading zeros of the whole part go (its last digit stays), trailing zeros of the decimals
+    # go (the first decimal stays)
+    for j in range(n_int - 1):
+        np.greater_equal(whole, 10 ** (n_int - 1 - j), out=keep[:, 1 + j])
+    keep[:, n_int] = True
+    keep[:, 1 + n_int] = True
+    np.not_equal(digits[:, -1], 0, out=keep[:, -1])
+    for j in range(width - 2, 2 + n_int, -1):
+        np.logical_or(keep[:, j + 1], digits[:, j - 2] != 0, out=keep[:, j])
+    keep[:, 2 + n_int] = True
+    chars = np.empty((n, width), dtype=np.uint8)
+    chars[:, 0] = ord("-")
+    np.add(digits[:, :n_int], ord("0"), out=chars[:, 1 : 1 + n_int])
+    chars[:, 1 + n_int] = ord(".")
+    np.add(digits[:, n_int:], ord("0"), out=chars[:, 2 + n_int :])
+    # 1e-05 .. 9e-05 print in exponent form: "[-]De-05"
+    tiny = np.flatnonzero((a > 0) & (a < 10))
+    if tiny.size:
+        chars[tiny, 1:6] = np.frombuffer(b"0e-05", dtype=np.uint8)
+        chars[tiny, 1] = ord("0") + a[tiny]
+        keep[tiny, 1:] = False
+        keep[tiny, 1:6] = True
+    return chars, keep
 
 
 def write_contours_csv(contours: ContourSet, path: str | Path) -> Path:
