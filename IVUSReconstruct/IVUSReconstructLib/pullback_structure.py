@@ -124,7 +124,9 @@ def parse_frame_range(spec: str, n_frames: int) -> tuple[int, int]:
 
 
 def _reduce(frames: np.ndarray, target_px: int = 160) -> tuple[np.ndarray, int]:
-    """Every ``factor``-th pixel of every frame, about ``target_px`` across (float32).
+    """Every ``factor``-th pixel of every frame, about ``target_px`` across, in the frames' own
+    type (a float32 copy of a 4500-frame pullback took 526 MB and put a run at 1.62x its pixel
+    bytes; the measures below convert what they read).
 
     Subsampling rather than block averaging: the measures below compare frames pixel by
     pixel and sample rays, neither needs the speckle averaged, and a strided read of a
@@ -133,7 +135,7 @@ def _reduce(frames: np.ndarray, target_px: int = 160) -> tuple[np.ndarray, int]:
     n, h, w = frames.shape
     factor = max(1, int(round(min(h, w) / target_px)))
     sub = frames[:, ::factor, ::factor]
-    out = np.empty(sub.shape, np.float32)
+    out = np.empty(sub.shape, sub.dtype)
     for k in range(0, n, 256):
         out[k : k + 256] = sub[k : k + 256]
     return out, factor
@@ -150,7 +152,9 @@ def _radial_profiles(
     cols = centre_px[1] + np.outer(np.cos(theta), radius)
     out = np.empty((n, n_rays, len(radius)), np.float32)
     for k in range(n):
-        out[k] = ndimage.map_coordinates(small[k], [rows, cols], order=1, mode="constant", cval=0.0)
+        out[k] = ndimage.map_coordinates(
+            small[k].astype(np.float32), [rows, cols], order=1, mode="constant", cval=0.0
+        )
     return out, radius
 
 
@@ -208,7 +212,7 @@ def _normalised(
     rr, cc = np.mgrid[0:h, 0:w]
     r = np.hypot(rr - centre_px[0], cc - centre_px[1])
     mask = (r > inner_px) & (r < outer_px)
-    v = small[:, mask]
+    v = small[:, mask].astype(np.float32)
     v = v - v.mean(axis=1, keepdims=True)
     v /= np.linalg.norm(v, axis=1, keepdims=True) + 1e-9
     return v
@@ -346,7 +350,7 @@ def _guide_segments(
 def find_pullback_structure(
     pullback: Pullback,
     *,
-    guide_share: float = 0.6,
+    guide_share: float = 0.7,
     min_guide_frames: int = 5,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
@@ -359,7 +363,10 @@ def find_pullback_structure(
         Frames (N, H, W), pixel spacing, frame times and catheter centre are used.
     guide_share : float
         A frame is inside the guide when at least this share of its circumference shows the
-        guide's ring (``guide_catheter_score``).
+        guide's ring (``guide_catheter_score``). Circumferential calcium looks like one too: on
+        the 150 mm femoropopliteal phantom it reached 0.62 and, at 0.6, 38% of the pullback was
+        cut as "another pass"; real guides: 0.75 or more on 90% of the RCA's guide frames, 0.98
+        (median) on the LAD's.
     min_guide_frames : int
         Fewer guide frames at the end than this are not cut.
 

@@ -122,3 +122,20 @@ def test_bad_frame_range(spec: str, message: str) -> None:
 def test_open_ended_frame_range() -> None:
     assert parse_frame_range(":40", 100) == (0, 40)
     assert parse_frame_range("60:", 100) == (60, 99)
+
+
+def test_circumferential_calcium_is_not_taken_for_a_guiding_catheter():
+    # the 150 mm femoropopliteal phantom at 1 mm/s: its calcium rings scored 0.60-0.62 as a guide
+    # and the frames before them (0-1766) were cut as another pass
+    from dataclasses import replace
+
+    from IVUSReconstructLib.phantom import PRESETS
+    from IVUSReconstructLib.pullback_structure import find_pullback_structure
+
+    preset = replace(PRESETS["femoropopliteal"], frame_rate_hz=30.0, pullback_speed_mm_s=1.0)
+    ph = make_phantom(preset, seed=3, length_mm=150.0, size_px=128)
+    structure = find_pullback_structure(ph.pullback)
+    assert (structure.first_frame, structure.last_frame, structure.cuts) == (0, 4499, ())
+    assert float(np.nanmax(structure.guide_score)) < 0.7
+    before = find_pullback_structure(ph.pullback, guide_share=0.6)
+    assert [c["kind"] for c in before.cuts] == ["other_pass", "guide_catheter"]
