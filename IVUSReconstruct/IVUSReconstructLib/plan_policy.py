@@ -86,6 +86,19 @@ _VENOUS_SOURCE = (
     "catalogue: dedicated venous stents (Venovo, Abre, Vici IFU ranges)"
 )
 
+# sized to the normal area of the vein segment (the same in iliac and femoral veins)
+_VENOUS_STENT = DevicePolicy(
+    "venous stent",
+    "normal",
+    "mean",
+    1.0,
+    0.0,
+    "nearest",
+    _VENOUS_DIAMETERS,
+    _VENOUS_LENGTHS,
+    _VENOUS_SOURCE,
+)
+
 DEVICES: dict[str, tuple[DevicePolicy, ...]] = {
     "coronary": (
         DevicePolicy(
@@ -166,17 +179,7 @@ DEVICES: dict[str, tuple[DevicePolicy, ...]] = {
         ),
     ),  # fmt: skip
     "iliac-vein": (
-        DevicePolicy(
-            "venous stent",
-            "normal",
-            "mean",
-            1.0,
-            0.0,
-            "nearest",
-            _VENOUS_DIAMETERS,
-            _VENOUS_LENGTHS,
-            _VENOUS_SOURCE,
-        ),
+        _VENOUS_STENT,
         DevicePolicy(
             "venous stent (to the reference lumen)",
             "lumen",
@@ -191,17 +194,7 @@ DEVICES: dict[str, tuple[DevicePolicy, ...]] = {
         ),
     ),  # fmt: skip
     "femoral-vein": (
-        DevicePolicy(
-            "venous stent",
-            "normal",
-            "mean",
-            1.0,
-            0.0,
-            "nearest",
-            _VENOUS_DIAMETERS,
-            _VENOUS_LENGTHS,
-            _VENOUS_SOURCE,
-        ),
+        _VENOUS_STENT,
     ),  # fmt: skip
 }
 
