@@ -80,8 +80,10 @@ def trace_lumen(
 
     Two candidate borders are traced, one from the local step of the correlation and one
     from the blood/tissue regions it separates (robust when a large lumen's blood
-    correlates by chance); each frame keeps the candidate that separates decorrelated
-    blood inside from correlated tissue outside best.
+    correlates by chance); where the pullback's blood does not decorrelate (``seg.trust`` < 1)
+    a third from the regions of grey level (dark blood, bright wall). Each frame keeps the
+    candidate that separates blood inside from tissue outside best. ``prior`` (F, A, R),
+    optional, is a cost of each radius from keyframes' borders (:mod:`.keyframes`).
     """
     w = seg.samples(seg.o.lumen_edge_mm, 2)
     if stability is None or seg.ring is None:
