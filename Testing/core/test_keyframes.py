@@ -112,3 +112,30 @@ def test_provenance_survives_the_contours_file_and_an_unknown_one_is_refused(pha
     with pytest.raises(IVUSInputError) as err:
         read_contours(path)
     assert "frame 4 source" in str(err.value) and "write edited, propagated or automatic" in str(err.value)
+
+
+def test_a_lumen_only_keyframe_lies_inside_the_traced_vessel(phantom):
+    truth = {f.index: f for f in phantom.truth.frames}
+    # a reader's lumen with a narrow spike to within 0.02 mm of the true vessel: smoothed with the
+    # traced borders, the wall was kept outside the smoothed spike, not outside the reader's
+    r_lumen = ray_radii(truth[11].lumen, np.zeros(2), 180)
+    r_vessel = ray_radii(truth[11].vessel, np.zeros(2), 180)
+    r_lumen[40:42] = r_vessel[40:42] - 0.02
+    spiked = polar_polygon(r_lumen)
+    lumen_only = ContourSet(
+        frames=(FrameContours(index=11, lumen=spiked),),
+        pixel_spacing_mm=phantom.pullback.pixel_spacing_mm,
+        catheter_center_px=phantom.pullback.catheter_center_px,
+    )
+    frame = {f.index: f for f in segment_pullback(phantom.pullback, [5, 17], keyframes=lumen_only).frames}[11]
+    assert np.array_equal(frame.lumen, spiked) and frame.source == "edited"
+    gap = ray_radii(frame.vessel, np.zeros(2), 180) - ray_radii(frame.lumen, np.zeros(2), 180)
+    assert gap.min() >= 0.08 - 1e-6  # SegmentationOptions.min_wall_mm
+
+
+def test_radii_are_resampled_periodically():
+    from IVUSReconstructLib.segmentation.confidence import radii_at
+
+    r = np.array([[1.0, 2.0, 3.0, 2.0]])  # at 0, 90, 180, 270 degrees
+    assert np.allclose(radii_at(r, 8), [[1.0, 1.5, 2.0, 2.5, 3.0, 2.5, 2.0, 1.5]])
+    assert np.array_equal(radii_at(r, 4), r)

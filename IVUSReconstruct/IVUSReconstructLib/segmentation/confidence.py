@@ -54,6 +54,16 @@ FEATURES = (
 CALIBRATION = np.array([-1.684, 1.835, -1.032, -3.777, -0.706, 3.718, -5.612, -0.72])
 
 
+def radii_at(radii_mm: np.ndarray, n_angles: int) -> np.ndarray:
+    """Radii (F, A) at ``2 pi k / A`` resampled to ``n_angles`` directions (periodic, linear)."""
+    radii_mm = np.asarray(radii_mm, float)
+    if radii_mm.shape[1] == n_angles:
+        return radii_mm
+    src = np.arange(radii_mm.shape[1] + 1) / radii_mm.shape[1]
+    dst = np.arange(n_angles) / n_angles
+    return np.stack([np.interp(dst, src, np.r_[r, r[:1]]) for r in radii_mm])
+
+
 def confidence_features(lumen_mm: np.ndarray, vessel_mm: np.ndarray, confidence: np.ndarray) -> np.ndarray:
     """Features of each analysed frame's borders, (F, len(FEATURES)).
 

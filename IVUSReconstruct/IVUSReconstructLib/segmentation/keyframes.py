@@ -142,7 +142,9 @@ def keyframe_priors(
         }
         prior, distance = interpolate_prior(known, np.arange(len(frames)))
         out[border] = prior
-        out[f"{border}_width"] = band_mm + band_per_frame * distance[:, None] * np.nan_to_num(prior, nan=0.0)
+        # no keyframe of this border: no prior, and its width is never used
+        near = np.where(np.isfinite(distance), distance, 0.0)[:, None]
+        out[f"{border}_width"] = np.where(np.isfinite(prior), band_mm + band_per_frame * near * prior, np.inf)
     return out
 
 

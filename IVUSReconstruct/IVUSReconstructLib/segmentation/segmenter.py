@@ -12,9 +12,9 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import IVUSCancelled, IVUSInputError
-from ..geometry import polar_polygon, ray_radii
+from ..geometry import polar_polygon
 from ..types import ContourSet, FrameContours, Pullback
-from .confidence import _confidence, calibrated_confidence, confidence_features
+from .confidence import _confidence, calibrated_confidence, confidence_features, radii_at
 from .eem import trace_vessel
 from .keyframes import keep_keyframes, keyframe_priors, prior_cost, to_pullback_plane
 from .lumen import (
@@ -428,18 +428,21 @@ def segment_pullback(
             ndimage.gaussian_filter1d(x, seg.angles(o.border_smooth_deg), axis=1, mode="wrap")
             for x in (lumen_mm, vessel_mm)
         )
+    if seg.priors is not None:
+        # the reader's borders are not smoothed, and the wall is kept outside them
+        lumen_mm = keep_keyframes(lumen_mm, seg.priors, "lumen")
+        vessel_mm = keep_keyframes(vessel_mm, seg.priors, "vessel")
     vessel_mm = np.maximum(vessel_mm, lumen_mm + o.min_wall_mm)
     arcs_all = np.concatenate(arcs)
     conf_all = np.concatenate(conf)
-    polygons = [(polar_polygon(lumen_mm[k]), polar_polygon(vessel_mm[k])) for k in range(len(frames))]
     if o.calibrated_confidence:
         # the edge strength alone flagged half of the good frames at 0.5: judged together with the
         # borders' shape and their agreement with the neighbouring frames, and calibrated against
         # border error, the flag lands on the wrong frames
-        radii = [np.array([ray_radii(p, np.zeros(2), 180) for p in pair]) for pair in polygons]
         conf_all = calibrated_confidence(
-            confidence_features(np.array([r[0] for r in radii]), np.array([r[1] for r in radii]), conf_all)
+            confidence_features(radii_at(lumen_mm, 180), radii_at(vessel_mm, 180), conf_all)
         )
+    polygons = [(polar_polygon(lumen_mm[k]), polar_polygon(vessel_mm[k])) for k in range(len(frames))]
     sources = _sources(seg.priors, len(frames))
     exact = {} if kf is None else {f.index: f for f in kf.frames}
     out = []
