@@ -307,7 +307,7 @@ def test_ring_labelmap_matches_scan_conversion_within_one_voxel(preset, mirror):
     """The labelmap made from the rings has today's grid and today's voxels but at the borders."""
     from dataclasses import replace
 
-    from IVUSReconstructLib.mesh import stencil_labelmap, vessel_labelmap
+    from IVUSReconstructLib.mesh import _mesh_rings, stencil_labelmap, vessel_labelmap
     from IVUSReconstructLib.phantom import make_phantom
 
     ph = make_phantom(preset, seed=2, length_mm=12.0, size_px=32)
@@ -316,6 +316,9 @@ def test_ring_labelmap_matches_scan_conversion_within_one_voxel(preset, mirror):
     contours = replace(ph.truth, frames=tuple(ph.truth.frames[i] for i in order))
     poses = place_frames(ph.centerline, contours.indices, arc[order], contours=contours, mirror=mirror)
     mesh = build_meshes(contours, poses)
+    # the rings are what the new labelmap is made from: without them it falls back to the stencil
+    # and would be compared with itself
+    assert _mesh_rings(mesh.lumen) is not None and _mesh_rings(mesh.vessel) is not None
     old, old_origin, old_spacing = stencil_labelmap(mesh, 0.2)
     new, origin, spacing = vessel_labelmap(mesh, 0.2)
     assert new.shape == old.shape and new.dtype == np.uint8
@@ -333,7 +336,7 @@ def test_ring_labelmap_matches_scan_conversion_within_one_voxel(preset, mirror):
 
 def test_ring_labelmap_of_a_bent_tube_without_vessel():
     """Lumen-only meshes give label 1; a quarter torus (bend radius 10 mm) keeps the Pappus volume."""
-    from IVUSReconstructLib.mesh import stencil_labelmap, vessel_labelmap
+    from IVUSReconstructLib.mesh import _mesh_rings, stencil_labelmap, vessel_labelmap
 
     radius = 10.0
     s = np.linspace(0.0, np.pi / 2 * radius, 60)
@@ -341,7 +344,7 @@ def test_ring_labelmap_of_a_bent_tube_without_vessel():
     rings = _rings(60, 1.5, 2.0)
     lumen_only = ContourSet(tuple(FrameContours(f.index, f.lumen) for f in rings.frames))
     mesh = build_meshes(lumen_only, poses, n_points=72)
-    assert mesh.vessel is None
+    assert mesh.vessel is None and _mesh_rings(mesh.lumen) is not None  # not the stencil fallback
     new, _, _ = vessel_labelmap(mesh, 0.1)
     old, _, _ = stencil_labelmap(mesh, 0.1)
     assert set(np.unique(new)) == {0, 1}

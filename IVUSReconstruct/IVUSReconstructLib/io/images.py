@@ -49,7 +49,6 @@ __all__ = [
     "read_pullback",
     "detect_field_of_view",
     "detect_catheter_center",
-    "detect_calibration_scale",
     "mask_colour_overlay",
 ]
 
@@ -424,86 +423,6 @@ def _ray_edges(
     if len(points) < n_rays // 4:
         return None
     return np.asarray(points)
-
-
-def detect_calibration_scale(
-    mean_image: np.ndarray,
-    *,
-    fov_center_px: tuple[float, float],
-    fov_radius_px: float,
-    min_ticks: int = 6,
-) -> dict | None:
-    """Evenly spaced tick marks (a ruler) outside the field of view.
-
-    Looks, in every row and column band outside the disc, for a line of at least
-    ``min_ticks`` bright marks with equal gaps (gaps within 1 px and 5 % of their mean).
-
-    Parameters
-    ----------
-    mean_image : ndarray of shape (H, W)
-    fov_center_px : (row, col)
-    fov_radius_px : float
-    min_ticks : int
-
-    Returns
-    -------
-    dict or None
-        ``{"axis": "row"|"col", "line_px": int, "n_ticks": int, "pitch_px": float,
-        "first_tick_px": float}``; None when no ruler is found.
-    """
-    h, w = mean_image.shape
-    rr, cc = np.mgrid[0:h, 0:w]
-    outside = np.hypot(rr - fov_center_px[0], cc - fov_center_px[1]) > fov_radius_px + 2
-    image = np.where(outside, mean_image, 0.0)
-    peak = float(image.max())
-    if peak <= 0:
-        return None
-    bright = image > 0.5 * peak
-    best: dict | None = None
-    for axis, lines in (("row", bright), ("col", bright.T)):
-        for k, line in enumerate(lines):
-            found = _ticks_on_line(line, min_ticks)
-            if found is None:
-                continue
-            n_ticks, pitch, first = found
-            if best is None or n_ticks > best["n_ticks"]:
-                best = {
-                    "axis": axis,
-                    "line_px": k,
-                    "n_ticks": n_ticks,
-                    "pitch_px": pitch,
-                    "first_tick_px": first,
-                }
-    return best
-
-
-def _ticks_on_line(line: np.ndarray, min_ticks: int) -> tuple[int, float, float] | None:
-    """The longest run of equally spaced narrow marks on a boolean line, or None."""
-    labels, n = ndimage.label(line)
-    if n < min_ticks:
-        return None
-    index = np.arange(1, n + 1)
-    widths = ndimage.sum_labels(line, labels, index=index)
-    centres = np.array(ndimage.center_of_mass(line, labels, index=index)).ravel()
-    narrow = widths <= 3
-    centres = centres[narrow]
-    if len(centres) < min_ticks:
-        return None
-    gaps = np.diff(centres)
-    best = None
-    start = 0
-    while start < len(gaps):
-        end = start + 1
-        while end < len(gaps) and abs(gaps[end] - gaps[start]) <= min(1.0, 0.05 * gaps[start]):
-            end += 1
-        n_ticks = end - start + 1
-        if n_ticks >= min_ticks and gaps[start] >= 3 and (best is None or n_ticks > best[0]):
-            best = (n_ticks, float(np.mean(gaps[start:end])), float(centres[start]))
-        start = end
-    return best
-
-
-# --------------------------------------------------------------------------- frame folders
 
 
 def _decode(
