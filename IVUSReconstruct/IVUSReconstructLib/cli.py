@@ -825,13 +825,27 @@ def _dispatch(args: argparse.Namespace) -> int:
     except OSError as exc:
         from .output_place import output_error
 
-        translated = output_error(exc, Path(getattr(args, "out", None) or "."))
+        out = Path(getattr(args, "out", None) or ".")
+        name = getattr(exc, "filename", None)
+        if name is not None and not in_output_place(Path(name), out):
+            # an input that cannot be read is not the output place's fault
+            print(f"ivus-reconstruct: error: {name}: cannot be read ({exc.strerror or exc}); "
+                  "check the path and its permissions", file=sys.stderr)  # fmt: skip
+            return 2
+        translated = output_error(exc, out)
         if translated is None:
             return _internal_error(args, exc)
         print(f"ivus-reconstruct: error: {translated}", file=sys.stderr)
         return 2
     except Exception as exc:  # an internal error: say so, keep the traceback for --debug
         return _internal_error(args, exc)
+
+
+def in_output_place(path: Path, out: Path) -> bool:
+    """Whether ``path`` is the output folder, inside it, or inside its partial sibling
+    (``.NAME.partial-*``, where a run writes before moving its output into place)."""
+    p, o = Path(os.path.abspath(path)), Path(os.path.abspath(out))
+    return any(q == o or (q.parent == o.parent and q.name.startswith(f".{o.name}.partial")) for q in (p, *p.parents))
 
 
 def _internal_error(args: argparse.Namespace, exc: BaseException) -> int:

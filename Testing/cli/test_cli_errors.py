@@ -164,3 +164,29 @@ def test_inputs_are_not_modified(small_phantom_dir, tmp_path):
     assert "PHANTOM^" not in text and "PatientName" not in text
     assert summary["inputs"]["pullback_speed_mm_s"]["source"].startswith("IVUSPullbackRate")
     assert np.isclose(summary["inputs"]["pullback_speed_mm_s"]["value"], 0.5)
+
+
+def test_only_errors_in_the_output_place_are_called_output_errors(tmp_path):
+    from IVUSReconstructLib.cli import in_output_place
+
+    out = tmp_path / "run1"
+    assert in_output_place(out, out) and in_output_place(out / "frames.csv", out)
+    assert in_output_place(tmp_path / ".run1.partial-1-2-3" / "lumen.vtp", out)
+    # an input beside the output folder (its landmarks, its centerline) is not
+    assert not in_output_place(tmp_path / "landmarks.json", out)
+    assert not in_output_place(tmp_path / "run10" / "x.json", out)
+
+
+def test_an_unreadable_input_is_named_as_an_input(tmp_path, monkeypatch, capsys):
+    from IVUSReconstructLib import cli
+
+    def refuse(args):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "landmarks.json"))
+
+    args = cli.build_parser().parse_args(["segment", str(tmp_path / "pb"), "--out", str(tmp_path / "c.json")])
+    monkeypatch.setattr(args, "func", refuse, raising=False)
+    assert cli._dispatch(args) == 2
+    assert capsys.readouterr().err == (
+        f"ivus-reconstruct: error: {tmp_path / 'landmarks.json'}: cannot be read (Permission denied); "
+        "check the path and its permissions\n"
+    )
