@@ -1112,7 +1112,6 @@ def current_frame_volume_node(
 # ----------------------------------------------------------------------------- treatment plan
 
 PLAN_ATTRIBUTE = ATTRIBUTE_PREFIX + "plan"
-DEVICE_COLOR = (0.0, 0.78, 0.90)
 ZONE_COLOR = (0.18, 0.62, 0.31)
 
 
@@ -1201,7 +1200,7 @@ def plan_to_nodes(
         ``device`` (model; attribute ``IVUSReconstruct.plan`` holds the plan as JSON),
         ``proximal`` / ``distal`` (markups lines, when the zone exists), ``plan_table``.
     """
-    from .render import device_polydata
+    from .render import _DEVICE_OPACITY, _DEVICE_RGB, device_polydata
 
     prepare_scene(scene)
     nodes = dict(nodes or {})
@@ -1209,7 +1208,7 @@ def plan_to_nodes(
     (polydata,) = device_polydata({"plan": plan}, cl)[:1] or (None,)
     if polydata is not None:
         nodes["device"] = mesh_to_model_node(
-            scene, polydata, f"{prefix} device", color=DEVICE_COLOR, opacity=0.35, scalars=None,
+            scene, polydata, f"{prefix} device", color=_DEVICE_RGB, opacity=_DEVICE_OPACITY, scalars=None,
             node=nodes.get("device"),
         )  # fmt: skip
         nodes["device"].SetAttribute(PLAN_ATTRIBUTE, json.dumps(plan, default=float))
@@ -1257,8 +1256,9 @@ def update_plan_from_zones(
 def observe_plan(
     nodes: dict[str, Any], per_frame: dict[str, np.ndarray], centerline_ras_mm: np.ndarray
 ) -> list[tuple[Any, int]]:
-    """Re-plan whenever a landing-zone point is moved (``PointEndInteractionEvent`` and
-    ``PointModifiedEvent``). Returns (node, tag) pairs for ``RemoveObserver``."""
+    """Re-plan whenever a landing-zone point is moved (``PointModifiedEvent``: every move, by
+    the mouse or a script; the end of a drag would only repeat the last). Returns (node, tag)
+    pairs for ``RemoveObserver``."""
     tags = []
 
     def moved(caller: Any, event: Any) -> None:
@@ -1268,8 +1268,7 @@ def observe_plan(
         line = nodes.get(side)
         if line is None:
             continue
-        for event in (line.PointEndInteractionEvent, line.PointModifiedEvent):
-            tags.append((line, line.AddObserver(event, moved)))
+        tags.append((line, line.AddObserver(line.PointModifiedEvent, moved)))
     return tags
 
 

@@ -65,7 +65,6 @@ class _Profile:
     """Per-frame columns in arc-length order."""
 
     s: np.ndarray
-    frame: np.ndarray
     lumen: np.ndarray
     vessel: np.ndarray
     burden: np.ndarray
@@ -87,8 +86,7 @@ def _profile(per_frame: Mapping[str, Any]) -> _Profile:
         area = col(f"{kind}_area_mm2")
         return np.where(np.isfinite(d), d, 2.0 * np.sqrt(np.maximum(area, 0.0) / np.pi))
 
-    frame = np.asarray(per_frame.get("frame", np.arange(n)))[order].astype(int)
-    return _Profile(s[order], frame, col("lumen_area_mm2"), col("vessel_area_mm2"),
+    return _Profile(s[order], col("lumen_area_mm2"), col("vessel_area_mm2"),
                     col("plaque_burden_percent"), mean_d("lumen"), mean_d("vessel"))  # fmt: skip
 
 
@@ -599,8 +597,6 @@ def replan(
     for key in ("id", "main"):
         if key in plan:
             new[key] = plan[key]
-    if not policy.venous:
-        new.pop("vein_basis_area_mm2", None)
     return new, flags
 
 
@@ -655,10 +651,15 @@ def plan_for_run(
     keys = ("venous_lesion_percent",) if policy.venous else ("lesion_burden_percent",)
     keys += ("lesion_min_length_mm", "lesion_merge_mm", "reference_search_mm")
     changes: dict[str, Any] = {"lesion_definition": {k: params[k] for k in keys if k in params}}
+    # values taken from the run say so in the policy table (they kept their defaults' sources)
+    sources = {**policy.sources, "lesion_definition": "this run's metric parameters"}
     if not policy.venous and params.get("lesion_burden_percent") is not None:
         # healthy is below the run's own lesion threshold, so the device covers every lesion frame
         changes["landing_burden_percent"] = float(params["lesion_burden_percent"])
-    policy = replace(policy, **changes)
+        sources["landing_burden_percent"] = (
+            "this run's lesion threshold (lesion_burden_percent), so the device covers every lesion frame"
+        )
+    policy = replace(policy, sources=sources, **changes)
     branches, named = landmark_positions_mm(per_frame, landmarks)
     return plan_treatment(per_frame, summary, policy=policy, side_branch_mm=branches, landmarks_mm=named)
 

@@ -365,3 +365,13 @@ def test_a_device_without_landing_zones_is_sized_on_the_healthy_vessel_it_covers
         "rounded down to 6 mm; length: span 40.0 mm (distal end of the pullback to proximal end of the "
         "pullback) rounded up to 40 mm"
     )
+
+
+def test_values_taken_from_the_run_name_the_run_as_their_source():
+    s, burden, metrics = artery(80.0, 6.6, [(40.0, 8.0)])
+    policy = planning.add_plan(metrics, territory="femoropopliteal").summary["plan"]["policy"]
+    assert policy["landing_burden_percent"]["value"] == 40.0
+    assert policy["landing_burden_percent"]["source"] == (
+        "this run's lesion threshold (lesion_burden_percent), so the device covers every lesion frame"
+    )
+    assert policy["lesion_definition"]["source"] == "this run's metric parameters"
