@@ -385,7 +385,7 @@ def _make_phantom(args: argparse.Namespace):
 
 
 def cmd_phantom(args: argparse.Namespace) -> int:
-    from .pipeline import atomic_folder
+    from .output_place import atomic_folder
 
     out = Path(args.out)
     phantom = _make_phantom(args)
@@ -481,8 +481,9 @@ def _print_comparison(rows: list[dict[str, Any]], preset: str) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from .output_place import atomic_folder
     from .phantom import metric_params_for
-    from .pipeline import RunOptions, _fill_outputs, _jsonable, atomic_folder, run_files
+    from .pipeline import RunOptions, _fill_outputs, _jsonable, run_files
     from .plan import territory_for_preset
 
     out = Path(args.out or f"ivus-demo-{args.preset}")

@@ -851,24 +851,6 @@ def _lesion_rows(lesions: list[dict[str, Any]]) -> tuple[list[str], list[list[An
     return header or ["id"], rows
 
 
-def prepare_out_dir(out_dir: Path) -> None:
-    """Refuse to replace a folder that is not an earlier output of this tool."""
-    from .output_place import prepare_out_dir as prepare
-
-    prepare(Path(out_dir))
-
-
-def atomic_folder(out_dir: Path, fill: Callable[[Path], Any], *, need_bytes: int = 0) -> Any:
-    """Run ``fill(tmp)`` on a claimed partial folder beside ``out_dir``, then move it into place.
-
-    On any error the partial folder is removed and ``out_dir`` is left as it was; see
-    :mod:`.output_place` (claims, stale partial folders, concurrent runs, full disks).
-    """
-    from .output_place import atomic_folder as atomic
-
-    return atomic(Path(out_dir), fill, need_bytes=need_bytes)
-
-
 def write_outputs(
     result: RunResult,
     out_dir: str | Path,
@@ -897,7 +879,9 @@ def write_outputs(
     def fill(tmp: Path) -> dict[str, Path]:
         return _fill_outputs(result, tmp, extra_writers=extra_writers, progress=progress, cancel=cancel)
 
-    written = atomic_folder(out_dir, fill, need_bytes=output_bytes_estimate(result))
+    from .output_place import atomic_folder
+
+    written = atomic_folder(Path(out_dir), fill, need_bytes=output_bytes_estimate(result))
     return {name: out_dir.absolute() / name for name in written}
 
 
