@@ -29,6 +29,7 @@ __all__ = [
     "gating_from_signal",
     "gate_pullback",
     "gate_contours",
+    "frame_rate_hz",
     "rhythm_plausibility",
 ]
 
@@ -411,14 +412,22 @@ def gating_from_signal(
     )
 
 
+def frame_rate_hz(frame_times_s: np.ndarray) -> float | None:
+    """Frames per second from frame times (N,): the inverse median interval, or None when the
+    times do not strictly increase (fewer than two, repeated or out of order)."""
+    dt = np.diff(np.asarray(frame_times_s, dtype=float))
+    if not dt.size or not np.all(dt > 0):
+        return None
+    return 1.0 / float(np.median(dt))
+
+
 def _frame_rate(frame_times_s: np.ndarray, where: str) -> float:
-    t = np.asarray(frame_times_s, dtype=float)
-    dt = np.diff(t)
-    if len(t) < 2 or not np.all(dt > 0):
+    rate = frame_rate_hz(frame_times_s)
+    if rate is None:
         raise IVUSInputError(
             f"{where}: frame_times_s is not strictly increasing; pass --frame-rate FPS or fix the frame times"
         )
-    return 1.0 / float(np.median(dt))
+    return rate
 
 
 def gate_pullback(

@@ -508,14 +508,14 @@ def run_pipeline(
 
 def _rhythm_doubt(pullback: Pullback, gating: GatingResult) -> str:
     """The gating plausibility line ('' when the rhythm found is believable or none was)."""
-    from .gating import rhythm_plausibility
+    from .gating import frame_rate_hz, rhythm_plausibility
 
-    times = np.asarray(pullback.frame_times_s, dtype=float)
-    if len(times) < 2 or not np.all(np.diff(times) > 0):
+    rate = frame_rate_hz(pullback.frame_times_s)
+    if rate is None:
         return ""
     prov = pullback.provenance.get("frame_times_s") if pullback.provenance else None
     source = str(getattr(prov, "source", "")) if prov is not None else ""
-    return rhythm_plausibility(gating, 1.0 / float(np.median(np.diff(times))), frame_rate_source=source)
+    return rhythm_plausibility(gating, rate, frame_rate_source=source)
 
 
 def _pullback_structure(

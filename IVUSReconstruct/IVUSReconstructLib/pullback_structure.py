@@ -32,6 +32,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import IVUSCancelled, IVUSInputError
+from .gating import frame_rate_hz
 from .types import Pullback
 
 __all__ = ["PullbackStructure", "find_pullback_structure", "guide_catheter_score", "parse_frame_range"]
@@ -461,8 +462,4 @@ def _frame_rate(pullback: Pullback) -> float | None:
     prov = pullback.provenance.get("frame_times_s") if pullback.provenance else None
     if prov is not None and str(getattr(prov, "source", "")).startswith("missing"):
         return None
-    t = np.asarray(pullback.frame_times_s, dtype=float)
-    dt = np.diff(t)
-    if len(t) < 2 or not np.all(dt > 0):
-        return None
-    return 1.0 / float(np.median(dt))
+    return frame_rate_hz(pullback.frame_times_s)

@@ -83,3 +83,11 @@ def test_rhythm_hidden_by_a_wrong_frame_rate_is_named(phantom) -> None:
     line = rhythm_plausibility(gating, 100.0, frame_rate_source="--frame-rate")
     assert line.startswith("image gating found no clear rhythm (strongest ")
     assert "at 100 frames/s given with --frame-rate; every frame was analysed ungated" in line
+
+
+def test_frame_rate_from_frame_times():
+    from IVUSReconstructLib.gating import frame_rate_hz
+
+    assert frame_rate_hz([0.0, 0.04, 0.08, 0.125]) == pytest.approx(25.0)  # median of 40, 40, 45 ms
+    assert frame_rate_hz([0.0, 0.04, 0.04]) is None  # a repeated time
+    assert frame_rate_hz([0.0]) is None
