@@ -577,6 +577,373 @@ def _find_venous_lesions(along: _Along, params: MetricParams) -> list[tuple[int,
     return _merged_runs(s, valid, low[valid], params)
 
 
+# --------------------------------------------------------------------------- sections
+
+
+def _check_inputs(
+    n: int, arc_length_mm: np.ndarray, frame_times_s: np.ndarray | None, params: MetricParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """Arc lengths and frame times of ``n`` frames as float arrays, or an input error."""
+    s_all = np.asarray(arc_length_mm, dtype=float).reshape(-1)
+    if len(s_all) != n:
+        raise input_error(
+            "arc_length_mm", "length", f"is {len(s_all)} for {n} frames", "give one position per frame"
+        )
+    if n == 0:
+        raise input_error("contours", "frames", "are empty", "give at least one frame with a lumen contour")
+    if not np.all(np.isfinite(s_all)):
+        raise input_error("arc_length_mm", "values", "contain NaN", "give a finite position for every frame")
+    if params.vein_segment is not None and params.vein_segment not in params.venous_normal_area_mm2:
+        raise input_error(
+            "parameters", "vein_segment", f"{params.vein_segment!r} is unknown",
+            f"use one of {sorted(params.venous_normal_area_mm2)}",
+        )  # fmt: skip
+    if params.stenosis_reference not in ("proximal", "distal", "largest", "mean"):
+        raise input_error("parameters", "stenosis_reference", f"{params.stenosis_reference!r} is unknown",
+                          "use proximal, distal, largest or mean")  # fmt: skip
+
+    if params.n_rays < 4 or params.n_rays % 2:
+        # diameters pair each ray with the opposite one
+        raise input_error("parameters", "n_rays", f"is {params.n_rays}", "use an even number of at least 4")
+    times = (
+        np.full(n, np.nan) if frame_times_s is None else np.asarray(frame_times_s, dtype=float).reshape(-1)
+    )
+    if len(times) != n:
+        raise input_error(
+            "frame_times_s", "length", f"is {len(times)} for {n} frames", "give one time per frame"
+        )
+    return s_all, times
+
+
+def _region_of_interest(
+    per_frame: dict[str, np.ndarray], landmarks: tuple[Landmark, ...], params: MetricParams
+) -> _Along:
+    """Frames within the region of interest in pullback order, with the side-branch positions.
+
+    Parameters
+    ----------
+    per_frame : dict of str to ndarray of shape (N,)
+        The per-frame table (``frame`` and ``arc_length_mm`` are used here).
+    landmarks : tuple of Landmark
+        All landmarks; those of kind ``side_branch`` are placed on the arc length by frame number.
+    params : MetricParams
+        ``roi_start_mm`` / ``roi_end_mm`` bound the region.
+    """
+    s_all = per_frame["arc_length_mm"]
+    order = np.argsort(s_all, kind="stable")
+    lo = -np.inf if params.roi_start_mm is None else params.roi_start_mm
+    hi = np.inf if params.roi_end_mm is None else params.roi_end_mm
+    rows = order[(s_all[order] >= lo) & (s_all[order] <= hi)]
+    if not len(rows):
+        raise input_error("parameters", "roi_start_mm/roi_end_mm", f"[{lo}, {hi}] mm holds no frame",
+                          f"choose a range within {s_all.min():.1f}..{s_all.max():.1f} mm")  # fmt: skip
+    index = per_frame["frame"]
+    branch_frames = np.array([lm.frame for lm in landmarks if lm.kind == "side_branch"], dtype=float)
+    idx_sorted = np.argsort(index)
+    branch_s = (
+        np.interp(branch_frames, index[idx_sorted].astype(float), s_all[idx_sorted])
+        if len(branch_frames)
+        else np.empty(0)
+    )
+    return _Along(rows=rows, s=s_all[rows], frame=index[rows], table=per_frame, branch_s=branch_s)
+
+
+def _volumes(along: _Along, params: MetricParams) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Volumes, PAV and TAVnorm of the region, and the flag of frames without a vessel contour."""
+    s = along.s
+    lumen = along.col("lumen_area_mm2")
+    vessel = along.col("vessel_area_mm2")
+    has_vessel = np.isfinite(vessel)
+    all_vessel = bool(has_vessel.all())
+    any_vessel = bool(has_vessel.any())
+    summary: dict[str, Any] = {}
+    flags: list[dict[str, Any]] = []
+    length = float(s[-1] - s[0])
+    vol_lumen = float(trapz(lumen, s)) if len(s) > 1 else 0.0
+    vol_vessel = float(trapz(vessel, s)) if all_vessel and len(s) > 1 else None
+    vol_plaque = vol_vessel - vol_lumen if vol_vessel is not None else None
+    summary["volumes_mm3"] = {"lumen": vol_lumen, "vessel": vol_vessel, "plaque": vol_plaque}
+    summary["volumes_definition"] = "trapezoid rule of the areas over arc length"
+    if any_vessel:
+        pa = (vessel - lumen)[has_vessel]
+        summary["pav_percent"] = _num(100.0 * pa.sum() / vessel[has_vessel].sum())
+    else:
+        summary["pav_percent"] = None
+    if params.tav_cohort_median_frames is not None and any_vessel:
+        summary["tav_norm_mm3"] = float(pa.sum() / len(pa) * params.tav_cohort_median_frames)
+        summary["tav_norm_definition"] = (
+            f"sum(EEM - lumen) / n_frames x cohort median n_frames ({params.tav_cohort_median_frames})"
+        )
+    else:
+        summary["tav_norm_mm3"] = (
+            vol_plaque / length * params.tav_norm_length_mm if vol_plaque is not None and length > 0 else None
+        )
+        summary["tav_norm_definition"] = (
+            f"plaque volume / analysed length x {_fmt(params.tav_norm_length_mm)} mm (single-pullback convention)"
+        )
+    if any_vessel and not all_vessel:
+        missing = along.frame[~has_vessel]
+        flags.append({
+            "rule": "vessel_missing",
+            "message": f"{len(missing)} of {len(s)} frames have no vessel (EEM) contour: vessel and plaque "
+                       "volumes are not reported; burden-based results use the frames that have one",
+            "frames": missing.tolist(),
+        })  # fmt: skip
+    return summary, flags
+
+
+def _lesions(along: _Along, params: MetricParams) -> list[dict[str, Any]]:
+    """Lesions of the region, each with its extent, MLA, burden, plaque volume and references.
+
+    Arteries: runs of plaque burden >= ``lesion_burden_percent``; veins: compressed segments
+    (:func:`_find_venous_lesions`). Both merged and length-filtered.
+    """
+    s = along.s
+    lumen = along.col("lumen_area_mm2")
+    vessel = along.col("vessel_area_mm2")
+    has_vessel = np.isfinite(vessel)
+    burden = along.col("plaque_burden_percent")
+    lesions: list[dict[str, Any]] = []
+    found = _find_venous_lesions(along, params) if params.vein_segment is not None else _find_lesions(along, params)
+    for k, (a, b) in enumerate(found, start=1):
+        seg = np.arange(a, b + 1)
+        li = int(seg[np.nanargmin(lumen[seg])])
+        lesion = {
+            "id": k,
+            "start_frame": int(along.frame[a]),
+            "end_frame": int(along.frame[b]),
+            "start_mm": float(s[a]),
+            "end_mm": float(s[b]),
+            "length_mm": float(s[b] - s[a]),
+            "mla_mm2": float(lumen[li]),
+            "mla_frame": int(along.frame[li]),
+            "mla_arc_length_mm": float(s[li]),
+            "max_burden_percent": _num(np.nanmax(burden[seg])) if np.isfinite(burden[seg]).any() else None,
+            "plaque_volume_mm3": _num(trapz((vessel - lumen)[seg], s[seg])) if has_vessel[seg].all() and b > a
+            else None,
+        }  # fmt: skip
+        lesion.update(_segment_metrics(along, float(s[a]), float(s[b]), li, params))
+        lesions.append(lesion)
+    return lesions
+
+
+def _main_segment(
+    along: _Along, lesions: list[dict[str, Any]], mla_i: int, params: MetricParams
+) -> tuple[dict[str, Any], float]:
+    """References, stenosis and remodeling of the main segment, and the MLA they are measured at.
+
+    The main segment is the lesion holding the smallest lumen, else the MLA frame itself
+    (position ``mla_i`` in ``along``).
+
+    Returns
+    -------
+    summary : dict
+        ``main_lesion_id``, ``references``, ``area_stenosis_percent``,
+        ``diameter_stenosis_percent``, ``remodeling_index``, ``remodeling``, ``reference_definition``.
+    stenosis_mla : float
+        Lumen area, mm^2, the stenosis is measured at.
+    """
+    summary: dict[str, Any] = {}
+    if lesions:
+        main = min(lesions, key=lambda les: les["mla_mm2"])
+        summary["main_lesion_id"] = main["id"]
+        seg_metrics = {k: main[k] for k in ("references", "area_stenosis_percent", "diameter_stenosis_percent",
+                                             "remodeling_index", "remodeling")}  # fmt: skip
+        stenosis_mla = main["mla_mm2"]
+    else:
+        summary["main_lesion_id"] = None
+        s_mla = float(along.s[mla_i])
+        seg_metrics = _segment_metrics(along, s_mla, s_mla, mla_i, params)
+        stenosis_mla = float(along.col("lumen_area_mm2")[mla_i])
+    summary.update(seg_metrics)
+    summary["reference_definition"] = (
+        f"largest lumen within {_fmt(params.reference_search_mm)} mm proximal / distal of "
+        + ("the lesion with the smallest lumen" if lesions else "the minimum lumen area (no lesion found)")
+        + ", not beyond a side-branch landmark"
+        + (
+            f", chosen on the lumen-area profile median-filtered over {params.reference_smoothing_frames} frames"
+            if params.reference_smoothing_frames > 1
+            else ""
+        )
+    )
+    return summary, stenosis_mla
+
+
+def _calcium(along: _Along) -> dict[str, Any]:
+    """Calcified length (frames with an arc > 0, each its cell of pullback), largest arc, frame count."""
+    arc = along.col("calcium_arc_deg")
+    calcified = np.isfinite(arc) & (arc > 0)
+    return {
+        "length_mm": float(_cell_lengths(along.s)[calcified].sum()) if calcified.any() else 0.0,
+        "max_arc_deg": _num(np.nanmax(arc)) if np.isfinite(arc).any() else None,
+        "frames": int(calcified.sum()),
+    }
+
+
+def _stent(along: _Along, params: MetricParams) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """Stent extent, minimum area, expansion against the references, edge burden, and their flags.
+
+    None (and no flag) when no frame of the region has a stent contour.
+    """
+    s = along.s
+    lumen = along.col("lumen_area_mm2")
+    burden = along.col("plaque_burden_percent")
+    stent_area = along.col("stent_area_mm2")
+    stented = np.isfinite(stent_area)
+    flags: list[dict[str, Any]] = []
+    if not stented.any():
+        return None, flags
+    pos = np.flatnonzero(stented)
+    smin = int(pos[np.argmin(stent_area[pos])])
+    s0, s1 = float(s[pos[0]]), float(s[pos[-1]])
+    prox_i, dist_i = _reference_window(
+        along, s0, s1, params.reference_search_mm, params.reference_smoothing_frames
+    )
+    ref_lumen = [lumen[i] for i in (prox_i, dist_i) if i is not None]
+    expansion = float(100.0 * stent_area[smin] / np.mean(ref_lumen)) if ref_lumen else None
+    prox_edge = np.flatnonzero((s > s1) & (s <= s1 + params.edge_distance_mm) & np.isfinite(burden))
+    dist_edge = np.flatnonzero((s < s0) & (s >= s0 - params.edge_distance_mm) & np.isfinite(burden))
+    edge = {
+        "proximal": _num(burden[prox_edge].max()) if len(prox_edge) else None,
+        "distal": _num(burden[dist_edge].max()) if len(dist_edge) else None,
+    }
+    stent = {
+        "start_mm": s0,
+        "end_mm": s1,
+        "length_mm": s1 - s0,
+        "min_area_mm2": float(stent_area[smin]),
+        "min_area_frame": int(along.frame[smin]),
+        "min_area_arc_length_mm": float(s[smin]),
+        "references": {"proximal": along.point(prox_i), "distal": along.point(dist_i)},
+        "expansion_percent": expansion,
+        "expansion_definition": "minimum stent area / mean reference lumen area x 100",
+        "edge_burden_percent": edge,
+        "edge_burden_definition": f"largest plaque burden within {_fmt(params.edge_distance_mm)} mm "
+                                  "outside each stent edge",
+    }  # fmt: skip
+    if expansion is not None and expansion < params.stent_underexpansion_percent:
+        flags.append({
+            "rule": f"stent_expansion_below_{_fmt(params.stent_underexpansion_percent)}",
+            "message": f"stent expansion {expansion:.1f}% < {_fmt(params.stent_underexpansion_percent)}% "
+                       f"(minimum stent area {stent_area[smin]:.2f} mm2 at frame {int(along.frame[smin])})",
+        })  # fmt: skip
+    for side, value in edge.items():
+        if value is not None and value >= params.edge_burden_percent:
+            flags.append({
+                "rule": f"edge_burden_above_{_fmt(params.edge_burden_percent)}",
+                "message": f"{side} stent edge: plaque burden {value:.1f}% >= "
+                           f"{_fmt(params.edge_burden_percent)}% within {_fmt(params.edge_distance_mm)} mm",
+            })  # fmt: skip
+    return stent, flags
+
+
+def _device_sizing(
+    references: dict[str, dict[str, Any] | None], per_frame: dict[str, np.ndarray], params: MetricParams
+) -> dict[str, Any]:
+    """Balloon (1:1 to the EEM) and stent (to the lumen) sizes at the proximal and distal references."""
+    index = per_frame["frame"]
+    sizing: dict[str, Any] = {}
+    for side in ("proximal", "distal"):
+        ref = references[side]
+        if ref is None:
+            sizing[side] = None
+            continue
+        row = int(np.flatnonzero(index == ref["frame"])[0])
+        eem_d = _num(
+            (per_frame["vessel_min_diameter_mm"][row] + per_frame["vessel_max_diameter_mm"][row]) / 2.0
+        )
+        lum_d = _num(
+            (per_frame["lumen_min_diameter_mm"][row] + per_frame["lumen_max_diameter_mm"][row]) / 2.0
+        )
+        sizing[side] = {
+            "frame": ref["frame"],
+            "vessel_mean_diameter_mm": eem_d,
+            "lumen_mean_diameter_mm": lum_d,
+            "balloon_diameter_mm": _nearest_size(eem_d, params.balloon_diameters_mm),
+            "stent_diameter_mm": _nearest_size(lum_d, params.stent_diameters_mm),
+        }
+    sizing["definition"] = (
+        "mean diameter = (min + max) / 2 at each reference; balloon 1:1 to the EEM, stent (graft) to the "
+        "lumen, rounded to the nearest available size"
+    )
+    return sizing
+
+
+def _venous(
+    stenosis_mla: float, chosen: float | None, params: MetricParams
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """Venous stenosis against the segment's normal area and the chosen reference, and its flags.
+
+    None (and no flag) unless ``params.vein_segment`` is set. ``chosen`` is the area stenosis,
+    percent, against ``params.stenosis_reference``.
+    """
+    flags: list[dict[str, Any]] = []
+    if params.vein_segment is None:
+        return None, flags
+    normal = float(params.venous_normal_area_mm2[params.vein_segment])
+    vs_normal = 100.0 * (1.0 - stenosis_mla / normal)
+    venous = {
+        "segment": params.vein_segment,
+        "normal_area_mm2": normal,
+        "mla_mm2": stenosis_mla,
+        "stenosis_vs_normal_percent": vs_normal,
+        "stenosis_vs_reference_percent": chosen,
+        "reference": params.stenosis_reference,
+    }
+    thr = params.venous_stenosis_flag_percent
+    if vs_normal >= thr:
+        flags.append({
+            "rule": f"venous_stenosis_vs_normal_{_fmt(thr)}",
+            "message": f"MLA {stenosis_mla:.1f} mm2 is a {vs_normal:.0f}% area stenosis against the "
+                       f"{params.vein_segment.replace('_', ' ')} vein normal {normal:g} mm2 (>= {_fmt(thr)}%)",
+        })  # fmt: skip
+    if chosen is not None and chosen >= thr:
+        flags.append({
+            "rule": f"venous_stenosis_vs_reference_{_fmt(thr)}",
+            "message": f"{chosen:.0f}% area stenosis against the {params.stenosis_reference} reference "
+                       f"(>= {_fmt(thr)}%)",
+        })  # fmt: skip
+    return venous, flags
+
+
+def _coronary_flags(mla: dict[str, Any], chosen: float | None, params: MetricParams) -> list[dict[str, Any]]:
+    """MLA and area-stenosis flags of an artery (none for a vein or with ``coronary_flags`` off)."""
+    flags: list[dict[str, Any]] = []
+    if not params.coronary_flags or params.vein_segment is not None:
+        return flags
+    if mla["area_mm2"] < params.mla_flag_mm2:
+        flags.append({
+            "rule": f"mla_below_{_fmt(params.mla_flag_mm2)}mm2",
+            "message": f"MLA {mla['area_mm2']:.2f} mm2 at frame {mla['frame']} "
+                       f"({mla['arc_length_mm']:.1f} mm) < {_fmt(params.mla_flag_mm2)} mm2 "
+                       "(non-left-main threshold)",
+        })  # fmt: skip
+    if chosen is not None and chosen > params.area_stenosis_flag_percent:
+        flags.append({
+            "rule": f"area_stenosis_above_{_fmt(params.area_stenosis_flag_percent)}",
+            "message": f"area stenosis {chosen:.0f}% ({params.stenosis_reference} reference) > "
+                       f"{_fmt(params.area_stenosis_flag_percent)}%",
+        })  # fmt: skip
+    return flags
+
+
+def _lumen_outside_flags(
+    excess_mm: np.ndarray, frame: np.ndarray, params: MetricParams
+) -> list[dict[str, Any]]:
+    """A flag listing the frames whose lumen border leaves the vessel border beyond the tolerance."""
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(excess_mm > params.lumen_outside_tolerance_mm)
+    if not len(bad):
+        return []
+    listed = ", ".join(str(int(frame[i])) for i in bad[:20]) + (" ..." if len(bad) > 20 else "")
+    return [{
+        "rule": "lumen_outside_vessel",
+        "message": f"lumen border outside the vessel (EEM) border by up to {excess_mm[bad].max():.2f} mm on "
+                   f"{len(bad)} frame(s): {listed}; check the contours",
+        "frames": [int(frame[i]) for i in bad],
+    }]  # fmt: skip
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -619,35 +986,7 @@ def compute_metrics(
         When the arrays do not match the frames or a parameter is invalid.
     """
     frames = contours.frames
-    n = len(frames)
-    s_all = np.asarray(arc_length_mm, dtype=float).reshape(-1)
-    if len(s_all) != n:
-        raise input_error(
-            "arc_length_mm", "length", f"is {len(s_all)} for {n} frames", "give one position per frame"
-        )
-    if n == 0:
-        raise input_error("contours", "frames", "are empty", "give at least one frame with a lumen contour")
-    if not np.all(np.isfinite(s_all)):
-        raise input_error("arc_length_mm", "values", "contain NaN", "give a finite position for every frame")
-    if params.vein_segment is not None and params.vein_segment not in params.venous_normal_area_mm2:
-        raise input_error(
-            "parameters", "vein_segment", f"{params.vein_segment!r} is unknown",
-            f"use one of {sorted(params.venous_normal_area_mm2)}",
-        )  # fmt: skip
-    if params.stenosis_reference not in ("proximal", "distal", "largest", "mean"):
-        raise input_error("parameters", "stenosis_reference", f"{params.stenosis_reference!r} is unknown",
-                          "use proximal, distal, largest or mean")  # fmt: skip
-
-    if params.n_rays < 4 or params.n_rays % 2:
-        # diameters pair each ray with the opposite one
-        raise input_error("parameters", "n_rays", f"is {params.n_rays}", "use an even number of at least 4")
-    times = (
-        np.full(n, np.nan) if frame_times_s is None else np.asarray(frame_times_s, dtype=float).reshape(-1)
-    )
-    if len(times) != n:
-        raise input_error(
-            "frame_times_s", "length", f"is {len(times)} for {n} frames", "give one time per frame"
-        )
+    s_all, times = _check_inputs(len(frames), arc_length_mm, frame_times_s, params)
     geo = frame_geometry(frames, n_rays=params.n_rays)
     per_frame: dict[str, np.ndarray] = {}
     for key in PER_FRAME_COLUMNS:
@@ -660,259 +999,28 @@ def compute_metrics(
         else:
             per_frame[key] = geo[key]
 
-    flags: list[dict[str, Any]] = []
-    # ---- region of interest, in pullback order
-    order = np.argsort(s_all, kind="stable")
-    lo = -np.inf if params.roi_start_mm is None else params.roi_start_mm
-    hi = np.inf if params.roi_end_mm is None else params.roi_end_mm
-    rows = order[(s_all[order] >= lo) & (s_all[order] <= hi)]
-    if not len(rows):
-        raise input_error("parameters", "roi_start_mm/roi_end_mm", f"[{lo}, {hi}] mm holds no frame",
-                          f"choose a range within {s_all.min():.1f}..{s_all.max():.1f} mm")  # fmt: skip
-    index = per_frame["frame"]
-    all_landmarks = tuple(contours.landmarks) + tuple(landmarks)
-    branch_frames = np.array([lm.frame for lm in all_landmarks if lm.kind == "side_branch"], dtype=float)
-    idx_sorted = np.argsort(index)
-    branch_s = (
-        np.interp(branch_frames, index[idx_sorted].astype(float), s_all[idx_sorted])
-        if len(branch_frames)
-        else np.empty(0)
-    )
-    along = _Along(rows=rows, s=s_all[rows], frame=index[rows], table=per_frame, branch_s=branch_s)
+    along = _region_of_interest(per_frame, tuple(contours.landmarks) + tuple(landmarks), params)
     s = along.s
-    lumen = along.col("lumen_area_mm2")
-    vessel = along.col("vessel_area_mm2")
-    has_vessel = np.isfinite(vessel)
-    all_vessel = bool(has_vessel.all())
-    any_vessel = bool(has_vessel.any())
-
     summary: dict[str, Any] = {
-        "n_frames": int(len(rows)),
+        "n_frames": int(len(along.rows)),
         "roi": {"start_mm": float(s[0]), "end_mm": float(s[-1]), "length_mm": float(s[-1] - s[0])},
     }
-    length = float(s[-1] - s[0])
-    vol_lumen = float(trapz(lumen, s)) if len(s) > 1 else 0.0
-    vol_vessel = float(trapz(vessel, s)) if all_vessel and len(s) > 1 else None
-    vol_plaque = vol_vessel - vol_lumen if vol_vessel is not None else None
-    summary["volumes_mm3"] = {"lumen": vol_lumen, "vessel": vol_vessel, "plaque": vol_plaque}
-    summary["volumes_definition"] = "trapezoid rule of the areas over arc length"
-    if any_vessel:
-        pa = (vessel - lumen)[has_vessel]
-        summary["pav_percent"] = _num(100.0 * pa.sum() / vessel[has_vessel].sum())
-    else:
-        summary["pav_percent"] = None
-    if params.tav_cohort_median_frames is not None and any_vessel:
-        summary["tav_norm_mm3"] = float(pa.sum() / len(pa) * params.tav_cohort_median_frames)
-        summary["tav_norm_definition"] = (
-            f"sum(EEM - lumen) / n_frames x cohort median n_frames ({params.tav_cohort_median_frames})"
-        )
-    else:
-        summary["tav_norm_mm3"] = (
-            vol_plaque / length * params.tav_norm_length_mm if vol_plaque is not None and length > 0 else None
-        )
-        summary["tav_norm_definition"] = (
-            f"plaque volume / analysed length x {_fmt(params.tav_norm_length_mm)} mm (single-pullback convention)"
-        )
-    if any_vessel and not all_vessel:
-        missing = along.frame[~has_vessel]
-        flags.append({
-            "rule": "vessel_missing",
-            "message": f"{len(missing)} of {len(s)} frames have no vessel (EEM) contour: vessel and plaque "
-                       "volumes are not reported; burden-based results use the frames that have one",
-            "frames": missing.tolist(),
-        })  # fmt: skip
-
+    volumes, flags = _volumes(along, params)
+    summary.update(volumes)
+    lumen = along.col("lumen_area_mm2")
     mla_i = int(np.nanargmin(lumen))
     summary["mla"] = {"area_mm2": float(lumen[mla_i]), "frame": int(along.frame[mla_i]),
                       "arc_length_mm": float(s[mla_i])}  # fmt: skip
-
-    # ---- lesions
-    lesions: list[dict[str, Any]] = []
-    burden = along.col("plaque_burden_percent")
-    found = _find_venous_lesions(along, params) if params.vein_segment is not None else _find_lesions(along, params)
-    for k, (a, b) in enumerate(found, start=1):
-        seg = np.arange(a, b + 1)
-        li = int(seg[np.nanargmin(lumen[seg])])
-        lesion = {
-            "id": k,
-            "start_frame": int(along.frame[a]),
-            "end_frame": int(along.frame[b]),
-            "start_mm": float(s[a]),
-            "end_mm": float(s[b]),
-            "length_mm": float(s[b] - s[a]),
-            "mla_mm2": float(lumen[li]),
-            "mla_frame": int(along.frame[li]),
-            "mla_arc_length_mm": float(s[li]),
-            "max_burden_percent": _num(np.nanmax(burden[seg])) if np.isfinite(burden[seg]).any() else None,
-            "plaque_volume_mm3": _num(trapz((vessel - lumen)[seg], s[seg])) if has_vessel[seg].all() and b > a
-            else None,
-        }  # fmt: skip
-        lesion.update(_segment_metrics(along, float(s[a]), float(s[b]), li, params))
-        lesions.append(lesion)
-
-    # main segment: the lesion holding the smallest lumen, else the MLA frame itself
-    if lesions:
-        main = min(lesions, key=lambda les: les["mla_mm2"])
-        summary["main_lesion_id"] = main["id"]
-        seg_metrics = {k: main[k] for k in ("references", "area_stenosis_percent", "diameter_stenosis_percent",
-                                             "remodeling_index", "remodeling")}  # fmt: skip
-        stenosis_mla = main["mla_mm2"]
-    else:
-        summary["main_lesion_id"] = None
-        seg_metrics = _segment_metrics(along, float(s[mla_i]), float(s[mla_i]), mla_i, params)
-        stenosis_mla = float(lumen[mla_i])
-    summary.update(seg_metrics)
-    summary["reference_definition"] = (
-        f"largest lumen within {_fmt(params.reference_search_mm)} mm proximal / distal of "
-        + ("the lesion with the smallest lumen" if lesions else "the minimum lumen area (no lesion found)")
-        + ", not beyond a side-branch landmark"
-        + (
-            f", chosen on the lumen-area profile median-filtered over {params.reference_smoothing_frames} frames"
-            if params.reference_smoothing_frames > 1
-            else ""
-        )
-    )
-
-    # ---- calcium
-    arc = along.col("calcium_arc_deg")
-    calcified = np.isfinite(arc) & (arc > 0)
-    summary["calcium"] = {
-        "length_mm": float(_cell_lengths(s)[calcified].sum()) if calcified.any() else 0.0,
-        "max_arc_deg": _num(np.nanmax(arc)) if np.isfinite(arc).any() else None,
-        "frames": int(calcified.sum()),
-    }
-
-    # ---- stent
-    stent_area = along.col("stent_area_mm2")
-    stented = np.isfinite(stent_area)
-    summary["stent"] = None
-    if stented.any():
-        pos = np.flatnonzero(stented)
-        smin = int(pos[np.argmin(stent_area[pos])])
-        s0, s1 = float(s[pos[0]]), float(s[pos[-1]])
-        prox_i, dist_i = _reference_window(
-            along, s0, s1, params.reference_search_mm, params.reference_smoothing_frames
-        )
-        ref_lumen = [lumen[i] for i in (prox_i, dist_i) if i is not None]
-        expansion = float(100.0 * stent_area[smin] / np.mean(ref_lumen)) if ref_lumen else None
-        prox_edge = np.flatnonzero((s > s1) & (s <= s1 + params.edge_distance_mm) & np.isfinite(burden))
-        dist_edge = np.flatnonzero((s < s0) & (s >= s0 - params.edge_distance_mm) & np.isfinite(burden))
-        edge = {
-            "proximal": _num(burden[prox_edge].max()) if len(prox_edge) else None,
-            "distal": _num(burden[dist_edge].max()) if len(dist_edge) else None,
-        }
-        summary["stent"] = {
-            "start_mm": s0,
-            "end_mm": s1,
-            "length_mm": s1 - s0,
-            "min_area_mm2": float(stent_area[smin]),
-            "min_area_frame": int(along.frame[smin]),
-            "min_area_arc_length_mm": float(s[smin]),
-            "references": {"proximal": along.point(prox_i), "distal": along.point(dist_i)},
-            "expansion_percent": expansion,
-            "expansion_definition": "minimum stent area / mean reference lumen area x 100",
-            "edge_burden_percent": edge,
-            "edge_burden_definition": f"largest plaque burden within {_fmt(params.edge_distance_mm)} mm "
-                                      "outside each stent edge",
-        }  # fmt: skip
-        if expansion is not None and expansion < params.stent_underexpansion_percent:
-            flags.append({
-                "rule": f"stent_expansion_below_{_fmt(params.stent_underexpansion_percent)}",
-                "message": f"stent expansion {expansion:.1f}% < {_fmt(params.stent_underexpansion_percent)}% "
-                           f"(minimum stent area {stent_area[smin]:.2f} mm2 at frame {int(along.frame[smin])})",
-            })  # fmt: skip
-        for side, value in edge.items():
-            if value is not None and value >= params.edge_burden_percent:
-                flags.append({
-                    "rule": f"edge_burden_above_{_fmt(params.edge_burden_percent)}",
-                    "message": f"{side} stent edge: plaque burden {value:.1f}% >= "
-                               f"{_fmt(params.edge_burden_percent)}% within {_fmt(params.edge_distance_mm)} mm",
-                })  # fmt: skip
-
-    # ---- device sizing at the references
-    sizing: dict[str, Any] = {}
-    for side in ("proximal", "distal"):
-        ref = summary["references"][side]
-        if ref is None:
-            sizing[side] = None
-            continue
-        row = int(np.flatnonzero(index == ref["frame"])[0])
-        eem_d = _num(
-            (per_frame["vessel_min_diameter_mm"][row] + per_frame["vessel_max_diameter_mm"][row]) / 2.0
-        )
-        lum_d = _num(
-            (per_frame["lumen_min_diameter_mm"][row] + per_frame["lumen_max_diameter_mm"][row]) / 2.0
-        )
-        sizing[side] = {
-            "frame": ref["frame"],
-            "vessel_mean_diameter_mm": eem_d,
-            "lumen_mean_diameter_mm": lum_d,
-            "balloon_diameter_mm": _nearest_size(eem_d, params.balloon_diameters_mm),
-            "stent_diameter_mm": _nearest_size(lum_d, params.stent_diameters_mm),
-        }
-    sizing["definition"] = (
-        "mean diameter = (min + max) / 2 at each reference; balloon 1:1 to the EEM, stent (graft) to the "
-        "lumen, rounded to the nearest available size"
-    )
-    summary["device_sizing"] = sizing
-
-    # ---- veins
-    summary["venous"] = None
+    lesions = _lesions(along, params)
+    main, stenosis_mla = _main_segment(along, lesions, mla_i, params)
+    summary.update(main)
+    summary["calcium"] = _calcium(along)
+    summary["stent"], stent_flags = _stent(along, params)
+    summary["device_sizing"] = _device_sizing(summary["references"], per_frame, params)
     chosen = summary["area_stenosis_percent"][params.stenosis_reference]
-    if params.vein_segment is not None:
-        normal = float(params.venous_normal_area_mm2[params.vein_segment])
-        vs_normal = 100.0 * (1.0 - stenosis_mla / normal)
-        summary["venous"] = {
-            "segment": params.vein_segment,
-            "normal_area_mm2": normal,
-            "mla_mm2": stenosis_mla,
-            "stenosis_vs_normal_percent": vs_normal,
-            "stenosis_vs_reference_percent": chosen,
-            "reference": params.stenosis_reference,
-        }
-        thr = params.venous_stenosis_flag_percent
-        if vs_normal >= thr:
-            flags.append({
-                "rule": f"venous_stenosis_vs_normal_{_fmt(thr)}",
-                "message": f"MLA {stenosis_mla:.1f} mm2 is a {vs_normal:.0f}% area stenosis against the "
-                           f"{params.vein_segment.replace('_', ' ')} vein normal {normal:g} mm2 (>= {_fmt(thr)}%)",
-            })  # fmt: skip
-        if chosen is not None and chosen >= thr:
-            flags.append({
-                "rule": f"venous_stenosis_vs_reference_{_fmt(thr)}",
-                "message": f"{chosen:.0f}% area stenosis against the {params.stenosis_reference} reference "
-                           f"(>= {_fmt(thr)}%)",
-            })  # fmt: skip
-
-    # ---- coronary flags
-    if params.coronary_flags and params.vein_segment is None:
-        mla = summary["mla"]
-        if mla["area_mm2"] < params.mla_flag_mm2:
-            flags.append({
-                "rule": f"mla_below_{_fmt(params.mla_flag_mm2)}mm2",
-                "message": f"MLA {mla['area_mm2']:.2f} mm2 at frame {mla['frame']} "
-                           f"({mla['arc_length_mm']:.1f} mm) < {_fmt(params.mla_flag_mm2)} mm2 "
-                           "(non-left-main threshold)",
-            })  # fmt: skip
-        if chosen is not None and chosen > params.area_stenosis_flag_percent:
-            flags.append({
-                "rule": f"area_stenosis_above_{_fmt(params.area_stenosis_flag_percent)}",
-                "message": f"area stenosis {chosen:.0f}% ({params.stenosis_reference} reference) > "
-                           f"{_fmt(params.area_stenosis_flag_percent)}%",
-            })  # fmt: skip
-
-    # ---- input consistency
-    excess = geo["lumen_outside_vessel_mm"]
-    with np.errstate(invalid="ignore"):
-        bad = np.flatnonzero(excess > params.lumen_outside_tolerance_mm)
-    if len(bad):
-        listed = ", ".join(str(int(index[i])) for i in bad[:20]) + (" ..." if len(bad) > 20 else "")
-        flags.append({
-            "rule": "lumen_outside_vessel",
-            "message": f"lumen border outside the vessel (EEM) border by up to {excess[bad].max():.2f} mm on "
-                       f"{len(bad)} frame(s): {listed}; check the contours",
-            "frames": [int(index[i]) for i in bad],
-        })  # fmt: skip
+    summary["venous"], venous_flags = _venous(stenosis_mla, chosen, params)
+    flags += stent_flags + venous_flags + _coronary_flags(summary["mla"], chosen, params)
+    flags += _lumen_outside_flags(geo["lumen_outside_vessel_mm"], per_frame["frame"], params)
 
     summary["lesions"] = lesions
     summary["flags"] = flags
