@@ -11,6 +11,7 @@ import json
 import struct
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,15 @@ from vtkmodules.util.numpy_support import vtk_to_numpy
 from vtkmodules.vtkFiltersCore import vtkPolyDataNormals, vtkTriangleFilter
 
 from .errors import IVUSCancelled
-from .render import _DEVICE_OPACITY, _DEVICE_RGB, _LUMEN_RGB, colormap_rgb, display_surface, render_vessel
+from .render import (
+    _DEVICE_OPACITY,
+    _DEVICE_RGB,
+    _LUMEN_RGB,
+    RenderStyle,
+    colormap_rgb,
+    display_surface,
+    render_vessel,
+)
 from .types import VesselMesh
 
 __all__ = ["surface_arrays", "write_colored_glb", "write_turntable_gif"]
@@ -203,7 +212,8 @@ def write_turntable_gif(
     frame_duration_ms: int = 80,
     progress: Callable[[float, str], None] | None = None,
     cancel: threading.Event | None = None,
-    **render_options: Any,
+    style: RenderStyle | None = None,
+    **scene: Any,
 ) -> Path:
     """An animated GIF of the vessel spinning once about its long axis.
 
@@ -223,9 +233,13 @@ def write_turntable_gif(
         Display time of each frame; the GIF loops forever.
     progress : callable(fraction, message), optional
     cancel : threading.Event, optional
-    **render_options
+    style : RenderStyle, optional
+        Colours and opacities of each frame; ``size_px`` and ``view`` are set here, the tilt
+        starts at ``style.elevation_deg`` (20 degrees by default) and ``supersample`` is 1
+        unless given.
+    **scene
         Passed to :func:`render.render_vessel` (``centerline``, ``poses``, ``metrics``,
-        ``contours``, ``background``, ...); ``view`` and ``elevation_deg`` are set here.
+        ``contours``, ``lesions``).
 
     Returns
     -------
@@ -234,22 +248,16 @@ def write_turntable_gif(
     from PIL import Image
 
     path = Path(path)
-    render_options.pop("view", None)
-    start = float(render_options.pop("elevation_deg", None) or 20.0)
-    render_options.setdefault("supersample", 1)
+    style = RenderStyle(supersample=1) if style is None else style
+    start = float(style.elevation_deg or 20.0)
     frames = []
     for k in range(int(n_frames)):
         if cancel is not None and cancel.is_set():
             raise IVUSCancelled("cancelled by the user")
         if progress is not None:
             progress(k / n_frames, f"turntable frame {k + 1} of {n_frames}")
-        image = render_vessel(
-            mesh,
-            size_px=size_px,
-            view="overview",
-            elevation_deg=start + 360.0 * k / n_frames,
-            **render_options,
-        )
+        tilted = replace(style, size_px=tuple(size_px), view="overview", elevation_deg=start + 360.0 * k / n_frames)
+        image = render_vessel(mesh, style=tilted, **scene)
         frames.append(Image.fromarray(image))
     # One palette for all frames: quantise a strip of every frame together.
     strip = Image.new("RGB", (size_px[0], size_px[1] * len(frames)))

@@ -914,7 +914,7 @@ def _fill_outputs(
     from .io.centerline import write_markups_curve
     from .io.contours import write_contours_json
     from .mesh import vessel_labelmap, write_labelmap_nrrd, write_mesh
-    from .render import device_polydata, render_vessel, write_png
+    from .render import RenderStyle, device_polydata, render_vessel, write_png
     from .report import build_report, pullback_figures
 
     def step(fraction: float, message: str) -> None:
@@ -975,7 +975,7 @@ def _fill_outputs(
         poses=result.poses,
         metrics=result.metrics,
         contours=result.contours,
-        size_px=result.parameters.get("render_size_px", (1600, 1000)),
+        style=RenderStyle(size_px=tuple(result.parameters.get("render_size_px", (1600, 1000)))),
     )
     write_png(image, tmp / "render.png")
     done("render")

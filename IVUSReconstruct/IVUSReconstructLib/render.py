@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from .types import VesselMesh
 
 __all__ = [
     "VIEWS",
+    "RenderStyle",
     "device_polydata",
     "burden_lookup_table",
     "calcium_surface",
@@ -702,40 +704,12 @@ def _grab(window: Any, width: int, height: int) -> np.ndarray:
     return vtk_to_numpy(image.GetPointData().GetScalars()).reshape(height, width, 3)[::-1]
 
 
-def render_vessel(
-    mesh: VesselMesh,
-    *,
-    centerline: Any = None,
-    poses: Any = None,
-    metrics: Any = None,
-    size_px: tuple[int, int] = (1600, 1000),
-    view: str = "overview",
-    background: tuple[float, float, float] = (1.0, 1.0, 1.0),
-    color_by: str = "plaque_burden_percent",
-    value_range: tuple[float, float] = (0.0, 100.0),
-    vessel_opacity: float = 0.15,
-    far_opacity: float = 0.85,
-    elevation_deg: float | None = None,
-    supersample: int | None = None,
-    title: str | None = None,
-    contours: Any = None,
-    lesions: Sequence[Mapping[str, Any]] | None = None,
-    max_display_rings: int | None = None,
-) -> np.ndarray:
-    """Render the vessel offscreen.
+@dataclass(frozen=True)
+class RenderStyle:
+    """How :func:`render_vessel` draws: image size, view, colours and anti-aliasing.
 
-    Parameters
+    Attributes
     ----------
-    mesh : VesselMesh
-        ``lumen`` (required) and ``vessel`` surfaces, vtkPolyData in RAS mm, with the point
-        arrays ``frame_index`` and ``color_by`` on the vessel.
-    centerline : Centerline or ndarray of shape (K, 3), optional
-        Drawn as a thin tube.
-    poses : FramePoses, optional
-        Centres and normals of the marker rings; without it they come from the mesh points of
-        the marked frames.
-    metrics : Metrics or dict, optional
-        ``summary["mla"]["frame"]`` and ``summary["references"][side]["frame"]`` are marked.
     size_px : (int, int)
         Output (width, height) in pixels.
     view : {"overview", "mla", "along"}
@@ -761,54 +735,68 @@ def render_vessel(
         render would cost more than it shows.
     title : str, optional
         Heading at the top left.
-    contours : ContourSet, optional
-        With ``poses``: calcium polygons are shown as bone-white patches on the lumen.
-    lesions : list of dict, optional
-        Lesion records (``start_mm`` / ``end_mm``); by default ``metrics.lesions``. Each is
-        marked by an amber bracket under the vessel (side views).
     max_display_rings : int, optional
         Rings drawn at most per surface (see :func:`display_surface`); by default about one
         per output pixel column.
 
-    Returns
-    -------
-    ndarray of shape (H, W, 3), uint8
+    Raises
+    ------
+    ValueError
+        When ``view`` is not one of :data:`VIEWS`.
     """
-    if view not in VIEWS:
-        raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
-    if mesh is None or mesh.lumen is None or mesh.lumen.GetNumberOfPoints() == 0:
-        raise ValueError("render_vessel needs a mesh with a non-empty lumen surface")
-    width, height = int(size_px[0]), int(size_px[1])
-    if supersample is None:
-        supersample = 2 if width * height <= 1_300_000 else 1
-    ss = max(1, int(supersample))
-    big_w, big_h = width * ss, height * ss
-    font = max(8, int(round(big_h / 42)))
 
-    rings_cap = int(max_display_rings) if max_display_rings else max(width, height)
-    lumen = display_surface(mesh.lumen, max_rings=rings_cap)
+    size_px: tuple[int, int] = (1600, 1000)
+    view: str = "overview"
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    color_by: str = "plaque_burden_percent"
+    value_range: tuple[float, float] = (0.0, 100.0)
+    vessel_opacity: float = 0.15
+    far_opacity: float = 0.85
+    elevation_deg: float | None = None
+    supersample: int | None = None
+    title: str | None = None
+    max_display_rings: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.view not in VIEWS:
+            raise ValueError(f"view must be one of {VIEWS}, got {self.view!r}")
+
+
+@dataclass(frozen=True)
+class _Scene:
+    """The displayed surfaces and the frame of reference the camera is set in."""
+
+    lumen: Any
+    vessel: Any  # None without a vessel surface
+    outer: Any  # the vessel, else the lumen
+    outer_pts: np.ndarray
+    centre: np.ndarray
+    right: np.ndarray  # distal to proximal
+    up: np.ndarray
+    toward: np.ndarray  # toward the side-view camera
+    typical_radius: float
+
+
+def _display_scene(mesh: VesselMesh, max_rings: int) -> _Scene:
+    """Decimated display surfaces of ``mesh`` and their camera basis (see :func:`_camera_basis`)."""
+    lumen = display_surface(mesh.lumen, max_rings=max_rings)
     vessel = mesh.vessel if mesh.vessel is not None and mesh.vessel.GetNumberOfPoints() else None
     if vessel is not None:
-        vessel = display_surface(vessel, max_rings=rings_cap)
+        vessel = display_surface(vessel, max_rings=max_rings)
     outer = vessel if vessel is not None else lumen
     outer_pts = _points(outer)
     centre, right, up, toward = _camera_basis(outer_pts, _point_array(outer, "arc_length_mm"))
     radii = np.linalg.norm((outer_pts - centre) - np.outer((outer_pts - centre) @ right, right), axis=1)
     typical_radius = float(np.median(radii)) if len(radii) else 1.0
+    return _Scene(lumen, vessel, outer, outer_pts, centre, right, up, toward, typical_radius)
 
-    renderer = vtkRenderer()
-    renderer.SetBackground(*background)
-    renderer.SetUseDepthPeeling(False)  # weighted-blended OIT: one pass, order independent
-    renderer.AutomaticLightCreationOff()
-    kit = vtkLightKit()
-    kit.SetKeyLightIntensity(0.85)
-    kit.AddLightsToRenderer(renderer)
 
+def _add_surfaces(renderer: vtkRenderer, scene: _Scene, calcium: Any, style: RenderStyle) -> Any:
+    """Lumen (opaque), calcium patches and the two-layer vessel shell; the colour table or None."""
     # Lumen first (opaque), then the translucent vessel around it.
     renderer.AddActor(
-        _surface_actor(_with_normals(lumen), rgb=_LUMEN_RGB, opacity=1.0, scalars=None, table=None)
+        _surface_actor(_with_normals(scene.lumen), rgb=_LUMEN_RGB, opacity=1.0, scalars=None, table=None)
     )
-    calcium = calcium_surface(lumen, contours, poses)
     if calcium is not None:
         actor = _surface_actor(
             _with_normals(calcium), rgb=_CALCIUM_RGB, opacity=1.0, scalars=None, table=None
@@ -816,76 +804,80 @@ def render_vessel(
         actor.GetProperty().SetAmbient(0.45)
         actor.GetProperty().SetDiffuse(0.6)
         renderer.AddActor(actor)
-    table = None
-    if vessel is not None:
-        has_scalars = vessel.GetPointData().GetArray(color_by) is not None
-        table = burden_lookup_table(value_range=value_range) if has_scalars else None
-        surface = _with_normals(vessel)
-        outward = _faces_outward(surface)
-        # The far half of the vessel shell is drawn nearly opaque, so plaque burden reads in its
-        # true colours around the lumen; the near half is a faint veil, so the lumen in front of
-        # it keeps its colour instead of turning brown under a coloured layer.
-        for near, opacity in ((False, far_opacity), (True, vessel_opacity)):
-            cull = "back" if near == outward else "front"
-            renderer.AddActor(
-                _surface_actor(
-                    surface,
-                    rgb=(0.75, 0.75, 0.78),
-                    opacity=float(np.clip(opacity, 0.0, 1.0)),
-                    scalars=color_by if has_scalars else None,
-                    table=table,
-                    cull=cull,
-                )
+    if scene.vessel is None:
+        return None
+    has_scalars = scene.vessel.GetPointData().GetArray(style.color_by) is not None
+    table = burden_lookup_table(value_range=style.value_range) if has_scalars else None
+    surface = _with_normals(scene.vessel)
+    outward = _faces_outward(surface)
+    # The far half of the vessel shell is drawn nearly opaque, so plaque burden reads in its
+    # true colours around the lumen; the near half is a faint veil, so the lumen in front of
+    # it keeps its colour instead of turning brown under a coloured layer.
+    for near, opacity in ((False, style.far_opacity), (True, style.vessel_opacity)):
+        cull = "back" if near == outward else "front"
+        renderer.AddActor(
+            _surface_actor(
+                surface,
+                rgb=(0.75, 0.75, 0.78),
+                opacity=float(np.clip(opacity, 0.0, 1.0)),
+                scalars=style.color_by if has_scalars else None,
+                table=table,
+                cull=cull,
             )
+        )
+    return table
 
-    devices = []
-    overlay_actors: list[vtkActor] = []
-    if centerline is not None:
-        cl = np.asarray(getattr(centerline, "points_ras_mm", centerline), dtype=float)
-        # the planned device(s): translucent tubes of the device diameter along the centerline,
-        # drawn in a layer over the scene since a device sits inside the lumen, which would hide it
-        for polydata in device_polydata(_summary_of(metrics), cl):
-            devices.append(polydata)
-            actor = _surface_actor(
-                _with_normals(polydata), rgb=_DEVICE_RGB, opacity=_DEVICE_OPACITY, scalars=None, table=None,
-                cull="back",
-            )  # fmt: skip
-            actor.GetProperty().SetAmbient(0.4)
-            overlay_actors.append(actor)
-            # hoops at both ends and about every 4 mm read as a device, whatever lies behind it
-            points = vtk_to_numpy(polydata.GetPoints().GetData())[:-2].reshape(-1, _DEVICE_SIDES, 3)
-            centres = points.mean(axis=1)
-            along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(centres, axis=0), axis=1))])
-            diameter = 2.0 * float(np.linalg.norm(points[0, 0] - centres[0]))
-            count = max(2, int(round(along[-1] / 4.0)) + 1)
-            rings = np.unique(
-                np.searchsorted(along, np.linspace(0.0, along[-1], count)).clip(0, len(points) - 1)
-            )
-            for ring in rings:
-                overlay_actors.append(
-                    _tube_actor(points[ring], max(0.03, 0.015 * diameter), _DEVICE_RGB, closed=True)
-                )
-        if cl.ndim == 2 and len(cl) >= 2:
-            if poses is not None and len(poses.frame_index) >= 2:
-                # Only the imaged segment: from the first to the last placed frame.
-                ends = np.asarray(poses.origin_ras_mm)[[0, -1]]
-                k = sorted(int(np.argmin(np.linalg.norm(cl - e, axis=1))) for e in ends)
-                cl = cl[k[0] : k[1] + 1]
-            else:
-                cl = _inside_part(cl, outer_pts, reach_mm=typical_radius)
-        if cl.ndim == 2 and len(cl) >= 2:
-            renderer.AddActor(
-                _tube_actor(cl, max(0.04, 0.06 * typical_radius), _CENTERLINE_RGB, closed=False)
-            )
 
-    # Marker rings at the MLA and reference frames.
-    labels: list[tuple[str, np.ndarray, np.ndarray, str]] = []  # kind, centre, circle, text
-    for kind, frame, text in _marker_frames(_summary_of(metrics)):
-        ring = _ring_geometry(frame, outer, poses, typical_radius)
+def _device_actors(devices: Sequence[vtkPolyData]) -> list[vtkActor]:
+    """Translucent device tubes with hoops at both ends and about every 4 mm.
+
+    The hoops read as a device whatever lies behind it; the actors go in a layer over the
+    scene since a device sits inside the lumen, which would hide it.
+    """
+    actors: list[vtkActor] = []
+    for polydata in devices:
+        actor = _surface_actor(
+            _with_normals(polydata), rgb=_DEVICE_RGB, opacity=_DEVICE_OPACITY, scalars=None, table=None,
+            cull="back",
+        )  # fmt: skip
+        actor.GetProperty().SetAmbient(0.4)
+        actors.append(actor)
+        points = vtk_to_numpy(polydata.GetPoints().GetData())[:-2].reshape(-1, _DEVICE_SIDES, 3)
+        centres = points.mean(axis=1)
+        along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(centres, axis=0), axis=1))])
+        diameter = 2.0 * float(np.linalg.norm(points[0, 0] - centres[0]))
+        count = max(2, int(round(along[-1] / 4.0)) + 1)
+        rings = np.unique(np.searchsorted(along, np.linspace(0.0, along[-1], count)).clip(0, len(points) - 1))
+        for ring in rings:
+            actors.append(_tube_actor(points[ring], max(0.03, 0.015 * diameter), _DEVICE_RGB, closed=True))
+    return actors
+
+
+def _imaged_centerline(centerline: np.ndarray, poses: Any, scene: _Scene) -> np.ndarray:
+    """The part of the centerline (K, 3) to draw: from the first to the last placed frame,
+    or without poses the part inside the vessel."""
+    cl = centerline
+    if cl.ndim == 2 and len(cl) >= 2:
+        if poses is not None and len(poses.frame_index) >= 2:
+            ends = np.asarray(poses.origin_ras_mm)[[0, -1]]
+            k = sorted(int(np.argmin(np.linalg.norm(cl - e, axis=1))) for e in ends)
+            cl = cl[k[0] : k[1] + 1]
+        else:
+            cl = _inside_part(cl, scene.outer_pts, reach_mm=scene.typical_radius)
+    return cl
+
+
+def _add_marker_rings(
+    renderer: vtkRenderer, summary: Mapping[str, Any], scene: _Scene, poses: Any
+) -> list[tuple[str, np.ndarray, np.ndarray, str]]:
+    """Rings at the MLA and reference frames; their (kind, centre, circle points, label text)."""
+    labels: list[tuple[str, np.ndarray, np.ndarray, str]] = []
+    for kind, frame, text in _marker_frames(summary):
+        ring = _ring_geometry(frame, scene.outer, poses, scene.typical_radius)
         if ring is None:
             continue
         ring_centre, normal, radius = ring
-        helper = right if abs(normal @ up) > 0.9 else up
+        helper = scene.right if abs(normal @ scene.up) > 0.9 else scene.up
         u = np.cross(normal, helper)
         u /= np.linalg.norm(u)
         v = np.cross(normal, u)
@@ -894,12 +886,25 @@ def render_vessel(
         rgb = _MLA_RGB if kind == "mla" else _REFERENCE_RGB
         renderer.AddActor(_tube_actor(circle, max(0.05, 0.07 * radius), rgb, closed=True))
         labels.append((kind, ring_centre, circle, text))
+    return labels
 
-    # Camera: look perpendicular to the vessel's main direction (or along it), then zoom and
-    # shift so the vessel fills the free part of the frame.
-    camera = renderer.GetActiveCamera()
-    aspect = big_w / big_h
-    right_edge = 0.62 if table is not None else 0.94
+
+def _place_camera(
+    camera: Any,
+    scene: _Scene,
+    *,
+    view: str,
+    elevation_deg: float,
+    focus: np.ndarray,
+    right_edge: float,
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """Point ``camera`` for ``view``; the points to frame and the NDC box (x0, x1, y0, y1) they fill.
+
+    Side views look perpendicular to the vessel's main direction, tilted by ``elevation_deg``,
+    in parallel projection; ``"mla"`` centres on ``focus`` and frames only the vessel near it.
+    ``right_edge`` is the right side of the free part of the frame (left of a colour bar).
+    """
+    centre, right, up, outer_pts = scene.centre, scene.right, scene.up, scene.outer_pts
     if view == "along":
         # From beyond the proximal end, 30 degrees off the vessel axis and a little above it, in
         # perspective: the vessel recedes toward its distal end, so the narrowing and the rings
@@ -909,135 +914,148 @@ def render_vessel(
         direction = _rotate(
             direction, np.cross(direction, up) / max(np.linalg.norm(np.cross(direction, up)), 1e-9), 12.0
         )
-        distance = 0.9 * length + 8.0 * typical_radius
+        distance = 0.9 * length + 8.0 * scene.typical_radius
         camera.SetFocalPoint(*centre)
         camera.SetPosition(*(centre + direction * distance))
         camera.SetViewUp(*up)
         camera.SetViewAngle(35.0)
-        target = (-0.94, right_edge, -0.66, 0.62)
-        scene_pts = outer_pts
+        return outer_pts, (-0.94, right_edge, -0.66, 0.62)
+    toward_cam = _rotate(scene.toward, right, elevation_deg)
+    view_up = np.cross(toward_cam, right)
+    scene_pts = outer_pts
+    if view == "mla":
+        half_window = max(6.0 * scene.typical_radius, 6.0)
+        near = np.abs((outer_pts - focus) @ right) <= half_window
+        if np.any(near):
+            scene_pts = outer_pts[near]
     else:
-        if elevation_deg is None:
-            elevation_deg = _best_elevation(calcium, poses, toward=toward, right=right)
-        toward_cam = _rotate(toward, right, elevation_deg)
-        view_up = np.cross(toward_cam, right)
-        scene_pts = outer_pts
         focus = centre
-        if view == "mla":
-            mla_label = next((lab for lab in labels if lab[0] == "mla"), None)
-            focus = mla_label[1] if mla_label is not None else centre
-            half_window = max(6.0 * typical_radius, 6.0)
-            near = np.abs((outer_pts - focus) @ right) <= half_window
-            if np.any(near):
-                scene_pts = outer_pts[near]
-        extent = float(np.linalg.norm(np.ptp(outer_pts, axis=0))) + 10.0 * typical_radius
-        camera.ParallelProjectionOn()
-        camera.SetFocalPoint(*focus)
-        camera.SetPosition(*(focus + toward_cam * 2.0 * extent))
-        camera.SetViewUp(*view_up)
-        camera.SetParallelScale(0.5 * extent)
-        target = (-0.94, right_edge, -0.60, 0.56)
-    renderer.ResetCameraClippingRange()
-    step = max(1, len(scene_pts) // 50_000)
-    _fit_camera(camera, scene_pts[::step], aspect=aspect, target=target)
-    renderer.ResetCameraClippingRange()
+    extent = float(np.linalg.norm(np.ptp(outer_pts, axis=0))) + 10.0 * scene.typical_radius
+    camera.ParallelProjectionOn()
+    camera.SetFocalPoint(*focus)
+    camera.SetPosition(*(focus + toward_cam * 2.0 * extent))
+    camera.SetViewUp(*view_up)
+    camera.SetParallelScale(0.5 * extent)
+    return scene_pts, (-0.94, right_edge, -0.60, 0.56)
 
+
+def _window_with_layers(
+    renderer: vtkRenderer, kit: vtkLightKit, overlay_actors: Sequence[vtkActor], size_px: tuple[int, int]
+) -> vtkRenderWindow:
+    """An offscreen window of ``renderer``, plus an overlay layer sharing its camera and lights
+    when there are ``overlay_actors``."""
     window = _offscreen_window()
     window.SetOffScreenRendering(True)
     window.SetMultiSamples(0)
-    window.SetSize(big_w, big_h)
+    window.SetSize(*size_px)
     window.AddRenderer(renderer)
     if overlay_actors:
         overlay = vtkRenderer()
         overlay.SetLayer(1)
-        overlay.SetActiveCamera(camera)
+        overlay.SetActiveCamera(renderer.GetActiveCamera())
         overlay.AutomaticLightCreationOff()
         kit.AddLightsToRenderer(overlay)
         for actor in overlay_actors:
             overlay.AddActor(actor)
         window.SetNumberOfLayers(2)
         window.AddRenderer(overlay)
-    if ss == 1:
-        renderer.UseFXAAOn()  # cheap edge smoothing where supersampling would cost too much
+    return window
 
-    # Colour bar.
-    if table is not None:
-        # A background-coloured panel under the colour bar hides geometry that a close-up
-        # pushes into that part of the frame.
-        panel = np.array([[0.83, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.83, 1.0, 0.0]])
-        renderer.AddViewProp(_polygon_actor_2d(panel * [big_w, big_h, 0.0], background))
-        bar = vtkScalarBarActor()
-        bar.SetLookupTable(table)
-        bar.SetTitle("Plaque burden (%)")
-        bar.SetNumberOfLabels(6)
-        bar.SetLabelFormat("%.0f")
-        bar.SetMaximumNumberOfColors(256)
-        bar.SetOrientationToVertical()
-        bar.SetTextPositionToPrecedeScalarBar()
-        bar.UnconstrainedFontSizeOn()
-        bar.SetBarRatio(0.3)
-        bar.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
-        bar.GetPositionCoordinate().SetValue(0.855, 0.16)
-        bar.SetWidth(0.11)
-        bar.SetHeight(0.68)
-        for prop in (bar.GetTitleTextProperty(), bar.GetLabelTextProperty()):
-            prop.SetColor(*_TEXT_RGB)
-            prop.SetFontFamilyToArial()
-            prop.SetFontSize(int(font * 0.9))
-            prop.SetBold(False)
-            prop.SetItalic(False)
-            prop.ShadowOff()
-        bar.GetTitleTextProperty().SetBold(True)
-        renderer.AddViewProp(bar)
 
-    # Labels sit in the bands above (references) and below (MLA) the vessel, joined to their
-    # rings by thin leader lines, so they never cover the surface.
-    project = _projector(camera, aspect=aspect, size_px=(big_w, big_h))
-    vessel_px = project(scene_pts[:: max(1, len(scene_pts) // 50_000)])
-    if view != "along":
-        spans = [_lesion_span_mm(les) for les in (_lesions_of(metrics) if lesions is None else lesions)]
-        _add_lesion_brackets(
-            renderer,
-            [s for s in spans if s is not None],
-            outer,
-            project,
-            font=font,
-            size_px=(big_w, big_h),
-            right_limit_px=(0.83 if table is not None else 0.98) * big_w,
-        )
-    if labels:
-        top_px, bottom_px = float(vessel_px[:, 1].max()), float(vessel_px[:, 1].min())
-        for band in ("above", "below"):
-            placed = []  # kind, ring x, ring y, text y, text
-            for kind, _, circle, text in labels:
-                if (kind == "mla") != (band == "below"):
-                    continue
-                ring_px = project(circle)
-                top = int(np.argmax(ring_px[:, 1])) if band == "above" else int(np.argmin(ring_px[:, 1]))
-                ring_x, ring_y = (float(v) for v in ring_px[top])
-                # Clear the vessel only where the label is, so leaders stay short.
-                half = 0.35 * font * len(text) + font
-                local = vessel_px[np.abs(vessel_px[:, 0] - ring_x) <= half, 1]
-                if band == "above":
-                    text_y = max(ring_y, local.max() if len(local) else top_px) + 1.2 * font
-                else:
-                    text_y = min(ring_y, local.min() if len(local) else bottom_px) - 2.2 * font
-                placed.append((kind, ring_x, ring_y, text_y, text))
-            xs = _spread_labels(
-                [p[1] for p in placed], [0.6 * font * len(p[4]) for p in placed], width_px=big_w
-            )
-            for (kind, ring_x, ring_y, text_y, text), x in zip(placed, xs, strict=True):
-                rgb = _MLA_RGB if kind == "mla" else _REFERENCE_RGB
-                actor = _text_actor(text, font_px=font, rgb=rgb, bold=True, justify="center")
-                actor.SetPosition(x, text_y)
-                renderer.AddViewProp(actor)
-                gap = 0.3 * font
-                end_y = text_y - gap if band == "above" else text_y + 1.1 * font + gap
-                start_y = ring_y + gap if band == "above" else ring_y - gap
-                leader = np.array([[ring_x, start_y, 0.0], [x, end_y, 0.0]])
-                renderer.AddViewProp(_line_actor_2d(leader, rgb, width=max(1.0, font / 12.0)))
+def _add_colour_bar(
+    renderer: vtkRenderer,
+    table: vtkLookupTable,
+    *,
+    background: Sequence[float],
+    size_px: tuple[int, int],
+    font: int,
+) -> None:
+    """The plaque-burden colour bar at the right edge, on a background-coloured panel."""
+    big_w, big_h = size_px
+    # The panel hides geometry that a close-up pushes into that part of the frame.
+    panel = np.array([[0.83, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.83, 1.0, 0.0]])
+    renderer.AddViewProp(_polygon_actor_2d(panel * [big_w, big_h, 0.0], background))
+    bar = vtkScalarBarActor()
+    bar.SetLookupTable(table)
+    bar.SetTitle("Plaque burden (%)")
+    bar.SetNumberOfLabels(6)
+    bar.SetLabelFormat("%.0f")
+    bar.SetMaximumNumberOfColors(256)
+    bar.SetOrientationToVertical()
+    bar.SetTextPositionToPrecedeScalarBar()
+    bar.UnconstrainedFontSizeOn()
+    bar.SetBarRatio(0.3)
+    bar.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+    bar.GetPositionCoordinate().SetValue(0.855, 0.16)
+    bar.SetWidth(0.11)
+    bar.SetHeight(0.68)
+    for prop in (bar.GetTitleTextProperty(), bar.GetLabelTextProperty()):
+        prop.SetColor(*_TEXT_RGB)
+        prop.SetFontFamilyToArial()
+        prop.SetFontSize(int(font * 0.9))
+        prop.SetBold(False)
+        prop.SetItalic(False)
+        prop.ShadowOff()
+    bar.GetTitleTextProperty().SetBold(True)
+    renderer.AddViewProp(bar)
 
-    # Legend and scale bar (exact in the parallel side views).
+
+def _add_marker_labels(
+    renderer: vtkRenderer,
+    labels: Sequence[tuple[str, np.ndarray, np.ndarray, str]],
+    project: Any,
+    vessel_px: np.ndarray,
+    *,
+    font: int,
+    width_px: int,
+) -> None:
+    """Reference labels in the band above the vessel, the MLA label below, with leader lines.
+
+    The labels never cover the surface: each clears the vessel's screen extent ``vessel_px``
+    (M, 2) only where it is, so leaders stay short; labels of a band are spread apart.
+    """
+    if not labels:
+        return
+    top_px, bottom_px = float(vessel_px[:, 1].max()), float(vessel_px[:, 1].min())
+    for band in ("above", "below"):
+        placed = []  # kind, ring x, ring y, text y, text
+        for kind, _, circle, text in labels:
+            if (kind == "mla") != (band == "below"):
+                continue
+            ring_px = project(circle)
+            top = int(np.argmax(ring_px[:, 1])) if band == "above" else int(np.argmin(ring_px[:, 1]))
+            ring_x, ring_y = (float(v) for v in ring_px[top])
+            half = 0.35 * font * len(text) + font
+            local = vessel_px[np.abs(vessel_px[:, 0] - ring_x) <= half, 1]
+            if band == "above":
+                text_y = max(ring_y, local.max() if len(local) else top_px) + 1.2 * font
+            else:
+                text_y = min(ring_y, local.min() if len(local) else bottom_px) - 2.2 * font
+            placed.append((kind, ring_x, ring_y, text_y, text))
+        xs = _spread_labels([p[1] for p in placed], [0.6 * font * len(p[4]) for p in placed], width_px=width_px)
+        for (kind, ring_x, ring_y, text_y, text), x in zip(placed, xs, strict=True):
+            rgb = _MLA_RGB if kind == "mla" else _REFERENCE_RGB
+            actor = _text_actor(text, font_px=font, rgb=rgb, bold=True, justify="center")
+            actor.SetPosition(x, text_y)
+            renderer.AddViewProp(actor)
+            gap = 0.3 * font
+            end_y = text_y - gap if band == "above" else text_y + 1.1 * font + gap
+            start_y = ring_y + gap if band == "above" else ring_y - gap
+            leader = np.array([[ring_x, start_y, 0.0], [x, end_y, 0.0]])
+            renderer.AddViewProp(_line_actor_2d(leader, rgb, width=max(1.0, font / 12.0)))
+
+
+def _add_legend(
+    renderer: vtkRenderer,
+    entries: Sequence[tuple[str, Sequence[float]]],
+    *,
+    mm_per_px: float | None,
+    font: int,
+    size_px: tuple[int, int],
+) -> None:
+    """Colour swatches with names along the bottom left, then a scale bar when ``mm_per_px``
+    is given (exact in the parallel side views only)."""
+    big_w, big_h = size_px
     legend_y = 0.03 * big_h
     swatch = 0.7 * font
     square = np.array([[0.0, 0.0, 0.0], [swatch, 0.0, 0.0], [swatch, swatch, 0.0], [0.0, swatch, 0.0]]) + [
@@ -1046,8 +1064,6 @@ def render_vessel(
         0.0,
     ]
     legend_x = 0.02 * big_w
-    entries = [("Lumen", _LUMEN_RGB)] + ([("Calcium", _CALCIUM_RGB)] if calcium is not None else [])
-    entries += [("Planned device", _DEVICE_RGB)] if devices else []
     for name, rgb in entries:
         renderer.AddViewProp(_polygon_actor_2d(square + [legend_x - 0.02 * big_w, 0.0, 0.0], rgb))
         renderer.AddViewProp(
@@ -1059,8 +1075,7 @@ def render_vessel(
         legend.SetPosition(legend_x + 1.3 * swatch, legend_y)
         renderer.AddViewProp(legend)
         legend_x += 1.3 * swatch + 0.5 * font * len(name) + 1.5 * font
-    if view != "along":
-        mm_per_px = 2.0 * camera.GetParallelScale() / big_h
+    if mm_per_px is not None:
         bar_mm = _nice_length_mm(0.15 * big_w * mm_per_px)
         bar_px = bar_mm / mm_per_px
         x0, y0 = legend_x + 0.5 * font, legend_y + 0.3 * font
@@ -1068,8 +1083,122 @@ def render_vessel(
         label = _text_actor(f"{bar_mm:g} mm", font_px=int(font * 0.85), rgb=_TEXT_RGB)
         label.SetPosition(x0 + bar_px + 0.5 * font, legend_y)
         renderer.AddViewProp(label)
-    if title:
-        heading = _text_actor(title, font_px=int(font * 1.1), rgb=_TEXT_RGB, bold=True)
+
+
+def render_vessel(
+    mesh: VesselMesh,
+    *,
+    centerline: Any = None,
+    poses: Any = None,
+    metrics: Any = None,
+    contours: Any = None,
+    lesions: Sequence[Mapping[str, Any]] | None = None,
+    style: RenderStyle = RenderStyle(),  # noqa: B008 - frozen, immutable default
+) -> np.ndarray:
+    """Render the vessel offscreen.
+
+    Parameters
+    ----------
+    mesh : VesselMesh
+        ``lumen`` (required) and ``vessel`` surfaces, vtkPolyData in RAS mm, with the point
+        arrays ``frame_index`` and ``style.color_by`` on the vessel.
+    centerline : Centerline or ndarray of shape (K, 3), optional
+        Drawn as a thin tube, with the planned device(s) of ``metrics`` along it.
+    poses : FramePoses, optional
+        Centres and normals of the marker rings; without it they come from the mesh points of
+        the marked frames.
+    metrics : Metrics or dict, optional
+        ``summary["mla"]["frame"]`` and ``summary["references"][side]["frame"]`` are marked.
+    contours : ContourSet, optional
+        With ``poses``: calcium polygons are shown as bone-white patches on the lumen.
+    lesions : list of dict, optional
+        Lesion records (``start_mm`` / ``end_mm``); by default ``metrics.lesions``. Each is
+        marked by an amber bracket under the vessel (side views).
+    style : RenderStyle
+        Size, view, colours, opacities, tilt, anti-aliasing and title.
+
+    Returns
+    -------
+    ndarray of shape (H, W, 3), uint8
+    """
+    if mesh is None or mesh.lumen is None or mesh.lumen.GetNumberOfPoints() == 0:
+        raise ValueError("render_vessel needs a mesh with a non-empty lumen surface")
+    width, height = int(style.size_px[0]), int(style.size_px[1])
+    supersample = style.supersample
+    if supersample is None:
+        supersample = 2 if width * height <= 1_300_000 else 1
+    ss = max(1, int(supersample))
+    big_w, big_h = width * ss, height * ss
+    font = max(8, int(round(big_h / 42)))
+    view = style.view
+
+    rings_cap = int(style.max_display_rings) if style.max_display_rings else max(width, height)
+    scene = _display_scene(mesh, rings_cap)
+    summary = _summary_of(metrics)
+
+    renderer = vtkRenderer()
+    renderer.SetBackground(*style.background)
+    renderer.SetUseDepthPeeling(False)  # weighted-blended OIT: one pass, order independent
+    renderer.AutomaticLightCreationOff()
+    kit = vtkLightKit()
+    kit.SetKeyLightIntensity(0.85)
+    kit.AddLightsToRenderer(renderer)
+    calcium = calcium_surface(scene.lumen, contours, poses)
+    table = _add_surfaces(renderer, scene, calcium, style)
+    devices: list[vtkPolyData] = []
+    if centerline is not None:
+        cl = np.asarray(getattr(centerline, "points_ras_mm", centerline), dtype=float)
+        devices = device_polydata(summary, cl)
+        cl = _imaged_centerline(cl, poses, scene)
+        if cl.ndim == 2 and len(cl) >= 2:
+            renderer.AddActor(
+                _tube_actor(cl, max(0.04, 0.06 * scene.typical_radius), _CENTERLINE_RGB, closed=False)
+            )
+    labels = _add_marker_rings(renderer, summary, scene, poses)
+
+    # Camera: look perpendicular to the vessel's main direction (or along it), then zoom and
+    # shift so the vessel fills the free part of the frame.
+    camera = renderer.GetActiveCamera()
+    aspect = big_w / big_h
+    elevation_deg = style.elevation_deg
+    if view != "along" and elevation_deg is None:
+        elevation_deg = _best_elevation(calcium, poses, toward=scene.toward, right=scene.right)
+    mla_label = next((lab for lab in labels if lab[0] == "mla"), None)
+    scene_pts, target = _place_camera(
+        camera, scene, view=view, elevation_deg=elevation_deg,
+        focus=mla_label[1] if mla_label is not None else scene.centre,
+        right_edge=0.62 if table is not None else 0.94,
+    )  # fmt: skip
+    renderer.ResetCameraClippingRange()
+    step = max(1, len(scene_pts) // 50_000)
+    _fit_camera(camera, scene_pts[::step], aspect=aspect, target=target)
+    renderer.ResetCameraClippingRange()
+
+    window = _window_with_layers(renderer, kit, _device_actors(devices), (big_w, big_h))
+    if ss == 1:
+        renderer.UseFXAAOn()  # cheap edge smoothing where supersampling would cost too much
+    if table is not None:
+        _add_colour_bar(renderer, table, background=style.background, size_px=(big_w, big_h), font=font)
+    project = _projector(camera, aspect=aspect, size_px=(big_w, big_h))
+    vessel_px = project(scene_pts[:: max(1, len(scene_pts) // 50_000)])
+    if view != "along":
+        spans = [_lesion_span_mm(les) for les in (_lesions_of(metrics) if lesions is None else lesions)]
+        _add_lesion_brackets(
+            renderer,
+            [s for s in spans if s is not None],
+            scene.outer,
+            project,
+            font=font,
+            size_px=(big_w, big_h),
+            right_limit_px=(0.83 if table is not None else 0.98) * big_w,
+        )
+    _add_marker_labels(renderer, labels, project, vessel_px, font=font, width_px=big_w)
+    entries = [("Lumen", _LUMEN_RGB)] + ([("Calcium", _CALCIUM_RGB)] if calcium is not None else [])
+    entries += [("Planned device", _DEVICE_RGB)] if devices else []
+    mm_per_px = None if view == "along" else 2.0 * camera.GetParallelScale() / big_h
+    _add_legend(renderer, entries, mm_per_px=mm_per_px, font=font, size_px=(big_w, big_h))
+    if style.title:
+        heading = _text_actor(style.title, font_px=int(font * 1.1), rgb=_TEXT_RGB, bold=True)
         heading.SetPosition(0.02 * big_w, big_h - 0.03 * big_h - font * 1.1)
         renderer.AddViewProp(heading)
 

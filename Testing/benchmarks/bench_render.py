@@ -130,8 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             centerline=centerline,
             poses=poses,
             metrics={"summary": summary, "lesions": lesions},
-            size_px=(width, height),
-            view=args.view,
+            style=render.RenderStyle(size_px=(width, height), view=args.view),
         )
         render.write_png(image, out)
         render_s = time.perf_counter() - t0

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from IVUSReconstructLib.pipeline import RunOptions, run_pipeline, write_outputs
-from IVUSReconstructLib.render import render_vessel
+from IVUSReconstructLib.render import RenderStyle, render_vessel
 from IVUSReconstructLib.types import ContourSet, FrameContours
 
 STEP_MM = 0.25
@@ -58,7 +58,7 @@ def test_plan_in_summary(written):
 def test_render_shows_the_device(result):
     """Cyan pixels appear where the device lies along the vessel, and nowhere else."""
     no_plan = replace(result.metrics, summary={**result.metrics.summary, "plan": None, "plans": []})
-    kwargs = dict(centerline=result.centerline, poses=result.poses, size_px=(640, 400))
+    kwargs = dict(centerline=result.centerline, poses=result.poses, style=RenderStyle(size_px=(640, 400)))
     with_device = render_vessel(result.mesh, metrics=result.metrics, **kwargs).astype(float)
     without = render_vessel(result.mesh, metrics=no_plan, **kwargs).astype(float)
     body = (slice(0, int(0.88 * 400)), slice(0, int(0.83 * 640)))  # above the legend, left of the bar

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray, vtk_to_numpy
@@ -13,6 +15,7 @@ from IVUSReconstructLib import render
 from IVUSReconstructLib.types import Centerline, FramePoses, VesselMesh
 
 SIZE = (480, 300)
+SMALL = render.RenderStyle(size_px=SIZE)
 
 
 def _tube(centre, normals, radius, n_around, arrays, *, outward=True):
@@ -102,7 +105,7 @@ def scene():
 @pytest.fixture(scope="module")
 def overview(scene):
     mesh, centerline, poses, summary = scene
-    return render.render_vessel(mesh, centerline=centerline, poses=poses, metrics=summary, size_px=SIZE)
+    return render.render_vessel(mesh, centerline=centerline, poses=poses, metrics=summary, style=SMALL)
 
 
 def _not_background(image):
@@ -111,7 +114,7 @@ def _not_background(image):
 
 def test_render_shape_dtype_and_determinism(scene, overview):
     mesh, centerline, poses, summary = scene
-    again = render.render_vessel(mesh, centerline=centerline, poses=poses, metrics=summary, size_px=SIZE)
+    again = render.render_vessel(mesh, centerline=centerline, poses=poses, metrics=summary, style=SMALL)
     assert overview.shape == (SIZE[1], SIZE[0], 3)
     assert overview.dtype == np.uint8
     assert np.array_equal(overview, again)
@@ -148,7 +151,7 @@ def test_colour_bar_shows_the_colormap(overview):
 def test_distal_left_burden_colours_along_a_straight_tube():
     burden = np.linspace(0.0, 100.0, 40)
     mesh, *_ = _vessel(curved=False, n_frames=40, burden=burden)
-    image = render.render_vessel(mesh, size_px=SIZE, elevation_deg=0.0)
+    image = render.render_vessel(mesh, style=render.RenderStyle(size_px=SIZE, elevation_deg=0.0))
     h, w, _ = image.shape
     row = image[h // 2 - 40 : h // 2 + 40].astype(float)
     lut = render.colormap_rgb(np.linspace(0, 100, 101)) * 255
@@ -168,8 +171,8 @@ def test_distal_left_burden_colours_along_a_straight_tube():
 
 def test_marker_rings_drawn_only_with_metrics(scene):
     mesh, centerline, poses, summary = scene
-    with_markers = render.render_vessel(mesh, metrics=summary, poses=poses, size_px=SIZE)
-    without = render.render_vessel(mesh, size_px=SIZE)
+    with_markers = render.render_vessel(mesh, metrics=summary, poses=poses, style=SMALL)
+    without = render.render_vessel(mesh, style=SMALL)
 
     def mla_pixels(image):
         target = np.array(render._MLA_RGB) * 255
@@ -190,13 +193,13 @@ def test_rings_without_poses_come_from_the_mesh(scene):
 
 def test_mla_and_along_views_differ_and_are_framed(scene):
     mesh, centerline, poses, summary = scene
-    mla = render.render_vessel(mesh, metrics=summary, poses=poses, size_px=SIZE, view="mla")
-    along = render.render_vessel(mesh, metrics=summary, poses=poses, size_px=SIZE, view="along")
+    mla = render.render_vessel(mesh, metrics=summary, poses=poses, style=replace(SMALL, view="mla"))
+    along = render.render_vessel(mesh, metrics=summary, poses=poses, style=replace(SMALL, view="along"))
     for image in (mla, along):
         assert _not_background(image[:, : int(0.8 * SIZE[0])]).mean() > 0.08
     assert not np.array_equal(mla, along)
     with pytest.raises(ValueError, match="view must be one of"):
-        render.render_vessel(mesh, view="top")
+        render.RenderStyle(view="top")
 
 
 def test_faces_outward_detects_winding():
@@ -248,6 +251,7 @@ def test_longitudinal_view_samples_the_diameter():
 # --- Phantom presets through the real stages -------------------------------------------------
 
 PHANTOM_SIZE = (400, 250)
+PHANTOM_STYLE = render.RenderStyle(size_px=PHANTOM_SIZE)
 
 
 def _phantom_scene(preset):
@@ -265,7 +269,7 @@ def _phantom_scene(preset):
 @pytest.fixture(scope="module", params=["coronary", "femoropopliteal", "iliac-vein"])
 def phantom_render(request):
     vm, ph, truth, poses, m = _phantom_scene(request.param)
-    kwargs = dict(centerline=ph.centerline, poses=poses, metrics=m, contours=truth, size_px=PHANTOM_SIZE)
+    kwargs = dict(centerline=ph.centerline, poses=poses, metrics=m, contours=truth, style=PHANTOM_STYLE)
     return request.param, render.render_vessel(vm, **kwargs), render.render_vessel(vm, **kwargs)
 
 
@@ -300,8 +304,8 @@ def test_calcium_patches_and_lesion_bracket_on_the_coronary_phantom():
     assert any(fc.calcium for fc in truth.frames)
     patch = render.calcium_surface(vm.lumen, truth, poses)
     assert patch is not None and patch.GetNumberOfCells() > 20
-    with_ca = render.render_vessel(vm, poses=poses, contours=truth, size_px=PHANTOM_SIZE, elevation_deg=None)
-    without = render.render_vessel(vm, poses=poses, size_px=PHANTOM_SIZE, elevation_deg=None)
+    with_ca = render.render_vessel(vm, poses=poses, contours=truth, style=PHANTOM_STYLE)
+    without = render.render_vessel(vm, poses=poses, style=PHANTOM_STYLE)
 
     # Bone-white (bright, slightly yellow, shaded) pixels; the legend swatch alone is ~50.
     def bone(image):
@@ -310,8 +314,8 @@ def test_calcium_patches_and_lesion_bracket_on_the_coronary_phantom():
 
     assert bone(with_ca) > bone(without) + 150
     lesion = {"start_mm": 2.0, "end_mm": 6.0}
-    marked = render.render_vessel(vm, poses=poses, lesions=[lesion], size_px=PHANTOM_SIZE)
-    plain = render.render_vessel(vm, poses=poses, lesions=[], size_px=PHANTOM_SIZE)
+    marked = render.render_vessel(vm, poses=poses, lesions=[lesion], style=PHANTOM_STYLE)
+    plain = render.render_vessel(vm, poses=poses, lesions=[], style=PHANTOM_STYLE)
     assert _count_rgb(plain, render._LESION_RGB, 40) == 0
     amber = np.argwhere(
         np.linalg.norm(marked.astype(float) - np.array(render._LESION_RGB) * 255, axis=2) < 40
