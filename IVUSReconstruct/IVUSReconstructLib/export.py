@@ -256,7 +256,9 @@ def write_turntable_gif(
             raise IVUSCancelled("cancelled by the user")
         if progress is not None:
             progress(k / n_frames, f"turntable frame {k + 1} of {n_frames}")
-        tilted = replace(style, size_px=tuple(size_px), view="overview", elevation_deg=start + 360.0 * k / n_frames)
+        tilted = replace(
+            style, size_px=tuple(size_px), view="overview", elevation_deg=start + 360.0 * k / n_frames
+        )
         image = render_vessel(mesh, style=tilted, **scene)
         frames.append(Image.fromarray(image))
     # One palette for all frames: quantise a strip of every frame together.

@@ -16,11 +16,32 @@ VTK is imported as ``vtkmodules.*`` only.
 
 from __future__ import annotations
 
+import base64
+import json
+import struct
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
+from scipy.spatial import cKDTree
+from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray, vtk_to_numpy
+from vtkmodules.vtkCommonCore import VTK_UNSIGNED_CHAR, vtkPoints, vtkStringArray
+from vtkmodules.vtkCommonDataModel import (
+    vtkCellArray,
+    vtkFieldData,
+    vtkImageData,
+    vtkMultiBlockDataSet,
+    vtkPolyData,
+)
+from vtkmodules.vtkFiltersCore import vtkMassProperties
+from vtkmodules.vtkImagingStencil import vtkImageStencil, vtkPolyDataToImageStencil
+from vtkmodules.vtkIOGeometry import vtkGLTFWriter, vtkOBJWriter, vtkSTLWriter
+from vtkmodules.vtkIOLegacy import vtkPolyDataWriter
+from vtkmodules.vtkIOPLY import vtkPLYWriter
+from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter
 
 from .errors import IVUSCancelled, input_error
 from .geometry import _resample_stacked
@@ -285,9 +306,6 @@ def _triangles_volume6(points: np.ndarray, triangles: np.ndarray, centre: np.nda
 
 def _cell_array(triangles: np.ndarray, offsets: np.ndarray | None = None):
     """vtkCellArray of triangles sharing the numpy buffers (32-bit ids when they fit)."""
-    from vtkmodules.util.numpy_support import numpy_to_vtk
-    from vtkmodules.vtkCommonDataModel import vtkCellArray
-
     dtype = (
         np.int32
         if triangles.size and int(triangles.max()) < 2**31 - 1 and 3 * len(triangles) < 2**31 - 1
@@ -299,8 +317,6 @@ def _cell_array(triangles: np.ndarray, offsets: np.ndarray | None = None):
     cells = vtkCellArray()
     # deep=False: VTK keeps a reference to the numpy buffers (no copy of 100 MB arrays)
     if not cells.SetData(numpy_to_vtk(offsets, deep=False), numpy_to_vtk(conn, deep=False)):
-        from vtkmodules.util.numpy_support import numpy_to_vtkIdTypeArray
-
         cells.SetData(
             numpy_to_vtkIdTypeArray(offsets.astype(np.int64), deep=True),
             numpy_to_vtkIdTypeArray(conn.astype(np.int64), deep=True),
@@ -317,10 +333,6 @@ def _polydata(
     cells=None,
     field_values: dict[str, float] | None = None,
 ):
-    from vtkmodules.util.numpy_support import numpy_to_vtk
-    from vtkmodules.vtkCommonCore import vtkPoints
-    from vtkmodules.vtkCommonDataModel import vtkPolyData
-
     poly = vtkPolyData()
     vtk_points = vtkPoints()
     vtk_points.SetData(numpy_to_vtk(np.ascontiguousarray(points, dtype=float), deep=False))
@@ -396,20 +408,7 @@ def build_meshes(
     """
     if progress:
         progress(0.0, "meshes: resampling contours")
-    row_of = {int(i): r for r, i in enumerate(poses.frame_index)}
-    used = [(k, row_of[c.index]) for k, c in enumerate(contours.frames) if c.index in row_of]
-    if len(used) < 2:
-        raise input_error(
-            "contours",
-            "frames",
-            f"only {len(used)} frame(s) have a position on the centerline",
-            "give at least 2 frames",
-        )
-    columns = np.array([k for k, _ in used])
-    rows = np.array([r for _, r in used])
-    frame_idx = np.array([contours.frames[k].index for k in columns])
-    order = np.lexsort((frame_idx, poses.arc_length_mm[rows]))
-    columns, rows, frame_idx = columns[order], rows[order], frame_idx[order]
+    columns, rows, frame_idx = _posed_frames(contours, poses)
     frames = [contours.frames[k] for k in columns]
     has_vessel = all(c.vessel is not None for c in frames)
     n = int(n_points)
@@ -423,117 +422,218 @@ def build_meshes(
     if progress:
         progress(0.3, "meshes: placing rings")
 
-    origin = poses.origin_ras_mm[rows]
-    axes = poses.axes_ras[rows]
-    offset = poses.offset_mm[rows]
-    normals = poses.normal_ras[rows]
-    # one buffer for all points: [vessel rings, vessel caps, lumen rings, lumen caps]
-    block = f * n + 2
-    n_sets = 2 if has_vessel else 1
-    buf = np.empty((n_sets * block, 3))
-    lumen_at = block if has_vessel else 0
-    lumen_w = buf[lumen_at : lumen_at + f * n].reshape(f, n, 3)
-    _place(lumen_mm, origin, axes, offset, lumen_w)
-    vessel_w = None
-    if has_vessel:
-        vessel_w = buf[: f * n].reshape(f, n, 3)
-        _place(vessel_mm, origin, axes, offset, vessel_w)
-    folded_any = np.zeros(f, dtype=bool)
-    for rings in (lumen_w, vessel_w):
-        if rings is None:
-            continue
-        steps = _advance(rings, normals)
-        if fix_folds:
-            if steps.min() < 0.01:
-                rings[:], moved = unfold_rings(rings, normals)
-                folded_any |= moved
-        else:
-            folded_any[1:] |= (steps <= 0).any(axis=1)
-    folded = frame_idx[folded_any]
-    centre = origin.mean(axis=0)
-    forward = _runs_forward(lumen_w[: min(f, 64)])
-    for at, rings in ((lumen_at, lumen_w), (0, vessel_w)):
-        if rings is not None:
-            buf[at + f * n] = rings[0].mean(axis=0)
-            buf[at + f * n + 1] = rings[-1].mean(axis=0)
+    rings = _RingBuffer.place(lumen_mm, vessel_mm, poses, rows, fix_folds=fix_folds)
     _check_cancel(cancel)
     if progress:
         progress(0.5, "meshes: per-point values")
 
-    # per-frame values (aligned with the sorted frames)
-    per_frame_values: dict[str, np.ndarray] = {}
-    for key, column in (per_frame or {}).items():
-        column = np.asarray(column)
-        if (
-            column.ndim == 1
-            and len(column) == len(contours.frames)
-            and np.issubdtype(column.dtype, np.number)
-        ):
-            per_frame_values[key] = column[columns].astype(float)
-    for key in ("frame", "frame_index", "arc_length_mm"):
-        per_frame_values.pop(key, None)
-    if "plaque_burden_percent" not in per_frame_values:
-        if has_vessel:
-            a_l, a_v = np.abs(lumen_area), np.abs(vessel_area)
-            with np.errstate(all="ignore"):
-                per_frame_values["plaque_burden_percent"] = 100.0 * (
-                    1.0 - a_l / np.where(a_v > 0, a_v, np.nan)
-                )
-        else:
-            per_frame_values["plaque_burden_percent"] = np.full(f, np.nan)
+    per_frame_values = _per_frame_values(per_frame, columns, len(contours.frames), lumen_area, vessel_area)
     if has_vessel:
         thick_l, thick_v = _ray_thickness_pair(lumen_mm, vessel_mm, lumen_c)
+        thickness_sets = [thick_v, thick_l]
     else:
-        thick_l = np.full((f, n), np.nan)
-        thick_v = None
-    arc = poses.arc_length_mm[rows]
-    ends = [0, f - 1]
-
-    def fill(name: str, dtype, per_ring, thickness_sets=None) -> np.ndarray:
-        out = np.empty(n_sets * block, dtype=dtype)
-        for s_i in range(n_sets):
-            part = out[s_i * block : (s_i + 1) * block]
-            if thickness_sets is None:
-                part[: f * n] = np.repeat(per_ring, n)
-                part[f * n :] = per_ring[ends]
-            else:
-                thickness = thickness_sets[s_i]
-                part[: f * n] = thickness.reshape(-1)
-                with np.errstate(all="ignore"):
-                    part[f * n :] = [
-                        np.nanmean(thickness[e]) if np.isfinite(thickness[e]).any() else np.nan for e in ends
-                    ]
-        return out
-
+        thickness_sets = [np.full((f, n), np.nan)]
     values = {
-        "frame_index": fill("frame_index", np.int32, frame_idx),
-        "arc_length_mm": fill("arc_length_mm", float, arc),
-        "plaque_thickness_mm": fill(
-            "plaque_thickness_mm", float, None, [thick_v, thick_l] if has_vessel else [thick_l]
-        ),
+        "frame_index": _point_values(rings, frame_idx, dtype=np.int32),
+        "arc_length_mm": _point_values(rings, poses.arc_length_mm[rows], dtype=float),
+        "plaque_thickness_mm": _point_values(rings, None, dtype=float, thickness_sets=thickness_sets),
     }
     for key, column in per_frame_values.items():
-        values[key] = fill(key, float, column)
+        values[key] = _point_values(rings, column, dtype=float)
     _check_cancel(cancel)
     if progress:
         progress(0.7, "meshes: surfaces")
 
-    # connectivity, built once: lumen and vessel use the same indices within their block
+    mesh = _surfaces(rings, values, frame_idx[rings.folded])
+    if progress:
+        progress(1.0, "meshes: done")
+    return mesh
+
+
+def _posed_frames(contours: ContourSet, poses: FramePoses) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The frames that have a pose, in arc-length order (frame number breaks ties).
+
+    Returns
+    -------
+    columns : ndarray of shape (F,), int
+        Positions in ``contours.frames``.
+    rows : ndarray of shape (F,), int
+        Rows of ``poses``.
+    frame_idx : ndarray of shape (F,), int
+        Frame numbers.
+
+    Raises
+    ------
+    IVUSInputError
+        Fewer than 2 posed frames.
+    """
+    row_of = {int(i): r for r, i in enumerate(poses.frame_index)}
+    used = [(k, row_of[c.index]) for k, c in enumerate(contours.frames) if c.index in row_of]
+    if len(used) < 2:
+        raise input_error(
+            "contours",
+            "frames",
+            f"only {len(used)} frame(s) have a position on the centerline",
+            "give at least 2 frames",
+        )
+    columns = np.array([k for k, _ in used])
+    rows = np.array([r for _, r in used])
+    frame_idx = np.array([contours.frames[k].index for k in columns])
+    order = np.lexsort((frame_idx, poses.arc_length_mm[rows]))
+    return columns[order], rows[order], frame_idx[order]
+
+
+@dataclass(frozen=True)
+class _RingBuffer:
+    """All mesh points in one buffer ``[vessel rings, 2 vessel caps, lumen rings, 2 lumen caps]``.
+
+    Without vessel contours the buffer holds the lumen block alone. ``lumen`` and ``vessel``
+    are (F, n, 3) views into ``points``.
+    """
+
+    points: np.ndarray  # (n_sets * block, 3)
+    lumen: np.ndarray
+    vessel: np.ndarray | None
+    lumen_at: int  # first lumen point in ``points``
+    block: int  # points per surface: F * n rings + 2 cap centres
+    n_sets: int  # 2 with a vessel, else 1
+    folded: np.ndarray  # (F,) bool: rings whose plane crossed the previous one
+    centre: np.ndarray  # (3,) mean frame origin, the reference of the volume sums
+
+    @property
+    def f(self) -> int:
+        return self.lumen.shape[0]
+
+    @property
+    def n(self) -> int:
+        return self.lumen.shape[1]
+
+    @classmethod
+    def place(
+        cls,
+        lumen_mm: np.ndarray,
+        vessel_mm: np.ndarray | None,
+        poses: FramePoses,
+        rows: np.ndarray,
+        *,
+        fix_folds: bool,
+    ) -> _RingBuffer:
+        """Place frame-plane rings (F, n, 2) with the poses of ``rows``, unfold, add cap centres."""
+        f, n = lumen_mm.shape[:2]
+        has_vessel = vessel_mm is not None
+        origin = poses.origin_ras_mm[rows]
+        axes = poses.axes_ras[rows]
+        offset = poses.offset_mm[rows]
+        normals = poses.normal_ras[rows]
+        block = f * n + 2
+        n_sets = 2 if has_vessel else 1
+        buf = np.empty((n_sets * block, 3))
+        lumen_at = block if has_vessel else 0
+        lumen_w = buf[lumen_at : lumen_at + f * n].reshape(f, n, 3)
+        _place(lumen_mm, origin, axes, offset, lumen_w)
+        vessel_w = None
+        if has_vessel:
+            vessel_w = buf[: f * n].reshape(f, n, 3)
+            _place(vessel_mm, origin, axes, offset, vessel_w)
+        folded_any = np.zeros(f, dtype=bool)
+        for rings in (lumen_w, vessel_w):
+            if rings is None:
+                continue
+            steps = _advance(rings, normals)
+            if fix_folds:
+                if steps.min() < 0.01:
+                    rings[:], moved = unfold_rings(rings, normals)
+                    folded_any |= moved
+            else:
+                folded_any[1:] |= (steps <= 0).any(axis=1)
+        for at, rings in ((lumen_at, lumen_w), (0, vessel_w)):
+            if rings is not None:
+                buf[at + f * n] = rings[0].mean(axis=0)
+                buf[at + f * n + 1] = rings[-1].mean(axis=0)
+        return cls(buf, lumen_w, vessel_w, lumen_at, block, n_sets, folded_any, origin.mean(axis=0))
+
+
+def _per_frame_values(
+    per_frame: Mapping[str, np.ndarray] | None,
+    columns: np.ndarray,
+    n_contours: int,
+    lumen_area: np.ndarray,
+    vessel_area: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """Numeric per-frame columns in mesh-ring order, with ``plaque_burden_percent`` always.
+
+    Columns of another length or not numeric are left out, and so are the frame number and
+    arc length (the mesh writes its own). Without a given burden it comes from the signed
+    ring areas (NaN without vessel contours).
+    """
+    values: dict[str, np.ndarray] = {}
+    for key, column in (per_frame or {}).items():
+        column = np.asarray(column)
+        if column.ndim == 1 and len(column) == n_contours and np.issubdtype(column.dtype, np.number):
+            values[key] = column[columns].astype(float)
+    for key in ("frame", "frame_index", "arc_length_mm"):
+        values.pop(key, None)
+    if "plaque_burden_percent" not in values:
+        if vessel_area is not None:
+            a_l, a_v = np.abs(lumen_area), np.abs(vessel_area)
+            with np.errstate(all="ignore"):
+                values["plaque_burden_percent"] = 100.0 * (1.0 - a_l / np.where(a_v > 0, a_v, np.nan))
+        else:
+            values["plaque_burden_percent"] = np.full(len(columns), np.nan)
+    return values
+
+
+def _point_values(
+    rings: _RingBuffer, per_ring: np.ndarray | None, *, dtype, thickness_sets=None
+) -> np.ndarray:
+    """A point array over the whole buffer: one value per ring repeated on its points.
+
+    Cap centres take the value of their end ring. With ``thickness_sets`` (one (F, n) array
+    per surface block, vessel first) the values are per point, and a cap centre takes the
+    mean of its end ring.
+    """
+    f, n, block = rings.f, rings.n, rings.block
+    ends = [0, f - 1]
+    out = np.empty(rings.n_sets * block, dtype=dtype)
+    for s_i in range(rings.n_sets):
+        part = out[s_i * block : (s_i + 1) * block]
+        if thickness_sets is None:
+            part[: f * n] = np.repeat(per_ring, n)
+            part[f * n :] = per_ring[ends]
+        else:
+            thickness = thickness_sets[s_i]
+            part[: f * n] = thickness.reshape(-1)
+            with np.errstate(all="ignore"):
+                part[f * n :] = [
+                    np.nanmean(thickness[e]) if np.isfinite(thickness[e]).any() else np.nan for e in ends
+                ]
+    return out
+
+
+def _surfaces(rings: _RingBuffer, values: dict[str, np.ndarray], folded: np.ndarray) -> VesselMesh:
+    """Lumen, vessel and wall polydata over the ring buffer, each with its enclosed volume.
+
+    The connectivity is built once: lumen and vessel use the same indices within their block;
+    the wall joins both with annular end caps.
+    """
+    f, n, block, lumen_at, buf, centre = (
+        rings.f,
+        rings.n,
+        rings.block,
+        rings.lumen_at,
+        rings.points,
+        rings.centre,
+    )
+    forward = _runs_forward(rings.lumen[: min(f, 64)])
     n_tube = 2 * (f - 1) * n
     n_tri = n_tube + 2 * n
-    lv_tri = np.empty((n_tri, 3), dtype=np.int32 if n_sets * block < 2**31 - 1 else np.int64)
+    lv_tri = np.empty((n_tri, 3), dtype=np.int32 if rings.n_sets * block < 2**31 - 1 else np.int64)
     _tube_triangles_fast(f, n, forward=forward, out=lv_tri[:n_tube])
     _fill_caps(lv_tri[n_tube:], f, n, forward=forward)
-    wall_tri = None
-    if has_vessel:
-        wall_tri = np.empty((2 * n_tube + 4 * n, 3), dtype=lv_tri.dtype)
-        wall_tri[:n_tube] = lv_tri[:n_tube]
-        np.add(lv_tri[:n_tube, ::-1], block, out=wall_tri[n_tube : 2 * n_tube])
-        _fill_annular_caps(wall_tri[2 * n_tube :], f, n, block, forward=forward)
     lv_cells = _cell_array(lv_tri)
 
     sign = 1.0 if forward else -1.0
-    vol_l = _closed_volume(lumen_w, buf[lumen_at + f * n : lumen_at + block], centre, sign)
+    vol_l = _closed_volume(rings.lumen, buf[lumen_at + f * n : lumen_at + block], centre, sign)
     lumen_poly = _polydata(
         buf[lumen_at : lumen_at + block],
         lv_tri,
@@ -542,26 +642,28 @@ def build_meshes(
         cells=lv_cells,
         field_values={"volume_mm3": vol_l},
     )
-    vessel_poly = wall_poly = None
-    if has_vessel:
-        vol_v = _closed_volume(vessel_w, buf[f * n : block], centre, sign)
-        vessel_poly = _polydata(
-            buf[:block],
-            lv_tri,
-            {k: v[:block] for k, v in values.items()},
-            folded,
-            cells=lv_cells,
-            field_values={"volume_mm3": vol_v},
-        )
-        # wall = vessel - lumen, with annular end caps in place of the two pairs of discs
-        caps = _triangles_volume6(buf, wall_tri[2 * n_tube :], centre)
-        discs = _triangles_volume6(buf, lv_tri[n_tube:], centre) - _triangles_volume6(
-            buf[lumen_at:], lv_tri[n_tube:], centre
-        )
-        vol_w = vol_v - vol_l + (caps - discs) / 6.0
-        wall_poly = _polydata(buf, wall_tri, values, folded, field_values={"volume_mm3": vol_w})
-    if progress:
-        progress(1.0, "meshes: done")
+    if rings.vessel is None:
+        return VesselMesh(lumen=lumen_poly, vessel=None, wall=None)
+    wall_tri = np.empty((2 * n_tube + 4 * n, 3), dtype=lv_tri.dtype)
+    wall_tri[:n_tube] = lv_tri[:n_tube]
+    np.add(lv_tri[:n_tube, ::-1], block, out=wall_tri[n_tube : 2 * n_tube])
+    _fill_annular_caps(wall_tri[2 * n_tube :], f, n, block, forward=forward)
+    vol_v = _closed_volume(rings.vessel, buf[f * n : block], centre, sign)
+    vessel_poly = _polydata(
+        buf[:block],
+        lv_tri,
+        {k: v[:block] for k, v in values.items()},
+        folded,
+        cells=lv_cells,
+        field_values={"volume_mm3": vol_v},
+    )
+    # wall = vessel - lumen, with annular end caps in place of the two pairs of discs
+    caps = _triangles_volume6(buf, wall_tri[2 * n_tube :], centre)
+    discs = _triangles_volume6(buf, lv_tri[n_tube:], centre) - _triangles_volume6(
+        buf[lumen_at:], lv_tri[n_tube:], centre
+    )
+    vol_w = vol_v - vol_l + (caps - discs) / 6.0
+    wall_poly = _polydata(buf, wall_tri, values, folded, field_values={"volume_mm3": vol_w})
     return VesselMesh(lumen=lumen_poly, vessel=vessel_poly, wall=wall_poly)
 
 
@@ -648,8 +750,6 @@ def _check_cancel(cancel: threading.Event | None) -> None:
 
 
 def _triangles_of(polydata) -> np.ndarray:
-    from vtkmodules.util.numpy_support import vtk_to_numpy
-
     polys = polydata.GetPolys()
     offsets = vtk_to_numpy(polys.GetOffsetsArray()).astype(np.int64)
     conn = vtk_to_numpy(polys.GetConnectivityArray()).astype(np.int64)
@@ -676,9 +776,6 @@ def mesh_report(polydata) -> dict:
         triangles face outward), ``outward`` / ``outward_normals`` (closed, consistent and
         positive), ``area_mm2``, ``n_folded_frames`` (from field data ``folded_frame_index``).
     """
-    from vtkmodules.util.numpy_support import vtk_to_numpy
-    from vtkmodules.vtkFiltersCore import vtkMassProperties
-
     points = vtk_to_numpy(polydata.GetPoints().GetData()).astype(float)
     tri = _triangles_of(polydata)
     # every edge use once, as (undirected key, direction bit); one sort finds boundary edges
@@ -738,9 +835,6 @@ def write_mesh(polydata, path: str | Path) -> Path:
     -------
     Path
     """
-    from vtkmodules.vtkCommonCore import vtkStringArray
-    from vtkmodules.vtkCommonDataModel import vtkPolyData
-
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in MESH_SUFFIXES:
@@ -749,12 +843,9 @@ def write_mesh(polydata, path: str | Path) -> Path:
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".vtp":
-        from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter
-
         tagged = vtkPolyData()
         tagged.ShallowCopy(polydata)
         # a shallow copy shares field data: give the copy its own before adding the tag
-        from vtkmodules.vtkCommonDataModel import vtkFieldData
 
         field = vtkFieldData()
         field.DeepCopy(polydata.GetFieldData())
@@ -770,35 +861,24 @@ def write_mesh(polydata, path: str | Path) -> Path:
         # fastest zlib level: 2.5x faster than the default on long vessels, files 1% larger
         writer.GetCompressor().SetCompressionLevel(1)
     elif suffix == ".vtk":
-        from vtkmodules.vtkIOLegacy import vtkPolyDataWriter
-
         writer = vtkPolyDataWriter()
         writer.SetInputData(polydata)
         writer.SetHeader("IVUSReconstruct mesh. SPACE=RAS")
         writer.SetFileTypeToBinary()
     elif suffix == ".stl":
-        from vtkmodules.vtkIOGeometry import vtkSTLWriter
-
         writer = vtkSTLWriter()
         writer.SetInputData(polydata)
         writer.SetHeader("IVUSReconstruct mesh. SPACE=RAS")
         writer.SetFileTypeToBinary()
     elif suffix == ".ply":
-        from vtkmodules.vtkIOPLY import vtkPLYWriter
-
         writer = vtkPLYWriter()
         writer.SetInputData(polydata)
         writer.AddComment("IVUSReconstruct mesh. SPACE=RAS")
         writer.SetFileTypeToBinary()
     elif suffix == ".obj":
-        from vtkmodules.vtkIOGeometry import vtkOBJWriter
-
         writer = vtkOBJWriter()
         writer.SetInputData(polydata)
     else:
-        from vtkmodules.vtkCommonDataModel import vtkMultiBlockDataSet
-        from vtkmodules.vtkIOGeometry import vtkGLTFWriter
-
         # the writer reads two levels (renderers, then actors) and crashes on a flat one
         actor = vtkMultiBlockDataSet()
         actor.SetNumberOfBlocks(1)
@@ -834,10 +914,6 @@ def write_mesh(polydata, path: str | Path) -> Path:
 
 def _gltf_to_glb(gltf_path: Path, glb_path: Path) -> None:
     """Pack a glTF file with one inlined (base64) buffer into a binary .glb container."""
-    import base64
-    import json
-    import struct
-
     doc = json.loads(gltf_path.read_text(encoding="utf-8"))
     buffers = doc.get("buffers", [])
     binary = b""
@@ -871,8 +947,6 @@ def _candidate_pairs(tri_pts: np.ndarray, *, max_pairs: int) -> np.ndarray:
     with a long triangle from a per-triangle query, so the long ones do not inflate the
     search radius of all the others.
     """
-    from scipy.spatial import cKDTree
-
     centroid = tri_pts.mean(axis=1)
     radius = np.linalg.norm(tri_pts - centroid[:, None, :], axis=2).max(axis=1)
     if len(radius) < 2:
@@ -1038,8 +1112,6 @@ def self_intersections(
     int
         0 for a surface free of self-intersection.
     """
-    from vtkmodules.util.numpy_support import vtk_to_numpy
-
     points = vtk_to_numpy(polydata.GetPoints().GetData()).astype(float)
     tri = _triangles_of(polydata)
     if len(tri) < 2:
@@ -1094,11 +1166,6 @@ def mesh_to_labelmap(
         Centre of voxel (0, 0, 0), RAS mm.
     spacing : ndarray of shape (3,), mm
     """
-    from vtkmodules.util.numpy_support import vtk_to_numpy
-    from vtkmodules.vtkCommonCore import VTK_UNSIGNED_CHAR
-    from vtkmodules.vtkCommonDataModel import vtkImageData
-    from vtkmodules.vtkImagingStencil import vtkImageStencil, vtkPolyDataToImageStencil
-
     spacing = np.broadcast_to(np.asarray(spacing_mm, dtype=float), (3,)).copy()
     if not np.all(spacing > 0):
         raise ValueError(f"spacing_mm must be positive, got {spacing_mm!r}")
@@ -1135,8 +1202,6 @@ def _mesh_rings(polydata) -> np.ndarray | None:
     Such a surface stores its F rings of n points first, then two cap centres, with the point
     array ``frame_index`` constant along each ring.
     """
-    from vtkmodules.util.numpy_support import vtk_to_numpy
-
     if polydata is None or polydata.GetPoints() is None:
         return None
     frame_array = polydata.GetPointData().GetArray("frame_index")
@@ -1209,6 +1274,170 @@ def _polar_tables(
     return out.reshape(f, n_angles + 1)
 
 
+@dataclass(frozen=True)
+class _Loft:
+    """The ring planes of a loft and the radius tables of its ring sets, for voxel tests.
+
+    Plane k holds the points p with ``p . normal[k] = plane_h[k]``; ``u``, ``v`` are its
+    in-plane basis (parallel-transported, so an angle means the same on consecutive rings).
+    ``tables`` holds, per ring set, the flattened radius table (F * (n_angles + 1)), the ring
+    centroids in (u, v) and the label bit of the set.
+    """
+
+    centre: np.ndarray  # (F, 3) outer ring centroids
+    normal: np.ndarray  # (F, 3)
+    u: np.ndarray  # (F, 3)
+    v: np.ndarray  # (F, 3)
+    plane_h: np.ndarray  # (F,)
+    tables: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.uint8]]
+    n_angles: int
+
+    @classmethod
+    def of(cls, outer_rings: np.ndarray, inner_rings: np.ndarray | None, n_angles: int) -> _Loft:
+        """Planes from the outer rings; tables of the outer (bit 2) and inner (bit 1) rings."""
+        centre, normal, u, v = _ring_frames(outer_rings)
+        sets = [(outer_rings, centre, np.uint8(2))]
+        if inner_rings is not None:
+            sets.append((inner_rings, inner_rings.mean(axis=1), np.uint8(1)))
+        tables = [
+            (
+                _polar_tables(r, c, u, v, n_angles).ravel(),
+                np.einsum("fk,fk->f", c, u),
+                np.einsum("fk,fk->f", c, v),
+                bit,
+            )
+            for r, c, bit in sets
+        ]
+        plane_h = np.einsum("fk,fk->f", centre, normal)
+        return cls(centre, normal, u, v, plane_h, tables, n_angles)
+
+    def signed(self, px: np.ndarray, py: np.ndarray, pz: np.ndarray, g: np.ndarray | int) -> np.ndarray:
+        """Signed distance of points to the planes of rings g (positive ahead)."""
+        n = self.normal
+        return px * n[g, 0] + py * n[g, 1] + pz * n[g, 2] - self.plane_h[g]
+
+    def box_distance(self, xs: np.ndarray, ys: np.ndarray, zs: np.ndarray, k: int) -> np.ndarray:
+        """Signed distance (K, J, I) of the voxel centres of a box to the plane of ring k."""
+        n = self.normal[k]
+        return (
+            (xs * n[0])[None, None, :]
+            + (ys * n[1])[None, :, None]
+            + (zs * n[2] - self.plane_h[k])[:, None, None]
+        )
+
+
+def _chunk_bounds(centre: np.ndarray, chunk_mm: float) -> list[int]:
+    """Ring positions cutting the loft into runs about ``chunk_mm`` long that share their end
+    rings (each run at least one segment)."""
+    f = len(centre)
+    step = np.linalg.norm(np.diff(centre, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(step)])
+    bounds = [0]
+    while bounds[-1] < f - 1:
+        a = bounds[-1]
+        b = int(np.searchsorted(arc, arc[a] + chunk_mm, side="right")) - 1
+        bounds.append(min(max(b, a + 1), f - 1))
+    return bounds
+
+
+def _voxel_segments(
+    loft: _Loft, px: np.ndarray, py: np.ndarray, pz: np.ndarray, a: int, b: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The segment g (between rings g and g + 1, a <= g < b) of each point and its fraction t.
+
+    First guess from the run's mean direction, checked against the true planes; bisection
+    where the guess fails (bends). Points on plane g + 1 belong to the next segment except
+    at the last ring of the loft.
+    """
+    last = len(loft.centre) - 1
+    mean_n = loft.normal[a] + loft.normal[b]
+    mean_n /= max(float(np.linalg.norm(mean_n)), 1e-300)
+    along = loft.centre[a : b + 1] @ mean_n
+    g = np.searchsorted(along, px * mean_n[0] + py * mean_n[1] + pz * mean_n[2], side="right") - 1
+    g = np.clip(g, 0, b - a - 1) + a
+    d_lo = loft.signed(px, py, pz, g)
+    d_hi = loft.signed(px, py, pz, g + 1)
+    wrong = np.flatnonzero((d_lo < 0) | ((d_hi > 0) if b == last else (d_hi >= 0)))
+    if wrong.size:
+        w_lo, w_hi = np.full(wrong.size, a), np.full(wrong.size, b)
+        wx, wy, wz = px[wrong], py[wrong], pz[wrong]
+        while np.any(w_hi - w_lo > 1):
+            mid = (w_lo + w_hi) // 2
+            ahead = loft.signed(wx, wy, wz, mid) >= 0
+            w_lo = np.where(ahead, mid, w_lo)
+            w_hi = np.where(ahead, w_hi, mid)
+        g[wrong] = w_lo
+        d_lo[wrong] = loft.signed(wx, wy, wz, w_lo)
+        d_hi[wrong] = loft.signed(wx, wy, wz, w_lo + 1)
+    t = np.clip(d_lo / np.maximum(d_lo - d_hi, 1e-12), 0.0, 1.0)
+    return g, t
+
+
+def _inside_code(
+    loft: _Loft, px: np.ndarray, py: np.ndarray, pz: np.ndarray, g: np.ndarray, t: np.ndarray
+) -> np.ndarray:
+    """Label bits (uint8) of points in segment g at fraction t: a set's bit when the point is
+    within the radius of its two rings, interpolated in angle and along the segment."""
+    n_angles = loft.n_angles
+    s = 1.0 - t
+    g1 = g + 1
+    u, v = loft.u, loft.v
+    pu0 = px * u[g, 0] + py * u[g, 1] + pz * u[g, 2]
+    pu1 = px * u[g1, 0] + py * u[g1, 1] + pz * u[g1, 2]
+    pv0 = px * v[g, 0] + py * v[g, 1] + pz * v[g, 2]
+    pv1 = px * v[g1, 0] + py * v[g1, 1] + pz * v[g1, 2]
+    code = np.zeros(len(px), dtype=np.uint8)
+    row0, row1 = g * (n_angles + 1), g1 * (n_angles + 1)
+    for table, cu, cv, bit in loft.tables:
+        x = s * (pu0 - cu[g]) + t * (pu1 - cu[g1])
+        y = s * (pv0 - cv[g]) + t * (pv1 - cv[g1])
+        pos = np.arctan2(y, x)
+        pos %= 2 * np.pi
+        pos *= n_angles / (2 * np.pi)
+        m0 = np.minimum(pos.astype(np.intp), n_angles - 1)
+        w = pos - m0
+        r = s * (table[row0 + m0] * (1 - w) + table[row0 + m0 + 1] * w)
+        r += t * (table[row1 + m0] * (1 - w) + table[row1 + m0 + 1] * w)
+        code[x * x + y * y <= r * r] |= bit
+    return code
+
+
+def _label_run(
+    labels: np.ndarray,
+    loft: _Loft,
+    a: int,
+    b: int,
+    ring_box_mm: tuple[np.ndarray, np.ndarray],
+    origin: np.ndarray,
+    spacing: np.ndarray,
+) -> None:
+    """OR the label bits of the voxels between the planes of rings a and b into ``labels``.
+
+    Only the voxels of the run's bounding box (``ring_box_mm``: (F, 3) low and high corners
+    of every ring) are tested.
+    """
+    dims = np.array(labels.shape[::-1])
+    ring_lo, ring_hi = ring_box_mm
+    lo = np.maximum(np.ceil((ring_lo[a : b + 1].min(axis=0) - origin) / spacing).astype(int), 0)
+    hi = np.minimum(np.floor((ring_hi[a : b + 1].max(axis=0) - origin) / spacing).astype(int), dims - 1)
+    if np.any(hi < lo):
+        return
+    xs, ys, zs = (origin[d] + np.arange(lo[d], hi[d] + 1) * spacing[d] for d in range(3))
+    box = (len(zs), len(ys), len(xs))
+    d_b = loft.box_distance(xs, ys, zs, b)
+    inside = loft.box_distance(xs, ys, zs, a) >= 0
+    inside &= (d_b <= 0) if b == len(loft.centre) - 1 else (d_b < 0)
+    keep = np.flatnonzero(inside)
+    if keep.size == 0:
+        return
+    kk, jj, ii = np.unravel_index(keep, box)
+    px, py, pz = xs[ii], ys[jj], zs[kk]
+    g, t = _voxel_segments(loft, px, py, pz, a, b)
+    flat = np.ravel_multi_index((kk + lo[2], jj + lo[1], ii + lo[0]), labels.shape)
+    # runs share their end planes: a voxel claimed twice keeps both bits
+    labels.reshape(-1)[flat] |= _inside_code(loft, px, py, pz, g, t)
+
+
 def rings_labelmap(
     outer_rings: np.ndarray,
     inner_rings: np.ndarray | None,
@@ -1265,115 +1494,17 @@ def rings_labelmap(
     dims = np.ceil((hi_w + margin_mm - origin) / spacing).astype(int) + 1
     labels = np.zeros((dims[2], dims[1], dims[0]), dtype=np.uint8)
 
-    centre, normal, u, v = _ring_frames(outer_rings)
-    sets = [(outer_rings, centre, np.uint8(2))]
     if inner_rings is not None:
         inner_rings = np.asarray(inner_rings, dtype=float)
-        sets.append((inner_rings, inner_rings.mean(axis=1), np.uint8(1)))
-    # per set: radius table, flattened, and the centroid in each ring's (u, v) basis
-    tables = [
-        (
-            _polar_tables(r, c, u, v, n_angles).ravel(),
-            np.einsum("fk,fk->f", c, u),
-            np.einsum("fk,fk->f", c, v),
-            bit,
-        )
-        for r, c, bit in sets
-    ]
-    plane_h = np.einsum("fk,fk->f", centre, normal)  # plane k: p . normal[k] = plane_h[k]
-    n_cols = [np.ascontiguousarray(normal[:, d]) for d in range(3)]
-    u_cols = [np.ascontiguousarray(u[:, d]) for d in range(3)]
-    v_cols = [np.ascontiguousarray(v[:, d]) for d in range(3)]
-    ring_lo = outer_rings.min(axis=1)
-    ring_hi = outer_rings.max(axis=1)
-    axis_mm = [origin[d] + np.arange(dims[d]) * spacing[d] for d in range(3)]
-    flat_labels = labels.reshape(-1)
-
-    def signed(px, py, pz, g):
-        """Signed distance of points to the planes of rings g (positive ahead)."""
-        return px * n_cols[0][g] + py * n_cols[1][g] + pz * n_cols[2][g] - plane_h[g]
-
-    def dot(cols, px, py, pz, g):
-        return px * cols[0][g] + py * cols[1][g] + pz * cols[2][g]
-
-    def box_distance(xs, ys, zs, k: int) -> np.ndarray:
-        """Signed distance (K, J, I) of the voxel centres of a box to the plane of ring k."""
-        return (
-            (xs * normal[k, 0])[None, None, :]
-            + (ys * normal[k, 1])[None, :, None]
-            + (zs * normal[k, 2] - plane_h[k])[:, None, None]
-        )
-
-    # runs of frames about chunk_mm long, sharing their end frames
-    step = np.linalg.norm(np.diff(centre, axis=0), axis=1)
-    arc = np.concatenate([[0.0], np.cumsum(step)])
-    bounds = [0]
-    while bounds[-1] < f - 1:
-        a = bounds[-1]
-        b = int(np.searchsorted(arc, arc[a] + chunk_mm, side="right")) - 1
-        bounds.append(min(max(b, a + 1), f - 1))
+    loft = _Loft.of(outer_rings, inner_rings, n_angles)
+    ring_box_mm = (outer_rings.min(axis=1), outer_rings.max(axis=1))
+    bounds = _chunk_bounds(loft.centre, chunk_mm)
     for c_i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
         if cancel is not None and cancel.is_set():
             raise IVUSCancelled("cancelled by the user")
         if progress is not None and c_i % 16 == 0:
             progress(c_i / len(bounds), f"labelmap: frames {a}-{b} of {f}")
-        lo = np.maximum(np.ceil((ring_lo[a : b + 1].min(axis=0) - origin) / spacing).astype(int), 0)
-        hi = np.minimum(np.floor((ring_hi[a : b + 1].max(axis=0) - origin) / spacing).astype(int), dims - 1)
-        if np.any(hi < lo):
-            continue
-        xs, ys, zs = (axis_mm[d][lo[d] : hi[d] + 1] for d in range(3))
-        box = (len(zs), len(ys), len(xs))
-
-        d_b = box_distance(xs, ys, zs, b)
-        inside = box_distance(xs, ys, zs, a) >= 0
-        inside &= (d_b <= 0) if b == f - 1 else (d_b < 0)
-        keep = np.flatnonzero(inside)
-        if keep.size == 0:
-            continue
-        kk, jj, ii = np.unravel_index(keep, box)
-        px, py, pz = xs[ii], ys[jj], zs[kk]
-        # the segment of each voxel: first guess from the chunk's mean direction, checked
-        # against the true planes; bisection where the guess fails (bends)
-        mean_n = normal[a] + normal[b]
-        mean_n /= max(float(np.linalg.norm(mean_n)), 1e-300)
-        along = centre[a : b + 1] @ mean_n
-        g = np.searchsorted(along, px * mean_n[0] + py * mean_n[1] + pz * mean_n[2], side="right") - 1
-        g = np.clip(g, 0, b - a - 1) + a
-        d_lo = signed(px, py, pz, g)
-        d_hi = signed(px, py, pz, g + 1)
-        wrong = np.flatnonzero((d_lo < 0) | ((d_hi > 0) if b == f - 1 else (d_hi >= 0)))
-        if wrong.size:
-            w_lo, w_hi = np.full(wrong.size, a), np.full(wrong.size, b)
-            wx, wy, wz = px[wrong], py[wrong], pz[wrong]
-            while np.any(w_hi - w_lo > 1):
-                mid = (w_lo + w_hi) // 2
-                ahead = signed(wx, wy, wz, mid) >= 0
-                w_lo = np.where(ahead, mid, w_lo)
-                w_hi = np.where(ahead, w_hi, mid)
-            g[wrong] = w_lo
-            d_lo[wrong] = signed(wx, wy, wz, w_lo)
-            d_hi[wrong] = signed(wx, wy, wz, w_lo + 1)
-        t = np.clip(d_lo / np.maximum(d_lo - d_hi, 1e-12), 0.0, 1.0)
-        s = 1.0 - t
-        g1 = g + 1
-        pu0, pu1 = dot(u_cols, px, py, pz, g), dot(u_cols, px, py, pz, g1)
-        pv0, pv1 = dot(v_cols, px, py, pz, g), dot(v_cols, px, py, pz, g1)
-        code = np.zeros(len(px), dtype=np.uint8)
-        row0, row1 = g * (n_angles + 1), g1 * (n_angles + 1)
-        for table, cu, cv, bit in tables:
-            x = s * (pu0 - cu[g]) + t * (pu1 - cu[g1])
-            y = s * (pv0 - cv[g]) + t * (pv1 - cv[g1])
-            pos = np.arctan2(y, x)
-            pos %= 2 * np.pi
-            pos *= n_angles / (2 * np.pi)
-            m0 = np.minimum(pos.astype(np.intp), n_angles - 1)
-            w = pos - m0
-            r = s * (table[row0 + m0] * (1 - w) + table[row0 + m0 + 1] * w)
-            r += t * (table[row1 + m0] * (1 - w) + table[row1 + m0 + 1] * w)
-            code[x * x + y * y <= r * r] |= bit
-        flat = np.ravel_multi_index((kk + lo[2], jj + lo[1], ii + lo[0]), labels.shape)
-        # chunks share their end planes: a voxel claimed twice keeps both bits
-        flat_labels[flat] |= code
+        _label_run(labels, loft, a, b, ring_box_mm, origin, spacing)
     # bits: 2 inside the outer rings, 1 inside the inner rings; the inner label wins
     if inner_rings is not None:
         # slab by slab: no temporary of the whole grid's size
@@ -1443,8 +1574,6 @@ def stencil_labelmap(mesh: VesselMesh, spacing_mm: float) -> tuple[np.ndarray, n
 
 def write_labelmap_nrrd(labels: np.ndarray, origin_ras: np.ndarray, spacing: np.ndarray, path) -> None:
     """Write a RAS-axis-aligned labelmap as NRRD (stored in LPS, as NRRD readers expect)."""
-    import SimpleITK as sitk
-
     image = sitk.GetImageFromArray(np.ascontiguousarray(labels))
     image.SetSpacing(tuple(float(s) for s in spacing))
     # voxel (i, j, k) sits at RAS origin + (i, j, k) * spacing; in LPS x and y flip sign

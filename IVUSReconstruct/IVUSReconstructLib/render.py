@@ -1032,7 +1032,9 @@ def _add_marker_labels(
             else:
                 text_y = min(ring_y, local.min() if len(local) else bottom_px) - 2.2 * font
             placed.append((kind, ring_x, ring_y, text_y, text))
-        xs = _spread_labels([p[1] for p in placed], [0.6 * font * len(p[4]) for p in placed], width_px=width_px)
+        xs = _spread_labels(
+            [p[1] for p in placed], [0.6 * font * len(p[4]) for p in placed], width_px=width_px
+        )
         for (kind, ring_x, ring_y, text_y, text), x in zip(placed, xs, strict=True):
             rgb = _MLA_RGB if kind == "mla" else _REFERENCE_RGB
             actor = _text_actor(text, font_px=font, rgb=rgb, bold=True, justify="center")
