@@ -421,6 +421,83 @@ def reconstruct_centerline(
         Identical (or opposite) views, too few points, curves in opposite directions (unless
         ``reverse_mismatched``), curves that do not correspond.
     """
+    warnings = _view_pair_warnings(geometry1, geometry2, isocenter_offset_mm)
+    c1 = _prepare_curve(curve1_px, names[0], smooth_px=smooth_px)
+    c2 = _prepare_curve(curve2_px, names[1], smooth_px=smooth_px)
+    _check(cancel)
+    if progress:
+        progress(0.1, "matching the curves along epipolar lines")
+
+    known_offset = None if isinstance(isocenter_offset_mm, str) else isocenter_offset_mm
+    c2, reversed_note = _orient_second_curve(
+        c1, c2, geometry1, geometry2, known_offset, match_tolerance_px, reverse_mismatched, names
+    )
+    warnings += reversed_note
+    if isinstance(isocenter_offset_mm, str):
+        if isocenter_offset_mm != "auto":
+            raise input_error(
+                "isocenter_offset_mm",
+                "value",
+                f"is {isocenter_offset_mm!r}",
+                'give three numbers (mm) or "auto"',
+            )
+        isocenter_offset_mm = estimate_isocenter_offset(
+            c1, geometry1, c2, geometry2, smooth_px=0.0, names=names
+        )
+        warnings.append(
+            "isocentre offset estimated from the curve ends: ("
+            + ", ".join(f"{v:.1f}" for v in isocenter_offset_mm)
+            + ") mm RAS; the shape is corrected, the absolute position stays uncertain"
+        )
+    t, distance, conditioning, _ = _match(c1, c2, geometry1, geometry2, isocenter_offset_mm)
+    _check(cancel)
+    if progress:
+        progress(0.5, "triangulating")
+
+    keep, unmatched_note = _matched_points(distance, match_tolerance_px, names)
+    warnings += unmatched_note
+    tk, good = t[keep], conditioning[keep] >= min_conditioning
+    # Both curves traced between the same two vessel ends: when an end of curve 2 lies on the
+    # epipolar line of the same end of curve 1, the ends correspond. This anchors ends whose
+    # epipolar lines run along the vessel (ill-conditioned), instead of extrapolating.
+    start_gap, end_gap = _end_gaps(c1, c2, geometry1, geometry2, isocenter_offset_mm)
+    if keep[0] == 0 and start_gap <= match_tolerance_px:
+        tk[0], good[0] = 0.0, True
+    if keep[-1] == len(c1) - 1 and end_gap <= match_tolerance_px:
+        tk[-1], good[-1] = float(len(c2) - 1), True
+    tk, bridged_note = _bridge_ill_conditioned(tk, good, names)
+    warnings += bridged_note
+    p2 = _interp_curve(c2, tk)
+    s1, r1 = back_project(c1[keep], geometry1)
+    s2, r2 = back_project(p2, geometry2, isocenter_offset_mm=isocenter_offset_mm)
+    points = _triangulate(np.broadcast_to(s1, r1.shape), r1, np.broadcast_to(s2, r2.shape), r2)
+    points = _smooth_open(_resample_polyline(points, step_mm), sigma=1.0)
+    _check(cancel)
+
+    residual = np.sqrt(
+        0.5
+        * (
+            _curve_distance(project(points, geometry1), c1) ** 2
+            + _curve_distance(project(points, geometry2, isocenter_offset_mm=isocenter_offset_mm), c2) ** 2
+        )
+    )
+    if progress:
+        progress(1.0, "centerline reconstructed")
+    label1, label2 = geometry1.source or "view 1", geometry2.source or "view 2"
+    centerline = Centerline(points_ras_mm=points, source=f"angio: {label1} + {label2}")
+    return AngioReconstruction(centerline, residual, warnings)
+
+
+def _view_pair_warnings(
+    geometry1: XAGeometry, geometry2: XAGeometry, isocenter_offset_mm: np.ndarray | str | None
+) -> list[str]:
+    """Warnings about a view pair (close views, not head-first supine, table moved).
+
+    Raises
+    ------
+    IVUSInputError
+        Views less than :data:`MIN_SEPARATION_DEG` apart.
+    """
     warnings: list[str] = []
     separation = view_separation_deg(geometry1, geometry2)
     label1 = geometry1.source or "view 1"
@@ -454,51 +531,57 @@ def reconstruct_centerline(
             f"table height differs between the views ({geometry1.table_height_mm:g} vs "
             f"{geometry2.table_height_mm:g} mm): give the isocentre offset"
         )
-    c1 = _prepare_curve(curve1_px, names[0], smooth_px=smooth_px)
-    c2 = _prepare_curve(curve2_px, names[1], smooth_px=smooth_px)
-    _check(cancel)
-    if progress:
-        progress(0.1, "matching the curves along epipolar lines")
+    return warnings
 
-    known_offset = None if isinstance(isocenter_offset_mm, str) else isocenter_offset_mm
-    # Which way round the curves run: the direction whose ends lie on the epipolar lines of
-    # the other curve's ends.
+
+def _orient_second_curve(
+    c1: np.ndarray,
+    c2: np.ndarray,
+    geometry1: XAGeometry,
+    geometry2: XAGeometry,
+    known_offset: np.ndarray | None,
+    match_tolerance_px: float,
+    reverse_mismatched: bool,
+    names: tuple[str, str],
+) -> tuple[np.ndarray, list[str]]:
+    """Curve 2 running the same way as curve 1, and a warning when it had to be reversed.
+
+    The direction is the one whose ends lie on the epipolar lines of the other curve's ends.
+
+    Raises
+    ------
+    IVUSInputError
+        The curves run opposite ways and ``reverse_mismatched`` is False.
+    """
     end_same = _end_mismatch(c1, c2, geometry1, geometry2, known_offset)
     end_rev = _end_mismatch(c1, c2[::-1], geometry1, geometry2, known_offset)
-    if end_rev < 0.5 * end_same and end_same > 2 * match_tolerance_px:
-        if not reverse_mismatched:
-            raise input_error(
-                names[1],
-                "point order",
-                f"runs opposite to {names[0]} (its first point matches the other curve's last point: "
-                f"end mismatch {end_same:.1f} px as traced vs {end_rev:.1f} px reversed)",
-                "trace both curves from the same vessel end (distal first) or reverse one of them",
-            )
-        warnings.append(f"{names[1]} was traced in the opposite direction to {names[0]}: reversed it")
-        c2 = c2[::-1]
-    if isinstance(isocenter_offset_mm, str):
-        if isocenter_offset_mm != "auto":
-            raise input_error(
-                "isocenter_offset_mm",
-                "value",
-                f"is {isocenter_offset_mm!r}",
-                'give three numbers (mm) or "auto"',
-            )
-        isocenter_offset_mm = estimate_isocenter_offset(
-            c1, geometry1, c2, geometry2, smooth_px=0.0, names=names
+    if not (end_rev < 0.5 * end_same and end_same > 2 * match_tolerance_px):
+        return c2, []
+    if not reverse_mismatched:
+        raise input_error(
+            names[1],
+            "point order",
+            f"runs opposite to {names[0]} (its first point matches the other curve's last point: "
+            f"end mismatch {end_same:.1f} px as traced vs {end_rev:.1f} px reversed)",
+            "trace both curves from the same vessel end (distal first) or reverse one of them",
         )
-        warnings.append(
-            "isocentre offset estimated from the curve ends: ("
-            + ", ".join(f"{v:.1f}" for v in isocenter_offset_mm)
-            + ") mm RAS; the shape is corrected, the absolute position stays uncertain"
-        )
-    t, distance, conditioning, _ = _match(c1, c2, geometry1, geometry2, isocenter_offset_mm)
-    _check(cancel)
-    if progress:
-        progress(0.5, "triangulating")
+    return c2[::-1], [f"{names[1]} was traced in the opposite direction to {names[0]}: reversed it"]
 
-    # Points whose epipolar line misses curve 2 (beyond its ends) have no counterpart.
-    inside = distance <= match_tolerance_px
+
+def _matched_points(
+    distance_px: np.ndarray, match_tolerance_px: float, names: tuple[str, str]
+) -> tuple[np.ndarray, list[str]]:
+    """Positions of the curve-1 points whose epipolar line meets curve 2, and a warning when
+    more than 10 % have no counterpart.
+
+    Raises
+    ------
+    IVUSInputError
+        Fewer than 5 matched points, or more than :data:`MAX_UNMATCHED_SHARE` unmatched (a
+        wrong geometry rather than curves of different lengths).
+    """
+    n = len(distance_px)
+    inside = distance_px <= match_tolerance_px
     if inside.sum() < 5:
         raise input_error(
             names[1],
@@ -506,68 +589,56 @@ def reconstruct_centerline(
             f"do not correspond to {names[0]} (only {int(inside.sum())} points lie on each other's epipolar lines)",
             "trace the same vessel segment on both projections and check the geometry tags",
         )
-    dropped = len(c1) - int(inside.sum())
-    if dropped > MAX_UNMATCHED_SHARE * len(c1):
+    dropped = n - int(inside.sum())
+    if dropped > MAX_UNMATCHED_SHARE * n:
         raise input_error(
             names[1],
             "points",
-            f"match only {int(inside.sum())} of {len(c1)} points of {names[0]} along the epipolar lines "
-            f"({100 * dropped / len(c1):.0f}% unmatched, at most {100 * MAX_UNMATCHED_SHARE:.0f}% allowed)",
+            f"match only {int(inside.sum())} of {n} points of {names[0]} along the epipolar lines "
+            f"({100 * dropped / n:.0f}% unmatched, at most {100 * MAX_UNMATCHED_SHARE:.0f}% allowed)",
             "the geometry is likely wrong: check the view angles (PositionerPrimaryAngle/"
             "PositionerSecondaryAngle), the image orientation (rows/columns flipped) and that both curves "
             "trace the same vessel",
         )
-    if dropped > 0.1 * len(c1):
+    warnings = []
+    if dropped > 0.1 * n:
         warnings.append(
-            f"{dropped} of {len(c1)} points of {names[0]} have no counterpart on {names[1]} "
+            f"{dropped} of {n} points of {names[0]} have no counterpart on {names[1]} "
             "(the curves cover different lengths of vessel): left out"
         )
-    keep = np.flatnonzero(inside)
-    c1k, tk, condk = c1[keep], t[keep], conditioning[keep]
-    good = condk >= min_conditioning
-    # Both curves traced between the same two vessel ends: when an end of curve 2 lies on the
-    # epipolar line of the same end of curve 1, the ends correspond. This anchors ends whose
-    # epipolar lines run along the vessel (ill-conditioned), instead of extrapolating.
-    start_gap, end_gap = _end_gaps(c1, c2, geometry1, geometry2, isocenter_offset_mm)
-    if keep[0] == 0 and start_gap <= match_tolerance_px:
-        tk[0], good[0] = 0.0, True
-    if keep[-1] == len(c1) - 1 and end_gap <= match_tolerance_px:
-        tk[-1], good[-1] = float(len(c2) - 1), True
-    if good.sum() >= 2 and not good.all():
-        # Along the curve the correspondence is smooth: bridge ill-conditioned stretches.
-        idx = np.arange(len(tk))
-        tk = np.interp(idx, idx[good], tk[good])
-        bad_share = 1.0 - good.mean()
-        if bad_share > 0.25:
-            warnings.append(
-                f"{100 * bad_share:.0f}% of the vessel runs along the epipolar lines; its depth there is "
-                "interpolated: a view pair farther apart or more perpendicular to the vessel helps"
-            )
-    elif good.sum() < 2:
+    return np.flatnonzero(inside), warnings
+
+
+def _bridge_ill_conditioned(
+    t: np.ndarray, good: np.ndarray, names: tuple[str, str]
+) -> tuple[np.ndarray, list[str]]:
+    """Curve-2 parameters with the ill-conditioned matches (``good`` False) interpolated from
+    the well-conditioned ones along the curve, and a warning when over a quarter were.
+
+    Raises
+    ------
+    IVUSInputError
+        Fewer than 2 well-conditioned matches: depth cannot be recovered.
+    """
+    if good.sum() < 2:
         raise input_error(
             names[1],
             "points",
             "run along the epipolar lines everywhere, so depth cannot be recovered",
             "choose a second projection in which the vessel crosses the first view's X-ray directions",
         )
-    p2 = _interp_curve(c2, tk)
-    s1, r1 = back_project(c1k, geometry1)
-    s2, r2 = back_project(p2, geometry2, isocenter_offset_mm=isocenter_offset_mm)
-    points = _triangulate(np.broadcast_to(s1, r1.shape), r1, np.broadcast_to(s2, r2.shape), r2)
-    points = _smooth_open(_resample_polyline(points, step_mm), sigma=1.0)
-    _check(cancel)
-
-    residual = np.sqrt(
-        0.5
-        * (
-            _curve_distance(project(points, geometry1), c1) ** 2
-            + _curve_distance(project(points, geometry2, isocenter_offset_mm=isocenter_offset_mm), c2) ** 2
-        )
-    )
-    if progress:
-        progress(1.0, "centerline reconstructed")
-    centerline = Centerline(points_ras_mm=points, source=f"angio: {label1} + {label2}")
-    return AngioReconstruction(centerline, residual, warnings)
+    if good.all():
+        return t, []
+    # Along the curve the correspondence is smooth: bridge ill-conditioned stretches.
+    idx = np.arange(len(t))
+    bridged = np.interp(idx, idx[good], t[good])
+    bad_share = 1.0 - good.mean()
+    if bad_share <= 0.25:
+        return bridged, []
+    return bridged, [
+        f"{100 * bad_share:.0f}% of the vessel runs along the epipolar lines; its depth there is "
+        "interpolated: a view pair farther apart or more perpendicular to the vessel helps"
+    ]
 
 
 def estimate_isocenter_offset(
