@@ -299,7 +299,7 @@ def check_array_size(what: str, shape: tuple[int, ...], itemsize: int, *, where:
         )
 
 
-# bytes per labelmap voxel at the peak of mesh.vessel_labelmap (stencil image, label copy, lumen)
+# bytes per labelmap voxel at the peak of labelmap.vessel_labelmap (stencil image, label copy, lumen)
 _LABELMAP_BYTES_PER_VOXEL = 4
 # bytes per mesh point of the three surfaces with their arrays and triangles (measured on
 # phantoms: about 70; rounded up)

@@ -913,7 +913,8 @@ def _fill_outputs(
     from .export import write_colored_glb
     from .io.centerline import write_markups_curve
     from .io.contours import write_contours_json
-    from .mesh import vessel_labelmap, write_labelmap_nrrd, write_mesh
+    from .labelmap import vessel_labelmap, write_labelmap_nrrd
+    from .mesh import write_mesh
     from .render import RenderStyle, device_polydata, render_vessel, write_png
     from .report import build_report, pullback_figures
 

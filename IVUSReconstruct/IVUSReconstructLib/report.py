@@ -535,7 +535,7 @@ def lmode_figure(
         return missing
     from matplotlib.figure import Figure
 
-    from .render import longitudinal_view
+    from .longitudinal import longitudinal_view
 
     summary = summary or {}
     by_frame = _contours_by_frame(contours)
@@ -650,7 +650,7 @@ def structure_figure(
     """
     from matplotlib.figure import Figure
 
-    from .render import longitudinal_view
+    from .longitudinal import longitudinal_view
 
     n = len(frames)
     if n < 2:

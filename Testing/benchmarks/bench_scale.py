@@ -81,7 +81,7 @@ def labelmap_agreement(out: Path) -> None:
     from scipy import ndimage
     from vtkmodules.vtkIOXML import vtkXMLPolyDataReader
 
-    from IVUSReconstructLib.mesh import stencil_labelmap, vessel_labelmap
+    from IVUSReconstructLib.labelmap import stencil_labelmap, vessel_labelmap
     from IVUSReconstructLib.types import VesselMesh
 
     def read(name: str):

@@ -263,7 +263,7 @@ def test_self_intersections_find_folds_at_tight_bends():
 
 
 def test_labelmap_volume_matches_mesh():
-    from IVUSReconstructLib.mesh import mesh_to_labelmap
+    from IVUSReconstructLib.labelmap import mesh_to_labelmap
 
     radius = 10.0
     s = np.linspace(0.0, np.pi / 2 * radius, 60)
@@ -307,7 +307,7 @@ def test_ring_labelmap_matches_scan_conversion_within_one_voxel(preset, mirror):
     """The labelmap made from the rings has today's grid and today's voxels but at the borders."""
     from dataclasses import replace
 
-    from IVUSReconstructLib.mesh import _mesh_rings, stencil_labelmap, vessel_labelmap
+    from IVUSReconstructLib.labelmap import _mesh_rings, stencil_labelmap, vessel_labelmap
     from IVUSReconstructLib.phantom import make_phantom
 
     ph = make_phantom(preset, seed=2, length_mm=12.0, size_px=32)
@@ -336,7 +336,7 @@ def test_ring_labelmap_matches_scan_conversion_within_one_voxel(preset, mirror):
 
 def test_ring_labelmap_of_a_bent_tube_without_vessel():
     """Lumen-only meshes give label 1; a quarter torus (bend radius 10 mm) keeps the Pappus volume."""
-    from IVUSReconstructLib.mesh import _mesh_rings, stencil_labelmap, vessel_labelmap
+    from IVUSReconstructLib.labelmap import _mesh_rings, stencil_labelmap, vessel_labelmap
 
     radius = 10.0
     s = np.linspace(0.0, np.pi / 2 * radius, 60)

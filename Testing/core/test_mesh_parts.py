@@ -1,4 +1,4 @@
-"""The parts of ``build_meshes`` and ``rings_labelmap`` one at a time, on straight tubes.
+"""The parts of ``mesh.build_meshes`` and ``labelmap.rings_labelmap`` one at a time, on straight tubes.
 
 Rings are circles in planes z = const, so every segment, fraction and inside test has a
 closed-form answer.
@@ -11,15 +11,12 @@ import pytest
 
 from IVUSReconstructLib.errors import IVUSInputError
 from IVUSReconstructLib.geometry import polar_polygon
+from IVUSReconstructLib.labelmap import _chunk_bounds, _inside_code, _Loft, _voxel_segments
 from IVUSReconstructLib.mesh import (
-    _chunk_bounds,
-    _inside_code,
-    _Loft,
     _per_frame_values,
     _point_values,
     _posed_frames,
     _RingBuffer,
-    _voxel_segments,
 )
 from IVUSReconstructLib.types import ContourSet, FrameContours, FramePoses
 
@@ -58,12 +55,16 @@ def test_posed_frames_sorted_by_arc_length_unposed_skipped():
 def test_ring_buffer_places_rings_and_cap_centres():
     lumen = np.stack([polar_polygon(np.full(8, 1.0))] * 3)
     vessel = np.stack([polar_polygon(np.full(8, 2.0))] * 3)
-    rings = _RingBuffer.place(lumen, vessel, straight_poses([0, 1, 2], [0.0, 1.0, 2.0]), np.arange(3), fix_folds=True)
+    rings = _RingBuffer.place(
+        lumen, vessel, straight_poses([0, 1, 2], [0.0, 1.0, 2.0]), np.arange(3), fix_folds=True
+    )
     assert (rings.f, rings.n, rings.block, rings.lumen_at, rings.n_sets) == (3, 8, 26, 26, 2)
     assert np.allclose(rings.vessel[:, :, 2], [[0.0], [1.0], [2.0]])
     assert np.allclose(np.linalg.norm(rings.lumen[..., :2], axis=2), 1.0)
     assert np.allclose(np.linalg.norm(rings.points[: 3 * 8, :2], axis=1), 2.0)  # the vessel block first
-    assert np.allclose(rings.points[[24, 25, 50, 51]], [[0, 0, 0], [0, 0, 2], [0, 0, 0], [0, 0, 2]], atol=1e-12)
+    assert np.allclose(
+        rings.points[[24, 25, 50, 51]], [[0, 0, 0], [0, 0, 2], [0, 0, 0], [0, 0, 2]], atol=1e-12
+    )
     assert not rings.folded.any() and np.allclose(rings.centre, [0.0, 0.0, 1.0])
 
 
@@ -78,15 +79,21 @@ def test_per_frame_values_keep_numeric_columns_and_compute_burden():
     values = _per_frame_values(per_frame, columns, 4, np.full(3, 1.0), np.array([4.0, 2.0, 0.0]))
     assert sorted(values) == ["lumen_area_mm2", "plaque_burden_percent"]
     assert values["lumen_area_mm2"].tolist() == [3.0, 1.0, 4.0]
-    assert values["plaque_burden_percent"][:2].tolist() == [75.0, 50.0] and np.isnan(values["plaque_burden_percent"][2])
-    given = _per_frame_values({"plaque_burden_percent": np.array([10.0, 20.0])}, np.array([1]), 2, np.ones(1), None)
+    assert values["plaque_burden_percent"][:2].tolist() == [75.0, 50.0] and np.isnan(
+        values["plaque_burden_percent"][2]
+    )
+    given = _per_frame_values(
+        {"plaque_burden_percent": np.array([10.0, 20.0])}, np.array([1]), 2, np.ones(1), None
+    )
     assert given["plaque_burden_percent"].tolist() == [20.0]
     assert np.isnan(_per_frame_values(None, columns, 4, np.ones(3), None)["plaque_burden_percent"]).all()
 
 
 def test_point_values_repeat_per_ring_and_caps_take_end_rings():
     lumen = np.stack([polar_polygon(np.full(4, 1.0))] * 3)
-    rings = _RingBuffer.place(lumen, None, straight_poses([0, 1, 2], [0.0, 1.0, 2.0]), np.arange(3), fix_folds=True)
+    rings = _RingBuffer.place(
+        lumen, None, straight_poses([0, 1, 2], [0.0, 1.0, 2.0]), np.arange(3), fix_folds=True
+    )
     per_ring = _point_values(rings, np.array([7, 8, 9]), dtype=np.int32)
     assert per_ring.tolist() == [7] * 4 + [8] * 4 + [9] * 4 + [7, 9]
     thickness = np.arange(12.0).reshape(3, 4)

@@ -12,6 +12,7 @@ from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
 from vtkmodules.vtkIOImage import vtkPNGReader
 
 from IVUSReconstructLib import render
+from IVUSReconstructLib.longitudinal import longitudinal_view
 from IVUSReconstructLib.types import Centerline, FramePoses, VesselMesh
 
 SIZE = (480, 300)
@@ -235,7 +236,7 @@ def test_longitudinal_view_samples_the_diameter():
     frames = np.broadcast_to(cols[None, None, :] * 10, (n, size, size)).copy()
     frames += (np.arange(n, dtype=np.uint16) * 1000)[:, None, None]
     positions = np.arange(n) * 0.5
-    out = render.longitudinal_view(
+    out = longitudinal_view(
         frames, 0.0, pixel_spacing_mm=(0.1, 0.1), frame_positions_mm=positions, mm_per_px=0.1
     )
     # Rows: +x side first, 2 mm either side of the centre in 0.1 mm steps.
@@ -244,7 +245,7 @@ def test_longitudinal_view_samples_the_diameter():
     # Columns: nearest frame every 0.1 mm (frames every 0.5 mm).
     assert out[20, 5] == 1200 and out[20, 25] == 5200
     # At 90 degrees the cut runs along rows, where these frames are constant.
-    across = render.longitudinal_view(frames, 90.0, pixel_spacing_mm=(0.1, 0.1), frame_positions_mm=positions)
+    across = longitudinal_view(frames, 90.0, pixel_spacing_mm=(0.1, 0.1), frame_positions_mm=positions)
     assert np.all(across[:, 0] == 200)
 
 
