@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from ._imaging import (
     _psf_sigma,
     _render_polar,
     _scan_convert,
+    _Scanner,
     _scanner,
     _shifted,
     _TissueSpeckle,
@@ -100,6 +102,97 @@ def make_phantom(
     -------
     Phantom
     """
+    preset, speckle, length, size, look = _checked_inputs(
+        preset, speckle, heart_rate_bpm, length_mm, size_px, appearance
+    )
+    rng = np.random.default_rng(seed)
+    timeline = _Timeline.of(preset, length, stationary_start_s, rng)
+    n, s = timeline.n, timeline.s
+    geometry = _frame_geometry(
+        preset, s, timeline.cycle, length, rng, wedged=look is not None and look.wedged_catheter
+    )
+    scanner, offset, console = _scanner_and_console(preset, size, speckle, look, rng)
+    centerline_pts = _centerline(float(s.max()) + 10.0, rng)
+    # its own generator: the same seed gives the same pullback with or without the branch
+    branch = (0.25 * length, _TWO_PI * np.random.default_rng([seed, 23]).uniform()) if side_branch else None
+    make_frame = _FrameMaker(
+        preset=preset,
+        speckle=speckle,
+        look=look,
+        seed=seed,
+        scanner=scanner,
+        geometry=geometry,
+        s=s,
+        ed_frames=timeline.ed_frames,
+        branch=branch,
+        texture_fn=_smooth_random(rng, period_mm=(3.0, 12.0)),
+        texture_phase=rng.uniform(0, _TWO_PI, size=3),
+        offset=offset,
+        console=console,
+    )
+    frames = np.empty((n, size, size), dtype=np.uint8)
+    contours = []
+    for k in range(n):
+        if cancel is not None and cancel.is_set():
+            raise IVUSCancelled("phantom generation cancelled")
+        truth, frames[k] = make_frame(k)
+        contours.append(truth)
+        if progress is not None and (k % 50 == 0 or k == n - 1):
+            progress((k + 1) / n, f"phantom frame {k + 1}/{n}")
+
+    guide_start = None
+    if guide_catheter_mm > 0:
+        inside_guide = np.flatnonzero(timeline.nominal >= length - guide_catheter_mm)
+        if inside_guide.size:
+            guide_start = int(inside_guide[0])
+            _draw_guide_catheter(
+                frames[guide_start:],
+                scanner,
+                np.random.default_rng([seed, 29]),
+                offset=offset,
+                console=None if console is None else (make_frame.console_grey, console[1]),
+            )
+
+    centre = ((size - 1) / 2.0 + offset[0], (size - 1) / 2.0 + offset[1])
+    spacing = (scanner.spacing_mm, scanner.spacing_mm)
+    cl_s = np.linspace(0.0, float(s.max()) + 10.0, len(centerline_pts))
+    eq_r = np.interp(cl_s, s[np.argsort(s)], geometry.lumen_r[np.argsort(s)])
+    return Phantom(
+        preset=preset.name,
+        pullback=_pullback_record(frames, timeline.t, preset, seed, centre, spacing),
+        centerline=Centerline(points_ras_mm=centerline_pts, radius_mm=eq_r, source=f"phantom:{preset.name}"),
+        truth=ContourSet(frames=tuple(contours), pixel_spacing_mm=spacing, catheter_center_px=centre),
+        true_arc_length_mm=s,
+        ed_frames=timeline.ed_frames,
+        heart_rate_bpm=timeline.rate,
+        speckle=speckle,
+        cardiac_phase=timeline.phase,
+        seed=int(seed),
+        side_branch_mm=None if branch is None else float(branch[0]),
+        appearance=appearance,
+        echolucent=None if make_frame.pools is None else tuple(make_frame.pools),
+        console_overlay=console,
+        motion_start_frame=timeline.n_still,
+        guide_start_frame=guide_start,
+    )
+
+
+def _checked_inputs(
+    preset: str | PhantomPreset,
+    speckle: str | None,
+    heart_rate_bpm: float | None,
+    length_mm: float | None,
+    size_px: int | None,
+    appearance: Appearance | None,
+) -> tuple[PhantomPreset, str, float, int, Appearance | None]:
+    """The preset (with the overrides applied), speckle model, length, frame size and appearance.
+
+    Raises
+    ------
+    IVUSInputError
+        An unknown preset or speckle model, a length that is not positive, frames under 32 px,
+        an appearance field out of range.
+    """
     if isinstance(preset, str):
         if preset not in PRESETS:
             raise IVUSInputError(
@@ -117,34 +210,66 @@ def make_phantom(
     size = int(size_px or 256)
     if size < 32:
         raise IVUSInputError(f"size_px: {size} is too small; use at least 32")
-
     look = _check_appearance(appearance)
     if look is not None and look.media_mm is not None:
         preset = replace(preset, media_mm=float(look.media_mm))
+    return preset, speckle, length, size, look
 
-    rng = np.random.default_rng(seed)
-    fps = preset.frame_rate_hz
-    speed = preset.pullback_speed_mm_s
-    n_still = int(round(max(stationary_start_s, 0.0) * fps))
-    n = max(2, int(round(length / speed * fps))) + n_still
-    t = np.arange(n) / fps
 
-    if preset.heart_rate_bpm is not None:
-        phase, ed_frames, rate = _cardiac_phase(n, fps, preset.heart_rate_bpm, preset.rr_jitter, rng)
-        cycle = _cycle_shape(phase)
-    else:
-        resp = preset.respiratory_rate_hz or 0.25
-        phase = np.mod(t * resp, 1.0)
-        cycle = 0.5 * (1.0 - np.cos(_TWO_PI * phase))
-        ed_frames = np.zeros(0, dtype=int)
-        rate = None
-    nominal = speed * np.maximum(t - n_still / fps, 0.0)
-    s = nominal + preset.dz_peak_mm * cycle
-    s = s - s[0]
+@dataclass(frozen=True)
+class _Timeline:
+    """Frame times and the true position of every frame: pullback plus cyclic motion.
 
-    geometry = _frame_geometry(
-        preset, s, cycle, length, rng, wedged=look is not None and look.wedged_catheter
-    )
+    With a heart rhythm the cycle is cardiac (RR intervals of whole frames, frame 0
+    end-diastolic); without one it is respiratory. The transducer stays at the distal end
+    for the first ``n_still`` frames.
+    """
+
+    n: int
+    n_still: int
+    t: np.ndarray  # (N,) s
+    phase: np.ndarray  # (N,) cycle phase in [0, 1)
+    cycle: np.ndarray  # (N,) motion shape, 0 at end-diastole
+    ed_frames: np.ndarray  # (B,) int, empty without a rhythm
+    rate: float | None  # mean simulated heart rate, bpm
+    nominal: np.ndarray  # (N,) mm, motor position
+    s: np.ndarray  # (N,) mm, true arc length (motor + cyclic motion), 0 at frame 0
+
+    @classmethod
+    def of(
+        cls, preset: PhantomPreset, length_mm: float, stationary_start_s: float, rng: np.random.Generator
+    ) -> _Timeline:
+        fps = preset.frame_rate_hz
+        speed = preset.pullback_speed_mm_s
+        n_still = int(round(max(stationary_start_s, 0.0) * fps))
+        n = max(2, int(round(length_mm / speed * fps))) + n_still
+        t = np.arange(n) / fps
+        if preset.heart_rate_bpm is not None:
+            phase, ed_frames, rate = _cardiac_phase(n, fps, preset.heart_rate_bpm, preset.rr_jitter, rng)
+            cycle = _cycle_shape(phase)
+        else:
+            resp = preset.respiratory_rate_hz or 0.25
+            phase = np.mod(t * resp, 1.0)
+            cycle = 0.5 * (1.0 - np.cos(_TWO_PI * phase))
+            ed_frames = np.zeros(0, dtype=int)
+            rate = None
+        nominal = speed * np.maximum(t - n_still / fps, 0.0)
+        s = nominal + preset.dz_peak_mm * cycle
+        return cls(n, n_still, t, phase, cycle, ed_frames, rate, nominal, s - s[0])
+
+
+def _scanner_and_console(
+    preset: PhantomPreset, size: int, speckle: str, look: Appearance | None, rng: np.random.Generator
+) -> tuple[_Scanner, tuple[int, int], tuple[np.ndarray, np.ndarray] | None]:
+    """The scanner, the image offset of the catheter and the console overlay (RGB, mask) if any.
+
+    With a console overlay the scanner's own burned-in marks are left out.
+
+    Raises
+    ------
+    IVUSInputError
+        A console offset beyond ``size / 8`` pixels.
+    """
     scanner = _scanner(preset, size, speckle, rng)
     offset = (0, 0) if look is None else (int(look.console_offset_px[0]), int(look.console_offset_px[1]))
     if max(abs(offset[0]), abs(offset[1])) > size // 8:
@@ -157,156 +282,160 @@ def make_phantom(
             size, scanner.spacing_mm, preset.catheter_radius_mm, look.console_offset_px
         )
         scanner = replace(scanner, overlay=np.zeros_like(scanner.overlay))
-        console_grey = _luminance(console[0])
-    centerline_pts = _centerline(float(s.max()) + 10.0, rng)
-    texture_fn = _smooth_random(rng, period_mm=(3.0, 12.0))
-    texture_phase = rng.uniform(0, _TWO_PI, size=3)
+    return scanner, offset, console
 
-    tissue = _TissueSpeckle(
-        seed,
-        (len(scanner.theta), len(scanner.depth_mm)),
-        # the elevational beam width sets how far along the vessel tissue speckle stays alike:
-        # ~0.25 mm at 40-60 MHz, ~0.4 mm for 20 MHz phased arrays
-        step_mm=0.4 if speckle == "phased" else 0.25,
-        coarse=speckle == "phased",
-        depth_step_mm=float(scanner.depth_mm[1] - scanner.depth_mm[0]),
-        blob_mm=0.02 * preset.fov_mm,
-        psf_sigma=_psf_sigma(look, len(scanner.theta), float(scanner.depth_mm[1] - scanner.depth_mm[0])),
-    )
-    blood_psf = _psf_sigma(look, len(scanner.theta), float(scanner.depth_mm[1] - scanner.depth_mm[0]))
-    blood_rho = 0.0 if look is None else float(look.blood_correlation)
-    blood_field = None
-    pools = [] if look is not None and look.echolucent_arc_deg > 0 else None
-    # Truth rays are every ``step``-th imaging ray: the same boundaries, whatever size_px.
-    step = len(scanner.theta) // TRUTH_POINTS
-    truth_theta = scanner.theta[::step]
-    ed_set = set(ed_frames.tolist())
-    # its own generator: the same seed gives the same pullback with or without the branch
-    branch = (0.25 * length, _TWO_PI * np.random.default_rng([seed, 23]).uniform()) if side_branch else None
-    frames = np.empty((n, size, size), dtype=np.uint8)
-    contours = []
-    chunk = 256
-    for k in range(n):
-        if cancel is not None and cancel.is_set():
-            raise IVUSCancelled("phantom generation cancelled")
-        if k % chunk == 0:
-            dense = _dense_curves(geometry, slice(k, min(n, k + chunk)))
-        rays = _frame_rays(geometry, k, tuple(d[k % chunk] for d in dense), scanner.theta, preset)
-        truth_rays = _subsample(rays, step)
-        seen = rays if branch is None else _open_branch(rays, scanner.theta, float(s[k]), branch)
-        lumen = np.column_stack(
-            [truth_rays.lumen * np.cos(truth_theta), truth_rays.lumen * np.sin(truth_theta)]
+
+class _FrameMaker:
+    """Draws frame k of a phantom: its truth contours and its image.
+
+    Frames are drawn in order: the blood speckle of a frame keeps a correlation with the
+    previous one, and the dense boundary curves are computed 256 frames at a time.
+    """
+
+    CHUNK = 256
+
+    def __init__(
+        self,
+        *,
+        preset: PhantomPreset,
+        speckle: str,
+        look: Appearance | None,
+        seed: int,
+        scanner: _Scanner,
+        geometry: Any,
+        s: np.ndarray,
+        ed_frames: np.ndarray,
+        branch: tuple[float, float] | None,
+        texture_fn: Callable[[float], float],
+        texture_phase: np.ndarray,
+        offset: tuple[int, int],
+        console: tuple[np.ndarray, np.ndarray] | None,
+    ) -> None:
+        self.preset, self.speckle, self.look, self.seed = preset, speckle, look, seed
+        self.scanner, self.geometry, self.s, self.branch = scanner, geometry, s, branch
+        self.texture_fn, self.texture_phase = texture_fn, texture_phase
+        self.offset, self.console = offset, console
+        self.console_grey = None if console is None else _luminance(console[0])
+        self.ed_set = set(ed_frames.tolist())
+        depth_step_mm = float(scanner.depth_mm[1] - scanner.depth_mm[0])
+        self.tissue = _TissueSpeckle(
+            seed,
+            (len(scanner.theta), len(scanner.depth_mm)),
+            # the elevational beam width sets how far along the vessel tissue speckle stays alike:
+            # ~0.25 mm at 40-60 MHz, ~0.4 mm for 20 MHz phased arrays
+            step_mm=0.4 if speckle == "phased" else 0.25,
+            coarse=speckle == "phased",
+            depth_step_mm=depth_step_mm,
+            blob_mm=0.02 * preset.fov_mm,
+            psf_sigma=_psf_sigma(look, len(scanner.theta), depth_step_mm),
         )
-        vessel = np.column_stack(
-            [truth_rays.vessel * np.cos(truth_theta), truth_rays.vessel * np.sin(truth_theta)]
-        )
-        calcium = _calcium_polygons(truth_rays, truth_theta)
-        contours.append(
-            FrameContours(
-                index=k,
-                lumen=lumen,
-                vessel=vessel,
-                calcium=calcium,
-                phase="ED" if k in ed_set else None,
-                z_mm=float(s[k]),
-                calcium_arc_deg=_calcium_arc_deg(lumen, calcium),
-            )
+        self.blood_psf = _psf_sigma(look, len(scanner.theta), depth_step_mm)
+        self.blood_rho = 0.0 if look is None else float(look.blood_correlation)
+        self.blood_field = None
+        self.pools = [] if look is not None and look.echolucent_arc_deg > 0 else None
+        # Truth rays are every ``step``-th imaging ray: the same boundaries, whatever size_px.
+        self.step = len(scanner.theta) // TRUTH_POINTS
+        self.truth_theta = scanner.theta[:: self.step]
+        self.dense = None
+
+    def __call__(self, k: int) -> tuple[FrameContours, np.ndarray]:
+        if k % self.CHUNK == 0:
+            self.dense = _dense_curves(self.geometry, slice(k, min(len(self.s), k + self.CHUNK)))
+        theta = self.scanner.theta
+        rays = _frame_rays(self.geometry, k, tuple(d[k % self.CHUNK] for d in self.dense), theta, self.preset)
+        seen = rays if self.branch is None else _open_branch(rays, theta, float(self.s[k]), self.branch)
+        return self.truth(k, _subsample(rays, self.step)), self.image(k, seen)
+
+    def truth(self, k: int, truth_rays: Any) -> FrameContours:
+        """True lumen, vessel and calcium of frame k (the branch is closed, as experts draw it)."""
+        theta = self.truth_theta
+        lumen = np.column_stack([truth_rays.lumen * np.cos(theta), truth_rays.lumen * np.sin(theta)])
+        vessel = np.column_stack([truth_rays.vessel * np.cos(theta), truth_rays.vessel * np.sin(theta)])
+        calcium = _calcium_polygons(truth_rays, theta)
+        return FrameContours(
+            index=k,
+            lumen=lumen,
+            vessel=vessel,
+            calcium=calcium,
+            phase="ED" if k in self.ed_set else None,
+            z_mm=float(self.s[k]),
+            calcium_arc_deg=_calcium_arc_deg(lumen, calcium),
         )
 
-        frame_rng = np.random.default_rng([seed, 11, k])
-        if blood_psf is None and blood_rho == 0.0:
+    def image(self, k: int, seen: Any) -> np.ndarray:
+        """The grey image (H, W) uint8 of frame k from the rays the catheter sees."""
+        scanner, look, s_k = self.scanner, self.look, float(self.s[k])
+        frame_rng = np.random.default_rng([self.seed, 11, k])
+        if self.blood_psf is None and self.blood_rho == 0.0:
             blood = frame_rng.rayleigh(
                 np.float32(0.8), size=(len(scanner.theta), len(scanner.depth_mm))
             ).astype(np.float32)
         else:
-            blood, blood_field = _blood_speckle(frame_rng, scanner, blood_psf, blood_rho, blood_field)
+            blood, self.blood_field = _blood_speckle(
+                frame_rng, scanner, self.blood_psf, self.blood_rho, self.blood_field
+            )
         if look is not None and look.tissue_renewal > 0:
-            fresh = _fresh_field(frame_rng, blood.shape, blood_psf)
-            speckle_now = tissue(float(s[k]), fresh, look.tissue_renewal)
+            fresh = _fresh_field(frame_rng, blood.shape, self.blood_psf)
+            speckle_now = self.tissue(s_k, fresh, look.tissue_renewal)
         else:
-            speckle_now = tissue(float(s[k]))
+            speckle_now = self.tissue(s_k)
         pool = None
-        if pools is not None:
-            pool = _echolucent_pool(seen, scanner.theta, look.echolucent_arc_deg, preset.media_mm)
-            pools.append(_pool_polygon((pool[0][::step], pool[1][::step]), truth_theta))
+        if self.pools is not None:
+            pool = _echolucent_pool(seen, scanner.theta, look.echolucent_arc_deg, self.preset.media_mm)
+            self.pools.append(_pool_polygon((pool[0][:: self.step], pool[1][:: self.step]), self.truth_theta))
         # Plaque echogenicity varies slowly around and along the vessel (fibrous vs. lipid).
-        texture = 1.0 + 0.3 * np.sin(scanner.theta * 2 + texture_phase[0] + 2 * texture_fn(s[k])) * np.cos(
-            scanner.theta * 3 + texture_phase[1]
+        phase = self.texture_phase
+        texture = 1.0 + 0.3 * np.sin(scanner.theta * 2 + phase[0] + 2 * self.texture_fn(self.s[k])) * np.cos(
+            scanner.theta * 3 + phase[1]
         )
+        g = self.geometry
         amp = _render_polar(
             seen,
             scanner,
             speckle_now,
             blood,
-            (float(geometry.wire_angle[k]), float(geometry.wire_distance[k])),
-            preset,
-            speckle,
+            (float(g.wire_angle[k]), float(g.wire_distance[k])),
+            self.preset,
+            self.speckle,
             texture.astype(np.float32),
-            (geometry.artery_centre[k], float(geometry.artery_r[k])) if geometry.artery_r[k] > 0 else None,
+            (g.artery_centre[k], float(g.artery_r[k])) if g.artery_r[k] > 0 else None,
             look,
             pool,
         )
-        frames[k] = _scan_convert(_log_compress(amp), scanner)
-        if offset != (0, 0):
-            frames[k] = _shifted(frames[k], offset)
-        if console is not None:
-            frames[k][console[1]] = console_grey[console[1]]
-        if progress is not None and (k % 50 == 0 or k == n - 1):
-            progress((k + 1) / n, f"phantom frame {k + 1}/{n}")
+        frame = _scan_convert(_log_compress(amp), scanner)
+        if self.offset != (0, 0):
+            frame = _shifted(frame, self.offset)
+        if self.console is not None:
+            frame[self.console[1]] = self.console_grey[self.console[1]]
+        return frame
 
-    guide_start = None
-    if guide_catheter_mm > 0:
-        inside_guide = np.flatnonzero(nominal >= length - guide_catheter_mm)
-        if inside_guide.size:
-            guide_start = int(inside_guide[0])
-            _draw_guide_catheter(
-                frames[guide_start:],
-                scanner,
-                np.random.default_rng([seed, 29]),
-                offset=offset,
-                console=None if console is None else (console_grey, console[1]),
-            )
 
-    centre = ((size - 1) / 2.0 + offset[0], (size - 1) / 2.0 + offset[1])
-    spacing = (scanner.spacing_mm, scanner.spacing_mm)
+def _pullback_record(
+    frames: np.ndarray,
+    t: np.ndarray,
+    preset: PhantomPreset,
+    seed: int,
+    centre_px: tuple[float, float],
+    spacing_mm: tuple[float, float],
+) -> Pullback:
+    """The phantom's frames as a motor pullback whose values name the preset and seed as source."""
     src = f"phantom preset {preset.name} (seed {seed})"
-    pullback = Pullback(
+    speed = preset.pullback_speed_mm_s
+    return Pullback(
         frames=frames,
-        pixel_spacing_mm=spacing,
+        pixel_spacing_mm=spacing_mm,
         frame_times_s=t,
         pullback_speed_mm_s=speed,
         acquisition="motor",
-        catheter_center_px=centre,
+        catheter_center_px=centre_px,
         source={"path": f"phantom:{preset.name}", "sop_class_uid": "", "vendor": "IVUSReconstruct phantom"},
         provenance={
-            "n_frames": Valued(n, src),
+            "n_frames": Valued(len(frames), src),
             "frame_times_s": Valued(t, src),
-            "pixel_spacing_mm": Valued(spacing, src),
+            "pixel_spacing_mm": Valued(spacing_mm, src),
             "pullback_speed_mm_s": Valued(speed, src),
             "acquisition": Valued("motor", src),
         },
-    )
-    cl_s = np.linspace(0.0, float(s.max()) + 10.0, len(centerline_pts))
-    eq_r = np.interp(cl_s, s[np.argsort(s)], geometry.lumen_r[np.argsort(s)])
-    centerline = Centerline(points_ras_mm=centerline_pts, radius_mm=eq_r, source=f"phantom:{preset.name}")
-    truth = ContourSet(frames=tuple(contours), pixel_spacing_mm=spacing, catheter_center_px=centre)
-    return Phantom(
-        preset=preset.name,
-        pullback=pullback,
-        centerline=centerline,
-        truth=truth,
-        true_arc_length_mm=s,
-        ed_frames=ed_frames,
-        heart_rate_bpm=rate,
-        speckle=speckle,
-        cardiac_phase=phase,
-        seed=int(seed),
-        side_branch_mm=None if branch is None else float(branch[0]),
-        appearance=appearance,
-        echolucent=None if pools is None else tuple(pools),
-        console_overlay=console,
-        motion_start_frame=n_still,
-        guide_start_frame=guide_start,
     )
 
 
