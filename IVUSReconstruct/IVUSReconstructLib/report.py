@@ -1127,8 +1127,46 @@ def build_report(
         The HTML document. It makes no external request: no scripts, fonts or style sheets
         from elsewhere.
     """
+    parts = _page_head(title, version)
+    parts.append(_key_results(summary, lesions))
+    if flags:
+        parts.append(_flags_section(flags))
+    for caption, png in images.items():
+        if png:
+            parts.append(_image_figure(str(caption), png))
+    parts.append("<section><h2>Along the pullback</h2><figure>")
+    parts.append(_profile_plot(per_frame, summary, lesions))
+    parts.append(
+        "<figcaption>Lumen and vessel (EEM) area and plaque burden against arc length; "
+        "lesions shaded, MLA and reference frames marked.</figcaption></figure></section>"
+    )
+    for caption, svg in (figures or {}).items():
+        if svg:
+            parts.append(
+                f"<section><figure class='wide'>{svg}<figcaption>{html.escape(str(caption))}</figcaption>"
+                "</figure></section>"
+            )
+    parts.append(_volumes_and_mla(summary))
+    parts.append(_references_and_stenosis(summary))
+    parts.append("<section><h2>Lesions</h2>" + _records_table(lesions, "lesions") + "</section>")
+    parts.append(_plan_section(summary))
+    other = _other_measurements(summary)
+    if other:
+        parts.append(other)
+    parts.append(_inputs_and_parameters(inputs, parameters))
+    if not flags:
+        parts.append("<section><h2>Flags</h2><p class='muted'>No flags raised.</p></section>")
+    parts.append(
+        f"<footer>IVUSReconstruct {html.escape(version)} · {html.escape(DISCLAIMER)} Numbers are those of "
+        "summary.json at the precision shown.</footer></body></html>"
+    )
+    return "\n".join(parts)
+
+
+def _page_head(title: str, version: str) -> list[str]:
+    """Doctype, head (inline style sheet only) and the page header with the disclaimer."""
     esc = html.escape
-    parts: list[str] = [
+    return [
         "<!DOCTYPE html>",
         "<html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
@@ -1139,7 +1177,9 @@ def build_report(
         f"<div class='disclaimer'>{esc(DISCLAIMER)}</div></header>",
     ]
 
-    # Key results.
+
+def _key_results(summary: Mapping[str, Any], lesions: Sequence[Mapping[str, Any]]) -> str:
+    """Cards of MLA, area stenosis, PAV, TAVnorm, plaque volume and the lesion count."""
     mla = summary.get("mla") or {}
     stenosis = summary.get("area_stenosis_percent") or {}
     cards = [
@@ -1150,41 +1190,30 @@ def build_report(
         _card("Plaque volume", _get(summary, "volumes_mm3.plaque"), "volumes_mm3.plaque"),
         f"<div class='card'><div class='label'>Lesions</div><div class='value'>{len(lesions)}</div></div>",
     ]
-    parts.append(f"<section><h2>Key results</h2><div class='cards'>{''.join(cards)}</div></section>")
+    return f"<section><h2>Key results</h2><div class='cards'>{''.join(cards)}</div></section>"
 
-    if flags:
-        items = "".join(
-            f"<li><span class='flag'>{esc(str(f.get('rule', '')))}</span>: "
-            f"{esc(str(f.get('message', '')))}</li>"
-            for f in flags
-        )
-        parts.append(f"<section><h2>Flags</h2><ul>{items}</ul></section>")
 
-    for caption, png in images.items():
-        if png:
-            parts.append(_image_figure(str(caption), png))
-
-    parts.append("<section><h2>Along the pullback</h2><figure>")
-    parts.append(_profile_plot(per_frame, summary, lesions))
-    parts.append(
-        "<figcaption>Lumen and vessel (EEM) area and plaque burden against arc length; "
-        "lesions shaded, MLA and reference frames marked.</figcaption></figure></section>"
+def _flags_section(flags: Sequence[Mapping[str, Any]]) -> str:
+    """The raised flags as a list: rule, then message."""
+    esc = html.escape
+    items = "".join(
+        f"<li><span class='flag'>{esc(str(f.get('rule', '')))}</span>: {esc(str(f.get('message', '')))}</li>"
+        for f in flags
     )
-    for caption, svg in (figures or {}).items():
-        if svg:
-            parts.append(
-                f"<section><figure class='wide'>{svg}<figcaption>{esc(str(caption))}</figcaption></figure></section>"
-            )
+    return f"<section><h2>Flags</h2><ul>{items}</ul></section>"
 
-    # Volumetric summary and MLA.
+
+def _volumes_and_mla(summary: Mapping[str, Any]) -> str:
+    """Volumes, PAV and TAVnorm beside the MLA frame's values."""
     volumes = summary.get("volumes_mm3") or {}
     volume_rows = [(f"{k.capitalize()} volume (mm³)", v, f"volumes_mm3.{k}") for k, v in volumes.items()]
     volume_rows += [
         ("Percent atheroma volume, PAV (%)", summary.get("pav_percent"), "pav_percent"),
         ("Normalised total atheroma volume, TAVnorm (mm³)", summary.get("tav_norm_mm3"), "tav_norm_mm3"),
     ]
+    mla = summary.get("mla") or {}
     mla_rows = [(_label(k), v, f"mla.{k}") for k, v in mla.items() if not isinstance(v, Mapping)]
-    parts.append(
+    return (
         "<section class='grid2'><div><h2>Volumetric summary</h2>"
         + _table(volume_rows)
         + "</div><div><h2>Minimal lumen area</h2>"
@@ -1192,7 +1221,11 @@ def build_report(
         + "</div></section>"
     )
 
-    # References and stenosis.
+
+def _references_and_stenosis(summary: Mapping[str, Any]) -> str:
+    """A table of the reference frames (one row per side, the union of their values) and the
+    area and diameter stenoses against each reference."""
+    esc = html.escape
     refs = summary.get("references") or {}
     ref_keys: list[str] = []
     for side in refs.values():
@@ -1213,15 +1246,9 @@ def build_report(
         if ref_rows
         else "<p class='muted'>No reference frames.</p>"
     )
+    stenosis = summary.get("area_stenosis_percent") or {}
     stenosis_rows = [
-        (
-            f"Area stenosis vs {k} reference (%)"
-            if k not in ("largest", "mean")
-            else f"Area stenosis vs {k} reference (%)",
-            v,
-            f"area_stenosis_percent.{k}",
-        )
-        for k, v in stenosis.items()
+        (f"Area stenosis vs {k} reference (%)", v, f"area_stenosis_percent.{k}") for k, v in stenosis.items()
     ]
     diameter = summary.get("diameter_stenosis_percent") or {}
     if isinstance(diameter, Mapping):
@@ -1229,14 +1256,12 @@ def build_report(
             (f"Diameter stenosis vs {k} reference (%)", v, f"diameter_stenosis_percent.{k}")
             for k, v in diameter.items()
         ]
-    parts.append(
-        "<section><h2>References</h2>" + ref_html + "<h2>Stenosis</h2>" + _table(stenosis_rows) + "</section>"
-    )
+    return "<section><h2>References</h2>" + ref_html + "<h2>Stenosis</h2>" + _table(stenosis_rows) + "</section>"
 
-    parts.append("<section><h2>Lesions</h2>" + _records_table(lesions, "lesions") + "</section>")
-    parts.append(_plan_section(summary))
 
-    # Any further summary values, so nothing measured is left out of the page.
+def _other_measurements(summary: Mapping[str, Any]) -> str:
+    """Every scalar summary value not shown elsewhere, so nothing measured is left out of the
+    page; empty when there is none."""
     extra = [
         (_label(k.split(".")[-1]) if "." not in k else k, v, k)
         for top, value in summary.items()
@@ -1244,10 +1269,12 @@ def build_report(
         for k, v in _flatten(value, top)
         if not isinstance(v, list | tuple | Mapping)
     ]
-    if extra:
-        parts.append("<section><h2>Other measurements</h2>" + _table(extra) + "</section>")
+    return "<section><h2>Other measurements</h2>" + _table(extra) + "</section>" if extra else ""
 
-    parts.append(
+
+def _inputs_and_parameters(inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> str:
+    """The acquisition values with their sources beside the (flattened) analysis parameters."""
+    return (
         "<section class='grid2'><div><h2>Inputs</h2>"
         + _inputs_table(inputs)
         + "</div><div><h2>Parameters</h2>"
@@ -1257,11 +1284,3 @@ def build_report(
         )
         + "</div></section>"
     )
-    if not flags:
-        parts.append("<section><h2>Flags</h2><p class='muted'>No flags raised.</p></section>")
-
-    parts.append(
-        f"<footer>IVUSReconstruct {esc(version)} · {esc(DISCLAIMER)} Numbers are those of "
-        "summary.json at the precision shown.</footer></body></html>"
-    )
-    return "\n".join(parts)
