@@ -89,7 +89,7 @@ def mesh_to_labelmap(
 
 
 def _mesh_rings(polydata) -> np.ndarray | None:
-    """The rings (F, n, 3) of a surface made by :func:`build_meshes`, or None for other surfaces.
+    """The rings (F, n, 3) of a surface made by :func:`mesh.build_meshes`, or None for other surfaces.
 
     Such a surface stores its F rings of n points first, then two cap centres, with the point
     array ``frame_index`` constant along each ring.
@@ -346,7 +346,7 @@ def rings_labelmap(
     A voxel belongs to the segment between the planes of rings k and k + 1 that it lies between,
     at fraction t of the way; it is inside when its distance from the interpolated centroid is
     at most the interpolated radius of the two rings in its direction, which is the loft of
-    :func:`build_meshes` up to the chords between ring points. Work is done over short runs of
+    :func:`mesh.build_meshes` up to the chords between ring points. Work is done over short runs of
     frames (``chunk_mm`` of vessel) on the voxels of their bounding box only, so time grows with
     the number of frames and voxels near the vessel, not with the vessel's extent in world space.
 
@@ -419,7 +419,7 @@ def vessel_labelmap(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One labelmap of the reconstruction in world space: 1 lumen, 2 plaque + media (the wall).
 
-    Surfaces made by :func:`build_meshes` are voxelised straight from their rings
+    Surfaces made by :func:`mesh.build_meshes` are voxelised straight from their rings
     (:func:`rings_labelmap`, linear in the frames); other surfaces by scan conversion
     (:func:`mesh_to_labelmap`, two passes over the whole vessel).
 
