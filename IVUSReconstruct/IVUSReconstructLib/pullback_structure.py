@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
 
 from .errors import IVUSCancelled, IVUSInputError
 from .gating import frame_rate_hz
@@ -147,9 +147,9 @@ def _radial_profiles(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Polar samples (N, n_rays, R) of every frame around ``centre_px`` and the radii (R,) in px.
 
-    Bilinear, 0 outside the frame (as ``ndimage.map_coordinates(order=1, mode="constant")``),
-    with the four neighbours and their weights computed once for the whole stack: a
-    per-frame interpolation call took most of the structure's time on a long pullback.
+    Bilinear, 0 outside the frame (as ``ndimage.map_coordinates(order=1, mode="constant")``,
+    to the last bit), as one sparse map of four weights per sample built once for the whole
+    stack instead of an interpolation call per frame.
     """
     n, h, w = small.shape
     radius = np.arange(0.0, 0.5 * min(h, w), step_px)
@@ -161,16 +161,16 @@ def _radial_profiles(
     c0 = np.clip(np.floor(cols), 0, max(w - 2, 0)).astype(int)
     fr, fc = rows - r0, cols - c0
     r1, c1 = np.minimum(r0 + 1, h - 1), np.minimum(c0 + 1, w - 1)
-    index = np.stack([r0 * w + c0, r0 * w + c1, r1 * w + c0, r1 * w + c1])
-    weight = np.stack([(1 - fr) * (1 - fc), (1 - fr) * fc, fr * (1 - fc), fr * fc]) * inside
-    out = np.empty((n, n_rays * len(radius)), np.float32)
+    n_samples = len(rows)
+    index = np.concatenate([r0 * w + c0, r0 * w + c1, r1 * w + c0, r1 * w + c1])
+    weight = np.concatenate([(1 - fr) * (1 - fc), (1 - fr) * fc, fr * (1 - fc), fr * fc]) * np.tile(inside, 4)
+    sampler = sparse.csr_matrix(
+        (weight, (np.tile(np.arange(n_samples), 4), index)), shape=(n_samples, h * w)
+    )
+    out = np.empty((n, n_samples), np.float32)
     flat = small.reshape(n, -1)
     for k in range(0, n, 256):
-        chunk = flat[k : k + 256]
-        acc = np.zeros((len(chunk), index.shape[1]))
-        for j in range(4):
-            acc += chunk[:, index[j]] * weight[j]
-        out[k : k + 256] = acc
+        out[k : k + 256] = (sampler @ flat[k : k + 256].T.astype(np.float64)).T
     return out.reshape(n, n_rays, len(radius)), radius
 
 
