@@ -469,6 +469,43 @@ def _reference_window(
     return best(prox_mask), best(dist_mask)
 
 
+def _references_from_stenosis(
+    along: _Along, mla_i: int, prox_i: int | None, dist_i: int | None, params: MetricParams
+) -> tuple[int | None, int | None]:
+    """The reference on a side where the segment leaves no frame outside it, from the stenosis.
+
+    Mintz 2001 takes each reference as the largest lumen proximal / distal to the stenosis
+    within the same segment (usually within 10 mm, no major branch between), noting that it may
+    not be the site with the least plaque. A lesion that runs to the end of the analysed range
+    (the pullback ends at the guiding catheter in a diffusely diseased proximal vessel) leaves
+    no frame beyond it on that side; the reference is then the largest lumen between the
+    minimum lumen and that end, within ``reference_search_mm`` of the minimum lumen. A side
+    that has a reference outside the segment keeps it.
+    """
+    if prox_i is not None and dist_i is not None:
+        return prox_i, dist_i
+    s_mla = float(along.s[mla_i])
+    near_prox, near_dist = _reference_window(
+        along, s_mla, s_mla, params.reference_search_mm, params.reference_smoothing_frames
+    )
+    return (near_prox if prox_i is None else prox_i), (near_dist if dist_i is None else dist_i)
+
+
+def _reference_inside_lesion_flags(lesion: dict[str, Any]) -> list[dict[str, Any]]:
+    """A flag for each reference of ``lesion`` taken inside it (:func:`_references_from_stenosis`)."""
+    flags = []
+    for side, ref in lesion["references"].items():
+        if ref is not None and lesion["start_mm"] <= ref["arc_length_mm"] <= lesion["end_mm"]:
+            flags.append({
+                "rule": f"{side}_reference_inside_lesion",
+                "message": f"lesion {lesion['id']} runs to the {side} end of the analysed range: its {side} "
+                           f"reference (frame {ref['frame']}, lumen {ref['lumen_area_mm2']:.1f} mm2) lies inside "
+                           f"the lesion, the largest lumen {side} of the minimum lumen; check it on the images",
+                "frames": [ref["frame"]],
+            })  # fmt: skip
+    return flags
+
+
 def _segment_metrics(
     along: _Along, start_mm: float, end_mm: float, mla_i: int, params: MetricParams
 ) -> dict[str, Any]:
@@ -476,6 +513,7 @@ def _segment_metrics(
     prox_i, dist_i = _reference_window(
         along, start_mm, end_mm, params.reference_search_mm, params.reference_smoothing_frames
     )
+    prox_i, dist_i = _references_from_stenosis(along, mla_i, prox_i, dist_i, params)
     prox, dist = along.point(prox_i), along.point(dist_i)
     mla = float(along.col("lumen_area_mm2")[mla_i])
 
@@ -765,6 +803,8 @@ def _main_segment(
             if params.reference_smoothing_frames > 1
             else ""
         )
+        + "; a lesion that runs to the end of the analysed range takes that side's reference between its "
+        "minimum lumen and that end (Mintz 2001: the largest lumen proximal / distal to the stenosis)"
     )
     return summary, stenosis_mla
 
@@ -1014,6 +1054,8 @@ def compute_metrics(
     lesions = _lesions(along, params)
     main, stenosis_mla = _main_segment(along, lesions, mla_i, params)
     summary.update(main)
+    if lesions:
+        flags += _reference_inside_lesion_flags(next(les for les in lesions if les["id"] == main["main_lesion_id"]))
     summary["calcium"] = _calcium(along)
     summary["stent"], stent_flags = _stent(along, params)
     summary["device_sizing"] = _device_sizing(summary["references"], per_frame, params)

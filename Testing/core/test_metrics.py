@@ -173,6 +173,29 @@ def test_side_branch_bounds_reference_and_roi():
     assert roi.lesions == []
 
 
+def test_lesion_running_to_the_proximal_end_takes_its_reference_from_the_stenosis():
+    # diffuse disease from 15 mm to the end of the pullback (burden >= 40 % everywhere there):
+    # lumen radius 1.8 mm, narrowing to 1.0 mm at 20 mm, widening to 1.9 mm at 26-28 mm
+    s = np.arange(0.0, 35.0 + 1e-9, 0.1)
+    lumen = np.where(s < 15.0, 2.2, cosine_stenosis(s, r_ref=1.8, r_min=1.0, center=20.0, length=6.0))
+    lumen = np.where((s >= 26.0) & (s <= 28.0), 1.9, lumen)
+    m = compute_metrics(run(lumen, 2.5), s)
+    (lesion,) = m.lesions
+    assert lesion["start_mm"] == pytest.approx(15.0, abs=0.11)
+    assert lesion["end_mm"] == pytest.approx(35.0, abs=1e-6)
+    prox, dist = m.summary["references"]["proximal"], m.summary["references"]["distal"]
+    # no frame beyond the lesion: the largest lumen within 10 mm proximal of the MLA (20 mm)
+    assert 26.0 <= prox["arc_length_mm"] <= 28.0
+    assert prox["lumen_area_mm2"] == pytest.approx(np.pi * 1.9**2, rel=5e-3)
+    # the distal side keeps its reference outside the lesion
+    assert dist["arc_length_mm"] < 15.0
+    assert dist["lumen_area_mm2"] == pytest.approx(np.pi * 2.2**2, rel=5e-3)
+    assert m.summary["area_stenosis_percent"]["proximal"] == pytest.approx(100 * (1 - 1 / 1.9**2), abs=0.2)
+    flag = next(f for f in m.flags if f["rule"] == "proximal_reference_inside_lesion")
+    assert flag["frames"] == [prox["frame"]]
+    assert "distal_reference_inside_lesion" not in [f["rule"] for f in m.flags]
+
+
 def test_lesion_merging_and_minimum_length():
     s = np.arange(0.0, 40.0 + 1e-9, 0.1)
     lumen = np.full(len(s), 2.0)  # burden 36 % with a 2.5 mm EEM

@@ -41,8 +41,8 @@ def test_cut_frames_within_two_frames_of_truth(structured) -> None:
     kinds = [c["kind"] for c in st.cuts]
     assert kinds == ["motionless_start", "guide_catheter"]
     # The motor's start shows only once the transducer has moved part of a speckle length
-    # (0.017 mm per frame here): 2 to 3 frames is the resolution (see the unseen-seed test).
-    assert abs(st.first_frame - structured.motion_start_frame) <= 3
+    # (0.017 mm per frame here): 2 frames is the resolution (see the unseen-seed test).
+    assert abs(st.first_frame - structured.motion_start_frame) <= 2
     assert abs(st.last_frame + 1 - structured.guide_start_frame) <= 2
     assert st.cuts[1]["last_frame"] == structured.pullback.n_frames - 1
 
@@ -50,15 +50,15 @@ def test_cut_frames_within_two_frames_of_truth(structured) -> None:
 @pytest.mark.slow
 def test_cut_frames_on_unseen_seeds() -> None:
     # The motor's start is seen only once the transducer has moved a fraction of the speckle
-    # length (0.02 mm per frame at 0.5 mm/s): measured errors on seeds 3-8 were -1, 2, 1, 0,
-    # 0 and -3 frames (the guide's entry exact on all).
+    # length (0.02 mm per frame at 0.5 mm/s): measured errors on seeds 3-8 are 0, 2, -1, 0,
+    # -1 and 1 frames (the guide's entry exact on all; seeds 9-15: 0, 0, 1, 0, 0, 0, 0).
     start_errors, guide_errors = [], []
     for seed in range(3, 9):
         ph = make_phantom("coronary", length_mm=10, stationary_start_s=3.0, guide_catheter_mm=3.0, seed=seed)
         st = find_pullback_structure(ph.pullback)
         start_errors.append(st.first_frame - ph.motion_start_frame)
         guide_errors.append(st.last_frame + 1 - ph.guide_start_frame)
-    assert sum(abs(e) <= 2 for e in start_errors) >= 5 and max(abs(e) for e in start_errors) <= 4
+    assert all(abs(e) <= 2 for e in start_errors)
     assert all(abs(e) <= 2 for e in guide_errors)
 
 

@@ -127,12 +127,12 @@ def test_confidence_features_of_known_borders():
     vessel = np.full((3, 180), 2.5)
     x = dict(zip(FEATURES, confidence_features(lumen, vessel, np.array([0.9, 0.8, 0.7])).T, strict=True))
     assert np.allclose(x["confidence"], [0.9, 0.8, 0.7])
-    assert x["burden"][0] == pytest.approx(1 - 1.5**2 / 2.5**2)
+    assert "burden" not in x  # the vessel's disease is no sign of a wrong border
     assert x["lumen_min_ratio"][0] == pytest.approx(1.0)
     assert x["lumen_ellipse_excess"][1] < 1e-9 < 0.2 < x["lumen_ellipse_excess"][2]
     # frame 0 against the mean of its neighbours' areas (frame 1 on both sides at the end)
     area = np.pi * np.mean(lumen**2, axis=1)
-    assert x["lumen_change"][0] == pytest.approx(abs(area[0] - area[1]) / area[0])
+    assert x["lumen_change"][0] == pytest.approx(abs(np.log(area[0] / area[1])))
 
 
 def test_calibrated_confidence_flags_a_spike_or_a_jumping_eem_and_not_a_round_frame():
@@ -140,16 +140,16 @@ def test_calibrated_confidence_flags_a_spike_or_a_jumping_eem_and_not_a_round_fr
 
     vessel = np.full((5, 180), 2.5)
     raw = np.array([0.6, 0.6, 0.31, 0.6, 0.6])  # 0.31: the median raw confidence of wrong frames
-    # the same weak edges on a round lumen among round neighbours: not flagged (0.90)
+    # the same weak edges on a round lumen among round neighbours: not flagged (0.92)
     round_conf = calibrated_confidence(confidence_features(np.full((5, 180), 1.5), vessel, raw))
     assert np.all(round_conf > 0.85)
-    # the lumen spikes 1 mm out over 20 degrees (a trace leaking into a pool or branch): 0.47
+    # the lumen spikes 1 mm out over 20 degrees (a trace leaking into a pool or branch): 0.497
     lumen = np.full((5, 180), 1.5)
     lumen[2, 40:50] = 2.45
     spiked = calibrated_confidence(confidence_features(lumen, vessel, raw))
     assert spiked[2] < 0.5 < spiked[0]
     # the EEM radius jumps 50% out of line with its neighbours (the outer edge of the adventitia
-    # taken on one frame): 0.48; its neighbours, which the jump makes look uneven, stay above
+    # taken on one frame): 0.33; its neighbours, which the jump makes look uneven, stay above (0.76)
     jumped_vessel = vessel.copy()
     jumped_vessel[2] *= 1.5
     jumped = calibrated_confidence(confidence_features(np.full((5, 180), 1.5), jumped_vessel, raw))
