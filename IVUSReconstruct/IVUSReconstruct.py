@@ -24,7 +24,7 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-from IVUSReconstructLib.limits import LIMITS
+from IVUSReconstructLib.limits import ACQUISITION_OPTIONS, LIMITS
 from slicer import (
     vtkMRMLMarkupsCurveNode,
     vtkMRMLMarkupsFiducialNode,
@@ -331,12 +331,7 @@ class IVUSReconstructWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 # parameter node field -> row of the range table (IVUSReconstructLib/limits.py)
-PARAMETER_LIMITS = {
-    "pixelSpacing": "pixel_spacing_mm",
-    "pullbackSpeed": "pullback_speed_mm_s",
-    "frameRate": "frame_rate_hz",
-    "startMm": "start_mm",
-}
+PARAMETER_LIMITS = {o.parameter: o.field for o in ACQUISITION_OPTIONS}
 
 
 class IVUSReconstructLogic(ScriptedLoadableModuleLogic):

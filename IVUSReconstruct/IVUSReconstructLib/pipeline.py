@@ -8,6 +8,7 @@ DESIGN.md into a temporary folder and moves it into place only when everything s
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import math
@@ -46,6 +47,11 @@ __all__ = [
     "frames_table",
     "summary_document",
     "OUTPUT_FILES",
+    "jsonable",
+    "fill_outputs",
+    "rhythm_doubt",
+    "scene_writers",
+    "read_pullback_any",
 ]
 
 Progress = Callable[[float, str], None]
@@ -128,14 +134,25 @@ class RunResult:
     structure: Any = None
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types: numpy scalars and arrays to Python, NaN and inf to None."""
+def jsonable(value: Any) -> Any:
+    """Plain JSON types: numpy scalars and arrays to Python, NaN and inf to None.
+
+    Parameters
+    ----------
+    value : object
+        Nested dicts, lists and tuples of numbers, numpy scalars and arrays, paths and strings.
+
+    Returns
+    -------
+    object
+        The same structure in types ``json.dumps(..., allow_nan=False)`` accepts.
+    """
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (float, np.floating)):
@@ -402,7 +419,7 @@ def run_pipeline(
         )
         if gating.message:
             flags.append({"rule": "gating", "message": gating.message})
-        doubt = _rhythm_doubt(pullback, gating)
+        doubt = rhythm_doubt(pullback, gating)
         if doubt:
             flags.append({"rule": "gating_plausibility", "message": doubt})
         stages.end()
@@ -488,7 +505,7 @@ def run_pipeline(
 
     inputs = _inputs_record(pullback, contours, centerline, input_paths, gating, arc_source, options)
     if landmarks:
-        inputs["landmarks"] = {"n": len(landmarks), "residuals": _jsonable(list(poses.landmark_residuals))}
+        inputs["landmarks"] = {"n": len(landmarks), "residuals": jsonable(list(poses.landmark_residuals))}
     parameters = options.as_json()
     return RunResult(
         pullback=pullback,
@@ -506,7 +523,7 @@ def run_pipeline(
     )
 
 
-def _rhythm_doubt(pullback: Pullback, gating: GatingResult) -> str:
+def rhythm_doubt(pullback: Pullback, gating: GatingResult) -> str:
     """The gating plausibility line ('' when the rhythm found is believable or none was)."""
     from .gating import frame_rate_hz, rhythm_plausibility
 
@@ -708,7 +725,7 @@ def _inputs_record(
                     },
                     "source": entry["source"],
                 }
-            record[key] = _jsonable(entry)
+            record[key] = jsonable(entry)
         record.setdefault(
             "catheter_center_px", {"value": list(pullback.catheter_center_px), "source": "image centre"}
         )
@@ -722,13 +739,13 @@ def _inputs_record(
     if gating is not None:
         record["gating"] = {
             "method": gating.method,
-            "heart_rate_bpm": _jsonable(gating.heart_rate_bpm),
-            "confidence": _jsonable(gating.confidence),
+            "heart_rate_bpm": jsonable(gating.heart_rate_bpm),
+            "confidence": jsonable(gating.confidence),
             "n_end_diastolic_frames": int(len(gating.ed_frames)),
             "message": gating.message,
         }
         if pullback is not None:
-            doubt = _rhythm_doubt(pullback, gating)
+            doubt = rhythm_doubt(pullback, gating)
             record["gating"]["plausibility"] = doubt or ("plausible" if gating.method == "image" else None)
     record["arc_length"] = {"source": arc_source, "start_mm": options.start_mm}
     record["centerline"] = {
@@ -805,13 +822,13 @@ def summary_document(result: RunResult) -> dict[str, Any]:
     m = result.metrics
     doc: dict[str, Any] = {"format": "ivus-summary", "version": __version__}
     doc["inputs"] = result.inputs
-    measured = _jsonable(m.summary)
+    measured = jsonable(m.summary)
     doc["parameters"] = {**result.parameters, "metrics": measured.pop("metric_parameters", None)}
     doc.update(measured)
-    doc["lesions"] = _jsonable(m.lesions)
+    doc["lesions"] = jsonable(m.lesions)
     if result.structure is not None:
-        doc["pullback_structure"] = _jsonable(result.structure.as_json())
-    doc["flags"] = _jsonable(list(result.flags) + list(m.flags))
+        doc["pullback_structure"] = jsonable(result.structure.as_json())
+    doc["flags"] = jsonable(list(result.flags) + list(m.flags))
     doc["timings_s"] = dict(result.timings_s)
     return doc
 
@@ -877,12 +894,27 @@ def write_outputs(
     out_dir = Path(out_dir)
 
     def fill(tmp: Path) -> dict[str, Path]:
-        return _fill_outputs(result, tmp, extra_writers=extra_writers, progress=progress, cancel=cancel)
+        return fill_outputs(result, tmp, extra_writers=extra_writers, progress=progress, cancel=cancel)
 
     from .output_place import atomic_folder
 
     written = atomic_folder(Path(out_dir), fill, need_bytes=output_bytes_estimate(result))
     return {name: out_dir.absolute() / name for name in written}
+
+
+def scene_writers() -> list[Callable[[Path], None]]:
+    """The Slicer scene writer when slicer-core is installed (the ``[slicer]`` extra), else none.
+
+    Returns
+    -------
+    list of callable(folder)
+        For ``extra_writers`` of :func:`write_outputs`.
+    """
+    if importlib.util.find_spec("slicer") is None:
+        return []
+    from . import mrml
+
+    return [mrml.write_scene]
 
 
 def output_bytes_estimate(result: RunResult) -> int:
@@ -902,14 +934,34 @@ def output_bytes_estimate(result: RunResult) -> int:
     return int(2 * mesh_bytes + 3 * width * height + 40 * contour_points + (2 << 20))
 
 
-def _fill_outputs(
+def fill_outputs(
     result: RunResult,
     tmp: Path,
     *,
-    extra_writers: Sequence[Callable[[Path], None]],
-    progress: Progress | None,
-    cancel: threading.Event | None,
+    extra_writers: Sequence[Callable[[Path], None]] = (),
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
 ) -> list[str]:
+    """Write every output file of a run into the folder ``tmp`` (not atomically).
+
+    :func:`write_outputs` calls it on a temporary folder that it moves into place; the demo calls
+    it inside its own atomic folder (which also holds the phantom).
+
+    Parameters
+    ----------
+    result : RunResult
+    tmp : Path
+        An existing, empty folder.
+    extra_writers : sequence of callable(folder)
+        Run after the standard files (e.g. :func:`scene_writers`).
+    progress : callable(fraction, message) or None
+    cancel : threading.Event or None
+
+    Returns
+    -------
+    list of str
+        Names of the files in ``tmp``, sorted.
+    """
     from .export import write_colored_glb
     from .io.centerline import write_markups_curve
     from .io.contours import write_contours_json
