@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import IVUSCancelled, input_error
-from .geometry import _resample_stacked
+from .geometry import resample_stacked as _resample_stacked  # the name build_meshes uses
 from .types import ContourSet, FramePoses, VesselMesh
 
 __all__ = [

@@ -1200,7 +1200,7 @@ def plan_to_nodes(
         ``device`` (model; attribute ``IVUSReconstruct.plan`` holds the plan as JSON),
         ``proximal`` / ``distal`` (markups lines, when the zone exists), ``plan_table``.
     """
-    from .render import _DEVICE_OPACITY, _DEVICE_RGB, device_polydata
+    from .render import DEVICE_OPACITY, DEVICE_RGB, device_polydata
 
     prepare_scene(scene)
     nodes = dict(nodes or {})
@@ -1208,7 +1208,7 @@ def plan_to_nodes(
     (polydata,) = device_polydata({"plan": plan}, cl)[:1] or (None,)
     if polydata is not None:
         nodes["device"] = mesh_to_model_node(
-            scene, polydata, f"{prefix} device", color=_DEVICE_RGB, opacity=_DEVICE_OPACITY, scalars=None,
+            scene, polydata, f"{prefix} device", color=DEVICE_RGB, opacity=DEVICE_OPACITY, scalars=None,
             node=nodes.get("device"),
         )  # fmt: skip
         nodes["device"].SetAttribute(PLAN_ATTRIBUTE, json.dumps(plan, default=float))

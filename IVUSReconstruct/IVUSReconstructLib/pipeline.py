@@ -23,7 +23,7 @@ import numpy as np
 
 from . import __version__
 from .errors import IVUSCancelled, IVUSInputError, input_error
-from .io._common import release_pages
+from .io import release_pages
 from .types import (
     Centerline,
     ContourSet,
@@ -369,8 +369,6 @@ def run_pipeline(
     IVUSCancelled
         When ``cancel`` is set.
     """
-    from .coregistration import place_frames
-    from .mesh import build_meshes
     from .metrics import MetricParams, compute_metrics
     from .plan import add_plan, run_territory
 
@@ -401,47 +399,9 @@ def run_pipeline(
     gating: GatingResult | None = None
     structure = None
     if segmenting:
-        sub = stages.begin("structure", "pullback structure")
-        structure = _pullback_structure(pullback, options, progress=_releasing(sub, pullback), cancel=cancel)
-        release_pages(pullback.frames)
-        if structure.cuts:
-            flags.append({"rule": "pullback_structure", "message": structure.message()})
-        stages.end()
-    sub = stages.begin("gating", "gating")
-    if segmenting:
-        from .gating import gate_pullback
-        from .segmentation import segment_pullback
-
-        method = options.gating or "image"
-        gating = _offset_gating(
-            gate_pullback(_usable_part(pullback, structure), method=method, progress=sub, cancel=cancel),
-            structure.first_frame,
-        )
-        if gating.message:
-            flags.append({"rule": "gating", "message": gating.message})
-        doubt = rhythm_doubt(pullback, gating)
-        if doubt:
-            flags.append({"rule": "gating_plausibility", "message": doubt})
-        stages.end()
-        sub = stages.begin("segmentation", f"segmenting {len(gating.selected_frames)} frames")
-        contours = segment_pullback(
-            pullback, np.asarray(gating.selected_frames), progress=_releasing(sub, pullback), cancel=cancel
-        )
-        release_pages(pullback.frames)
-        ed = set(int(i) for i in gating.ed_frames)
-        contours = contours.with_frames(
-            tuple(replace(f, phase="ED") if f.index in ed else f for f in contours.frames)
-        )
-        low = [f.index for f in contours.frames if f.confidence is not None and f.confidence < 0.5]
-        if low:
-            flags.append(
-                {
-                    "rule": "low_segmentation_confidence",
-                    "message": f"{len(low)} frame(s) segmented with confidence < 0.5: review frames {_frame_list(low)}",
-                }
-            )
-        stages.end()
+        structure, gating, contours = _segment(pullback, options, stages, flags, cancel)
     else:
+        stages.begin("gating", "gating")
         if options.gating == "ecg":
             raise IVUSInputError(
                 "--gating ecg: ECG gating needs an ECG waveform in the DICOM; use --gating image or none"
@@ -453,31 +413,10 @@ def run_pipeline(
         raise IVUSInputError(f"{source_hint}: no frame to analyse; check --frames / the contour file")
 
     stages.begin("placement", "placing frames on the centerline")
-    arc, arc_source = _arc_lengths(pullback, contours, options, source_hint)
-    if np.any(np.diff(arc) < 0):
-        raise IVUSInputError(
-            f"{input_paths.get('contours', source_hint)}: frame positions (z_mm) decrease along the frames; "
-            "frames must be ordered in the pullback direction"
-        )
-    if centerline is None:
-        centerline = _straight_centerline(float(arc.max()) + 10.0)
-        flags.append(
-            {"rule": "no_centerline", "message": "no --centerline given: frames stacked on a straight line"}
-        )
     landmarks = tuple(landmarks)
-    poses = place_frames(
-        centerline,
-        contours.indices,
-        arc,
-        contours=contours,
-        align=options.align,
-        mirror=options.mirror,
-        landmarks=landmarks,
-        source_name=input_paths.get("centerline", centerline.source),
+    centerline, poses, arc, arc_source = _place(
+        pullback, contours, centerline, landmarks, options, input_paths, flags
     )
-    # landmarks may have corrected the positions: measure along the corrected ones
-    arc = np.asarray(poses.arc_length_mm, dtype=float)
-    _check_sizes(contours, poses, options, source_hint)
     stages.end()
 
     stages.begin("metrics", "measuring")
@@ -491,16 +430,7 @@ def run_pipeline(
     stages.end()
 
     sub = stages.begin("mesh", "building meshes")
-    mesh = build_meshes(contours, poses, per_frame=metrics.per_frame, progress=sub, cancel=cancel)
-    folded = _field_array(mesh.lumen, "folded_frame_index")
-    if folded.size:
-        flags.append(
-            {
-                "rule": "folded_frames",
-                "message": f"{folded.size} frame(s) fold at tight bends (centerline radius of curvature below "
-                f"the vessel radius): frames {_frame_list([int(f) for f in folded])}; the inner wall is compressed",
-            }
-        )
+    mesh = _meshes(contours, poses, metrics, flags, progress=sub, cancel=cancel)
     stages.end()
 
     inputs = _inputs_record(pullback, contours, centerline, input_paths, gating, arc_source, options)
@@ -521,6 +451,141 @@ def run_pipeline(
         timings_s=dict(stages.timings),
         structure=structure,
     )
+
+
+def _segment(
+    pullback: Pullback,
+    options: RunOptions,
+    stages: _Stages,
+    flags: list[dict[str, str]],
+    cancel: threading.Event | None,
+) -> tuple[Any, GatingResult, ContourSet]:
+    """The structure, gating and segmentation stages of a run on a pullback.
+
+    Returns
+    -------
+    structure : PullbackStructure
+    gating : GatingResult
+        Frame indices of the whole pullback.
+    contours : ContourSet
+        The gated frames' borders, end-diastolic ones marked ``phase="ED"``.
+    """
+    from .gating import gate_pullback
+    from .segmentation import segment_pullback
+
+    sub = stages.begin("structure", "pullback structure")
+    structure = _pullback_structure(pullback, options, progress=_releasing(sub, pullback), cancel=cancel)
+    release_pages(pullback.frames)
+    if structure.cuts:
+        flags.append({"rule": "pullback_structure", "message": structure.message()})
+    stages.end()
+    sub = stages.begin("gating", "gating")
+    method = options.gating or "image"
+    gating = _offset_gating(
+        gate_pullback(_usable_part(pullback, structure), method=method, progress=sub, cancel=cancel),
+        structure.first_frame,
+    )
+    if gating.message:
+        flags.append({"rule": "gating", "message": gating.message})
+    doubt = rhythm_doubt(pullback, gating)
+    if doubt:
+        flags.append({"rule": "gating_plausibility", "message": doubt})
+    stages.end()
+    sub = stages.begin("segmentation", f"segmenting {len(gating.selected_frames)} frames")
+    contours = segment_pullback(
+        pullback, np.asarray(gating.selected_frames), progress=_releasing(sub, pullback), cancel=cancel
+    )
+    release_pages(pullback.frames)
+    ed = set(int(i) for i in gating.ed_frames)
+    contours = contours.with_frames(
+        tuple(replace(f, phase="ED") if f.index in ed else f for f in contours.frames)
+    )
+    low = [f.index for f in contours.frames if f.confidence is not None and f.confidence < 0.5]
+    if low:
+        flags.append(
+            {
+                "rule": "low_segmentation_confidence",
+                "message": f"{len(low)} frame(s) segmented with confidence < 0.5: review frames {_frame_list(low)}",
+            }
+        )
+    stages.end()
+    return structure, gating, contours
+
+
+def _place(
+    pullback: Pullback | None,
+    contours: ContourSet,
+    centerline: Centerline | None,
+    landmarks: tuple[Landmark, ...],
+    options: RunOptions,
+    input_paths: dict[str, str],
+    flags: list[dict[str, str]],
+) -> tuple[Centerline, FramePoses, np.ndarray, str]:
+    """Arc length of each frame and its pose on the centerline (a straight one, flagged, if none).
+
+    Returns
+    -------
+    centerline : Centerline
+        The one the frames were placed on.
+    poses : FramePoses
+    arc : ndarray of shape (F,)
+        Arc length of each analysed frame in mm, after any landmark correction.
+    arc_source : str
+        How the arc lengths were obtained (for summary.json).
+    """
+    from .coregistration import place_frames
+
+    source_hint = input_paths.get("pullback") or input_paths.get("contours") or "input"
+    arc, arc_source = _arc_lengths(pullback, contours, options, source_hint)
+    if np.any(np.diff(arc) < 0):
+        raise IVUSInputError(
+            f"{input_paths.get('contours', source_hint)}: frame positions (z_mm) decrease along the frames; "
+            "frames must be ordered in the pullback direction"
+        )
+    if centerline is None:
+        centerline = _straight_centerline(float(arc.max()) + 10.0)
+        flags.append(
+            {"rule": "no_centerline", "message": "no --centerline given: frames stacked on a straight line"}
+        )
+    poses = place_frames(
+        centerline,
+        contours.indices,
+        arc,
+        contours=contours,
+        align=options.align,
+        mirror=options.mirror,
+        landmarks=landmarks,
+        source_name=input_paths.get("centerline", centerline.source),
+    )
+    # landmarks may have corrected the positions: measure along the corrected ones
+    arc = np.asarray(poses.arc_length_mm, dtype=float)
+    _check_sizes(contours, poses, options, source_hint)
+    return centerline, poses, arc, arc_source
+
+
+def _meshes(
+    contours: ContourSet,
+    poses: FramePoses,
+    metrics: Metrics,
+    flags: list[dict[str, str]],
+    *,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+) -> VesselMesh:
+    """The lumen, vessel and wall meshes, with a flag for frames folded at tight bends."""
+    from .mesh import build_meshes
+
+    mesh = build_meshes(contours, poses, per_frame=metrics.per_frame, progress=progress, cancel=cancel)
+    folded = _field_array(mesh.lumen, "folded_frame_index")
+    if folded.size:
+        flags.append(
+            {
+                "rule": "folded_frames",
+                "message": f"{folded.size} frame(s) fold at tight bends (centerline radius of curvature below "
+                f"the vessel radius): frames {_frame_list([int(f) for f in folded])}; the inner wall is compressed",
+            }
+        )
+    return mesh
 
 
 def rhythm_doubt(pullback: Pullback, gating: GatingResult) -> str:

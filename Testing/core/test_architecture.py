@@ -1,0 +1,227 @@
+"""The library's import structure: no cycle, no private name used across modules.
+
+The import graph counts every import of a module of IVUSReconstructLib, also those inside
+functions (a lazy import still ties the two modules together for a reader and for a refactor).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+LIB = Path(__file__).resolve().parents[2] / "IVUSReconstruct" / "IVUSReconstructLib"
+PACKAGE = "IVUSReconstructLib"
+# Packages that are one module split into files: their modules share private helpers inside the
+# package (``segmentation`` is rewritten by the real-image borders issue, issue 16, not split twice).
+ONE_MODULE_PACKAGES = ("IVUSReconstructLib.segmentation",)
+
+
+def module_name(path: Path) -> str:
+    """``IVUSReconstructLib.io.dicom`` for ``.../IVUSReconstructLib/io/dicom.py``."""
+    parts = list(path.relative_to(LIB.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(LIB.rglob("*.py"))}
+
+
+def _resolve(importer: str, is_package: bool, level: int, module: str | None) -> str:
+    """Absolute module name of a (possibly relative) ``from`` import in ``importer``."""
+    if level == 0:
+        return module or ""
+    base = importer.split(".")
+    # a package's __init__ is its own anchor; a module's anchor is its package
+    base = base if is_package else base[:-1]
+    base = base[: len(base) - (level - 1)]
+    return ".".join(base + ([module] if module else []))
+
+
+def imports_of(name: str, path: Path, modules: dict[str, Path]) -> list[tuple[str, str | None]]:
+    """``(imported module, imported name or None)`` for each library import in a module.
+
+    ``from .io import dicom`` gives ``("IVUSReconstructLib.io.dicom", None)`` (a module), ``from
+    .pipeline import jsonable`` gives ``("IVUSReconstructLib.pipeline", "jsonable")``.
+    """
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    is_package = path.name == "__init__.py"
+    # ``if TYPE_CHECKING:`` imports are for annotations only and never run
+    type_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for stmt in node.body
+        for inner in ast.walk(stmt)
+    }
+    found: list[tuple[str, str | None]] = []
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == PACKAGE:
+                    found.append((alias.name, None))
+        elif isinstance(node, ast.ImportFrom):
+            target = _resolve(name, is_package, node.level, node.module)
+            if target.split(".")[0] != PACKAGE:
+                continue
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                found.append((sub, None) if sub in modules else (target, alias.name))
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> library modules it imports (anywhere in its source), excluding itself."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets = {t for t, _ in imports_of(name, path, modules)}
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle as ``[a, b, ..., a]``, or ``[]`` when the graph is acyclic."""
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt) :] + [nxt]
+            if nxt not in state:
+                cycle = visit(nxt)
+                if cycle:
+                    return cycle
+        stack.pop()
+        state[node] = 2
+        return []
+
+    for node in sorted(graph):
+        if node not in state:
+            cycle = visit(node)
+            if cycle:
+                return cycle
+    return []
+
+
+def _without_package_init(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    # a package __init__ that re-exports its submodules is imported by Python before any of them;
+    # submodule -> package edges are the package's own namespace, not a dependency between modules
+    return {m: {t for t in ts if not m.startswith(t + ".")} for m, ts in graph.items()}
+
+
+def test_find_cycle_finds_a_planted_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_resolve_relative_imports():
+    assert _resolve("IVUSReconstructLib.io.dicom", False, 2, "limits") == "IVUSReconstructLib.limits"
+    assert _resolve("IVUSReconstructLib.io.dicom", False, 1, "_common") == "IVUSReconstructLib.io._common"
+    assert _resolve("IVUSReconstructLib", True, 1, "pipeline") == "IVUSReconstructLib.pipeline"
+    assert _resolve("IVUSReconstructLib.segmentation", True, 2, "types") == "IVUSReconstructLib.types"
+
+
+def test_the_graph_sees_function_level_imports():
+    graph = import_graph()
+    # cli imports the pipeline only inside its commands
+    assert "IVUSReconstructLib.pipeline" in graph["IVUSReconstructLib.cli"]
+    assert "IVUSReconstructLib.io.dicom" in graph["IVUSReconstructLib.pipeline"]
+
+
+def test_type_checking_imports_are_not_edges(tmp_path):
+    source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .pipeline import RunOptions\n"
+    path = tmp_path / "x.py"
+    path.write_text(source)
+    assert imports_of("IVUSReconstructLib.x", path, {}) == []
+
+
+def test_library_import_graph_is_acyclic():
+    cycle = find_cycle(_without_package_init(import_graph()))
+    assert cycle == [], "import cycle: " + " -> ".join(cycle)
+
+
+def test_front_ends_are_not_imported_by_the_library():
+    graph = import_graph()
+    users = sorted(m for m, ts in graph.items() if f"{PACKAGE}.cli" in ts)
+    assert users == [], f"the command line is a front end; imported by {users}"
+
+
+def test_no_private_name_is_imported_across_modules():
+    modules = _modules()
+    crossings = []
+    for name, path in modules.items():
+        for target, imported in imports_of(name, path, modules):
+            private_module = any(
+                p.startswith("_") and not p.startswith("__") for p in target.split(".")[1:]
+            )
+            own_package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+            same_package = target.rsplit(".", 1)[0] == own_package
+            if same_package and target.rsplit(".", 1)[0] in ONE_MODULE_PACKAGES:
+                continue
+            if imported is not None and imported.startswith("_") and not imported.startswith("__"):
+                crossings.append(f"{name}: {target}.{imported}")
+            elif private_module and not same_package:
+                # a package's private module (io/_common.py) serves that package only
+                crossings.append(f"{name}: {target}")
+    assert crossings == []
+
+
+# Functions the other half of issue 20 splits (metrics, render, mesh, angio, phantom, report), and
+# segment_pullback, which the real-image borders issue (16) rewrites: a new long function fails at
+# once; remove a name here once its function is split.
+LONG_PENDING = {
+    "IVUSReconstructLib.mesh.rings_labelmap",
+    "IVUSReconstructLib.segmentation.segmenter.segment_pullback",
+    "IVUSReconstructLib.metrics.compute_metrics",
+    "IVUSReconstructLib.render.render_vessel",
+    "IVUSReconstructLib.mesh.build_meshes",
+    "IVUSReconstructLib.angio.reconstruct_centerline",
+    "IVUSReconstructLib.phantom.make_phantom",
+    "IVUSReconstructLib.report.build_report",
+}
+LARGE_PENDING = {"IVUSReconstructLib.phantom"}
+MAX_FUNCTION_LINES = 150
+MAX_MODULE_LINES = 1500
+
+
+def long_functions(limit: int = MAX_FUNCTION_LINES) -> dict[str, int]:
+    """``module.function`` (or ``module.Class.method``) -> lines, for those longer than ``limit``."""
+    found = {}
+    for name, path in _modules().items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        scopes = [(name, tree)]
+        while scopes:
+            prefix, scope = scopes.pop()
+            for node in ast.iter_child_nodes(scope):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    qual = f"{prefix}.{node.name}"
+                    length = node.end_lineno - node.lineno + 1
+                    if not isinstance(node, ast.ClassDef) and length > limit:
+                        found[qual] = length
+                    scopes.append((qual, node))
+    return found
+
+
+def test_no_function_over_150_lines():
+    long = long_functions()
+    assert sorted(set(long) - LONG_PENDING) == [], long
+
+
+def test_run_pipeline_is_split_along_its_stages():
+    assert long_functions(limit=0)["IVUSReconstructLib.pipeline.run_pipeline"] <= MAX_FUNCTION_LINES
+
+
+def test_no_module_over_1500_lines():
+    large = {
+        name: len(path.read_text(encoding="utf-8").splitlines())
+        for name, path in _modules().items()
+    }
+    large = {n: k for n, k in large.items() if k > MAX_MODULE_LINES}
+    assert sorted(set(large) - LARGE_PENDING) == [], large
