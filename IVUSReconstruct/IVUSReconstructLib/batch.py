@@ -44,7 +44,7 @@ import numpy as np
 
 from . import __version__, limits
 from .dependencies import require_optional
-from .errors import IVUSCancelled, IVUSInputError, input_error
+from .errors import IVUSCancelled, IVUSInputError, input_error, read_json_input
 from .plan import TERRITORIES
 
 __all__ = [
@@ -181,12 +181,7 @@ def read_manifest(path: str | Path) -> list[CaseSpec]:
             "save it as UTF-8 CSV or JSON",
         ) from None
     if path.suffix.lower() == ".json":
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise input_error(
-                path, "JSON", f"is not valid ({exc.msg} at line {exc.lineno})", "fix the file"
-            ) from None
+        doc = read_json_input(path, text=text)
         defaults: dict[str, Any] = {}
         if isinstance(doc, dict):
             defaults = doc.get("defaults") or {}
