@@ -60,6 +60,11 @@ __all__ = [
     "arc_length_of_point",
     "write_scene",
     "load_scene",
+    "acquisition_values",
+    "shown_frame",
+    "ATTRIBUTE_PREFIX",
+    "FRAME_ATTRIBUTE",
+    "PLAN_ATTRIBUTE",
 ]
 
 SEGMENT_NAMES = ("Lumen", "Vessel", "Calcium")
@@ -72,6 +77,7 @@ MODEL_STYLE = {
 }
 BURDEN_RANGE_PERCENT = (0.0, 100.0)
 ATTRIBUTE_PREFIX = "IVUSReconstruct."
+FRAME_ATTRIBUTE = ATTRIBUTE_PREFIX + "frame"  # the frame current_frame_volume_node shows
 # Gaussian sigma (labelmap pixels) that smooths the staircase before outlines are traced
 SMOOTHING_PX = 0.0
 
@@ -1103,10 +1109,39 @@ def current_frame_volume_node(
     node = _new_node(scene, "vtkMRMLScalarVolumeNode", name, node)
     node.SetAndObserveImageData(_image_data(np.asarray(pullback.frames[shown])[None]))
     node.SetIJKToRASMatrix(_matrix(frame_ijk_to_ras(pullback, poses, row)))
-    node.SetAttribute(ATTRIBUTE_PREFIX + "frame", str(shown))
+    node.SetAttribute(FRAME_ATTRIBUTE, str(shown))
     if node.GetDisplayNode() is None:
         node.CreateDefaultDisplayNodes()
     return node
+
+
+def shown_frame(frame_node: Any) -> int:
+    """The pullback frame a node of :func:`current_frame_volume_node` shows."""
+    return int(frame_node.GetAttribute(FRAME_ATTRIBUTE))
+
+
+def acquisition_values(volume_node: Any, dicom_path: str | Path | None = None) -> dict[str, Valued]:
+    """Scalar acquisition values known for a volume, by the fields of ``limits.ACQUISITION_OPTIONS``.
+
+    ``pixel_spacing_mm`` is the node's spacing; frame rate and speed come from the attributes of
+    :func:`pullback_to_volume_node`, overridden by ``dicom_path``'s header as the command line
+    reads it (:func:`~IVUSReconstructLib.io.dicom.read_acquisition`). Only known values are given.
+    """
+    from .gating import frame_rate_hz
+    from .io.dicom import read_acquisition
+
+    name = volume_node.GetName()
+    values = {"pixel_spacing_mm": Valued(float(volume_node.GetSpacing()[0]), f"volume node {name} spacing")}
+    times = volume_node.GetAttribute(ATTRIBUTE_PREFIX + "frame_times_s")
+    speed = json.loads(volume_node.GetAttribute(ATTRIBUTE_PREFIX + "pullback_speed_mm_s") or "null")
+    attributes = {"frame_rate_hz": frame_rate_hz(json.loads(times)) if times else None, "pullback_speed_mm_s": speed}
+    header = read_acquisition(dicom_path) if dicom_path is not None else {}
+    for key, value in attributes.items():
+        if header.get(key) is not None and header[key].value is not None:
+            values[key] = Valued(float(header[key].value), header[key].source)
+        elif value:
+            values[key] = Valued(float(value), f"volume node {name} attribute")
+    return values
 
 
 # ----------------------------------------------------------------------------- treatment plan

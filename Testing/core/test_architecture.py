@@ -225,3 +225,24 @@ def test_no_module_over_1500_lines():
     }
     large = {n: k for n, k in large.items() if k > MAX_MODULE_LINES}
     assert sorted(set(large) - LARGE_PENDING) == [], large
+
+
+MODULE_FILE = LIB.parent / "IVUSReconstruct.py"
+
+
+def test_slicer_module_reads_no_dicom_and_parses_no_attributes():
+    """The Slicer module is a thin Qt layer: acquisition values come from the library."""
+    source = MODULE_FILE.read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert not imported & {"pydicom", "SimpleITK", "dicom", "gdcm", "json"}, imported
+    names = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    assert not names & {"dcmread", "ReadImage", "ImageFileReader", "FrameTime", "CineRate", "FrameTimeVector"}
+    # node attributes of the library are named through mrml's constants and functions
+    literals = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    assert not [t for t in literals if t.startswith("IVUSReconstruct.")]

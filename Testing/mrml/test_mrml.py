@@ -124,6 +124,37 @@ def test_foreign_volume_needs_frame_rate(scene):
     assert pullback.catheter_center_px == pytest.approx((2.5, 3.5))  # image centre by default
 
 
+def test_acquisition_values_from_attributes_and_dicom(scene, phantom, tmp_path):
+    """What the module shows before a run: the node's attributes, then the DICOM header read by
+    io.dicom.read_acquisition (the command line's reading) over them."""
+    from IVUSReconstructLib.io.dicom import write_pullback
+
+    node = mrml.pullback_to_volume_node(scene, phantom.pullback)
+    values = mrml.acquisition_values(node)
+    assert values["frame_rate_hz"].value == pytest.approx(30.0)
+    assert values["pullback_speed_mm_s"].value == pytest.approx(0.5)
+    assert values["pixel_spacing_mm"].value == pytest.approx(phantom.pullback.pixel_spacing_mm[1])
+    path = write_pullback(phantom.pullback, tmp_path / "p.dcm")
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    ds.FrameTime, ds.CineRate, ds.IVUSPullbackRate = 40.0, 10, 1.0  # FrameTime wins over CineRate
+    ds.save_as(path)
+    values = mrml.acquisition_values(node, path)
+    assert (values["frame_rate_hz"].value, values["frame_rate_hz"].source) == (
+        pytest.approx(25.0), "FrameTime (0018,1063)"
+    )
+    assert (values["pullback_speed_mm_s"].value, values["pullback_speed_mm_s"].source) == (
+        1.0, "IVUSPullbackRate (0018,3101)"
+    )
+
+
+def test_shown_frame_reads_the_frame_attribute(scene, phantom, result):
+    node = mrml.current_frame_volume_node(scene, phantom.pullback, result.poses, 5)
+    assert node.GetAttribute(mrml.FRAME_ATTRIBUTE) == str(mrml.shown_frame(node))
+    assert mrml.shown_frame(node) == int(result.poses.frame_index[np.argmin(np.abs(result.poses.frame_index - 5))])
+
+
 # ----------------------------------------------------------------------------- contours <-> segmentation
 
 
