@@ -246,3 +246,69 @@ def test_slicer_module_reads_no_dicom_and_parses_no_attributes():
     # node attributes of the library are named through mrml's constants and functions
     literals = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
     assert not [t for t in literals if t.startswith("IVUSReconstruct.")]
+
+
+TESTING = LIB.parents[1] / "Testing"
+# modules whose behaviour is tested through others (types: data classes; plan_policy: through plan;
+# output_place: through the commands' fault tests; the parts of segmentation/: test_segmentation*.py)
+TESTED_ELSEWHERE = {"types", "plan_policy", "output_place", "_common", "__init__", "options", "paths",
+                    "polar", "shapes", "eem", "lumen", "refine", "shadows", "segmenter", "confidence"}  # fmt: skip
+
+
+def test_each_module_has_tests_under_its_name():
+    """Testing/core/test_<module>.py (or test_<module>_<aspect>.py) exists for each module."""
+    names = {p.stem.removeprefix("test_") for p in TESTING.rglob("test_*.py")}
+    missing = sorted(
+        path.stem
+        for path in LIB.rglob("*.py")
+        if path.stem not in TESTED_ELSEWHERE
+        and not any(n == path.stem or n.startswith(path.stem + "_") for n in names)
+    )
+    assert missing == []
+
+
+_CLOCKS = ("perf_counter", "monotonic", "process_time", "time")
+
+
+def _clock_names(tree: ast.AST) -> set[str]:
+    """Names assigned from an expression that reads a clock (``t = time.perf_counter() - t0``)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            reads_clock = any(
+                isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute) and c.func.attr in _CLOCKS
+                and isinstance(c.func.value, ast.Name) and c.func.value.id == "time"
+                for c in ast.walk(node.value)
+            )  # fmt: skip
+            if reads_clock:
+                names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return names
+
+
+def wall_clock_assertions(source: str) -> list[int]:
+    """Lines of ``assert`` statements that compare a time read from a clock."""
+    tree = ast.parse(source)
+    clocked = _clock_names(tree)
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assert):
+            used = {n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)}
+            calls = [c for c in ast.walk(node.test) if isinstance(c, ast.Attribute) and c.attr in _CLOCKS[:3]]
+            if used & clocked or calls:
+                lines.append(node.lineno)
+    return lines
+
+
+def test_wall_clock_assertions_are_found():
+    source = "import time\nt0 = time.perf_counter()\nrun()\nelapsed = time.perf_counter() - t0\nassert elapsed < 1.0\n"
+    assert wall_clock_assertions(source) == [5]
+    assert wall_clock_assertions("import time\ndeadline = time.time() + 60\nassert done\n") == []
+
+
+def test_no_test_asserts_wall_clock_time():
+    """Speed is measured by Testing/benchmarks (ratios in one process), never asserted in a test."""
+    found = {
+        str(p.relative_to(TESTING)): wall_clock_assertions(p.read_text(encoding="utf-8"))
+        for p in sorted(TESTING.rglob("test_*.py"))
+    }
+    assert {k: v for k, v in found.items() if v} == {}
