@@ -512,7 +512,7 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
         node = self.outputNodes.get("frame")
         node = mrml.current_frame_volume_node(slicer.mrmlScene, result.pullback, result.poses, frame, node=node)
         self.outputNodes["frame"] = node
-        row = list(result.poses.frame_index).index(mrml.shown_frame(node))
+        row = list(result.poses.frame_index).index(int(node.GetAttribute(mrml.FRAME_ATTRIBUTE)))
         redComposite = slicer.app.layoutManager().sliceWidget("Red").mrmlSliceCompositeNode()
         redComposite.SetBackgroundVolumeID(node.GetID())
         redSlice = slicer.app.layoutManager().sliceWidget("Red").mrmlSliceNode()

@@ -153,7 +153,8 @@ def run(
     """
     from .io.centerline import read_centerline
     from .io.contours import read_landmarks
-    from .pipeline import RunOptions, run_files, run_pipeline, scene_writers, write_outputs
+    from .mrml import scene_writers
+    from .pipeline import RunOptions, run_files, run_pipeline, write_outputs
 
     try:
         opts = replace(options or RunOptions(), **option_values)

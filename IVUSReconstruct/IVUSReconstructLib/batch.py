@@ -468,7 +468,8 @@ def run_case(case: CaseSpec, out_dir: str, *, force: bool = False, batch_id: str
         :class:`CaseOutcome` fields; errors are returned (and written to ``<id>.error.json``),
         never raised.
     """
-    from .pipeline import run_files, scene_writers, write_outputs
+    from .mrml import scene_writers
+    from .pipeline import run_files, write_outputs
 
     out = Path(out_dir)
     case_dir = out / "cases" / case.case_id

@@ -179,8 +179,9 @@ def cmd_angio(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .mrml import scene_writers
     from .output_place import claim_for_run
-    from .pipeline import run_files, scene_writers, write_outputs
+    from .pipeline import run_files, write_outputs
 
     check_acquisition_options(args)
     out = Path(args.out)
@@ -462,9 +463,10 @@ def _print_comparison(rows: list[dict[str, Any]], preset: str) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from .mrml import scene_writers
     from .output_place import atomic_folder
     from .phantom import metric_params_for
-    from .pipeline import RunOptions, fill_outputs, jsonable, run_files, scene_writers
+    from .pipeline import RunOptions, fill_outputs, jsonable, run_files
     from .plan import territory_for_preset
 
     out = Path(args.out or f"ivus-demo-{args.preset}")
@@ -640,7 +642,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
     """``ivus-reconstruct batch``: exit 0 when every case succeeded, 1 when a case had an internal
     error, 2 when cases failed on bad input (or the manifest is bad), 130 when interrupted."""
     from .batch import exit_code, prepare_batch_dir, read_manifest, run_batch, start_client
+    from .dependencies import require_optional
 
+    require_optional("distributed", "distributed", "A cohort run (ivus-reconstruct batch, on Dask)")
     cases = read_manifest(args.manifest)
     out = Path(args.out).absolute()
     prepare_batch_dir(out)

@@ -15,8 +15,9 @@ looks, and the sagittal and coronal views are the two longitudinal cuts.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,9 @@ __all__ = [
     "centerline_point_at",
     "arc_length_of_point",
     "write_scene",
+    "scene_writers",
     "load_scene",
     "acquisition_values",
-    "shown_frame",
     "ATTRIBUTE_PREFIX",
     "FRAME_ATTRIBUTE",
     "PLAN_ATTRIBUTE",
@@ -1115,18 +1116,10 @@ def current_frame_volume_node(
     return node
 
 
-def shown_frame(frame_node: Any) -> int:
-    """The pullback frame a node of :func:`current_frame_volume_node` shows."""
-    return int(frame_node.GetAttribute(FRAME_ATTRIBUTE))
-
-
 def acquisition_values(volume_node: Any, dicom_path: str | Path | None = None) -> dict[str, Valued]:
-    """Scalar acquisition values known for a volume, by the fields of ``limits.ACQUISITION_OPTIONS``.
-
-    ``pixel_spacing_mm`` is the node's spacing; frame rate and speed come from the attributes of
-    :func:`pullback_to_volume_node`, overridden by ``dicom_path``'s header as the command line
-    reads it (:func:`~IVUSReconstructLib.io.dicom.read_acquisition`). Only known values are given.
-    """
+    """Known scalar acquisition values of a volume by ``limits.ACQUISITION_OPTIONS`` field: spacing of the
+    node; rate and speed of its attributes, under ``dicom_path``'s header as ``io.dicom.read_acquisition``
+    (the command line's reading) gives it."""
     from .gating import frame_rate_hz
     from .io.dicom import read_acquisition
 
@@ -1372,6 +1365,11 @@ def _storage(scene: Any, node: Any, class_name: str, file_name: str) -> Any:
     storage.SetFileName(file_name)
     node.SetAndObserveStorageNodeID(storage.GetID())
     return storage
+
+
+def scene_writers() -> list[Callable[[Path], None]]:
+    """``[write_scene]`` with slicer-core installed (the ``[slicer]`` extra), else ``[]``: for ``write_outputs``."""
+    return [write_scene] if importlib.util.find_spec("slicer") is not None else []
 
 
 def write_scene(out_dir: str | Path, *, scene_name: str = "scene.mrml") -> Path:

@@ -8,7 +8,6 @@ DESIGN.md into a temporary folder and moves it into place only when everything s
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
 import math
@@ -50,7 +49,6 @@ __all__ = [
     "jsonable",
     "fill_outputs",
     "rhythm_doubt",
-    "scene_writers",
     "read_pullback_any",
 ]
 
@@ -967,21 +965,6 @@ def write_outputs(
     return {name: out_dir.absolute() / name for name in written}
 
 
-def scene_writers() -> list[Callable[[Path], None]]:
-    """The Slicer scene writer when slicer-core is installed (the ``[slicer]`` extra), else none.
-
-    Returns
-    -------
-    list of callable(folder)
-        For ``extra_writers`` of :func:`write_outputs`.
-    """
-    if importlib.util.find_spec("slicer") is None:
-        return []
-    from . import mrml
-
-    return [mrml.write_scene]
-
-
 def output_bytes_estimate(result: RunResult) -> int:
     """An upper estimate of the output folder's size, checked against the free space first.
 
@@ -1018,7 +1001,7 @@ def fill_outputs(
     tmp : Path
         An existing, empty folder.
     extra_writers : sequence of callable(folder)
-        Run after the standard files (e.g. :func:`scene_writers`).
+        Run after the standard files (e.g. ``mrml.scene_writers()``).
     progress : callable(fraction, message) or None
     cancel : threading.Event or None
 

@@ -231,6 +231,7 @@ def test_killed_worker_still_completes_every_case_once(cohort, client, tmp_path)
         assert _summary(out / "cases" / cid / "summary.json") == cohort["single"][cid.split("-")[0]]
 
 
+@pytest.mark.slow  # over 9 s (pytest --durations, 2 shared cores)
 def test_case_whose_worker_is_always_killed_fails_with_the_reason_and_reruns_alone(cohort, client, tmp_path):
     """A case that kills its worker every time (as the out-of-memory killer would): it is reported
     failed with the reason after the scheduler's retries, the other case completes, and a rerun

@@ -149,10 +149,10 @@ def test_acquisition_values_from_attributes_and_dicom(scene, phantom, tmp_path):
     )
 
 
-def test_shown_frame_reads_the_frame_attribute(scene, phantom, result):
+def test_frame_attribute_names_the_frame_shown(scene, phantom, result):
     node = mrml.current_frame_volume_node(scene, phantom.pullback, result.poses, 5)
-    assert node.GetAttribute(mrml.FRAME_ATTRIBUTE) == str(mrml.shown_frame(node))
-    assert mrml.shown_frame(node) == int(result.poses.frame_index[np.argmin(np.abs(result.poses.frame_index - 5))])
+    nearest = int(result.poses.frame_index[np.argmin(np.abs(result.poses.frame_index - 5))])
+    assert int(node.GetAttribute(mrml.FRAME_ATTRIBUTE)) == nearest
 
 
 # ----------------------------------------------------------------------------- contours <-> segmentation
@@ -180,6 +180,7 @@ def _nearest_by_centroid(polygon: np.ndarray, candidates) -> np.ndarray:
     return min(candidates, key=lambda c: float(np.linalg.norm(c.mean(axis=0) - polygon.mean(axis=0))))
 
 
+@pytest.mark.slow  # over 9 s (pytest --durations, 2 shared cores)
 def test_segmentation_round_trip_within_half_a_pixel(scene, phantom):
     pullback, truth = phantom.pullback, phantom.truth
     volume = mrml.pullback_to_volume_node(scene, pullback)
@@ -429,6 +430,7 @@ def test_current_frame_sits_at_its_pose(scene, result):
 # ----------------------------------------------------------------------------- pipeline on nodes
 
 
+@pytest.mark.slow  # over 9 s (pytest --durations, 2 shared cores)
 def test_pipeline_on_nodes_matches_core_run(scene, phantom, result):
     from IVUSReconstructLib.pipeline import RunOptions, run_pipeline
 
@@ -517,6 +519,7 @@ def test_write_scene_skips_missing_files(tmp_path):
     assert chart.GetNumberOfPlotSeriesNodes() == 1  # only the lumen column exists
 
 
+@pytest.mark.slow  # over 9 s (pytest --durations, 2 shared cores)
 def test_cli_demo_scene_reloads_with_every_node(tmp_path):
     from vtkmodules.vtkIOXML import vtkXMLPolyDataReader
 
