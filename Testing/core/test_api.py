@@ -102,3 +102,15 @@ def test_load_result_of_a_folder_without_summary(tmp_path: Path):
     with pytest.raises(IVUSInputError) as info:
         ivus.load_result(tmp_path)
     assert str(info.value) == f"{tmp_path}: summary.json is missing; give an output folder of ivus-reconstruct run or demo"
+
+
+def test_segment_defaults_to_the_end_diastolic_frames(phantom_folder: Path):
+    from IVUSReconstructLib.gating import gate_pullback
+
+    pullback = ivus.read_pullback(phantom_folder / "pullback.dcm")
+    contours = ivus.segment(pullback)
+    gating = gate_pullback(pullback, method="image")
+    assert [f.index for f in contours.frames] == sorted(int(i) for i in gating.selected_frames)
+    assert {f.index for f in contours.frames if f.phase == "ED"} == {int(i) for i in gating.ed_frames}
+    with pytest.raises(IVUSInputError, match=r"^frames 'ed': give frame indices, 'all' or None"):
+        ivus.segment(pullback, frames="ed")
