@@ -4,7 +4,6 @@ Shell classes only (module, parameter node, widget, logic, test); the work is do
 ``IVUSReconstructLib`` (``pipeline`` for the computation, ``mrml`` for nodes <-> core types).
 """
 
-import json
 import logging
 import os
 import threading
@@ -24,7 +23,7 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-from IVUSReconstructLib.limits import LIMITS
+from IVUSReconstructLib.limits import ACQUISITION_OPTIONS, LIMITS
 from slicer import (
     vtkMRMLMarkupsCurveNode,
     vtkMRMLMarkupsFiducialNode,
@@ -331,12 +330,7 @@ class IVUSReconstructWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 # parameter node field -> row of the range table (IVUSReconstructLib/limits.py)
-PARAMETER_LIMITS = {
-    "pixelSpacing": "pixel_spacing_mm",
-    "pullbackSpeed": "pullback_speed_mm_s",
-    "frameRate": "frame_rate_hz",
-    "startMm": "start_mm",
-}
+PARAMETER_LIMITS = {o.parameter: o.field for o in ACQUISITION_OPTIONS}
 
 
 class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
@@ -353,37 +347,23 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
     # -- inputs
 
     def acquisitionFromVolume(self, volumeNode):
-        """Frame rate, speed and spacing known for a volume: attributes of an earlier run or DICOM tags."""
-        facts = {"pixelSpacing": float(volumeNode.GetSpacing()[0])}
-        times = volumeNode.GetAttribute("IVUSReconstruct.frame_times_s")
-        speed = volumeNode.GetAttribute("IVUSReconstruct.pullback_speed_mm_s")
-        if times:
-            times = json.loads(times)
-            if len(times) > 1 and times[1] > times[0]:
-                facts["frameRate"] = round((len(times) - 1) / (times[-1] - times[0]), 3)
-        if speed and json.loads(speed):
-            facts["pullbackSpeed"] = float(json.loads(speed))
+        """Frame rate, speed and spacing known for a volume, read by the library (mrml.acquisition_values:
+        the attributes of an earlier run, or the DICOM header read exactly as the command line reads it)."""
+        from IVUSReconstructLib import mrml
+        from IVUSReconstructLib.errors import IVUSInputError
+
         uids = (volumeNode.GetAttribute("DICOM.instanceUIDs") or "").split()
+        dicomPath = None
         if uids and getattr(slicer, "dicomDatabase", None):
-            facts.update(self._dicomAcquisition(slicer.dicomDatabase.fileForInstance(uids[0])))
-        return facts
-
-    @staticmethod
-    def _dicomAcquisition(path):
-        import pydicom
-
+            dicomPath = slicer.dicomDatabase.fileForInstance(uids[0]) or None
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-        except Exception:  # a file the DICOM module loaded but pydicom cannot parse: keep the fields
-            logging.warning("IVUSReconstruct: could not read acquisition tags of %s", path)
-            return {}
-        facts = {}
-        if "IVUSPullbackRate" in ds:
-            facts["pullbackSpeed"] = float(ds.IVUSPullbackRate)
-        if "CineRate" in ds and float(ds.CineRate) > 0:
-            facts["frameRate"] = float(ds.CineRate)
-        elif "FrameTime" in ds and float(ds.FrameTime) > 0:
-            facts["frameRate"] = 1000.0 / float(ds.FrameTime)
+            values = mrml.acquisition_values(volumeNode, dicomPath)
+        except IVUSInputError as exc:  # keep the fields the user can fill in; say why they are empty
+            logging.warning("IVUSReconstruct: %s", exc)
+            values = mrml.acquisition_values(volumeNode)
+        facts = {o.parameter: float(values[o.field].value) for o in ACQUISITION_OPTIONS if o.field in values}
+        if "frameRate" in facts:
+            facts["frameRate"] = round(facts["frameRate"], 3)  # a readable spin box value
         return facts
 
     def _inputs(self, parameterNode):
@@ -532,7 +512,7 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
         node = self.outputNodes.get("frame")
         node = mrml.current_frame_volume_node(slicer.mrmlScene, result.pullback, result.poses, frame, node=node)
         self.outputNodes["frame"] = node
-        row = list(result.poses.frame_index).index(int(node.GetAttribute("IVUSReconstruct.frame")))
+        row = list(result.poses.frame_index).index(int(node.GetAttribute(mrml.FRAME_ATTRIBUTE)))
         redComposite = slicer.app.layoutManager().sliceWidget("Red").mrmlSliceCompositeNode()
         redComposite.SetBackgroundVolumeID(node.GetID())
         redSlice = slicer.app.layoutManager().sliceWidget("Red").mrmlSliceNode()

@@ -1,4 +1,7 @@
-"""Cohorts: ``ivus-reconstruct batch MANIFEST --out DIR`` on Dask (``dask.distributed``).
+"""Cohorts on Dask (``dask.distributed``): the engine of ``ivus-reconstruct batch MANIFEST --out DIR``.
+
+The command line (options, progress lines, exit) is in :mod:`cli`; this module takes values, not
+``argparse`` namespaces, and never exits.
 
 Each case of the manifest is one Dask task that runs exactly what ``ivus-reconstruct run`` runs
 (``run_files`` -> ``write_outputs``, as ``run`` does) and writes ``DIR/cases/<id>/``
@@ -19,7 +22,6 @@ Output folder::
 
 from __future__ import annotations
 
-import argparse
 import csv
 import functools
 import hashlib
@@ -29,7 +31,6 @@ import json
 import logging
 import os
 import re
-import sys
 import threading
 import time
 import traceback
@@ -43,7 +44,7 @@ import numpy as np
 
 from . import __version__, limits
 from .dependencies import require_optional
-from .errors import IVUSCancelled, IVUSInputError, input_error
+from .errors import IVUSCancelled, IVUSInputError, input_error, read_json_input
 from .plan import TERRITORIES
 
 __all__ = [
@@ -59,19 +60,20 @@ __all__ = [
     "cohort_rows",
     "cohort_statistics",
     "write_cohort",
-    "add_batch_parser",
-    "cmd_batch",
-    "main_batch",
+    "BatchResult",
+    "prepare_batch_dir",
+    "start_client",
+    "exit_code",
     "COHORT_COLUMNS",
+    "FILE_FIELDS",
+    "OPTION_FIELDS",
 ]
 
 FILE_FIELDS = ("pullback", "centerline", "contours", "landmarks")
-# manifest column -> (RunOptions field, parser); the short names match the `run` options
+# manifest column -> RunOptions field; the short names match the `run` options
+_NUMBER_COLUMNS = tuple(o.column for o in limits.ACQUISITION_OPTIONS)
 OPTION_FIELDS: dict[str, str] = {
-    "pixel_spacing": "pixel_spacing_mm",
-    "pullback_speed": "pullback_speed_mm_s",
-    "frame_rate": "frame_rate_hz",
-    "start_mm": "start_mm",
+    **{o.column: o.field for o in limits.ACQUISITION_OPTIONS},
     "centerline_order": "centerline_order",
     "align": "align",
     "mirror": "mirror",
@@ -179,12 +181,7 @@ def read_manifest(path: str | Path) -> list[CaseSpec]:
             "save it as UTF-8 CSV or JSON",
         ) from None
     if path.suffix.lower() == ".json":
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise input_error(
-                path, "JSON", f"is not valid ({exc.msg} at line {exc.lineno})", "fix the file"
-            ) from None
+        doc = read_json_input(path, text=text)
         defaults: dict[str, Any] = {}
         if isinstance(doc, dict):
             defaults = doc.get("defaults") or {}
@@ -267,7 +264,7 @@ def case_options(case: CaseSpec):
     kwargs: dict[str, Any] = {}
     for name, raw in case.options:
         text = str(raw).strip()
-        if name in ("pixel_spacing", "pullback_speed", "frame_rate", "start_mm"):
+        if name in _NUMBER_COLUMNS:
             try:
                 value: Any = float(raw)
             except (TypeError, ValueError):
@@ -287,11 +284,11 @@ def case_options(case: CaseSpec):
                 )
         kwargs[OPTION_FIELDS[name]] = value
     # the same range table as the command line and the Slicer module
-    for column in ("pixel_spacing", "pullback_speed", "frame_rate", "start_mm"):
-        field = OPTION_FIELDS[column]
+    for opt in limits.ACQUISITION_OPTIONS:
         limits.check(
-            field, kwargs.get(field), where=where, name=f"column {column}", fix=limits.BATCH_FIXES[field]
-        )
+            opt.field, kwargs.get(opt.field), where=where, name=f"column {opt.column}",
+            fix=limits.BATCH_FIXES[opt.field],
+        )  # fmt: skip
     return RunOptions(**kwargs)
 
 
@@ -471,7 +468,7 @@ def run_case(case: CaseSpec, out_dir: str, *, force: bool = False, batch_id: str
         :class:`CaseOutcome` fields; errors are returned (and written to ``<id>.error.json``),
         never raised.
     """
-    from .cli import _scene_writers
+    from .mrml import scene_writers
     from .pipeline import run_files, write_outputs
 
     out = Path(out_dir)
@@ -517,7 +514,7 @@ def run_case(case: CaseSpec, out_dir: str, *, force: bool = False, batch_id: str
                     (tmp / "case.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
 
                 write_outputs(
-                    result, case_dir, extra_writers=[*_scene_writers(), write_case_record], cancel=cancel
+                    result, case_dir, extra_writers=[*scene_writers(), write_case_record], cancel=cancel
                 )
                 del result
                 outcome.status = "ok"
@@ -915,27 +912,6 @@ def _finished_on_disk(cases: Sequence[CaseSpec], out: Path, result: BatchResult)
             result.outcomes[case.case_id] = CaseOutcome(case.case_id, "ok", reused=reused, digest=digest)
 
 
-class _BatchProgress:
-    """Prints one line per finished case: done, failed, remaining, rate (cases computed per minute)."""
-
-    def __init__(self, stream: Any = None):
-        self._stream = stream or sys.stderr
-        self._t0 = time.perf_counter()
-
-    def __call__(self, outcome: CaseOutcome, result: BatchResult, n_cases: int) -> None:
-        finished = len(result.outcomes)
-        elapsed_min = (time.perf_counter() - self._t0) / 60.0
-        rate = result.computed / elapsed_min if elapsed_min > 0 else 0.0
-        what = "reused" if outcome.reused else ("done" if outcome.status == "ok" else "FAILED")
-        tail = f": {outcome.message}" if outcome.status == "failed" else f" ({outcome.seconds:.1f} s)"
-        print(
-            f"[{finished}/{n_cases}] {outcome.case_id} {what}{tail} | done {finished - result.failed}, "
-            f"failed {result.failed}, remaining {n_cases - finished}, {rate:.1f} cases/min",
-            file=self._stream,
-            flush=True,
-        )
-
-
 def _ignore_sigint_plugin() -> Any:
     """A worker plugin that makes local worker processes ignore SIGINT.
 
@@ -965,152 +941,76 @@ def _dashboard_available() -> bool:
     return True
 
 
-def cmd_batch(args: argparse.Namespace) -> int:
-    """``ivus-reconstruct batch``: exit 0 when every case succeeded, 1 when a case had an internal
-    error, 2 when cases failed on bad input (or the manifest is bad), 130 when interrupted."""
+def start_client(
+    *, scheduler: str | None = None, workers: int | None = None, n_cases: int = 1, debug: bool = False
+) -> tuple[Any, Any, str]:
+    """A Dask client: connected to a running scheduler, or on a new local cluster.
+
+    Parameters
+    ----------
+    scheduler : str or None
+        Address of a running scheduler (``tcp://HOST:PORT``); None starts a local cluster.
+    workers : int or None
+        Local worker processes (default: cores, at most ``n_cases``); ignored with ``scheduler``.
+    n_cases : int
+        Cases of the batch (no more local workers than cases).
+    debug : bool
+        Let the cluster log warnings (errors only otherwise).
+
+    Returns
+    -------
+    client : distributed.Client
+    cluster : distributed.LocalCluster or None
+        To close after the client; None with ``scheduler``.
+    where : str
+        The cluster in words, for messages.
+
+    Raises
+    ------
+    IVUSInputError
+        ``distributed`` missing, ``workers`` < 1, or no scheduler at ``scheduler``.
+    """
     require_optional("distributed", "distributed", "A cohort run (ivus-reconstruct batch, on Dask)")
     import dask
     from distributed import Client, LocalCluster
 
-    cases = read_manifest(args.manifest)
-    out = Path(args.out).absolute()
-    prepare_batch_dir(out)
-    if args.workers is not None and args.workers < 1:
-        raise IVUSInputError(f"--workers {args.workers}: must be at least 1")
-    cluster = None
-    client = None
-    quiet = logging.ERROR if not getattr(args, "debug", False) else logging.WARNING
+    if workers is not None and workers < 1:
+        raise IVUSInputError(f"--workers {workers}: must be at least 1")
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="15s")
+        except OSError as exc:
+            raise IVUSInputError(
+                f"--scheduler {scheduler}: cannot connect ({exc}); start `dask scheduler` and "
+                "`dask worker ADDRESS --nthreads 1` first, or leave --scheduler out for a local cluster"
+            ) from None
+        return client, None, f"Dask scheduler {scheduler}"
+    n_workers = workers or min(os.cpu_count() or 1, n_cases)
+    # a worker killed mid-case is replaced by its nanny and the case retried this many times
+    with dask.config.set({"distributed.scheduler.allowed-failures": 3}):
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0" if _dashboard_available() else None,
+            silence_logs=logging.WARNING if debug else logging.ERROR,
+            # Mesa's software renderer starts a thread per core in every worker; share the
+            # cores instead of oversubscribing them (Dask already sets OMP/MKL threads to 1)
+            env={"LP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // n_workers))},
+        )
     try:
-        if args.scheduler:
-            try:
-                client = Client(args.scheduler, timeout="15s")
-            except OSError as exc:
-                raise IVUSInputError(
-                    f"--scheduler {args.scheduler}: cannot connect ({exc}); start `dask scheduler` and "
-                    "`dask worker ADDRESS --nthreads 1` first, or leave --scheduler out for a local cluster"
-                ) from None
-            where = f"Dask scheduler {args.scheduler}"
-            if args.workers is not None:
-                print(
-                    "batch: --workers is ignored with --scheduler (the cluster has its own workers)",
-                    file=sys.stderr,
-                )
-        else:
-            n_workers = args.workers or min(os.cpu_count() or 1, len(cases))
-            # a worker killed mid-case is replaced by its nanny and the case retried this many times
-            with dask.config.set({"distributed.scheduler.allowed-failures": 3}):
-                cluster = LocalCluster(
-                    n_workers=n_workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=":0" if _dashboard_available() else None,
-                    silence_logs=quiet,
-                    # Mesa's software renderer starts a thread per core in every worker; share the
-                    # cores instead of oversubscribing them (Dask already sets OMP/MKL threads to 1)
-                    env={"LP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // n_workers))},
-                )
-            client = Client(cluster)
-            client.register_plugin(_ignore_sigint_plugin())
-            where = f"local Dask cluster of {n_workers} worker process(es)"
-        info = client.scheduler_info()
-        print(
-            f"batch: {len(cases)} case(s) on {where} ({len(info.get('workers', {}))} worker(s) now) -> {out}",
-            file=sys.stderr,
-        )
-        if "dashboard" in (info.get("services") or {}):
-            print(f"batch: Dask dashboard {client.dashboard_link}", file=sys.stderr)
-        result = run_batch(
-            cases,
-            out,
-            client=client,
-            force=args.force,
-            report=_BatchProgress(),
-            manifest=str(Path(args.manifest).absolute()),
-        )
-    finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
-    minutes = result.elapsed_s / 60.0
-    rate = result.computed / minutes if minutes > 0 else 0.0
-    reused = sum(o.reused for o in result.outcomes.values())
-    print(
-        f"batch: {result.computed} computed, {reused} reused, {result.failed} failed, "
-        f"{len(cases) - len(result.outcomes)} not run; {rate:.1f} cases/min; cohort: {out / 'cohort.csv'}, "
-        f"{out / 'index.html'}",
-        file=sys.stderr,
-    )
+        client = Client(cluster)
+        client.register_plugin(_ignore_sigint_plugin())
+    except BaseException:
+        cluster.close()
+        raise
+    return client, cluster, f"local Dask cluster of {n_workers} worker process(es)"
+
+
+def exit_code(result: BatchResult) -> int:
+    """Exit code of a batch: 130 interrupted, 1 when a case had an internal error, 2 when cases
+    failed on bad input, else 0."""
     if result.interrupted:
-        print("ivus-reconstruct: interrupted; finished cases are kept: rerun the same command to do the rest",
-              file=sys.stderr)  # fmt: skip
         return 130
     categories = {o.exit_category for o in result.outcomes.values() if o.status == "failed"}
     return 1 if 1 in categories else (2 if 2 in categories else 0)
-
-
-def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``batch`` sub-command to ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
-    p = subparsers.add_parser(
-        "batch",
-        help="reconstruct a cohort listed in a manifest, on a local or existing Dask cluster",
-        description=(
-            "Run every case of MANIFEST (CSV or JSON: id, pullback, centerline, contours, landmarks, "
-            "pixel_spacing, pullback_speed, frame_rate, start_mm, centerline_order, align, mirror, gating, territory; "
-            "paths relative to the manifest) and write DIR/cases/<id>/, DIR/cohort.csv, cohort.json, "
-            "index.html. Reruns skip finished cases whose inputs are unchanged."
-        ),
-    )
-    p.add_argument("manifest", metavar="MANIFEST", help="CSV or JSON list of cases")
-    p.add_argument("--out", metavar="DIR", required=True, help="batch output folder")
-    p.add_argument(
-        "--workers", type=int, metavar="N", help="local worker processes (default: cores, at most cases)"
-    )
-    p.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="use a running Dask cluster, e.g. tcp://10.0.0.5:8786 (workers must see MANIFEST's files and DIR "
-        "at the same paths; start them with --nthreads 1)",
-    )
-    p.add_argument("--force", action="store_true", help="recompute cases that are already finished")
-    p.set_defaults(func=cmd_batch)
-    return p
-
-
-def main_batch(argv: Sequence[str] | None = None) -> int:
-    """``ivus-reconstruct batch`` on its own (``python -m IVUSReconstructLib.batch MANIFEST --out DIR``).
-
-    Exit codes as :func:`cmd_batch`; bad input prints one line and exits 2.
-    """
-    parser = argparse.ArgumentParser(prog="ivus-reconstruct")
-    parser.add_argument("--debug", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_batch_parser(sub)
-    args = parser.parse_args(["batch", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return int(args.func(args) or 0)
-    except IVUSInputError as exc:
-        print(f"ivus-reconstruct: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # the batch folder itself cannot be written (permission, full disk)
-        from .output_place import output_error
-
-        translated = output_error(exc, Path(args.out))
-        if translated is None:
-            raise
-        print(f"ivus-reconstruct: error: {translated}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            "ivus-reconstruct: interrupted; rerun the same command to finish the missing cases",
-            file=sys.stderr,
-        )
-        return 130
-
-
-if __name__ == "__main__":
-    # run through the package module: Dask pickles `run_case` by reference, which a `__main__`
-    # function (holding the per-process lock) cannot be
-    from IVUSReconstructLib.batch import main_batch as _main_batch
-
-    sys.exit(_main_batch())

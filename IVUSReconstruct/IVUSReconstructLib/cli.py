@@ -7,11 +7,11 @@ Exit codes: 0 ok, 2 bad input or usage (one line, no traceback), 1 internal erro
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -30,20 +30,11 @@ PRESET_NAMES = ("coronary", "femoropopliteal", "iliac-vein")
 # option checks: the values users mistype most (units) get a message naming the option
 
 
-# option, attribute, row of the range table (limits.py)
-CLI_OPTIONS = (
-    ("--pixel-spacing", "pixel_spacing", "pixel_spacing_mm"),
-    ("--pullback-speed", "pullback_speed", "pullback_speed_mm_s"),
-    ("--frame-rate", "frame_rate", "frame_rate_hz"),
-    ("--start-mm", "start_mm", "start_mm"),
-)
-
-
 def check_acquisition_options(args: argparse.Namespace) -> None:
     """Reject acquisition options outside the range table before any work is done."""
-    for option, attribute, field in CLI_OPTIONS:
-        value = getattr(args, attribute, None)
-        limits.check(field, value, where=option, name="value", fix=limits.CLI_FIXES[field])
+    for opt in limits.ACQUISITION_OPTIONS:
+        value = getattr(args, opt.column, None)
+        limits.check(opt.field, value, where=opt.option, name="value", fix=limits.CLI_FIXES[opt.field])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,11 +87,10 @@ class ProgressBar:
 def _options_from_args(args: argparse.Namespace):
     from .pipeline import RunOptions
 
+    acquisition = {o.field: getattr(args, o.column, None) for o in limits.ACQUISITION_OPTIONS}
+    acquisition["start_mm"] = acquisition["start_mm"] or 0.0
     return RunOptions(
-        pixel_spacing_mm=getattr(args, "pixel_spacing", None),
-        pullback_speed_mm_s=getattr(args, "pullback_speed", None),
-        frame_rate_hz=getattr(args, "frame_rate", None),
-        start_mm=getattr(args, "start_mm", 0.0) or 0.0,
+        **acquisition,
         centerline_order=getattr(args, "centerline_order", "distal-first"),
         align=getattr(args, "align", "catheter"),
         mirror=bool(getattr(args, "mirror", False)),
@@ -109,15 +99,6 @@ def _options_from_args(args: argparse.Namespace):
         territory=getattr(args, "territory", None),
         device=getattr(args, "device", None),
     )
-
-
-def _scene_writers() -> list[Callable[[Path], None]]:
-    """The Slicer scene writer when slicer-core is installed (the ``[slicer]`` extra)."""
-    if importlib.util.find_spec("slicer") is None:
-        return []
-    from . import mrml
-
-    return [mrml.write_scene]
 
 
 def _isocenter_option(text: str | None):
@@ -198,6 +179,7 @@ def cmd_angio(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .mrml import scene_writers
     from .output_place import claim_for_run
     from .pipeline import run_files, write_outputs
 
@@ -225,7 +207,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             centerline=angio,
             progress=bar.scaled(0.0, 0.8),
         )
-        write_outputs(result, out, extra_writers=_scene_writers(), progress=bar.scaled(0.8, 1.0))
+        write_outputs(result, out, extra_writers=scene_writers(), progress=bar.scaled(0.8, 1.0))
     finally:
         bar.close()
     _print_summary(result.metrics.summary, out)
@@ -291,7 +273,7 @@ def _write_phantom_files(phantom, folder: Path, screens: bool = False) -> dict[s
     from .io.contours import write_contours_json
     from .io.dicom import write_pullback
     from .phantom import truth_metrics
-    from .pipeline import _jsonable
+    from .pipeline import jsonable
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -312,8 +294,8 @@ def _write_phantom_files(phantom, folder: Path, screens: bool = False) -> dict[s
         "heart_rate_bpm": phantom.heart_rate_bpm,
         "ed_frames": np.asarray(phantom.ed_frames).tolist(),
         "true_arc_length_mm": np.round(np.asarray(phantom.true_arc_length_mm), 5).tolist(),
-        "summary": _jsonable(truth.summary),
-        "lesions": _jsonable(truth.lesions),
+        "summary": jsonable(truth.summary),
+        "lesions": jsonable(truth.lesions),
     }
     paths["truth_metrics"].write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
     if screens and phantom.console_overlay is not None:
@@ -481,9 +463,10 @@ def _print_comparison(rows: list[dict[str, Any]], preset: str) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from .mrml import scene_writers
     from .output_place import atomic_folder
     from .phantom import metric_params_for
-    from .pipeline import RunOptions, _fill_outputs, _jsonable, run_files
+    from .pipeline import RunOptions, fill_outputs, jsonable, run_files
     from .plan import territory_for_preset
 
     out = Path(args.out or f"ivus-demo-{args.preset}")
@@ -507,19 +490,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
             options=options,
             progress=bar.scaled(0.15, 0.85),
         )
-        _fill_outputs(
-            result, tmp, extra_writers=_scene_writers(), progress=bar.scaled(0.85, 1.0), cancel=None
+        fill_outputs(
+            result, tmp, extra_writers=scene_writers(), progress=bar.scaled(0.85, 1.0), cancel=None
         )
         truth = json.loads(paths["truth_metrics"].read_text())
-        rows = compare_to_truth(_jsonable(result.metrics.summary), truth["summary"])
+        rows = compare_to_truth(jsonable(result.metrics.summary), truth["summary"])
         gating = result.gating
         validation = {
             "preset": args.preset,
             "seed": args.seed,
-            "comparison": _jsonable(rows),
+            "comparison": jsonable(rows),
             "gating": {
                 "heart_rate_bpm": {
-                    "measured": _jsonable(gating.heart_rate_bpm) if gating else None,
+                    "measured": jsonable(gating.heart_rate_bpm) if gating else None,
                     "truth": truth["heart_rate_bpm"],
                 },
                 "ed_frames_detected": int(len(gating.ed_frames)) if gating else 0,
@@ -567,7 +550,7 @@ def _parse_frames(spec: str, n_frames: int) -> np.ndarray:
 def cmd_segment(args: argparse.Namespace) -> int:
     from .gating import gate_pullback
     from .io.contours import write_contours_json
-    from .pipeline import RunOptions, _rhythm_doubt, read_pullback_any
+    from .pipeline import RunOptions, read_pullback_any, rhythm_doubt
     from .segmentation import segment_pullback
 
     check_acquisition_options(args)
@@ -581,7 +564,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     try:
         if gated:
             gating = gate_pullback(pullback, method="image", progress=bar.scaled(0.0, 0.2))
-            doubt = _rhythm_doubt(pullback, gating)
+            doubt = rhythm_doubt(pullback, gating)
             frames = np.asarray(gating.selected_frames)
             ed = set(int(i) for i in gating.ed_frames)
         else:
@@ -608,7 +591,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_contours
     from .io.contours import read_contours
-    from .pipeline import _jsonable
+    from .pipeline import jsonable
 
     check_acquisition_options(args)
     spacing = (args.pixel_spacing, args.pixel_spacing) if args.pixel_spacing else None
@@ -626,8 +609,114 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                     f"{border:8s} {name:28s} {_fmt(stats.get('mean'), 3):>9s} {_fmt(stats.get('std'), 3):>9s}"
                 )
     if args.out:
-        Path(args.out).write_text(json.dumps(_jsonable(result), indent=2) + "\n", encoding="utf-8")
+        Path(args.out).write_text(json.dumps(jsonable(result), indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# batch: the command line of the cohort engine (batch.py)
+
+
+class BatchProgress:
+    """Prints one line per finished case: done, failed, remaining, rate (cases computed per minute)."""
+
+    def __init__(self, stream: Any = None):
+        self._stream = stream or sys.stderr
+        self._t0 = time.perf_counter()
+
+    def __call__(self, outcome: Any, result: Any, n_cases: int) -> None:
+        finished = len(result.outcomes)
+        elapsed_min = (time.perf_counter() - self._t0) / 60.0
+        rate = result.computed / elapsed_min if elapsed_min > 0 else 0.0
+        what = "reused" if outcome.reused else ("done" if outcome.status == "ok" else "FAILED")
+        tail = f": {outcome.message}" if outcome.status == "failed" else f" ({outcome.seconds:.1f} s)"
+        print(
+            f"[{finished}/{n_cases}] {outcome.case_id} {what}{tail} | done {finished - result.failed}, "
+            f"failed {result.failed}, remaining {n_cases - finished}, {rate:.1f} cases/min",
+            file=self._stream,
+            flush=True,
+        )
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """``ivus-reconstruct batch``: exit 0 when every case succeeded, 1 when a case had an internal
+    error, 2 when cases failed on bad input (or the manifest is bad), 130 when interrupted."""
+    from .batch import exit_code, prepare_batch_dir, read_manifest, run_batch, start_client
+    from .dependencies import require_optional
+
+    require_optional("distributed", "distributed", "A cohort run (ivus-reconstruct batch, on Dask)")
+    cases = read_manifest(args.manifest)
+    out = Path(args.out).absolute()
+    prepare_batch_dir(out)
+    if args.scheduler and args.workers is not None:
+        print("batch: --workers is ignored with --scheduler (the cluster has its own workers)", file=sys.stderr)
+    client, cluster, where = start_client(
+        scheduler=args.scheduler,
+        workers=args.workers,
+        n_cases=len(cases),
+        debug=bool(getattr(args, "debug", False)),
+    )
+    try:
+        info = client.scheduler_info()
+        print(
+            f"batch: {len(cases)} case(s) on {where} ({len(info.get('workers', {}))} worker(s) now) -> {out}",
+            file=sys.stderr,
+        )
+        if "dashboard" in (info.get("services") or {}):
+            print(f"batch: Dask dashboard {client.dashboard_link}", file=sys.stderr)
+        result = run_batch(
+            cases,
+            out,
+            client=client,
+            force=args.force,
+            report=BatchProgress(),
+            manifest=str(Path(args.manifest).absolute()),
+        )
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    minutes = result.elapsed_s / 60.0
+    rate = result.computed / minutes if minutes > 0 else 0.0
+    reused = sum(o.reused for o in result.outcomes.values())
+    print(
+        f"batch: {result.computed} computed, {reused} reused, {result.failed} failed, "
+        f"{len(cases) - len(result.outcomes)} not run; {rate:.1f} cases/min; cohort: {out / 'cohort.csv'}, "
+        f"{out / 'index.html'}",
+        file=sys.stderr,
+    )
+    if result.interrupted:
+        print("ivus-reconstruct: interrupted; finished cases are kept: rerun the same command to do the rest",
+              file=sys.stderr)  # fmt: skip
+    return exit_code(result)
+
+
+def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``batch`` sub-command to ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
+    p = subparsers.add_parser(
+        "batch",
+        help="reconstruct a cohort listed in a manifest, on a local or existing Dask cluster",
+        description=(
+            "Run every case of MANIFEST (CSV or JSON: id, pullback, centerline, contours, landmarks, "
+            "pixel_spacing, pullback_speed, frame_rate, start_mm, centerline_order, align, mirror, gating, territory; "
+            "paths relative to the manifest) and write DIR/cases/<id>/, DIR/cohort.csv, cohort.json, "
+            "index.html. Reruns skip finished cases whose inputs are unchanged."
+        ),
+    )
+    p.add_argument("manifest", metavar="MANIFEST", help="CSV or JSON list of cases")
+    p.add_argument("--out", metavar="DIR", required=True, help="batch output folder")
+    p.add_argument(
+        "--workers", type=int, metavar="N", help="local worker processes (default: cores, at most cases)"
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="use a running Dask cluster, e.g. tcp://10.0.0.5:8786 (workers must see MANIFEST's files and DIR "
+        "at the same paths; start them with --nthreads 1)",
+    )
+    p.add_argument("--force", action="store_true", help="recompute cases that are already finished")
+    p.set_defaults(func=cmd_batch)
+    return p
 
 
 # ---------------------------------------------------------------------------------------------
@@ -797,8 +886,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="JSON", help="write per-frame and summary measures")
     p.set_defaults(func=cmd_evaluate)
 
-    from .batch import add_batch_parser
-
     add_batch_parser(sub)
     return parser
 
@@ -821,7 +908,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"ivus-reconstruct: error: {limits.reworded(exc, limits.CLI_FIXES)}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, IVUSCancelled):
-        print("ivus-reconstruct: interrupted; no output was written", file=sys.stderr)
+        if getattr(args, "command", None) == "batch":
+            print("ivus-reconstruct: interrupted; rerun the same command to finish the missing cases",
+                  file=sys.stderr)  # fmt: skip
+        else:
+            print("ivus-reconstruct: interrupted; no output was written", file=sys.stderr)
         return 130
     except OSError as exc:
         from .output_place import output_error

@@ -7,7 +7,11 @@ prints the message and exits with code 2, without a traceback.
 
 from __future__ import annotations
 
-__all__ = ["IVUSInputError", "IVUSCancelled", "input_error"]
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["IVUSInputError", "IVUSCancelled", "input_error", "read_json_input"]
 
 
 class IVUSInputError(ValueError):
@@ -38,3 +42,46 @@ def input_error(path: object, field: str, problem: str, fix: str) -> IVUSInputEr
         To be raised by the caller.
     """
     return IVUSInputError(f"{path}: {field} {problem}; {fix}")
+
+
+def read_json_input(path: str | Path, *, fix: str = "fix the file", text: str | None = None) -> Any:
+    """Parse a JSON input, or raise the one message for a file that is not JSON.
+
+    Every reader of a JSON input (contours, landmarks, centerline markups, XA curves, batch
+    manifests) parses through here, so a broken file reads the same wherever it is given:
+    ``PATH: JSON is not valid (Expecting value at line 3, column 5); FIX``.
+
+    Parameters
+    ----------
+    path : path-like
+        The file, named in the message (and read when ``text`` is None).
+    fix : str
+        What the user does about it, in the reader's terms.
+    text : str or None
+        The file's text when the caller has already read it.
+
+    Returns
+    -------
+    object
+        The parsed document.
+
+    Raises
+    ------
+    IVUSInputError
+        Text that is not UTF-8, or not JSON, naming the file, the line and column, and ``fix``.
+    """
+    if text is None:
+        try:
+            text = Path(path).read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise input_error(
+                path, "JSON", f"is not UTF-8 text (byte {exc.start})", "save the file as UTF-8"
+            ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        # json's own wording ends some messages in "at" ("Unterminated string starting at")
+        what = exc.msg.removesuffix(" at")
+        raise input_error(
+            path, "JSON", f"is not valid ({what} at line {exc.lineno}, column {exc.colno})", fix
+        ) from None

@@ -21,9 +21,9 @@ from vtkmodules.vtkFiltersCore import vtkPolyDataNormals, vtkTriangleFilter
 
 from .errors import IVUSCancelled
 from .render import (
-    _DEVICE_OPACITY,
-    _DEVICE_RGB,
-    _LUMEN_RGB,
+    DEVICE_OPACITY,
+    DEVICE_RGB,
+    LUMEN_RGB,
     RenderStyle,
     colormap_rgb,
     display_surface,
@@ -111,11 +111,11 @@ def write_colored_glb(
     the model anyway).
     """
     path = Path(path)
-    parts = [("lumen", mesh.lumen, (*_LUMEN_RGB,), 1.0)]
+    parts = [("lumen", mesh.lumen, (*LUMEN_RGB,), 1.0)]
     if mesh.vessel is not None and mesh.vessel.GetNumberOfPoints():
         parts.append(("vessel", mesh.vessel, (0.75, 0.75, 0.78), float(vessel_opacity)))
     for k, device in enumerate(devices, start=1):
-        parts.append(("device" if k == 1 else f"device {k}", device, _DEVICE_RGB, _DEVICE_OPACITY))
+        parts.append(("device" if k == 1 else f"device {k}", device, DEVICE_RGB, DEVICE_OPACITY))
     binary = bytearray()
     views, accessors, meshes, nodes, materials = [], [], [], [], []
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "fit_circle",
+    "robust_circle_fit",
+    "resample_stacked",
     "polygon_area",
     "polygon_centroid",
     "polygon_perimeter",
@@ -316,11 +319,11 @@ def resample_polygons(
     centroids : ndarray of shape (N, 2)
         Only with ``return_centroids``.
     """
-    rings, _, centroid = _resample_stacked(polygons, n_points, start_angle_deg=start_angle_deg)
+    rings, _, centroid = resample_stacked(polygons, n_points, start_angle_deg=start_angle_deg)
     return (rings, centroid) if return_centroids else rings
 
 
-def _resample_stacked(
+def resample_stacked(
     polygons, n_points: int, *, start_angle_deg: float | None = 0.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`resample_polygons` plus the signed areas (N,) and centroids (N, 2) of the input."""
@@ -429,3 +432,48 @@ def angular_span(polygon: np.ndarray, centre: np.ndarray, *, densify: int = 16) 
     gaps = np.diff(np.concatenate([angles, angles[:1] + 2 * np.pi]))
     widest = int(np.argmax(gaps))
     return float(angles[(widest + 1) % len(angles)]), float(2 * np.pi - gaps[widest])
+
+
+def fit_circle(rows: np.ndarray, cols: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares (Kasa) circle through points.
+
+    Parameters
+    ----------
+    rows, cols : ndarray of shape (N,)
+        Point coordinates in pixels, N >= 3.
+
+    Returns
+    -------
+    tuple of float
+        ``(row, col, radius)`` of the circle, in pixels.
+    """
+    a = np.column_stack([rows, cols, np.ones_like(rows)])
+    b = rows**2 + cols**2
+    (p, q, s), *_ = np.linalg.lstsq(a, b, rcond=None)
+    r0, c0 = p / 2.0, q / 2.0
+    return float(r0), float(c0), float(np.sqrt(max(s + r0**2 + c0**2, 0.0)))
+
+
+def robust_circle_fit(rows: np.ndarray, cols: np.ndarray) -> tuple[float, float, float]:
+    """Circle fit that drops points more than ~2 px off the circle (text, notches).
+
+    Parameters
+    ----------
+    rows, cols : ndarray of shape (N,)
+        Point coordinates in pixels.
+
+    Returns
+    -------
+    tuple of float
+        ``(row, col, radius)`` in pixels, refitted up to three times on the points near the circle.
+    """
+    keep = np.ones(len(rows), bool)
+    r0, c0, radius = fit_circle(rows, cols)
+    for _ in range(3):
+        resid = np.abs(np.hypot(rows - r0, cols - c0) - radius)
+        new_keep = resid < max(2.0, 2.5 * float(np.median(resid[keep])))
+        if new_keep.sum() < 8 or np.array_equal(new_keep, keep):
+            break
+        keep = new_keep
+        r0, c0, radius = fit_circle(rows[keep], cols[keep])
+    return r0, c0, radius

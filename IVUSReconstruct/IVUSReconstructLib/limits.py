@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,6 +39,8 @@ __all__ = [
     "BATCH_FIXES",
     "SLICER_FIXES",
     "MAX_ARRAY_BYTES",
+    "AcquisitionOption",
+    "ACQUISITION_OPTIONS",
 ]
 
 
@@ -75,6 +78,37 @@ LIMITS: dict[str, Limit] = {
         "contour extent", 0.02, 60.0, "mm", "a vessel border lies 1-25 mm from the catheter"
     ),
 }
+
+class AcquisitionOption(NamedTuple):
+    """One acquisition value a user can give, by its name in each front end.
+
+    Attributes
+    ----------
+    field : str
+        The ``RunOptions`` field and the row of :data:`LIMITS`.
+    option : str
+        The command-line option (``--pixel-spacing``).
+    column : str
+        The batch manifest column, also the ``argparse`` attribute (``pixel_spacing``).
+    parameter : str
+        The Slicer module's parameter node field (``pixelSpacing``).
+    """
+
+    field: str
+    option: str
+    column: str
+    parameter: str
+
+
+# The one map of the values that override (or start) the acquisition; every front end and the
+# readers look their names up here.
+ACQUISITION_OPTIONS: tuple[AcquisitionOption, ...] = (
+    AcquisitionOption("pixel_spacing_mm", "--pixel-spacing", "pixel_spacing", "pixelSpacing"),
+    AcquisitionOption("pullback_speed_mm_s", "--pullback-speed", "pullback_speed", "pullbackSpeed"),
+    AcquisitionOption("frame_rate_hz", "--frame-rate", "frame_rate", "frameRate"),
+    AcquisitionOption("start_mm", "--start-mm", "start_mm", "startMm"),
+)
+
 
 # Memory budget of one large array (volume, labelmap, render, mesh). The frames themselves are
 # read as a memmap when possible; arrays derived from them must fit in this.

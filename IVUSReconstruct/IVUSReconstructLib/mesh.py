@@ -41,7 +41,7 @@ from vtkmodules.vtkIOPLY import vtkPLYWriter
 from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter
 
 from .errors import IVUSCancelled, input_error
-from .geometry import _resample_stacked
+from .geometry import resample_stacked as _resample_stacked  # the name build_meshes uses
 from .types import ContourSet, FramePoses, VesselMesh
 
 __all__ = [

@@ -15,8 +15,9 @@ looks, and the sagittal and coronal views are the two longitudinal cuts.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,12 @@ __all__ = [
     "centerline_point_at",
     "arc_length_of_point",
     "write_scene",
+    "scene_writers",
     "load_scene",
+    "acquisition_values",
+    "ATTRIBUTE_PREFIX",
+    "FRAME_ATTRIBUTE",
+    "PLAN_ATTRIBUTE",
 ]
 
 SEGMENT_NAMES = ("Lumen", "Vessel", "Calcium")
@@ -72,6 +78,7 @@ MODEL_STYLE = {
 }
 BURDEN_RANGE_PERCENT = (0.0, 100.0)
 ATTRIBUTE_PREFIX = "IVUSReconstruct."
+FRAME_ATTRIBUTE = ATTRIBUTE_PREFIX + "frame"  # the frame current_frame_volume_node shows
 # Gaussian sigma (labelmap pixels) that smooths the staircase before outlines are traced
 SMOOTHING_PX = 0.0
 
@@ -1103,10 +1110,31 @@ def current_frame_volume_node(
     node = _new_node(scene, "vtkMRMLScalarVolumeNode", name, node)
     node.SetAndObserveImageData(_image_data(np.asarray(pullback.frames[shown])[None]))
     node.SetIJKToRASMatrix(_matrix(frame_ijk_to_ras(pullback, poses, row)))
-    node.SetAttribute(ATTRIBUTE_PREFIX + "frame", str(shown))
+    node.SetAttribute(FRAME_ATTRIBUTE, str(shown))
     if node.GetDisplayNode() is None:
         node.CreateDefaultDisplayNodes()
     return node
+
+
+def acquisition_values(volume_node: Any, dicom_path: str | Path | None = None) -> dict[str, Valued]:
+    """Known scalar acquisition values of a volume by ``limits.ACQUISITION_OPTIONS`` field: spacing of the
+    node; rate and speed of its attributes, under ``dicom_path``'s header as ``io.dicom.read_acquisition``
+    (the command line's reading) gives it."""
+    from .gating import frame_rate_hz
+    from .io.dicom import read_acquisition
+
+    name = volume_node.GetName()
+    values = {"pixel_spacing_mm": Valued(float(volume_node.GetSpacing()[0]), f"volume node {name} spacing")}
+    times = volume_node.GetAttribute(ATTRIBUTE_PREFIX + "frame_times_s")
+    speed = json.loads(volume_node.GetAttribute(ATTRIBUTE_PREFIX + "pullback_speed_mm_s") or "null")
+    attributes = {"frame_rate_hz": frame_rate_hz(json.loads(times)) if times else None, "pullback_speed_mm_s": speed}
+    header = read_acquisition(dicom_path) if dicom_path is not None else {}
+    for key, value in attributes.items():
+        if header.get(key) is not None and header[key].value is not None:
+            values[key] = Valued(float(header[key].value), header[key].source)
+        elif value:
+            values[key] = Valued(float(value), f"volume node {name} attribute")
+    return values
 
 
 # ----------------------------------------------------------------------------- treatment plan
@@ -1200,7 +1228,7 @@ def plan_to_nodes(
         ``device`` (model; attribute ``IVUSReconstruct.plan`` holds the plan as JSON),
         ``proximal`` / ``distal`` (markups lines, when the zone exists), ``plan_table``.
     """
-    from .render import _DEVICE_OPACITY, _DEVICE_RGB, device_polydata
+    from .render import DEVICE_OPACITY, DEVICE_RGB, device_polydata
 
     prepare_scene(scene)
     nodes = dict(nodes or {})
@@ -1208,7 +1236,7 @@ def plan_to_nodes(
     (polydata,) = device_polydata({"plan": plan}, cl)[:1] or (None,)
     if polydata is not None:
         nodes["device"] = mesh_to_model_node(
-            scene, polydata, f"{prefix} device", color=_DEVICE_RGB, opacity=_DEVICE_OPACITY, scalars=None,
+            scene, polydata, f"{prefix} device", color=DEVICE_RGB, opacity=DEVICE_OPACITY, scalars=None,
             node=nodes.get("device"),
         )  # fmt: skip
         nodes["device"].SetAttribute(PLAN_ATTRIBUTE, json.dumps(plan, default=float))
@@ -1337,6 +1365,11 @@ def _storage(scene: Any, node: Any, class_name: str, file_name: str) -> Any:
     storage.SetFileName(file_name)
     node.SetAndObserveStorageNodeID(storage.GetID())
     return storage
+
+
+def scene_writers() -> list[Callable[[Path], None]]:
+    """``[write_scene]`` with slicer-core installed (the ``[slicer]`` extra), else ``[]``: for ``write_outputs``."""
+    return [write_scene] if importlib.util.find_spec("slicer") is not None else []
 
 
 def write_scene(out_dir: str | Path, *, scene_name: str = "scene.mrml") -> Path:

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import __version__
 from .errors import IVUSCancelled, IVUSInputError, input_error
-from .io._common import release_pages
+from .io import release_pages
 from .types import (
     Centerline,
     ContourSet,
@@ -46,6 +46,10 @@ __all__ = [
     "frames_table",
     "summary_document",
     "OUTPUT_FILES",
+    "jsonable",
+    "fill_outputs",
+    "rhythm_doubt",
+    "read_pullback_any",
 ]
 
 Progress = Callable[[float, str], None]
@@ -128,14 +132,25 @@ class RunResult:
     structure: Any = None
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types: numpy scalars and arrays to Python, NaN and inf to None."""
+def jsonable(value: Any) -> Any:
+    """Plain JSON types: numpy scalars and arrays to Python, NaN and inf to None.
+
+    Parameters
+    ----------
+    value : object
+        Nested dicts, lists and tuples of numbers, numpy scalars and arrays, paths and strings.
+
+    Returns
+    -------
+    object
+        The same structure in types ``json.dumps(..., allow_nan=False)`` accepts.
+    """
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (float, np.floating)):
@@ -352,8 +367,6 @@ def run_pipeline(
     IVUSCancelled
         When ``cancel`` is set.
     """
-    from .coregistration import place_frames
-    from .mesh import build_meshes
     from .metrics import MetricParams, compute_metrics
     from .plan import add_plan, run_territory
 
@@ -384,47 +397,9 @@ def run_pipeline(
     gating: GatingResult | None = None
     structure = None
     if segmenting:
-        sub = stages.begin("structure", "pullback structure")
-        structure = _pullback_structure(pullback, options, progress=_releasing(sub, pullback), cancel=cancel)
-        release_pages(pullback.frames)
-        if structure.cuts:
-            flags.append({"rule": "pullback_structure", "message": structure.message()})
-        stages.end()
-    sub = stages.begin("gating", "gating")
-    if segmenting:
-        from .gating import gate_pullback
-        from .segmentation import segment_pullback
-
-        method = options.gating or "image"
-        gating = _offset_gating(
-            gate_pullback(_usable_part(pullback, structure), method=method, progress=sub, cancel=cancel),
-            structure.first_frame,
-        )
-        if gating.message:
-            flags.append({"rule": "gating", "message": gating.message})
-        doubt = _rhythm_doubt(pullback, gating)
-        if doubt:
-            flags.append({"rule": "gating_plausibility", "message": doubt})
-        stages.end()
-        sub = stages.begin("segmentation", f"segmenting {len(gating.selected_frames)} frames")
-        contours = segment_pullback(
-            pullback, np.asarray(gating.selected_frames), progress=_releasing(sub, pullback), cancel=cancel
-        )
-        release_pages(pullback.frames)
-        ed = set(int(i) for i in gating.ed_frames)
-        contours = contours.with_frames(
-            tuple(replace(f, phase="ED") if f.index in ed else f for f in contours.frames)
-        )
-        low = [f.index for f in contours.frames if f.confidence is not None and f.confidence < 0.5]
-        if low:
-            flags.append(
-                {
-                    "rule": "low_segmentation_confidence",
-                    "message": f"{len(low)} frame(s) segmented with confidence < 0.5: review frames {_frame_list(low)}",
-                }
-            )
-        stages.end()
+        structure, gating, contours = _segment(pullback, options, stages, flags, cancel)
     else:
+        stages.begin("gating", "gating")
         if options.gating == "ecg":
             raise IVUSInputError(
                 "--gating ecg: ECG gating needs an ECG waveform in the DICOM; use --gating image or none"
@@ -436,31 +411,10 @@ def run_pipeline(
         raise IVUSInputError(f"{source_hint}: no frame to analyse; check --frames / the contour file")
 
     stages.begin("placement", "placing frames on the centerline")
-    arc, arc_source = _arc_lengths(pullback, contours, options, source_hint)
-    if np.any(np.diff(arc) < 0):
-        raise IVUSInputError(
-            f"{input_paths.get('contours', source_hint)}: frame positions (z_mm) decrease along the frames; "
-            "frames must be ordered in the pullback direction"
-        )
-    if centerline is None:
-        centerline = _straight_centerline(float(arc.max()) + 10.0)
-        flags.append(
-            {"rule": "no_centerline", "message": "no --centerline given: frames stacked on a straight line"}
-        )
     landmarks = tuple(landmarks)
-    poses = place_frames(
-        centerline,
-        contours.indices,
-        arc,
-        contours=contours,
-        align=options.align,
-        mirror=options.mirror,
-        landmarks=landmarks,
-        source_name=input_paths.get("centerline", centerline.source),
+    centerline, poses, arc, arc_source = _place(
+        pullback, contours, centerline, landmarks, options, input_paths, flags
     )
-    # landmarks may have corrected the positions: measure along the corrected ones
-    arc = np.asarray(poses.arc_length_mm, dtype=float)
-    _check_sizes(contours, poses, options, source_hint)
     stages.end()
 
     stages.begin("metrics", "measuring")
@@ -474,21 +428,12 @@ def run_pipeline(
     stages.end()
 
     sub = stages.begin("mesh", "building meshes")
-    mesh = build_meshes(contours, poses, per_frame=metrics.per_frame, progress=sub, cancel=cancel)
-    folded = _field_array(mesh.lumen, "folded_frame_index")
-    if folded.size:
-        flags.append(
-            {
-                "rule": "folded_frames",
-                "message": f"{folded.size} frame(s) fold at tight bends (centerline radius of curvature below "
-                f"the vessel radius): frames {_frame_list([int(f) for f in folded])}; the inner wall is compressed",
-            }
-        )
+    mesh = _meshes(contours, poses, metrics, flags, progress=sub, cancel=cancel)
     stages.end()
 
     inputs = _inputs_record(pullback, contours, centerline, input_paths, gating, arc_source, options)
     if landmarks:
-        inputs["landmarks"] = {"n": len(landmarks), "residuals": _jsonable(list(poses.landmark_residuals))}
+        inputs["landmarks"] = {"n": len(landmarks), "residuals": jsonable(list(poses.landmark_residuals))}
     parameters = options.as_json()
     return RunResult(
         pullback=pullback,
@@ -506,7 +451,142 @@ def run_pipeline(
     )
 
 
-def _rhythm_doubt(pullback: Pullback, gating: GatingResult) -> str:
+def _segment(
+    pullback: Pullback,
+    options: RunOptions,
+    stages: _Stages,
+    flags: list[dict[str, str]],
+    cancel: threading.Event | None,
+) -> tuple[Any, GatingResult, ContourSet]:
+    """The structure, gating and segmentation stages of a run on a pullback.
+
+    Returns
+    -------
+    structure : PullbackStructure
+    gating : GatingResult
+        Frame indices of the whole pullback.
+    contours : ContourSet
+        The gated frames' borders, end-diastolic ones marked ``phase="ED"``.
+    """
+    from .gating import gate_pullback
+    from .segmentation import segment_pullback
+
+    sub = stages.begin("structure", "pullback structure")
+    structure = _pullback_structure(pullback, options, progress=_releasing(sub, pullback), cancel=cancel)
+    release_pages(pullback.frames)
+    if structure.cuts:
+        flags.append({"rule": "pullback_structure", "message": structure.message()})
+    stages.end()
+    sub = stages.begin("gating", "gating")
+    method = options.gating or "image"
+    gating = _offset_gating(
+        gate_pullback(_usable_part(pullback, structure), method=method, progress=sub, cancel=cancel),
+        structure.first_frame,
+    )
+    if gating.message:
+        flags.append({"rule": "gating", "message": gating.message})
+    doubt = rhythm_doubt(pullback, gating)
+    if doubt:
+        flags.append({"rule": "gating_plausibility", "message": doubt})
+    stages.end()
+    sub = stages.begin("segmentation", f"segmenting {len(gating.selected_frames)} frames")
+    contours = segment_pullback(
+        pullback, np.asarray(gating.selected_frames), progress=_releasing(sub, pullback), cancel=cancel
+    )
+    release_pages(pullback.frames)
+    ed = set(int(i) for i in gating.ed_frames)
+    contours = contours.with_frames(
+        tuple(replace(f, phase="ED") if f.index in ed else f for f in contours.frames)
+    )
+    low = [f.index for f in contours.frames if f.confidence is not None and f.confidence < 0.5]
+    if low:
+        flags.append(
+            {
+                "rule": "low_segmentation_confidence",
+                "message": f"{len(low)} frame(s) segmented with confidence < 0.5: review frames {_frame_list(low)}",
+            }
+        )
+    stages.end()
+    return structure, gating, contours
+
+
+def _place(
+    pullback: Pullback | None,
+    contours: ContourSet,
+    centerline: Centerline | None,
+    landmarks: tuple[Landmark, ...],
+    options: RunOptions,
+    input_paths: dict[str, str],
+    flags: list[dict[str, str]],
+) -> tuple[Centerline, FramePoses, np.ndarray, str]:
+    """Arc length of each frame and its pose on the centerline (a straight one, flagged, if none).
+
+    Returns
+    -------
+    centerline : Centerline
+        The one the frames were placed on.
+    poses : FramePoses
+    arc : ndarray of shape (F,)
+        Arc length of each analysed frame in mm, after any landmark correction.
+    arc_source : str
+        How the arc lengths were obtained (for summary.json).
+    """
+    from .coregistration import place_frames
+
+    source_hint = input_paths.get("pullback") or input_paths.get("contours") or "input"
+    arc, arc_source = _arc_lengths(pullback, contours, options, source_hint)
+    if np.any(np.diff(arc) < 0):
+        raise IVUSInputError(
+            f"{input_paths.get('contours', source_hint)}: frame positions (z_mm) decrease along the frames; "
+            "frames must be ordered in the pullback direction"
+        )
+    if centerline is None:
+        centerline = _straight_centerline(float(arc.max()) + 10.0)
+        flags.append(
+            {"rule": "no_centerline", "message": "no --centerline given: frames stacked on a straight line"}
+        )
+    poses = place_frames(
+        centerline,
+        contours.indices,
+        arc,
+        contours=contours,
+        align=options.align,
+        mirror=options.mirror,
+        landmarks=landmarks,
+        source_name=input_paths.get("centerline", centerline.source),
+    )
+    # landmarks may have corrected the positions: measure along the corrected ones
+    arc = np.asarray(poses.arc_length_mm, dtype=float)
+    _check_sizes(contours, poses, options, source_hint)
+    return centerline, poses, arc, arc_source
+
+
+def _meshes(
+    contours: ContourSet,
+    poses: FramePoses,
+    metrics: Metrics,
+    flags: list[dict[str, str]],
+    *,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+) -> VesselMesh:
+    """The lumen, vessel and wall meshes, with a flag for frames folded at tight bends."""
+    from .mesh import build_meshes
+
+    mesh = build_meshes(contours, poses, per_frame=metrics.per_frame, progress=progress, cancel=cancel)
+    folded = _field_array(mesh.lumen, "folded_frame_index")
+    if folded.size:
+        flags.append(
+            {
+                "rule": "folded_frames",
+                "message": f"{folded.size} frame(s) fold at tight bends (centerline radius of curvature below "
+                f"the vessel radius): frames {_frame_list([int(f) for f in folded])}; the inner wall is compressed",
+            }
+        )
+    return mesh
+
+
+def rhythm_doubt(pullback: Pullback, gating: GatingResult) -> str:
     """The gating plausibility line ('' when the rhythm found is believable or none was)."""
     from .gating import frame_rate_hz, rhythm_plausibility
 
@@ -708,7 +788,7 @@ def _inputs_record(
                     },
                     "source": entry["source"],
                 }
-            record[key] = _jsonable(entry)
+            record[key] = jsonable(entry)
         record.setdefault(
             "catheter_center_px", {"value": list(pullback.catheter_center_px), "source": "image centre"}
         )
@@ -722,13 +802,13 @@ def _inputs_record(
     if gating is not None:
         record["gating"] = {
             "method": gating.method,
-            "heart_rate_bpm": _jsonable(gating.heart_rate_bpm),
-            "confidence": _jsonable(gating.confidence),
+            "heart_rate_bpm": jsonable(gating.heart_rate_bpm),
+            "confidence": jsonable(gating.confidence),
             "n_end_diastolic_frames": int(len(gating.ed_frames)),
             "message": gating.message,
         }
         if pullback is not None:
-            doubt = _rhythm_doubt(pullback, gating)
+            doubt = rhythm_doubt(pullback, gating)
             record["gating"]["plausibility"] = doubt or ("plausible" if gating.method == "image" else None)
     record["arc_length"] = {"source": arc_source, "start_mm": options.start_mm}
     record["centerline"] = {
@@ -805,13 +885,13 @@ def summary_document(result: RunResult) -> dict[str, Any]:
     m = result.metrics
     doc: dict[str, Any] = {"format": "ivus-summary", "version": __version__}
     doc["inputs"] = result.inputs
-    measured = _jsonable(m.summary)
+    measured = jsonable(m.summary)
     doc["parameters"] = {**result.parameters, "metrics": measured.pop("metric_parameters", None)}
     doc.update(measured)
-    doc["lesions"] = _jsonable(m.lesions)
+    doc["lesions"] = jsonable(m.lesions)
     if result.structure is not None:
-        doc["pullback_structure"] = _jsonable(result.structure.as_json())
-    doc["flags"] = _jsonable(list(result.flags) + list(m.flags))
+        doc["pullback_structure"] = jsonable(result.structure.as_json())
+    doc["flags"] = jsonable(list(result.flags) + list(m.flags))
     doc["timings_s"] = dict(result.timings_s)
     return doc
 
@@ -877,7 +957,7 @@ def write_outputs(
     out_dir = Path(out_dir)
 
     def fill(tmp: Path) -> dict[str, Path]:
-        return _fill_outputs(result, tmp, extra_writers=extra_writers, progress=progress, cancel=cancel)
+        return fill_outputs(result, tmp, extra_writers=extra_writers, progress=progress, cancel=cancel)
 
     from .output_place import atomic_folder
 
@@ -902,14 +982,34 @@ def output_bytes_estimate(result: RunResult) -> int:
     return int(2 * mesh_bytes + 3 * width * height + 40 * contour_points + (2 << 20))
 
 
-def _fill_outputs(
+def fill_outputs(
     result: RunResult,
     tmp: Path,
     *,
-    extra_writers: Sequence[Callable[[Path], None]],
-    progress: Progress | None,
-    cancel: threading.Event | None,
+    extra_writers: Sequence[Callable[[Path], None]] = (),
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
 ) -> list[str]:
+    """Write every output file of a run into the folder ``tmp`` (not atomically).
+
+    :func:`write_outputs` calls it on a temporary folder that it moves into place; the demo calls
+    it inside its own atomic folder (which also holds the phantom).
+
+    Parameters
+    ----------
+    result : RunResult
+    tmp : Path
+        An existing, empty folder.
+    extra_writers : sequence of callable(folder)
+        Run after the standard files (e.g. ``mrml.scene_writers()``).
+    progress : callable(fraction, message) or None
+    cancel : threading.Event or None
+
+    Returns
+    -------
+    list of str
+        Names of the files in ``tmp``, sorted.
+    """
     from .export import write_colored_glb
     from .io.centerline import write_markups_curve
     from .io.contours import write_contours_json

@@ -85,15 +85,15 @@ _VIRIDIS = np.array(
     ]
 )
 
-_LUMEN_RGB = (0.80, 0.16, 0.16)
+LUMEN_RGB = (0.80, 0.16, 0.16)
 _CENTERLINE_RGB = (0.20, 0.20, 0.22)
 _MLA_RGB = (0.85, 0.10, 0.45)
 _REFERENCE_RGB = (0.10, 0.35, 0.85)
 _TEXT_RGB = (0.12, 0.12, 0.14)
 _CALCIUM_RGB = (0.97, 0.95, 0.86)
 _LESION_RGB = (0.93, 0.55, 0.05)
-_DEVICE_RGB = (0.0, 0.78, 0.90)
-_DEVICE_OPACITY = 0.35
+DEVICE_RGB = (0.0, 0.78, 0.90)
+DEVICE_OPACITY = 0.35
 _DEVICE_SIDES = 32
 
 
@@ -794,7 +794,7 @@ def _add_surfaces(renderer: vtkRenderer, scene: _Scene, calcium: Any, style: Ren
     """Lumen (opaque), calcium patches and the two-layer vessel shell; the colour table or None."""
     # Lumen first (opaque), then the translucent vessel around it.
     renderer.AddActor(
-        _surface_actor(_with_normals(scene.lumen), rgb=_LUMEN_RGB, opacity=1.0, scalars=None, table=None)
+        _surface_actor(_with_normals(scene.lumen), rgb=LUMEN_RGB, opacity=1.0, scalars=None, table=None)
     )
     if calcium is not None:
         actor = _surface_actor(
@@ -836,7 +836,7 @@ def _device_actors(devices: Sequence[vtkPolyData]) -> list[vtkActor]:
     actors: list[vtkActor] = []
     for polydata in devices:
         actor = _surface_actor(
-            _with_normals(polydata), rgb=_DEVICE_RGB, opacity=_DEVICE_OPACITY, scalars=None, table=None,
+            _with_normals(polydata), rgb=DEVICE_RGB, opacity=DEVICE_OPACITY, scalars=None, table=None,
             cull="back",
         )  # fmt: skip
         actor.GetProperty().SetAmbient(0.4)
@@ -848,7 +848,7 @@ def _device_actors(devices: Sequence[vtkPolyData]) -> list[vtkActor]:
         count = max(2, int(round(along[-1] / 4.0)) + 1)
         rings = np.unique(np.searchsorted(along, np.linspace(0.0, along[-1], count)).clip(0, len(points) - 1))
         for ring in rings:
-            actors.append(_tube_actor(points[ring], max(0.03, 0.015 * diameter), _DEVICE_RGB, closed=True))
+            actors.append(_tube_actor(points[ring], max(0.03, 0.015 * diameter), DEVICE_RGB, closed=True))
     return actors
 
 
@@ -1194,8 +1194,8 @@ def render_vessel(
             right_limit_px=(0.83 if table is not None else 0.98) * big_w,
         )
     _add_marker_labels(renderer, labels, project, vessel_px, font=font, width_px=big_w)
-    entries = [("Lumen", _LUMEN_RGB)] + ([("Calcium", _CALCIUM_RGB)] if calcium is not None else [])
-    entries += [("Planned device", _DEVICE_RGB)] if devices else []
+    entries = [("Lumen", LUMEN_RGB)] + ([("Calcium", _CALCIUM_RGB)] if calcium is not None else [])
+    entries += [("Planned device", DEVICE_RGB)] if devices else []
     mm_per_px = None if view == "along" else 2.0 * camera.GetParallelScale() / big_h
     _add_legend(renderer, entries, mm_per_px=mm_per_px, font=font, size_px=(big_w, big_h))
     if style.title:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .dependencies import optional_missing
-from .io._common import release_pages
+from .io import release_pages
 
 __all__ = [
     "DISCLAIMER",

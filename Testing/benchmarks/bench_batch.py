@@ -52,7 +52,8 @@ def time_batch(manifest: Path, out: Path, workers: int) -> tuple[float, int, flo
     cmd = [
         sys.executable,
         "-m",
-        "IVUSReconstructLib.batch",
+        "IVUSReconstructLib.cli",
+        "batch",
         str(manifest),
         "--out",
         str(out),

@@ -5,7 +5,6 @@ Small phantoms (2 mm, 96 px, gating none) keep every case at a few seconds.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -30,12 +29,8 @@ GOOD = (("c1", "coronary", 1), ("c2", "coronary", 2), ("f3", "femoropopliteal", 
 
 
 def _batch_cli(argv: list[str]) -> int:
-    """Through ``ivus-reconstruct`` once the lead wired ``batch`` into cli.build_parser."""
-    parser = cli.build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "batch" in sub.choices:
-        return cli.main(["batch", *argv])
-    return batch.main_batch(argv)
+    """Through ``ivus-reconstruct batch``."""
+    return cli.main(["batch", *argv])
 
 
 def _summary(path: Path) -> dict:
@@ -236,6 +231,7 @@ def test_killed_worker_still_completes_every_case_once(cohort, client, tmp_path)
         assert _summary(out / "cases" / cid / "summary.json") == cohort["single"][cid.split("-")[0]]
 
 
+@pytest.mark.slow  # over 9 s (pytest --durations, 2 shared cores)
 def test_case_whose_worker_is_always_killed_fails_with_the_reason_and_reruns_alone(cohort, client, tmp_path):
     """A case that kills its worker every time (as the out-of-memory killer would): it is reported
     failed with the reason after the scheduler's retries, the other case completes, and a rerun
@@ -288,7 +284,8 @@ def test_sigint_then_rerun_finishes_only_missing_cases(cohort, client, tmp_path)
         [
             sys.executable,
             "-m",
-            "IVUSReconstructLib.batch",
+            "IVUSReconstructLib.cli",
+            "batch",
             str(manifest),
             "--out",
             str(out),

@@ -240,6 +240,7 @@ def test_second_run_on_the_same_folder_is_refused(inputs, tmp_path, capsys):
     assert _siblings(out) == []
 
 
+@pytest.mark.slow  # over 9 s (pytest --durations, 2 shared cores)
 def test_two_concurrent_runs_one_wins(inputs, tmp_path):
     before = _digest(inputs["folder"])
     out = tmp_path / "out"

@@ -103,6 +103,7 @@ def test_request_detector_sees_an_external_image(tmp_path):
 
 
 @needs_chromium
+@pytest.mark.slow  # over 9 s (pytest --durations, 2 shared cores)
 def test_report_renders_offline_without_requests(report_dir, tmp_path):
     from PIL import Image
 

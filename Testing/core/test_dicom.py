@@ -354,7 +354,7 @@ def test_monochrome1_is_inverted_and_ybr_422_keeps_luminance(tmp_path: Path, pul
 def test_memmapped_pixels_leave_resident_memory_when_released(tmp_path: Path):
     """A 64 MB memory-mapped pullback read whole counts in the process's resident file pages;
     release_pages drops them (the pixels read back the same) and leaves copies alone."""
-    from IVUSReconstructLib.io._common import release_pages
+    from IVUSReconstructLib.io import release_pages
 
     def resident_file_kib() -> int:
         for line in Path("/proc/self/status").read_text().splitlines():

@@ -46,7 +46,7 @@ that contains the expected field. The pullback is a 30-frame 48 x 48 phantom wri
  36   NaN in a lumen contour                              frame 3 lumen ... NaN
  37   self-intersecting (bow-tie) lumen                   frame 0 lumen ... self-intersecting
  38   lumen of 2 points                                   frame 0 lumen ... 2 distinct points
- 39   contour JSON cut in the middle                      JSON is invalid
+ 39   contour JSON cut in the middle                      JSON is not valid (...); fix the file
  40   contour file of an unknown format                   format is not a known contour format
  41   empty centerline file                               file is empty
  42   NaN in a centerline CSV                             x,y,z columns ... non-finite
@@ -241,7 +241,7 @@ OTHER_CASES = [
     ("contour-nan", "contours", lambda p: _contours_json(p, [{"index": 3, "lumen": [[float("nan"), 0.0]] + _circle()[1:]}]), "frame 3 lumen has NaN"),
     ("contour-bow-tie", "contours", lambda p: _contours_json(p, [{"index": 0, "lumen": [[0, 0], [2, 2], [2, 0], [0, 2]]}]), "frame 0 lumen is a self-intersecting polygon"),
     ("contour-two-points", "contours", lambda p: _contours_json(p, [{"index": 0, "lumen": [[0, 0], [1, 1]]}]), "frame 0 lumen has 2 distinct points"),
-    ("contour-cut-json", "contours", lambda p: p.write_text(json.dumps({"format": "ivus-contours", "frames": []})[:20]), "JSON is invalid"),
+    ("contour-cut-json", "contours", lambda p: p.write_text(json.dumps({"format": "ivus-contours", "frames": []})[:20]), "JSON is not valid (Unterminated string starting at line 1, column 12); fix the file"),
     ("contour-unknown-format", "contours", lambda p: p.write_text("lumen area report\n1;2;3\n"), "format is not a known contour format"),
     ("centerline-empty", "centerline", lambda p: p.write_bytes(b""), "file is empty"),
     ("centerline-nan", "centerline", lambda p: p.write_text("x,y,z\n0,0,0\n1,nan,0\n2,0,0\n"), "has a non-finite coordinate at point 1"),

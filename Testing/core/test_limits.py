@@ -85,7 +85,9 @@ def _just_outside(key: str) -> float:
     return LIMITS[key].high * 1.5 + 1.0
 
 
-@pytest.mark.parametrize(("option", "attribute", "key"), cli.CLI_OPTIONS)
+@pytest.mark.parametrize(
+    ("option", "attribute", "key"), [(o.option, o.column, o.field) for o in limits.ACQUISITION_OPTIONS]
+)
 def test_cli_options_use_the_table(option, attribute, key):
     ok = argparse.Namespace(**{attribute: LIMITS[key].high})
     cli.check_acquisition_options(ok)
@@ -97,6 +99,23 @@ def test_cli_options_use_the_table(option, attribute, key):
     assert str(info.value).startswith(f"{option}: value is ")
     assert f"{lim.low:g}-{lim.high:g} {lim.unit}" in str(info.value)
     assert not hasattr(cli, "_ACQUISITION_LIMITS") and not hasattr(cli, "_positive")
+
+
+def test_one_option_map_names_the_four_acquisition_values():
+    """The command line, the manifest, the readers and the Slicer module name the same four values."""
+    assert [o.field for o in limits.ACQUISITION_OPTIONS] == [
+        "pixel_spacing_mm", "pullback_speed_mm_s", "frame_rate_hz", "start_mm"
+    ]  # fmt: skip
+    assert {c: batch.OPTION_FIELDS[c] for c in ("pixel_spacing", "pullback_speed", "frame_rate", "start_mm")} == {
+        o.column: o.field for o in limits.ACQUISITION_OPTIONS
+    }
+    parser = cli.build_parser()
+    args = parser.parse_args(["run", "x.dcm", "--pixel-spacing", "0.02", "--pullback-speed", "1",
+                              "--frame-rate", "30", "--start-mm", "2"])  # fmt: skip
+    options = cli._options_from_args(args)
+    assert (options.pixel_spacing_mm, options.pullback_speed_mm_s, options.frame_rate_hz, options.start_mm) == (
+        0.02, 1.0, 30.0, 2.0
+    )
 
 
 @pytest.mark.parametrize("column", ["pixel_spacing", "pullback_speed", "frame_rate", "start_mm"])
@@ -120,10 +139,15 @@ def _module_tree() -> ast.Module:
 
 def test_slicer_parameter_node_uses_the_table():
     tree = _module_tree()
-    mapping = next(
-        ast.literal_eval(n.value)
+    # the module maps its fields through the one option map of limits.py
+    definition = next(
+        n.value
         for n in tree.body
         if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "PARAMETER_LIMITS"
+    )
+    mapping = eval(
+        compile(ast.Expression(definition), "<ast>", "eval"),
+        {"ACQUISITION_OPTIONS": limits.ACQUISITION_OPTIONS},
     )
     assert sorted(mapping.values()) == sorted(FRONT_END_FIELDS)
     node_class = next(

@@ -87,6 +87,7 @@ def test_guide_frames_are_not_analysed_and_are_reported(structured) -> None:
     assert "inside the guiding catheter" in flag["message"] and "--frame-range START:END" in flag["message"]
 
 
+@pytest.mark.slow  # over 9 s (pytest --durations, 2 shared cores)
 def test_frame_range_overrides_detection(structured) -> None:
     n = structured.pullback.n_frames
     st = manual_structure(structured.pullback, "100:399")
@@ -124,6 +125,7 @@ def test_open_ended_frame_range() -> None:
     assert parse_frame_range("60:", 100) == (60, 99)
 
 
+@pytest.mark.slow  # over 9 s (pytest --durations, 2 shared cores)
 def test_circumferential_calcium_is_not_taken_for_a_guiding_catheter():
     # the 150 mm femoropopliteal phantom at 1 mm/s: its calcium rings scored 0.60-0.62 as a guide
     # and the frames before them (0-1766) were cut as another pass

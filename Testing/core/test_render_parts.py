@@ -123,7 +123,7 @@ def test_reference_labels_above_the_vessel_and_the_mla_below():
 
 def test_legend_entries_then_a_scale_bar_of_a_round_length():
     renderer = vtkRenderer()
-    entries = [("Lumen", render._LUMEN_RGB), ("Calcium", render._CALCIUM_RGB)]
+    entries = [("Lumen", render.LUMEN_RGB), ("Calcium", render._CALCIUM_RGB)]
     # 15 % of 1000 px at 0.1 mm/px is 15 mm: the bar shows 10 mm (100 px)
     render._add_legend(renderer, entries, mm_per_px=0.1, font=10, size_px=(1000, 500))
     placed = texts(renderer)

@@ -124,6 +124,37 @@ def test_foreign_volume_needs_frame_rate(scene):
     assert pullback.catheter_center_px == pytest.approx((2.5, 3.5))  # image centre by default
 
 
+def test_acquisition_values_from_attributes_and_dicom(scene, phantom, tmp_path):
+    """What the module shows before a run: the node's attributes, then the DICOM header read by
+    io.dicom.read_acquisition (the command line's reading) over them."""
+    from IVUSReconstructLib.io.dicom import write_pullback
+
+    node = mrml.pullback_to_volume_node(scene, phantom.pullback)
+    values = mrml.acquisition_values(node)
+    assert values["frame_rate_hz"].value == pytest.approx(30.0)
+    assert values["pullback_speed_mm_s"].value == pytest.approx(0.5)
+    assert values["pixel_spacing_mm"].value == pytest.approx(phantom.pullback.pixel_spacing_mm[1])
+    path = write_pullback(phantom.pullback, tmp_path / "p.dcm")
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    ds.FrameTime, ds.CineRate, ds.IVUSPullbackRate = 40.0, 10, 1.0  # FrameTime wins over CineRate
+    ds.save_as(path)
+    values = mrml.acquisition_values(node, path)
+    assert (values["frame_rate_hz"].value, values["frame_rate_hz"].source) == (
+        pytest.approx(25.0), "FrameTime (0018,1063)"
+    )
+    assert (values["pullback_speed_mm_s"].value, values["pullback_speed_mm_s"].source) == (
+        1.0, "IVUSPullbackRate (0018,3101)"
+    )
+
+
+def test_frame_attribute_names_the_frame_shown(scene, phantom, result):
+    node = mrml.current_frame_volume_node(scene, phantom.pullback, result.poses, 5)
+    nearest = int(result.poses.frame_index[np.argmin(np.abs(result.poses.frame_index - 5))])
+    assert int(node.GetAttribute(mrml.FRAME_ATTRIBUTE)) == nearest
+
+
 # ----------------------------------------------------------------------------- contours <-> segmentation
 
 
@@ -149,6 +180,7 @@ def _nearest_by_centroid(polygon: np.ndarray, candidates) -> np.ndarray:
     return min(candidates, key=lambda c: float(np.linalg.norm(c.mean(axis=0) - polygon.mean(axis=0))))
 
 
+@pytest.mark.slow  # over 9 s (pytest --durations, 2 shared cores)
 def test_segmentation_round_trip_within_half_a_pixel(scene, phantom):
     pullback, truth = phantom.pullback, phantom.truth
     volume = mrml.pullback_to_volume_node(scene, pullback)
@@ -398,6 +430,7 @@ def test_current_frame_sits_at_its_pose(scene, result):
 # ----------------------------------------------------------------------------- pipeline on nodes
 
 
+@pytest.mark.slow  # over 9 s (pytest --durations, 2 shared cores)
 def test_pipeline_on_nodes_matches_core_run(scene, phantom, result):
     from IVUSReconstructLib.pipeline import RunOptions, run_pipeline
 
@@ -486,6 +519,7 @@ def test_write_scene_skips_missing_files(tmp_path):
     assert chart.GetNumberOfPlotSeriesNodes() == 1  # only the lumen column exists
 
 
+@pytest.mark.slow  # over 9 s (pytest --durations, 2 shared cores)
 def test_cli_demo_scene_reloads_with_every_node(tmp_path):
     from vtkmodules.vtkIOXML import vtkXMLPolyDataReader
 

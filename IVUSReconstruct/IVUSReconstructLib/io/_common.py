@@ -18,12 +18,8 @@ def natural_key(name: str) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
-# the overrides a reader takes, and their rows of the range table
-_OVERRIDE_FIELDS = {
-    "--pixel-spacing": "pixel_spacing_mm",
-    "--pullback-speed": "pullback_speed_mm_s",
-    "--frame-rate": "frame_rate_hz",
-}
+# the overrides a reader takes (option -> row of the range table)
+_OVERRIDE_FIELDS = {o.option: o.field for o in limits.ACQUISITION_OPTIONS}
 
 
 def positive_option(value: float | None, option: str) -> None:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..geometry import robust_circle_fit
+
 __all__ = ["detect_scale_marks", "even_grid", "detect_display_geometry"]
 
 # Chroma (max - min of R, G, B) above which a pixel is coloured (as in images.py).
@@ -235,8 +237,6 @@ def detect_display_geometry(samples_rgb: np.ndarray, *, n_rays: int = 180) -> di
         "catheter_radius_px", "shape_px": (H, W)}``; None when no flat disc inside a textured
         field is found.
     """
-    from .images import _robust_circle
-
     k, h, w, _ = samples_rgb.shape
     textured = np.zeros((h, w), np.float32)
     coloured = np.zeros((h, w), np.int16)
@@ -262,7 +262,7 @@ def detect_display_geometry(samples_rgb: np.ndarray, *, n_rays: int = 180) -> di
         ok = inner < len(r)
         if ok.sum() < n_rays // 2:
             return None
-        cat = _robust_circle(rows[ok, inner[ok]], cols[ok, inner[ok]])
+        cat = robust_circle_fit(rows[ok, inner[ok]], cols[ok, inner[ok]])
         # The field of view ends where texture stops for 8 px (mask or background).
         outer = np.full(n_rays, len(r))
         for j in np.flatnonzero(ok):
@@ -271,7 +271,7 @@ def detect_display_geometry(samples_rgb: np.ndarray, *, n_rays: int = 180) -> di
         good = ok & (outer < len(r))
         if good.sum() < n_rays // 2:
             return None
-        fov = _robust_circle(rows[good, outer[good]], cols[good, outer[good]])
+        fov = robust_circle_fit(rows[good, outer[good]], cols[good, outer[good]])
         result = (cat, fov)
         moved = np.hypot(cat[0] - centre[0], cat[1] - centre[1])
         centre = (cat[0], cat[1])

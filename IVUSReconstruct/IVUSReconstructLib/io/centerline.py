@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .. import limits
-from ..errors import input_error
+from ..errors import input_error, read_json_input
 from ..types import Centerline
 
 __all__ = ["read_centerline", "write_markups_curve", "MARKUPS_SCHEMA"]
@@ -132,12 +132,7 @@ def read_centerline(
 
 
 def _read_markups(path: Path) -> tuple[np.ndarray, None, str]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise input_error(
-            path, "JSON", f"cannot be parsed ({exc})", "save the markups again from Slicer"
-        ) from None
+    doc = read_json_input(path, fix="save the markups again from Slicer")
     markups = doc.get("markups") if isinstance(doc, dict) else None
     if not isinstance(markups, list) or not markups:
         raise input_error(

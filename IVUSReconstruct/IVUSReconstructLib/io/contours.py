@@ -41,7 +41,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 from .. import limits
-from ..errors import input_error
+from ..errors import input_error, read_json_input
 from ..geometry import open_polygon, polygon_centroid, px_to_mm
 from ..types import ContourSet, FrameContours, Landmark
 
@@ -336,12 +336,7 @@ def read_contours(
     if not head:
         raise input_error(path, "file", "is empty", "give a contour file (JSON, CSV or XML)")
     if head in "{[":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise input_error(
-                path, "JSON", f"is invalid ({exc.msg} at line {exc.lineno})", "fix the file"
-            ) from None
+        data = read_json_input(path, text=text)
         return _read_json(path, data, pixel_spacing_mm, catheter_center_px)
     if head == "<":
         return _read_echoplaque_xml(path, text, pixel_spacing_mm, catheter_center_px)
@@ -1044,10 +1039,7 @@ def read_landmarks(path: str | Path) -> tuple[Landmark, ...]:
     path = Path(path)
     if not path.is_file():
         raise input_error(path, "file", "does not exist", "check the --landmarks path")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise input_error(path, "JSON", f"is invalid ({exc})", "fix the file") from None
+    data = read_json_input(path)
     if isinstance(data, dict) and data.get("format") == "ivus-landmarks":
         _check_version(path, data)
         system = str(data.get("coordinate_system", "RAS")).upper()

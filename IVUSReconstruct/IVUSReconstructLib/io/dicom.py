@@ -62,6 +62,7 @@ __all__ = [
     "US_SINGLE_FRAME_SOP_CLASS",
     "write_pullback",
     "read_pullback",
+    "read_acquisition",
     "jpeg_frame_size",
 ]
 
@@ -1366,6 +1367,39 @@ def read_pullback(
             f"cannot be parsed ({type(exc).__name__}: {message})",
             "the file is damaged: export the pullback again",
         ) from None
+
+
+def read_acquisition(path: str | os.PathLike) -> dict[str, Valued]:
+    """The acquisition values of a DICOM pullback file from its header alone (no frame decoded).
+
+    The same records (values, sources, precedence: FrameTimeVector, FrameTime, CineRate; the
+    vendors' rate tags) :func:`read_pullback` keeps in ``Pullback.provenance``, plus
+    ``frame_rate_hz`` (median interval, None without timing). A missing value is reported as
+    missing (``pixel_spacing_mm`` left out), not refused: a front end lets the user fill it in.
+
+    Raises
+    ------
+    IVUSInputError
+        Not a DICOM file, or a value present but implausible (a negative FrameTime, ...).
+    """
+    from ..gating import frame_rate_hz
+
+    path = Path(path)
+    ds = _read_header(path)
+    n = _int_tag(ds, "NumberOfFrames", path, "0028,0008", required=False)
+    rows, cols = (_int_tag(ds, k, path, t, required=False) for k, t in (("Rows", "0028,0010"), ("Columns", "0028,0011")))
+    values = {"n_frames": Valued(n or 1, "NumberOfFrames (0028,0008)" if n else "single frame")}
+    values["frame_times_s"] = times = _frame_times(ds, path, n or 1, None, required=False)
+    timed = not str(times.source).startswith("missing")
+    values["frame_rate_hz"] = Valued(frame_rate_hz(times.value) if timed else None, times.source)
+    values["acquisition"], values["pullback_speed_mm_s"], extra = _acquisition(ds, path, None, required=False)
+    try:
+        values["pixel_spacing_mm"] = _pixel_spacing(ds, path, rows, cols, None) if rows and cols else None
+    except limits.IVUSRangeError:
+        raise
+    except IVUSInputError:
+        values["pixel_spacing_mm"] = None  # not in the header: the front end asks for it
+    return {k: v for k, v in {**values, **extra}.items() if v is not None}
 
 
 _DAMAGED_DATA = (

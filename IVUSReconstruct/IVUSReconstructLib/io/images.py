@@ -39,6 +39,7 @@ from PIL import Image, ImageSequence
 from scipy import ndimage
 
 from ..errors import IVUSCancelled, IVUSInputError, input_error
+from ..geometry import robust_circle_fit
 from ..types import Pullback, Valued
 from ._common import luminance, natural_key, positive_option
 
@@ -229,29 +230,6 @@ def _fill_masked(grey: np.ndarray, masked: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- detection
 
 
-def _fit_circle(rows: np.ndarray, cols: np.ndarray) -> tuple[float, float, float]:
-    """Least-squares (Kasa) circle through points: (row, col, radius)."""
-    a = np.column_stack([rows, cols, np.ones_like(rows)])
-    b = rows**2 + cols**2
-    (p, q, s), *_ = np.linalg.lstsq(a, b, rcond=None)
-    r0, c0 = p / 2.0, q / 2.0
-    return float(r0), float(c0), float(np.sqrt(max(s + r0**2 + c0**2, 0.0)))
-
-
-def _robust_circle(rows: np.ndarray, cols: np.ndarray) -> tuple[float, float, float]:
-    """Circle fit that drops points more than ~2 px off the circle (text, notches)."""
-    keep = np.ones(len(rows), bool)
-    r0, c0, radius = _fit_circle(rows, cols)
-    for _ in range(3):
-        resid = np.abs(np.hypot(rows - r0, cols - c0) - radius)
-        new_keep = resid < max(2.0, 2.5 * float(np.median(resid[keep])))
-        if new_keep.sum() < 8 or np.array_equal(new_keep, keep):
-            break
-        keep = new_keep
-        r0, c0, radius = _fit_circle(rows[keep], cols[keep])
-    return r0, c0, radius
-
-
 def detect_field_of_view(
     mean_image: np.ndarray, std_image: np.ndarray
 ) -> tuple[tuple[float, float], float] | None:
@@ -296,7 +274,7 @@ def detect_field_of_view(
     if inner.sum() < 16:
         return None
     pr, pc = rr[inner].astype(float), cc[inner].astype(float)
-    r0, c0, radius = _robust_circle(pr, pc)
+    r0, c0, radius = robust_circle_fit(pr, pc)
     # A real disc shows its rim all round; a rectangle filled edge to edge only at its
     # (rounded) corners: require rim points in at least half of 36 ten-degree sectors.
     on_rim = np.abs(np.hypot(pr - r0, pc - c0) - radius) < 2.0
@@ -381,7 +359,7 @@ def detect_catheter_center(
             edge = _ray_edges(mean_image, (row, col), radius, None)
         if edge is None:
             break
-        row, col, radius = _robust_circle(edge[:, 0], edge[:, 1])
+        row, col, radius = robust_circle_fit(edge[:, 0], edge[:, 1])
     return (row, col), radius
 
 

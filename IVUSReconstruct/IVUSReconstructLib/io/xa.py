@@ -19,7 +19,6 @@ up there as well. No patient identifiers are read or written.
 from __future__ import annotations
 
 import datetime
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from ..errors import input_error
+from ..errors import input_error, read_json_input
 
 __all__ = [
     "XA_SOP_CLASS_UID",
@@ -481,12 +480,7 @@ def read_curve_px(path: str | Path, *, pixel_spacing_mm: tuple[float, float] | N
         )
     text = path.read_text(encoding="utf-8", errors="replace")
     if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise input_error(
-                path, "JSON", f"is not valid ({exc.msg} at line {exc.lineno})", "fix the file"
-            ) from None
+        data = read_json_input(path, text=text)
         if isinstance(data, dict) and "markups" in data:
             if pixel_spacing_mm is None:
                 raise input_error(
