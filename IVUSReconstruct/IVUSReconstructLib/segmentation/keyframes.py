@@ -20,6 +20,7 @@ With no keyframe nothing changes.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from ..errors import IVUSInputError
 from ..geometry import ray_radii
@@ -230,14 +231,19 @@ def learn_looks(
     return {"lumen": np.clip(llr, -3.0, 3.0).astype(np.float32)}
 
 
-def region_cost(llr: np.ndarray, codes: np.ndarray, start: int, dr_mm: float, weight: float) -> np.ndarray:
+def region_cost(
+    llr: np.ndarray, codes: np.ndarray, start: int, dr_mm: float, weight: float, reach: int
+) -> np.ndarray:
     """Cost (F, A, R) of a border at each radius from the looks on either side of it.
 
-    A border at ``r`` calls what lies inside it the inner region (blood for the lumen, wall for
-    the vessel) and what lies beyond the outer one; the cost is how much likelier (in log-ratio
-    mm) another radius makes that split, times ``weight``: 0 at the best split of each ray.
+    A border at ``r`` calls what lies inside it blood and what lies beyond wall; the cost is how
+    much likelier (in log-ratio mm) a radius within ``reach`` samples makes that split, times
+    ``weight``: 0 where no nearby radius does better. Only nearby: the dark shadow behind
+    calcium looks like the guidewire's shadow in the keyframes' blood, and the wall in front of
+    it would not hold a whole ray's sum back.
     """
     x = llr[codes]
     x[..., :start] = 0.0
     cum = np.cumsum(x, axis=-1) * np.float32(dr_mm)
-    return (np.float32(weight) * (cum.max(axis=-1, keepdims=True) - cum)).astype(np.float32)
+    best = ndimage.maximum_filter1d(cum, size=2 * reach + 1, axis=-1, mode="nearest")
+    return (np.float32(weight) * (best - cum)).astype(np.float32)

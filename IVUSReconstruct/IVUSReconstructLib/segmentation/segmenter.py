@@ -221,7 +221,9 @@ class _Segmenter:
         it within a few frames, and its own blood tells it apart once the looks are known."""
         if self.priors is None or "lumen" not in self.looks or codes is None:
             return None
-        return region_cost(self.looks["lumen"], codes, self.ring or 0, self.dr, self.o.keyframe_look_weight)
+        return region_cost(
+            self.looks["lumen"], codes, self.ring or 0, self.dr, self.o.keyframe_look_weight, self.samples(0.5)
+        )
 
     def _vessel_prior(self, frames: np.ndarray, lumen_mm: np.ndarray) -> np.ndarray | None:
         """Cost (F, A, R) of a vessel border far from both the keyframes' vessel interpolated and
