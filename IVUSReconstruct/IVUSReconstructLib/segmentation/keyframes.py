@@ -43,9 +43,7 @@ def to_pullback_plane(keyframes: ContourSet, pullback: Pullback, *, name: str = 
     n = pullback.n_frames
     src_sp, src_c = keyframes.pixel_spacing_mm, keyframes.catheter_center_px
     dst_sp, dst_c = pullback.pixel_spacing_mm, pullback.catheter_center_px
-    same = src_sp is None or src_c is None or (
-        np.allclose(src_sp, dst_sp) and np.allclose(src_c, dst_c)
-    )
+    same = src_sp is None or src_c is None or (np.allclose(src_sp, dst_sp) and np.allclose(src_c, dst_c))
 
     def move(points: np.ndarray | None) -> np.ndarray | None:
         if points is None or same:
@@ -165,9 +163,7 @@ def keyframe_priors(
     return out
 
 
-def keep_keyframes(
-    radii_mm: np.ndarray, priors: dict[str, np.ndarray], border: str
-) -> np.ndarray:
+def keep_keyframes(radii_mm: np.ndarray, priors: dict[str, np.ndarray], border: str) -> np.ndarray:
     """Radii (F, A) with every keyframe's own border put back (the rows the reader drew)."""
     rows = priors["edited"] & np.isfinite(priors[border]).all(axis=1)
     return np.where(rows[:, None], priors[border], radii_mm)
@@ -208,13 +204,13 @@ def learn_looks(
     margin : int
         Samples either side of a border left out (its blurred step belongs to neither side).
     depth : int
-        Samples of wall counted beyond a lumen-only keyframe's lumen.
+        Twice the samples of wall counted beyond a lumen-only keyframe's lumen.
 
     Returns
     -------
     dict with ``lumen``: the log-ratio (blood against wall) of each look, shape
-    (GREY_BINS * STABILITY_BINS,), clipped to +-3; empty when the keyframes show too little of
-    either side (fewer than 200 samples).
+    (GREY_BINS * STABILITY_BINS,), clipped to +-3; empty when the keyframes show fewer than 200
+    samples of either.
     """
     n_codes = GREY_BINS * STABILITY_BINS
     r = np.arange(codes.shape[-1])[None, None, :]
@@ -227,23 +223,37 @@ def learn_looks(
     if min(int(m.sum()) for m in regions) < 200:
         return {}
     blood, wall = ((np.bincount(codes[m], minlength=n_codes) + 1.0) for m in regions)
-    llr = np.log((blood / blood.sum()) / (wall / wall.sum()))
-    return {"lumen": np.clip(llr, -3.0, 3.0).astype(np.float32)}
+    return {
+        "lumen": np.clip(np.log((blood / blood.sum()) / (wall / wall.sum())), -3.0, 3.0).astype(np.float32)
+    }
 
 
 def region_cost(
-    llr: np.ndarray, codes: np.ndarray, start: int, dr_mm: float, weight: float, reach: int
+    llr: np.ndarray,
+    codes: np.ndarray,
+    start: int | np.ndarray,
+    dr_mm: float,
+    weight: float,
+    reach: int,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cost (F, A, R) of a border at each radius from the looks on either side of it.
 
-    A border at ``r`` calls what lies inside it blood and what lies beyond wall; the cost is how
+    A border at ``r`` calls what lies inside it the inner region (blood for the lumen, wall for
+    the vessel) and what lies beyond the outer one; the cost is how
     much likelier (in log-ratio mm) a radius within ``reach`` samples makes that split, times
     ``weight``: 0 where no nearby radius does better. Only nearby: the dark shadow behind
     calcium looks like the guidewire's shadow in the keyframes' blood, and the wall in front of
-    it would not hold a whole ray's sum back.
+    it would not hold a whole ray's sum back. Nothing counts before ``start`` or beyond ``stop``
+    (samples, (F, A)): the blood of a side branch beyond the vessel is not this lumen's.
     """
     x = llr[codes]
-    x[..., :start] = 0.0
+    r = np.arange(x.shape[-1])
+    x[np.broadcast_to(r < np.asarray(start)[..., None], x.shape)] = 0.0
+    if stop is not None:
+        x[r > stop[..., None]] = 0.0
+    # a border at sample r has samples 0 .. r - 1 inside (the step lies between r - 1 and r)
     cum = np.cumsum(x, axis=-1) * np.float32(dr_mm)
+    cum = np.concatenate([np.zeros_like(cum[..., :1]), cum[..., :-1]], axis=-1)
     best = ndimage.maximum_filter1d(cum, size=2 * reach + 1, axis=-1, mode="nearest")
     return (np.float32(weight) * (best - cum)).astype(np.float32)

@@ -191,7 +191,11 @@ class _Segmenter:
         ring-down is measured)."""
         o = self.o
         self.priors = keyframe_priors(
-            keyframes, frames, o.n_angles, band_mm=o.keyframe_band_mm, band_per_frame=o.keyframe_band_per_frame
+            keyframes,
+            frames,
+            o.n_angles,
+            band_mm=o.keyframe_band_mm,
+            band_per_frame=o.keyframe_band_per_frame,
         )
         self.prior_row = {int(f): k for k, f in enumerate(frames)}
         if o.keyframe_look_weight <= 0:
@@ -201,7 +205,9 @@ class _Segmenter:
         for i in keys:
             needed.update(_neighbours(int(i), self.pb.n_frames) or ())
         polar = self.polar(sorted(needed))
-        codes = look_codes(np.log1p(np.stack([polar[i] for i in keys])), self.stability(np.array(keys), polar))
+        codes = look_codes(
+            np.log1p(np.stack([polar[i] for i in keys])), self.stability(np.array(keys), polar)
+        )
 
         def samples(border: str) -> np.ndarray:
             rows = [getattr(f, border) for f in keyframes.frames]
@@ -221,8 +227,17 @@ class _Segmenter:
         it within a few frames, and its own blood tells it apart once the looks are known."""
         if self.priors is None or "lumen" not in self.looks or codes is None:
             return None
+        # no further than the keyframes' vessel: a side branch's blood beyond it is not this lumen
+        vessel = self.priors["vessel"][[self.prior_row[int(i)] for i in frames]]
+        stop = np.ceil(vessel / self.dr).astype(int) if np.isfinite(vessel).all() else None
         return region_cost(
-            self.looks["lumen"], codes, self.ring or 0, self.dr, self.o.keyframe_look_weight, self.samples(0.5)
+            self.looks["lumen"],
+            codes,
+            self.ring or 0,
+            self.dr,
+            self.o.keyframe_look_weight,
+            self.samples(0.5),
+            stop,
         )
 
     def _vessel_prior(self, frames: np.ndarray, lumen_mm: np.ndarray) -> np.ndarray | None:
@@ -242,7 +257,9 @@ class _Segmenter:
         cost = prior_cost(prior, width, radii, self.o.keyframe_weight)
         wall = self.priors["wall"][rows]
         if np.isfinite(wall).all():
-            on_wall = prior_cost(lumen_mm + wall, self.priors["wall_width"][rows], radii, self.o.keyframe_weight)
+            on_wall = prior_cost(
+                lumen_mm + wall, self.priors["wall_width"][rows], radii, self.o.keyframe_weight
+            )
             cost = np.minimum(cost, on_wall)
         return cost
 
@@ -315,7 +332,10 @@ def _sources(priors: dict[str, np.ndarray] | None, n: int) -> list[str]:
     if priors is None:
         return ["automatic"] * n
     guided = np.isfinite(priors["lumen"]).all(axis=1) | np.isfinite(priors["vessel"]).all(axis=1)
-    return ["edited" if e else "propagated" if g else "automatic" for e, g in zip(priors["edited"], guided, strict=True)]
+    return [
+        "edited" if e else "propagated" if g else "automatic"
+        for e, g in zip(priors["edited"], guided, strict=True)
+    ]
 
 
 def _temporal_median(radii: np.ndarray, indices: np.ndarray, size: int) -> np.ndarray:
@@ -372,6 +392,86 @@ def _despike(radii_mm: np.ndarray, size: int, tolerance_mm: float) -> np.ndarray
     return np.where(np.abs(radii_mm - med) > tolerance_mm, med, radii_mm)
 
 
+def _segment_batches(
+    seg: _Segmenter, frames: np.ndarray, progress: ProgressFn | None, cancel: threading.Event | None
+) -> _Borders:
+    """Borders of ``frames`` (F,), traced by batches on all cores, in frame order."""
+    n = seg.pb.n_frames
+    threads = max(1, min(seg.o.threads or (os.cpu_count() or 1), 8))
+    # the ring-down and its profile are measured once before, so batches are independent and
+    # run on all cores (numpy and scipy release the GIL in their array loops)
+    if seg.profile is None:
+        threads = 1
+    # batches of a size fixed by the frame count alone (never by the core count): a frame's
+    # borders may depend on its batch's float32 summation order, so results stay identical on any
+    # machine; at least two batches keep two cores busy
+    size = max(1, min(seg.o.batch_frames, -(-len(frames) // 2)))
+    batches = [frames[k : k + size] for k in range(0, len(frames), size)]
+    lumen, vessel, arcs, conf = [], [], [], []
+    calcium: list[list[np.ndarray]] = []
+    stop = threading.Event()
+
+    def work(batch: np.ndarray) -> _Borders:
+        if stop.is_set() or (cancel is not None and cancel.is_set()):
+            raise IVUSCancelled("segmentation cancelled")
+        needed = set(batch.tolist())
+        for i in batch:
+            needed.update(_neighbours(int(i), n) or ())
+        return seg.run(batch, seg.polar(sorted(needed)))
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        done = 0
+        try:
+            for batch, borders in zip(batches, pool.map(work, batches), strict=True):
+                lumen.append(borders.lumen)
+                vessel.append(borders.vessel)
+                calcium += borders.calcium
+                arcs.append(borders.calcium_arc_deg)
+                conf.append(borders.confidence)
+                done += len(batch)
+                if progress is not None:
+                    progress(min(1.0, done / max(len(frames), 1)), f"segmenting frame {int(batch[-1])}")
+        except BaseException:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    if not batches:
+        empty = np.zeros((0, seg.o.n_angles))
+        return _Borders(empty, empty, [], np.zeros(0), np.zeros(0))
+    return _Borders(
+        np.concatenate(lumen), np.concatenate(vessel), calcium, np.concatenate(arcs), np.concatenate(conf)
+    )
+
+
+def _sequence_filters(
+    seg: _Segmenter, frames: np.ndarray, lumen_mm: np.ndarray, vessel_mm: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lumen and vessel radii (F, A) after the filters along the pullback and around each frame,
+    with the keyframes' own borders put back and the wall kept outside the lumen."""
+    o = seg.o
+    if seg.priors is not None:
+        # the neighbours' median sees the reader's borders, not the trace under them
+        lumen_mm = keep_keyframes(lumen_mm, seg.priors, "lumen")
+        vessel_mm = keep_keyframes(vessel_mm, seg.priors, "vessel")
+    lumen_mm = _temporal_median(lumen_mm, frames, o.temporal_median_frames)
+    vessel_mm = _temporal_median(vessel_mm, frames, o.temporal_median_frames)
+    lumen_mm = _despike(lumen_mm, o.despike_angles, o.despike_mm)
+    vessel_mm = _despike(vessel_mm, o.despike_angles, o.despike_mm)
+    if o.border_smooth_deg > 0:
+        # each direction's border is placed on its own grey-level step, which speckle moves by a
+        # sample or so from one direction to the next: a border that wanders so within a few
+        # degrees is noise, not anatomy
+        lumen_mm, vessel_mm = (
+            ndimage.gaussian_filter1d(x, seg.angles(o.border_smooth_deg), axis=1, mode="wrap")
+            for x in (lumen_mm, vessel_mm)
+        )
+    if seg.priors is not None:
+        # the reader's borders are not smoothed, and the wall is kept outside them
+        lumen_mm = keep_keyframes(lumen_mm, seg.priors, "lumen")
+        vessel_mm = keep_keyframes(vessel_mm, seg.priors, "vessel")
+    return lumen_mm, np.maximum(vessel_mm, lumen_mm + o.min_wall_mm)
+
+
 def segment_pullback(
     pullback: Pullback,
     frame_indices: Sequence[int] | np.ndarray | None = None,
@@ -419,81 +519,20 @@ def segment_pullback(
     if kf is not None:
         frames = np.union1d(frames, [f.index for f in kf.frames]).astype(int)
     seg = _Segmenter(pullback, o)
-    lumen, vessel, arcs, conf = [], [], [], []
-    calcium: list[list[np.ndarray]] = []
     # the ring-down is measured once, before any batch: batches are then independent
     if frames.size:
         _measure_ring_down(seg)
     if kf is not None:
         seg.learn(kf, frames)
-    threads = max(1, min(o.threads or (os.cpu_count() or 1), 8))
-    # the ring-down and its profile are measured once above, so batches are independent and
-    # run on all cores (numpy and scipy release the GIL in their array loops)
-    if seg.profile is None:
-        threads = 1
-    # batches of a size fixed by the frame count alone (never by the core count): a frame's
-    # borders may depend on its batch's float32 summation order, so results stay identical on any
-    # machine; at least two batches keep two cores busy
-    size = max(1, min(o.batch_frames, -(-len(frames) // 2)))
-    batches = [frames[k : k + size] for k in range(0, len(frames), size)]
-
-    stop = threading.Event()
-
-    def work(batch: np.ndarray) -> _Borders:
-        if stop.is_set() or (cancel is not None and cancel.is_set()):
-            raise IVUSCancelled("segmentation cancelled")
-        needed = set(batch.tolist())
-        for i in batch:
-            needed.update(_neighbours(int(i), n) or ())
-        return seg.run(batch, seg.polar(sorted(needed)))
-
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        done = 0
-        try:
-            for batch, borders in zip(batches, pool.map(work, batches), strict=True):
-                lumen.append(borders.lumen)
-                vessel.append(borders.vessel)
-                calcium += borders.calcium
-                arcs.append(borders.calcium_arc_deg)
-                conf.append(borders.confidence)
-                done += len(batch)
-                if progress is not None:
-                    progress(min(1.0, done / max(len(frames), 1)), f"segmenting frame {int(batch[-1])}")
-        except BaseException:
-            stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+    borders = _segment_batches(seg, frames, progress, cancel)
     if not frames.size:
         return ContourSet(
             frames=(),
             pixel_spacing_mm=pullback.pixel_spacing_mm,
             catheter_center_px=pullback.catheter_center_px,
         )
-    lumen_mm = np.concatenate(lumen)
-    vessel_mm = np.concatenate(vessel)
-    if seg.priors is not None:
-        # the neighbours' median sees the reader's borders, not the trace under them
-        lumen_mm = keep_keyframes(lumen_mm, seg.priors, "lumen")
-        vessel_mm = keep_keyframes(vessel_mm, seg.priors, "vessel")
-    lumen_mm = _temporal_median(lumen_mm, frames, o.temporal_median_frames)
-    vessel_mm = _temporal_median(vessel_mm, frames, o.temporal_median_frames)
-    lumen_mm = _despike(lumen_mm, o.despike_angles, o.despike_mm)
-    vessel_mm = _despike(vessel_mm, o.despike_angles, o.despike_mm)
-    if o.border_smooth_deg > 0:
-        # each direction's border is placed on its own grey-level step, which speckle moves by a
-        # sample or so from one direction to the next: a border that wanders so within a few
-        # degrees is noise, not anatomy
-        lumen_mm, vessel_mm = (
-            ndimage.gaussian_filter1d(x, seg.angles(o.border_smooth_deg), axis=1, mode="wrap")
-            for x in (lumen_mm, vessel_mm)
-        )
-    if seg.priors is not None:
-        # the reader's borders are not smoothed, and the wall is kept outside them
-        lumen_mm = keep_keyframes(lumen_mm, seg.priors, "lumen")
-        vessel_mm = keep_keyframes(vessel_mm, seg.priors, "vessel")
-    vessel_mm = np.maximum(vessel_mm, lumen_mm + o.min_wall_mm)
-    arcs_all = np.concatenate(arcs)
-    conf_all = np.concatenate(conf)
+    lumen_mm, vessel_mm = _sequence_filters(seg, frames, borders.lumen, borders.vessel)
+    calcium, arcs_all, conf_all = borders.calcium, borders.calcium_arc_deg, borders.confidence
     if o.calibrated_confidence:
         # the edge strength alone flagged half of the good frames at 0.5: judged together with the
         # borders' shape and their agreement with the neighbouring frames, and calibrated against
