@@ -219,7 +219,7 @@ class _Segmenter:
             codes, samples("lumen"), samples("vessel"), self.ring or 0, self.samples(0.05), self.samples(0.5)
         )
 
-    def _prior(self, frames: np.ndarray, codes: np.ndarray | None) -> np.ndarray | None:
+    def _lumen_prior(self, frames: np.ndarray, codes: np.ndarray | None) -> np.ndarray | None:
         """Cost (F, A, R) of a lumen splitting the looks learned from the keyframes otherwise
         than they do, or None without them.
 
@@ -271,7 +271,7 @@ class _Segmenter:
             self.ring = _ring_extent(stability, self.o.ring_correlation, self.samples(self.o.max_ring_mm))
         codes = look_codes(log_image, stability) if self.looks else None
         lumen_path, lumen_strength = trace_lumen(
-            self, stability, log_image, image, self._prior(frames, codes)
+            self, stability, log_image, image, self._lumen_prior(frames, codes)
         )
         lumen_mm = self.to_mm(lumen_path)
         lumen_mm = _normal_refine(self, frames, lumen_mm, passes=self.o.normal_refine_passes)
