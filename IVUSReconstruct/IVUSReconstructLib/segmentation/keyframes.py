@@ -1,21 +1,31 @@
 """Keyframes: borders corrected by a reader on a few frames, carried to the frames between.
 
-A keyframe's borders are kept exactly. Every other analysed frame is traced again with a prior:
-its radius in each direction is expected within a zone around the radii interpolated (by
-analysed frame) between the keyframes on either side, or taken from the nearest one beyond the
-last. Inside the zone the image alone places the border; beyond it a cost in the same dynamic
-programming rules out the far-off edges (the adventitia's outer edge, an echolucent pool, the
-bright speckle inside the lumen) that the automatic trace can take. The zone widens with the
-distance to the nearest keyframe, and with no keyframe at all nothing changes.
+A keyframe's borders are kept exactly. Every other analysed frame is traced again with what the
+keyframes teach:
+
+- the lumen, with the looks of this pullback's blood and of the wall behind its border (grey
+  level and correlation with the neighbouring frames, learned on the keyframes): a cost of
+  splitting them otherwise than the keyframes do. Bright 40-60 MHz blood that correlates by
+  chance, or an echolucent pool behind a thin cap, is told from the wall by this pullback's own
+  statistics. The lumen's shape is not carried: a stenosis or a flattened vein changes it
+  within a few frames.
+- the vessel, within a zone around the radii interpolated (by analysed frame) between the
+  keyframes on either side, or taken from the nearest one beyond the last, or around the traced
+  lumen plus the keyframes' wall thickness, whichever is nearer. The zone widens with the
+  distance to the nearest keyframe; beyond it a cost rules out far-off edges.
+
+With no keyframe nothing changes.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from ..errors import IVUSInputError
 from ..geometry import ray_radii
 from ..types import ContourSet, FrameContours, Pullback
+from .polar import _box
 
 
 def to_pullback_plane(keyframes: ContourSet, pullback: Pullback, *, name: str = "keyframes") -> ContourSet:
@@ -33,9 +43,7 @@ def to_pullback_plane(keyframes: ContourSet, pullback: Pullback, *, name: str = 
     n = pullback.n_frames
     src_sp, src_c = keyframes.pixel_spacing_mm, keyframes.catheter_center_px
     dst_sp, dst_c = pullback.pixel_spacing_mm, pullback.catheter_center_px
-    same = src_sp is None or src_c is None or (
-        np.allclose(src_sp, dst_sp) and np.allclose(src_c, dst_c)
-    )
+    same = src_sp is None or src_c is None or (np.allclose(src_sp, dst_sp) and np.allclose(src_c, dst_c))
 
     def move(points: np.ndarray | None) -> np.ndarray | None:
         if points is None or same:
@@ -129,17 +137,24 @@ def keyframe_priors(
 
     Returns
     -------
-    dict with ``lumen``, ``vessel`` (F, A) prior radii (NaN rows: no keyframe of that border),
-    ``lumen_width``, ``vessel_width`` (F, A) mm, and ``edited`` (F,) bool.
+    dict with ``lumen``, ``vessel`` (F, A) prior radii and ``wall`` (F, A) prior thickness
+    (vessel minus lumen, from keyframes giving both) in mm (NaN rows: no keyframe of it), their
+    ``*_width`` (F, A) mm, and ``edited`` (F,) bool.
     """
     rank = {int(f): k for k, f in enumerate(frames)}
     out: dict[str, np.ndarray] = {"edited": np.isin(frames, [f.index for f in keyframes.frames])}
-    for border in ("lumen", "vessel"):
-        known = {
+    radii = {
+        border: {
             rank[f.index]: ray_radii(np.asarray(getattr(f, border)), np.zeros(2), n_angles)
             for f in keyframes.frames
             if getattr(f, border) is not None
         }
+        for border in ("lumen", "vessel")
+    }
+    # the wall's thickness, where a keyframe gives both borders: a vein flattened on one keyframe
+    # and round on the next is neither between them, but its wall stays as thick
+    radii["wall"] = {k: v - radii["lumen"][k] for k, v in radii["vessel"].items() if k in radii["lumen"]}
+    for border, known in radii.items():
         prior, distance = interpolate_prior(known, np.arange(len(frames)))
         out[border] = prior
         # no keyframe of this border: no prior, and its width is never used
@@ -148,9 +163,97 @@ def keyframe_priors(
     return out
 
 
-def keep_keyframes(
-    radii_mm: np.ndarray, priors: dict[str, np.ndarray], border: str
-) -> np.ndarray:
+def keep_keyframes(radii_mm: np.ndarray, priors: dict[str, np.ndarray], border: str) -> np.ndarray:
     """Radii (F, A) with every keyframe's own border put back (the rows the reader drew)."""
     rows = priors["edited"] & np.isfinite(priors[border]).all(axis=1)
     return np.where(rows[:, None], priors[border], radii_mm)
+
+
+GREY_BINS = 24
+STABILITY_BINS = 8
+
+
+def look_codes(log_image: np.ndarray, stability: np.ndarray | None) -> np.ndarray:
+    """Each polar sample's look (F, A, R) as one int: its local grey level (log, 24 bins) and,
+    when the frame's neighbours are read, its local correlation with them (8 bins).
+
+    Bright blood speckle at 40-60 MHz can be as bright as plaque; what tells them apart in one
+    pullback is learned from its keyframes, on both cues together.
+    """
+    grey = np.clip(_box(log_image, 5, 3) / np.log1p(255.0), 0.0, 1.0 - 1e-6)
+    code = (grey * GREY_BINS).astype(np.int32) * STABILITY_BINS
+    if stability is not None:
+        st = np.clip((_box(stability, 5, 3) + 0.2) / 1.2, 0.0, 1.0 - 1e-6)
+        code += (st * STABILITY_BINS).astype(np.int32)
+    return code
+
+
+def learn_looks(
+    codes: np.ndarray, lumen_s: np.ndarray, vessel_s: np.ndarray | None, start: int, margin: int, depth: int
+) -> dict[str, np.ndarray]:
+    """Log-likelihood ratios of each look, blood against wall, from the keyframes' images and
+    borders: the appearance of this pullback's lumen and of what lies behind its border.
+
+    Parameters
+    ----------
+    codes : ndarray of shape (K, A, R), int
+        The keyframes' looks (:func:`look_codes`).
+    lumen_s, vessel_s : ndarray of shape (K, A), samples (NaN rows: that border not given)
+    start : int
+        First sample outside the catheter's ring-down.
+    margin : int
+        Samples either side of a border left out (its blurred step belongs to neither side).
+    depth : int
+        Twice the samples of wall counted beyond a lumen-only keyframe's lumen.
+
+    Returns
+    -------
+    dict with ``lumen``: the log-ratio (blood against wall) of each look, shape
+    (GREY_BINS * STABILITY_BINS,), clipped to +-3; empty when the keyframes show fewer than 200
+    samples of either.
+    """
+    n_codes = GREY_BINS * STABILITY_BINS
+    r = np.arange(codes.shape[-1])[None, None, :]
+    lum = lumen_s[..., None]
+    ves = vessel_s[..., None] if vessel_s is not None else np.full_like(lum, np.nan)
+    has_l, has_v = np.isfinite(lum), np.isfinite(ves)
+    # a lumen-only keyframe: the wall is the first stretch beyond its lumen
+    wall_end = np.where(has_v, ves - margin, lum + margin + depth // 2)
+    regions = (has_l & (r >= start) & (r < lum - margin), has_l & (r > lum + margin) & (r < wall_end))
+    if min(int(m.sum()) for m in regions) < 200:
+        return {}
+    blood, wall = ((np.bincount(codes[m], minlength=n_codes) + 1.0) for m in regions)
+    return {
+        "lumen": np.clip(np.log((blood / blood.sum()) / (wall / wall.sum())), -3.0, 3.0).astype(np.float32)
+    }
+
+
+def region_cost(
+    llr: np.ndarray,
+    codes: np.ndarray,
+    start: int | np.ndarray,
+    dr_mm: float,
+    weight: float,
+    reach: int,
+    stop: np.ndarray | None = None,
+) -> np.ndarray:
+    """Cost (F, A, R) of a border at each radius from the looks on either side of it.
+
+    A border at ``r`` calls what lies inside it the inner region (blood for the lumen, wall for
+    the vessel) and what lies beyond the outer one; the cost is how
+    much likelier (in log-ratio mm) a radius within ``reach`` samples makes that split, times
+    ``weight``: 0 where no nearby radius does better. Only nearby: the dark shadow behind
+    calcium looks like the guidewire's shadow in the keyframes' blood, and the wall in front of
+    it would not hold a whole ray's sum back. Nothing counts before ``start`` or beyond ``stop``
+    (samples, (F, A)): the blood of a side branch beyond the vessel is not this lumen's.
+    """
+    x = llr[codes]
+    r = np.arange(x.shape[-1])
+    x[np.broadcast_to(r < np.asarray(start)[..., None], x.shape)] = 0.0
+    if stop is not None:
+        x[r > stop[..., None]] = 0.0
+    # a border at sample r has samples 0 .. r - 1 inside (the step lies between r - 1 and r)
+    cum = np.cumsum(x, axis=-1) * np.float32(dr_mm)
+    cum = np.concatenate([np.zeros_like(cum[..., :1]), cum[..., :-1]], axis=-1)
+    best = ndimage.maximum_filter1d(cum, size=2 * reach + 1, axis=-1, mode="nearest")
+    return (np.float32(weight) * (best - cum)).astype(np.float32)

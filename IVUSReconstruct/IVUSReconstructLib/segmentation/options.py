@@ -149,7 +149,10 @@ class SegmentationOptions:
     """Growth of that half-width per analysed frame of distance to the nearest keyframe, as a
     fraction of the prior radius."""
     keyframe_weight: float = 1.0
-    """Cost of straying 0.1 mm beyond the zone, against an edge's 0-1."""
+    """Cost of the vessel straying 0.1 mm beyond the zone, against an edge's 0-1."""
+    keyframe_look_weight: float = 1.0
+    """Cost of a lumen border per mm of log-likelihood ratio by which another radius splits the
+    looks learned from the keyframes (blood against wall) better (0: no looks learned)."""
     calibrated_confidence: bool = True
     """Report each frame's confidence calibrated against border error (the probability that its
     worse Jaccard is at least 0.85); False: the raw edge-strength confidence."""

@@ -12,11 +12,19 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import IVUSCancelled, IVUSInputError
-from ..geometry import polar_polygon
+from ..geometry import polar_polygon, ray_radii
 from ..types import ContourSet, FrameContours, Pullback
 from .confidence import _confidence, calibrated_confidence, confidence_features, radii_at
 from .eem import trace_vessel
-from .keyframes import keep_keyframes, keyframe_priors, prior_cost, to_pullback_plane
+from .keyframes import (
+    keep_keyframes,
+    keyframe_priors,
+    learn_looks,
+    look_codes,
+    prior_cost,
+    region_cost,
+    to_pullback_plane,
+)
 from .lumen import (
     _measure_ring_down,
     _ring_extent,
@@ -130,6 +138,7 @@ class _Segmenter:
         self.trust = 1.0  # of the correlation cue, measured once per pullback
         self.priors: dict[str, np.ndarray] | None = None  # from keyframes (keyframes.py)
         self.prior_row: dict[int, int] = {}
+        self.looks: dict[str, np.ndarray] = {}  # learned from keyframes (keyframes.learn_looks)
         self.overlay = _overlay_fill(pullback, options.overlay_exclude_mm)
 
     def frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -177,15 +186,82 @@ class _Segmenter:
         # the step at index r lies between samples r - 1 and r
         return (path + 0.5) * self.dr - 0.5 * self.dr
 
-    def _prior(self, frames: np.ndarray, border: str) -> np.ndarray | None:
-        """Cost (F, A, R) of straying from the keyframes' ``border``, or None without keyframes."""
+    def learn(self, keyframes: ContourSet, frames: np.ndarray) -> None:
+        """Take the keyframes' borders (priors of every analysed frame) and their looks (after the
+        ring-down is measured)."""
+        o = self.o
+        self.priors = keyframe_priors(
+            keyframes,
+            frames,
+            o.n_angles,
+            band_mm=o.keyframe_band_mm,
+            band_per_frame=o.keyframe_band_per_frame,
+        )
+        self.prior_row = {int(f): k for k, f in enumerate(frames)}
+        if o.keyframe_look_weight <= 0:
+            return
+        keys = [f.index for f in keyframes.frames]
+        needed = set(keys)
+        for i in keys:
+            needed.update(_neighbours(int(i), self.pb.n_frames) or ())
+        polar = self.polar(sorted(needed))
+        codes = look_codes(
+            np.log1p(np.stack([polar[i] for i in keys])), self.stability(np.array(keys), polar)
+        )
+
+        def samples(border: str) -> np.ndarray:
+            rows = [getattr(f, border) for f in keyframes.frames]
+            nan = np.full(o.n_angles, np.nan)
+            radii = [nan if p is None else ray_radii(np.asarray(p), np.zeros(2), o.n_angles) for p in rows]
+            return np.stack(radii) / self.dr
+
+        self.looks = learn_looks(
+            codes, samples("lumen"), samples("vessel"), self.ring or 0, self.samples(0.05), self.samples(0.5)
+        )
+
+    def _lumen_prior(self, frames: np.ndarray, codes: np.ndarray | None) -> np.ndarray | None:
+        """Cost (F, A, R) of a lumen splitting the looks learned from the keyframes otherwise
+        than they do, or None without them.
+
+        The lumen is not held near the keyframes' shape: a stenosis or a flattened vein changes
+        it within a few frames, and its own blood tells it apart once the looks are known."""
+        if self.priors is None or "lumen" not in self.looks or codes is None:
+            return None
+        # no further than the keyframes' vessel: a side branch's blood beyond it is not this lumen
+        vessel = self.priors["vessel"][[self.prior_row[int(i)] for i in frames]]
+        stop = np.ceil(vessel / self.dr).astype(int) if np.isfinite(vessel).all() else None
+        return region_cost(
+            self.looks["lumen"],
+            codes,
+            self.ring or 0,
+            self.dr,
+            self.o.keyframe_look_weight,
+            self.samples(0.5),
+            stop,
+        )
+
+    def _vessel_prior(self, frames: np.ndarray, lumen_mm: np.ndarray) -> np.ndarray | None:
+        """Cost (F, A, R) of a vessel border far from both the keyframes' vessel interpolated and
+        the traced ``lumen_mm`` plus their wall, or None without vessel keyframes.
+
+        Free within either zone: a vein flattened on one keyframe and round on the next is
+        neither between them, but its wall stays as thick; plaque thickening along a lesion is
+        between them, whatever the lumen does."""
         if self.priors is None:
             return None
         rows = [self.prior_row[int(i)] for i in frames]
-        prior, width = self.priors[border][rows], self.priors[f"{border}_width"][rows]
+        prior, width = self.priors["vessel"][rows], self.priors["vessel_width"][rows]
         if not np.isfinite(prior).any():
             return None
-        return prior_cost(prior, width, np.arange(self.n_r) * self.dr, self.o.keyframe_weight)
+        radii = np.arange(self.n_r) * self.dr
+        cost = prior_cost(prior, width, radii, self.o.keyframe_weight)
+        wall = self.priors["wall"][rows]
+        if np.isfinite(wall).all():
+            on_wall = prior_cost(
+                lumen_mm + wall, self.priors["wall_width"][rows], radii, self.o.keyframe_weight
+            )
+            cost = np.minimum(cost, on_wall)
+        return cost
 
     def run(self, frames: np.ndarray, polar: dict[int, np.ndarray]) -> _Borders:
         image = np.stack([polar[int(i)] for i in frames])
@@ -193,13 +269,16 @@ class _Segmenter:
         stability = self.stability(frames, polar)
         if stability is not None and self.ring is None:
             self.ring = _ring_extent(stability, self.o.ring_correlation, self.samples(self.o.max_ring_mm))
-        lumen_path, lumen_strength = trace_lumen(self, stability, log_image, image, self._prior(frames, "lumen"))
+        codes = look_codes(log_image, stability) if self.looks else None
+        lumen_path, lumen_strength = trace_lumen(
+            self, stability, log_image, image, self._lumen_prior(frames, codes)
+        )
         lumen_mm = self.to_mm(lumen_path)
         lumen_mm = _normal_refine(self, frames, lumen_mm, passes=self.o.normal_refine_passes)
         # the wall is searched outside the traced lumen (to_mm is path * dr): the region step
         # below only reaches into the narrow ends of a flattened lumen, where the wall is not
         vessel_path, vessel_strength = trace_vessel(
-            self, log_image, lumen_mm / self.dr, self._prior(frames, "vessel")
+            self, log_image, lumen_mm / self.dr, self._vessel_prior(frames, lumen_mm)
         )
         lumen_mm = _region_refine(self, frames, lumen_mm)
         vessel_mm = self.to_mm(vessel_path)
@@ -253,7 +332,10 @@ def _sources(priors: dict[str, np.ndarray] | None, n: int) -> list[str]:
     if priors is None:
         return ["automatic"] * n
     guided = np.isfinite(priors["lumen"]).all(axis=1) | np.isfinite(priors["vessel"]).all(axis=1)
-    return ["edited" if e else "propagated" if g else "automatic" for e, g in zip(priors["edited"], guided, strict=True)]
+    return [
+        "edited" if e else "propagated" if g else "automatic"
+        for e, g in zip(priors["edited"], guided, strict=True)
+    ]
 
 
 def _temporal_median(radii: np.ndarray, indices: np.ndarray, size: int) -> np.ndarray:
@@ -310,6 +392,86 @@ def _despike(radii_mm: np.ndarray, size: int, tolerance_mm: float) -> np.ndarray
     return np.where(np.abs(radii_mm - med) > tolerance_mm, med, radii_mm)
 
 
+def _segment_batches(
+    seg: _Segmenter, frames: np.ndarray, progress: ProgressFn | None, cancel: threading.Event | None
+) -> _Borders:
+    """Borders of ``frames`` (F,), traced by batches on all cores, in frame order."""
+    n = seg.pb.n_frames
+    threads = max(1, min(seg.o.threads or (os.cpu_count() or 1), 8))
+    # the ring-down and its profile are measured once before, so batches are independent and
+    # run on all cores (numpy and scipy release the GIL in their array loops)
+    if seg.profile is None:
+        threads = 1
+    # batches of a size fixed by the frame count alone (never by the core count): a frame's
+    # borders may depend on its batch's float32 summation order, so results stay identical on any
+    # machine; at least two batches keep two cores busy
+    size = max(1, min(seg.o.batch_frames, -(-len(frames) // 2)))
+    batches = [frames[k : k + size] for k in range(0, len(frames), size)]
+    lumen, vessel, arcs, conf = [], [], [], []
+    calcium: list[list[np.ndarray]] = []
+    stop = threading.Event()
+
+    def work(batch: np.ndarray) -> _Borders:
+        if stop.is_set() or (cancel is not None and cancel.is_set()):
+            raise IVUSCancelled("segmentation cancelled")
+        needed = set(batch.tolist())
+        for i in batch:
+            needed.update(_neighbours(int(i), n) or ())
+        return seg.run(batch, seg.polar(sorted(needed)))
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        done = 0
+        try:
+            for batch, borders in zip(batches, pool.map(work, batches), strict=True):
+                lumen.append(borders.lumen)
+                vessel.append(borders.vessel)
+                calcium += borders.calcium
+                arcs.append(borders.calcium_arc_deg)
+                conf.append(borders.confidence)
+                done += len(batch)
+                if progress is not None:
+                    progress(min(1.0, done / max(len(frames), 1)), f"segmenting frame {int(batch[-1])}")
+        except BaseException:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    if not batches:
+        empty = np.zeros((0, seg.o.n_angles))
+        return _Borders(empty, empty, [], np.zeros(0), np.zeros(0))
+    return _Borders(
+        np.concatenate(lumen), np.concatenate(vessel), calcium, np.concatenate(arcs), np.concatenate(conf)
+    )
+
+
+def _sequence_filters(
+    seg: _Segmenter, frames: np.ndarray, lumen_mm: np.ndarray, vessel_mm: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lumen and vessel radii (F, A) after the filters along the pullback and around each frame,
+    with the keyframes' own borders put back and the wall kept outside the lumen."""
+    o = seg.o
+    if seg.priors is not None:
+        # the neighbours' median sees the reader's borders, not the trace under them
+        lumen_mm = keep_keyframes(lumen_mm, seg.priors, "lumen")
+        vessel_mm = keep_keyframes(vessel_mm, seg.priors, "vessel")
+    lumen_mm = _temporal_median(lumen_mm, frames, o.temporal_median_frames)
+    vessel_mm = _temporal_median(vessel_mm, frames, o.temporal_median_frames)
+    lumen_mm = _despike(lumen_mm, o.despike_angles, o.despike_mm)
+    vessel_mm = _despike(vessel_mm, o.despike_angles, o.despike_mm)
+    if o.border_smooth_deg > 0:
+        # each direction's border is placed on its own grey-level step, which speckle moves by a
+        # sample or so from one direction to the next: a border that wanders so within a few
+        # degrees is noise, not anatomy
+        lumen_mm, vessel_mm = (
+            ndimage.gaussian_filter1d(x, seg.angles(o.border_smooth_deg), axis=1, mode="wrap")
+            for x in (lumen_mm, vessel_mm)
+        )
+    if seg.priors is not None:
+        # the reader's borders are not smoothed, and the wall is kept outside them
+        lumen_mm = keep_keyframes(lumen_mm, seg.priors, "lumen")
+        vessel_mm = keep_keyframes(vessel_mm, seg.priors, "vessel")
+    return lumen_mm, np.maximum(vessel_mm, lumen_mm + o.min_wall_mm)
+
+
 def segment_pullback(
     pullback: Pullback,
     frame_indices: Sequence[int] | np.ndarray | None = None,
@@ -357,84 +519,20 @@ def segment_pullback(
     if kf is not None:
         frames = np.union1d(frames, [f.index for f in kf.frames]).astype(int)
     seg = _Segmenter(pullback, o)
-    if kf is not None:
-        seg.priors = keyframe_priors(
-            kf, frames, o.n_angles, band_mm=o.keyframe_band_mm, band_per_frame=o.keyframe_band_per_frame
-        )
-        seg.prior_row = {int(f): k for k, f in enumerate(frames)}
-    lumen, vessel, arcs, conf = [], [], [], []
-    calcium: list[list[np.ndarray]] = []
     # the ring-down is measured once, before any batch: batches are then independent
     if frames.size:
         _measure_ring_down(seg)
-    threads = max(1, min(o.threads or (os.cpu_count() or 1), 8))
-    # the ring-down and its profile are measured once above, so batches are independent and
-    # run on all cores (numpy and scipy release the GIL in their array loops)
-    if seg.profile is None:
-        threads = 1
-    # batches of a size fixed by the frame count alone (never by the core count): a frame's
-    # borders may depend on its batch's float32 summation order, so results stay identical on any
-    # machine; at least two batches keep two cores busy
-    size = max(1, min(o.batch_frames, -(-len(frames) // 2)))
-    batches = [frames[k : k + size] for k in range(0, len(frames), size)]
-
-    stop = threading.Event()
-
-    def work(batch: np.ndarray) -> _Borders:
-        if stop.is_set() or (cancel is not None and cancel.is_set()):
-            raise IVUSCancelled("segmentation cancelled")
-        needed = set(batch.tolist())
-        for i in batch:
-            needed.update(_neighbours(int(i), n) or ())
-        return seg.run(batch, seg.polar(sorted(needed)))
-
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        done = 0
-        try:
-            for batch, borders in zip(batches, pool.map(work, batches), strict=True):
-                lumen.append(borders.lumen)
-                vessel.append(borders.vessel)
-                calcium += borders.calcium
-                arcs.append(borders.calcium_arc_deg)
-                conf.append(borders.confidence)
-                done += len(batch)
-                if progress is not None:
-                    progress(min(1.0, done / max(len(frames), 1)), f"segmenting frame {int(batch[-1])}")
-        except BaseException:
-            stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+    if kf is not None:
+        seg.learn(kf, frames)
+    borders = _segment_batches(seg, frames, progress, cancel)
     if not frames.size:
         return ContourSet(
             frames=(),
             pixel_spacing_mm=pullback.pixel_spacing_mm,
             catheter_center_px=pullback.catheter_center_px,
         )
-    lumen_mm = np.concatenate(lumen)
-    vessel_mm = np.concatenate(vessel)
-    if seg.priors is not None:
-        # the neighbours' median sees the reader's borders, not the trace under them
-        lumen_mm = keep_keyframes(lumen_mm, seg.priors, "lumen")
-        vessel_mm = keep_keyframes(vessel_mm, seg.priors, "vessel")
-    lumen_mm = _temporal_median(lumen_mm, frames, o.temporal_median_frames)
-    vessel_mm = _temporal_median(vessel_mm, frames, o.temporal_median_frames)
-    lumen_mm = _despike(lumen_mm, o.despike_angles, o.despike_mm)
-    vessel_mm = _despike(vessel_mm, o.despike_angles, o.despike_mm)
-    if o.border_smooth_deg > 0:
-        # each direction's border is placed on its own grey-level step, which speckle moves by a
-        # sample or so from one direction to the next: a border that wanders so within a few
-        # degrees is noise, not anatomy
-        lumen_mm, vessel_mm = (
-            ndimage.gaussian_filter1d(x, seg.angles(o.border_smooth_deg), axis=1, mode="wrap")
-            for x in (lumen_mm, vessel_mm)
-        )
-    if seg.priors is not None:
-        # the reader's borders are not smoothed, and the wall is kept outside them
-        lumen_mm = keep_keyframes(lumen_mm, seg.priors, "lumen")
-        vessel_mm = keep_keyframes(vessel_mm, seg.priors, "vessel")
-    vessel_mm = np.maximum(vessel_mm, lumen_mm + o.min_wall_mm)
-    arcs_all = np.concatenate(arcs)
-    conf_all = np.concatenate(conf)
+    lumen_mm, vessel_mm = _sequence_filters(seg, frames, borders.lumen, borders.vessel)
+    calcium, arcs_all, conf_all = borders.calcium, borders.calcium_arc_deg, borders.confidence
     if o.calibrated_confidence:
         # the edge strength alone flagged half of the good frames at 0.5: judged together with the
         # borders' shape and their agreement with the neighbouring frames, and calibrated against
