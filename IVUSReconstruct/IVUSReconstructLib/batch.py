@@ -65,7 +65,7 @@ __all__ = [
     "COHORT_COLUMNS",
 ]
 
-FILE_FIELDS = ("pullback", "centerline", "contours", "landmarks")
+FILE_FIELDS = ("pullback", "centerline", "contours", "landmarks", "keyframes")
 # manifest column -> (RunOptions field, parser); the short names match the `run` options
 OPTION_FIELDS: dict[str, str] = {
     "pixel_spacing": "pixel_spacing_mm",
@@ -148,7 +148,7 @@ def read_manifest(path: str | Path) -> list[CaseSpec]:
     """Read a CSV or JSON manifest of cases.
 
     CSV: a header row with ``id`` and any of ``pullback``, ``centerline``, ``contours``,
-    ``landmarks`` and the options ``pixel_spacing``, ``pullback_speed``, ``frame_rate``, ``start_mm``,
+    ``landmarks``, ``keyframes`` and the options ``pixel_spacing``, ``pullback_speed``, ``frame_rate``, ``start_mm``,
     ``centerline_order``, ``align``, ``mirror``, ``gating``, ``territory`` (empty cell = default). JSON: a list of
     such objects, or ``{"defaults": {...}, "cases": [...]}``. Paths are relative to the manifest.
 
@@ -494,6 +494,7 @@ def run_case(case: CaseSpec, out_dir: str, *, force: bool = False, batch_id: str
                     centerline_path=paths.get("centerline"),
                     contours_path=paths.get("contours"),
                     landmarks_path=paths.get("landmarks"),
+                    keyframes_path=paths.get("keyframes"),
                     options=options,
                     cancel=cancel,
                 )
@@ -1055,7 +1056,7 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
         "batch",
         help="reconstruct a cohort listed in a manifest, on a local or existing Dask cluster",
         description=(
-            "Run every case of MANIFEST (CSV or JSON: id, pullback, centerline, contours, landmarks, "
+            "Run every case of MANIFEST (CSV or JSON: id, pullback, centerline, contours, landmarks, keyframes, "
             "pixel_spacing, pullback_speed, frame_rate, start_mm, centerline_order, align, mirror, gating, territory; "
             "paths relative to the manifest) and write DIR/cases/<id>/, DIR/cohort.csv, cohort.json, "
             "index.html. Reruns skip finished cases whose inputs are unchanged."

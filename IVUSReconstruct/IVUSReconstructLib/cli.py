@@ -223,6 +223,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             landmarks_path=args.landmarks,
             options=options,
             centerline=angio,
+            keyframes_path=args.keyframes,
             progress=bar.scaled(0.0, 0.8),
         )
         write_outputs(result, out, extra_writers=_scene_writers(), progress=bar.scaled(0.8, 1.0))
@@ -577,6 +578,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
         raise input_error(out, "--out", "is a folder", "give a file name such as contours.json")
     gated = args.frames in (None, "ed")
     pullback = read_pullback_any(args.pullback, options=options, require_timing=gated)
+    keyframes = None
+    if args.keyframes is not None:
+        from .io.keyframes import read_keyframes
+
+        keyframes = read_keyframes(args.keyframes, pullback)
     bar = ProgressBar()
     try:
         if gated:
@@ -586,7 +592,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             ed = set(int(i) for i in gating.ed_frames)
         else:
             frames, ed, doubt = _parse_frames(args.frames, pullback.n_frames), set(), ""
-        contours = segment_pullback(pullback, frames, progress=bar.scaled(0.2, 1.0))
+        contours = segment_pullback(pullback, frames, progress=bar.scaled(0.2, 1.0), keyframes=keyframes)
     finally:
         bar.close()
     contours = contours.with_frames(
@@ -599,7 +605,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    print(f"{len(contours.frames)} frames segmented -> {out}")
+    edited = sum(f.source == "edited" for f in contours.frames)
+    kept = f" ({edited} keyframes kept, the others propagated from them)" if edited else ""
+    print(f"{len(contours.frames)} frames segmented{kept} -> {out}")
     if doubt:
         print(f"note: {doubt}")
     return 0
@@ -723,6 +731,15 @@ def _add_angio(p: argparse.ArgumentParser) -> None:
     _add_angio_geometry(g)
 
 
+def _add_keyframes(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--keyframes",
+        metavar="FILE",
+        help="borders corrected on some frames (any contour format; lumen, vessel or both): kept exactly, "
+        "they guide the segmentation of the other frames",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ivus-reconstruct",
@@ -752,6 +769,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--contours", metavar="FILE", help="contours (native JSON, multimodars CSV, AIVUS/HolOrama JSON)"
     )
     p.add_argument("--landmarks", metavar="FILE", help="landmarks JSON or markups point list")
+    _add_keyframes(p)
     _add_angio(p)
     p.add_argument("--align", choices=("catheter", "lumen-centroid"), default="catheter")
     p.add_argument("--mirror", action="store_true", help="frames seen from the other side (see README)")
@@ -787,6 +805,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", metavar="SPEC", help="ed (default), all, or a list such as 0-99,120")
     p.add_argument("--pixel-spacing", type=float, metavar="MM")
     p.add_argument("--frame-rate", type=float, metavar="FPS")
+    _add_keyframes(p)
     p.add_argument("--out", metavar="CONTOURS.json", required=True)
     p.set_defaults(func=cmd_segment)
 
