@@ -926,6 +926,8 @@ def _frame_skeleton(f: FrameContours) -> dict[str, Any]:
         item["calcium_arc_deg"] = float(f.calcium_arc_deg)
     if f.confidence is not None:
         item["confidence"] = float(f.confidence)
+    if f.source is not None:
+        item["source"] = str(f.source)
     return item
 
 

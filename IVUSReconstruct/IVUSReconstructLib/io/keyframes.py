@@ -64,25 +64,35 @@ def read_keyframes(path: str | Path, pullback: Pullback) -> ContourSet:
         csv_image_center_mm=(center[1] * spacing[1], (height - center[0]) * spacing[0]),
         require_lumen=False,
     )
-    mapped = to_pullback_plane(contours, pullback, name=str(path))
-    check_inside_image(mapped, pullback, path)
-    return mapped
+    # a border off the image is the first thing to say: its lumen-in-vessel test would only
+    # report the consequence
+    check_inside_image(contours, pullback, path)
+    return to_pullback_plane(contours, pullback, name=str(path))
 
 
 def check_inside_image(keyframes: ContourSet, pullback: Pullback, path: object) -> None:
-    """Raise when a keyframe border (frame-plane mm of ``pullback``) leaves its frames' pixels.
+    """Raise when a keyframe border leaves the pixels of ``pullback``'s frames.
+
+    The borders are in the frame plane of ``keyframes`` (its own pixel spacing and catheter
+    centre when it has both, else ``pullback``'s). Frames outside the pullback are left to
+    :func:`~IVUSReconstructLib.segmentation.keyframes.to_pullback_plane`.
 
     Raises
     ------
     IVUSInputError
     """
     rows, cols = pullback.shape_px
+    own = keyframes.pixel_spacing_mm is not None and keyframes.catheter_center_px is not None
+    spacing = keyframes.pixel_spacing_mm if own else pullback.pixel_spacing_mm
+    center = keyframes.catheter_center_px if own else pullback.catheter_center_px
     for f in keyframes.frames:
+        if not 0 <= f.index < pullback.n_frames:
+            continue
         for border in ("lumen", "vessel"):
             points = getattr(f, border)
             if points is None:
                 continue
-            px = mm_to_px(np.asarray(points, float), pullback.pixel_spacing_mm, pullback.catheter_center_px)
+            px = mm_to_px(np.asarray(points, float), spacing, center)
             outside = (
                 (px[:, 0] < -0.5) | (px[:, 0] > rows - 0.5) | (px[:, 1] < -0.5) | (px[:, 1] > cols - 0.5)
             )
