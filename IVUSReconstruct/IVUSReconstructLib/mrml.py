@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from vtkmodules.util import numpy_support
-from vtkmodules.vtkCommonCore import vtkDoubleArray, vtkIntArray, vtkPoints
+from vtkmodules.vtkCommonCore import vtkDoubleArray, vtkIntArray, vtkPoints, vtkStringArray
 from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPolyData
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
 
@@ -63,6 +63,7 @@ __all__ = [
     "edited_frames",
     "propagate_edits",
     "update_result_nodes",
+    "add_source_column",
     "KEYFRAMES_ATTRIBUTE",
 ]
 
@@ -1319,6 +1320,7 @@ def show_result(
                 scene, polydata, f"{prefix} {part}", color=color, opacity=opacity, scalars=scalars
             )
     nodes["table"] = metrics_to_table_node(scene, result.metrics, name=f"{prefix} frames")
+    add_source_column(nodes["table"], result.contours)
     nodes["summary"] = summary_to_table_node(scene, result.metrics, name=f"{prefix} summary")
     nodes["chart"] = areas_plot_chart(scene, nodes["table"], name=f"{prefix} areas")
     nodes["markers"] = metrics_to_markups(
@@ -1666,6 +1668,23 @@ def propagate_edits(
     return new, frames
 
 
+def add_source_column(table_node: Any, contours: ContourSet) -> None:
+    """Append the ``source`` column (edited / propagated / automatic, as in frames.csv) to a
+    per-frame table whose ``frame`` column names the rows."""
+    table = table_node.GetTable()
+    frames = table.GetColumnByName("frame")
+    if frames is None:
+        return
+    by_index = {c.index: c.source or "" for c in contours.frames}
+    column = vtkStringArray()
+    column.SetName("source")
+    column.SetNumberOfValues(table.GetNumberOfRows())
+    for row in range(table.GetNumberOfRows()):
+        column.SetValue(row, by_index.get(int(frames.GetValue(row)), ""))
+    table.AddColumn(column)
+    table_node.Modified()
+
+
 def update_result_nodes(
     scene: Any, nodes: dict[str, Any], result: Any, *, prefix: str = "IVUS"
 ) -> dict[str, Any]:
@@ -1696,6 +1715,7 @@ def update_result_nodes(
     nodes["table"] = metrics_to_table_node(
         scene, result.metrics, name=f"{prefix} frames", node=nodes.get("table")
     )
+    add_source_column(nodes["table"], result.contours)
     nodes["summary"] = summary_to_table_node(
         scene, result.metrics, name=f"{prefix} summary", node=nodes.get("summary")
     )

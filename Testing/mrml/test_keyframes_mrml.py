@@ -109,6 +109,11 @@ def test_propagate_edits_keeps_the_drawn_frames_and_changes_the_others(automatic
     assert changed == between
     assert np.mean([after[k] for k in between]) < np.mean([before[k] for k in between])
     assert {c.source for c in new.contours.frames if c.index not in EDITED} == {"propagated"}
+    # the table says which frames are which, as frames.csv does
+    sources = table.GetTable().GetColumnByName("source")
+    frames = _column(table, "frame").astype(int)
+    assert [int(frames[i]) for i in range(len(frames)) if sources.GetValue(i) == "edited"] == list(EDITED)
+    assert {sources.GetValue(i) for i in range(len(frames))} == {"edited", "propagated"}
     assert new.metrics.summary["volumes_mm3"]["lumen"] < automatic.metrics.summary["volumes_mm3"]["lumen"]
     # the summary table, the models and the segmentation show the new run
     assert nodes["lumen"].GetPolyData().GetNumberOfPoints() == new.mesh.lumen.GetNumberOfPoints()
