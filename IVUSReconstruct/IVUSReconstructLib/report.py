@@ -610,9 +610,10 @@ def lmode_figure(
     _draw_plans(summary, (ax,), label_ax=ax, band=(0.0, 0.06))
     keyed = np.isin(idx, keyframe_indices(contours))
     if keyed.any():
-        # the frames a reader corrected, the others propagated from them: a tick each, at the bottom
-        ax.plot(arc[keyed], np.full(int(keyed.sum()), -0.93 * y_lim), ls="", marker="^", ms=5,
-                color=_KEYFRAME_COLOUR, mec="black", mew=0.4, label="Keyframe (edited)")  # fmt: skip
+        # the frames a reader corrected, the others propagated from them: a tick each, above the
+        # plan's strip at the bottom edge
+        ax.plot(arc[keyed], np.full(int(keyed.sum()), 0.12), ls="", marker="^", ms=6, color=_KEYFRAME_COLOUR,
+                mec="black", mew=0.4, label="Keyframe (edited)", transform=ax.get_xaxis_transform())  # fmt: skip
     for name, _, s_mm, colour, style in _marks(summary):
         if s_mm is not None:
             ax.axvline(
@@ -929,7 +930,7 @@ def pullback_figures(
     if keyed:
         lmode_caption += (
             f"; the {len(keyed)} keyframes (borders drawn by a reader, kept exactly) marked by green "
-            "triangles at the bottom, the other frames propagated from them"
+            "triangles near the bottom, the other frames propagated from them"
         )
     keys = keyframe_gallery(
         frames, contours=contours, pixel_spacing_mm=pixel_spacing_mm, catheter_center_px=catheter_center_px
