@@ -606,7 +606,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
     finally:
         tmp.unlink(missing_ok=True)
     edited = sum(f.source == "edited" for f in contours.frames)
-    kept = f" ({edited} keyframe{'s' * (edited != 1)} kept, the others propagated from them)" if edited else ""
+    kept = (
+        f" ({edited} keyframe{'s' * (edited != 1)} kept, the others propagated from them)" if edited else ""
+    )
     print(f"{len(contours.frames)} frames segmented{kept} -> {out}")
     if doubt:
         print(f"note: {doubt}")
