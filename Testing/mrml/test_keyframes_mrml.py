@@ -48,12 +48,13 @@ def _lumen_areas(table_node) -> dict[int, float]:
     return dict(zip(frames.tolist(), _column(table_node, "lumen_area_mm2").tolist(), strict=True))
 
 
-def _draw_lumen_discs(nodes, pullback, frames, radius_mm: float) -> np.ndarray:
-    """What the Segment Editor's paint does: the Lumen labelmap of ``frames`` replaced by a disc
-    about the catheter; returns the drawn pixel count per frame (on the segmentation's grid)."""
+def _draw_discs(nodes, pullback, frames, radius_mm: float, segment: str = "Lumen") -> np.ndarray:
+    """What the Segment Editor's paint does: the ``segment`` labelmap of ``frames`` replaced by
+    a disc about the catheter; returns the drawn pixel count per frame (on the segmentation's
+    grid) and the grid's subdivision."""
     segmentation, volume = nodes["segmentation"], nodes["volume"]
     f = mrml._segmentation_oversampling(slicer, segmentation, volume)
-    lumen_id = segmentation.GetSegmentation().GetSegmentIdBySegmentName("Lumen")
+    lumen_id = segmentation.GetSegmentation().GetSegmentIdBySegmentName(segment)
     mask = mrml._segment_mask(slicer, segmentation, lumen_id, volume, f)
     rows, cols = np.indices(mask.shape[1:])
     c = np.asarray(mm_to_px(np.zeros((1, 2)), pullback.pixel_spacing_mm, pullback.catheter_center_px))[0]
@@ -81,7 +82,7 @@ def test_propagate_edits_keeps_the_drawn_frames_and_changes_the_others(automatic
         "Segment Editor, then propagate"
     )
 
-    drawn, f = _draw_lumen_discs(nodes, phantom.pullback, EDITED, DISC_MM)
+    drawn, f = _draw_discs(nodes, phantom.pullback, EDITED, DISC_MM)
     assert mrml.edited_frames(nodes["segmentation"], nodes["volume"], automatic.contours) == {
         "lumen": list(EDITED),
         "vessel": [],
@@ -123,3 +124,17 @@ def test_propagate_edits_keeps_the_drawn_frames_and_changes_the_others(automatic
         "lumen": [],
         "vessel": [],
     }
+
+    # a second round: the vessel redrawn on another frame; the lumen keyframes stay keyframes
+    vessel_frame, vessel_mm = 60, 2.4
+    _draw_discs(nodes, phantom.pullback, [vessel_frame], vessel_mm, segment="Vessel")
+    again, keys = mrml.propagate_edits(scene, nodes, new)
+    assert keys == {"lumen": list(EDITED), "vessel": [vessel_frame]}
+    areas = _lumen_areas(table)
+    for k in EDITED:
+        # outlined again from the segmentation the first round rasterised: within its pixels
+        assert areas[k] == pytest.approx(after[k], rel=0.02)
+    frames = _column(table, "frame").astype(int)
+    vessel = dict(zip(frames.tolist(), _column(table, "vessel_area_mm2").tolist(), strict=True))
+    assert vessel[vessel_frame] == pytest.approx(np.pi * vessel_mm**2, rel=0.03)
+    assert [c.index for c in again.contours.frames if c.source == "edited"] == sorted([*EDITED, vessel_frame])
