@@ -45,6 +45,7 @@ __all__ = [
     "write_outputs",
     "frames_table",
     "summary_document",
+    "segmentation_sources",
     "OUTPUT_FILES",
 ]
 
