@@ -615,6 +615,18 @@ def cmd_segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_evaluation(summary: dict[str, Any]) -> None:
+    print(f"{'border':8s} {'measure':28s} {'mean':>9s} {'std':>9s}")
+    for border, measures in summary.items():
+        if not isinstance(measures, dict):
+            continue
+        for name, stats in measures.items():
+            if isinstance(stats, dict):
+                print(
+                    f"{border:8s} {name:28s} {_fmt(stats.get('mean'), 3):>9s} {_fmt(stats.get('std'), 3):>9s}"
+                )
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_contours
     from .io.contours import read_contours
@@ -625,16 +637,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     pred = read_contours(args.pred, pixel_spacing_mm=spacing)
     truth = read_contours(args.truth, pixel_spacing_mm=spacing)
     result = evaluate_contours(pred, truth)
-    summary = result.get("summary", result)
-    print(f"{'border':8s} {'measure':28s} {'mean':>9s} {'std':>9s}")
-    for border, measures in summary.items():
-        if not isinstance(measures, dict):
-            continue
-        for name, stats in measures.items():
-            if isinstance(stats, dict):
-                print(
-                    f"{border:8s} {name:28s} {_fmt(stats.get('mean'), 3):>9s} {_fmt(stats.get('std'), 3):>9s}"
-                )
+    _print_evaluation(result.get("summary", result))
+    if any(f.source == "edited" for f in pred.frames):
+        # keyframes are the reference's own borders: what propagation achieved is on the others
+        others = pred.with_frames(tuple(f for f in pred.frames if f.source != "edited"))
+        result["summary_without_keyframes"] = evaluate_contours(others, truth)["summary"]
+        print("\nwithout the keyframes (frames whose source is edited):")
+        _print_evaluation(result["summary_without_keyframes"])
     if args.out:
         Path(args.out).write_text(json.dumps(_jsonable(result), indent=2) + "\n", encoding="utf-8")
     return 0

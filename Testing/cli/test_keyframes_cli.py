@@ -74,6 +74,19 @@ def test_segment_keeps_the_keyframes_and_propagates_the_others(phantom_dir, trut
             # 5 decimals in both files
             assert np.abs(f.lumen - truth[f.index].lumen).max() <= 1e-5
             assert np.abs(f.vessel - truth[f.index].vessel).max() <= 1e-5
+    # evaluate measures the propagation on the frames between, without the reference's own borders
+    report = tmp_path / "eval.json"
+    truth_file = str(phantom_dir / "truth_contours.json")
+    assert main(["evaluate", "--pred", str(out), "--truth", truth_file, "--out", str(report)]) == 0
+    doc = json.loads(report.read_text())
+    assert doc["summary"]["lumen"]["n_frames"] == 60
+    assert doc["summary_without_keyframes"]["lumen"]["n_frames"] == 58
+    jaccard = dict(zip(doc["per_frame"]["lumen"]["frame"], doc["per_frame"]["lumen"]["jaccard"], strict=True))
+    others = [v for k, v in jaccard.items() if k not in KEYS]
+    assert doc["summary_without_keyframes"]["lumen"]["jaccard"]["mean"] == pytest.approx(
+        np.mean(others), abs=1e-12
+    )
+    assert "without the keyframes (frames whose source is edited):" in capsys.readouterr().out
 
 
 def test_run_records_the_keyframes_in_summary_frames_csv_and_report(run_dir, truth):
