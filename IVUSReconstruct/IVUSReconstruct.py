@@ -214,6 +214,7 @@ class IVUSReconstructWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.updateFromSegmentationButton.connect("clicked(bool)", self.onUpdateFromSegmentation)
+        self.ui.propagateEditsButton.connect("clicked(bool)", self.onPropagateEdits)
         self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onInputVolumeChanged)
         self.ui.currentFrameSlider.connect("valueChanged(double)", self.onCurrentFrameChanged)
 
@@ -261,6 +262,9 @@ class IVUSReconstructWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.enabled = canApply
         self.ui.applyButton.toolTip = _("Reconstruct the vessel") if canApply else _("Select a pullback volume or contours")
         self.ui.updateFromSegmentationButton.enabled = bool(node and node.outputSegmentation and self.logic.lastResult)
+        self.ui.propagateEditsButton.enabled = bool(
+            node and node.outputSegmentation and self.logic.lastResult and self.logic.lastResult.pullback is not None
+        )
 
     def onInputVolumeChanged(self, volumeNode) -> None:
         """Pre-fill the acquisition fields from the volume (DICOM tags or earlier runs); they stay editable."""
@@ -305,6 +309,17 @@ class IVUSReconstructWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         try:
             with slicer.util.tryWithErrorDisplay(_("Update failed."), waitCursor=True):
                 self.logic.updateFromSegmentation(self._parameterNode, progress=progress, cancel=cancel)
+                self._showOutputs()
+        finally:
+            dialog.close()
+
+    def onPropagateEdits(self) -> None:
+        if not ensureDependencies():
+            return
+        dialog, progress, cancel = self._progressCallbacks(_("Propagating the edited frames"))
+        try:
+            with slicer.util.tryWithErrorDisplay(_("Propagation failed."), waitCursor=True):
+                self.logic.propagateEdits(self._parameterNode, progress=progress, cancel=cancel)
                 self._showOutputs()
         finally:
             dialog.close()
@@ -474,6 +489,30 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
             cancel=cancel,
         ))  # fmt: skip
         self._show(parameterNode, result, segmentationNode=parameterNode.outputSegmentation)
+        return result
+
+    def propagateEdits(self, parameterNode, progress=None, cancel=None):
+        """Treat the frames edited in the output segmentation as keyframes, segment the others
+        again, and update the output nodes in place (the library does the work: mrml.propagate_edits)."""
+        from IVUSReconstructLib import mrml, pipeline
+
+        if self.lastResult is None or not parameterNode.outputSegmentation:
+            raise ValueError(_("Run the reconstruction first."))
+        self.checkParameters(parameterNode)
+        pullback, _contours, centerline, landmarks = self._inputs(parameterNode)
+        nodes = dict(self.outputNodes)
+        nodes["segmentation"] = parameterNode.outputSegmentation
+        nodes.setdefault("volume", parameterNode.inputVolume)
+        result, _keys = self._reworded(lambda: mrml.propagate_edits(
+            slicer.mrmlScene, nodes, self.lastResult,
+            pullback=pullback, centerline=centerline or self.lastResult.centerline, landmarks=landmarks,
+            options=self._options(parameterNode), progress=progress, cancel=cancel,
+        ))  # fmt: skip
+        self.outputNodes = nodes
+        self.lastResult = result
+        parameterNode.outputTable = nodes["table"]
+        if parameterNode.outputFolder and str(parameterNode.outputFolder) not in ("", "."):
+            pipeline.write_outputs(result, parameterNode.outputFolder, extra_writers=(mrml.write_scene,))
         return result
 
     def _show(self, parameterNode, result, segmentationNode=None):

@@ -69,7 +69,7 @@ __all__ = [
     "OPTION_FIELDS",
 ]
 
-FILE_FIELDS = ("pullback", "centerline", "contours", "landmarks")
+FILE_FIELDS = ("pullback", "centerline", "contours", "landmarks", "keyframes")
 # manifest column -> RunOptions field; the short names match the `run` options
 _NUMBER_COLUMNS = tuple(o.column for o in limits.ACQUISITION_OPTIONS)
 OPTION_FIELDS: dict[str, str] = {
@@ -150,7 +150,7 @@ def read_manifest(path: str | Path) -> list[CaseSpec]:
     """Read a CSV or JSON manifest of cases.
 
     CSV: a header row with ``id`` and any of ``pullback``, ``centerline``, ``contours``,
-    ``landmarks`` and the options ``pixel_spacing``, ``pullback_speed``, ``frame_rate``, ``start_mm``,
+    ``landmarks``, ``keyframes`` and the options ``pixel_spacing``, ``pullback_speed``, ``frame_rate``, ``start_mm``,
     ``centerline_order``, ``align``, ``mirror``, ``gating``, ``territory`` (empty cell = default). JSON: a list of
     such objects, or ``{"defaults": {...}, "cases": [...]}``. Paths are relative to the manifest.
 
@@ -491,6 +491,7 @@ def run_case(case: CaseSpec, out_dir: str, *, force: bool = False, batch_id: str
                     centerline_path=paths.get("centerline"),
                     contours_path=paths.get("contours"),
                     landmarks_path=paths.get("landmarks"),
+                    keyframes_path=paths.get("keyframes"),
                     options=options,
                     cancel=cancel,
                 )

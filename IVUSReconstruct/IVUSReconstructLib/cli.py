@@ -205,6 +205,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             landmarks_path=args.landmarks,
             options=options,
             centerline=angio,
+            keyframes_path=args.keyframes,
             progress=bar.scaled(0.0, 0.8),
         )
         write_outputs(result, out, extra_writers=scene_writers(), progress=bar.scaled(0.8, 1.0))
@@ -560,6 +561,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
         raise input_error(out, "--out", "is a folder", "give a file name such as contours.json")
     gated = args.frames in (None, "ed")
     pullback = read_pullback_any(args.pullback, options=options, require_timing=gated)
+    keyframes = None
+    if args.keyframes is not None:
+        from .io.keyframes import read_keyframes
+
+        keyframes = read_keyframes(args.keyframes, pullback)
     bar = ProgressBar()
     try:
         if gated:
@@ -569,7 +575,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             ed = set(int(i) for i in gating.ed_frames)
         else:
             frames, ed, doubt = _parse_frames(args.frames, pullback.n_frames), set(), ""
-        contours = segment_pullback(pullback, frames, progress=bar.scaled(0.2, 1.0))
+        contours = segment_pullback(pullback, frames, progress=bar.scaled(0.2, 1.0), keyframes=keyframes)
     finally:
         bar.close()
     contours = contours.with_frames(
@@ -582,10 +588,26 @@ def cmd_segment(args: argparse.Namespace) -> int:
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    print(f"{len(contours.frames)} frames segmented -> {out}")
+    edited = sum(f.source == "edited" for f in contours.frames)
+    kept = (
+        f" ({edited} keyframe{'s' * (edited != 1)} kept, the others propagated from them)" if edited else ""
+    )
+    print(f"{len(contours.frames)} frames segmented{kept} -> {out}")
     if doubt:
         print(f"note: {doubt}")
     return 0
+
+
+def _print_evaluation(summary: dict[str, Any]) -> None:
+    print(f"{'border':8s} {'measure':28s} {'mean':>9s} {'std':>9s}")
+    for border, measures in summary.items():
+        if not isinstance(measures, dict):
+            continue
+        for name, stats in measures.items():
+            if isinstance(stats, dict):
+                print(
+                    f"{border:8s} {name:28s} {_fmt(stats.get('mean'), 3):>9s} {_fmt(stats.get('std'), 3):>9s}"
+                )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -598,16 +620,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     pred = read_contours(args.pred, pixel_spacing_mm=spacing)
     truth = read_contours(args.truth, pixel_spacing_mm=spacing)
     result = evaluate_contours(pred, truth)
-    summary = result.get("summary", result)
-    print(f"{'border':8s} {'measure':28s} {'mean':>9s} {'std':>9s}")
-    for border, measures in summary.items():
-        if not isinstance(measures, dict):
-            continue
-        for name, stats in measures.items():
-            if isinstance(stats, dict):
-                print(
-                    f"{border:8s} {name:28s} {_fmt(stats.get('mean'), 3):>9s} {_fmt(stats.get('std'), 3):>9s}"
-                )
+    _print_evaluation(result.get("summary", result))
+    if any(f.source == "edited" for f in pred.frames):
+        # keyframes are the reference's own borders: what propagation achieved is on the others
+        others = pred.with_frames(tuple(f for f in pred.frames if f.source != "edited"))
+        result["summary_without_keyframes"] = evaluate_contours(others, truth)["summary"]
+        print("\nwithout the keyframes (frames whose source is edited):")
+        _print_evaluation(result["summary_without_keyframes"])
     if args.out:
         Path(args.out).write_text(json.dumps(jsonable(result), indent=2) + "\n", encoding="utf-8")
     return 0
@@ -812,6 +831,15 @@ def _add_angio(p: argparse.ArgumentParser) -> None:
     _add_angio_geometry(g)
 
 
+def _add_keyframes(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--keyframes",
+        metavar="FILE",
+        help="borders corrected on some frames (any contour format; lumen, vessel or both): kept exactly, "
+        "they guide the segmentation of the other frames",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ivus-reconstruct",
@@ -841,6 +869,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--contours", metavar="FILE", help="contours (native JSON, multimodars CSV, AIVUS/HolOrama JSON)"
     )
     p.add_argument("--landmarks", metavar="FILE", help="landmarks JSON or markups point list")
+    _add_keyframes(p)
     _add_angio(p)
     p.add_argument("--align", choices=("catheter", "lumen-centroid"), default="catheter")
     p.add_argument("--mirror", action="store_true", help="frames seen from the other side (see README)")
@@ -876,6 +905,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", metavar="SPEC", help="ed (default), all, or a list such as 0-99,120")
     p.add_argument("--pixel-spacing", type=float, metavar="MM")
     p.add_argument("--frame-rate", type=float, metavar="FPS")
+    _add_keyframes(p)
     p.add_argument("--out", metavar="CONTOURS.json", required=True)
     p.set_defaults(func=cmd_segment)
 

@@ -296,7 +296,7 @@ def check_contours(contours, where: object, *, field_of_view_mm: tuple[float, fl
                     f"{where}: frame {f.index} {name} reaches {extent:g} mm from the catheter, outside the "
                     f"image ({max(field_of_view_mm):g} mm field of view); use contours of this pullback, in mm"
                 )
-        if f.vessel is not None:
+        if f.vessel is not None and f.lumen is not None:
             share = _share_outside(np.asarray(f.lumen, dtype=float), np.asarray(f.vessel, dtype=float))
             if share > LUMEN_OUTSIDE_VESSEL_MAX:
                 raise IVUSInputError(

@@ -45,6 +45,7 @@ __all__ = [
     "write_outputs",
     "frames_table",
     "summary_document",
+    "segmentation_sources",
     "OUTPUT_FILES",
     "jsonable",
     "fill_outputs",
@@ -112,6 +113,7 @@ class Inputs:
     centerline: Centerline | None = None
     landmarks: tuple[Landmark, ...] = ()
     paths: dict[str, str] = field(default_factory=dict)
+    keyframes: ContourSet | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -214,6 +216,7 @@ def load_inputs(
     landmarks_path: str | Path | None = None,
     options: RunOptions = RunOptions(),
     progress: Progress | None = None,
+    keyframes_path: str | Path | None = None,
 ) -> Inputs:
     """Read the input files of a run into core types.
 
@@ -255,9 +258,27 @@ def load_inputs(
         _require_file(landmarks_path, "--landmarks")
         landmarks = tuple(read_landmarks(landmarks_path))
         paths["landmarks"] = str(landmarks_path)
+    keyframes = None
+    if keyframes_path is not None:
+        keyframes = _read_keyframes(keyframes_path, pullback, contours_path)
+        paths["keyframes"] = str(keyframes_path)
     return Inputs(
-        pullback=pullback, contours=contours, centerline=centerline, landmarks=landmarks, paths=paths
-    )
+        pullback=pullback, contours=contours, centerline=centerline, landmarks=landmarks, paths=paths,
+        keyframes=keyframes,
+    )  # fmt: skip
+
+
+def _read_keyframes(
+    path: str | Path, pullback: Pullback | None, contours_path: str | Path | None
+) -> ContourSet:
+    from .io.keyframes import read_keyframes
+
+    if contours_path is not None:
+        raise input_error(path, "--keyframes", "guide the segmentation, and --contours skips it",
+                          "give --keyframes (a few corrected frames) or --contours (every frame), not both")  # fmt: skip
+    if pullback is None:
+        raise input_error(path, "--keyframes", "need the pullback they were drawn on", "give PULLBACK")
+    return read_keyframes(path, pullback)
 
 
 def _require_file(path: str | Path, option: str) -> None:
@@ -338,6 +359,7 @@ def run_pipeline(
     input_paths: dict[str, str] | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    keyframes: ContourSet | None = None,
 ) -> RunResult:
     """Run gating, segmentation, co-registration, meshing and metrics.
 
@@ -355,6 +377,10 @@ def run_pipeline(
         Paths the inputs came from, for messages and provenance.
     progress : callable(fraction, message) or None
     cancel : threading.Event or None
+    keyframes : ContourSet or None
+        Borders a reader corrected on some frames, in ``pullback``'s frame plane
+        (:func:`~IVUSReconstructLib.io.keyframes.read_keyframes`): kept exactly, they guide the
+        segmentation of the other frames, and their frames are analysed too.
 
     Returns
     -------
@@ -392,12 +418,16 @@ def run_pipeline(
 
     if pullback is None and contours is None:
         raise IVUSInputError("no input: give a PULLBACK or --contours FILE")
+    if keyframes is not None and not segmenting:
+        raise IVUSInputError(
+            "keyframes guide the segmentation, and contours given for every frame skip it; give one of them"
+        )
     _check_ranges(pullback, None if segmenting else contours, centerline, options, input_paths)
 
     gating: GatingResult | None = None
     structure = None
     if segmenting:
-        structure, gating, contours = _segment(pullback, options, stages, flags, cancel)
+        structure, gating, contours = _segment(pullback, options, stages, flags, cancel, keyframes)
     else:
         stages.begin("gating", "gating")
         if options.gating == "ecg":
@@ -434,6 +464,10 @@ def run_pipeline(
     inputs = _inputs_record(pullback, contours, centerline, input_paths, gating, arc_source, options)
     if landmarks:
         inputs["landmarks"] = {"n": len(landmarks), "residuals": jsonable(list(poses.landmark_residuals))}
+    if keyframes is not None:
+        from .io.keyframes import keyframe_record
+
+        inputs["keyframes"] = keyframe_record(input_paths.get("keyframes", "keyframes"), keyframes)
     parameters = options.as_json()
     return RunResult(
         pullback=pullback,
@@ -457,8 +491,12 @@ def _segment(
     stages: _Stages,
     flags: list[dict[str, str]],
     cancel: threading.Event | None,
+    keyframes: ContourSet | None = None,
 ) -> tuple[Any, GatingResult, ContourSet]:
     """The structure, gating and segmentation stages of a run on a pullback.
+
+    ``keyframes`` (borders corrected by the user, in this pullback's frame plane) are kept exactly
+    and guide the other frames.
 
     Returns
     -------
@@ -491,7 +529,11 @@ def _segment(
     stages.end()
     sub = stages.begin("segmentation", f"segmenting {len(gating.selected_frames)} frames")
     contours = segment_pullback(
-        pullback, np.asarray(gating.selected_frames), progress=_releasing(sub, pullback), cancel=cancel
+        pullback,
+        np.asarray(gating.selected_frames),
+        progress=_releasing(sub, pullback),
+        cancel=cancel,
+        keyframes=keyframes,
     )
     release_pages(pullback.frames)
     ed = set(int(i) for i in gating.ed_frames)
@@ -712,6 +754,7 @@ def run_files(
     centerline: tuple[Centerline, str] | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    keyframes_path: str | Path | None = None,
 ) -> RunResult:
     """Read the input files and run the pipeline: what ``run`` and each case of ``batch`` do.
 
@@ -729,6 +772,7 @@ def run_files(
         landmarks_path=landmarks_path,
         options=options,
         progress=None if progress is None else (lambda f, m: progress(0.1 * f, m)),
+        keyframes_path=keyframes_path,
     )
     reading_s = round(time.perf_counter() - t0, 3)
     if inputs.pullback is not None:
@@ -745,6 +789,7 @@ def run_files(
         input_paths=paths,
         progress=None if progress is None else (lambda f, m: progress(0.1 + 0.9 * f, m)),
         cancel=cancel,
+        keyframes=inputs.keyframes,
     )
     return replace(result, timings_s={"reading": reading_s, **result.timings_s})
 
@@ -854,6 +899,11 @@ def frames_table(result: RunResult) -> tuple[list[str], list[list[Any]]]:
     if result.poses.uncertainty_mm is not None:
         header.append("placement_uncertainty_mm")
         pose_cols["placement_uncertainty_mm"] = result.poses.uncertainty_mm
+    # provenance of each frame's borders: edited (a keyframe), propagated, automatic; empty when
+    # the contours came from a file that does not say
+    by_index = {f.index: f.source or "" for f in result.contours.frames}
+    header.append("source")
+    pose_cols["source"] = np.array([by_index.get(int(i), "") for i in per_frame["frame"]], dtype=object)
     columns = [_csv_column(pose_cols[h] if h in pose_cols else per_frame[h]) for h in header]
     rows = [list(row) for row in zip(*columns, strict=True)]
     return header, rows
@@ -880,6 +930,16 @@ def _csv_value(v: Any) -> Any:
     return f"{f:.6g}" if np.isfinite(f) else ""
 
 
+def segmentation_sources(contours: ContourSet) -> dict[str, int]:
+    """How many analysed frames are ``edited`` (keyframes), ``propagated`` and ``automatic``
+    (``unknown``: contours from a file that does not say, counted only when there are some)."""
+    counts = {"edited": 0, "propagated": 0, "automatic": 0}
+    for f in contours.frames:
+        key = f.source or "unknown"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def summary_document(result: RunResult) -> dict[str, Any]:
     """The content of summary.json (keys of DESIGN.md first)."""
     m = result.metrics
@@ -891,6 +951,7 @@ def summary_document(result: RunResult) -> dict[str, Any]:
     doc["lesions"] = jsonable(m.lesions)
     if result.structure is not None:
         doc["pullback_structure"] = jsonable(result.structure.as_json())
+    doc["segmentation"] = {"sources": segmentation_sources(result.contours)}
     doc["flags"] = jsonable(list(result.flags) + list(m.flags))
     doc["timings_s"] = dict(result.timings_s)
     return doc

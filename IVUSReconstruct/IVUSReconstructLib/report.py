@@ -30,6 +30,8 @@ __all__ = [
     "frame_gallery",
     "review_frames",
     "review_gallery",
+    "keyframe_gallery",
+    "keyframe_indices",
     "lmode_figure",
     "structure_figure",
     "pullback_figures",
@@ -453,6 +455,16 @@ def _contours_by_frame(contours: Any) -> dict[int, Any]:
     return {int(fc.index): fc for fc in frames}
 
 
+_KEYFRAME_COLOUR = "#00c853"
+
+
+def keyframe_indices(contours: Any) -> list[int]:
+    """Frames whose borders a reader drew (``source`` ``"edited"``), in order."""
+    return sorted(
+        int(f.index) for f in getattr(contours, "frames", ()) if getattr(f, "source", None) == "edited"
+    )
+
+
 def _marks(summary: Mapping[str, Any]) -> list[tuple[str, int | None, float | None, str, str]]:
     """(name, frame, arc length, colour, line style) of the distal ref, MLA and proximal ref."""
     refs = summary.get("references") or {}
@@ -596,6 +608,12 @@ def lmode_figure(
         if span is not None:
             ax.axvspan(*span, ymin=0.94, ymax=1.0, color="#f2b134", lw=0, label="Lesion" if i == 0 else None)
     _draw_plans(summary, (ax,), label_ax=ax, band=(0.0, 0.06))
+    keyed = np.isin(idx, keyframe_indices(contours))
+    if keyed.any():
+        # the frames a reader corrected, the others propagated from them: a tick each, above the
+        # plan's strip at the bottom edge
+        ax.plot(arc[keyed], np.full(int(keyed.sum()), 0.12), ls="", marker="^", ms=6, color=_KEYFRAME_COLOUR,
+                mec="black", mew=0.4, label="Keyframe (edited)", transform=ax.get_xaxis_transform())  # fmt: skip
     for name, _, s_mm, colour, style in _marks(summary):
         if s_mm is not None:
             ax.axvline(
@@ -742,8 +760,31 @@ def frame_gallery(
         subtitle = f"frame {frame}" + (
             f" · {format_value(float(area), 'area_mm2')} mm²" if area is not None else ""
         )
+        source = getattr(_contours_by_frame(contours).get(frame), "source", None)
+        if source in ("edited", "propagated"):
+            subtitle += " · keyframe (edited)" if source == "edited" else " · propagated"
         panels.append((f"{name}\n{subtitle}", frame, colour))
     return _border_panels(frames, panels, contours, pixel_spacing_mm, catheter_center_px)
+
+
+def keyframe_gallery(
+    frames: np.ndarray,
+    *,
+    contours: Any,
+    pixel_spacing_mm: tuple[float, float],
+    catheter_center_px: tuple[float, float] | None = None,
+    most: int = 8,
+) -> str | None:
+    """Thumbnails of the keyframes (the borders a reader drew, kept exactly) as SVG, or None
+    when no frame is a keyframe; at most ``most``, evenly spread along the pullback."""
+    keys = [k for k in keyframe_indices(contours) if 0 <= k < len(frames)]
+    if not keys:
+        return None
+    picked = [
+        keys[i] for i in np.unique(np.linspace(0, len(keys) - 1, min(len(keys), most)).round().astype(int))
+    ]
+    panels = [(f"frame {k}\nkeyframe (edited)", k, _KEYFRAME_COLOUR) for k in picked]
+    return _border_panels(frames, panels, contours, pixel_spacing_mm, catheter_center_px, columns=4)
 
 
 def review_frames(contours: Any, *, threshold: float = 0.5, most: int = 8) -> list[tuple[int, float]]:
@@ -881,9 +922,24 @@ def pullback_figures(
         # the frames a reader should check come first: a flag that only counts them sends nobody there
         out["Frames to review first: the least confident segmentations (confidence below 0.5), lumen "
             "(red) and vessel (blue)"] = review
-    return out | {
+    keyed = keyframe_indices(contours)
+    lmode_caption = (
         "Longitudinal view (L-mode) with lumen (red) and vessel (blue) borders; MLA and "
-        "reference frames marked, lesions shaded at the top": lmode_figure(
+        "reference frames marked, lesions shaded at the top"
+    )
+    if keyed:
+        lmode_caption += (
+            f"; the {len(keyed)} keyframes (borders drawn by a reader, kept exactly) marked by green "
+            "triangles near the bottom, the other frames propagated from them"
+        )
+    keys = keyframe_gallery(
+        frames, contours=contours, pixel_spacing_mm=pixel_spacing_mm, catheter_center_px=catheter_center_px
+    )
+    if keys is not None:
+        out[f"Keyframes: the borders a reader drew (kept exactly), lumen (red) and vessel (blue); frames "
+            f"{', '.join(str(k) for k in keyed[:12])}{' ...' if len(keyed) > 12 else ''}"] = keys  # fmt: skip
+    return out | {
+        lmode_caption: lmode_figure(
             frames,
             contours=contours,
             frame_index=np.asarray(per_frame["frame"]),

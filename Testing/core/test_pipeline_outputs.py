@@ -39,7 +39,9 @@ def test_frames_csv_cells_are_the_per_cell_formatting(written):
     poses = result.poses
     pose = {"x_mm": poses.origin_ras_mm[:, 0], "y_mm": poses.origin_ras_mm[:, 1], "z_mm": poses.origin_ras_mm[:, 2],
             "nx": poses.normal_ras[:, 0], "ny": poses.normal_ras[:, 1], "nz": poses.normal_ras[:, 2],
-            "placement_uncertainty_mm": poses.uncertainty_mm}  # fmt: skip
+            "placement_uncertainty_mm": poses.uncertainty_mm,
+            # each frame's provenance; contours from a file that does not say leave it empty
+            "source": np.array([f.source or "" for f in result.contours.frames], dtype=object)}  # fmt: skip
     expected = [
         [_csv_value((pose[h] if h in pose else np.asarray(per_frame[h]))[i]) for h in header]
         for i in range(len(rows))

@@ -302,6 +302,7 @@ def read_contours(
     catheter_center_px: tuple[float, float] | None = None,
     csv_image_center_mm: tuple[float, float] = DEFAULT_CSV_IMAGE_CENTER_MM,
     csv_y_up: bool = True,
+    require_lumen: bool = True,
 ) -> ContourSet:
     """Read a contour file of any supported format (see the module docstring).
 
@@ -316,6 +317,9 @@ def read_contours(
         Image centre of multimodars / AIVUS-CAA CSV coordinates, subtracted to get the frame plane.
     csv_y_up : bool
         Those CSV coordinates have ``y`` pointing up (image rows reversed); flip to rows.
+    require_lumen : bool
+        False accepts frames with a vessel border only (``lumen`` None) in the native JSON,
+        plain CSV and EchoPlaque XML: keyframes may correct either border alone.
 
     Returns
     -------
@@ -337,12 +341,12 @@ def read_contours(
         raise input_error(path, "file", "is empty", "give a contour file (JSON, CSV or XML)")
     if head in "{[":
         data = read_json_input(path, text=text)
-        return _read_json(path, data, pixel_spacing_mm, catheter_center_px)
+        return _read_json(path, data, pixel_spacing_mm, catheter_center_px, require_lumen)
     if head == "<":
-        return _read_echoplaque_xml(path, text, pixel_spacing_mm, catheter_center_px)
+        return _read_echoplaque_xml(path, text, pixel_spacing_mm, catheter_center_px, require_lumen)
     first = text.lstrip().splitlines()[0] if text.strip() else ""
     if re.match(r"^\s*frame\s*,", first, re.IGNORECASE):
-        return _read_plain_csv(path, text)
+        return _read_plain_csv(path, text, require_lumen)
     if _is_number_row(first, 4):
         return _read_multimodars(path, csv_image_center_mm, csv_y_up)
     raise input_error(
@@ -362,9 +366,9 @@ def _is_number_row(line: str, n: int) -> bool:
     return True
 
 
-def _read_json(path: Path, data: Any, spacing: Any, center: Any) -> ContourSet:
+def _read_json(path: Path, data: Any, spacing: Any, center: Any, require_lumen: bool = True) -> ContourSet:
     if isinstance(data, dict) and data.get("format") == "ivus-contours":
-        return _read_native(path, data)
+        return _read_native(path, data, require_lumen)
     if isinstance(data, dict) and isinstance(data.get("lumen"), list) and len(data["lumen"]) == 2:
         return _read_aivus_json(path, data, spacing, center)
     if isinstance(data, dict) and any(
@@ -418,7 +422,7 @@ def _check_version(path: Path, data: dict[str, Any]) -> None:
         )  # fmt: skip
 
 
-def _read_native(path: Path, data: dict[str, Any]) -> ContourSet:
+def _read_native(path: Path, data: dict[str, Any], require_lumen: bool = True) -> ContourSet:
     _check_version(path, data)
     if data.get("coordinates", "frame-plane") != "frame-plane" or data.get("units", "mm") != "mm":
         raise input_error(
@@ -436,12 +440,16 @@ def _read_native(path: Path, data: dict[str, Any]) -> ContourSet:
             raise input_error(path, f"frames[{k}].index", "is missing", "give each frame's 0-based index")
         idx = _as_int(item["index"], path=path, field=f"frames[{k}].index",
                       fix="give each frame's 0-based index as a whole number")  # fmt: skip
-        if "lumen" not in item:
+        vessel = item.get("vessel")
+        if item.get("lumen") is None and (require_lumen or vessel is None):
             raise input_error(
                 path, f"frame {idx} lumen", "is missing", "give a lumen contour for every frame"
             )
-        lumen = validate_polygon(item["lumen"], path=path, field=f"frame {idx} lumen")
-        vessel = item.get("vessel")
+        lumen = (
+            None
+            if item.get("lumen") is None
+            else validate_polygon(item["lumen"], path=path, field=f"frame {idx} lumen")
+        )
         stent = item.get("stent")
         calcium_items = item.get("calcium") or []
         if not isinstance(calcium_items, list):
@@ -666,7 +674,7 @@ def _read_multimodars(path: Path, center_mm: tuple[float, float], y_up: bool) ->
     return ContourSet(frames=tuple(frames), landmarks=tuple(landmarks))
 
 
-def _read_plain_csv(path: Path, text: str) -> ContourSet:
+def _read_plain_csv(path: Path, text: str, require_lumen: bool = True) -> ContourSet:
     reader = csv.DictReader(io.StringIO(text))
     fields = {f.strip().lower() for f in reader.fieldnames or []}
     for need in ("frame", "x_mm", "y_mm"):
@@ -705,7 +713,7 @@ def _read_plain_csv(path: Path, text: str) -> ContourSet:
     frames = []
     for frame in order:
         kinds = pts[frame]
-        if "lumen" not in kinds:
+        if "lumen" not in kinds and (require_lumen or "vessel" not in kinds):
             raise input_error(
                 path, f"frame {frame} lumen", "is missing", "give a lumen contour for every frame"
             )
@@ -723,7 +731,9 @@ def _read_plain_csv(path: Path, text: str) -> ContourSet:
     return ContourSet(frames=tuple(frames))
 
 
-def _read_echoplaque_xml(path: Path, text: str, spacing: Any, center: Any) -> ContourSet:
+def _read_echoplaque_xml(
+    path: Path, text: str, spacing: Any, center: Any, require_lumen: bool = True
+) -> ContourSet:
     """EchoPlaque XML: ``<Fm><Num>k</Num><Phase>D</Phase><Ctr><Type>L|V</Type><p>x,y</p>...``.
 
     Pixel spacing comes from the option, else ``ImageCalibration/XCalibration, YCalibration``
@@ -763,9 +773,9 @@ def _read_echoplaque_xml(path: Path, text: str, spacing: Any, center: Any) -> Co
                 xy = np.asarray(pts)  # (x = col, y = row) pixels
                 mm = px_to_mm(xy[:, ::-1], sp, c)
                 found[kind] = validate_polygon(mm, path=path, field=f"frame {idx} {kind}")
-        if "L" in found:
+        if "L" in found or ("V" in found and not require_lumen):
             phase = _PHASES.get((fm.findtext("Phase") or "").strip())
-            frames.append(FrameContours(index=idx, lumen=found["L"], vessel=found.get("V"), phase=phase))
+            frames.append(FrameContours(index=idx, lumen=found.get("L"), vessel=found.get("V"), phase=phase))
     if not frames:
         raise input_error(path, "Ctr", "no frame has a lumen (type L) contour", "export the lumen contours")
     _check_order([f.index for f in frames], path)
@@ -911,6 +921,8 @@ def _frame_skeleton(f: FrameContours) -> dict[str, Any]:
         item["calcium_arc_deg"] = float(f.calcium_arc_deg)
     if f.confidence is not None:
         item["confidence"] = float(f.confidence)
+    if f.source is not None:
+        item["source"] = str(f.source)
     return item
 
 
