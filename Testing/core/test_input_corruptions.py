@@ -198,7 +198,7 @@ DICOM_CASES: list[tuple[str, str, Callable[[Path], None], str]] = [
     ("gated-without-rate", "explicit-little", lambda p: _edit(p, IVUSAcquisition="GATED_PULLBACK"), "IVUSGatedRate (0018,3102)"),
     ("no-rows", "explicit-little", lambda p: _edit(p, Rows=None), "Rows (0028,0010) is missing"),
     ("frames-text", "explicit-little", lambda p: _edit(p, NumberOfFrames="1.5"), "NumberOfFrames (0028,0008)"),
-    ("spacing-40-mm", "explicit-little", lambda p: _region(p, PhysicalDeltaX=4.0, PhysicalDeltaY=4.0), "pixel spacing from PhysicalDeltaX (0018,602C) is 40 mm, outside the plausible 0.001-1 mm"),
+    ("spacing-40-mm", "explicit-little", lambda p: _region(p, PhysicalDeltaX=4.0, PhysicalDeltaY=4.0), "pixel spacing from PhysicalDeltaY (0018,602E) is 40 mm, outside the plausible 0.001-1 mm"),
     ("rate-400", "explicit-little", lambda p: _edit(p, IVUSPullbackRate="400"), "IVUSPullbackRate (0018,3101) is 400 mm/s, outside the plausible 0.05-40 mm/s"),
     ("frame-time-seconds-as-ms", "explicit-little", lambda p: _edit(p, FrameTime="33333"), "FrameTime (0018,1063) is 33.333 s, outside the plausible 0.001-5 s"),
     ("cine-rate-5000", "explicit-little", lambda p: _edit(p, FrameTime=None, FrameIncrementPointer=None, CineRate=5000), "CineRate (0018,0040) is 5000 frames/s, outside the plausible 1-500 frames/s"),

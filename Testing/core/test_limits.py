@@ -186,12 +186,14 @@ def test_40_mm_pixels_refused_before_decoding(tmp_path, small_dicom, monkeypatch
     def no_decoding(*args, **kwargs):
         raise AssertionError("frames decoded before the spacing was checked")
 
-    monkeypatch.setattr(dicom, "_file_frames", no_decoding)
+    # the frames of this file would be memory-mapped, those of others decoded: neither happens
+    monkeypatch.setattr(dicom.np, "memmap", no_decoding)
+    monkeypatch.setattr(dicom, "_chunked", no_decoding)
     with pytest.raises(IVUSRangeError) as info:
         read_pullback(path)
     assert info.value.field == "pixel_spacing_mm" and info.value.value == 40.0
     assert str(info.value).startswith(
-        f"{path}: pixel spacing from PhysicalDeltaX (0018,602C) is 40 mm, outside"
+        f"{path}: pixel spacing from PhysicalDeltaY (0018,602E) is 40 mm, outside"
     )
 
 

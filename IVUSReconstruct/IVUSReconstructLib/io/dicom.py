@@ -106,6 +106,14 @@ _FIX_SPEED = "pass --pullback-speed MM_S"
 _FIX_RATE = "pass --frame-rate FPS"
 
 ProgressFn = Callable[[float, str], None]
+# Called by the frame readers once the file is known to hold what its header declares and
+# before any frame is decoded: (decoded shape (n, rows, cols), bytes a sample, whether the
+# frames will be decoded into memory rather than read from disk through a memory map).
+ReadyFn = Callable[[tuple[int, int, int], int, bool], None]
+
+
+def _no_check(shape: tuple[int, int, int], itemsize: int, in_memory: bool) -> None:
+    return None
 
 
 # --------------------------------------------------------------------------- writing
@@ -612,7 +620,7 @@ def _pixel_description(ds: Dataset, path: Path) -> tuple[int, int, str]:
 
 
 def _raw_frames(
-    path: Path, ds: Dataset, n: int, rows: int, cols: int, progress: ProgressFn | None
+    path: Path, ds: Dataset, n: int, rows: int, cols: int, progress: ProgressFn | None, ready: ReadyFn = _no_check
 ) -> np.ndarray | None:
     """Frames of an uncompressed little-endian file, memory-mapped when grey.
 
@@ -655,6 +663,11 @@ def _raw_frames(
             f"is {n} but PixelData (7FE0,0010) holds only {length // frame_bytes} frames",
             _FIX_REEXPORT,
         )
+    if photometric == "PALETTE COLOR" or (spp == 3 and photometric in ("YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT")):
+        return None  # decoded by pydicom (_decoded_frames checks before decoding)
+    # grey frames stay on disk (a memory map); the others are converted into memory
+    ready((n, rows, cols if photometric != "YBR_FULL_422" else (cols // 2) * 2), dtype.itemsize,
+          photometric != "MONOCHROME2")  # fmt: skip
 
     if spp == 1:
         if photometric == "PALETTE COLOR":
@@ -832,6 +845,7 @@ def _encapsulated_frames(
     cols: int,
     progress: ProgressFn | None,
     workers: int,
+    ready: ReadyFn = _no_check,
 ) -> np.ndarray:
     """Decode compressed frames one by one into a preallocated (n, rows, cols) array.
 
@@ -912,6 +926,7 @@ def _encapsulated_frames(
                 break
             if out is None:
                 _check_codestream(path, ts, batch[0], rows, cols, spp, bits)
+                ready((n, rows, cols), 1 if bits == 8 else 2, True)
             decoded = (
                 list(pool.map(decode, batch))
                 if pool is not None and len(batch) > 1
@@ -945,7 +960,7 @@ def _encapsulated_frames(
 
 
 def _decoded_frames(
-    path: Path, ds: Dataset, n: int, rows: int, cols: int, progress: ProgressFn | None
+    path: Path, ds: Dataset, n: int, rows: int, cols: int, progress: ProgressFn | None, ready: ReadyFn = _no_check
 ) -> np.ndarray:
     """Frames through pydicom's native handlers (deflated, big-endian, palette, undefined length)."""
     spp, bits, photometric = _pixel_description(ds, path)
@@ -966,6 +981,7 @@ def _decoded_frames(
             f"is {n} but the file is too small to hold them",
             _FIX_REEXPORT,
         )
+    ready((n, rows, cols), bits // 8, True)
     try:
         full = pydicom.dcmread(path, force=True)
         out = None
@@ -1003,8 +1019,14 @@ def _decoded_frames(
     return out
 
 
-def _file_frames(path: Path, ds: Dataset, progress: ProgressFn | None, *, workers: int = 1) -> np.ndarray:
-    """All frames of one DICOM file, (n, rows, cols) uint8 or uint16."""
+def _file_frames(
+    path: Path, ds: Dataset, progress: ProgressFn | None, *, workers: int = 1, ready: ReadyFn = _no_check
+) -> np.ndarray:
+    """All frames of one DICOM file, (n, rows, cols) uint8 or uint16.
+
+    ``ready`` is called once the file is known to hold what its header declares, before any
+    frame is decoded (the acquisition facts and the memory guard run there).
+    """
     if ds.get_item(_PIXEL_DATA, keep_deferred=True) is None:
         raise input_error(
             path, "PixelData (7FE0,0010)", "is missing (not an image)", "pass an IVUS image file"
@@ -1023,20 +1045,17 @@ def _file_frames(path: Path, ds: Dataset, progress: ProgressFn | None, *, worker
     _pixel_description(ds, path)
     ts = UID(ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian))
     if ts.is_encapsulated:
-        return _encapsulated_frames(path, ds, n, rows, cols, progress, workers)
+        return _encapsulated_frames(path, ds, n, rows, cols, progress, workers, ready)
     if ts not in _RAW_SYNTAXES and ts not in (DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian):
         _decoder(path, ts)  # names the unknown syntax
-    frames = _raw_frames(path, ds, n, rows, cols, progress)
+    frames = _raw_frames(path, ds, n, rows, cols, progress, ready)
     if frames is None:
-        frames = _decoded_frames(path, ds, n, rows, cols, progress)
+        frames = _decoded_frames(path, ds, n, rows, cols, progress, ready)
     return frames
 
 
-def _folder_frames(folder: Path, progress: ProgressFn | None) -> tuple[np.ndarray, Dataset, Path, int]:
-    """Frames of a folder of single-frame DICOM files sorted by InstanceNumber.
-
-    Returns the frames, the first file's header, its path and the number of files.
-    """
+def _folder_headers(folder: Path) -> list[tuple[Path, Dataset]]:
+    """(path, header) of the image files of a folder, sorted by InstanceNumber then name."""
     entries = sorted(
         (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
         key=lambda p: natural_key(p.name),
@@ -1068,14 +1087,18 @@ def _folder_frames(folder: Path, progress: ProgressFn | None) -> tuple[np.ndarra
         )
 
     headers.sort(key=order)
+    return headers
+
+
+def _folder_layout(headers: list[tuple[Path, Dataset]]) -> tuple[int, int, int, int]:
+    """(frames, rows, cols, bytes a sample) the folder's headers declare, every file checked
+    for the same frame size and, when stored uncompressed, for holding its declared pixels."""
     first_path, first = headers[0]
     rows = _int_tag(first, "Rows", first_path, "0028,0010")
     cols = _int_tag(first, "Columns", first_path, "0028,0011")
-    # each file is copied into one array as it is read: keeping every file's memory map until a
-    # final concatenate would hold one open file per frame and a second copy of the pixels
-    frames: np.ndarray | None = None
-    filled = 0
-    for i, (p, ds) in enumerate(headers):
+    n = 0
+    itemsize = 1
+    for p, ds in headers:
         if int(ds.get("Rows", -1)) != rows or int(ds.get("Columns", -1)) != cols:
             raise input_error(
                 p,
@@ -1083,9 +1106,40 @@ def _folder_frames(folder: Path, progress: ProgressFn | None) -> tuple[np.ndarra
                 f"are {ds.get('Rows')}x{ds.get('Columns')}, unlike {rows}x{cols} in {first_path.name}",
                 "keep only the frames of one pullback in the folder",
             )
+        count = _int_tag(ds, "NumberOfFrames", p, "0028,0008", required=False)
+        n += 1 if count is None or count < 1 else count
+        itemsize = max(itemsize, 2 if _number(ds.get("BitsAllocated")) == 16 else 1)
+        _check_raw_length(p, ds)
+    return n, rows, cols, itemsize
+
+
+def _check_raw_length(path: Path, ds: Dataset) -> None:
+    """Refuse an uncompressed file whose pixel data is cut short (from its header and size)."""
+    elem = ds.get_item(_PIXEL_DATA, keep_deferred=True)
+    ts = ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian)
+    length = getattr(elem, "length", None)
+    offset = getattr(elem, "value_tell", None)
+    if ts not in _RAW_SYNTAXES or length is None or offset is None or length == 0xFFFFFFFF:
+        return
+    in_file = max(0, path.stat().st_size - offset)
+    if length > in_file:
+        raise input_error(
+            path, "PixelData (7FE0,0010)", f"is truncated ({in_file} of {length} bytes in the file)", _FIX_REEXPORT
+        )
+
+
+def _folder_frames(
+    headers: list[tuple[Path, Dataset]], n: int, rows: int, cols: int, progress: ProgressFn | None
+) -> np.ndarray:
+    """Frames of a folder's single-frame DICOM files (headers from :func:`_folder_headers`)."""
+    # each file is copied into one array as it is read: keeping every file's memory map until a
+    # final concatenate would hold one open file per frame and a second copy of the pixels
+    frames: np.ndarray | None = None
+    filled = 0
+    for i, (p, ds) in enumerate(headers):
         part = _file_frames(p, ds, None)
         if frames is None:
-            frames = np.empty((len(headers) * len(part), rows, cols), dtype=np.uint8)
+            frames = np.empty((max(n, len(part)), rows, cols), dtype=np.uint8)
         if filled + len(part) > len(frames):
             frames = np.concatenate(
                 [frames, np.empty((filled + len(part) - len(frames), rows, cols), frames.dtype)]
@@ -1097,7 +1151,7 @@ def _folder_frames(folder: Path, progress: ProgressFn | None) -> tuple[np.ndarra
         del part
         if progress is not None and (i % 32 == 0 or i == len(headers) - 1):
             progress((i + 1) / len(headers), f"reading file {i + 1}/{len(headers)}")
-    return frames[:filled], first, first_path, len(headers)
+    return frames[:filled]
 
 
 # --------------------------------------------------------------------------- reading: facts
@@ -1122,9 +1176,6 @@ def _frame_times(ds: Dataset, path: Path, n: int, frame_rate_hz: float | None, *
                 f"has {len(values)} values, not {n} positive increments",
                 _FIX_RATE,
             )
-        if len(values) > 1:
-            limits.check("frame_interval_s", float(np.median(values[1:])) / 1000.0, where=path,
-                         name="FrameTimeVector (0018,1065) median increment")  # fmt: skip
         times_ms = np.cumsum(values) - values[0]
         return Valued(times_ms / 1000.0, "FrameTimeVector (0018,1065)")
     frame_time = _number(ds.get("FrameTime"))
@@ -1133,13 +1184,11 @@ def _frame_times(ds: Dataset, path: Path, n: int, frame_rate_hz: float | None, *
             raise input_error(
                 path, "FrameTime (0018,1063)", f"is {frame_time} ms (must be positive)", _FIX_RATE
             )
-        limits.check("frame_interval_s", frame_time / 1000.0, where=path, name="FrameTime (0018,1063)")
         return Valued(np.arange(n) * frame_time / 1000.0, "FrameTime (0018,1063)")
     cine = _number(ds.get("CineRate"))
     if cine is not None:
         if not cine > 0:
             raise input_error(path, "CineRate (0018,0040)", f"is {cine} (must be positive)", _FIX_RATE)
-        limits.check("frame_rate_hz", cine, where=path, name="CineRate (0018,0040)")
         return Valued(np.arange(n) / cine, "CineRate (0018,0040)")
     if required:
         raise input_error(
@@ -1216,8 +1265,6 @@ def _pixel_spacing(
                     f"is {delta} cm (must be positive)",
                     _FIX_SPACING,
                 )
-            limits.check("pixel_spacing_mm", delta * 10.0, where=path,
-                         name=f"pixel spacing from PhysicalDelta{axis} ({delta_tag})")  # fmt: skip
             values.append(delta * 10.0)
         return Valued(
             (values[1], values[0]), "PhysicalDeltaX/Y (0018,602C/602E) of SequenceOfUltrasoundRegions"
@@ -1236,8 +1283,6 @@ def _pixel_spacing(
             raise input_error(
                 path, "PixelSpacing (0028,0030)", f"is {list(spacing)} mm (must be positive)", _FIX_SPACING
             )
-        for v in pair:
-            limits.check("pixel_spacing_mm", v, where=path, name="PixelSpacing (0028,0030)")
         return Valued((float(pair[0]), float(pair[1])), "PixelSpacing (0028,0030)")
     raise input_error(
         path, "SequenceOfUltrasoundRegions (0018,6011)/PixelSpacing (0028,0030)", "is missing", _FIX_SPACING
@@ -1275,8 +1320,6 @@ def _acquisition(
         rate_src = "Boston Scientific private (000B,1001)"
     if rate is not None and not (np.isfinite(rate) and rate > 0):
         raise input_error(path, rate_src, f"is {rate} mm/s (must be positive)", _FIX_SPEED)
-    if rate is not None:
-        limits.check("pullback_speed_mm_s", rate, where=path, name=rate_src)
 
     if kind in ("manual", "selective", "gated"):
         if kind == "gated" and "gated_rate_mm_per_beat" not in extra and required:
@@ -1381,28 +1424,71 @@ _DAMAGED_DATA = (
 )
 
 
-def _check_header_facts(
+# how each acquisition fact is named in messages, by the source it was derived from
+_TIMING_NAMES = {
+    "FrameTimeVector (0018,1065)": ("frame_interval_s", "FrameTimeVector (0018,1065) median increment"),
+    "FrameTime (0018,1063)": ("frame_interval_s", "FrameTime (0018,1063)"),
+    "CineRate (0018,0040)": ("frame_rate_hz", "CineRate (0018,0040)"),
+    "--frame-rate": ("frame_rate_hz", "frame rate (given)"),
+}
+_REGION_SPACING_NAMES = (
+    "pixel spacing from PhysicalDeltaY (0018,602E)",
+    "pixel spacing from PhysicalDeltaX (0018,602C)",
+)
+
+
+def _header_facts(
     ds: Dataset,
     path: Path,
+    shape: tuple[int, int, int],
+    *,
     pixel_spacing_mm: float | tuple[float, float] | None,
     pullback_speed_mm_s: float | None,
     frame_rate_hz: float | None,
     require_timing: bool,
-) -> None:
-    """Spacing, timing and speed from the header alone, so an implausible value is refused
-    before any frame is decoded (the same checks run again on the decoded frame count)."""
-    try:
-        rows = _int_tag(ds, "Rows", path, "0028,0010", required=False)
-        cols = _int_tag(ds, "Columns", path, "0028,0011", required=False)
-        n = _int_tag(ds, "NumberOfFrames", path, "0028,0008", required=False)
-    except IVUSInputError:
-        return  # _file_frames names the damaged tag
-    n = 1 if n is None else n
-    if not rows or not cols or not 0 < n <= limits.LIMITS["frame_count"].high:
-        return  # _file_frames names the damaged tag without allocating for it
-    _frame_times(ds, path, int(n), frame_rate_hz, required=require_timing)
-    _pixel_spacing(ds, path, rows, cols, pixel_spacing_mm)
-    _acquisition(ds, path, pullback_speed_mm_s, required=require_timing)
+) -> dict[str, Valued]:
+    """Every acquisition fact of a pullback of ``shape`` = (frames, rows, cols), derived once
+    from the header (and the options), then checked once against the range table.
+
+    Called before any frame is decoded, after the checks that the file holds what its header
+    declares. Returns the provenance entries (``frame_times_s``, ``pixel_spacing_mm``,
+    ``pullback_speed_mm_s``, ``acquisition`` and the other IVUS tags found).
+    """
+    n, rows, cols = shape
+    times = _frame_times(ds, path, n, frame_rate_hz, required=require_timing)
+    spacing = _pixel_spacing(ds, path, rows, cols, pixel_spacing_mm)
+    acquisition, speed, extra = _acquisition(ds, path, pullback_speed_mm_s, required=require_timing)
+    timing_field, timing_name = _TIMING_NAMES.get(times.source, ("frame_interval_s", None))
+    rate = None
+    if timing_field == "frame_rate_hz":
+        rate = float(frame_rate_hz) if times.source == "--frame-rate" else _number(ds.get("CineRate"))
+    names = {
+        timing_field: timing_name,
+        "pullback_speed_mm_s": "pullback speed (given)" if speed.source == "--pullback-speed" else speed.source,
+        "pixel_spacing_mm": (
+            _REGION_SPACING_NAMES
+            if spacing.source.startswith("PhysicalDelta")
+            else "pixel spacing (given)" if spacing.source == "--pixel-spacing" else spacing.source
+        ),
+        "frame_count": "number of frames",
+    }
+    limits.check_acquisition(
+        path,
+        frame_count=n,
+        image_size_px=(rows, cols),
+        pixel_spacing_mm=tuple(float(v) for v in spacing.value),
+        frame_rate_hz=rate,
+        frame_times_s=None if times.source.startswith("missing") else np.asarray(times.value, dtype=float),
+        pullback_speed_mm_s=None if speed.value is None else float(speed.value),
+        names={k: v for k, v in names.items() if v is not None},
+    )
+    return {
+        "frame_times_s": times,
+        "pixel_spacing_mm": spacing,
+        "pullback_speed_mm_s": speed,
+        "acquisition": acquisition,
+        **extra,
+    }
 
 
 def _read_pullback(
@@ -1423,23 +1509,44 @@ def _read_pullback(
     path = Path(path)
     if not path.exists():
         raise input_error(path, "path", "does not exist", "pass an existing DICOM file or folder")
+    options = dict(
+        pixel_spacing_mm=pixel_spacing_mm,
+        pullback_speed_mm_s=pullback_speed_mm_s,
+        frame_rate_hz=frame_rate_hz,
+        require_timing=require_timing,
+    )
     if path.is_dir():
-        frames, ds, header_path, n_files = _folder_frames(path, progress)
-        n_source = f"{n_files} files sorted by InstanceNumber (0020,0013)"
-        if len(frames) != n_files:
-            n_source = f"{n_files} files ({len(frames)} frames) sorted by InstanceNumber (0020,0013)"
+        headers = _folder_headers(path)
+        n, rows, cols, itemsize = _folder_layout(headers)
+        header_path, ds = headers[0]
+        # the first header's facts for the whole folder, before any frame is read
+        facts = _header_facts(ds, header_path, (n, rows, cols), **options)
+        limits.check_decoded_size(
+            path, f"{len(headers)} files of Rows x Columns (0028,0010/0011)", (n, rows, cols), itemsize
+        )
+        frames = _folder_frames(headers, n, rows, cols, progress)
+        n_source = f"{len(headers)} files sorted by InstanceNumber (0020,0013)"
+        if len(frames) != len(headers):
+            n_source = f"{len(headers)} files ({len(frames)} frames) sorted by InstanceNumber (0020,0013)"
     else:
         ds = _read_header(path)
         header_path = path
-        _check_header_facts(ds, path, pixel_spacing_mm, pullback_speed_mm_s, frame_rate_hz, require_timing)
+        facts = {}
+
+        def ready(shape: tuple[int, int, int], itemsize: int, in_memory: bool) -> None:
+            facts.update(_header_facts(ds, path, shape, **options))
+            if in_memory:
+                limits.check_decoded_size(
+                    path, "Rows x Columns x NumberOfFrames (0028,0010/0011/0008)", shape, itemsize
+                )
+
         workers = decode_workers if decode_workers is not None else min(4, os.cpu_count() or 1)
-        frames = _file_frames(path, ds, progress, workers=max(1, int(workers)))
+        frames = _file_frames(path, ds, progress, workers=max(1, int(workers)), ready=ready)
         n_source = "NumberOfFrames (0028,0008)" if ds.get("NumberOfFrames") is not None else "single frame"
     n, rows, cols = frames.shape
-
-    times = _frame_times(ds, header_path, n, frame_rate_hz, required=require_timing)
-    spacing = _pixel_spacing(ds, header_path, rows, cols, pixel_spacing_mm)
-    acquisition, speed, extra = _acquisition(ds, header_path, pullback_speed_mm_s, required=require_timing)
+    times, spacing = facts.pop("frame_times_s"), facts.pop("pixel_spacing_mm")
+    acquisition, speed = facts.pop("acquisition"), facts.pop("pullback_speed_mm_s")
+    extra = facts
 
     vendor = " ".join(str(ds.get(k, "") or "") for k in ("Manufacturer", "ManufacturerModelName")).strip()
     sop = str(ds.get("SOPClassUID", "") or ds.file_meta.get("MediaStorageSOPClassUID", ""))
@@ -1458,6 +1565,6 @@ def _read_pullback(
         pullback_speed_mm_s=None if speed.value is None else float(speed.value),
         acquisition=str(acquisition.value),
         catheter_center_px=((rows - 1) / 2.0, (cols - 1) / 2.0),
-        source={"path": str(path), "sop_class_uid": sop, "vendor": vendor},
+        source={"path": str(path), "sop_class_uid": sop, "vendor": vendor, limits.CHECKED_KEY: True},
         provenance=provenance,
     )

@@ -38,6 +38,7 @@ import SimpleITK as sitk
 from PIL import Image, ImageSequence
 from scipy import ndimage
 
+from .. import limits
 from ..errors import IVUSCancelled, IVUSInputError, input_error
 from ..types import Pullback, Valued
 from ._common import luminance, natural_key, positive_option
@@ -535,6 +536,9 @@ def _read_frame_stack(
         _check_cancel(cancel)
         grey, masked = _decode(page, file, region)
         if frames is None:
+            # the first frame decoded (a damaged one is named as such), the others not yet
+            field = f"{n} files of {grey.shape[1]}x{grey.shape[0]} px" if files else f"{n} pages of {grey.shape[1]}x{grey.shape[0]} px"
+            limits.check_decoded_size(path, field, (n,) + grey.shape, grey.dtype.itemsize)
             frames = np.empty((n,) + grey.shape, dtype=grey.dtype)
             first_name = file.name if files else "page 1"
             total = np.zeros(grey.shape, np.float64)
@@ -967,6 +971,11 @@ def _read_volume(
             f"declares {size[0]}x{size[1]}x{size[2]} voxels ({n_bytes} bytes), more than the file holds",
             f"re-export the {fmt} image",
         )
+    # the ITK image and its numpy copy are alive together while reading
+    limits.check_decoded_size(
+        path, f"size {size[0]}x{size[1]}x{size[2]} voxels", (size[2], size[1], size[0], reader.GetNumberOfComponents()),
+        int(bits.group(1)) // 8 if bits else 1, copies=2,
+    )  # fmt: skip
     if progress is not None:
         progress(0.05, f"reading {fmt} image")
     try:
