@@ -372,7 +372,10 @@ def test_volume_float_and_rgb(tmp_path: Path, phantom_frames: np.ndarray) -> Non
     assert np.abs(pb.frames.astype(float) - expected).max() <= 1.0
     rgb = sitk.GetImageFromArray(np.repeat(frames[..., None], 3, axis=-1), isVector=True)
     sitk.WriteImage(rgb, str(tmp_path / "rgb.mha"))
-    pb = images.read_pullback(tmp_path / "rgb.mha", frame_rate_hz=30)
+    # written without a spacing (1 mm, the format's default): a 128 mm field of view is refused
+    with pytest.raises(IVUSInputError, match=r"field of view \(image size x pixel spacing\) is 128 mm, outside"):
+        images.read_pullback(tmp_path / "rgb.mha", frame_rate_hz=30)
+    pb = images.read_pullback(tmp_path / "rgb.mha", frame_rate_hz=30, pixel_spacing_mm=0.05)
     assert np.array_equal(pb.frames, frames)
 
 

@@ -411,3 +411,50 @@ def test_phantom_size_options_use_the_table(tmp_path, capsys, args, message):
     assert cli.main(["phantom", "--preset", "coronary", *args, "--out", str(tmp_path / "ph")]) == 2
     assert capsys.readouterr().err == f"ivus-reconstruct: error: {message}\n"
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- derived once, checked once
+
+
+def test_each_reader_checks_the_header_facts_once_and_the_pipeline_not_again(tmp_path, monkeypatch):
+    """Every reader derives its acquisition facts once and checks them once with
+    limits.check_acquisition; the pipeline checks only pullbacks no reader checked (a Slicer
+    volume, a phantom)."""
+    import SimpleITK as sitk
+    from PIL import Image
+
+    from IVUSReconstructLib import pipeline
+    from IVUSReconstructLib.io import images
+
+    pb = make_phantom("coronary", seed=5, length_mm=0.5, size_px=48).pullback
+    calls: list[str] = []
+    real = limits.check_acquisition
+
+    def spy(where, **facts):
+        calls.append(str(where))
+        return real(where, **facts)
+
+    monkeypatch.setattr(limits, "check_acquisition", spy)
+    frames_dir = tmp_path / "png"
+    frames_dir.mkdir()
+    for k, frame in enumerate(np.asarray(pb.frames)):
+        Image.fromarray(frame).save(frames_dir / f"f{k:03d}.png")
+    volume = tmp_path / "p.nrrd"
+    image = sitk.GetImageFromArray(np.asarray(pb.frames))
+    image.SetSpacing((0.2, 0.2, 0.5))
+    sitk.WriteImage(image, str(volume))
+    readers = {
+        "dicom file": lambda: read_pullback(write_pullback(pb, tmp_path / "p.dcm")),
+        "dicom folder": lambda: read_pullback(write_pullback(pb, tmp_path / "f", layout="single-frame")),
+        "image folder": lambda: images.read_pullback(frames_dir, pixel_spacing_mm=0.2, frame_rate_hz=30.0),
+        "3D image": lambda: images.read_pullback(volume, frame_rate_hz=30.0),
+    }
+    for name, read in readers.items():
+        calls.clear()
+        back = read()
+        assert len(calls) == 1, (name, calls)
+        pipeline._check_ranges(back, None, None, pipeline.RunOptions(), {"pullback": "p"})
+        assert len(calls) == 1, (name, "checked again by the pipeline")
+    calls.clear()
+    pipeline._check_ranges(pb, None, None, pipeline.RunOptions(), {"pullback": "p"})
+    assert calls == ["p"]  # a pullback no reader made is checked by the pipeline, once

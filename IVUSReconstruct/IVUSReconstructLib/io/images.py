@@ -830,6 +830,17 @@ def _read_frames(
     else:
         provenance["pullback_speed_mm_s"] = Valued(None, "not given (no --pullback-speed)")
         provenance["acquisition"] = Valued("manual", "default: no --pullback-speed")
+    # the facts once against the range table (the frames' size is known from the first frame)
+    limits.check_acquisition(
+        path,
+        frame_count=n,
+        image_size_px=(h, w),
+        pixel_spacing_mm=(float(spacing[0]), float(spacing[1])),
+        frame_rate_hz=rate,
+        pullback_speed_mm_s=speed,
+        frame_times_s=np.asarray(provenance["frame_times_s"].value, dtype=float) if rate is not None else None,
+        names={"pixel_spacing_mm": "pixel spacing (given)" if spacing_source is None else "detected pixel spacing"},
+    )
     frames.flags.writeable = False
     if progress is not None:
         progress(1.0, f"read {n} frames")
@@ -840,7 +851,7 @@ def _read_frames(
         pullback_speed_mm_s=speed,
         acquisition=str(provenance["acquisition"].value),
         catheter_center_px=catheter,
-        source={"path": str(path), "sop_class_uid": "", "vendor": f"{fmt} frames"},
+        source={"path": str(path), "sop_class_uid": "", "vendor": f"{fmt} frames", limits.CHECKED_KEY: True},
         provenance=provenance,
     )
 
@@ -971,26 +982,10 @@ def _read_volume(
             f"declares {size[0]}x{size[1]}x{size[2]} voxels ({n_bytes} bytes), more than the file holds",
             f"re-export the {fmt} image",
         )
-    # the ITK image and its numpy copy are alive together while reading
-    limits.check_decoded_size(
-        path, f"size {size[0]}x{size[1]}x{size[2]} voxels", (size[2], size[1], size[0], reader.GetNumberOfComponents()),
-        int(bits.group(1)) // 8 if bits else 1, copies=2,
-    )  # fmt: skip
-    if progress is not None:
-        progress(0.05, f"reading {fmt} image")
-    try:
-        image = reader.Execute()
-    except RuntimeError as exc:
-        raise _itk_error(path, fmt, exc) from None
-    array = sitk.GetArrayFromImage(image)  # (N, H, W[, C]); one copy, the ITK image is dropped
-    del image
-    frames, conversion = _to_grey(array, path)
-    del array
-    n, h, w = frames.shape
+    n = size[2]
     sx, sy, sz = image_spacing
     provenance: dict[str, Valued] = {
         "n_frames": Valued(n, f"{fmt} size along the third axis"),
-        "intensity": Valued(str(frames.dtype), conversion),
         "z_spacing_mm": Valued(sz, f"{fmt} spacing (third axis)"),
     }
     if spacing is not None:
@@ -1030,7 +1025,37 @@ def _read_volume(
     else:
         provenance["pullback_speed_mm_s"] = Valued(None, "not given (no --pullback-speed, no z spacing)")
         provenance["acquisition"] = Valued("manual", "default: no --pullback-speed")
-
+    # the facts from the header, once, against the range table, before any voxel is read
+    limits.check_acquisition(
+        path,
+        frame_count=n,
+        image_size_px=(size[1], size[0]),
+        pixel_spacing_mm=tuple(float(v) for v in spacing),
+        frame_rate_hz=rate,
+        frame_times_s=None if times.source.startswith("missing") else np.asarray(times.value, dtype=float),
+        pullback_speed_mm_s=speed,
+        names={
+            "pixel_spacing_mm": f"{fmt} spacing" if provenance["pixel_spacing_mm"].source.startswith(fmt)
+            else "pixel spacing (given)",
+            "frame_interval_s": f"frame interval from the {fmt} z spacing and the pullback speed",
+        },
+    )  # fmt: skip
+    # the ITK image and its numpy copy are alive together while reading
+    limits.check_decoded_size(
+        path, f"size {size[0]}x{size[1]}x{size[2]} voxels", (size[2], size[1], size[0], reader.GetNumberOfComponents()),
+        int(bits.group(1)) // 8 if bits else 1, copies=2,
+    )  # fmt: skip
+    if progress is not None:
+        progress(0.05, f"reading {fmt} image")
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise _itk_error(path, fmt, exc) from None
+    array = sitk.GetArrayFromImage(image)  # (N, H, W[, C]); one copy, the ITK image is dropped
+    del image
+    frames, conversion = _to_grey(array, path)
+    del array
+    provenance["intensity"] = Valued(str(frames.dtype), conversion)
     mean, std = _temporal_stats(frames)
     _, catheter, catheter_source = _geometry(mean, std)
     provenance["catheter_center_px"] = catheter_source
@@ -1044,7 +1069,7 @@ def _read_volume(
         pullback_speed_mm_s=None if speed is None else float(speed),
         acquisition=str(provenance["acquisition"].value),
         catheter_center_px=catheter,
-        source={"path": str(path), "sop_class_uid": "", "vendor": f"{fmt} image"},
+        source={"path": str(path), "sop_class_uid": "", "vendor": f"{fmt} image", limits.CHECKED_KEY: True},
         provenance=provenance,
     )
 
