@@ -7,7 +7,25 @@ prints the message and exits with code 2, without a traceback.
 
 from __future__ import annotations
 
-__all__ = ["IVUSInputError", "IVUSCancelled", "input_error"]
+__all__ = [
+    "IVUSInputError",
+    "IVUSCancelled",
+    "input_error",
+    "FIX_PIXEL_SPACING",
+    "FIX_FRAME_RATE",
+    "FIX_PULLBACK_SPEED",
+]
+
+# The library's words for the fixes a user setting makes; front ends replace them with their own
+# (an option, a manifest column, a module field) through the setting they name.
+FIX_PIXEL_SPACING = "give the pixel spacing in mm"
+FIX_FRAME_RATE = "give the frame rate in frames/s"
+FIX_PULLBACK_SPEED = "give the pullback speed in mm/s"
+_SETTING_OF_FIX = {
+    FIX_PIXEL_SPACING: "pixel_spacing_mm",
+    FIX_FRAME_RATE: "frame_rate_hz",
+    FIX_PULLBACK_SPEED: "pullback_speed_mm_s",
+}
 
 
 class IVUSInputError(ValueError):
@@ -58,11 +76,12 @@ def input_error(
     fix : str
         What the user should do, in the library's terms, e.g. ``"give the pixel spacing in mm"``.
     setting : str, optional
-        The user setting that fixes it (see :class:`IVUSInputError`), for front ends to reword.
+        The user setting that fixes it (see :class:`IVUSInputError`), for front ends to reword;
+        by default the one of the standard fixes (``FIX_PIXEL_SPACING``...) when ``fix`` is one.
 
     Returns
     -------
     IVUSInputError
         To be raised by the caller.
     """
-    return IVUSInputError(f"{path}: {field} {problem}; {fix}", setting=setting)
+    return IVUSInputError(f"{path}: {field} {problem}; {fix}", setting=setting or _SETTING_OF_FIX.get(fix))

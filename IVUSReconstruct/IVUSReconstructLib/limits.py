@@ -106,6 +106,12 @@ CLI_FIXES: dict[str, str] = {
     "centerline_length_mm": "give the centerline in mm (--centerline), not in m or um",
     "centerline_spacing_mm": "give the centerline in mm (--centerline), not in m or um",
     "contour_extent_mm": "give --contours in mm of this pullback (or --pixel-spacing MM for pixel contours)",
+    # settings named by other library errors (IVUSInputError.setting)
+    "centerline_order": "check the landmark points or --centerline-order",
+    "start_mm_smaller": "give a longer centerline or a smaller --start-mm",
+    "start_mm_larger": "give a larger --start-mm or a centerline that reaches further distally",
+    "align_catheter": "give --contours or use --align catheter",
+    "frame_range": "set the frames to analyse with --frame-range START:END",
 }
 BATCH_FIXES: dict[str, str] = {
     "pixel_spacing_mm": "fill the pixel_spacing column in mm (e.g. 0.02), not in um or cm",
@@ -118,6 +124,10 @@ BATCH_FIXES: dict[str, str] = {
     "centerline_length_mm": "give the case's centerline file in mm, not in m or um",
     "centerline_spacing_mm": "give the case's centerline file in mm, not in m or um",
     "contour_extent_mm": "give the case's contours in mm of this pullback (or fill pixel_spacing)",
+    "centerline_order": "check the landmark points or the centerline_order column",
+    "start_mm_smaller": "give a longer centerline or a smaller start_mm",
+    "start_mm_larger": "give a larger start_mm or a centerline that reaches further distally",
+    "align_catheter": "give the case's contours or set the align column to catheter",
 }
 SLICER_FIXES: dict[str, str] = {
     "pixel_spacing_mm": "set 'Pixel spacing' (mm) in the Acquisition section",
@@ -130,6 +140,11 @@ SLICER_FIXES: dict[str, str] = {
     "centerline_length_mm": "select a centerline in mm",
     "centerline_spacing_mm": "select a centerline in mm",
     "contour_extent_mm": "select contours drawn on this volume",
+    "centerline_order": "check the landmark points or 'Centerline order'",
+    "start_mm_smaller": "select a longer centerline or set a smaller 'Start' (mm) in the Acquisition section",
+    "start_mm_larger": "set a larger 'Start' (mm) in the Acquisition section or select a centerline that "
+    "reaches further distally",
+    "align_catheter": "select contours or set 'Align' to catheter",
 }
 # Library wording: names no front end's control.
 _LIBRARY_FIXES: dict[str, str] = {

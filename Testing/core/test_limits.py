@@ -458,3 +458,81 @@ def test_each_reader_checks_the_header_facts_once_and_the_pipeline_not_again(tmp
     calls.clear()
     pipeline._check_ranges(pb, None, None, pipeline.RunOptions(), {"pullback": "p"})
     assert calls == ["p"]  # a pullback no reader made is checked by the pipeline, once
+
+
+# --------------------------------------------------------------------------- library words, front ends' fixes
+
+LIBRARY = REPO / "IVUSReconstruct" / "IVUSReconstructLib"
+FRONT_ENDS = {"cli.py", "batch.py", "limits.py"}  # limits.py holds the front ends' fix tables
+OPTION = __import__("re").compile(r"(?<![\w-])--[a-z][a-z-]+")
+
+
+def _message_strings(tree: ast.AST):
+    """String parts of what the library says to users: raised errors, input_error(...) and
+    IVUSInputError(...) arguments, and flag messages ({"rule": ..., "message": ...})."""
+    for node in ast.walk(tree):
+        roots = []
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            roots.append(node.exc)
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("input_error", "IVUSInputError"):
+            roots.extend(node.args)
+        elif isinstance(node, ast.Dict):
+            keys = [k.value for k in node.keys if isinstance(k, ast.Constant)]
+            if "message" in keys:
+                roots.append(node.values[keys.index("message")])
+        for root in roots:
+            for part in ast.walk(root):
+                if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                    yield part.lineno, part.value
+
+
+def test_library_messages_name_no_command_line_option():
+    """A Slicer or batch user reads the library's messages too: they name settings in plain words
+    (with IVUSInputError.setting for each front end to name its own control), never an option."""
+    found = []
+    for path in sorted(LIBRARY.rglob("*.py")):
+        if path.name in FRONT_ENDS:
+            continue
+        for line, text in _message_strings(ast.parse(path.read_text())):
+            if OPTION.search(text):
+                found.append(f"{path.relative_to(LIBRARY)}:{line}: {text[:80]}")
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    ("fixes", "ending"),
+    [
+        (limits.CLI_FIXES, "--pixel-spacing MM (e.g. 0.02 for 10 mm over 512 pixels), not in um or cm"),
+        (limits.BATCH_FIXES, "fill the pixel_spacing column in mm (e.g. 0.02), not in um or cm"),
+        (limits.SLICER_FIXES, "set 'Pixel spacing' (mm) in the Acquisition section"),
+    ],
+)
+def test_each_front_end_words_a_missing_value_in_its_own_terms(tmp_path, small_dicom, fixes, ending):
+    path = _dicom(tmp_path, small_dicom)
+    ds = pydicom.dcmread(path)
+    del ds.SequenceOfUltrasoundRegions
+    ds.save_as(path)
+    with pytest.raises(IVUSInputError) as info:
+        read_pullback(path)
+    head = f"{path}: SequenceOfUltrasoundRegions (0018,6011)/PixelSpacing (0028,0030) is missing"
+    assert str(info.value) == f"{head}; give the pixel spacing in mm"  # the library's words
+    assert info.value.setting == "pixel_spacing_mm"
+    assert limits.reworded(info.value, fixes) == f"{head}; {fixes['pixel_spacing_mm']}"
+    assert limits.reworded(info.value, fixes).endswith(ending)
+
+
+def test_every_setting_a_library_error_names_has_a_fix_in_every_front_end():
+    settings = set()
+    for path in sorted(LIBRARY.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            for kw in getattr(node, "keywords", []) or []:
+                if kw.arg == "setting" and isinstance(kw.value, ast.Constant) and kw.value.value:
+                    settings.add(kw.value.value)
+    from IVUSReconstructLib import errors
+
+    settings |= set(errors._SETTING_OF_FIX.values())
+    assert {"pixel_spacing_mm", "frame_rate_hz", "pullback_speed_mm_s", "start_mm_smaller"} <= settings
+    for fixes in (limits.CLI_FIXES, limits.BATCH_FIXES, limits.SLICER_FIXES):
+        missing = settings - set(fixes) - {"memory", "frame_range"}
+        assert missing == set(), missing
+    assert "frame_range" in limits.CLI_FIXES  # the frame range is set on the command line only

@@ -53,7 +53,7 @@ from pydicom.uid import (
 )
 
 from .. import limits
-from ..errors import IVUSInputError, input_error
+from ..errors import FIX_FRAME_RATE, FIX_PIXEL_SPACING, FIX_PULLBACK_SPEED, IVUSInputError, input_error
 from ..types import Pullback, Valued
 from ._common import luminance, natural_key, positive_option
 
@@ -101,9 +101,9 @@ _FRAME_TIME_VECTOR = Tag(0x0018, 0x1065)
 _BSCI_RATE = Tag(0x000B, 0x1001)
 
 _FIX_REEXPORT = "re-export the pullback from the IVUS console"
-_FIX_SPACING = "pass --pixel-spacing MM"
-_FIX_SPEED = "pass --pullback-speed MM_S"
-_FIX_RATE = "pass --frame-rate FPS"
+_FIX_SPACING = FIX_PIXEL_SPACING
+_FIX_SPEED = FIX_PULLBACK_SPEED
+_FIX_RATE = FIX_FRAME_RATE
 
 ProgressFn = Callable[[float, str], None]
 # Called by the frame readers once the file is known to hold what its header declares and
@@ -1274,8 +1274,8 @@ def _pixel_spacing(
         raise input_error(
             path,
             "PixelSpacing (0028,0030)",
-            f"is {spacing!r}, one value",
-            "it needs row and column spacing: pass --pixel-spacing MM",
+            f"is {spacing!r}, one value (row and column spacing are needed)",
+            _FIX_SPACING,
         )
     if spacing is not None and len(spacing) == 2:
         pair = (_number(spacing[0]), _number(spacing[1]))
@@ -1501,11 +1501,11 @@ def _read_pullback(
     require_timing: bool,
     decode_workers: int | None,
 ) -> Pullback:
-    positive_option(pullback_speed_mm_s, "--pullback-speed")
-    positive_option(frame_rate_hz, "--frame-rate")
+    positive_option(pullback_speed_mm_s, "pullback_speed_mm_s")
+    positive_option(frame_rate_hz, "frame_rate_hz")
     if pixel_spacing_mm is not None:
         for v in np.atleast_1d(np.asarray(pixel_spacing_mm, dtype=float)):
-            positive_option(float(v), "--pixel-spacing")
+            positive_option(float(v), "pixel_spacing_mm")
     path = Path(path)
     if not path.exists():
         raise input_error(path, "path", "does not exist", "pass an existing DICOM file or folder")

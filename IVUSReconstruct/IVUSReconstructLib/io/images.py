@@ -39,7 +39,14 @@ from PIL import Image, ImageSequence
 from scipy import ndimage
 
 from .. import limits
-from ..errors import IVUSCancelled, IVUSInputError, input_error
+from ..errors import (
+    FIX_FRAME_RATE,
+    FIX_PIXEL_SPACING,
+    FIX_PULLBACK_SPEED,
+    IVUSCancelled,
+    IVUSInputError,
+    input_error,
+)
 from ..types import Pullback, Valued
 from ._common import luminance, natural_key, positive_option
 
@@ -78,9 +85,9 @@ _CHROMA_THRESHOLD = 40
 # (sepia, bronze), not an overlay on a grey image: keep its luminance.
 _TINTED_FRACTION = 0.5
 
-_FIX_SPACING = "pass --pixel-spacing MM"
-_FIX_RATE = "pass --frame-rate FPS"
-_FIX_SPEED = "pass --pullback-speed MM_S"
+_FIX_SPACING = FIX_PIXEL_SPACING
+_FIX_RATE = FIX_FRAME_RATE
+_FIX_SPEED = FIX_PULLBACK_SPEED
 _FIX_FOLDER = "keep only the frames of one pullback in the folder"
 
 ProgressFn = Callable[[float, str], None]
@@ -138,7 +145,7 @@ def _spacing_option(pixel_spacing_mm: float | tuple[float, float] | None) -> tup
         return None
     values = np.atleast_1d(np.asarray(pixel_spacing_mm, dtype=float))
     for v in values:
-        positive_option(float(v), "--pixel-spacing")
+        positive_option(float(v), "pixel_spacing_mm")
     if values.size == 1:
         return float(values[0]), float(values[0])
     return float(values[0]), float(values[1])
@@ -703,7 +710,7 @@ def _scale_from_samples(
     where = " and ".join(f"{g['axis']} {g['line_px']}" for g in scale["lines"])
     source = (
         f"detected: {scale['n_ticks']} tick marks every {scale['pitch_px']:.2f} px along {where} "
-        f"({scale['kind']} marks in {len(samples)} sampled frames), assumed 1 mm apart (override with --pixel-spacing)"
+        f"({scale['kind']} marks in {len(samples)} sampled frames), assumed 1 mm apart (a given pixel spacing overrides it)"
     )
     return (mm, mm), Valued((mm, mm), source), scale
 
@@ -1146,8 +1153,8 @@ def read_pullback(
     IVUSInputError
         One line naming the file, the field and the fix.
     """
-    positive_option(pullback_speed_mm_s, "--pullback-speed")
-    positive_option(frame_rate_hz, "--frame-rate")
+    positive_option(pullback_speed_mm_s, "pullback_speed_mm_s")
+    positive_option(frame_rate_hz, "frame_rate_hz")
     spacing = _spacing_option(pixel_spacing_mm)
     path = Path(path)
     if not path.exists():
