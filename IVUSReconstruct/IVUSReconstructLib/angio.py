@@ -74,6 +74,11 @@ WARN_SEPARATION_DEG = 30.0
 # share: beyond this limit the reconstruction is refused instead (Testing/benchmarks/
 # sweep_angio_geometry.py measures which wrong geometries are caught).
 MAX_UNMATCHED_SHARE = 0.05
+_WRONG_GEOMETRY_FIX = (
+    "the geometry is likely wrong: check the view angles (PositionerPrimaryAngle/PositionerSecondaryAngle), "
+    "the isocentre offset (table moved between runs), the image orientation (rows/columns flipped), that "
+    "both curves trace the same vessel and that both run between the same two vessel ends"
+)
 _LPS_TO_RAS = np.array([-1.0, -1.0, 1.0])
 
 
@@ -508,7 +513,7 @@ def reconstruct_centerline(
             names[1],
             "points",
             f"do not correspond to {names[0]} (only {int(inside.sum())} points lie on each other's epipolar lines)",
-            "trace the same vessel segment on both projections and check the geometry tags",
+            _WRONG_GEOMETRY_FIX,
         )
     dropped = len(c1) - int(inside.sum())
     matched_t = t[inside]
@@ -521,10 +526,7 @@ def reconstruct_centerline(
             f"leave {100 * share:.0f}% of the vessel without an epipolar match ({int(inside.sum())} of {len(c1)} "
             f"points of {names[0]} match, {100 * (1.0 - uncovered2):.0f}% of {names[1]}'s length is matched; "
             f"at most {100 * MAX_UNMATCHED_SHARE:.0f}% allowed)",
-            "the geometry is likely wrong: check the view angles (PositionerPrimaryAngle/"
-            "PositionerSecondaryAngle), the isocentre offset (table moved between runs), the image "
-            "orientation (rows/columns flipped), that both curves trace the same vessel and that both run "
-            "between the same two vessel ends",
+            _WRONG_GEOMETRY_FIX,
         )
     if dropped > 0:
         warnings.append(

@@ -536,3 +536,77 @@ def test_every_setting_a_library_error_names_has_a_fix_in_every_front_end():
         missing = settings - set(fixes) - {"memory", "frame_range"}
         assert missing == set(), missing
     assert "frame_range" in limits.CLI_FIXES  # the frame range is set on the command line only
+
+
+@FUZZ
+@given(
+    spacing_xy=st.floats(1e-4, 8.0),
+    spacing_z=st.floats(0.01, 20.0),
+    speed=st.one_of(st.none(), st.floats(0.01, 100.0)),
+)
+def test_fuzzed_volume_header_facts_raise_only_range_errors(tmp_path, spacing_xy, spacing_z, speed):
+    """A 3D image's header facts go through the table before any voxel is read: refused exactly
+    when one of them (or the field of view, the frame interval, the pullback length) is out."""
+    import SimpleITK as sitk
+
+    from IVUSReconstructLib.io import images
+
+    path = tmp_path / "v.nrrd"
+    image = sitk.GetImageFromArray(np.zeros((6, 32, 32), np.uint8))
+    image.SetSpacing((spacing_xy, spacing_xy, spacing_z))
+    sitk.WriteImage(image, str(path))
+    xy = float(f"{spacing_xy:.17g}")
+    fov = 32 * xy
+    interval = spacing_z / speed if speed else None
+    wrong = {
+        "pixel_spacing_mm": not LIMITS["pixel_spacing_mm"].low <= xy <= LIMITS["pixel_spacing_mm"].high,
+        "field_of_view_mm": not LIMITS["field_of_view_mm"].low <= fov <= LIMITS["field_of_view_mm"].high,
+        "pullback_speed_mm_s": speed is not None
+        and not LIMITS["pullback_speed_mm_s"].low <= speed <= LIMITS["pullback_speed_mm_s"].high,
+        "frame_interval_s": interval is not None
+        and not LIMITS["frame_interval_s"].low <= interval <= LIMITS["frame_interval_s"].high,
+    }
+    try:
+        images.read_pullback(path, pullback_speed_mm_s=speed, require_timing=False)
+    except IVUSRangeError as exc:
+        assert exc.field in {k for k, v in wrong.items() if v} | {"pullback_length_mm"}, str(exc)
+    else:
+        assert not any(wrong.values()), wrong
+
+
+@FUZZ
+@given(delta_cm=st.floats(1e-5, 1.0), cut=st.one_of(st.none(), st.integers(0, 5)))
+def test_fuzzed_dicom_folder_checked_from_headers(tmp_path_factory, delta_cm, cut):
+    """A folder of single-frame files: a cut file is named first, then the first header's facts
+    go through the table, all before any file's pixels are read."""
+    from IVUSReconstructLib.io import dicom
+
+    pb = make_phantom("coronary", seed=5, length_mm=0.2, size_px=48).pullback
+    folder = write_pullback(pb, tmp_path_factory.mktemp("fold") / "f", layout="single-frame")
+    files = sorted(folder.iterdir())
+    ds = pydicom.dcmread(files[0])
+    ds.SequenceOfUltrasoundRegions[0].PhysicalDeltaX = delta_cm
+    ds.SequenceOfUltrasoundRegions[0].PhysicalDeltaY = delta_cm
+    ds.save_as(files[0])
+    if cut is not None:
+        victim = files[min(cut, len(files) - 1)]
+        victim.write_bytes(victim.read_bytes()[:-300])
+    spacing = float(pydicom.dcmread(files[0]).SequenceOfUltrasoundRegions[0].PhysicalDeltaX) * 10.0
+    bad_spacing = not (
+        LIMITS["pixel_spacing_mm"].low <= spacing <= LIMITS["pixel_spacing_mm"].high
+        and LIMITS["field_of_view_mm"].low <= 48 * spacing <= LIMITS["field_of_view_mm"].high
+    )
+    real = dicom._file_frames
+    try:
+        dicom._file_frames = lambda *a, **k: pytest.fail("pixels read before the headers were checked")
+        read_pullback(folder)
+    except IVUSRangeError as exc:
+        assert cut is None and bad_spacing and exc.field in ("pixel_spacing_mm", "field_of_view_mm")
+    except IVUSInputError as exc:
+        assert cut is not None and str(exc).startswith(f"{victim}: PixelData (7FE0,0010) is truncated (")
+    except BaseException as exc:  # the pixels were reached: only for a whole folder in range
+        assert cut is None and not bad_spacing, exc
+    else:
+        pytest.fail("pixels never read")
+    finally:
+        dicom._file_frames = real

@@ -9,10 +9,14 @@ The budget is set small with ``IVUS_MEMORY_BUDGET_MB`` (the phantom pullback dec
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from IVUSReconstructLib import limits
@@ -239,3 +243,56 @@ def test_within_the_budget_everything_reads(tmp_path, phantom, monkeypatch):
     path = write_pullback(phantom, tmp_path / "p.dcm", transfer_syntax="rle")
     back = read_pullback(path, decode_workers=1)
     np.testing.assert_array_equal(np.asarray(back.frames), phantom.frames)
+
+
+# --------------------------------------------------------------------------- property-based
+
+FUZZ = settings(
+    max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+DECODED_BYTES = 30 * 48 * 48
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory, phantom) -> dict[tuple[str, str], bytes]:
+    folder = tmp_path_factory.mktemp("enc")
+    forms = [("explicit-little", "MONOCHROME2"), ("explicit-little", "RGB"), ("rle", "MONOCHROME2")]
+    return {
+        (syntax, photometric): write_pullback(
+            phantom, folder / f"{syntax}-{photometric}.dcm", transfer_syntax=syntax, photometric=photometric
+        ).read_bytes()
+        for syntax, photometric in forms
+    }
+
+
+@FUZZ
+@given(
+    form=st.sampled_from([("explicit-little", "MONOCHROME2"), ("explicit-little", "RGB"), ("rle", "MONOCHROME2")]),
+    budget_bytes=st.integers(20_000, 200_000),
+    keep=st.one_of(st.none(), st.floats(0.2, 0.995)),
+)
+def test_fuzzed_budget_and_truncation(tmp_path, encoded, form, budget_bytes, keep):
+    """Whatever the budget and wherever the file is cut: a cut file is never reported as too
+    large; a whole one is refused as too large exactly when its decoded frames (not a memory
+    map) exceed the budget."""
+    data = encoded[form]
+    if keep is not None:
+        data = data[: int(keep * len(data))]
+    path = tmp_path / "f.dcm"
+    path.write_bytes(data)
+    os.environ[limits.MEMORY_BUDGET_ENV] = f"{budget_bytes / 1024**2:.9f}"
+    try:
+        read_pullback(path, decode_workers=1)
+    except IVUSInputError as exc:
+        too_large = "of decoded frames" in str(exc)
+        assert "\n" not in str(exc)
+        if keep is not None:
+            assert not too_large, str(exc)
+        else:
+            assert too_large and form != ("explicit-little", "MONOCHROME2")
+            assert DECODED_BYTES > limits.memory_budget_bytes()[0]
+    else:
+        budget = limits.memory_budget_bytes()[0]
+        assert keep is None and (form == ("explicit-little", "MONOCHROME2") or DECODED_BYTES <= budget)
+    finally:
+        del os.environ[limits.MEMORY_BUDGET_ENV]
