@@ -76,6 +76,7 @@ that contains the expected field. The pullback is a 30-frame 48 x 48 phantom wri
  66   NRRD cut short                                      size declares ... more than the file holds
  67   PNG folder: one frame cut short                     that frame: image cannot be decoded
  68   PNG folder: one frame of another size               that frame: image size is 40x40 px, unlike
+ 69   DICOM folder: a frame's file copied                 SOPInstanceUID ... the same frame twice
 ====  =================================================  ==============================================
 
 Too large to decode (the memory guard) and its order after the truncation checks: see
@@ -388,7 +389,18 @@ def _png_mixed_sizes(root: Path, phantom: Pullback):
     return folder, ["--pixel-spacing", "0.2", "--frame-rate", "30"], files[3], "image size is 40x40 px, unlike 48x48 px of f000.png"
 
 
+def _folder_duplicate_file(root: Path, phantom: Pullback):
+    import shutil
+
+    folder, files = _dicom_folder(root, phantom)
+    copy = folder / "IMG00007 copy.dcm"
+    shutil.copy(files[6], copy)
+    # the copy sorts first (same InstanceNumber, ' ' before '.'): the original is named as the repeat
+    return folder, [], files[6], "SOPInstanceUID (0008,0018) is that of IMG00007 copy.dcm too (the same frame twice)"
+
+
 FORM_CASES = [
+    ("dicom-folder-duplicate-file", _folder_duplicate_file),
     ("dicom-folder-spacing-40-mm", _folder_spacing_40mm),
     ("dicom-folder-truncated-file", _folder_truncated_file),
     ("dicom-folder-mixed-sizes", _folder_mixed_sizes),
@@ -417,7 +429,7 @@ def test_damaged_folders_and_volumes_exit_2_naming_the_file(tmp_path: Path, caps
 def test_case_table_lists_at_least_30_distinct_cases():
     ids = [c[0] for c in DICOM_CASES] + [c[0] for c in OTHER_CASES] + [c[0] for c in OPTION_CASES]
     ids += [c[0] for c in FORM_CASES]
-    assert len(set(ids)) == len(ids) >= 68
+    assert len(set(ids)) == len(ids) >= 69
 
 
 @pytest.mark.parametrize(

@@ -1098,7 +1098,17 @@ def _folder_layout(headers: list[tuple[Path, Dataset]]) -> tuple[int, int, int, 
     cols = _int_tag(first, "Columns", first_path, "0028,0011")
     n = 0
     itemsize = 1
+    seen: dict[str, Path] = {}
     for p, ds in headers:
+        uid = str(ds.get("SOPInstanceUID", "") or "")
+        if uid and uid in seen:
+            raise input_error(
+                p,
+                "SOPInstanceUID (0008,0018)",
+                f"is that of {seen[uid].name} too (the same frame twice)",
+                "keep each frame's file once in the folder",
+            )
+        seen[uid] = p
         if int(ds.get("Rows", -1)) != rows or int(ds.get("Columns", -1)) != cols:
             raise input_error(
                 p,
