@@ -397,14 +397,20 @@ def _share_outside(points: np.ndarray, polygon: np.ndarray) -> float:
 
 
 def check_array_size(what: str, shape: tuple[int, ...], itemsize: int, *, where: object, fix: str) -> None:
-    """Refuse an array of ``shape`` x ``itemsize`` bytes beyond :data:`MAX_ARRAY_BYTES` before it is made."""
+    """Refuse an array of ``shape`` x ``itemsize`` bytes before it is made, beyond
+    :data:`MAX_ARRAY_BYTES` or the run's memory budget (:func:`memory_budget_bytes`), the smaller."""
     n_bytes = float(np.prod([float(s) for s in shape])) * itemsize
+    budget, basis = memory_budget_bytes()
     if n_bytes > MAX_ARRAY_BYTES:
-        raise IVUSInputError(
-            f"{where}: the {what} would take {n_bytes / 1024**3:.1f} GB "
-            f"({' x '.join(str(int(s)) for s in shape)}), more than the "
-            f"{MAX_ARRAY_BYTES / 1024**3:.0f} GB allowed; {fix}"
-        )
+        limit = f"the {MAX_ARRAY_BYTES / 1024**3:.0f} GB allowed"
+    elif n_bytes > budget:
+        limit = f"the {_gb(budget)} this run may use ({basis})"
+    else:
+        return
+    raise IVUSInputError(
+        f"{where}: the {what} would take {_gb(n_bytes)} ({' x '.join(str(int(s)) for s in shape)}), more than "
+        f"{limit}; {fix}"
+    )
 
 
 def available_memory_bytes() -> int:

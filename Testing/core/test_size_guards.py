@@ -296,3 +296,17 @@ def test_fuzzed_budget_and_truncation(tmp_path, encoded, form, budget_bytes, kee
         assert keep is None and (form == ("explicit-little", "MONOCHROME2") or DECODED_BYTES <= budget)
     finally:
         del os.environ[limits.MEMORY_BUDGET_ENV]
+
+
+def test_labelmap_mesh_and_render_sizes_also_respect_the_budget(monkeypatch):
+    """Below the 2 GB cap, the run's memory budget bounds the output arrays too."""
+    origins = np.column_stack([np.zeros(50), np.zeros(50), np.linspace(0.0, 49.0, 50)])
+    limits.check_output_sizes(origins, 5.0, labelmap_spacing_mm=0.2, render_size_px=(800, 600), where="w")
+    monkeypatch.setenv(limits.MEMORY_BUDGET_ENV, "1")
+    with pytest.raises(IVUSInputError) as info:
+        limits.check_output_sizes(origins, 5.0, labelmap_spacing_mm=0.2, render_size_px=(800, 600), where="w")
+    # the render comes first: 600 x 800 x 4 x 2 bytes = 3.66 MiB
+    assert str(info.value) == (
+        "w: the render would take 3.66 MB (600 x 800 x 4), more than the 1 MB this run may use "
+        "(IVUS_MEMORY_BUDGET_MB=1); ask for a smaller render"
+    )
