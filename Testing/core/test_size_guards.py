@@ -310,3 +310,19 @@ def test_labelmap_mesh_and_render_sizes_also_respect_the_budget(monkeypatch):
         "w: the render would take 3.66 MB (600 x 800 x 4), more than the 1 MB this run may use "
         "(IVUS_MEMORY_BUDGET_MB=1); ask for a smaller render"
     )
+
+
+def test_image_folder_facts_checked_before_the_folder_is_decoded(tmp_path, monkeypatch):
+    """1 mm pixels (the largest plausible) on 128-pixel frames: a 128 mm field of view, refused
+    from the sampled frames before the whole folder is read."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for k in range(6):
+        Image.fromarray(rng.integers(0, 255, (128, 128), dtype=np.uint8)).save(folder / f"f{k}.png")
+    monkeypatch.setattr(images, "_read_frame_stack", lambda *a, **k: pytest.fail("folder decoded"))
+    with pytest.raises(limits.IVUSRangeError) as info:
+        images.read_pullback(folder, pixel_spacing_mm=1.0, frame_rate_hz=30.0)
+    assert str(info.value).startswith(
+        f"{folder}: field of view (image size x pixel spacing) is 128 mm, outside the plausible 1-100 mm"
+    )

@@ -784,6 +784,12 @@ def _read_frames(
         fmt0 = _FORMAT_NAMES[_suffix(_image_files(path)[0] if path.is_dir() else path)]
         spacing, spacing_source, scale = _scale_from_samples(path, samples, fmt0)
     display = detect_display_geometry(samples) if samples is not None else None
+    # the facts once against the range table, before the whole folder is decoded when the
+    # sampled frames give the frame size
+    checked = samples is not None
+    if checked:
+        n_frames = len(_image_files(path)) if path.is_dir() else _count_pages(path)
+        _check_frame_facts(path, n_frames, samples.shape[1:3], spacing, spacing_source is not None, rate, speed)
     frames, mean, std, overlay, provenance, fmt = _read_frame_stack(
         path, progress, cancel, _image_region(display)
     )
@@ -837,17 +843,8 @@ def _read_frames(
     else:
         provenance["pullback_speed_mm_s"] = Valued(None, "not given (no --pullback-speed)")
         provenance["acquisition"] = Valued("manual", "default: no --pullback-speed")
-    # the facts once against the range table (the frames' size is known from the first frame)
-    limits.check_acquisition(
-        path,
-        frame_count=n,
-        image_size_px=(h, w),
-        pixel_spacing_mm=(float(spacing[0]), float(spacing[1])),
-        frame_rate_hz=rate,
-        pullback_speed_mm_s=speed,
-        frame_times_s=np.asarray(provenance["frame_times_s"].value, dtype=float) if rate is not None else None,
-        names={"pixel_spacing_mm": "pixel spacing (given)" if spacing_source is None else "detected pixel spacing"},
-    )
+    if not checked:
+        _check_frame_facts(path, n, (h, w), spacing, spacing_source is not None, rate, speed)
     frames.flags.writeable = False
     if progress is not None:
         progress(1.0, f"read {n} frames")
@@ -860,6 +857,28 @@ def _read_frames(
         catheter_center_px=catheter,
         source={"path": str(path), "sop_class_uid": "", "vendor": f"{fmt} frames", limits.CHECKED_KEY: True},
         provenance=provenance,
+    )
+
+
+def _check_frame_facts(
+    path: Path,
+    n: int,
+    shape: tuple[int, int],
+    spacing: tuple[float, float],
+    detected: bool,
+    rate: float | None,
+    speed: float | None,
+) -> None:
+    """A frame folder's (or multi-page file's) facts against the range table, once."""
+    limits.check_acquisition(
+        path,
+        frame_count=n,
+        image_size_px=(int(shape[0]), int(shape[1])),
+        pixel_spacing_mm=(float(spacing[0]), float(spacing[1])),
+        frame_rate_hz=rate,
+        pullback_speed_mm_s=speed,
+        frame_times_s=np.arange(n) / rate if rate is not None else None,
+        names={"pixel_spacing_mm": "detected pixel spacing" if detected else "pixel spacing (given)"},
     )
 
 
