@@ -561,3 +561,31 @@ def test_fuzzed_markups_raise_only_input_errors(tmp_path: Path, points, system):
     path = tmp_path / "c.mrk.json"
     path.write_text(json.dumps({"markups": [markup]}))
     _read_or_input_error(path, read_centerline)
+
+
+@FUZZ
+@given(
+    version=st.one_of(st.integers(-3, 200), st.floats(allow_nan=True), st.text(max_size=4), st.none(), st.booleans()),
+    system=st.one_of(st.sampled_from(["LPS", "RAS", "lps", "ras", "XYZ", "", "IJK"]), st.integers(0, 3)),
+)
+def test_fuzzed_format_version_and_coordinate_system(tmp_path: Path, version, system):
+    """Native contours are read exactly when their version is 1; markups exactly when their
+    coordinateSystem is LPS or RAS (any case); everything else is one IVUSInputError line."""
+    path = _contours_json(tmp_path / "c.json", [{"index": 0, "lumen": _circle()}], version=version)
+    try:
+        read_contours(path)
+    except IVUSInputError as exc:
+        assert "version is " in str(exc) and "\n" not in str(exc)
+        assert isinstance(version, bool) or version != 1
+    else:
+        assert version == 1 and not isinstance(version, bool)
+    points = [{"position": [0.0, 0.0, float(z)]} for z in range(0, 40, 5)]
+    markups = tmp_path / "c.mrk.json"
+    markups.write_text(json.dumps({"markups": [{"type": "Curve", "coordinateSystem": system, "controlPoints": points}]}))
+    try:
+        read_centerline(markups)
+    except IVUSInputError as exc:
+        assert "coordinateSystem is " in str(exc) and "\n" not in str(exc)
+        assert not (isinstance(system, str) and system.upper() in ("LPS", "RAS"))
+    else:
+        assert isinstance(system, str) and system.upper() in ("LPS", "RAS")

@@ -96,7 +96,8 @@ def read_centerline(
         raise input_error(
             path, "suffix", "is not a centerline format", "give a .mrk.json, .vtp, .vtk, .csv or .txt file"
         )
-    system = (coordinate_system or tagged or "RAS").upper()
+    # an empty coordinateSystem in a markups file is no system (not the CSV default, RAS)
+    system = (coordinate_system or (tagged if tagged is not None else "RAS")).upper()
     if system not in ("RAS", "LPS"):
         raise input_error(
             path,
