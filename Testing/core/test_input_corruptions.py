@@ -589,3 +589,25 @@ def test_fuzzed_format_version_and_coordinate_system(tmp_path: Path, version, sy
         assert not (isinstance(system, str) and system.upper() in ("LPS", "RAS"))
     else:
         assert isinstance(system, str) and system.upper() in ("LPS", "RAS")
+
+
+def test_library_warnings_do_not_add_lines_in_a_real_process(tmp_path: Path, valid_files: dict[str, bytes]):
+    """Outside pytest (which captures warnings) pydicom's warnings about an invalid value would
+    print their own lines on stderr before the error: the reader silences them."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "pullback.dcm"
+    path.write_bytes(valid_files["explicit-little"])
+    _edit(path, NumberOfFrames="1.5")
+    code = "import sys; from IVUSReconstructLib.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "IVUSReconstruct")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "run", str(path), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"ivus-reconstruct: error: {path}: NumberOfFrames (0028,0008) is '1.5' (not an integer); "
+        "re-export the pullback from the IVUS console\n"
+    )

@@ -24,6 +24,7 @@ import io
 import itertools
 import os
 import struct
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -1399,15 +1400,19 @@ def read_pullback(
         One line naming the file, the field and the fix.
     """
     try:
-        return _read_pullback(
-            Path(path),
-            pixel_spacing_mm=pixel_spacing_mm,
-            pullback_speed_mm_s=pullback_speed_mm_s,
-            frame_rate_hz=frame_rate_hz,
-            progress=progress,
-            require_timing=require_timing,
-            decode_workers=decode_workers,
-        )
+        with warnings.catch_warnings():
+            # pydicom warns (on stderr) about each value that breaks its VR; the reader refuses
+            # what it cannot use with one line of its own and reads the rest: no second voice
+            warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
+            return _read_pullback(
+                Path(path),
+                pixel_spacing_mm=pixel_spacing_mm,
+                pullback_speed_mm_s=pullback_speed_mm_s,
+                frame_rate_hz=frame_rate_hz,
+                progress=progress,
+                require_timing=require_timing,
+                decode_workers=decode_workers,
+            )
     except IVUSInputError:
         raise
     except _DAMAGED_DATA as exc:
