@@ -418,13 +418,13 @@ class IVUSReconstructLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def _reworded(run):
-        """Run ``run()``; a range error from the library is re-worded for the module's fields."""
+        """Run ``run()``; an input error from the library gets its fix in the module's terms."""
         from IVUSReconstructLib import limits
         from IVUSReconstructLib.errors import IVUSInputError
 
         try:
             return run()
-        except limits.IVUSRangeError as exc:
+        except IVUSInputError as exc:
             raise IVUSInputError(limits.reworded(exc, limits.SLICER_FIXES)) from None
 
     def _options(self, parameterNode):

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import interpolate
 
-from .errors import input_error
+from .errors import FIX_FRAME_RATE, FIX_PULLBACK_SPEED, input_error
 from .geometry import polygon_centroids
 from .types import Centerline, ContourSet, FramePoses, Landmark
 
@@ -308,18 +308,13 @@ def frame_arc_lengths_mm(
         ``start_mm + speed * (t - t[0])``.
     """
     if pullback_speed_mm_s is None or not np.isfinite(pullback_speed_mm_s) or pullback_speed_mm_s <= 0:
-        raise input_error(
-            "--pullback-speed",
-            "value",
-            f"is {pullback_speed_mm_s!r}",
-            "give a positive speed in mm/s (e.g. 0.5)",
-        )
+        raise input_error("pullback speed", "value", f"is {pullback_speed_mm_s!r}", FIX_PULLBACK_SPEED)
     t = np.asarray(frame_times_s, dtype=float).ravel()
     if t.size == 0:
         return t.copy()
     if not np.isfinite(t).all() or np.any(np.diff(t) < 0):
         raise input_error(
-            "frame times", "frame_times_s", "are not finite and non-decreasing", "check --frame-rate"
+            "frame times", "frame_times_s", "are not finite and non-decreasing", FIX_FRAME_RATE
         )
     return float(start_mm) + float(pullback_speed_mm_s) * (t - t[0])
 
@@ -458,7 +453,8 @@ def fit_landmarks(
                 "landmarks",
                 f"frame {pins[a].frame} lies at {s_l[a]:.1f} mm but later frame {pins[a + 1].frame} at "
                 f"{s_l[a + 1]:.1f} mm along the centerline (not increasing)",
-                "check the landmark points or --centerline-order",
+                "check the landmark points or the centerline order (distal-first or proximal-first)",
+                setting="centerline_order",
             )
     arc = _interp_extrap(nominal, nominal_l, s_l)
 
@@ -580,10 +576,10 @@ def place_frames(
     if frame_index.shape != nominal.shape:
         raise ValueError(f"frame_index {frame_index.shape} and arc_length_mm {nominal.shape} differ in shape")
     if align not in ("catheter", "lumen-centroid"):
-        raise input_error("--align", "value", f"is {align!r}", "use catheter or lumen-centroid")
+        raise input_error("alignment", "value", f"is {align!r}", "use catheter or lumen-centroid")
     n = len(frame_index)
     if n == 0:
-        raise input_error(name, "frames", "none to place", "check the frame selection (gating, --contours)")
+        raise input_error(name, "frames", "none to place", "check the frame selection (gating, contours)")
     fit = fit_landmarks(
         curve,
         frame_index,
@@ -602,8 +598,9 @@ def place_frames(
             name,
             "centerline length",
             f"{curve.length_mm:.1f} mm is shorter than the pullback (needs {s.max():.1f} mm from "
-            f"--start-mm {start:g})",
-            "give a longer centerline or a smaller --start-mm",
+            f"the start position {start:g} mm)",
+            "give a longer centerline or a smaller start position",
+            setting="start_mm_smaller",
         )
     if s.min() < -tolerance:
         k = int(np.argmin(s))
@@ -611,8 +608,9 @@ def place_frames(
             name,
             "start",
             f"frame {frame_index[k]} falls {-s[k]:.1f} mm before the first (distal) centerline point "
-            f"(--start-mm {start:g})",
-            "give a larger --start-mm or a centerline that reaches further distally",
+            f"(start position {start:g} mm)",
+            "give a larger start position or a centerline that reaches further distally",
+            setting="start_mm_larger",
         )
     s = np.clip(s, 0.0, curve.length_mm)
     origin, tangent, reference = curve.evaluate(s)
@@ -630,13 +628,17 @@ def place_frames(
     if align == "lumen-centroid":
         if contours is None:
             raise input_error(
-                "--align", "lumen-centroid", "needs contours", "give --contours or use --align catheter"
+                "alignment",
+                "lumen-centroid",
+                "needs contours",
+                "give contours or align on the catheter",
+                setting="align_catheter",
             )
         by_index = {f.index: f for f in contours.frames}
         missing = [int(i) for i in frame_index if int(i) not in by_index]
         if missing:
             raise input_error(
-                "--align",
+                "alignment",
                 "lumen-centroid",
                 f"has no lumen contour for frame {missing[0]}",
                 "segment or trace every frame",

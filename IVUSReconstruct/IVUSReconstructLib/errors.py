@@ -11,18 +11,63 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["IVUSInputError", "IVUSCancelled", "input_error", "read_json_input"]
+__all__ = [
+    "IVUSInputError",
+    "IVUSCancelled",
+    "input_error",
+    "read_json_input",
+    "FIX_PIXEL_SPACING",
+    "FIX_FRAME_RATE",
+    "FIX_PULLBACK_SPEED",
+]
+
+# The library's words for the fixes a user setting makes; front ends replace them with their own
+# (an option, a manifest column, a module field) through the setting they name.
+FIX_PIXEL_SPACING = "give the pixel spacing in mm"
+FIX_FRAME_RATE = "give the frame rate in frames/s"
+FIX_PULLBACK_SPEED = "give the pullback speed in mm/s"
+_SETTING_OF_FIX = {
+    FIX_PIXEL_SPACING: "pixel_spacing_mm",
+    FIX_FRAME_RATE: "frame_rate_hz",
+    FIX_PULLBACK_SPEED: "pullback_speed_mm_s",
+}
 
 
 class IVUSInputError(ValueError):
-    """A problem with the user's input that the user can fix."""
+    """A problem with the user's input that the user can fix.
+
+    Parameters
+    ----------
+    message : str
+        The one-line message, in the library's own terms (it names no front end's control).
+    setting : str, optional
+        The user setting that fixes the problem, as a key of the front ends' fix tables
+        (``limits.CLI_FIXES``, ``BATCH_FIXES``, ``SLICER_FIXES``: e.g. ``"pixel_spacing_mm"``).
+        Each front end then replaces the text after the last ``"; "`` with its own words
+        (an option, a manifest column, a module field).
+    """
+
+    def __init__(self, message: str = "", *, setting: str | None = None):
+        super().__init__(message)
+        self.setting = setting
+
+    def __reduce__(self):
+        # keeps the setting across processes (batch workers); subclasses with other
+        # constructors pickle as this class, message and setting intact
+        return (_rebuilt, (str(self), self.setting))
+
+
+def _rebuilt(message: str, setting: str | None) -> IVUSInputError:
+    return IVUSInputError(message, setting=setting)
 
 
 class IVUSCancelled(RuntimeError):
     """Raised when a long run is cancelled through its ``threading.Event``."""
 
 
-def input_error(path: object, field: str, problem: str, fix: str) -> IVUSInputError:
+def input_error(
+    path: object, field: str, problem: str, fix: str, *, setting: str | None = None
+) -> IVUSInputError:
     """Build an :class:`IVUSInputError` with the project's one-line message layout.
 
     Parameters
@@ -34,14 +79,17 @@ def input_error(path: object, field: str, problem: str, fix: str) -> IVUSInputEr
     problem : str
         What is wrong, e.g. ``"is missing"``.
     fix : str
-        What the user should do, e.g. ``"pass --pixel-spacing MM"``.
+        What the user should do, in the library's terms, e.g. ``"give the pixel spacing in mm"``.
+    setting : str, optional
+        The user setting that fixes it (see :class:`IVUSInputError`), for front ends to reword;
+        by default the one of the standard fixes (``FIX_PIXEL_SPACING``...) when ``fix`` is one.
 
     Returns
     -------
     IVUSInputError
         To be raised by the caller.
     """
-    return IVUSInputError(f"{path}: {field} {problem}; {fix}")
+    return IVUSInputError(f"{path}: {field} {problem}; {fix}", setting=setting or _SETTING_OF_FIX.get(fix))
 
 
 def read_json_input(path: str | Path, *, fix: str = "fix the file", text: str | None = None) -> Any:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage, signal
 
-from .errors import IVUSCancelled, IVUSInputError
+from .errors import FIX_FRAME_RATE, IVUSCancelled, IVUSInputError
 from .geometry import polygon_area, polygon_centroid
 from .types import ContourSet, GatingResult, Pullback
 
@@ -425,7 +425,8 @@ def _frame_rate(frame_times_s: np.ndarray, where: str) -> float:
     rate = frame_rate_hz(frame_times_s)
     if rate is None:
         raise IVUSInputError(
-            f"{where}: frame_times_s is not strictly increasing; pass --frame-rate FPS or fix the frame times"
+            f"{where}: frame_times_s is not strictly increasing; {FIX_FRAME_RATE} or fix the frame times",
+            setting="frame_rate_hz",
         )
     return rate
 
@@ -465,7 +466,7 @@ def gate_pullback(
             "none", np.arange(n), np.zeros(0, int), None, 0.0, np.zeros(n), "gating off: all frames analysed"
         )
     if method != "image":
-        raise IVUSInputError(f"--gating: method {method!r} is not supported here; use 'image' or 'none'")
+        raise IVUSInputError(f"gating: method {method!r} is not supported here; use 'image' or 'none'")
     rate = _frame_rate(pullback.frame_times_s, where)
     dissimilarity, sharpness = frame_motion(pullback.frames, progress=progress, cancel=cancel)
     return gating_from_signal(
@@ -611,7 +612,7 @@ def rhythm_plausibility(
     low, high = plausible_bpm
     typed = frame_rate_source.startswith("--frame-rate") or not frame_rate_source
     where = (
-        "given with --frame-rate"
+        "as given"
         if frame_rate_source.startswith("--frame-rate")
         else (f"from {frame_rate_source}" if frame_rate_source else "assumed")
     )
@@ -628,10 +629,10 @@ def rhythm_plausibility(
         if typed and not low <= bpm <= high:
             return (
                 f"{head}: if the frame rate is wrong the beats are hidden ({bpm:.0f} bpm here is 70 bpm at "
-                f"{frame_rate_hz * 70.0 / bpm:.0f} frames/s), give the console's --frame-rate; otherwise the motion "
-                "is not cardiac (catheter or patient motion) and --gating none says so"
+                f"{frame_rate_hz * 70.0 / bpm:.0f} frames/s), give the console's frame rate; otherwise the motion "
+                "is not cardiac (catheter or patient motion) and gating 'none' says so"
             )
-        return f"{head}: likely catheter or patient motion (or frames already gated); --gating none says so"
+        return f"{head}: likely catheter or patient motion (or frames already gated); gating 'none' says so"
     if gating.method != "image" or gating.heart_rate_bpm is None:
         return ""
     bpm = float(gating.heart_rate_bpm)
@@ -647,11 +648,11 @@ def rhythm_plausibility(
         )
         return (
             f"{found}: outside {low:.0f}-{high:.0f} bpm expected at rest, {cause}; "
-            "give the console's --frame-rate, or choose --gating none to analyse every frame"
+            "give the console's frame rate, or choose gating 'none' to analyse every frame"
         )
     if share < clear_share:
         return (
             f"{found}: a weak rhythm (share below {clear_share:.2f}), likely catheter or patient motion "
-            "(or frames already gated); check the end-diastolic frames, or choose --gating none to analyse every frame"
+            "(or frames already gated); check the end-diastolic frames, or choose gating 'none' to analyse every frame"
         )
     return ""

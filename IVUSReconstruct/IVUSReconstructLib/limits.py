@@ -16,6 +16,7 @@ pullbacks of 30-150 mm (up to 300 mm in the legs).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -29,7 +30,11 @@ __all__ = [
     "LIMITS",
     "IVUSRangeError",
     "check",
+    "check_acquisition",
     "check_pullback",
+    "check_decoded_size",
+    "memory_budget_bytes",
+    "available_memory_bytes",
     "check_centerline",
     "check_contours",
     "check_array_size",
@@ -110,9 +115,17 @@ ACQUISITION_OPTIONS: tuple[AcquisitionOption, ...] = (
 )
 
 
-# Memory budget of one large array (volume, labelmap, render, mesh). The frames themselves are
+# Memory budget of one large array (labelmap, render, mesh). The frames themselves are
 # read as a memmap when possible; arrays derived from them must fit in this.
 MAX_ARRAY_BYTES = 2 * 1024**3
+
+# Share of the available memory (MemAvailable: free plus reclaimable cache) that a decoded
+# pullback volume may take; the rest is for the stages' working arrays (about as large again
+# at the peak of segmentation) and for other programs. IVUS_MEMORY_BUDGET_MB overrides it.
+MEMORY_SHARE = 0.5
+MEMORY_BUDGET_ENV = "IVUS_MEMORY_BUDGET_MB"
+# used when the available memory cannot be read (neither psutil, /proc/meminfo nor sysconf)
+_FALLBACK_AVAILABLE_BYTES = 8 * 1024**3
 
 
 # What the user does about a wrong value, in each front end's own terms.
@@ -127,6 +140,12 @@ CLI_FIXES: dict[str, str] = {
     "centerline_length_mm": "give the centerline in mm (--centerline), not in m or um",
     "centerline_spacing_mm": "give the centerline in mm (--centerline), not in m or um",
     "contour_extent_mm": "give --contours in mm of this pullback (or --pixel-spacing MM for pixel contours)",
+    # settings named by other library errors (IVUSInputError.setting)
+    "centerline_order": "check the landmark points or --centerline-order",
+    "start_mm_smaller": "give a longer centerline or a smaller --start-mm",
+    "start_mm_larger": "give a larger --start-mm or a centerline that reaches further distally",
+    "align_catheter": "give --contours or use --align catheter",
+    "frame_range": "set the frames to analyse with --frame-range START:END",
 }
 BATCH_FIXES: dict[str, str] = {
     "pixel_spacing_mm": "fill the pixel_spacing column in mm (e.g. 0.02), not in um or cm",
@@ -139,6 +158,10 @@ BATCH_FIXES: dict[str, str] = {
     "centerline_length_mm": "give the case's centerline file in mm, not in m or um",
     "centerline_spacing_mm": "give the case's centerline file in mm, not in m or um",
     "contour_extent_mm": "give the case's contours in mm of this pullback (or fill pixel_spacing)",
+    "centerline_order": "check the landmark points or the centerline_order column",
+    "start_mm_smaller": "give a longer centerline or a smaller start_mm",
+    "start_mm_larger": "give a larger start_mm or a centerline that reaches further distally",
+    "align_catheter": "give the case's contours or set the align column to catheter",
 }
 SLICER_FIXES: dict[str, str] = {
     "pixel_spacing_mm": "set 'Pixel spacing' (mm) in the Acquisition section",
@@ -151,6 +174,11 @@ SLICER_FIXES: dict[str, str] = {
     "centerline_length_mm": "select a centerline in mm",
     "centerline_spacing_mm": "select a centerline in mm",
     "contour_extent_mm": "select contours drawn on this volume",
+    "centerline_order": "check the landmark points or 'Centerline order'",
+    "start_mm_smaller": "select a longer centerline or set a smaller 'Start' (mm) in the Acquisition section",
+    "start_mm_larger": "set a larger 'Start' (mm) in the Acquisition section or select a centerline that "
+    "reaches further distally",
+    "align_catheter": "select contours or set 'Align' to catheter",
 }
 # Library wording: names no front end's control.
 _LIBRARY_FIXES: dict[str, str] = {
@@ -176,7 +204,7 @@ class IVUSRangeError(IVUSInputError):
     def __init__(self, where: object, name: str, field: str, value: float, fix: str | None = None):
         self.where, self.name, self.field, self.value = str(where), name, field, float(value)
         self.fix_given = fix is not None  # a front end's own wording: kept as it is
-        super().__init__(self.worded(fix))
+        super().__init__(self.worded(fix), setting=None if self.fix_given else field)
 
     def worded(self, fix: str | None = None) -> str:
         """The one-line message with ``fix`` (default: the library's neutral wording)."""
@@ -190,10 +218,21 @@ class IVUSRangeError(IVUSInputError):
 
 
 def reworded(exc: IVUSInputError, fixes: Mapping[str, str]) -> str:
-    """The message of ``exc`` with the fix in a front end's terms (unchanged for other errors)."""
-    if isinstance(exc, IVUSRangeError) and not exc.fix_given and exc.field in fixes:
-        return exc.worded(fixes[exc.field])
-    return str(exc)
+    """The message of ``exc`` with the fix in a front end's terms.
+
+    A range error is worded again with ``fixes[field]``; any other error that names the user
+    setting fixing it (``exc.setting``) gets ``fixes[setting]`` in place of the library's fix
+    (the text after its last ``"; "``). Other messages are returned unchanged.
+    """
+    if isinstance(exc, IVUSRangeError):
+        if not exc.fix_given and exc.field in fixes:
+            return exc.worded(fixes[exc.field])
+        return str(exc)
+    setting = getattr(exc, "setting", None)
+    message = str(exc)
+    if setting in fixes and "; " in message:
+        return f"{message.rsplit('; ', 1)[0]}; {fixes[setting]}"
+    return message
 
 
 def check(
@@ -212,23 +251,65 @@ def check(
 # whole inputs: what every front end hands the pipeline
 
 
-def check_pullback(pullback, where: object) -> None:
-    """Check a :class:`~IVUSReconstructLib.types.Pullback`'s acquisition facts against the table.
+def check_acquisition(
+    where: object,
+    *,
+    frame_count: int | None = None,
+    image_size_px: tuple[int, int] | None = None,
+    pixel_spacing_mm: tuple[float, float] | None = None,
+    frame_rate_hz: float | None = None,
+    frame_times_s: np.ndarray | None = None,
+    pullback_speed_mm_s: float | None = None,
+    names: Mapping[str, str] | None = None,
+) -> None:
+    """Check a pullback's acquisition facts against the table: the one check every reader (on
+    its header, before any frame is decoded) and the pipeline (on pullbacks no reader checked,
+    e.g. Slicer volumes) use.
+
+    Parameters
+    ----------
+    where : str
+        The file the facts came from.
+    frame_count, image_size_px (rows, cols), pixel_spacing_mm (row, col) : optional
+    frame_rate_hz : float, optional
+        A rate stated as such (a CineRate tag, an option); ``frame_times_s`` derived from it
+        are then not checked again.
+    frame_times_s : ndarray of shape (N,), optional
+        Must increase; their median interval is checked.
+    pullback_speed_mm_s : float, optional
+        With ``frame_times_s``, the pullback length (speed x duration) is checked too.
+    names : dict of str to str, optional
+        How each :data:`LIMITS` key is named in ``where`` (a DICOM tag, a JSON key); a
+        ``pixel_spacing_mm`` entry may be a (row, col) pair of names.
 
     Raises
     ------
     IVUSRangeError
+        A value outside its range.
+    IVUSInputError
+        Frame times that do not increase.
     """
-    n, rows, cols = (int(v) for v in pullback.frames.shape[:3])
-    check("frame_count", n, where=where)
-    for size in (rows, cols):
-        check("image_size_px", size, where=where, name="image size (rows or columns)")
-    for s in pullback.pixel_spacing_mm:
-        check("pixel_spacing_mm", s, where=where)
-    fov = max(rows * pullback.pixel_spacing_mm[0], cols * pullback.pixel_spacing_mm[1])
-    check("field_of_view_mm", fov, where=where, name="field of view (image size x pixel spacing)")
-    times = np.asarray(pullback.frame_times_s, dtype=float)
-    if times.size > 1 and "missing" not in str(_source(pullback, "frame_times_s")):
+    names = dict(names or {})
+
+    def name(key: str, default: str | None = None):
+        return names.get(key, default)
+
+    check("frame_count", frame_count, where=where, name=name("frame_count"))
+    if image_size_px is not None:
+        for size in image_size_px:
+            check("image_size_px", size, where=where, name=name("image_size_px", "image size (rows or columns)"))
+    if pixel_spacing_mm is not None:
+        spacing_names = name("pixel_spacing_mm")
+        if not isinstance(spacing_names, (tuple, list)):
+            spacing_names = (spacing_names, spacing_names)
+        for value, label in zip(pixel_spacing_mm, spacing_names, strict=True):
+            check("pixel_spacing_mm", value, where=where, name=label)
+        if image_size_px is not None:
+            fov = max(image_size_px[0] * pixel_spacing_mm[0], image_size_px[1] * pixel_spacing_mm[1])
+            check("field_of_view_mm", fov, where=where, name="field of view (image size x pixel spacing)")
+    check("frame_rate_hz", frame_rate_hz, where=where, name=name("frame_rate_hz"))
+    times = None if frame_times_s is None else np.asarray(frame_times_s, dtype=float)
+    if times is not None and times.size > 1:
         steps = np.diff(times)
         if not np.all(np.isfinite(steps)) or np.any(steps <= 0):
             k = int(np.flatnonzero(~(steps > 0))[0]) + 1
@@ -236,13 +317,40 @@ def check_pullback(pullback, where: object) -> None:
                 f"{where}: frame times are not increasing (frame {k} at {times[k]:g} s after "
                 f"{times[k - 1]:g} s); frames must be in acquisition order, each once"
             )
-        check("frame_interval_s", float(np.median(steps)), where=where, name="median frame interval")
-    speed = pullback.pullback_speed_mm_s
-    if speed is not None:
-        check("pullback_speed_mm_s", speed, where=where)
-        if times.size > 1:
-            check("pullback_length_mm", speed * float(times[-1] - times[0]), where=where,
-                  name="pullback length (speed x duration)")  # fmt: skip
+        if frame_rate_hz is None:
+            check("frame_interval_s", float(np.median(steps)), where=where,
+                  name=name("frame_interval_s", "median frame interval"))  # fmt: skip
+    check("pullback_speed_mm_s", pullback_speed_mm_s, where=where, name=name("pullback_speed_mm_s"))
+    if pullback_speed_mm_s is not None and times is not None and times.size > 1:
+        check("pullback_length_mm", pullback_speed_mm_s * float(times[-1] - times[0]), where=where,
+              name="pullback length (speed x duration)")  # fmt: skip
+
+
+# the key of Pullback.source a reader sets once it has checked the header's facts with
+# check_acquisition: the pipeline then does not check them again
+CHECKED_KEY = "ranges_checked"
+
+
+def check_pullback(pullback, where: object) -> None:
+    """Check a :class:`~IVUSReconstructLib.types.Pullback`'s acquisition facts against the table
+    (:func:`check_acquisition`), unless the reader that made it has already checked them.
+
+    Raises
+    ------
+    IVUSRangeError
+    """
+    if (getattr(pullback, "source", None) or {}).get(CHECKED_KEY):
+        return
+    n, rows, cols = (int(v) for v in pullback.frames.shape[:3])
+    timed = "missing" not in str(_source(pullback, "frame_times_s"))
+    check_acquisition(
+        where,
+        frame_count=n,
+        image_size_px=(rows, cols),
+        pixel_spacing_mm=tuple(pullback.pixel_spacing_mm),
+        frame_times_s=np.asarray(pullback.frame_times_s, dtype=float) if timed else None,
+        pullback_speed_mm_s=pullback.pullback_speed_mm_s,
+    )
 
 
 def _source(pullback, key: str) -> str:
@@ -323,13 +431,104 @@ def _share_outside(points: np.ndarray, polygon: np.ndarray) -> float:
 
 
 def check_array_size(what: str, shape: tuple[int, ...], itemsize: int, *, where: object, fix: str) -> None:
-    """Refuse an array of ``shape`` x ``itemsize`` bytes beyond :data:`MAX_ARRAY_BYTES` before it is made."""
+    """Refuse an array of ``shape`` x ``itemsize`` bytes before it is made, beyond
+    :data:`MAX_ARRAY_BYTES` or the run's memory budget (:func:`memory_budget_bytes`), the smaller."""
     n_bytes = float(np.prod([float(s) for s in shape])) * itemsize
+    budget, basis = memory_budget_bytes()
     if n_bytes > MAX_ARRAY_BYTES:
+        limit = f"the {MAX_ARRAY_BYTES / 1024**3:.0f} GB allowed"
+    elif n_bytes > budget:
+        limit = f"the {_gb(budget)} this run may use ({basis})"
+    else:
+        return
+    raise IVUSInputError(
+        f"{where}: the {what} would take {_gb(n_bytes)} ({' x '.join(str(int(s)) for s in shape)}), more than "
+        f"{limit}; {fix}"
+    )
+
+
+def available_memory_bytes() -> int:
+    """Memory available to a new allocation: psutil if installed, else /proc/meminfo
+    (MemAvailable), else ``os.sysconf`` (free pages), else 8 GB."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - not installed, or no reading on this system
+        pass
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return _FALLBACK_AVAILABLE_BYTES
+
+
+def memory_budget_bytes() -> tuple[int, str]:
+    """(bytes a decoded pullback may take, how that budget was set), read at each call.
+
+    ``IVUS_MEMORY_BUDGET_MB`` (a positive number of MiB) sets it; otherwise it is
+    :data:`MEMORY_SHARE` of :func:`available_memory_bytes`.
+    """
+    text = os.environ.get(MEMORY_BUDGET_ENV, "").strip()
+    if text:
+        try:
+            mb = float(text)
+        except ValueError:
+            mb = 0.0
+        if np.isfinite(mb) and mb > 0:
+            return int(mb * 1024**2), f"{MEMORY_BUDGET_ENV}={text}"
+    return int(MEMORY_SHARE * available_memory_bytes()), f"{MEMORY_SHARE:.0%} of the available memory"
+
+
+def _gb(n_bytes: float) -> str:
+    return f"{n_bytes / 1024**3:.1f} GB" if n_bytes >= 1024**3 else f"{n_bytes / 1024**2:.3g} MB"
+
+
+def check_decoded_size(
+    where: object, field: str, shape: tuple[int, ...], itemsize: int, *, copies: int = 1
+) -> None:
+    """Refuse a pullback whose decoded frames would not fit in :func:`memory_budget_bytes`.
+
+    Called by the readers from the header's sizes, after the checks that the file holds what
+    it declares (a truncated or forged file gets its own message) and before any frame is
+    decoded into memory.
+
+    Parameters
+    ----------
+    where : str
+        The file or folder.
+    field : str
+        The header fields the sizes come from, e.g. ``"Rows x Columns x NumberOfFrames
+        (0028,0010/0011/0008)"``.
+    shape : tuple of int
+        (frames, rows, cols[, samples]) as decoded.
+    itemsize : int
+        Bytes per sample.
+    copies : int
+        Arrays of that size alive at once while reading (2 when a library's image is copied).
+
+    Raises
+    ------
+    IVUSInputError
+    """
+    n_bytes = float(np.prod([float(v) for v in shape])) * itemsize * copies
+    budget, basis = memory_budget_bytes()
+    if n_bytes > budget:
+        dims = " x ".join(str(int(v)) for v in shape) + f" x {itemsize} bytes"
+        if copies > 1:
+            dims += f", {copies} copies while reading"
         raise IVUSInputError(
-            f"{where}: the {what} would take {n_bytes / 1024**3:.1f} GB "
-            f"({' x '.join(str(int(s)) for s in shape)}), more than the "
-            f"{MAX_ARRAY_BYTES / 1024**3:.0f} GB allowed; {fix}"
+            f"{where}: {field} make {_gb(n_bytes)} of decoded frames ({dims}), more than the "
+            f"{_gb(budget)} this run may use ({basis}); split the pullback into shorter exports, "
+            "read it on a machine with more free memory, or export it uncompressed and grey "
+            "(read from disk, not decoded into memory)",
+            setting="memory",
         )
 
 

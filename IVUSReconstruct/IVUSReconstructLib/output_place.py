@@ -78,12 +78,12 @@ def prepare_out_dir(out_dir: Path) -> None:
     """Refuse to replace a folder that is not an earlier output of this tool."""
     if out_dir.exists():
         if not out_dir.is_dir():
-            raise input_error(out_dir, "--out", "is a file", "give a folder path")
+            raise input_error(out_dir, "output folder", "is a file", "give a folder path")
         entries = list(out_dir.iterdir())
         if entries and not (out_dir / "summary.json").exists():
             raise input_error(
                 out_dir,
-                "--out",
+                "output folder",
                 "is a non-empty folder that is not an IVUSReconstruct output",
                 "choose a new folder",
             )

@@ -235,7 +235,7 @@ def load_inputs(
         paths["pullback"] = str(pullback_path)
     contours = None
     if contours_path is not None:
-        _require_file(contours_path, "--contours")
+        _require_file(contours_path, "contour file")
         spacing = options.pixel_spacing_mm
         spacing_rc = (spacing, spacing) if spacing else (pullback.pixel_spacing_mm if pullback else None)
         center = pullback.catheter_center_px if pullback else None
@@ -245,17 +245,17 @@ def load_inputs(
             check_contours_fit(contours, pullback.n_frames, contours_path)
     if pullback is None and contours is None:
         raise IVUSInputError(
-            "no input: give a PULLBACK (DICOM file or folder, frame folder, NRRD/NIfTI/MHA) "
-            "or --contours FILE with z_mm per frame"
+            "no input: give a pullback (DICOM file or folder, frame folder, NRRD/NIfTI/MHA) "
+            "or contours with z_mm per frame"
         )
     centerline = None
     if centerline_path is not None:
-        _require_file(centerline_path, "--centerline")
+        _require_file(centerline_path, "centerline file")
         centerline = read_centerline(centerline_path, order=options.centerline_order)
         paths["centerline"] = str(centerline_path)
     landmarks: tuple[Landmark, ...] = ()
     if landmarks_path is not None:
-        _require_file(landmarks_path, "--landmarks")
+        _require_file(landmarks_path, "landmark file")
         landmarks = tuple(read_landmarks(landmarks_path))
         paths["landmarks"] = str(landmarks_path)
     keyframes = None
@@ -274,10 +274,10 @@ def _read_keyframes(
     from .io.keyframes import read_keyframes
 
     if contours_path is not None:
-        raise input_error(path, "--keyframes", "guide the segmentation, and --contours skips it",
-                          "give --keyframes (a few corrected frames) or --contours (every frame), not both")  # fmt: skip
+        raise input_error(path, "keyframes", "guide the segmentation, and contours for every frame skip it",
+                          "give keyframes (a few corrected frames) or contours (every frame), not both")  # fmt: skip
     if pullback is None:
-        raise input_error(path, "--keyframes", "need the pullback they were drawn on", "give PULLBACK")
+        raise input_error(path, "keyframes", "need the pullback they were drawn on", "give the pullback")
     return read_keyframes(path, pullback)
 
 
@@ -341,11 +341,13 @@ def _arc_lengths(
     if pullback is not None and pullback.acquisition == "manual":
         raise IVUSInputError(
             f"{source_hint}: IVUSAcquisition is MANUAL_PULLBACK and frames carry no z_mm; "
-            "give --pullback-speed MM_S if the pullback was motorised, or contours with z_mm"
+            "give the pullback speed in mm/s if the pullback was motorised, or contours with z_mm",
+            setting="pullback_speed_mm_s",
         )
     raise IVUSInputError(
-        f"{source_hint}: frames have no longitudinal position; give --pullback-speed MM_S with a "
-        "pullback, or contours whose frames carry z_mm"
+        f"{source_hint}: frames have no longitudinal position; give the pullback speed in mm/s with a "
+        "pullback, or contours whose frames carry z_mm",
+        setting="pullback_speed_mm_s",
     )
 
 
@@ -417,7 +419,7 @@ def run_pipeline(
     source_hint = input_paths.get("pullback") or input_paths.get("contours") or "input"
 
     if pullback is None and contours is None:
-        raise IVUSInputError("no input: give a PULLBACK or --contours FILE")
+        raise IVUSInputError("no input: give a pullback or contours")
     if keyframes is not None and not segmenting:
         raise IVUSInputError(
             "keyframes guide the segmentation, and contours given for every frame skip it; give one of them"
@@ -432,13 +434,13 @@ def run_pipeline(
         stages.begin("gating", "gating")
         if options.gating == "ecg":
             raise IVUSInputError(
-                "--gating ecg: ECG gating needs an ECG waveform in the DICOM; use --gating image or none"
+                "gating 'ecg': ECG gating needs an ECG waveform in the DICOM; use gating 'image' or 'none'"
             )
         stages.end()
         stages.begin("segmentation", "contours from file")
         stages.end()
     if not contours.frames:
-        raise IVUSInputError(f"{source_hint}: no frame to analyse; check --frames / the contour file")
+        raise IVUSInputError(f"{source_hint}: no frame to analyse; check the frames asked for / the contour file")
 
     stages.begin("placement", "placing frames on the centerline")
     landmarks = tuple(landmarks)
@@ -585,7 +587,7 @@ def _place(
     if centerline is None:
         centerline = _straight_centerline(float(arc.max()) + 10.0)
         flags.append(
-            {"rule": "no_centerline", "message": "no --centerline given: frames stacked on a straight line"}
+            {"rule": "no_centerline", "message": "no centerline given: frames stacked on a straight line"}
         )
     poses = place_frames(
         centerline,

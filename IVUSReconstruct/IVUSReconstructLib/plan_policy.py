@@ -354,7 +354,7 @@ def run_territory(territory: str | None, vein_segment: str | None) -> tuple[str,
         return ("femoral-vein" if vein_segment == "common_femoral" else "iliac-vein"), vein_segment
     if territory not in DEVICES:
         raise input_error(
-            "--territory", territory, "is not a known territory", f"use one of {', '.join(TERRITORIES)}"
+            "territory", territory, "is not a known territory", f"use one of {', '.join(TERRITORIES)}"
         )
     if territory in VENOUS_TERRITORIES:
         return territory, vein_segment or _VEIN_SEGMENT[territory]

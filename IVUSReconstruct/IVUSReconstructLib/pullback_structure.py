@@ -91,7 +91,7 @@ class PullbackStructure:
         return (
             f"analysed frames {self.first_frame}-{self.last_frame} of 0-{self.n_frames - 1}; left out: "
             + "; ".join(parts)
-            + " (set the range by hand with --frame-range START:END)"
+            + " (the frame range can be set by hand)"
         )
 
 
@@ -105,18 +105,18 @@ def parse_frame_range(spec: str, n_frames: int) -> tuple[int, int]:
     """
     text = str(spec).strip()
     if ":" not in text:
-        raise IVUSInputError(f"--frame-range {spec!r}: use START:END (0-based, inclusive), e.g. 30:1600")
+        raise IVUSInputError(f"frame range {spec!r}: use START:END (0-based, inclusive), e.g. 30:1600")
     a, b = text.split(":", 1)
     try:
         start = int(a) if a.strip() else 0
         end = int(b) if b.strip() else n_frames - 1
     except ValueError:
         raise IVUSInputError(
-            f"--frame-range {spec!r}: use START:END (0-based, inclusive), e.g. 30:1600"
+            f"frame range {spec!r}: use START:END (0-based, inclusive), e.g. 30:1600"
         ) from None
     if not 0 <= start <= end < n_frames:
         raise IVUSInputError(
-            f"--frame-range {spec!r}: must satisfy 0 <= START <= END <= {n_frames - 1} (the pullback has {n_frames} frames)"
+            f"frame range {spec!r}: must satisfy 0 <= START <= END <= {n_frames - 1} (the pullback has {n_frames} frames)"
         )
     return start, end
 
@@ -349,7 +349,8 @@ def _guide_segments(
     segments = [sl[0] for sl in ndimage.find_objects(vessel_labels)]
     if not segments:
         raise IVUSInputError(
-            "pullback: every frame lies inside the guiding catheter; set the frames to analyse with --frame-range START:END"
+            "pullback: every frame lies inside the guiding catheter; set the frame range to analyse by hand",
+            setting="frame_range",
         )
     keep = max(segments, key=lambda sl: sl.stop - sl.start)
     cuts: list[dict[str, Any]] = []
@@ -446,7 +447,8 @@ def find_pullback_structure(
     if last < first:
         raise IVUSInputError(
             f"{pullback.source.get('path', 'pullback')}: no frame is left once the motionless and "
-            "guiding-catheter frames are cut; set the frames to analyse with --frame-range START:END"
+            "guiding-catheter frames are cut; set the frame range to analyse by hand",
+            setting="frame_range",
         )
     if progress is not None:
         progress(1.0, "pullback structure")
@@ -471,11 +473,11 @@ def manual_structure(pullback: Pullback, spec: str) -> PullbackStructure:
     cuts = []
     if start > 0:
         cuts.append(
-            _cut("frame_range", 0, start - 1, "--frame-range")
+            _cut("frame_range", 0, start - 1, "before the given frame range")
         )
     if end < n - 1:
         cuts.append(
-            _cut("frame_range", end + 1, n - 1, "--frame-range")
+            _cut("frame_range", end + 1, n - 1, "after the given frame range")
         )
     return PullbackStructure(
         n, start, end, tuple(cuts), "--frame-range", np.full(n, np.nan), np.full(n, np.nan)

@@ -134,3 +134,25 @@ def test_second_view_without_its_curve_is_refused(biplane_case, tmp_path, capsys
         main(["angio", str(xa1), str(xa2), "--curve1", str(c1), "--out", str(tmp_path / "x.mrk.json")]) == 2
     )
     assert "give XA2 together with --curve2" in capsys.readouterr().err
+
+
+def test_flipped_view_is_refused_with_one_line_and_nothing_written(biplane_case, tmp_path, capsys):
+    """The issue's wrong geometry: view 2's image upside down. About half the points (or more)
+    find no epipolar match; refused (exit 2) instead of a curve 13-17% too short."""
+    _, _, (xa1, c1, xa2, c2) = biplane_case
+    flipped = tmp_path / "curve1_flipped.csv"
+    curve = np.loadtxt(c2, delimiter=",", skiprows=1)
+    np.savetxt(flipped, np.column_stack([511 - curve[:, 0], curve[:, 1]]), delimiter=",",
+               header="row,col", comments="")  # fmt: skip
+    out = tmp_path / "cl.mrk.json"
+    code = main(["angio", str(xa1), str(xa2), "--curve1", str(c1), "--curve2", str(flipped), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    # measured: only 2 points lie on each other's epipolar lines
+    assert err.startswith(f"ivus-reconstruct: error: {flipped}: points do not correspond to {c1} (only ")
+    assert err.rstrip().endswith(
+        "; the geometry is likely wrong: check the view angles (PositionerPrimaryAngle/PositionerSecondaryAngle), "
+        "the isocentre offset (table moved between runs), the image orientation (rows/columns flipped), that "
+        "both curves trace the same vessel and that both run between the same two vessel ends"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curve1_flipped.csv"]

@@ -208,7 +208,7 @@ def test_keyframes_with_contours_of_every_frame_are_refused(phantom_dir, tmp_pat
     out = tmp_path / "out"
     argv = ["run", str(phantom_dir / "pullback.dcm"), "--contours", str(phantom_dir / "truth_contours.json")]
     assert _error(capsys, [*argv, "--keyframes", str(keys), "--out", str(out)]) == (
-        f"{keys}: --keyframes guide the segmentation, and --contours skips it; give --keyframes (a few "
-        "corrected frames) or --contours (every frame), not both"
+        f"{keys}: keyframes guide the segmentation, and contours for every frame skip it; give keyframes (a few "
+        "corrected frames) or contours (every frame), not both"
     )
     assert not out.exists()

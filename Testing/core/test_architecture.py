@@ -242,10 +242,10 @@ def test_slicer_module_reads_no_dicom_and_parses_no_attributes():
 TESTING = LIB.parents[1] / "Testing"
 # modules whose behaviour is tested through others (types: data classes; plan_policy: through plan;
 # output_place: through the commands' fault tests; the parts of segmentation/: test_segmentation*.py;
-# the parts of phantom/: test_phantom*.py; of mrml/: Testing/mrml; longitudinal: the L-mode tests in test_render.py / test_report.py)
+# the parts of phantom/: test_phantom*.py; of mrml/: Testing/mrml; dicom_write: round trips in test_dicom*.py; longitudinal: the L-mode tests in test_render.py / test_report.py)
 TESTED_ELSEWHERE = {"types", "plan_policy", "output_place", "_common", "__init__", "options", "paths",
                     "polar", "shapes", "eem", "lumen", "refine", "shadows", "segmenter", "confidence",
-                    "_imaging", "_shapes", "generator", "presets", "longitudinal", "plan_nodes", "edits"}  # fmt: skip
+                    "_imaging", "_shapes", "generator", "presets", "longitudinal", "plan_nodes", "edits", "dicom_write"}  # fmt: skip
 
 
 def test_each_module_has_tests_under_its_name():

@@ -141,7 +141,7 @@ def test_errors(tmp_path):
     missing = tmp_path / "nope.csv"
     with pytest.raises(IVUSInputError) as e:
         read_centerline(missing)
-    assert str(e.value) == f"{missing}: file does not exist; check the --centerline path"
+    assert str(e.value) == f"{missing}: file does not exist; check the centerline's path"
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     with pytest.raises(IVUSInputError, match="file is empty; export the centerline again"):
@@ -164,7 +164,7 @@ def test_errors(tmp_path):
     bad.write_text("1 2 3\n")
     with pytest.raises(IVUSInputError, match="suffix is not a centerline format"):
         read_centerline(bad)
-    with pytest.raises(IVUSInputError, match="--centerline-order"):
+    with pytest.raises(IVUSInputError, match="centerline order is 'backwards'; use distal-first or proximal-first"):
         read_centerline(dup, order="backwards")
 
 

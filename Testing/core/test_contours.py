@@ -121,7 +121,7 @@ def test_aivus_json_spline_knots(tmp_path):
     knots = circle(50.0, (300.0, 256.0), 10)  # (x = col, y = row) pixels
     path = tmp_path / "anonymized_contours_1.json"
     path.write_text(json.dumps(_aivus_doc([knots, knots + 5.0])))
-    with pytest.raises(IVUSInputError, match=r"pixel_spacing_mm is not stored .*; pass --pixel-spacing MM"):
+    with pytest.raises(IVUSInputError, match=r"pixel_spacing_mm is not stored .*; give the pixel spacing in mm"):
         read_contours(path)
     cs = read_contours(path, pixel_spacing_mm=SPACING)
     assert cs.indices.tolist() == [0, 1] and cs.frames[0].phase == "ED" and cs.frames[1].phase is None

@@ -105,7 +105,7 @@ def test_frame_arc_lengths():
     np.testing.assert_allclose(
         frame_arc_lengths_mm(np.array([1.0, 1.1, 1.3]), 0.5, start_mm=2.0), [2.0, 2.05, 2.15]
     )
-    with pytest.raises(IVUSInputError, match="--pullback-speed: value is 0.0; give a positive speed"):
+    with pytest.raises(IVUSInputError, match="pullback speed: value is 0.0; give the pullback speed in mm/s"):
         frame_arc_lengths_mm(np.array([0.0, 1.0]), 0.0)
 
 
@@ -115,8 +115,8 @@ def test_short_centerline_message():
     with pytest.raises(IVUSInputError) as e:
         place_frames(short, np.arange(310), s, start_mm=0.0)
     assert str(e.value) == (
-        "cl.csv: centerline length 30.0 mm is shorter than the pullback (needs 41.2 mm from --start-mm 0); "
-        "give a longer centerline or a smaller --start-mm"
+        "cl.csv: centerline length 30.0 mm is shorter than the pullback (needs 41.2 mm from the start position 0 mm); "
+        "give a longer centerline or a smaller start position"
     )
     with pytest.raises(IVUSInputError, match="frame 0 falls 2.0 mm before the first"):
         place_frames(short, np.arange(2), np.array([-2.0, 5.0]))

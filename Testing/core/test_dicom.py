@@ -77,6 +77,7 @@ def test_round_trip_multiframe_is_memmapped_and_exact(dicom_file: Path, pullback
         "path": str(dicom_file),
         "sop_class_uid": US_MULTIFRAME_SOP_CLASS,
         "vendor": "IVUSReconstruct phantom IVUSReconstruct",
+        "ranges_checked": True,  # the header's facts went through the range table once
     }
 
 
@@ -259,9 +260,9 @@ def test_error_no_spacing(dicom_file: Path):
     _expect(
         dicom_file,
         f"{dicom_file}: SequenceOfUltrasoundRegions (0018,6011)/PixelSpacing (0028,0030) is missing; "
-        "pass --pixel-spacing MM",
+        "give the pixel spacing in mm",
     )
-    assert read_pullback(dicom_file, pixel_spacing_mm=0.02).pixel_spacing_mm == (0.02, 0.02)
+    assert read_pullback(dicom_file, pixel_spacing_mm=0.05).pixel_spacing_mm == (0.05, 0.05)
 
 
 def test_error_motor_pullback_without_rate(dicom_file: Path):
@@ -269,7 +270,7 @@ def test_error_motor_pullback_without_rate(dicom_file: Path):
     _expect(
         dicom_file,
         f"{dicom_file}: IVUSPullbackRate (0018,3101) is missing for a MOTOR_PULLBACK acquisition; "
-        "pass --pullback-speed MM_S",
+        "give the pullback speed in mm/s",
     )
     relaxed = read_pullback(dicom_file, require_timing=False)
     assert (
@@ -288,7 +289,7 @@ def test_error_no_timing(dicom_file: Path):
     _expect(
         dicom_file,
         f"{dicom_file}: FrameTime (0018,1063)/FrameTimeVector (0018,1065)/CineRate (0018,0040) is "
-        "missing; pass --frame-rate FPS",
+        "missing; give the frame rate in frames/s",
     )
     assert read_pullback(dicom_file, frame_rate_hz=20.0).frame_times_s[1] == pytest.approx(0.05)
 
@@ -319,7 +320,7 @@ def test_error_non_positive_spacing(dicom_file: Path, delta: float):
     ds.save_as(dicom_file)
     _expect(
         dicom_file,
-        f"{dicom_file}: PhysicalDeltaX (0018,602C) is {delta} cm (must be positive); pass --pixel-spacing MM",
+        f"{dicom_file}: PhysicalDeltaX (0018,602C) is {delta} cm (must be positive); give the pixel spacing in mm",
     )
 
 
@@ -329,12 +330,17 @@ def test_error_unknown_units(dicom_file: Path):
     ds.save_as(dicom_file)
     _expect(
         dicom_file,
-        f"{dicom_file}: PhysicalUnitsXDirection (0018,6024) is 4 (seconds, not cm); pass --pixel-spacing MM",
+        f"{dicom_file}: PhysicalUnitsXDirection (0018,6024) is 4 (seconds, not cm); give the pixel spacing in mm",
     )
 
 
 def test_error_bad_option(dicom_file: Path):
-    _expect(dicom_file, "--pullback-speed: -1.0 must be a positive number", pullback_speed_mm_s=-1.0)
+    _expect(
+        dicom_file,
+        "pullback speed (given): value is -1 mm/s, must be positive, within the plausible 0.05-40 mm/s "
+        "(motor pullbacks run at 0.5, 1 or 2 mm/s); check the pullback speed and its unit",
+        pullback_speed_mm_s=-1.0,
+    )
 
 
 def test_monochrome1_is_inverted_and_ybr_422_keeps_luminance(tmp_path: Path, pullback: Pullback):

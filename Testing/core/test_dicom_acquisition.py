@@ -103,7 +103,8 @@ def test_implausible_value_is_refused_with_the_tag(written: Path, tmp_path: Path
     path = _edited(written, tmp_path / "n.dcm", FrameTime=-5.0)
     with pytest.raises(IVUSInputError) as info:
         read_acquisition(path)
-    assert str(info.value) == f"{path}: FrameTime (0018,1063) is -5.0 ms (must be positive); pass --frame-rate FPS"
+    assert str(info.value) == f"{path}: FrameTime (0018,1063) is -5.0 ms (must be positive); give the frame rate in frames/s"
+    assert info.value.setting == "frame_rate_hz"  # each front end words the fix in its own terms
 
 
 def test_not_a_dicom_file(tmp_path: Path):

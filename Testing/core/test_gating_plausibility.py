@@ -41,9 +41,9 @@ def test_wrong_frame_rate_is_named(phantom) -> None:
     bpm = round(gating.heart_rate_bpm)
     implied = round(50.0 * 70.0 / gating.heart_rate_bpm)
     assert line == (
-        f"image gating found {bpm} bpm (spectral peak share {gating.confidence:.2f}) at 50 frames/s given with "
-        f"--frame-rate: outside 45-110 bpm expected at rest, likely a wrong frame rate (the same beats are "
-        f"70 bpm at {implied} frames/s); give the console's --frame-rate, or choose --gating none to analyse every frame"
+        f"image gating found {bpm} bpm (spectral peak share {gating.confidence:.2f}) at 50 frames/s as given: "
+        f"outside 45-110 bpm expected at rest, likely a wrong frame rate (the same beats are "
+        f"70 bpm at {implied} frames/s); give the console's frame rate, or choose gating 'none' to analyse every frame"
     )
     assert abs(implied - 30) <= 2  # the true frame rate is recovered
 
@@ -61,9 +61,9 @@ def test_weak_rhythm_is_named() -> None:
     gating = GatingResult("image", np.arange(3), np.arange(3), 72.0, 0.26, np.zeros(3))
     line = rhythm_plausibility(gating, 30.0, frame_rate_source="--frame-rate")
     assert line == (
-        "image gating found 72 bpm (spectral peak share 0.26) at 30 frames/s given with --frame-rate: a weak "
+        "image gating found 72 bpm (spectral peak share 0.26) at 30 frames/s as given: a weak "
         "rhythm (share below 0.28), likely catheter or patient motion (or frames already gated); check the "
-        "end-diastolic frames, or choose --gating none to analyse every frame"
+        "end-diastolic frames, or choose gating 'none' to analyse every frame"
     )
 
 
@@ -82,7 +82,7 @@ def test_rhythm_hidden_by_a_wrong_frame_rate_is_named(phantom) -> None:
     assert gating.method == "none" and gating.message.startswith("no clear cardiac rhythm")
     line = rhythm_plausibility(gating, 100.0, frame_rate_source="--frame-rate")
     assert line.startswith("image gating found no clear rhythm (strongest ")
-    assert "at 100 frames/s given with --frame-rate; every frame was analysed ungated" in line
+    assert "at 100 frames/s as given; every frame was analysed ungated" in line
 
 
 def test_frame_rate_from_frame_times():

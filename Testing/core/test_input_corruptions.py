@@ -67,7 +67,20 @@ that contains the expected field. The pullback is a 30-frame 48 x 48 phantom wri
  57   centerline in metres (0.055 m long)                 centerline length is 0.055 mm, outside
  58   --pullback-speed 400                                --pullback-speed: value is 400 mm/s
  59   --start-mm 5000                                     --start-mm: value is 5000 mm
+ 60   FrameTimeVector in us (0.0333 ms increments)        FrameTimeVector ... median increment ... outside
+ 61   40 mm/s for 116 s (a 4.6 m pullback)                pullback length (speed x duration) ... outside
+ 62   DICOM folder: 40 mm pixels in the first header      pixel spacing from PhysicalDeltaX ... outside
+ 63   DICOM folder: one file cut short                    that file: PixelData (7FE0,0010) is truncated
+ 64   DICOM folder: one file of another frame size        that file: Rows/Columns ... unlike 48x48
+ 65   NRRD with 5 mm pixels                               NRRD spacing is 5 mm, outside
+ 66   NRRD cut short                                      size declares ... more than the file holds
+ 67   PNG folder: one frame cut short                     that frame: image cannot be decoded
+ 68   PNG folder: one frame of another size               that frame: image size is 40x40 px, unlike
+ 69   DICOM folder: a frame's file copied                 SOPInstanceUID ... the same frame twice
 ====  =================================================  ==============================================
+
+Too large to decode (the memory guard) and its order after the truncation checks: see
+test_size_guards.py. Angiograms of a wrong geometry: test_angio.py and test_angio_cli.py.
 
 Cases 3, 4 and 5 declare tens of gigabytes: tracemalloc checks that reading allocates less
 than the file's size. Property-based tests (hypothesis) flip and cut bytes of valid small
@@ -198,10 +211,12 @@ DICOM_CASES: list[tuple[str, str, Callable[[Path], None], str]] = [
     ("gated-without-rate", "explicit-little", lambda p: _edit(p, IVUSAcquisition="GATED_PULLBACK"), "IVUSGatedRate (0018,3102)"),
     ("no-rows", "explicit-little", lambda p: _edit(p, Rows=None), "Rows (0028,0010) is missing"),
     ("frames-text", "explicit-little", lambda p: _edit(p, NumberOfFrames="1.5"), "NumberOfFrames (0028,0008)"),
-    ("spacing-40-mm", "explicit-little", lambda p: _region(p, PhysicalDeltaX=4.0, PhysicalDeltaY=4.0), "pixel spacing from PhysicalDeltaX (0018,602C) is 40 mm, outside the plausible 0.001-1 mm"),
+    ("spacing-40-mm", "explicit-little", lambda p: _region(p, PhysicalDeltaX=4.0, PhysicalDeltaY=4.0), "pixel spacing from PhysicalDeltaY (0018,602E) is 40 mm, outside the plausible 0.001-1 mm"),
     ("rate-400", "explicit-little", lambda p: _edit(p, IVUSPullbackRate="400"), "IVUSPullbackRate (0018,3101) is 400 mm/s, outside the plausible 0.05-40 mm/s"),
     ("frame-time-seconds-as-ms", "explicit-little", lambda p: _edit(p, FrameTime="33333"), "FrameTime (0018,1063) is 33.333 s, outside the plausible 0.001-5 s"),
     ("cine-rate-5000", "explicit-little", lambda p: _edit(p, FrameTime=None, FrameIncrementPointer=None, CineRate=5000), "CineRate (0018,0040) is 5000 frames/s, outside the plausible 1-500 frames/s"),
+    ("vector-microseconds", "explicit-little", lambda p: _vector(p, ["0"] + ["0.0333"] * 29), "FrameTimeVector (0018,1065) median increment is 3.33e-05 s, outside the plausible 0.001-5 s"),
+    ("pullback-4-metres", "explicit-little", lambda p: _edit(p, FrameTime="4000", IVUSPullbackRate="40"), "pullback length (speed x duration) is 4640 mm, outside the plausible 0-1000 mm"),
 ]  # fmt: skip
 
 
@@ -303,9 +318,118 @@ def test_bad_option_exits_2(tmp_path: Path, capsys, valid_files: dict[str, bytes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pullback.dcm"]
 
 
+# --------------------------------------------------------------------------- other pullback forms
+
+
+def _dicom_folder(root: Path, phantom: Pullback) -> tuple[Path, list[Path]]:
+    folder = write_pullback(phantom, root / "frames", layout="single-frame")
+    return folder, sorted(folder.iterdir())
+
+
+def _folder_spacing_40mm(root: Path, phantom: Pullback):
+    folder, files = _dicom_folder(root, phantom)
+    _region(files[0], PhysicalDeltaX=4.0)
+    return folder, [], files[0], "pixel spacing from PhysicalDeltaX (0018,602C) is 40 mm, outside"
+
+
+def _folder_truncated_file(root: Path, phantom: Pullback):
+    folder, files = _dicom_folder(root, phantom)
+    files[12].write_bytes(files[12].read_bytes()[:-400])
+    return folder, [], files[12], "PixelData (7FE0,0010) is truncated ("
+
+
+def _folder_mixed_sizes(root: Path, phantom: Pullback):
+    folder, files = _dicom_folder(root, phantom)
+    _edit(files[5], Rows=40)
+    return folder, [], files[5], "Rows/Columns (0028,0010/0011) are 40x48, unlike 48x48 in IMG00001.dcm"
+
+
+def _nrrd(root: Path, phantom: Pullback, spacing=(0.2, 0.2, 0.5), compress=True) -> Path:
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(np.asarray(phantom.frames))
+    image.SetSpacing(spacing)
+    path = root / "pullback.nrrd"
+    sitk.WriteImage(image, str(path), useCompression=compress)
+    return path
+
+
+def _nrrd_spacing_5mm(root: Path, phantom: Pullback):
+    path = _nrrd(root, phantom, spacing=(5.0, 5.0, 0.5))
+    return path, ["--frame-rate", "30"], path, "NRRD spacing is 5 mm, outside the plausible 0.001-1 mm"
+
+
+def _nrrd_truncated(root: Path, phantom: Pullback):
+    path = _nrrd(root, phantom, compress=False)
+    path.write_bytes(path.read_bytes()[:-5000])
+    return path, ["--frame-rate", "30"], path, "size declares 48x48x30 voxels (69120 bytes), more than the file holds"
+
+
+def _png_folder(root: Path, phantom: Pullback) -> tuple[Path, list[Path]]:
+    from PIL import Image
+
+    folder = root / "png"
+    folder.mkdir()
+    for k, frame in enumerate(np.asarray(phantom.frames)):
+        Image.fromarray(frame).save(folder / f"f{k:03d}.png")
+    return folder, sorted(folder.iterdir())
+
+
+def _png_damaged_frame(root: Path, phantom: Pullback):
+    folder, files = _png_folder(root, phantom)
+    files[9].write_bytes(files[9].read_bytes()[:100])
+    return folder, ["--pixel-spacing", "0.2", "--frame-rate", "30"], files[9], "image cannot be decoded ("
+
+
+def _png_mixed_sizes(root: Path, phantom: Pullback):
+    from PIL import Image
+
+    folder, files = _png_folder(root, phantom)
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(files[3])
+    return folder, ["--pixel-spacing", "0.2", "--frame-rate", "30"], files[3], "image size is 40x40 px, unlike 48x48 px of f000.png"
+
+
+def _folder_duplicate_file(root: Path, phantom: Pullback):
+    import shutil
+
+    folder, files = _dicom_folder(root, phantom)
+    copy = folder / "IMG00007 copy.dcm"
+    shutil.copy(files[6], copy)
+    # the copy sorts first (same InstanceNumber, ' ' before '.'): the original is named as the repeat
+    return folder, [], files[6], "SOPInstanceUID (0008,0018) is that of IMG00007 copy.dcm too (the same frame twice)"
+
+
+FORM_CASES = [
+    ("dicom-folder-duplicate-file", _folder_duplicate_file),
+    ("dicom-folder-spacing-40-mm", _folder_spacing_40mm),
+    ("dicom-folder-truncated-file", _folder_truncated_file),
+    ("dicom-folder-mixed-sizes", _folder_mixed_sizes),
+    ("nrrd-spacing-5-mm", _nrrd_spacing_5mm),
+    ("nrrd-truncated", _nrrd_truncated),
+    ("png-folder-damaged-frame", _png_damaged_frame),
+    ("png-folder-mixed-sizes", _png_mixed_sizes),
+]
+
+
+@pytest.mark.parametrize("make", [c[1] for c in FORM_CASES], ids=[c[0] for c in FORM_CASES])
+def test_damaged_folders_and_volumes_exit_2_naming_the_file(tmp_path: Path, capsys, phantom: Pullback, make):
+    """DICOM folders, 3D images and image folders: refused from their headers (or the damaged
+    file) with one line naming the file and the field; nothing in the output place."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    pullback, extra, named, expected = make(inputs, phantom)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, err = _run(capsys, str(pullback), *extra, "--out", str(tmp_path / "out"))
+    assert code == 2, err
+    assert err.startswith(f"ivus-reconstruct: error: {named}: ") and err.count("\n") == 1
+    assert expected in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
 def test_case_table_lists_at_least_30_distinct_cases():
     ids = [c[0] for c in DICOM_CASES] + [c[0] for c in OTHER_CASES] + [c[0] for c in OPTION_CASES]
-    assert len(set(ids)) == len(ids) >= 59
+    ids += [c[0] for c in FORM_CASES]
+    assert len(set(ids)) == len(ids) >= 69
 
 
 @pytest.mark.parametrize(
@@ -437,3 +561,53 @@ def test_fuzzed_markups_raise_only_input_errors(tmp_path: Path, points, system):
     path = tmp_path / "c.mrk.json"
     path.write_text(json.dumps({"markups": [markup]}))
     _read_or_input_error(path, read_centerline)
+
+
+@FUZZ
+@given(
+    version=st.one_of(st.integers(-3, 200), st.floats(allow_nan=True), st.text(max_size=4), st.none(), st.booleans()),
+    system=st.one_of(st.sampled_from(["LPS", "RAS", "lps", "ras", "XYZ", "", "IJK"]), st.integers(0, 3)),
+)
+def test_fuzzed_format_version_and_coordinate_system(tmp_path: Path, version, system):
+    """Native contours are read exactly when their version is 1; markups exactly when their
+    coordinateSystem is LPS or RAS (any case); everything else is one IVUSInputError line."""
+    path = _contours_json(tmp_path / "c.json", [{"index": 0, "lumen": _circle()}], version=version)
+    try:
+        read_contours(path)
+    except IVUSInputError as exc:
+        assert "version is " in str(exc) and "\n" not in str(exc)
+        assert isinstance(version, bool) or version != 1
+    else:
+        assert version == 1 and not isinstance(version, bool)
+    points = [{"position": [0.0, 0.0, float(z)]} for z in range(0, 40, 5)]
+    markups = tmp_path / "c.mrk.json"
+    markups.write_text(json.dumps({"markups": [{"type": "Curve", "coordinateSystem": system, "controlPoints": points}]}))
+    try:
+        read_centerline(markups)
+    except IVUSInputError as exc:
+        assert "coordinateSystem is " in str(exc) and "\n" not in str(exc)
+        assert not (isinstance(system, str) and system.upper() in ("LPS", "RAS"))
+    else:
+        assert isinstance(system, str) and system.upper() in ("LPS", "RAS")
+
+
+def test_library_warnings_do_not_add_lines_in_a_real_process(tmp_path: Path, valid_files: dict[str, bytes]):
+    """Outside pytest (which captures warnings) pydicom's warnings about an invalid value would
+    print their own lines on stderr before the error: the reader silences them."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "pullback.dcm"
+    path.write_bytes(valid_files["explicit-little"])
+    _edit(path, NumberOfFrames="1.5")
+    code = "import sys; from IVUSReconstructLib.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "IVUSReconstruct")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "run", str(path), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"ivus-reconstruct: error: {path}: NumberOfFrames (0028,0008) is '1.5' (not an integer); "
+        "re-export the pullback from the IVUS console\n"
+    )

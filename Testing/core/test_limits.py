@@ -210,12 +210,14 @@ def test_40_mm_pixels_refused_before_decoding(tmp_path, small_dicom, monkeypatch
     def no_decoding(*args, **kwargs):
         raise AssertionError("frames decoded before the spacing was checked")
 
-    monkeypatch.setattr(dicom, "_file_frames", no_decoding)
+    # the frames of this file would be memory-mapped, those of others decoded: neither happens
+    monkeypatch.setattr(dicom.np, "memmap", no_decoding)
+    monkeypatch.setattr(dicom, "_chunked", no_decoding)
     with pytest.raises(IVUSRangeError) as info:
         read_pullback(path)
     assert info.value.field == "pixel_spacing_mm" and info.value.value == 40.0
     assert str(info.value).startswith(
-        f"{path}: pixel spacing from PhysicalDeltaX (0018,602C) is 40 mm, outside"
+        f"{path}: pixel spacing from PhysicalDeltaY (0018,602E) is 40 mm, outside"
     )
 
 
@@ -433,3 +435,202 @@ def test_phantom_size_options_use_the_table(tmp_path, capsys, args, message):
     assert cli.main(["phantom", "--preset", "coronary", *args, "--out", str(tmp_path / "ph")]) == 2
     assert capsys.readouterr().err == f"ivus-reconstruct: error: {message}\n"
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- derived once, checked once
+
+
+def test_each_reader_checks_the_header_facts_once_and_the_pipeline_not_again(tmp_path, monkeypatch):
+    """Every reader derives its acquisition facts once and checks them once with
+    limits.check_acquisition; the pipeline checks only pullbacks no reader checked (a Slicer
+    volume, a phantom)."""
+    import SimpleITK as sitk
+    from PIL import Image
+
+    from IVUSReconstructLib import pipeline
+    from IVUSReconstructLib.io import images
+
+    pb = make_phantom("coronary", seed=5, length_mm=0.5, size_px=48).pullback
+    calls: list[str] = []
+    real = limits.check_acquisition
+
+    def spy(where, **facts):
+        calls.append(str(where))
+        return real(where, **facts)
+
+    monkeypatch.setattr(limits, "check_acquisition", spy)
+    frames_dir = tmp_path / "png"
+    frames_dir.mkdir()
+    for k, frame in enumerate(np.asarray(pb.frames)):
+        Image.fromarray(frame).save(frames_dir / f"f{k:03d}.png")
+    volume = tmp_path / "p.nrrd"
+    image = sitk.GetImageFromArray(np.asarray(pb.frames))
+    image.SetSpacing((0.2, 0.2, 0.5))
+    sitk.WriteImage(image, str(volume))
+    readers = {
+        "dicom file": lambda: read_pullback(write_pullback(pb, tmp_path / "p.dcm")),
+        "dicom folder": lambda: read_pullback(write_pullback(pb, tmp_path / "f", layout="single-frame")),
+        "image folder": lambda: images.read_pullback(frames_dir, pixel_spacing_mm=0.2, frame_rate_hz=30.0),
+        "3D image": lambda: images.read_pullback(volume, frame_rate_hz=30.0),
+    }
+    for name, read in readers.items():
+        calls.clear()
+        back = read()
+        assert len(calls) == 1, (name, calls)
+        pipeline._check_ranges(back, None, None, pipeline.RunOptions(), {"pullback": "p"})
+        assert len(calls) == 1, (name, "checked again by the pipeline")
+    calls.clear()
+    pipeline._check_ranges(pb, None, None, pipeline.RunOptions(), {"pullback": "p"})
+    assert calls == ["p"]  # a pullback no reader made is checked by the pipeline, once
+
+
+# --------------------------------------------------------------------------- library words, front ends' fixes
+
+LIBRARY = REPO / "IVUSReconstruct" / "IVUSReconstructLib"
+FRONT_ENDS = {"cli.py", "batch.py", "limits.py"}  # limits.py holds the front ends' fix tables
+OPTION = __import__("re").compile(r"(?<![\w-])--[a-z][a-z-]+")
+
+
+def _message_strings(tree: ast.AST):
+    """String parts of what the library says to users: raised errors, input_error(...) and
+    IVUSInputError(...) arguments, and flag messages ({"rule": ..., "message": ...})."""
+    for node in ast.walk(tree):
+        roots = []
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            roots.append(node.exc)
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("input_error", "IVUSInputError"):
+            roots.extend(node.args)
+        elif isinstance(node, ast.Dict):
+            keys = [k.value for k in node.keys if isinstance(k, ast.Constant)]
+            if "message" in keys:
+                roots.append(node.values[keys.index("message")])
+        for root in roots:
+            for part in ast.walk(root):
+                if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                    yield part.lineno, part.value
+
+
+def test_library_messages_name_no_command_line_option():
+    """A Slicer or batch user reads the library's messages too: they name settings in plain words
+    (with IVUSInputError.setting for each front end to name its own control), never an option."""
+    found = []
+    for path in sorted(LIBRARY.rglob("*.py")):
+        if path.name in FRONT_ENDS:
+            continue
+        for line, text in _message_strings(ast.parse(path.read_text())):
+            if OPTION.search(text):
+                found.append(f"{path.relative_to(LIBRARY)}:{line}: {text[:80]}")
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    ("fixes", "ending"),
+    [
+        (limits.CLI_FIXES, "--pixel-spacing MM (e.g. 0.02 for 10 mm over 512 pixels), not in um or cm"),
+        (limits.BATCH_FIXES, "fill the pixel_spacing column in mm (e.g. 0.02), not in um or cm"),
+        (limits.SLICER_FIXES, "set 'Pixel spacing' (mm) in the Acquisition section"),
+    ],
+)
+def test_each_front_end_words_a_missing_value_in_its_own_terms(tmp_path, small_dicom, fixes, ending):
+    path = _dicom(tmp_path, small_dicom)
+    ds = pydicom.dcmread(path)
+    del ds.SequenceOfUltrasoundRegions
+    ds.save_as(path)
+    with pytest.raises(IVUSInputError) as info:
+        read_pullback(path)
+    head = f"{path}: SequenceOfUltrasoundRegions (0018,6011)/PixelSpacing (0028,0030) is missing"
+    assert str(info.value) == f"{head}; give the pixel spacing in mm"  # the library's words
+    assert info.value.setting == "pixel_spacing_mm"
+    assert limits.reworded(info.value, fixes) == f"{head}; {fixes['pixel_spacing_mm']}"
+    assert limits.reworded(info.value, fixes).endswith(ending)
+
+
+def test_every_setting_a_library_error_names_has_a_fix_in_every_front_end():
+    settings = set()
+    for path in sorted(LIBRARY.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            for kw in getattr(node, "keywords", []) or []:
+                if kw.arg == "setting" and isinstance(kw.value, ast.Constant) and kw.value.value:
+                    settings.add(kw.value.value)
+    from IVUSReconstructLib import errors
+
+    settings |= set(errors._SETTING_OF_FIX.values())
+    assert {"pixel_spacing_mm", "frame_rate_hz", "pullback_speed_mm_s", "start_mm_smaller"} <= settings
+    for fixes in (limits.CLI_FIXES, limits.BATCH_FIXES, limits.SLICER_FIXES):
+        missing = settings - set(fixes) - {"memory", "frame_range"}
+        assert missing == set(), missing
+    assert "frame_range" in limits.CLI_FIXES  # the frame range is set on the command line only
+
+
+@FUZZ
+@given(
+    spacing_xy=st.floats(1e-4, 8.0),
+    spacing_z=st.floats(0.01, 20.0),
+    speed=st.one_of(st.none(), st.floats(0.01, 100.0)),
+)
+def test_fuzzed_volume_header_facts_raise_only_range_errors(tmp_path, spacing_xy, spacing_z, speed):
+    """A 3D image's header facts go through the table before any voxel is read: refused exactly
+    when one of them (or the field of view, the frame interval, the pullback length) is out."""
+    import SimpleITK as sitk
+
+    from IVUSReconstructLib.io import images
+
+    path = tmp_path / "v.nrrd"
+    image = sitk.GetImageFromArray(np.zeros((6, 32, 32), np.uint8))
+    image.SetSpacing((spacing_xy, spacing_xy, spacing_z))
+    sitk.WriteImage(image, str(path))
+    xy = float(f"{spacing_xy:.17g}")
+    fov = 32 * xy
+    interval = spacing_z / speed if speed else None
+    wrong = {
+        "pixel_spacing_mm": not LIMITS["pixel_spacing_mm"].low <= xy <= LIMITS["pixel_spacing_mm"].high,
+        "field_of_view_mm": not LIMITS["field_of_view_mm"].low <= fov <= LIMITS["field_of_view_mm"].high,
+        "pullback_speed_mm_s": speed is not None
+        and not LIMITS["pullback_speed_mm_s"].low <= speed <= LIMITS["pullback_speed_mm_s"].high,
+        "frame_interval_s": interval is not None
+        and not LIMITS["frame_interval_s"].low <= interval <= LIMITS["frame_interval_s"].high,
+    }
+    try:
+        images.read_pullback(path, pullback_speed_mm_s=speed, require_timing=False)
+    except IVUSRangeError as exc:
+        assert exc.field in {k for k, v in wrong.items() if v} | {"pullback_length_mm"}, str(exc)
+    else:
+        assert not any(wrong.values()), wrong
+
+
+@FUZZ
+@given(delta_cm=st.floats(1e-5, 1.0), cut=st.one_of(st.none(), st.integers(0, 5)))
+def test_fuzzed_dicom_folder_checked_from_headers(tmp_path_factory, delta_cm, cut):
+    """A folder of single-frame files: a cut file is named first, then the first header's facts
+    go through the table, all before any file's pixels are read."""
+    from IVUSReconstructLib.io import dicom
+
+    pb = make_phantom("coronary", seed=5, length_mm=0.2, size_px=48).pullback
+    folder = write_pullback(pb, tmp_path_factory.mktemp("fold") / "f", layout="single-frame")
+    files = sorted(folder.iterdir())
+    ds = pydicom.dcmread(files[0])
+    ds.SequenceOfUltrasoundRegions[0].PhysicalDeltaX = delta_cm
+    ds.SequenceOfUltrasoundRegions[0].PhysicalDeltaY = delta_cm
+    ds.save_as(files[0])
+    if cut is not None:
+        victim = files[min(cut, len(files) - 1)]
+        victim.write_bytes(victim.read_bytes()[:-300])
+    spacing = float(pydicom.dcmread(files[0]).SequenceOfUltrasoundRegions[0].PhysicalDeltaX) * 10.0
+    bad_spacing = not (
+        LIMITS["pixel_spacing_mm"].low <= spacing <= LIMITS["pixel_spacing_mm"].high
+        and LIMITS["field_of_view_mm"].low <= 48 * spacing <= LIMITS["field_of_view_mm"].high
+    )
+    real = dicom._file_frames
+    try:
+        dicom._file_frames = lambda *a, **k: pytest.fail("pixels read before the headers were checked")
+        read_pullback(folder)
+    except IVUSRangeError as exc:
+        assert cut is None and bad_spacing and exc.field in ("pixel_spacing_mm", "field_of_view_mm")
+    except IVUSInputError as exc:
+        assert cut is not None and str(exc).startswith(f"{victim}: PixelData (7FE0,0010) is truncated (")
+    except BaseException as exc:  # the pixels were reached: only for a whole folder in range
+        assert cut is None and not bad_spacing, exc
+    else:
+        pytest.fail("pixels never read")
+    finally:
+        dicom._file_frames = real

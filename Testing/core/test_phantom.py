@@ -242,7 +242,7 @@ def test_unknown_preset_and_speckle_are_input_errors():
         make_phantom("carotid")
     assert (
         str(info.value)
-        == "--preset: unknown phantom preset 'carotid'; use one of coronary, femoropopliteal, iliac-vein"
+        == "preset: unknown phantom preset 'carotid'; use one of coronary, femoropopliteal, iliac-vein"
     )
     with pytest.raises(IVUSInputError) as info:
         make_phantom("coronary", speckle="optical")

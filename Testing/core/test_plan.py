@@ -307,7 +307,7 @@ def test_unknown_territory_is_an_input_error():
     from IVUSReconstructLib.errors import IVUSInputError
 
     with pytest.raises(
-        IVUSInputError, match=r"^--territory: popliteal is not a known territory; use one of coronary"
+        IVUSInputError, match=r"^territory: popliteal is not a known territory; use one of coronary"
     ):
         planning.run_territory("popliteal", None)
 

@@ -84,7 +84,7 @@ def test_guide_frames_are_not_analysed_and_are_reported(structured) -> None:
     assert flag["message"].startswith(
         f"analysed frames {first}-{last} of 0-{structured.pullback.n_frames - 1}; "
     )
-    assert "inside the guiding catheter" in flag["message"] and "--frame-range START:END" in flag["message"]
+    assert "inside the guiding catheter" in flag["message"] and "the frame range can be set by hand" in flag["message"]
 
 
 @pytest.mark.slow  # over 9 s (pytest --durations, 2 shared cores)
@@ -102,15 +102,15 @@ def test_frame_range_overrides_detection(structured) -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("100-200", "--frame-range '100-200': use START:END (0-based, inclusive), e.g. 30:1600"),
-        ("a:b", "--frame-range 'a:b': use START:END (0-based, inclusive), e.g. 30:1600"),
+        ("100-200", "frame range '100-200': use START:END (0-based, inclusive), e.g. 30:1600"),
+        ("a:b", "frame range 'a:b': use START:END (0-based, inclusive), e.g. 30:1600"),
         (
             "50:20",
-            "--frame-range '50:20': must satisfy 0 <= START <= END <= 99 (the pullback has 100 frames)",
+            "frame range '50:20': must satisfy 0 <= START <= END <= 99 (the pullback has 100 frames)",
         ),
         (
             "0:100",
-            "--frame-range '0:100': must satisfy 0 <= START <= END <= 99 (the pullback has 100 frames)",
+            "frame range '0:100': must satisfy 0 <= START <= END <= 99 (the pullback has 100 frames)",
         ),
     ],
 )

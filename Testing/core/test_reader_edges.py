@@ -29,7 +29,7 @@ def test_single_value_pixel_spacing(tmp_path, pullback):
     ds.PixelSpacing = "0.1"
     ds.save_as(path)
     with pytest.raises(
-        IVUSInputError, match=r"PixelSpacing \(0028,0030\) is .*one value; it needs row and column"
+        IVUSInputError, match=r"PixelSpacing \(0028,0030\) is .*one value \(row and column spacing are needed\); give the pixel spacing in mm"
     ):
         read_pullback(path)
 

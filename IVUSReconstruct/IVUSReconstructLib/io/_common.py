@@ -8,7 +8,6 @@ import re
 import numpy as np
 
 from .. import limits
-from ..errors import IVUSInputError
 
 __all__ = ["luminance", "natural_key", "positive_option", "release_pages"]
 
@@ -18,16 +17,20 @@ def natural_key(name: str) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
-# the overrides a reader takes (option -> row of the range table)
-_OVERRIDE_FIELDS = {o.option: o.field for o in limits.ACQUISITION_OPTIONS}
+def positive_option(value: float | None, field: str) -> None:
+    """Refuse a value given to a reader (an override of the file's own) that is not a finite
+    number within its plausible range.
 
-
-def positive_option(value: float | None, option: str) -> None:
-    """Refuse an override that is given but not a positive finite number within its plausible range."""
-    if value is not None and not (np.isfinite(value) and value > 0):
-        raise IVUSInputError(f"{option}: {value} must be a positive number")
-    if option in _OVERRIDE_FIELDS:
-        limits.check(_OVERRIDE_FIELDS[option], value, where=option, name="value")
+    Parameters
+    ----------
+    value : float or None
+        None: not given.
+    field : str
+        Its row of the range table (``"pixel_spacing_mm"``, ``"pullback_speed_mm_s"``,
+        ``"frame_rate_hz"``); the error carries it, so each front end names its own control.
+    """
+    name = f"{limits.LIMITS[field].label} (given)"
+    limits.check(field, value, where=name, name="value")
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:

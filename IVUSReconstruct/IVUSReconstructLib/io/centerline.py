@@ -75,11 +75,11 @@ def read_centerline(
     """
     path = Path(path)
     if order not in ("distal-first", "proximal-first"):
-        raise input_error(path, "--centerline-order", f"is {order!r}", "use distal-first or proximal-first")
+        raise input_error(path, "centerline order", f"is {order!r}", "use distal-first or proximal-first")
     if coordinate_system is not None and coordinate_system.upper() not in ("RAS", "LPS"):
         raise input_error(path, "coordinate system", f"is {coordinate_system!r}", "use RAS or LPS")
     if not path.is_file():
-        raise input_error(path, "file", "does not exist", "check the --centerline path")
+        raise input_error(path, "file", "does not exist", "check the centerline's path")
     if path.stat().st_size == 0:
         raise input_error(path, "file", "is empty", "export the centerline again")
     name = path.name.lower()
@@ -96,7 +96,8 @@ def read_centerline(
         raise input_error(
             path, "suffix", "is not a centerline format", "give a .mrk.json, .vtp, .vtk, .csv or .txt file"
         )
-    system = (coordinate_system or tagged or "RAS").upper()
+    # an empty coordinateSystem in a markups file is no system (not the CSV default, RAS)
+    system = (coordinate_system or (tagged if tagged is not None else "RAS")).upper()
     if system not in ("RAS", "LPS"):
         raise input_error(
             path,

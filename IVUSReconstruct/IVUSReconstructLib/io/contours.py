@@ -41,7 +41,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 from .. import limits
-from ..errors import input_error, read_json_input
+from ..errors import FIX_PIXEL_SPACING, input_error, read_json_input
 from ..geometry import open_polygon, polygon_centroid, px_to_mm
 from ..types import ContourSet, FrameContours, Landmark
 
@@ -269,11 +269,11 @@ def _pixel_params(
 ) -> tuple[tuple[float, float], tuple[float, float]]:
     if pixel_spacing_mm is None:
         raise input_error(path, "pixel_spacing_mm", "is not stored in this pixel-coordinate contour file",
-                          "pass --pixel-spacing MM (e.g. 0.0175553 for a 9 mm field of view over 512 pixels)")  # fmt: skip
+                          FIX_PIXEL_SPACING)  # fmt: skip
     sp = np.broadcast_to(np.asarray(pixel_spacing_mm, dtype=float), (2,))
     if not np.all(sp > 0):
         raise input_error(
-            path, "pixel_spacing_mm", f"{pixel_spacing_mm} is not positive", "pass --pixel-spacing MM > 0"
+            path, "pixel_spacing_mm", f"{pixel_spacing_mm} is not positive", FIX_PIXEL_SPACING
         )
     center = DEFAULT_CATHETER_CENTER_PX if catheter_center_px is None else catheter_center_px
     return (float(sp[0]), float(sp[1])), (float(center[0]), float(center[1]))
@@ -333,7 +333,7 @@ def read_contours(
     """
     path = Path(path)
     if not path.is_file():
-        raise input_error(path, "file", "does not exist", "check the --contours path")
+        raise input_error(path, "file", "does not exist", "check the contour file's path")
     raw = path.read_bytes()
     text = raw.decode("utf-8", errors="replace").lstrip("\ufeff")
     head = text.lstrip()[:1]
@@ -1050,7 +1050,7 @@ def read_landmarks(path: str | Path) -> tuple[Landmark, ...]:
     """
     path = Path(path)
     if not path.is_file():
-        raise input_error(path, "file", "does not exist", "check the --landmarks path")
+        raise input_error(path, "file", "does not exist", "check the landmark file's path")
     data = read_json_input(path)
     if isinstance(data, dict) and data.get("format") == "ivus-landmarks":
         _check_version(path, data)

@@ -1,4 +1,4 @@
-"""DICOM IVUS pullbacks: read (multi-frame file or folder of single frames) and write.
+"""DICOM IVUS pullbacks: read (multi-frame file or folder of single frames); writing is in dicom_write.
 
 Reading keeps the frames of uncompressed little-endian files on disk (a read-only
 ``np.memmap`` at the pixel data offset) and decodes compressed or colour data frame by
@@ -19,11 +19,11 @@ Rate (0018,0040); Sequence of Ultrasound Regions (0018,6011) with Physical Delta
 
 from __future__ import annotations
 
-import datetime
 import io
 import itertools
 import os
 import struct
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,31 +31,34 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pydicom.errors
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_frames, parse_fragments
 from pydicom.errors import InvalidDicomError
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 from pydicom.uid import (
-    JPEG2000,
-    PYDICOM_IMPLEMENTATION_UID,
     UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    JPEG2000Lossless,
     JPEGBaseline8Bit,
     JPEGExtended12Bit,
-    JPEGLSLossless,
     RLELossless,
-    generate_uid,
 )
 
 from .. import limits
-from ..errors import IVUSInputError, input_error
+from ..errors import FIX_FRAME_RATE, FIX_PIXEL_SPACING, FIX_PULLBACK_SPEED, IVUSInputError, input_error
 from ..types import Pullback, Valued
 from ._common import luminance, natural_key, positive_option
+from .dicom_write import (
+    ACQUISITION_TO_DICOM,
+    CHUNK_FRAMES,
+    FRAME_TIME_VECTOR,
+    RAW_SYNTAXES,
+    US_MULTIFRAME_SOP_CLASS,
+    US_SINGLE_FRAME_SOP_CLASS,
+    write_pullback,
+)
 
 __all__ = [
     "US_MULTIFRAME_SOP_CLASS",
@@ -66,400 +69,28 @@ __all__ = [
     "jpeg_frame_size",
 ]
 
-US_MULTIFRAME_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.3.1"
-US_SINGLE_FRAME_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.6.1"
 _DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
-
-_TRANSFER_SYNTAXES = {
-    "explicit-little": ExplicitVRLittleEndian,
-    "implicit-little": ImplicitVRLittleEndian,
-    "deflated": DeflatedExplicitVRLittleEndian,
-    "rle": RLELossless,
-    "jpeg-baseline": JPEGBaseline8Bit,
-    "jpeg-ls": JPEGLSLossless,
-    "jpeg2000-lossless": JPEG2000Lossless,
-    "jpeg2000": JPEG2000,
-}
-_RAW_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
-_LOSSY_SYNTAXES = {JPEGBaseline8Bit: "ISO_10918_1", JPEG2000: "ISO_15444_1"}
-_WRITE_PHOTOMETRICS = ("MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422")
-# Frames per chunk when streaming pixel data to or from disk: bounds the temporaries.
-_CHUNK_FRAMES = 64
 # libjpeg-turbo through Pillow is ~6x faster than pylibjpeg-libjpeg on baseline JPEG.
 _PILLOW_FIRST = (JPEGBaseline8Bit, JPEGExtended12Bit)
-
-_ACQUISITION_TO_DICOM = {
-    "motor": "MOTOR_PULLBACK",
-    "manual": "MANUAL_PULLBACK",
-    "gated": "GATED_PULLBACK",
-    "selective": "SELECTIVE",
-}
-_DICOM_TO_ACQUISITION = {v: k for k, v in _ACQUISITION_TO_DICOM.items()}
+_DICOM_TO_ACQUISITION = {v: k for k, v in ACQUISITION_TO_DICOM.items()}
 
 _PIXEL_DATA = Tag(0x7FE0, 0x0010)
-_FRAME_TIME = Tag(0x0018, 0x1063)
-_FRAME_TIME_VECTOR = Tag(0x0018, 0x1065)
 _BSCI_RATE = Tag(0x000B, 0x1001)
 
 _FIX_REEXPORT = "re-export the pullback from the IVUS console"
-_FIX_SPACING = "pass --pixel-spacing MM"
-_FIX_SPEED = "pass --pullback-speed MM_S"
-_FIX_RATE = "pass --frame-rate FPS"
+_FIX_SPACING = FIX_PIXEL_SPACING
+_FIX_SPEED = FIX_PULLBACK_SPEED
+_FIX_RATE = FIX_FRAME_RATE
 
 ProgressFn = Callable[[float, str], None]
+# Called by the frame readers once the file is known to hold what its header declares and
+# before any frame is decoded: (decoded shape (n, rows, cols), bytes a sample, whether the
+# frames will be decoded into memory rather than read from disk through a memory map).
+ReadyFn = Callable[[tuple[int, int, int], int, bool], None]
 
 
-# --------------------------------------------------------------------------- writing
-
-
-def _ds_number(value: float) -> str:
-    """A Decimal String (at most 16 characters) that keeps ~10 significant digits."""
-    for digits in (10, 9, 8, 7, 6):
-        text = f"{value:.{digits}g}"
-        if len(text) <= 16:
-            return text
-    return f"{value:.6g}"
-
-
-def _frames_for_photometric(frames: np.ndarray, photometric: str) -> np.ndarray:
-    """Grey frames (n, H, W) as stored uncompressed for ``photometric``.
-
-    Returns (n, H, W) for MONOCHROME2, (n, H, W, 3) for RGB and YBR_FULL (neutral colour:
-    Cb = Cr = mid-grey) and (n, H, W/2, 4) packed ``Y0 Y1 Cb Cr`` for YBR_FULL_422.
-    """
-    if photometric == "MONOCHROME2":
-        return frames
-    if photometric == "RGB":
-        return np.repeat(frames[..., None], 3, axis=-1)
-    mid = (np.iinfo(frames.dtype).max + 1) // 2
-    if photometric == "YBR_FULL":
-        out = np.full(frames.shape + (3,), mid, dtype=frames.dtype)
-        out[..., 0] = frames
-        return out
-    if photometric == "YBR_FULL_422":
-        n, rows, cols = frames.shape
-        out = np.full((n, rows, cols // 2, 4), mid, dtype=frames.dtype)
-        out[..., 0], out[..., 1] = frames[:, :, 0::2], frames[:, :, 1::2]
-        return out
-    raise IVUSInputError(
-        f"photometric: {photometric!r} is not supported for writing; use one of {', '.join(_WRITE_PHOTOMETRICS)}"
-    )
-
-
-def _frame_chunks(frames, step: int = _CHUNK_FRAMES):
-    """(n, H, W) ndarrays of at most ``step`` frames from an array-like (array, memmap, lazy)."""
-    for start in range(0, int(frames.shape[0]), step):
-        yield np.asarray(frames[start : start + step])
-
-
-def _jpeg_baseline_fragments(frames, photometric: str, quality: int) -> list[bytes]:
-    """One JPEG (ISO 10918-1 baseline) codestream per frame, encoded with Pillow."""
-    from PIL import Image  # optional: only needed to write JPEG test data
-
-    options = {"format": "JPEG", "quality": int(quality)}
-    if photometric == "RGB":
-        options.update(subsampling=0, keep_rgb=True)  # Adobe marker: no colour transform
-    elif photometric == "YBR_FULL":
-        options.update(subsampling=0)
-    elif photometric == "YBR_FULL_422":
-        options.update(subsampling=1)
-    out = []
-    for chunk in _frame_chunks(frames):
-        for frame in chunk:
-            image = Image.fromarray(frame, "L")
-            if photometric != "MONOCHROME2":
-                image = image.convert("RGB")
-            buffer = io.BytesIO()
-            image.save(buffer, **options)
-            out.append(buffer.getvalue())
-    return out
-
-
-def _pullback_dataset(
-    pullback: Pullback,
-    shape: tuple[int, int, int],
-    dtype: np.dtype,
-    *,
-    sop_class: str,
-    photometric: str,
-    transfer_syntax_uid: str,
-    study_uid: str,
-    series_uid: str,
-    instance_number: int,
-    manufacturer: str,
-    heart_rate_bpm: float | None,
-) -> Dataset:
-    """Header (everything but the pixel data) of one file holding ``shape`` = (n, H, W) frames."""
-    now = datetime.datetime.now()
-    n, rows, cols = shape
-    bits = 8 if dtype == np.uint8 else 16
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = transfer_syntax_uid
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.ImageType = ["DERIVED", "PRIMARY"]
-    # No real patient identifiers: a synthetic, anonymous subject.
-    ds.PatientName = "PHANTOM"
-    ds.PatientID = "PHANTOM"
-    ds.PatientBirthDate = ""
-    ds.PatientSex = ""
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = series_uid
-    ds.StudyDate = now.strftime("%Y%m%d")
-    ds.StudyTime = now.strftime("%H%M%S")
-    ds.ContentDate = ds.StudyDate
-    ds.ContentTime = ds.StudyTime
-    ds.AccessionNumber = ""
-    ds.ReferringPhysicianName = ""
-    ds.StudyID = "1"
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = instance_number
-    ds.Modality = "IVUS"
-    ds.Manufacturer = manufacturer
-    ds.ManufacturerModelName = "IVUSReconstruct"
-    ds.PatientOrientation = ""
-
-    ds.SamplesPerPixel = 1 if photometric.startswith("MONOCHROME") else 3
-    ds.PhotometricInterpretation = photometric
-    if ds.SamplesPerPixel == 3:
-        ds.PlanarConfiguration = 0
-    ds.Rows = rows
-    ds.Columns = cols
-    ds.BitsAllocated = bits
-    ds.BitsStored = bits
-    ds.HighBit = bits - 1
-    ds.PixelRepresentation = 0
-    if transfer_syntax_uid in _LOSSY_SYNTAXES:
-        ds.LossyImageCompression = "01"
-        ds.LossyImageCompressionMethod = _LOSSY_SYNTAXES[transfer_syntax_uid]
-    else:
-        ds.LossyImageCompression = "00"
-
-    times = np.asarray(pullback.frame_times_s, dtype=float)[:n] if n > 1 else np.zeros(1)
-    all_times = np.asarray(pullback.frame_times_s, dtype=float)
-    steps = np.diff(all_times)
-    uniform = len(steps) == 0 or np.allclose(steps, steps[0], rtol=1e-6, atol=1e-9)
-    frame_time_ms = float(steps[0] * 1000.0) if len(steps) else 0.0
-    if sop_class == US_MULTIFRAME_SOP_CLASS:
-        ds.NumberOfFrames = n
-        if uniform and frame_time_ms > 0:
-            ds.FrameIncrementPointer = _FRAME_TIME
-            ds.FrameTime = _ds_number(frame_time_ms)
-        else:
-            ds.FrameIncrementPointer = _FRAME_TIME_VECTOR
-            ds.FrameTimeVector = [_ds_number(v) for v in np.concatenate([[0.0], np.diff(times) * 1000.0])]
-    if uniform and frame_time_ms > 0:
-        ds.CineRate = int(round(1000.0 / frame_time_ms))
-        ds.RecommendedDisplayFrameRate = ds.CineRate
-        if sop_class != US_MULTIFRAME_SOP_CLASS:
-            ds.FrameTime = _ds_number(frame_time_ms)
-    if heart_rate_bpm is not None:
-        ds.HeartRate = int(round(heart_rate_bpm))
-
-    ds.IVUSAcquisition = _ACQUISITION_TO_DICOM.get(pullback.acquisition, "MOTOR_PULLBACK")
-    if pullback.pullback_speed_mm_s is not None:
-        ds.IVUSPullbackRate = _ds_number(float(pullback.pullback_speed_mm_s))
-    if sop_class == US_MULTIFRAME_SOP_CLASS:
-        ds.IVUSPullbackStartFrameNumber = 1
-        ds.IVUSPullbackStopFrameNumber = n
-
-    region = Dataset()
-    region.RegionSpatialFormat = 1  # 2D tissue image
-    region.RegionDataType = 1  # tissue
-    region.RegionFlags = 0
-    region.RegionLocationMinX0 = 0
-    region.RegionLocationMinY0 = 0
-    region.RegionLocationMaxX1 = cols - 1
-    region.RegionLocationMaxY1 = rows - 1
-    region.ReferencePixelX0 = int(round(pullback.catheter_center_px[1]))
-    region.ReferencePixelY0 = int(round(pullback.catheter_center_px[0]))
-    region.PhysicalUnitsXDirection = 3  # cm
-    region.PhysicalUnitsYDirection = 3
-    region.PhysicalDeltaX = float(pullback.pixel_spacing_mm[1]) / 10.0
-    region.PhysicalDeltaY = float(pullback.pixel_spacing_mm[0]) / 10.0
-    ds.SequenceOfUltrasoundRegions = Sequence([region])
-    return ds
-
-
-def _save_streamed(ds: Dataset, frames, photometric: str, path: Path) -> None:
-    """Save ``ds`` then append its uncompressed PixelData chunk by chunk.
-
-    Never holds more than ``_CHUNK_FRAMES`` frames: a 6000-frame pullback is written in
-    bounded memory. PixelData (7FE0,0010) is the last element, so appending it keeps the
-    file valid.
-    """
-    n, rows, cols = (int(v) for v in frames.shape)
-    dtype = np.dtype(frames.dtype)
-    spp = 1 if photometric == "MONOCHROME2" else 3
-    length = n * rows * cols * dtype.itemsize * (2 if photometric == "YBR_FULL_422" else spp)
-    padded = length + (length % 2)  # even value length
-    ds.save_as(path, enforce_file_format=True)
-    tag = struct.pack("<HH", 0x7FE0, 0x0010)
-    if ds.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian:
-        header = tag + struct.pack("<I", padded)
-    else:
-        header = tag + (b"OB" if dtype.itemsize == 1 else b"OW") + b"\x00\x00" + struct.pack("<I", padded)
-    with open(path, "ab") as f:
-        f.write(header)
-        for chunk in _frame_chunks(frames):
-            stored = _frames_for_photometric(chunk.astype(dtype.newbyteorder("<"), copy=False), photometric)
-            f.write(np.ascontiguousarray(stored).tobytes())
-        if padded != length:
-            f.write(b"\x00")
-
-
-def _set_pixel_data(ds: Dataset, frames, photometric: str, transfer_syntax_uid: str, quality: int) -> None:
-    """Fill PixelData in memory (compressed and deflated syntaxes; small pullbacks)."""
-    n = int(frames.shape[0])
-    if transfer_syntax_uid == JPEGBaseline8Bit:
-        ds.PixelData = encapsulate(_jpeg_baseline_fragments(frames, photometric, quality))
-        ds["PixelData"].VR = "OB"
-        return
-    stored = _frames_for_photometric(np.asarray(frames), photometric)
-    if transfer_syntax_uid == DeflatedExplicitVRLittleEndian:
-        data = np.ascontiguousarray(stored).astype(stored.dtype.newbyteorder("<"), copy=False).tobytes()
-        ds.PixelData = data + b"\x00" * (len(data) % 2)
-        ds["PixelData"].VR = "OB" if stored.dtype.itemsize == 1 else "OW"
-        return
-    options = {}
-    if transfer_syntax_uid == JPEG2000:
-        options["j2k_psnr"] = [float(quality)]
-    if transfer_syntax_uid in (JPEG2000, JPEG2000Lossless) and photometric != "MONOCHROME2":
-        options["use_mct"] = False  # keep the declared colour space
-    try:
-        ds.compress(
-            transfer_syntax_uid,
-            np.ascontiguousarray(stored if n > 1 else stored[0]),
-            generate_instance_uid=False,
-            **options,
-        )
-    except (RuntimeError, ValueError, NotImplementedError) as exc:
-        message = str(exc).replace("\n", " ")[:160]
-        raise IVUSInputError(
-            f"transfer_syntax: encoding {transfer_syntax_uid.name} failed ({message}); "
-            "install pylibjpeg, pylibjpeg-openjpeg, pylibjpeg-rle and pyjpegls, or use 'explicit-little'"
-        ) from None
-
-
-def write_pullback(
-    pullback: Pullback,
-    path: str | os.PathLike,
-    *,
-    transfer_syntax: str = "explicit-little",
-    photometric: str = "MONOCHROME2",
-    layout: str = "multi-frame",
-    manufacturer: str = "IVUSReconstruct phantom",
-    heart_rate_bpm: float | None = None,
-    quality: int = 90,
-) -> Path:
-    """Write a pullback as standard DICOM Ultrasound images.
-
-    Parameters
-    ----------
-    pullback : Pullback
-        Frames (N, H, W) uint8 or uint16 with their acquisition facts. ``frames`` may be
-        any array-like with ``shape``, ``dtype`` and slicing (e.g. a memmap or a lazy
-        generator object): uncompressed syntaxes stream it to disk 64 frames at a time.
-    path : path-like
-        Output file (``layout="multi-frame"``) or folder (``"single-frame"``).
-    transfer_syntax : {"explicit-little", "implicit-little", "deflated", "rle", "jpeg-baseline", \
-"jpeg-ls", "jpeg2000-lossless", "jpeg2000"}
-        ``jpeg-baseline`` (8-bit, lossy, encoded with Pillow) and ``jpeg2000`` are lossy;
-        JPEG 2000 needs frames of at least 64 x 64 px.
-    photometric : {"MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422"}
-        Colour variants store the grey frames as neutral colour (for testing readers).
-        YBR_FULL_422 is written uncompressed (packed) or as JPEG baseline 4:2:2 only.
-    layout : {"multi-frame", "single-frame"}
-        One Ultrasound Multi-frame Image (1.2.840.10008.5.1.4.1.1.3.1) or a folder of
-        Ultrasound Images (1.2.840.10008.5.1.4.1.1.6.1) numbered by InstanceNumber.
-    manufacturer : str
-    heart_rate_bpm : float, optional
-        Written to Heart Rate (0018,1088).
-    quality : int
-        JPEG baseline quality (1-100), or the JPEG 2000 target PSNR in dB.
-
-    Returns
-    -------
-    Path
-        The file or folder written.
-    """
-    if transfer_syntax not in _TRANSFER_SYNTAXES:
-        raise IVUSInputError(
-            f"transfer_syntax: {transfer_syntax!r} is not supported; use one of {', '.join(_TRANSFER_SYNTAXES)}"
-        )
-    if photometric not in _WRITE_PHOTOMETRICS:
-        raise IVUSInputError(
-            f"photometric: {photometric!r} is not supported for writing; use one of {', '.join(_WRITE_PHOTOMETRICS)}"
-        )
-    frames = pullback.frames
-    if not isinstance(frames, np.ndarray) and not (hasattr(frames, "shape") and hasattr(frames, "dtype")):
-        frames = np.asarray(frames)
-    dtype = np.dtype(frames.dtype)
-    if len(frames.shape) != 3 or dtype not in (np.uint8, np.uint16):
-        raise IVUSInputError(f"frames: shape {frames.shape} dtype {dtype} is not (N, H, W) uint8/uint16")
-    ts = _TRANSFER_SYNTAXES[transfer_syntax]
-    if photometric == "YBR_FULL_422" and (
-        ts not in (*_RAW_SYNTAXES, JPEGBaseline8Bit) or frames.shape[2] % 2
-    ):
-        raise IVUSInputError(
-            f"photometric: YBR_FULL_422 needs an even width and an uncompressed or jpeg-baseline "
-            f"transfer syntax, not {transfer_syntax!r} with width {frames.shape[2]}"
-        )
-    if ts == JPEGBaseline8Bit and dtype != np.uint8:
-        raise IVUSInputError(
-            "transfer_syntax: 'jpeg-baseline' holds 8-bit frames only; use 'jpeg-ls' for 16-bit"
-        )
-    study_uid, series_uid = generate_uid(), generate_uid()
-    path = Path(path)
-    common = dict(
-        photometric=photometric,
-        transfer_syntax_uid=ts,
-        study_uid=study_uid,
-        series_uid=series_uid,
-        manufacturer=manufacturer,
-        heart_rate_bpm=heart_rate_bpm,
-    )
-
-    def save(part, target: Path, sop_class: str, instance_number: int) -> None:
-        ds = _pullback_dataset(
-            pullback,
-            tuple(int(v) for v in part.shape),
-            dtype,
-            sop_class=sop_class,
-            instance_number=instance_number,
-            **common,
-        )
-        if ts in _RAW_SYNTAXES:
-            _save_streamed(ds, part, photometric, target)
-        else:
-            _set_pixel_data(ds, part, photometric, ts, quality)
-            ds.save_as(target, enforce_file_format=True)
-
-    if layout == "multi-frame":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save(frames, path, US_MULTIFRAME_SOP_CLASS, 1)
-        return path
-    if layout == "single-frame":
-        path.mkdir(parents=True, exist_ok=True)
-        n = int(frames.shape[0])
-        width = max(5, len(str(n)))
-        for k in range(n):
-            save(
-                np.asarray(frames[k : k + 1]),
-                path / f"IMG{k + 1:0{width}d}.dcm",
-                US_SINGLE_FRAME_SOP_CLASS,
-                k + 1,
-            )
-        return path
-    raise IVUSInputError(f"layout: {layout!r} is not supported; use 'multi-frame' or 'single-frame'")
+def _no_check(shape: tuple[int, int, int], itemsize: int, in_memory: bool) -> None:
+    return None
 
 
 # --------------------------------------------------------------------------- reading: headers
@@ -613,7 +244,7 @@ def _pixel_description(ds: Dataset, path: Path) -> tuple[int, int, str]:
 
 
 def _raw_frames(
-    path: Path, ds: Dataset, n: int, rows: int, cols: int, progress: ProgressFn | None
+    path: Path, ds: Dataset, n: int, rows: int, cols: int, progress: ProgressFn | None, ready: ReadyFn = _no_check
 ) -> np.ndarray | None:
     """Frames of an uncompressed little-endian file, memory-mapped when grey.
 
@@ -621,7 +252,7 @@ def _raw_frames(
     """
     ts = ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian)
     elem = ds.get_item(_PIXEL_DATA, keep_deferred=True)
-    if ts not in _RAW_SYNTAXES or elem is None:
+    if ts not in RAW_SYNTAXES or elem is None:
         return None
     length = getattr(elem, "length", None)
     offset = getattr(elem, "value_tell", None)
@@ -656,6 +287,11 @@ def _raw_frames(
             f"is {n} but PixelData (7FE0,0010) holds only {length // frame_bytes} frames",
             _FIX_REEXPORT,
         )
+    if photometric == "PALETTE COLOR" or (spp == 3 and photometric in ("YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT")):
+        return None  # decoded by pydicom (_decoded_frames checks before decoding)
+    # grey frames stay on disk (a memory map); the others are converted into memory
+    ready((n, rows, cols if photometric != "YBR_FULL_422" else (cols // 2) * 2), dtype.itemsize,
+          photometric != "MONOCHROME2")  # fmt: skip
 
     if spp == 1:
         if photometric == "PALETTE COLOR":
@@ -833,6 +469,7 @@ def _encapsulated_frames(
     cols: int,
     progress: ProgressFn | None,
     workers: int,
+    ready: ReadyFn = _no_check,
 ) -> np.ndarray:
     """Decode compressed frames one by one into a preallocated (n, rows, cols) array.
 
@@ -908,11 +545,12 @@ def _encapsulated_frames(
     try:
         frames = generate_frames(data, number_of_frames=n)
         while done < n:
-            batch = list(itertools.islice(frames, _CHUNK_FRAMES if out is not None else 1))
+            batch = list(itertools.islice(frames, CHUNK_FRAMES if out is not None else 1))
             if not batch:
                 break
             if out is None:
                 _check_codestream(path, ts, batch[0], rows, cols, spp, bits)
+                ready((n, rows, cols), 1 if bits == 8 else 2, True)
             decoded = (
                 list(pool.map(decode, batch))
                 if pool is not None and len(batch) > 1
@@ -946,7 +584,7 @@ def _encapsulated_frames(
 
 
 def _decoded_frames(
-    path: Path, ds: Dataset, n: int, rows: int, cols: int, progress: ProgressFn | None
+    path: Path, ds: Dataset, n: int, rows: int, cols: int, progress: ProgressFn | None, ready: ReadyFn = _no_check
 ) -> np.ndarray:
     """Frames through pydicom's native handlers (deflated, big-endian, palette, undefined length)."""
     spp, bits, photometric = _pixel_description(ds, path)
@@ -967,6 +605,7 @@ def _decoded_frames(
             f"is {n} but the file is too small to hold them",
             _FIX_REEXPORT,
         )
+    ready((n, rows, cols), bits // 8, True)
     try:
         full = pydicom.dcmread(path, force=True)
         out = None
@@ -1004,8 +643,14 @@ def _decoded_frames(
     return out
 
 
-def _file_frames(path: Path, ds: Dataset, progress: ProgressFn | None, *, workers: int = 1) -> np.ndarray:
-    """All frames of one DICOM file, (n, rows, cols) uint8 or uint16."""
+def _file_frames(
+    path: Path, ds: Dataset, progress: ProgressFn | None, *, workers: int = 1, ready: ReadyFn = _no_check
+) -> np.ndarray:
+    """All frames of one DICOM file, (n, rows, cols) uint8 or uint16.
+
+    ``ready`` is called once the file is known to hold what its header declares, before any
+    frame is decoded (the acquisition facts and the memory guard run there).
+    """
     if ds.get_item(_PIXEL_DATA, keep_deferred=True) is None:
         raise input_error(
             path, "PixelData (7FE0,0010)", "is missing (not an image)", "pass an IVUS image file"
@@ -1024,20 +669,17 @@ def _file_frames(path: Path, ds: Dataset, progress: ProgressFn | None, *, worker
     _pixel_description(ds, path)
     ts = UID(ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian))
     if ts.is_encapsulated:
-        return _encapsulated_frames(path, ds, n, rows, cols, progress, workers)
-    if ts not in _RAW_SYNTAXES and ts not in (DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian):
+        return _encapsulated_frames(path, ds, n, rows, cols, progress, workers, ready)
+    if ts not in RAW_SYNTAXES and ts not in (DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian):
         _decoder(path, ts)  # names the unknown syntax
-    frames = _raw_frames(path, ds, n, rows, cols, progress)
+    frames = _raw_frames(path, ds, n, rows, cols, progress, ready)
     if frames is None:
-        frames = _decoded_frames(path, ds, n, rows, cols, progress)
+        frames = _decoded_frames(path, ds, n, rows, cols, progress, ready)
     return frames
 
 
-def _folder_frames(folder: Path, progress: ProgressFn | None) -> tuple[np.ndarray, Dataset, Path, int]:
-    """Frames of a folder of single-frame DICOM files sorted by InstanceNumber.
-
-    Returns the frames, the first file's header, its path and the number of files.
-    """
+def _folder_headers(folder: Path) -> list[tuple[Path, Dataset]]:
+    """(path, header) of the image files of a folder, sorted by InstanceNumber then name."""
     entries = sorted(
         (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
         key=lambda p: natural_key(p.name),
@@ -1069,14 +711,28 @@ def _folder_frames(folder: Path, progress: ProgressFn | None) -> tuple[np.ndarra
         )
 
     headers.sort(key=order)
+    return headers
+
+
+def _folder_layout(headers: list[tuple[Path, Dataset]]) -> tuple[int, int, int, int]:
+    """(frames, rows, cols, bytes a sample) the folder's headers declare, every file checked
+    for the same frame size and, when stored uncompressed, for holding its declared pixels."""
     first_path, first = headers[0]
     rows = _int_tag(first, "Rows", first_path, "0028,0010")
     cols = _int_tag(first, "Columns", first_path, "0028,0011")
-    # each file is copied into one array as it is read: keeping every file's memory map until a
-    # final concatenate would hold one open file per frame and a second copy of the pixels
-    frames: np.ndarray | None = None
-    filled = 0
-    for i, (p, ds) in enumerate(headers):
+    n = 0
+    itemsize = 1
+    seen: dict[str, Path] = {}
+    for p, ds in headers:
+        uid = str(ds.get("SOPInstanceUID", "") or "")
+        if uid and uid in seen:
+            raise input_error(
+                p,
+                "SOPInstanceUID (0008,0018)",
+                f"is that of {seen[uid].name} too (the same frame twice)",
+                "keep each frame's file once in the folder",
+            )
+        seen[uid] = p
         if int(ds.get("Rows", -1)) != rows or int(ds.get("Columns", -1)) != cols:
             raise input_error(
                 p,
@@ -1084,9 +740,40 @@ def _folder_frames(folder: Path, progress: ProgressFn | None) -> tuple[np.ndarra
                 f"are {ds.get('Rows')}x{ds.get('Columns')}, unlike {rows}x{cols} in {first_path.name}",
                 "keep only the frames of one pullback in the folder",
             )
+        count = _int_tag(ds, "NumberOfFrames", p, "0028,0008", required=False)
+        n += 1 if count is None or count < 1 else count
+        itemsize = max(itemsize, 2 if _number(ds.get("BitsAllocated")) == 16 else 1)
+        _check_raw_length(p, ds)
+    return n, rows, cols, itemsize
+
+
+def _check_raw_length(path: Path, ds: Dataset) -> None:
+    """Refuse an uncompressed file whose pixel data is cut short (from its header and size)."""
+    elem = ds.get_item(_PIXEL_DATA, keep_deferred=True)
+    ts = ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian)
+    length = getattr(elem, "length", None)
+    offset = getattr(elem, "value_tell", None)
+    if ts not in RAW_SYNTAXES or length is None or offset is None or length == 0xFFFFFFFF:
+        return
+    in_file = max(0, path.stat().st_size - offset)
+    if length > in_file:
+        raise input_error(
+            path, "PixelData (7FE0,0010)", f"is truncated ({in_file} of {length} bytes in the file)", _FIX_REEXPORT
+        )
+
+
+def _folder_frames(
+    headers: list[tuple[Path, Dataset]], n: int, rows: int, cols: int, progress: ProgressFn | None
+) -> np.ndarray:
+    """Frames of a folder's single-frame DICOM files (headers from :func:`_folder_headers`)."""
+    # each file is copied into one array as it is read: keeping every file's memory map until a
+    # final concatenate would hold one open file per frame and a second copy of the pixels
+    frames: np.ndarray | None = None
+    filled = 0
+    for i, (p, ds) in enumerate(headers):
         part = _file_frames(p, ds, None)
         if frames is None:
-            frames = np.empty((len(headers) * len(part), rows, cols), dtype=np.uint8)
+            frames = np.empty((max(n, len(part)), rows, cols), dtype=np.uint8)
         if filled + len(part) > len(frames):
             frames = np.concatenate(
                 [frames, np.empty((filled + len(part) - len(frames), rows, cols), frames.dtype)]
@@ -1098,7 +785,7 @@ def _folder_frames(folder: Path, progress: ProgressFn | None) -> tuple[np.ndarra
         del part
         if progress is not None and (i % 32 == 0 or i == len(headers) - 1):
             progress((i + 1) / len(headers), f"reading file {i + 1}/{len(headers)}")
-    return frames[:filled], first, first_path, len(headers)
+    return frames[:filled]
 
 
 # --------------------------------------------------------------------------- reading: facts
@@ -1114,7 +801,7 @@ def _frame_times(ds: Dataset, path: Path, n: int, frame_rate_hz: float | None, *
         if t is not None
     ]
     vector = ds.get("FrameTimeVector")
-    if vector is not None and (_FRAME_TIME_VECTOR in pointers or ds.get("FrameTime") is None):
+    if vector is not None and (FRAME_TIME_VECTOR in pointers or ds.get("FrameTime") is None):
         values = np.atleast_1d(np.asarray([_number(v) for v in np.atleast_1d(vector)], dtype=float))
         if len(values) != n or not np.all(np.isfinite(values)) or np.any(values[1:] <= 0):
             raise input_error(
@@ -1123,9 +810,6 @@ def _frame_times(ds: Dataset, path: Path, n: int, frame_rate_hz: float | None, *
                 f"has {len(values)} values, not {n} positive increments",
                 _FIX_RATE,
             )
-        if len(values) > 1:
-            limits.check("frame_interval_s", float(np.median(values[1:])) / 1000.0, where=path,
-                         name="FrameTimeVector (0018,1065) median increment")  # fmt: skip
         times_ms = np.cumsum(values) - values[0]
         return Valued(times_ms / 1000.0, "FrameTimeVector (0018,1065)")
     frame_time = _number(ds.get("FrameTime"))
@@ -1134,13 +818,11 @@ def _frame_times(ds: Dataset, path: Path, n: int, frame_rate_hz: float | None, *
             raise input_error(
                 path, "FrameTime (0018,1063)", f"is {frame_time} ms (must be positive)", _FIX_RATE
             )
-        limits.check("frame_interval_s", frame_time / 1000.0, where=path, name="FrameTime (0018,1063)")
         return Valued(np.arange(n) * frame_time / 1000.0, "FrameTime (0018,1063)")
     cine = _number(ds.get("CineRate"))
     if cine is not None:
         if not cine > 0:
             raise input_error(path, "CineRate (0018,0040)", f"is {cine} (must be positive)", _FIX_RATE)
-        limits.check("frame_rate_hz", cine, where=path, name="CineRate (0018,0040)")
         return Valued(np.arange(n) / cine, "CineRate (0018,0040)")
     if required:
         raise input_error(
@@ -1217,8 +899,6 @@ def _pixel_spacing(
                     f"is {delta} cm (must be positive)",
                     _FIX_SPACING,
                 )
-            limits.check("pixel_spacing_mm", delta * 10.0, where=path,
-                         name=f"pixel spacing from PhysicalDelta{axis} ({delta_tag})")  # fmt: skip
             values.append(delta * 10.0)
         return Valued(
             (values[1], values[0]), "PhysicalDeltaX/Y (0018,602C/602E) of SequenceOfUltrasoundRegions"
@@ -1228,8 +908,8 @@ def _pixel_spacing(
         raise input_error(
             path,
             "PixelSpacing (0028,0030)",
-            f"is {spacing!r}, one value",
-            "it needs row and column spacing: pass --pixel-spacing MM",
+            f"is {spacing!r}, one value (row and column spacing are needed)",
+            _FIX_SPACING,
         )
     if spacing is not None and len(spacing) == 2:
         pair = (_number(spacing[0]), _number(spacing[1]))
@@ -1237,8 +917,6 @@ def _pixel_spacing(
             raise input_error(
                 path, "PixelSpacing (0028,0030)", f"is {list(spacing)} mm (must be positive)", _FIX_SPACING
             )
-        for v in pair:
-            limits.check("pixel_spacing_mm", v, where=path, name="PixelSpacing (0028,0030)")
         return Valued((float(pair[0]), float(pair[1])), "PixelSpacing (0028,0030)")
     raise input_error(
         path, "SequenceOfUltrasoundRegions (0018,6011)/PixelSpacing (0028,0030)", "is missing", _FIX_SPACING
@@ -1276,8 +954,6 @@ def _acquisition(
         rate_src = "Boston Scientific private (000B,1001)"
     if rate is not None and not (np.isfinite(rate) and rate > 0):
         raise input_error(path, rate_src, f"is {rate} mm/s (must be positive)", _FIX_SPEED)
-    if rate is not None:
-        limits.check("pullback_speed_mm_s", rate, where=path, name=rate_src)
 
     if kind in ("manual", "selective", "gated"):
         if kind == "gated" and "gated_rate_mm_per_beat" not in extra and required:
@@ -1347,15 +1023,19 @@ def read_pullback(
         One line naming the file, the field and the fix.
     """
     try:
-        return _read_pullback(
-            Path(path),
-            pixel_spacing_mm=pixel_spacing_mm,
-            pullback_speed_mm_s=pullback_speed_mm_s,
-            frame_rate_hz=frame_rate_hz,
-            progress=progress,
-            require_timing=require_timing,
-            decode_workers=decode_workers,
-        )
+        with warnings.catch_warnings():
+            # pydicom warns (on stderr) about each value that breaks its VR; the reader refuses
+            # what it cannot use with one line of its own and reads the rest: no second voice
+            warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
+            return _read_pullback(
+                Path(path),
+                pixel_spacing_mm=pixel_spacing_mm,
+                pullback_speed_mm_s=pullback_speed_mm_s,
+                frame_rate_hz=frame_rate_hz,
+                progress=progress,
+                require_timing=require_timing,
+                decode_workers=decode_workers,
+            )
     except IVUSInputError:
         raise
     except _DAMAGED_DATA as exc:
@@ -1415,28 +1095,71 @@ _DAMAGED_DATA = (
 )
 
 
-def _check_header_facts(
+# how each acquisition fact is named in messages, by the source it was derived from
+_TIMING_NAMES = {
+    "FrameTimeVector (0018,1065)": ("frame_interval_s", "FrameTimeVector (0018,1065) median increment"),
+    "FrameTime (0018,1063)": ("frame_interval_s", "FrameTime (0018,1063)"),
+    "CineRate (0018,0040)": ("frame_rate_hz", "CineRate (0018,0040)"),
+    "--frame-rate": ("frame_rate_hz", "frame rate (given)"),
+}
+_REGION_SPACING_NAMES = (
+    "pixel spacing from PhysicalDeltaY (0018,602E)",
+    "pixel spacing from PhysicalDeltaX (0018,602C)",
+)
+
+
+def _header_facts(
     ds: Dataset,
     path: Path,
+    shape: tuple[int, int, int],
+    *,
     pixel_spacing_mm: float | tuple[float, float] | None,
     pullback_speed_mm_s: float | None,
     frame_rate_hz: float | None,
     require_timing: bool,
-) -> None:
-    """Spacing, timing and speed from the header alone, so an implausible value is refused
-    before any frame is decoded (the same checks run again on the decoded frame count)."""
-    try:
-        rows = _int_tag(ds, "Rows", path, "0028,0010", required=False)
-        cols = _int_tag(ds, "Columns", path, "0028,0011", required=False)
-        n = _int_tag(ds, "NumberOfFrames", path, "0028,0008", required=False)
-    except IVUSInputError:
-        return  # _file_frames names the damaged tag
-    n = 1 if n is None else n
-    if not rows or not cols or not 0 < n <= limits.LIMITS["frame_count"].high:
-        return  # _file_frames names the damaged tag without allocating for it
-    _frame_times(ds, path, int(n), frame_rate_hz, required=require_timing)
-    _pixel_spacing(ds, path, rows, cols, pixel_spacing_mm)
-    _acquisition(ds, path, pullback_speed_mm_s, required=require_timing)
+) -> dict[str, Valued]:
+    """Every acquisition fact of a pullback of ``shape`` = (frames, rows, cols), derived once
+    from the header (and the options), then checked once against the range table.
+
+    Called before any frame is decoded, after the checks that the file holds what its header
+    declares. Returns the provenance entries (``frame_times_s``, ``pixel_spacing_mm``,
+    ``pullback_speed_mm_s``, ``acquisition`` and the other IVUS tags found).
+    """
+    n, rows, cols = shape
+    times = _frame_times(ds, path, n, frame_rate_hz, required=require_timing)
+    spacing = _pixel_spacing(ds, path, rows, cols, pixel_spacing_mm)
+    acquisition, speed, extra = _acquisition(ds, path, pullback_speed_mm_s, required=require_timing)
+    timing_field, timing_name = _TIMING_NAMES.get(times.source, ("frame_interval_s", None))
+    rate = None
+    if timing_field == "frame_rate_hz":
+        rate = float(frame_rate_hz) if times.source == "--frame-rate" else _number(ds.get("CineRate"))
+    names = {
+        timing_field: timing_name,
+        "pullback_speed_mm_s": "pullback speed (given)" if speed.source == "--pullback-speed" else speed.source,
+        "pixel_spacing_mm": (
+            _REGION_SPACING_NAMES
+            if spacing.source.startswith("PhysicalDelta")
+            else "pixel spacing (given)" if spacing.source == "--pixel-spacing" else spacing.source
+        ),
+        "frame_count": "number of frames",
+    }
+    limits.check_acquisition(
+        path,
+        frame_count=n,
+        image_size_px=(rows, cols),
+        pixel_spacing_mm=tuple(float(v) for v in spacing.value),
+        frame_rate_hz=rate,
+        frame_times_s=None if times.source.startswith("missing") else np.asarray(times.value, dtype=float),
+        pullback_speed_mm_s=None if speed.value is None else float(speed.value),
+        names={k: v for k, v in names.items() if v is not None},
+    )
+    return {
+        "frame_times_s": times,
+        "pixel_spacing_mm": spacing,
+        "pullback_speed_mm_s": speed,
+        "acquisition": acquisition,
+        **extra,
+    }
 
 
 def _read_pullback(
@@ -1449,31 +1172,52 @@ def _read_pullback(
     require_timing: bool,
     decode_workers: int | None,
 ) -> Pullback:
-    positive_option(pullback_speed_mm_s, "--pullback-speed")
-    positive_option(frame_rate_hz, "--frame-rate")
+    positive_option(pullback_speed_mm_s, "pullback_speed_mm_s")
+    positive_option(frame_rate_hz, "frame_rate_hz")
     if pixel_spacing_mm is not None:
         for v in np.atleast_1d(np.asarray(pixel_spacing_mm, dtype=float)):
-            positive_option(float(v), "--pixel-spacing")
+            positive_option(float(v), "pixel_spacing_mm")
     path = Path(path)
     if not path.exists():
         raise input_error(path, "path", "does not exist", "pass an existing DICOM file or folder")
+    options = dict(
+        pixel_spacing_mm=pixel_spacing_mm,
+        pullback_speed_mm_s=pullback_speed_mm_s,
+        frame_rate_hz=frame_rate_hz,
+        require_timing=require_timing,
+    )
     if path.is_dir():
-        frames, ds, header_path, n_files = _folder_frames(path, progress)
-        n_source = f"{n_files} files sorted by InstanceNumber (0020,0013)"
-        if len(frames) != n_files:
-            n_source = f"{n_files} files ({len(frames)} frames) sorted by InstanceNumber (0020,0013)"
+        headers = _folder_headers(path)
+        n, rows, cols, itemsize = _folder_layout(headers)
+        header_path, ds = headers[0]
+        # the first header's facts for the whole folder, before any frame is read
+        facts = _header_facts(ds, header_path, (n, rows, cols), **options)
+        limits.check_decoded_size(
+            path, f"{len(headers)} files of Rows x Columns (0028,0010/0011)", (n, rows, cols), itemsize
+        )
+        frames = _folder_frames(headers, n, rows, cols, progress)
+        n_source = f"{len(headers)} files sorted by InstanceNumber (0020,0013)"
+        if len(frames) != len(headers):
+            n_source = f"{len(headers)} files ({len(frames)} frames) sorted by InstanceNumber (0020,0013)"
     else:
         ds = _read_header(path)
         header_path = path
-        _check_header_facts(ds, path, pixel_spacing_mm, pullback_speed_mm_s, frame_rate_hz, require_timing)
+        facts = {}
+
+        def ready(shape: tuple[int, int, int], itemsize: int, in_memory: bool) -> None:
+            facts.update(_header_facts(ds, path, shape, **options))
+            if in_memory:
+                limits.check_decoded_size(
+                    path, "Rows x Columns x NumberOfFrames (0028,0010/0011/0008)", shape, itemsize
+                )
+
         workers = decode_workers if decode_workers is not None else min(4, os.cpu_count() or 1)
-        frames = _file_frames(path, ds, progress, workers=max(1, int(workers)))
+        frames = _file_frames(path, ds, progress, workers=max(1, int(workers)), ready=ready)
         n_source = "NumberOfFrames (0028,0008)" if ds.get("NumberOfFrames") is not None else "single frame"
     n, rows, cols = frames.shape
-
-    times = _frame_times(ds, header_path, n, frame_rate_hz, required=require_timing)
-    spacing = _pixel_spacing(ds, header_path, rows, cols, pixel_spacing_mm)
-    acquisition, speed, extra = _acquisition(ds, header_path, pullback_speed_mm_s, required=require_timing)
+    times, spacing = facts.pop("frame_times_s"), facts.pop("pixel_spacing_mm")
+    acquisition, speed = facts.pop("acquisition"), facts.pop("pullback_speed_mm_s")
+    extra = facts
 
     vendor = " ".join(str(ds.get(k, "") or "") for k in ("Manufacturer", "ManufacturerModelName")).strip()
     sop = str(ds.get("SOPClassUID", "") or ds.file_meta.get("MediaStorageSOPClassUID", ""))
@@ -1492,6 +1236,6 @@ def _read_pullback(
         pullback_speed_mm_s=None if speed.value is None else float(speed.value),
         acquisition=str(acquisition.value),
         catheter_center_px=((rows - 1) / 2.0, (cols - 1) / 2.0),
-        source={"path": str(path), "sop_class_uid": sop, "vendor": vendor},
+        source={"path": str(path), "sop_class_uid": sop, "vendor": vendor, limits.CHECKED_KEY: True},
         provenance=provenance,
     )

@@ -38,7 +38,15 @@ import SimpleITK as sitk
 from PIL import Image, ImageSequence
 from scipy import ndimage
 
-from ..errors import IVUSCancelled, IVUSInputError, input_error
+from .. import limits
+from ..errors import (
+    FIX_FRAME_RATE,
+    FIX_PIXEL_SPACING,
+    FIX_PULLBACK_SPEED,
+    IVUSCancelled,
+    IVUSInputError,
+    input_error,
+)
 from ..geometry import robust_circle_fit
 from ..types import Pullback, Valued
 from ._common import luminance, natural_key, positive_option
@@ -78,9 +86,9 @@ _CHROMA_THRESHOLD = 40
 # (sepia, bronze), not an overlay on a grey image: keep its luminance.
 _TINTED_FRACTION = 0.5
 
-_FIX_SPACING = "pass --pixel-spacing MM"
-_FIX_RATE = "pass --frame-rate FPS"
-_FIX_SPEED = "pass --pullback-speed MM_S"
+_FIX_SPACING = FIX_PIXEL_SPACING
+_FIX_RATE = FIX_FRAME_RATE
+_FIX_SPEED = FIX_PULLBACK_SPEED
 _FIX_FOLDER = "keep only the frames of one pullback in the folder"
 
 ProgressFn = Callable[[float, str], None]
@@ -138,7 +146,7 @@ def _spacing_option(pixel_spacing_mm: float | tuple[float, float] | None) -> tup
         return None
     values = np.atleast_1d(np.asarray(pixel_spacing_mm, dtype=float))
     for v in values:
-        positive_option(float(v), "--pixel-spacing")
+        positive_option(float(v), "pixel_spacing_mm")
     if values.size == 1:
         return float(values[0]), float(values[0])
     return float(values[0]), float(values[1])
@@ -513,6 +521,9 @@ def _read_frame_stack(
         _check_cancel(cancel)
         grey, masked = _decode(page, file, region)
         if frames is None:
+            # the first frame decoded (a damaged one is named as such), the others not yet
+            field = f"{n} files of {grey.shape[1]}x{grey.shape[0]} px" if files else f"{n} pages of {grey.shape[1]}x{grey.shape[0]} px"
+            limits.check_decoded_size(path, field, (n,) + grey.shape, grey.dtype.itemsize)
             frames = np.empty((n,) + grey.shape, dtype=grey.dtype)
             first_name = file.name if files else "page 1"
             total = np.zeros(grey.shape, np.float64)
@@ -677,7 +688,7 @@ def _scale_from_samples(
     where = " and ".join(f"{g['axis']} {g['line_px']}" for g in scale["lines"])
     source = (
         f"detected: {scale['n_ticks']} tick marks every {scale['pitch_px']:.2f} px along {where} "
-        f"({scale['kind']} marks in {len(samples)} sampled frames), assumed 1 mm apart (override with --pixel-spacing)"
+        f"({scale['kind']} marks in {len(samples)} sampled frames), assumed 1 mm apart (a given pixel spacing overrides it)"
     )
     return (mm, mm), Valued((mm, mm), source), scale
 
@@ -751,6 +762,12 @@ def _read_frames(
         fmt0 = _FORMAT_NAMES[_suffix(_image_files(path)[0] if path.is_dir() else path)]
         spacing, spacing_source, scale = _scale_from_samples(path, samples, fmt0)
     display = detect_display_geometry(samples) if samples is not None else None
+    # the facts once against the range table, before the whole folder is decoded when the
+    # sampled frames give the frame size
+    checked = samples is not None
+    if checked:
+        n_frames = len(_image_files(path)) if path.is_dir() else _count_pages(path)
+        _check_frame_facts(path, n_frames, samples.shape[1:3], spacing, spacing_source is not None, rate, speed)
     frames, mean, std, overlay, provenance, fmt = _read_frame_stack(
         path, progress, cancel, _image_region(display)
     )
@@ -804,6 +821,8 @@ def _read_frames(
     else:
         provenance["pullback_speed_mm_s"] = Valued(None, "not given (no --pullback-speed)")
         provenance["acquisition"] = Valued("manual", "default: no --pullback-speed")
+    if not checked:
+        _check_frame_facts(path, n, (h, w), spacing, spacing_source is not None, rate, speed)
     frames.flags.writeable = False
     if progress is not None:
         progress(1.0, f"read {n} frames")
@@ -814,8 +833,30 @@ def _read_frames(
         pullback_speed_mm_s=speed,
         acquisition=str(provenance["acquisition"].value),
         catheter_center_px=catheter,
-        source={"path": str(path), "sop_class_uid": "", "vendor": f"{fmt} frames"},
+        source={"path": str(path), "sop_class_uid": "", "vendor": f"{fmt} frames", limits.CHECKED_KEY: True},
         provenance=provenance,
+    )
+
+
+def _check_frame_facts(
+    path: Path,
+    n: int,
+    shape: tuple[int, int],
+    spacing: tuple[float, float],
+    detected: bool,
+    rate: float | None,
+    speed: float | None,
+) -> None:
+    """A frame folder's (or multi-page file's) facts against the range table, once."""
+    limits.check_acquisition(
+        path,
+        frame_count=n,
+        image_size_px=(int(shape[0]), int(shape[1])),
+        pixel_spacing_mm=(float(spacing[0]), float(spacing[1])),
+        frame_rate_hz=rate,
+        pullback_speed_mm_s=speed,
+        frame_times_s=np.arange(n) / rate if rate is not None else None,
+        names={"pixel_spacing_mm": "detected pixel spacing" if detected else "pixel spacing (given)"},
     )
 
 
@@ -945,21 +986,10 @@ def _read_volume(
             f"declares {size[0]}x{size[1]}x{size[2]} voxels ({n_bytes} bytes), more than the file holds",
             f"re-export the {fmt} image",
         )
-    if progress is not None:
-        progress(0.05, f"reading {fmt} image")
-    try:
-        image = reader.Execute()
-    except RuntimeError as exc:
-        raise _itk_error(path, fmt, exc) from None
-    array = sitk.GetArrayFromImage(image)  # (N, H, W[, C]); one copy, the ITK image is dropped
-    del image
-    frames, conversion = _to_grey(array, path)
-    del array
-    n, h, w = frames.shape
+    n = size[2]
     sx, sy, sz = image_spacing
     provenance: dict[str, Valued] = {
         "n_frames": Valued(n, f"{fmt} size along the third axis"),
-        "intensity": Valued(str(frames.dtype), conversion),
         "z_spacing_mm": Valued(sz, f"{fmt} spacing (third axis)"),
     }
     if spacing is not None:
@@ -999,7 +1029,37 @@ def _read_volume(
     else:
         provenance["pullback_speed_mm_s"] = Valued(None, "not given (no --pullback-speed, no z spacing)")
         provenance["acquisition"] = Valued("manual", "default: no --pullback-speed")
-
+    # the facts from the header, once, against the range table, before any voxel is read
+    limits.check_acquisition(
+        path,
+        frame_count=n,
+        image_size_px=(size[1], size[0]),
+        pixel_spacing_mm=tuple(float(v) for v in spacing),
+        frame_rate_hz=rate,
+        frame_times_s=None if times.source.startswith("missing") else np.asarray(times.value, dtype=float),
+        pullback_speed_mm_s=speed,
+        names={
+            "pixel_spacing_mm": f"{fmt} spacing" if provenance["pixel_spacing_mm"].source.startswith(fmt)
+            else "pixel spacing (given)",
+            "frame_interval_s": f"frame interval from the {fmt} z spacing and the pullback speed",
+        },
+    )  # fmt: skip
+    # the ITK image and its numpy copy are alive together while reading
+    limits.check_decoded_size(
+        path, f"size {size[0]}x{size[1]}x{size[2]} voxels", (size[2], size[1], size[0], reader.GetNumberOfComponents()),
+        int(bits.group(1)) // 8 if bits else 1, copies=2,
+    )  # fmt: skip
+    if progress is not None:
+        progress(0.05, f"reading {fmt} image")
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise _itk_error(path, fmt, exc) from None
+    array = sitk.GetArrayFromImage(image)  # (N, H, W[, C]); one copy, the ITK image is dropped
+    del image
+    frames, conversion = _to_grey(array, path)
+    del array
+    provenance["intensity"] = Valued(str(frames.dtype), conversion)
     mean, std = _temporal_stats(frames)
     _, catheter, catheter_source = _geometry(mean, std)
     provenance["catheter_center_px"] = catheter_source
@@ -1013,7 +1073,7 @@ def _read_volume(
         pullback_speed_mm_s=None if speed is None else float(speed),
         acquisition=str(provenance["acquisition"].value),
         catheter_center_px=catheter,
-        source={"path": str(path), "sop_class_uid": "", "vendor": f"{fmt} image"},
+        source={"path": str(path), "sop_class_uid": "", "vendor": f"{fmt} image", limits.CHECKED_KEY: True},
         provenance=provenance,
     )
 
@@ -1090,8 +1150,8 @@ def read_pullback(
     IVUSInputError
         One line naming the file, the field and the fix.
     """
-    positive_option(pullback_speed_mm_s, "--pullback-speed")
-    positive_option(frame_rate_hz, "--frame-rate")
+    positive_option(pullback_speed_mm_s, "pullback_speed_mm_s")
+    positive_option(frame_rate_hz, "frame_rate_hz")
     spacing = _spacing_option(pixel_spacing_mm)
     path = Path(path)
     if not path.exists():

@@ -53,7 +53,7 @@ def read_keyframes(path: str | Path, pullback: Pullback) -> ContourSet:
     """
     path = Path(path)
     if not path.is_file():
-        raise input_error(path, "--keyframes", "does not exist", "check the path")
+        raise input_error(path, "keyframe file", "does not exist", "check the path")
     spacing, center = pullback.pixel_spacing_mm, pullback.catheter_center_px
     height = pullback.shape_px[0]
     contours = read_contours(

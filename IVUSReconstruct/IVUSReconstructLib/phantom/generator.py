@@ -196,7 +196,7 @@ def _checked_inputs(
     if isinstance(preset, str):
         if preset not in PRESETS:
             raise IVUSInputError(
-                f"--preset: unknown phantom preset {preset!r}; use one of {', '.join(sorted(PRESETS))}"
+                f"preset: unknown phantom preset {preset!r}; use one of {', '.join(sorted(PRESETS))}"
             )
         preset = PRESETS[preset]
     speckle = speckle or preset.speckle
