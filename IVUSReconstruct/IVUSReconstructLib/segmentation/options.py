@@ -55,6 +55,11 @@ class SegmentationOptions:
     """Cost added from the ring-down (0) to the field's edge (this): of two steps, the inner (cost)."""
     enclosed_tissue_per_mm: float = 4.0
     """Charge for bright, stable tissue a lumen border would enclose (cost per mm of tissue)."""
+    dark_tissue_ahead_mm: float = 1.5
+    """Echolucent plaque: grey levels clearly darker than blood count as enclosed tissue where
+    bright wall follows within this depth along the ray (mm); 0 disables."""
+    dark_tissue_min_deg: float = 12.0
+    """Narrowest arc of such echolucent tissue (deg): narrower darkness is a shadow's edge."""
     grey_separation_weight: float = 0.5
     """Weight of the grey-level separation (in interquartile ranges) when choosing a candidate trace."""
     flattened_aspect: float = 2.0
