@@ -166,7 +166,7 @@ def _enclosed_tissue(
     # a border's own window straddles it: the last samples inside are not counted
     depth = _lagged_depth(t, seg.samples(seg.o.correlation_half_mm, 1) + 1, seg.dr)
     if seg.o.dark_tissue_ahead_mm > 0:
-        dark = _dark_tissue(seg, grey, likeness[1], near)
+        dark = _dark_tissue(seg, grey, likeness[1], near) * likeness[0]
         dark[..., : start + 1] = 0.0
         # judged on grey levels smoothed over three samples, not on a correlation window: a
         # thin pool behind its cap is charged from its second sample on
@@ -201,6 +201,17 @@ def _dark_tissue(seg: _Segmenter, grey: np.ndarray, bright: np.ndarray, near: sl
     q1, q3 = np.percentile(grey[..., near].reshape(n_f, -1), [25, 75], axis=1)
     iqr = np.maximum(q3 - q1, 1e-3)[:, None, None]
     dark = np.clip((q1[:, None, None] - 1.5 * iqr - grey) / (1.5 * iqr), 0.0, 1.0)
+    # blood itself may darken with depth (a large vein at 20 MHz): a dark run counts as far as
+    # it fell suddenly somewhere, below the grey level ``dark_tissue_drop_mm`` further in on
+    # the same ray (across a thin cap), not by a slow fade
+    back = seg.samples(seg.o.dark_tissue_drop_mm, 2)
+    inner = np.concatenate([np.repeat(grey[..., :1], back, axis=-1), grey[..., :-back]], axis=-1)
+    drop = np.clip((np.minimum(q1[:, None, None], inner) - 1.5 * iqr - grey) / (1.5 * iqr), 0.0, 1.0)
+    fell = np.zeros(grey.shape[:-1], np.float32)
+    for r in range(grey.shape[-1]):
+        fell = np.where(dark[..., r] > 0, np.maximum(fell, drop[..., r]), 0.0)
+        drop[..., r] = fell
+    dark = np.minimum(dark, drop)
     # a layer, not a speck: bright over a radial stretch
     layer = ndimage.uniform_filter1d(bright, seg.samples(0.25, 3), axis=-1, mode="nearest")
     ahead = seg.samples(seg.o.dark_tissue_ahead_mm, 2)

@@ -58,6 +58,8 @@ class SegmentationOptions:
     dark_tissue_ahead_mm: float = 1.5
     """Echolucent plaque: grey levels clearly darker than blood count as enclosed tissue where
     bright wall follows within this depth along the ray (mm); 0 disables."""
+    dark_tissue_drop_mm: float = 0.3
+    """... and clearly darker than the grey level this far further in on the ray (mm)."""
     dark_tissue_min_deg: float = 12.0
     """Narrowest arc of such echolucent tissue (deg): narrower darkness is a shadow's edge."""
     grey_separation_weight: float = 0.5

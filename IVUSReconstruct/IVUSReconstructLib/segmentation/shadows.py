@@ -288,7 +288,17 @@ def find_shadows(
             peak = np.argmax(np.where(r_mm[0] < vessel_mm[f][:, None] + 0.1, image[f], -np.inf), axis=-1)
             peak_mm = seg.radii[peak]
             reflector[f] = np.where(shadow[f], peak_mm, np.inf)
-            lumen_fit = _fourier_fill(lumen_mm[f], shadow[f])
+            # the trace dragged into a guidewire's shadow dents the lumen beside it too: the
+            # lumen is filled over that penumbra as well, or the dent pulls the fit down to the
+            # wire, which then lies "at the border" and is taken for calcium (and cuts the lumen)
+            hidden = _penumbra(
+                lumen_mm[f],
+                shadow[f],
+                min_dent_mm=seg.o.branch_excess_mm,
+                min_dent_fraction=seg.o.branch_excess_fraction,
+                grow_mm=seg.o.branch_grow_mm,
+            )
+            lumen_fit = _fourier_fill(lumen_mm[f], hidden)
             # a guidewire lies beside the catheter, calcium at the lumen's border (the lumen
             # estimate over a wide shadow may overshoot it): a reflector nearer the border
             # than the catheter is calcium
