@@ -166,7 +166,7 @@ def _enclosed_tissue(
     # a border's own window straddles it: the last samples inside are not counted
     depth = _lagged_depth(t, seg.samples(seg.o.correlation_half_mm, 1) + 1, seg.dr)
     if seg.o.dark_tissue_ahead_mm > 0:
-        dark = _dark_tissue(seg, grey, likeness[1], near) * likeness[0]
+        dark = _dark_tissue(seg, grey, likeness[1], near) * (weight * likeness[0] + 1.0 - weight)
         dark[..., : start + 1] = 0.0
         # judged on grey levels smoothed over three samples, not on a correlation window: a
         # thin pool behind its cap is charged from its second sample on

@@ -291,13 +291,19 @@ def find_shadows(
             # the trace dragged into a guidewire's shadow dents the lumen beside it too: the
             # lumen is filled over that penumbra as well, or the dent pulls the fit down to the
             # wire, which then lies "at the border" and is taken for calcium (and cuts the lumen)
-            hidden = _penumbra(
-                lumen_mm[f],
-                shadow[f],
-                min_dent_mm=seg.o.branch_excess_mm,
-                min_dent_fraction=seg.o.branch_excess_fraction,
-                grow_mm=seg.o.branch_grow_mm,
-            )
+            # (each shadow on its own: a wire beside a wide calcium arc would hide too much of
+            # the turn together for the ellipse the dent is measured from)
+            hidden = shadow[f].copy()
+            for start, length in _runs(shadow[f]):
+                one = np.zeros(n_a, bool)
+                one[(start + np.arange(length)) % n_a] = True
+                hidden |= _penumbra(
+                    lumen_mm[f],
+                    one,
+                    min_dent_mm=seg.o.branch_excess_mm,
+                    min_dent_fraction=seg.o.branch_excess_fraction,
+                    grow_mm=seg.o.branch_grow_mm,
+                )
             lumen_fit = _fourier_fill(lumen_mm[f], hidden)
             # a guidewire lies beside the catheter, calcium at the lumen's border (the lumen
             # estimate over a wide shadow may overshoot it): a reflector nearer the border
