@@ -261,7 +261,9 @@ def find_shadows(
     behind_hi = vessel_mm[..., None] + 0.15 + depth * seg.dr
     band = (r_mm >= behind_lo) & (r_mm <= behind_hi)
     far = np.where(band, image, np.nan)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        # an EEM at the field's edge leaves no far field: NaN, filled below
+        warnings.simplefilter("ignore", RuntimeWarning)
         far_mean = np.nanmean(far, axis=-1)
     # directions with no far field take their frame's typical value (per frame, so that a
     # frame's borders do not depend on which frames share its batch)
