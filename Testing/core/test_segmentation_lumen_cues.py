@@ -86,3 +86,40 @@ def test_guidewire_beside_a_dragged_lumen_is_not_calcium():
     assert shadow[0, 20:30].all() and shadow[0, 95:150].all()
     assert not calcium[0, 20:30].any()
     assert calcium[0, 97:148].all()
+
+
+def test_eem_is_not_the_lumen_step_where_blood_does_not_decorrelate():
+    """20 MHz: a dark lumen, a bright intima-media band 0.25 mm thick, a media barely darker and the
+    adventitia, blurred over 0.1 mm as the phased array does. The blurred lumen step reaches past
+    the thinnest wall and the EEM took it (set B: vessel/lumen area ratio 1.19 median); where blood
+    does not decorrelate (trust 0) the EEM search starts beyond that band."""
+    from scipy import ndimage
+
+    from IVUSReconstructLib.segmentation.eem import trace_vessel
+
+    rng = np.random.default_rng(5)
+    pb = Pullback(
+        frames=rng.integers(20, 120, size=(4, 256, 256), dtype=np.uint8),
+        pixel_spacing_mm=(0.026, 0.026),
+        frame_times_s=np.arange(4) / 30.0,
+        pullback_speed_mm_s=0.5,
+        acquisition="motor",
+        catheter_center_px=(127.5, 127.5),
+    )
+    seg = _Segmenter(pb, SegmentationOptions())
+    r, n_a = seg.radii, seg.o.n_angles
+    lumen_mm, media_mm, eem_mm = 1.5, 1.75, 1.85
+    image = np.full((1, n_a, len(r)), 8.0, np.float32)
+    image[0][:, r >= lumen_mm] = 60.0
+    image[0][:, r >= media_mm] = 45.0
+    image[0][:, r >= eem_mm] = 70.0
+    image = image * rng.uniform(0.7, 1.3, image.shape).astype(np.float32)
+    image = ndimage.gaussian_filter1d(image, 0.1 / seg.dr, axis=-1)
+    lumen = np.full((1, n_a), lumen_mm / seg.dr)
+    found = {}
+    for trust in (1.0, 0.0):
+        seg.trust = trust
+        path, _ = trace_vessel(seg, np.log1p(image), lumen)
+        found[trust] = float(np.median(seg.to_mm(path)))
+    assert found[1.0] < lumen_mm + 0.15  # 1.61 mm: the lumen's step
+    assert found[0.0] == pytest.approx(eem_mm, abs=0.06)  # 1.88 mm

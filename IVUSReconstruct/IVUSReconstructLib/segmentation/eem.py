@@ -63,7 +63,11 @@ def trace_vessel(
     if seg.o.wall_only_inner:
         blur = np.round(seg.samples(seg.o.wall_blur_mm, 2) * stretch).astype(int)
         edge = _wall_step(smooth, w, base + blur, edge)
-    first = max(seg.samples(seg.o.min_wall_mm), w) + 1  # across the wall
+    # where blood does not decorrelate (20 MHz phased array, seg.trust 0) the intima and media
+    # show as one bright band right outside the dark lumen, whose outward step the EEM took
+    # (set B: vessel/lumen area ratio 1.19 median): the EEM lies at least that band further out
+    thin = seg.o.min_wall_mm + (1.0 - seg.trust) * seg.o.min_wall_still_blood_mm
+    first = max(seg.samples(thin), w) + 1  # across the wall
     lo = base[..., None] + np.round(first * stretch[..., None]).astype(int)
     r = np.arange(seg.n_r)[None, None, :]
     allowed = (r >= lo) & (r <= seg.n_r - w - 1)

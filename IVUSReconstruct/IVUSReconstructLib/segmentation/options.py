@@ -94,6 +94,8 @@ class SegmentationOptions:
     """Radial half-window of the EEM's step filter (mm)."""
     min_wall_mm: float = 0.08
     """Thinnest wall: the EEM lies at least this far outside the lumen (mm)."""
+    min_wall_still_blood_mm: float = 0.2
+    """Added to ``min_wall_mm`` for the EEM search where blood does not decorrelate (x (1 - trust)) (mm)."""
     max_wall_mm: float = 3.0
     """Thickest wall searched for the EEM, across the wall (mm)."""
     vessel_inward_preference: float = 0.5
