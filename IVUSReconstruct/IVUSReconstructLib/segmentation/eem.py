@@ -39,6 +39,41 @@ def _wall_step(x: np.ndarray, w: int, wall_start: np.ndarray, edge: np.ndarray) 
     return np.where(r > wall_start[..., None], outer - inner, edge).astype(np.float32)
 
 
+def _fill_echolucent(seg: _Segmenter, smooth: np.ndarray, lumen_path: np.ndarray) -> np.ndarray:
+    """Log grey levels (F, A, R) with echolucent plaque raised to the wall's typical level.
+
+    Outside the lumen, what is darker than the frame's blood (below the lower Tukey fence of
+    the grey levels inside the lumen) is echolucent plaque where blood echoes (40-60 MHz): its
+    rise onto the media is not the EEM, which the trace took once the lumen stopped in front
+    of the pool. Raised to the frame's wall level (the median beyond the lumen), the layers left
+    are plaque, media and adventitia. Weighted by ``seg.trust``: at 20 MHz blood is the darkest
+    echo and what is darker is a shadow.
+    """
+    r = np.arange(seg.n_r)[None, None, :]
+    inside = (r > seg.ring) & (r < lumen_path[..., None] - 1)
+    beyond = r > lumen_path[..., None] + 1
+    out = smooth.copy()
+    gap = seg.samples(0.4, 2)
+    for f in range(len(smooth)):
+        blood = smooth[f][inside[f]]
+        wall = smooth[f][beyond[f]]
+        if blood.size < 20 or wall.size < 20:
+            continue
+        q1, q3 = np.percentile(blood, [25, 75])
+        fence = q1 - 1.5 * max(q3 - q1, 1e-3)
+        level = float(np.median(wall))
+        dark = beyond[f] & (smooth[f] < fence)
+        # only a dark run that begins right behind the lumen (behind its cap) is plaque: a dark
+        # lumen further out (an artery beside a vein) is beyond the EEM
+        near = r[0] <= lumen_path[f][:, None] + gap
+        run = np.zeros(len(dark), bool)
+        for k in range(seg.n_r):
+            run = dark[:, k] & (run | near[:, k])
+            dark[:, k] = run
+        out[f] = np.where(dark, seg.trust * level + (1.0 - seg.trust) * smooth[f], smooth[f])
+    return out
+
+
 def trace_vessel(
     seg: _Segmenter, log_image: np.ndarray, lumen_path: np.ndarray, prior: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -47,6 +82,8 @@ def trace_vessel(
     ``prior`` (F, A, R), optional: a cost of each radius from keyframes' borders."""
     w = seg.samples(seg.o.vessel_edge_mm, 2)
     smooth = _box(log_image, 3, 3)
+    if seg.o.dark_tissue_ahead_mm > 0 and seg.trust > 0 and seg.ring is not None:
+        smooth = _fill_echolucent(seg, smooth, lumen_path)
     edge = _step(smooth, w)
     base = np.floor(lumen_path).astype(int)
     # a wall crossed obliquely (the flanks of an oval or flattened lumen) is longer along the
