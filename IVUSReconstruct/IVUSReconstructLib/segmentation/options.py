@@ -60,6 +60,9 @@ class SegmentationOptions:
     bright wall follows within this depth along the ray (mm); 0 disables."""
     dark_tissue_drop_mm: float = 0.3
     """... and clearly darker than the grey level this far further in on the ray (mm)."""
+    dark_tissue_max_contrast: float = 0.25
+    """... only where blood is nearly as bright as the wall: log grey contrast (wall's 75th
+    percentile minus near-field blood) at which that cue is off, fully on at half of it."""
     dark_tissue_min_deg: float = 12.0
     """Narrowest arc of such echolucent tissue (deg): narrower darkness is a shadow's edge."""
     grey_separation_weight: float = 0.5
