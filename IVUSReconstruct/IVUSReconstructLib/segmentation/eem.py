@@ -52,25 +52,27 @@ def _fill_echolucent(seg: _Segmenter, smooth: np.ndarray, lumen_path: np.ndarray
     r = np.arange(seg.n_r)[None, None, :]
     inside = (r > seg.ring) & (r < lumen_path[..., None] - 1)
     beyond = r > lumen_path[..., None] + 1
-    out = smooth.copy()
-    gap = seg.samples(0.4, 2)
-    for f in range(len(smooth)):
+    n_f = len(smooth)
+    fence = np.full(n_f, -np.inf, np.float32)
+    level = np.zeros(n_f, np.float32)
+    for f in range(n_f):
         blood = smooth[f][inside[f]]
         wall = smooth[f][beyond[f]]
         if blood.size < 20 or wall.size < 20:
             continue
         q1, q3 = np.percentile(blood, [25, 75])
-        fence = q1 - 1.5 * max(q3 - q1, 1e-3)
-        level = float(np.median(wall))
-        dark = beyond[f] & (smooth[f] < fence)
-        # only a dark run that begins right behind the lumen (behind its cap) is plaque: a dark
-        # lumen further out (an artery beside a vein) is beyond the EEM
-        near = r[0] <= lumen_path[f][:, None] + gap
-        run = np.zeros(len(dark), bool)
-        for k in range(seg.n_r):
-            run = dark[:, k] & (run | near[:, k])
-            dark[:, k] = run
-        out[f] = np.where(dark, seg.trust * level + (1.0 - seg.trust) * smooth[f], smooth[f])
+        fence[f] = q1 - 1.5 * max(q3 - q1, 1e-3)
+        level[f] = np.median(wall)
+    dark = beyond & (smooth < fence[:, None, None])
+    # only a dark run that begins right behind the lumen (behind its cap) is plaque: a dark
+    # lumen further out (an artery beside a vein) is beyond the EEM. The run ends at the first
+    # sample past ``gap`` that is not dark.
+    past = r > lumen_path[..., None] + seg.samples(0.4, 2)
+    stop = ~dark & past
+    end = np.where(stop.any(axis=-1), np.argmax(stop, axis=-1), seg.n_r)
+    dark &= r < end[..., None]
+    raised = seg.trust * level[:, None, None] + (1.0 - seg.trust) * smooth
+    out = np.where(dark, raised, smooth).astype(smooth.dtype)
     return out
 
 
