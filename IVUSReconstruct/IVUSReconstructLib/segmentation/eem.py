@@ -46,8 +46,9 @@ def _fill_echolucent(seg: _Segmenter, smooth: np.ndarray, lumen_path: np.ndarray
     the grey levels inside the lumen) is echolucent plaque where blood echoes (40-60 MHz): its
     rise onto the media is not the EEM, which the trace took once the lumen stopped in front
     of the pool. Raised to the frame's wall level (the median beyond the lumen), the layers left
-    are plaque, media and adventitia. Weighted by ``seg.trust``: at 20 MHz blood is the darkest
-    echo and what is darker is a shadow.
+    are plaque, media and adventitia. Weighted by ``seg.trust`` and by how nearly blood is as
+    bright as the wall (``dark_tissue_max_contrast``): where blood is dark (20 MHz) what is darker
+    is a shadow or the far field.
     """
     r = np.arange(seg.n_r)[None, None, :]
     inside = (r > seg.ring) & (r < lumen_path[..., None] - 1)
@@ -55,6 +56,8 @@ def _fill_echolucent(seg: _Segmenter, smooth: np.ndarray, lumen_path: np.ndarray
     n_f = len(smooth)
     fence = np.full(n_f, -np.inf, np.float32)
     level = np.zeros(n_f, np.float32)
+    weight = np.zeros(n_f, np.float32)
+    top = seg.o.dark_tissue_max_contrast
     for f in range(n_f):
         blood = smooth[f][inside[f]]
         wall = smooth[f][beyond[f]]
@@ -63,6 +66,9 @@ def _fill_echolucent(seg: _Segmenter, smooth: np.ndarray, lumen_path: np.ndarray
         q1, q3 = np.percentile(blood, [25, 75])
         fence[f] = q1 - 1.5 * max(q3 - q1, 1e-3)
         level[f] = np.median(wall)
+        # as for the lumen's cue: only where blood echoes nearly as much as the wall
+        contrast = np.percentile(wall, 75) - np.median(blood)
+        weight[f] = seg.trust * np.clip((top - contrast) / (0.5 * top), 0.0, 1.0)
     dark = beyond & (smooth < fence[:, None, None])
     # only a dark run that begins right behind the lumen (behind its cap) is plaque: a dark
     # lumen further out (an artery beside a vein) is beyond the EEM. The run ends at the first
@@ -71,7 +77,8 @@ def _fill_echolucent(seg: _Segmenter, smooth: np.ndarray, lumen_path: np.ndarray
     stop = ~dark & past
     end = np.where(stop.any(axis=-1), np.argmax(stop, axis=-1), seg.n_r)
     dark &= r < end[..., None]
-    raised = seg.trust * level[:, None, None] + (1.0 - seg.trust) * smooth
+    w = weight[:, None, None]
+    raised = w * level[:, None, None] + (1.0 - w) * smooth
     out = np.where(dark, raised, smooth).astype(smooth.dtype)
     return out
 
