@@ -92,7 +92,8 @@ def test_eem_is_not_the_lumen_step_where_blood_does_not_decorrelate():
     """20 MHz: a dark lumen, a bright intima-media band 0.25 mm thick, a media barely darker and the
     adventitia, blurred over 0.1 mm as the phased array does. The blurred lumen step reaches past
     the thinnest wall and the EEM took it (set B: vessel/lumen area ratio 1.19 median); where blood
-    does not decorrelate (trust 0) the EEM search starts beyond that band."""
+    does not decorrelate (trust 0) the EEM search can start beyond that band
+    (``min_wall_still_blood_mm``, off by default)."""
     from scipy import ndimage
 
     from IVUSReconstructLib.segmentation.eem import trace_vessel
@@ -106,7 +107,7 @@ def test_eem_is_not_the_lumen_step_where_blood_does_not_decorrelate():
         acquisition="motor",
         catheter_center_px=(127.5, 127.5),
     )
-    seg = _Segmenter(pb, SegmentationOptions())
+    seg = _Segmenter(pb, SegmentationOptions(min_wall_still_blood_mm=0.2))
     r, n_a = seg.radii, seg.o.n_angles
     lumen_mm, media_mm, eem_mm = 1.5, 1.75, 1.85
     image = np.full((1, n_a, len(r)), 8.0, np.float32)
