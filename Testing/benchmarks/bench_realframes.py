@@ -120,7 +120,7 @@ def _mosaic(images: list[Image.Image], path: Path, columns: int = 5) -> None:
 
 
 def run_setb(root: Path, overlays: Path | None) -> dict[str, float]:
-    ious, seconds, images = [], 0.0, []
+    ious, ratios, seconds, images = [], [], 0.0, []
     for position, items in setb_boxes(root).items():
         pb = _read_stack([p for p, _ in items], SETB_SPACING_MM)
         t0 = time.perf_counter()
@@ -131,6 +131,8 @@ def run_setb(root: Path, overlays: Path | None) -> dict[str, float]:
             pred = np.array([pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()])
             iou = box_iou(pred, items[k][1])
             ious.append(iou)
+            # an EEM lying on the lumen (no wall between them) shows as a vessel area within 10 %
+            ratios.append(polygon_area(fc.vessel) / max(polygon_area(fc.lumen), 1e-6))
             if overlays is not None and k == 2:
                 images.append(_overlay(pb.frames[k], pb, fc, f"B {position} IoU {iou:.2f}", items[k][1]))
     if overlays is not None and images:
@@ -140,6 +142,8 @@ def run_setb(root: Path, overlays: Path | None) -> dict[str, float]:
         "frames": float(ious_a.size),
         "box_iou_mean": float(ious_a.mean()),
         "box_iou_ge_0.8": float((ious_a >= 0.8).mean()),
+        "vessel_over_lumen_median": float(np.median(ratios)),
+        "vessel_over_lumen_lt_1.1": float((np.array(ratios) < 1.1).mean()),
         "frames_per_s": float(ious_a.size / seconds),
     }
 

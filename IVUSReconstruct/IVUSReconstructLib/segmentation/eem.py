@@ -39,6 +39,50 @@ def _wall_step(x: np.ndarray, w: int, wall_start: np.ndarray, edge: np.ndarray) 
     return np.where(r > wall_start[..., None], outer - inner, edge).astype(np.float32)
 
 
+def _fill_echolucent(seg: _Segmenter, smooth: np.ndarray, lumen_path: np.ndarray) -> np.ndarray:
+    """Log grey levels (F, A, R) with echolucent plaque raised to the wall's typical level.
+
+    Outside the lumen, what is darker than the frame's blood (below the lower Tukey fence of
+    the grey levels inside the lumen) is echolucent plaque where blood echoes (40-60 MHz): its
+    rise onto the media is not the EEM, which the trace took once the lumen stopped in front
+    of the pool. Raised to the frame's wall level (the median beyond the lumen), the layers left
+    are plaque, media and adventitia. Weighted by ``seg.trust`` and by how nearly blood is as
+    bright as the wall (``dark_tissue_max_contrast``): where blood is dark (20 MHz) what is darker
+    is a shadow or the far field.
+    """
+    r = np.arange(seg.n_r)[None, None, :]
+    inside = (r > seg.ring) & (r < lumen_path[..., None] - 1)
+    beyond = r > lumen_path[..., None] + 1
+    n_f = len(smooth)
+    fence = np.full(n_f, -np.inf, np.float32)
+    level = np.zeros(n_f, np.float32)
+    weight = np.zeros(n_f, np.float32)
+    top = seg.o.dark_tissue_max_contrast
+    for f in range(n_f):
+        blood = smooth[f][inside[f]]
+        wall = smooth[f][beyond[f]]
+        if blood.size < 20 or wall.size < 20:
+            continue
+        q1, q3 = np.percentile(blood, [25, 75])
+        fence[f] = q1 - 1.5 * max(q3 - q1, 1e-3)
+        level[f] = np.median(wall)
+        # as for the lumen's cue: only where blood echoes nearly as much as the wall
+        contrast = np.percentile(wall, 75) - np.median(blood)
+        weight[f] = seg.trust * np.clip((top - contrast) / (0.5 * top), 0.0, 1.0)
+    dark = beyond & (smooth < fence[:, None, None])
+    # only a dark run that begins right behind the lumen (behind its cap) is plaque: a dark
+    # lumen further out (an artery beside a vein) is beyond the EEM. The run ends at the first
+    # sample past ``gap`` that is not dark.
+    past = r > lumen_path[..., None] + seg.samples(0.4, 2)
+    stop = ~dark & past
+    end = np.where(stop.any(axis=-1), np.argmax(stop, axis=-1), seg.n_r)
+    dark &= r < end[..., None]
+    w = weight[:, None, None]
+    raised = w * level[:, None, None] + (1.0 - w) * smooth
+    out = np.where(dark, raised, smooth).astype(smooth.dtype)
+    return out
+
+
 def trace_vessel(
     seg: _Segmenter, log_image: np.ndarray, lumen_path: np.ndarray, prior: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -47,6 +91,8 @@ def trace_vessel(
     ``prior`` (F, A, R), optional: a cost of each radius from keyframes' borders."""
     w = seg.samples(seg.o.vessel_edge_mm, 2)
     smooth = _box(log_image, 3, 3)
+    if seg.o.dark_tissue_ahead_mm > 0 and seg.trust > 0 and seg.ring is not None:
+        smooth = _fill_echolucent(seg, smooth, lumen_path)
     edge = _step(smooth, w)
     base = np.floor(lumen_path).astype(int)
     # a wall crossed obliquely (the flanks of an oval or flattened lumen) is longer along the
@@ -63,7 +109,11 @@ def trace_vessel(
     if seg.o.wall_only_inner:
         blur = np.round(seg.samples(seg.o.wall_blur_mm, 2) * stretch).astype(int)
         edge = _wall_step(smooth, w, base + blur, edge)
-    first = max(seg.samples(seg.o.min_wall_mm), w) + 1  # across the wall
+    # where blood does not decorrelate (20 MHz phased array, seg.trust 0) the intima and media
+    # show as one bright band right outside the dark lumen, whose outward step the EEM took
+    # (set B: vessel/lumen area ratio 1.19 median): the EEM lies at least that band further out
+    thin = seg.o.min_wall_mm + (1.0 - seg.trust) * seg.o.min_wall_still_blood_mm
+    first = max(seg.samples(thin), w) + 1  # across the wall
     lo = base[..., None] + np.round(first * stretch[..., None]).astype(int)
     r = np.arange(seg.n_r)[None, None, :]
     allowed = (r >= lo) & (r <= seg.n_r - w - 1)

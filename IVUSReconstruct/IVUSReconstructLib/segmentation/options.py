@@ -55,6 +55,16 @@ class SegmentationOptions:
     """Cost added from the ring-down (0) to the field's edge (this): of two steps, the inner (cost)."""
     enclosed_tissue_per_mm: float = 4.0
     """Charge for bright, stable tissue a lumen border would enclose (cost per mm of tissue)."""
+    dark_tissue_ahead_mm: float = 1.5
+    """Echolucent plaque: grey levels clearly darker than blood count as enclosed tissue where
+    bright wall follows within this depth along the ray (mm); 0 disables."""
+    dark_tissue_drop_mm: float = 0.3
+    """... and clearly darker than the grey level this far further in on the ray (mm)."""
+    dark_tissue_max_contrast: float = 0.25
+    """... only where blood is nearly as bright as the wall: log grey contrast (wall's 75th
+    percentile minus near-field blood) at which that cue is off, fully on at half of it."""
+    dark_tissue_min_deg: float = 12.0
+    """Narrowest arc of such echolucent tissue (deg): narrower darkness is a shadow's edge."""
     grey_separation_weight: float = 0.5
     """Weight of the grey-level separation (in interquartile ranges) when choosing a candidate trace."""
     flattened_aspect: float = 2.0
@@ -87,6 +97,11 @@ class SegmentationOptions:
     """Radial half-window of the EEM's step filter (mm)."""
     min_wall_mm: float = 0.08
     """Thinnest wall: the EEM lies at least this far outside the lumen (mm)."""
+    # off by default: 0.2 moves set B's EEM off the lumen (vessel/lumen area ratio 1.19 -> 1.48
+    # median) but costs its lumen box IoU 0.011 (side-branch fill) and the thin-walled still-blood
+    # coronary phantom its vessel Jaccard (0.960 -> 0.925)
+    min_wall_still_blood_mm: float = 0.0
+    """Added to ``min_wall_mm`` for the EEM search where blood does not decorrelate (x (1 - trust)) (mm)."""
     max_wall_mm: float = 3.0
     """Thickest wall searched for the EEM, across the wall (mm)."""
     vessel_inward_preference: float = 0.5

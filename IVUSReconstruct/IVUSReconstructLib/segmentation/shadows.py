@@ -261,7 +261,9 @@ def find_shadows(
     behind_hi = vessel_mm[..., None] + 0.15 + depth * seg.dr
     band = (r_mm >= behind_lo) & (r_mm <= behind_hi)
     far = np.where(band, image, np.nan)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        # an EEM at the field's edge leaves no far field: NaN, filled below
+        warnings.simplefilter("ignore", RuntimeWarning)
         far_mean = np.nanmean(far, axis=-1)
     # directions with no far field take their frame's typical value (per frame, so that a
     # frame's borders do not depend on which frames share its batch)
@@ -288,7 +290,23 @@ def find_shadows(
             peak = np.argmax(np.where(r_mm[0] < vessel_mm[f][:, None] + 0.1, image[f], -np.inf), axis=-1)
             peak_mm = seg.radii[peak]
             reflector[f] = np.where(shadow[f], peak_mm, np.inf)
-            lumen_fit = _fourier_fill(lumen_mm[f], shadow[f])
+            # the trace dragged into a guidewire's shadow dents the lumen beside it too: the
+            # lumen is filled over that penumbra as well, or the dent pulls the fit down to the
+            # wire, which then lies "at the border" and is taken for calcium (and cuts the lumen)
+            # (each shadow on its own: a wire beside a wide calcium arc would hide too much of
+            # the turn together for the ellipse the dent is measured from)
+            hidden = shadow[f].copy()
+            for start, length in _runs(shadow[f]):
+                one = np.zeros(n_a, bool)
+                one[(start + np.arange(length)) % n_a] = True
+                hidden |= _penumbra(
+                    lumen_mm[f],
+                    one,
+                    min_dent_mm=seg.o.branch_excess_mm,
+                    min_dent_fraction=seg.o.branch_excess_fraction,
+                    grow_mm=seg.o.branch_grow_mm,
+                )
+            lumen_fit = _fourier_fill(lumen_mm[f], hidden)
             # a guidewire lies beside the catheter, calcium at the lumen's border (the lumen
             # estimate over a wide shadow may overshoot it): a reflector nearer the border
             # than the catheter is calcium
