@@ -31,17 +31,21 @@ def test_view_pair_checks():
 
 
 def test_matched_points_limits():
-    distance = np.zeros(20)
-    keep, warnings = angio._matched_points(distance, 3.0, NAMES)
-    assert keep.tolist() == list(range(20)) and warnings == []
-    distance[:3] = 10.0  # 15 % unmatched: left out with a warning
-    keep, [note] = angio._matched_points(distance, 3.0, NAMES)
-    assert keep[0] == 3 and note.startswith("3 of 20 points of a.json have no counterpart on b.json")
-    distance[:8] = 10.0  # 40 % > 35 %
-    with pytest.raises(IVUSInputError, match=r"match only 12 of 20 points of a\.json .*40% unmatched, at most 35%"):
-        angio._matched_points(distance, 3.0, NAMES)
+    distance = np.zeros(101)
+    t = np.arange(101.0)  # each curve-1 point meets curve 2 at the same index
+    keep, warnings = angio._matched_points(distance, t, 101, 3.0, NAMES)
+    assert keep.tolist() == list(range(101)) and warnings == []
+    distance[:3] = 10.0  # 3 % unmatched at one end: left out with a warning
+    keep, [note] = angio._matched_points(distance, t, 101, 3.0, NAMES)
+    assert keep[0] == 3 and note.startswith("3 of 101 points of a.json have no counterpart on b.json")
+    distance[:20] = 10.0  # 20 % > 5 %
+    with pytest.raises(IVUSInputError, match=r"leave 20% of the vessel without an epipolar match \(81 of 101 points"):
+        angio._matched_points(distance, t, 101, 3.0, NAMES)
+    # every curve-1 point matched, but only the first half of curve 2: a wrong geometry too
+    with pytest.raises(IVUSInputError, match=r"leave 50% of the vessel .* 50% of b\.json's length is matched"):
+        angio._matched_points(np.zeros(101), t / 2, 101, 3.0, NAMES)
     with pytest.raises(IVUSInputError, match=r"only 4 points lie on each other's epipolar lines"):
-        angio._matched_points(np.r_[np.zeros(4), np.full(1, 9.0)], 3.0, NAMES)
+        angio._matched_points(np.r_[np.zeros(4), np.full(1, 9.0)], np.arange(5.0), 5, 3.0, NAMES)
 
 
 def test_bridge_ill_conditioned_interpolates_along_the_curve():

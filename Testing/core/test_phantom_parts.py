@@ -16,7 +16,7 @@ def test_checked_inputs_apply_overrides_and_refuse_bad_values():
     # a vein has no rhythm: the heart rate is ignored; the appearance sets the media thickness
     preset, *_ = _checked_inputs("iliac-vein", "phased", 90.0, 5.0, 64, Appearance(media_mm=0.5))
     assert preset.heart_rate_bpm is None and preset.media_mm == 0.5
-    with pytest.raises(IVUSInputError, match=r"--preset: unknown phantom preset 'aorta'; use one of coronary, "):
+    with pytest.raises(IVUSInputError, match=r"preset: unknown phantom preset 'aorta'; use one of coronary, "):
         _checked_inputs("aorta", None, None, None, None, None)
     with pytest.raises(IVUSInputError, match=r"speckle: 'laser' is not a speckle model"):
         _checked_inputs("coronary", "laser", None, None, None, None)
