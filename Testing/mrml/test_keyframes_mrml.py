@@ -140,3 +140,45 @@ def test_propagate_edits_keeps_the_drawn_frames_and_changes_the_others(automatic
     vessel = dict(zip(frames.tolist(), _column(table, "vessel_area_mm2").tolist(), strict=True))
     assert vessel[vessel_frame] == pytest.approx(np.pi * vessel_mm**2, rel=0.03)
     assert [c.index for c in again.contours.frames if c.source == "edited"] == sorted([*EDITED, vessel_frame])
+
+
+def _draw_borders(nodes, pullback, borders_mm: dict[int, np.ndarray], segment: str = "Lumen") -> None:
+    """What a reader correcting borders does: the ``segment`` labelmap of each frame replaced by
+    the given border (frame-plane mm), rasterised on the segmentation's grid."""
+    from IVUSReconstructLib.geometry import rasterize_polygon_px
+
+    segmentation, volume = nodes["segmentation"], nodes["volume"]
+    f = mrml._segmentation_oversampling(slicer, segmentation, volume)
+    segment_id = segmentation.GetSegmentation().GetSegmentIdBySegmentName(segment)
+    mask = mrml._segment_mask(slicer, segmentation, segment_id, volume, f)
+    for k, border in borders_mm.items():
+        px = np.asarray(mm_to_px(border, pullback.pixel_spacing_mm, pullback.catheter_center_px))
+        # the segmentation's pixels subdivide the volume's f times: centre i' = f i + (f - 1) / 2
+        mask[k] = rasterize_polygon_px(f * px + (f - 1) / 2, mask.shape[1:])
+    ijk_to_ras = mrml._matrix(mrml._fine_ijk_to_ras(volume, f))
+    mrml._set_segment_mask(slicer, segmentation, segment_id, mask, (0, 0, 0), ijk_to_ras)
+
+
+def test_a_correction_the_images_support_reaches_every_frame_between(automatic, phantom):
+    """The issue's round trip with a realistic edit: the true lumen drawn on two frames; every
+    frame between is segmented again, the drawn frames keep exactly what was drawn, and the
+    frames between come closer to the true lumen areas."""
+    scene = mrml.prepare_scene(slicer.vtkMRMLScene())
+    nodes = mrml.show_result(scene, automatic)
+    before = _lumen_areas(nodes["table"])
+    truth = {t.index: t.lumen for t in phantom.truth.frames}
+    _draw_borders(nodes, phantom.pullback, {k: truth[k] for k in EDITED})
+    new, keys = mrml.propagate_edits(scene, nodes, automatic)
+    assert keys == {"lumen": list(EDITED), "vessel": []}
+    after = _lumen_areas(nodes["table"])
+    for k in EDITED:
+        edited = next(c for c in new.contours.frames if c.index == k)
+        assert edited.source == "edited"
+        assert after[k] == pytest.approx(polygon_area(edited.lumen), rel=1e-12)
+        # the painted pixels' outline: the true border within its half pixel
+        assert after[k] == pytest.approx(polygon_area(truth[k]), rel=0.05)
+    between = [k for k in after if EDITED[0] < k < EDITED[1]]
+    assert [k for k in between if abs(after[k] - before[k]) > 1e-6] == between
+    error_before = np.mean([abs(before[k] - polygon_area(truth[k])) for k in between])
+    error_after = np.mean([abs(after[k] - polygon_area(truth[k])) for k in between])
+    assert error_after < error_before
