@@ -13,6 +13,8 @@ from IVUSReconstructLib.segmentation.segmenter import _Segmenter
 from IVUSReconstructLib.segmentation.shadows import find_shadows
 from IVUSReconstructLib.types import Pullback
 
+from .test_segmentation import _noise_pullback
+
 # A straight coronary segment with a thick wall (lumen 1.4 mm, EEM 2.3 mm), no lesion or calcium:
 # room for a lipid pool behind its cap over 150 degrees.
 THICK = replace(
@@ -50,19 +52,6 @@ def test_echolucent_plaque_darker_than_blood_is_not_lumen(lipid_pool, ahead_mm, 
     cs = segment_pullback(ph.pullback, frames, options=SegmentationOptions(dark_tissue_ahead_mm=ahead_mm))
     shares = [_pool_share_in_lumen(ph.echolucent[f.index], f.lumen) for f in cs.frames]
     assert all(low <= s <= high for s in shares), shares
-
-
-def _noise_pullback(n_frames: int = 8, size: int = 64) -> Pullback:
-    rng = np.random.default_rng(5)
-    frames = rng.integers(20, 120, size=(n_frames, size, size), dtype=np.uint8)
-    return Pullback(
-        frames=frames,
-        pixel_spacing_mm=(0.1, 0.1),
-        frame_times_s=np.arange(n_frames) / 30.0,
-        pullback_speed_mm_s=0.5,
-        acquisition="motor",
-        catheter_center_px=((size - 1) / 2, (size - 1) / 2),
-    )
 
 
 def test_guidewire_beside_a_dragged_lumen_is_not_calcium():
