@@ -162,6 +162,36 @@ def test_single_frame_folder_sorted_by_instance_number(tmp_path: Path, pullback:
     np.testing.assert_allclose(back.frame_times_s, np.arange(30) / 30.0, atol=1e-8)
 
 
+def test_folder_with_a_repeated_instance_number_is_refused(tmp_path: Path, pullback: Pullback):
+    folder = write_pullback(pullback, tmp_path / "frames", layout="single-frame")
+    files = sorted(folder.iterdir())
+    ds = pydicom.dcmread(files[5])
+    ds.InstanceNumber = pydicom.dcmread(files[4]).InstanceNumber
+    ds.save_as(files[5])
+    with pytest.raises(IVUSInputError) as err:
+        read_pullback(folder)
+    assert str(err.value) == (
+        f"{files[5]}: InstanceNumber (0020,0013) is 5, the same as in {files[4].name}, so the frame "
+        "order is ambiguous; keep only the frames of one pullback in the folder (one file per "
+        "InstanceNumber)"
+    )
+
+
+def test_folder_with_one_instance_number_everywhere_is_ordered_by_name(
+    tmp_path: Path, pullback: Pullback
+):
+    folder = write_pullback(pullback, tmp_path / "frames", layout="single-frame")
+    for f in sorted(folder.iterdir()):
+        ds = pydicom.dcmread(f)
+        ds.InstanceNumber = 1
+        ds.save_as(f)
+    back = read_pullback(folder)
+    np.testing.assert_array_equal(back.frames, pullback.frames)
+    assert back.provenance["n_frames"].source == (
+        "30 files sorted by file name (no distinct InstanceNumber (0020,0013))"
+    )
+
+
 def test_frame_time_vector_for_irregular_times(tmp_path: Path, pullback: Pullback):
     from dataclasses import replace
 

@@ -711,7 +711,40 @@ def _folder_headers(folder: Path) -> list[tuple[Path, Dataset]]:
         )
 
     headers.sort(key=order)
+    _check_instance_numbers(headers)
     return headers
+
+
+def _check_instance_numbers(headers: list[tuple[Path, Dataset]]) -> None:
+    """Refuse two files of a folder that claim the same place in the pullback.
+
+    A folder whose files all carry one InstanceNumber (some exports stamp 1 on every file) is
+    ordered by file name instead; only a repeat among otherwise distinct numbers is ambiguous.
+    """
+    numbered = [(p, _number(ds.get("InstanceNumber"))) for p, ds in headers]
+    numbers = {n for _, n in numbered if n is not None}
+    if len(numbers) <= 1:
+        return
+    first: dict[float, Path] = {}
+    for p, n in numbered:
+        if n is None:
+            continue
+        if n in first:
+            raise input_error(
+                p,
+                "InstanceNumber (0020,0013)",
+                f"is {n:g}, the same as in {first[n].name}, so the frame order is ambiguous",
+                "keep only the frames of one pullback in the folder (one file per InstanceNumber)",
+            )
+        first[n] = p
+
+
+def _folder_order_source(headers: list[tuple[Path, Dataset]]) -> str:
+    """How the folder's files were put in order, for the provenance line."""
+    numbers = {_number(ds.get("InstanceNumber")) for _, ds in headers}
+    if len(headers) > 1 and len(numbers - {None}) <= 1:
+        return "sorted by file name (no distinct InstanceNumber (0020,0013))"
+    return "sorted by InstanceNumber (0020,0013)"
 
 
 def _folder_layout(headers: list[tuple[Path, Dataset]]) -> tuple[int, int, int, int]:
@@ -1196,9 +1229,10 @@ def _read_pullback(
             path, f"{len(headers)} files of Rows x Columns (0028,0010/0011)", (n, rows, cols), itemsize
         )
         frames = _folder_frames(headers, n, rows, cols, progress)
-        n_source = f"{len(headers)} files sorted by InstanceNumber (0020,0013)"
-        if len(frames) != len(headers):
-            n_source = f"{len(headers)} files ({len(frames)} frames) sorted by InstanceNumber (0020,0013)"
+        counted = f"{len(headers)} files" + (
+            f" ({len(frames)} frames)" if len(frames) != len(headers) else ""
+        )
+        n_source = f"{counted} {_folder_order_source(headers)}"
     else:
         ds = _read_header(path)
         header_path = path
