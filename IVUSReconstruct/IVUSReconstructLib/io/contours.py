@@ -33,6 +33,7 @@ import io
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -800,29 +801,33 @@ def _round(points: np.ndarray) -> list[list[float]]:
     return np.round(np.asarray(points, dtype=float), 5).tolist()
 
 
+def _frame_json(f: FrameContours, polygon: Callable[[np.ndarray], Any]) -> dict[str, Any]:
+    """A frame's entry of the native document; ``polygon`` encodes each border (rounded points,
+    or the streaming writer's marker), so both writers share the key order and the optional keys."""
+    item: dict[str, Any] = {"index": int(f.index)}
+    if f.phase is not None:
+        item["phase"] = f.phase
+    if f.z_mm is not None:
+        item["z_mm"] = float(f.z_mm)
+    item["lumen"] = polygon(f.lumen)
+    if f.vessel is not None:
+        item["vessel"] = polygon(f.vessel)
+    if f.calcium:
+        item["calcium"] = [polygon(c) for c in f.calcium]
+    if f.stent is not None:
+        item["stent"] = polygon(f.stent)
+    if f.calcium_arc_deg is not None:
+        item["calcium_arc_deg"] = float(f.calcium_arc_deg)
+    if f.confidence is not None:
+        item["confidence"] = float(f.confidence)
+    if f.source is not None:
+        item["source"] = str(f.source)
+    return item
+
+
 def contours_to_json(contours: ContourSet) -> dict[str, Any]:
     """The native ``ivus-contours`` document of ``contours`` (a JSON-serialisable dict)."""
-    frames = []
-    for f in contours.frames:
-        item: dict[str, Any] = {"index": int(f.index)}
-        if f.phase is not None:
-            item["phase"] = f.phase
-        if f.z_mm is not None:
-            item["z_mm"] = float(f.z_mm)
-        item["lumen"] = _round(f.lumen)
-        if f.vessel is not None:
-            item["vessel"] = _round(f.vessel)
-        if f.calcium:
-            item["calcium"] = [_round(c) for c in f.calcium]
-        if f.stent is not None:
-            item["stent"] = _round(f.stent)
-        if f.calcium_arc_deg is not None:
-            item["calcium_arc_deg"] = float(f.calcium_arc_deg)
-        if f.confidence is not None:
-            item["confidence"] = float(f.confidence)
-        if f.source is not None:
-            item["source"] = str(f.source)
-        frames.append(item)
+    frames = [_frame_json(f, _round) for f in contours.frames]
     doc: dict[str, Any] = {
         "format": "ivus-contours",
         "version": 1,
@@ -865,7 +870,7 @@ def write_contours_json(
         return path
     # the document with a marker in place of every polygon, cut at the markers
     skeleton = contours_to_json(replace(contours, frames=()))
-    skeleton["frames"] = [_frame_skeleton(f) for f in contours.frames]
+    skeleton["frames"] = [_frame_json(f, lambda _: _MARK) for f in contours.frames]
     pieces = [p.encode("ascii") for p in json.dumps(skeleton, indent=1).split(f'"{_MARK}"')]
     with path.open("wb") as out:
         out.write(pieces[0])
@@ -902,28 +907,6 @@ def _frame_polygons(f: FrameContours) -> list[tuple[int, np.ndarray]]:
     if f.stent is not None:
         out.append((3, np.asarray(f.stent, dtype=float)))
     return out
-
-
-def _frame_skeleton(f: FrameContours) -> dict[str, Any]:
-    item: dict[str, Any] = {"index": int(f.index)}
-    if f.phase is not None:
-        item["phase"] = f.phase
-    if f.z_mm is not None:
-        item["z_mm"] = float(f.z_mm)
-    item["lumen"] = _MARK
-    if f.vessel is not None:
-        item["vessel"] = _MARK
-    if f.calcium:
-        item["calcium"] = [_MARK for _ in f.calcium]
-    if f.stent is not None:
-        item["stent"] = _MARK
-    if f.calcium_arc_deg is not None:
-        item["calcium_arc_deg"] = float(f.calcium_arc_deg)
-    if f.confidence is not None:
-        item["confidence"] = float(f.confidence)
-    if f.source is not None:
-        item["source"] = str(f.source)
-    return item
 
 
 def _polygons_json(polygons: list[np.ndarray], indent: int) -> list[bytes]:
