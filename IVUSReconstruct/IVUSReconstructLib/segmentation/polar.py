@@ -146,13 +146,53 @@ def _local_ncc(a: np.ndarray, b: np.ndarray, size_a: int, size_r: int) -> np.nda
     Where both windows are flat (the inside of the catheter) the correlation is 1: nothing
     there changes between frames.
     """
-    ma, mb = _box(a, size_a, size_r), _box(b, size_a, size_r)
+    return _ncc(a, b, _moments(a, size_a, size_r), _moments(b, size_a, size_r), size_a, size_r)
+
+
+def _moments(x: np.ndarray, size_a: int, size_r: int) -> tuple[np.ndarray, np.ndarray]:
+    """Local mean and variance (F, A, R) of a polar stack over the windows of :func:`_local_ncc`."""
+    m = _box(x, size_a, size_r)
+    return m, np.maximum(_box(x * x, size_a, size_r) - m * m, 0.0)
+
+
+def _ncc(
+    a: np.ndarray,
+    b: np.ndarray,
+    moments_a: tuple[np.ndarray, np.ndarray],
+    moments_b: tuple[np.ndarray, np.ndarray],
+    size_a: int,
+    size_r: int,
+) -> np.ndarray:
+    """:func:`_local_ncc` from the two stacks' :func:`_moments`, which a frame compared with both
+    its neighbours (or a neighbour shared by two frames) needs only once."""
+    (ma, va), (mb, vb) = moments_a, moments_b
     cov = _box(a * b, size_a, size_r) - ma * mb
-    va = np.maximum(_box(a * a, size_a, size_r) - ma * ma, 0.0)
-    vb = np.maximum(_box(b * b, size_a, size_r) - mb * mb, 0.0)
     denom = np.sqrt(va * vb)
     flat = denom < 1e-3
     return np.where(flat, 1.0, cov / np.where(flat, 1.0, denom)).astype(np.float32)
+
+
+def _max_ncc(
+    images: dict[int, np.ndarray], pairs: list[tuple[int, int, int]], size_a: int, size_r: int
+) -> np.ndarray:
+    """Per frame, the larger :func:`_local_ncc` with either of its neighbours, (F, A, R).
+
+    ``pairs`` holds (frame, previous, next) indices into ``images`` (A, R each). Every image's
+    moments and every pair's correlation (symmetric) are computed once, each image in one
+    stack: consecutive frames share their neighbours.
+    """
+    used = sorted({i for p in pairs for i in p})
+    row = {i: k for k, i in enumerate(used)}
+    stack = np.stack([images[i] for i in used])
+    m, v = _moments(stack, size_a, size_r)
+    links = sorted({(min(i, j), max(i, j)) for i, p, n in pairs for j in (p, n)})
+    a = np.array([row[i] for i, _ in links], dtype=int)
+    b = np.array([row[j] for _, j in links], dtype=int)
+    ncc = _ncc(stack[a], stack[b], (m[a], v[a]), (m[b], v[b]), size_a, size_r)
+    link = {ij: k for k, ij in enumerate(links)}
+    first = [link[(min(i, p), max(i, p))] for i, p, _ in pairs]
+    second = [link[(min(i, n), max(i, n))] for i, _, n in pairs]
+    return np.maximum(ncc[first], ncc[second])
 
 
 def _step(x: np.ndarray, w: int) -> np.ndarray:

@@ -31,7 +31,7 @@ from .lumen import (
     trace_lumen,
 )
 from .options import SegmentationOptions
-from .polar import PolarSampler, _local_ncc, _neighbours
+from .polar import PolarSampler, _max_ncc, _neighbours
 from .refine import _normal_refine, _region_refine
 from .shadows import (
     _branch_sectors,
@@ -167,20 +167,19 @@ class _Segmenter:
         pairs = [_neighbours(int(i), n) for i in frames]
         if any(p is None for p in pairs):
             return None
-        cur = np.stack([polar[int(i)] for i in frames])
         if self.profile is None:
             # the catheter's ring-down is the same in every direction of every frame: its radial
             # profile, removed before correlating, no longer makes the near lumen look stationary
-            self.profile = np.median(cur, axis=(0, 1))
-        cur = cur - self.profile
+            self.profile = np.median(np.stack([polar[int(i)] for i in frames]), axis=(0, 1))
         # at least ~25 samples per window, or blood's chance correlations look like tissue
         size_r = max(2 * self.samples(self.o.correlation_half_mm, 0) + 1, 5)
         size_a = max(self.o.correlation_angles, 5)
-        prev = np.stack([polar[p[0]] for p in pairs]) - self.profile
-        nxt = np.stack([polar[p[1]] for p in pairs]) - self.profile
+        used = {int(j) for p in pairs for j in p} | {int(i) for i in frames}
+        centred = {i: polar[i] - self.profile for i in used}
         # tissue correlates with whichever neighbour was acquired in a quiet phase (end-diastole
         # is followed by systolic motion); blood correlates with neither
-        return np.maximum(_local_ncc(cur, prev, size_a, size_r), _local_ncc(cur, nxt, size_a, size_r))
+        triples = [(int(i), p[0], p[1]) for i, p in zip(frames, pairs, strict=True)]
+        return _max_ncc(centred, triples, size_a, size_r)
 
     def to_mm(self, path: np.ndarray) -> np.ndarray:
         # the step at index r lies between samples r - 1 and r
