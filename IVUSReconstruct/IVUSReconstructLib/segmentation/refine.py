@@ -258,20 +258,36 @@ def _region_refine_frames(
     ray_rows = cr + rs[None, :] * np.sin(theta)[:, None] / sr
     ray_cols = cc + rs[None, :] * np.cos(theta)[:, None] / sc
     disk = ndimage.generate_binary_structure(2, 1)
+    valid_all = rho > ring_mm
+    # everything below happens within the band about the border (or in the lumen, or at the
+    # catheter), and the Gaussian reaches a few pixels further: the frame is cropped to the
+    # lumen's box plus that margin, which changes no value (distances to a blob inside the box,
+    # filters away from the cut, components and holes of a mask empty at the cut) and spares the
+    # filters and distance transforms most of a frame
+    reach = [int(4.0 * sd + 0.5) for sd in sigma]  # scipy's Gaussian radius
+    margin = int(np.ceil(max(band_mm, 0.5) / pix)) + 2
     out = radii_mm.copy()
     for f in range(n_f):
         border = (1 - fphi) * radii_mm[f][i0] + fphi * radii_mm[f][i1]
         mask = rho < border
+        kept = mask | ~valid_all
+        rows, cols = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
+        if rows.size == 0:
+            continue  # no lumen in the frame: nothing to compete for
+        r0, r1 = max(rows[0] - margin - reach[0], 0), min(rows[-1] + 1 + margin + reach[0], h)
+        c0, c1 = max(cols[0] - margin - reach[1], 0), min(cols[-1] + 1 + margin + reach[1], w)
+        crop = (slice(r0, r1), slice(c0, c1))
+        mask = mask[crop]
         d_in = ndimage.distance_transform_edt(mask) * pix
         d_out = ndimage.distance_transform_edt(~mask) * pix
-        valid = rho > ring_mm
+        valid = valid_all[crop]
         core = mask & valid & (d_in > 0.3)
         outer = ~mask & (d_out > 0.15) & (d_out <= 0.5)
         band = valid & ((mask & (d_in <= band_mm)) | (~mask & (d_out <= band_mm)))
         if core.sum() < 20 or outer.sum() < 20:
             continue
-        score = np.full((h, w), -np.inf, np.float32)
-        for feat in (stab[f], mc[f]):
+        score = np.full(mask.shape, -np.inf, np.float32)
+        for feat in (stab[f][crop], mc[f][crop]):
             blood, tissue = np.median(feat[core]), np.median(feat[outer])
             spread = np.std(feat[core]) + 1e-6
             # a cue counts only where it tells the two apart clearly; slow blood may
@@ -293,7 +309,7 @@ def _region_refine_frames(
         if not energy_new < energy_old:
             continue
         along = ndimage.map_coordinates(
-            grown.astype(np.float32), [ray_rows, ray_cols], order=1, mode="constant"
+            grown.astype(np.float32), [ray_rows - r0, ray_cols - c0], order=1, mode="constant"
         )
         along[:, rs <= ring_mm] = 1.0
         first = np.argmax(along < 0.5, axis=1)
