@@ -281,7 +281,8 @@ class _Segmenter:
         )
         lumen_mm = _region_refine(self, frames, lumen_mm)
         vessel_mm = self.to_mm(vessel_path)
-        shadow, calcium, polygons, reflector = find_shadows(self, image, lumen_mm, vessel_mm)
+        memo: dict = {}  # penumbrae asked twice (shadows.py)
+        shadow, calcium, polygons, reflector = find_shadows(self, image, lumen_mm, vessel_mm, memo)
         wire = shadow & ~calcium
         # nothing behind calcium is seen: the lumen ends in front of its leading edge
         lumen_mm = np.where(calcium, np.minimum(lumen_mm, reflector - 0.5 * self.dr), lumen_mm)
@@ -308,8 +309,8 @@ class _Segmenter:
         for f in range(len(frames)):
             lumen_hidden, vessel_hidden = wire[f], shadow[f]
             if self.o.penumbra:
-                lumen_hidden = _penumbra(lumen_mm[f], lumen_hidden, **dent)
-                vessel_hidden = _penumbra(vessel_mm[f], vessel_hidden, **dent)
+                lumen_hidden = _penumbra(lumen_mm[f], lumen_hidden, **dent, memo=memo)
+                vessel_hidden = _penumbra(vessel_mm[f], vessel_hidden, **dent, memo=memo)
             if self.o.branch_max_deg > 0 and not flat[f]:
                 # the reader closes the main vessel across an ostium: its sector is filled with
                 # the shadows, from the borders seen elsewhere

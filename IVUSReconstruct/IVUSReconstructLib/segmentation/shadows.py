@@ -156,7 +156,13 @@ def _runs_holding(mask: np.ndarray, core: np.ndarray, max_width: int | None = No
 
 
 def _penumbra(
-    radii: np.ndarray, hidden: np.ndarray, *, min_dent_mm: float, min_dent_fraction: float, grow_mm: float
+    radii: np.ndarray,
+    hidden: np.ndarray,
+    *,
+    min_dent_mm: float,
+    min_dent_fraction: float,
+    grow_mm: float,
+    memo: dict | None = None,
 ) -> np.ndarray:
     """Directions (A,) beside a hidden sector whose border dives inside the ellipse of the rest.
 
@@ -171,10 +177,22 @@ def _penumbra(
     radii : ndarray of shape (A,), mm
     hidden : ndarray of shape (A,), bool
 
+    memo : dict or None
+        Results by border and mask: a frame whose only shadow is a guidewire asks the same
+        question of its lumen twice (:func:`find_shadows`, then the fill), and the robust
+        ellipse fits are the dearest part of the shadow step.
+
     Returns
     -------
     ndarray of shape (A,), bool: ``hidden`` and its penumbra
     """
+    if memo is not None:
+        key = (radii.dtype.str, radii.tobytes(), hidden.tobytes(), min_dent_mm, min_dent_fraction, grow_mm)
+        if key not in memo:
+            memo[key] = _penumbra(
+                radii, hidden, min_dent_mm=min_dent_mm, min_dent_fraction=min_dent_fraction, grow_mm=grow_mm
+            ).copy()
+        return memo[key].copy()
     n = len(radii)
     # beyond a third of the turn too little border is left to fit an ellipse to
     if not hidden.any() or hidden.sum() > n // 3:
@@ -250,10 +268,10 @@ def _branch_sectors(
 
 
 def find_shadows(
-    seg: _Segmenter, image: np.ndarray, lumen_mm: np.ndarray, vessel_mm: np.ndarray
+    seg: _Segmenter, image: np.ndarray, lumen_mm: np.ndarray, vessel_mm: np.ndarray, memo: dict | None = None
 ) -> tuple[np.ndarray, np.ndarray, list[list[np.ndarray]], np.ndarray]:
     """Shadowed sectors, which of them are calcium, calcium polygons (frame-plane mm) and the
-    reflector radius of each direction (F, A), mm."""
+    reflector radius of each direction (F, A), mm. ``memo``: see :func:`_penumbra`."""
     n_f, n_a, n_r = image.shape
     r_mm = seg.radii[None, None, :]
     depth = seg.samples(1.0)
@@ -305,6 +323,7 @@ def find_shadows(
                     min_dent_mm=seg.o.branch_excess_mm,
                     min_dent_fraction=seg.o.branch_excess_fraction,
                     grow_mm=seg.o.branch_grow_mm,
+                    memo=memo,
                 )
             lumen_fit = _fourier_fill(lumen_mm[f], hidden)
             # a guidewire lies beside the catheter, calcium at the lumen's border (the lumen
