@@ -202,14 +202,15 @@ def _step(x: np.ndarray, w: int) -> np.ndarray:
     sample inside ``radii_mm[r]``.
     """
     n_r = x.shape[-1]
-    cs = np.concatenate(
-        [np.zeros(x.shape[:-1] + (1,), np.float32), np.cumsum(x, axis=-1, dtype=np.float32)], axis=-1
-    )
+    cs = np.empty(x.shape[:-1] + (n_r + 1,), np.float32)
+    cs[..., 0] = 0.0
+    np.cumsum(x, axis=-1, dtype=np.float32, out=cs[..., 1:])
     r = np.arange(n_r)
     lo = np.clip(r - w, 0, n_r)
     hi = np.clip(r + w, 0, n_r)
-    inner = (cs[..., r] - cs[..., lo]) / np.maximum(r - lo, 1)
-    outer = (cs[..., hi] - cs[..., r]) / np.maximum(hi - r, 1)
+    mid = cs[..., :n_r]
+    inner = (mid - np.take(cs, lo, axis=-1)) / np.maximum(r - lo, 1)
+    outer = (np.take(cs, hi, axis=-1) - mid) / np.maximum(hi - r, 1)
     return (outer - inner).astype(np.float32)
 
 

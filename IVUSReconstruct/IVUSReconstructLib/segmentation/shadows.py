@@ -61,6 +61,8 @@ def _fill_hidden(
     out ``fit_margin`` directions on either side of each hidden sector.
     """
     out = radii.astype(float).copy()
+    if not hidden.any():
+        return out
     n = len(radii)
     # the directions next to a shadow are traced with the shadow in their windows (and at a
     # slit's end, with the wall on both sides): the ellipse is fitted without them
