@@ -102,9 +102,12 @@ def _dp_run(c: np.ndarray, steps: np.ndarray, penalty: np.ndarray, end: int | No
         acc[i, :, m : m + n_r] += c[:, i, :]
     path = np.zeros((n_l, n_f), dtype=np.int64)
     path[-1] = np.argmin(acc[-1, :, m : m + n_r], axis=1) if end is None else end
-    rows = np.arange(n_f)[:, None]
+    # flat offsets of the moves into radius 0 of each frame; the loop is a few small calls
+    flat = acc.reshape(n_l, -1)
+    moves = (np.arange(n_f) * (n_r + 2 * m) + m)[:, None] + steps[None, :]
+    arrive = np.ascontiguousarray(penalty.T)  # (R, S)
     for i in range(n_l - 1, 0, -1):
         r = path[i]
-        came = acc[i - 1][rows, r[:, None] + m + steps[None, :]] + penalty[:, r].T
-        path[i - 1] = np.clip(r + steps[np.argmin(came, axis=1)], 0, n_r - 1)
+        came = flat[i - 1].take(moves + r[:, None]) + arrive[r]
+        path[i - 1] = np.minimum(np.maximum(r + steps[came.argmin(axis=1)], 0), n_r - 1)
     return path.T.copy()
