@@ -19,7 +19,20 @@ def _block_mean(frames: np.ndarray, factor: int, shape: tuple[int, int]) -> np.n
     h, w = shape
     if factor == 1:
         return np.asarray(frames[:, :h, :w], dtype=np.float32)
-    wide = np.uint16 if frames.dtype == np.uint8 and factor <= 4 else np.float32
+    if frames.dtype == np.uint8 and factor <= 4:
+        # integer sums do not depend on their order: whole rows first (contiguous), then columns
+        rows = np.add(
+            frames[:, 0 : h * factor : factor, :], frames[:, 1 : h * factor : factor, :], dtype=np.uint16
+        )
+        for i in range(2, factor):
+            rows += frames[:, i : h * factor : factor, :]
+        acc = np.add(rows[:, :, 0 : w * factor : factor], rows[:, :, 1 : w * factor : factor])
+        for j in range(2, factor):
+            acc += rows[:, :, j : w * factor : factor]
+        out = acc.astype(np.float32)
+        out *= np.float32(1.0 / factor**2)
+        return out
+    wide = np.float32
     acc = np.zeros((frames.shape[0], h, w), dtype=wide)
     for i in range(factor):
         for j in range(factor):
