@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import TYPE_CHECKING
 
@@ -92,8 +93,7 @@ def _ellipse_radii(radii: np.ndarray, use: np.ndarray) -> np.ndarray | None:
     Direct least-squares fit (Fitzgibbon, Pilu & Fisher 1999, in the numerically stable form
     of Halir & Flusser 1998); None when the fit is not an ellipse around the catheter.
     """
-    n = len(radii)
-    theta = 2 * np.pi * np.arange(n) / n
+    theta, cs, sn = _turn(len(radii))
     scale = float(np.mean(radii[use]))
     x = radii[use] * np.cos(theta[use]) / scale
     y = radii[use] * np.sin(theta[use]) / scale
@@ -113,17 +113,29 @@ def _ellipse_radii(radii: np.ndarray, use: np.ndarray) -> np.ndarray | None:
         return None
     a, b, c = vectors[:, ok[0]]
     d, e, f = t @ vectors[:, ok[0]]
-    cs, sn = np.cos(theta), np.sin(theta)
     # the ray r (cos, sin) meets the conic where qa r^2 + qb r + f = 0
     qa = a * cs * cs + b * cs * sn + c * sn * sn
     qb = d * cs + e * sn
     disc = qb * qb - 4 * qa * f
     if np.any(disc < 0) or np.any(np.abs(qa) < 1e-12):
         return None
-    roots = np.stack([(-qb + np.sqrt(disc)) / (2 * qa), (-qb - np.sqrt(disc)) / (2 * qa)])
-    if not (np.all(roots.max(axis=0) > 0) and np.all(roots.min(axis=0) < 0)):
+    root = np.sqrt(disc)
+    one, other = (-qb + root) / (2 * qa), (-qb - root) / (2 * qa)
+    outer = np.maximum(one, other)
+    if not (np.all(outer > 0) and np.all(np.minimum(one, other) < 0)):
         return None  # the catheter must lie inside the ellipse: one root on either side
-    return roots.max(axis=0) * scale
+    return outer * scale
+
+
+@functools.lru_cache(maxsize=8)
+def _turn(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Angles (A,) of ``n`` directions and their cosines and sines, read-only (the ellipse fits
+    of every frame share them)."""
+    theta = 2 * np.pi * np.arange(n) / n
+    out = (theta, np.cos(theta), np.sin(theta))
+    for a in out:
+        a.flags.writeable = False
+    return out
 
 
 def _robust_ellipse(
