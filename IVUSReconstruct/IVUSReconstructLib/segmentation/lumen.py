@@ -110,9 +110,10 @@ def trace_lumen(
     # a rise of the correlation with no rise of the grey level is slow or stagnant blood, not
     # the wall: such steps count half
     local = local * np.clip(0.5 + grey, 0.0, 1.0)
-    region = _region_score(seg, _box(stability, 5, 3), start)
     smooth = _box(stability, 5, 3)
-    enclosed = _enclosed_tissue(seg, smooth, _box(log_image, 5, 3), start, weight)
+    region = _region_score(seg, smooth, start)
+    grey_level = _box(log_image, 5, 3)
+    enclosed = _enclosed_tissue(seg, smooth, grey_level, start, weight)
     if prior is not None:
         # keyframes' borders, interpolated: a cost of straying from them (keyframes.py)
         enclosed = enclosed + prior
@@ -121,7 +122,6 @@ def trace_lumen(
         # blood that does not move is still dark: the regions of grey level separate it from
         # the wall, where the steps of its speckle would stop an edge trace (20 MHz)
         edges.append(_region_score(seg, _box(image, 5, 3), start))
-    grey_level = _box(log_image, 5, 3)
     best_path, best_edge = _best_trace(seg, edges, smooth, start, w, enclosed, grey_level)
     # a flattened lumen (a compressed vein) has no media behind its wall to leak into, but
     # its narrow ends mix with the wall in the correlation windows and look enclosed: those
@@ -249,14 +249,15 @@ def _best_trace(
     decorrelated blood inside from correlated tissue outside best: (path, its edge image)."""
     best_path = best_edge = None
     best_score = np.full(len(smooth), -np.inf)
+    if grey_level is not None and seg.o.grey_separation_weight > 0:
+        region = grey_level[..., start:].reshape(len(grey_level), -1)
+        spread = np.maximum(np.percentile(region, 75, axis=1) - np.percentile(region, 25, axis=1), 1e-3)
     for edge in edges:
         path = _trace(seg, edge, start, w, extra)
         score = seg.trust * _separation(seg, smooth, path, start)
         if grey_level is not None and seg.o.grey_separation_weight > 0:
             # blood is also darker than the wall: a border cutting through a wide lumen has
             # blood on both sides, which the grey levels tell where chance correlations do not
-            region = grey_level[..., start:].reshape(len(grey_level), -1)
-            spread = np.maximum(np.percentile(region, 75, axis=1) - np.percentile(region, 25, axis=1), 1e-3)
             grey_separation = _separation(seg, grey_level, path, start) / spread
             score = score + seg.o.grey_separation_weight * grey_separation
         if best_path is None:

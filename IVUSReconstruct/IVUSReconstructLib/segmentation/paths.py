@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 
 def dp_closed_path(
@@ -77,25 +78,36 @@ def dp_closed_path(
 def _dp_run(c: np.ndarray, steps: np.ndarray, penalty: np.ndarray, end: int | None) -> np.ndarray:
     """Minimal-cost path through the columns of ``c`` (F, L, R), one radius per column, moving
     by ``steps`` with ``penalty`` (S, R) per move; it ends at radius ``end`` or at the cheapest
-    one. Returns (F, L) int radii."""
+    one. Returns (F, L) int radii.
+
+    The forward pass keeps only the accumulated costs (a minimum over the moves, no argmin: an
+    argmin over a short axis costs numpy several times more); the move into each column is
+    recomputed for the path's own radius while tracing back, from the same float32 sums, so the
+    first cheapest move wins as an argmin would have chosen it.
+    """
     n_f, n_l, n_r = c.shape
-    max_step = int(steps.max())
+    m = int(steps.max())
     big = np.float32(1e9)
-    acc = c[:, 0, :].copy()
-    back = np.zeros((n_l, n_f, n_r), dtype=np.int8)
-    padded = np.full((n_f, n_r + 2 * max_step), big, dtype=np.float32)
-    cand = np.empty((len(steps), n_f, n_r), dtype=np.float32)
+    # acc[i, f, m + r]: cost of the best path to radius r at column i; big beyond either end
+    acc = np.empty((n_l, n_f, n_r + 2 * m), dtype=np.float32)
+    acc[:, :, :m] = big
+    acc[:, :, m + n_r :] = big
+    acc[0, :, m : m + n_r] = c[:, 0, :]
+    # window[i, f, j, r] = acc[i, f, j + r]: arriving at r from r + steps[j]
+    window = sliding_window_view(acc, n_r, axis=2)
+    cand = np.empty((n_f, len(steps), n_r), dtype=np.float32)
     for i in range(1, n_l):
-        padded[:, max_step : max_step + n_r] = acc
-        for j, s in enumerate(steps):
-            # cand[j][r] = acc[r + s] + penalty: arriving at r from r + s
-            cand[j] = padded[:, max_step + s : max_step + s + n_r] + penalty[j][None, :]
-        arg = np.argmin(cand, axis=0)
-        back[i] = arg
-        acc = np.take_along_axis(cand, arg[None], axis=0)[0] + c[:, i, :]
+        np.add(window[i - 1], penalty, out=cand)
+        np.min(cand, axis=1, out=acc[i, :, m : m + n_r])
+        acc[i, :, m : m + n_r] += c[:, i, :]
     path = np.zeros((n_l, n_f), dtype=np.int64)
-    path[-1] = np.argmin(acc, axis=1) if end is None else end
-    rows = np.arange(n_f)
+    path[-1] = np.argmin(acc[-1, :, m : m + n_r], axis=1) if end is None else end
+    # flat offsets of the moves into radius 0 of each frame; the loop is a few small calls
+    flat = acc.reshape(n_l, -1)
+    moves = (np.arange(n_f) * (n_r + 2 * m) + m)[:, None] + steps[None, :]
+    arrive = np.ascontiguousarray(penalty.T)  # (R, S)
     for i in range(n_l - 1, 0, -1):
-        path[i - 1] = np.clip(path[i] + steps[back[i][rows, path[i]]], 0, n_r - 1)
+        r = path[i]
+        came = flat[i - 1].take(moves + r[:, None]) + arrive[r]
+        path[i - 1] = np.minimum(np.maximum(r + steps[came.argmin(axis=1)], 0), n_r - 1)
     return path.T.copy()

@@ -19,7 +19,20 @@ def _block_mean(frames: np.ndarray, factor: int, shape: tuple[int, int]) -> np.n
     h, w = shape
     if factor == 1:
         return np.asarray(frames[:, :h, :w], dtype=np.float32)
-    wide = np.uint16 if frames.dtype == np.uint8 and factor <= 4 else np.float32
+    if frames.dtype == np.uint8 and factor <= 4:
+        # integer sums do not depend on their order: whole rows first (contiguous), then columns
+        rows = np.add(
+            frames[:, 0 : h * factor : factor, :], frames[:, 1 : h * factor : factor, :], dtype=np.uint16
+        )
+        for i in range(2, factor):
+            rows += frames[:, i : h * factor : factor, :]
+        acc = np.add(rows[:, :, 0 : w * factor : factor], rows[:, :, 1 : w * factor : factor])
+        for j in range(2, factor):
+            acc += rows[:, :, j : w * factor : factor]
+        out = acc.astype(np.float32)
+        out *= np.float32(1.0 / factor**2)
+        return out
+    wide = np.float32
     acc = np.zeros((frames.shape[0], h, w), dtype=wide)
     for i in range(factor):
         for j in range(factor):
@@ -93,6 +106,7 @@ class PolarSampler:
         fc = np.clip(col - c0, 0, 1).ravel()
         r0, c0 = r0.ravel(), c0.ravel()
         index = np.stack([r0 * wd + c0, r0 * wd + c0 + 1, (r0 + 1) * wd + c0, (r0 + 1) * wd + c0 + 1])
+        index = index.astype(np.int32 if hd * wd < 2**31 else np.int64)
         weight = np.stack([(1 - fr) * (1 - fc), (1 - fr) * fc, fr * (1 - fc), fr * fc]).astype(np.float32)
         return cls(n_angles, radii, factor, supersample, index, weight, (hd, wd))
 
@@ -103,13 +117,19 @@ class PolarSampler:
         n = frames.shape[0]
         hd, wd = self.ds_shape
         ds = _block_mean(frames, f, (hd, wd))
-        flat = ds.reshape(n, -1)
-        out = np.zeros((n, self.index.shape[1]), dtype=np.float32)
-        for k in range(4):
-            out += flat[:, self.index[k]] * self.weight[k]
+        # pixels-major (P, F): each bilinear tap gathers a contiguous row of F values instead of
+        # F scattered values (3-4x faster gathers); the sums are the same, in the same order
+        flat = np.ascontiguousarray(ds.reshape(n, -1).T)
+        out = np.take(flat, self.index[0], axis=0)
+        out *= self.weight[0][:, None]
+        tap = np.empty_like(out)
+        for k in range(1, 4):
+            np.take(flat, self.index[k], axis=0, out=tap)
+            tap *= self.weight[k][:, None]
+            out += tap
         r = len(self.radii_mm)
-        out = out.reshape(n, self.n_angles, self.supersample, r).mean(axis=2)
-        return out
+        out = out.reshape(self.n_angles, self.supersample, r, n).mean(axis=1)
+        return np.ascontiguousarray(out.transpose(2, 0, 1))
 
 
 def _box(x: np.ndarray, size_a: int, size_r: int) -> np.ndarray:
@@ -139,13 +159,53 @@ def _local_ncc(a: np.ndarray, b: np.ndarray, size_a: int, size_r: int) -> np.nda
     Where both windows are flat (the inside of the catheter) the correlation is 1: nothing
     there changes between frames.
     """
-    ma, mb = _box(a, size_a, size_r), _box(b, size_a, size_r)
+    return _ncc(a, b, _moments(a, size_a, size_r), _moments(b, size_a, size_r), size_a, size_r)
+
+
+def _moments(x: np.ndarray, size_a: int, size_r: int) -> tuple[np.ndarray, np.ndarray]:
+    """Local mean and variance (F, A, R) of a polar stack over the windows of :func:`_local_ncc`."""
+    m = _box(x, size_a, size_r)
+    return m, np.maximum(_box(x * x, size_a, size_r) - m * m, 0.0)
+
+
+def _ncc(
+    a: np.ndarray,
+    b: np.ndarray,
+    moments_a: tuple[np.ndarray, np.ndarray],
+    moments_b: tuple[np.ndarray, np.ndarray],
+    size_a: int,
+    size_r: int,
+) -> np.ndarray:
+    """:func:`_local_ncc` from the two stacks' :func:`_moments`, which a frame compared with both
+    its neighbours (or a neighbour shared by two frames) needs only once."""
+    (ma, va), (mb, vb) = moments_a, moments_b
     cov = _box(a * b, size_a, size_r) - ma * mb
-    va = np.maximum(_box(a * a, size_a, size_r) - ma * ma, 0.0)
-    vb = np.maximum(_box(b * b, size_a, size_r) - mb * mb, 0.0)
     denom = np.sqrt(va * vb)
     flat = denom < 1e-3
     return np.where(flat, 1.0, cov / np.where(flat, 1.0, denom)).astype(np.float32)
+
+
+def _max_ncc(
+    images: dict[int, np.ndarray], pairs: list[tuple[int, int, int]], size_a: int, size_r: int
+) -> np.ndarray:
+    """Per frame, the larger :func:`_local_ncc` with either of its neighbours, (F, A, R).
+
+    ``pairs`` holds (frame, previous, next) indices into ``images`` (A, R each). Every image's
+    moments and every pair's correlation (symmetric) are computed once, each image in one
+    stack: consecutive frames share their neighbours.
+    """
+    used = sorted({i for p in pairs for i in p})
+    row = {i: k for k, i in enumerate(used)}
+    stack = np.stack([images[i] for i in used])
+    m, v = _moments(stack, size_a, size_r)
+    links = sorted({(min(i, j), max(i, j)) for i, p, n in pairs for j in (p, n)})
+    a = np.array([row[i] for i, _ in links], dtype=int)
+    b = np.array([row[j] for _, j in links], dtype=int)
+    ncc = _ncc(stack[a], stack[b], (m[a], v[a]), (m[b], v[b]), size_a, size_r)
+    link = {ij: k for k, ij in enumerate(links)}
+    first = [link[(min(i, p), max(i, p))] for i, p, _ in pairs]
+    second = [link[(min(i, n), max(i, n))] for i, _, n in pairs]
+    return np.maximum(ncc[first], ncc[second])
 
 
 def _step(x: np.ndarray, w: int) -> np.ndarray:
@@ -155,14 +215,15 @@ def _step(x: np.ndarray, w: int) -> np.ndarray:
     sample inside ``radii_mm[r]``.
     """
     n_r = x.shape[-1]
-    cs = np.concatenate(
-        [np.zeros(x.shape[:-1] + (1,), np.float32), np.cumsum(x, axis=-1, dtype=np.float32)], axis=-1
-    )
+    cs = np.empty(x.shape[:-1] + (n_r + 1,), np.float32)
+    cs[..., 0] = 0.0
+    np.cumsum(x, axis=-1, dtype=np.float32, out=cs[..., 1:])
     r = np.arange(n_r)
     lo = np.clip(r - w, 0, n_r)
     hi = np.clip(r + w, 0, n_r)
-    inner = (cs[..., r] - cs[..., lo]) / np.maximum(r - lo, 1)
-    outer = (cs[..., hi] - cs[..., r]) / np.maximum(hi - r, 1)
+    mid = cs[..., :n_r]
+    inner = (mid - np.take(cs, lo, axis=-1)) / np.maximum(r - lo, 1)
+    outer = (np.take(cs, hi, axis=-1) - mid) / np.maximum(hi - r, 1)
     return (outer - inner).astype(np.float32)
 
 

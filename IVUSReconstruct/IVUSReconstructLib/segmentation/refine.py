@@ -47,22 +47,22 @@ def _normal_refine(seg: _Segmenter, frames: np.ndarray, radii_mm: np.ndarray, *,
     t = np.arange(-k, k + 1) * step
     w = max(2, int(round(0.12 / step)))
     theta = 2 * np.pi * np.arange(n_a) / n_a
-    image = None
+    raw = None
+    smoothed: list[_Smoothed | None] = [None] * n_f
     for _ in range(passes):
         x, y = radii_mm * np.cos(theta), radii_mm * np.sin(theta)
         nx, ny, tilt, movable = _border_normals(radii_mm)
         reach = half * movable
         if not (reach >= pix).any():
             break
-        if image is None:
-            image = seg.frames(frames).astype(np.float32)
-            image = ndimage.gaussian_filter(image, sigma=(0, 1.0, 1.0))
+        if raw is None:
+            raw = seg.frames(frames)
         rows = cr + (y[..., None] + t * ny[..., None]) / sr
         cols = cc + (x[..., None] + t * nx[..., None]) / sc
-        frame_idx = np.broadcast_to(np.arange(n_f)[:, None, None], rows.shape)
-        prof = ndimage.map_coordinates(
-            image, [frame_idx.ravel(), rows.ravel(), cols.ravel()], order=1, mode="nearest"
-        ).reshape(rows.shape)
+        prof = np.empty(rows.shape, np.float32)
+        for f in range(n_f):
+            smoothed[f] = _Smoothed.covering(raw[f], rows[f], cols[f], smoothed[f])
+            prof[f] = smoothed[f].sample(rows[f], cols[f])
         prof = ndimage.uniform_filter1d(prof, size=3, axis=1, mode="wrap")
         edge = _step(prof, w)
         allowed = np.abs(t)[None, None, :] <= np.maximum(reach, step)[..., None]
@@ -83,6 +83,63 @@ def _normal_refine(seg: _Segmenter, frames: np.ndarray, radii_mm: np.ndarray, *,
         limit = half / np.maximum(np.sqrt(1.0 - tilt**2), 0.2)
         radii_mm = np.where(np.abs(out - radii_mm) <= limit, out, radii_mm)
     return radii_mm
+
+
+class _Smoothed:
+    """A frame smoothed by a unit Gaussian (sigma 1 px) over the box its samples need.
+
+    Filtering only that box, plus the kernel's reach (4 px) on the sides that are not the
+    image's own border, gives bit for bit the values a filter of the whole frame gives there
+    (each output is the same weighted sum of the same pixels): a border's neighbourhood is a
+    small part of a 512 x 512 frame.
+    """
+
+    REACH = 4  # scipy's Gaussian kernel radius at sigma 1: int(4.0 * sigma + 0.5)
+
+    def __init__(self, frame: np.ndarray, r0: int, r1: int, c0: int, c1: int):
+        h, w = frame.shape
+        self.r0, self.c0 = max(r0 - self.REACH, 0), max(c0 - self.REACH, 0)
+        r_end, c_end = min(r1 + self.REACH, h), min(c1 + self.REACH, w)
+        # rows / columns whose values are exact: away from a cut, or at the image's border
+        self.ok = (
+            0 if self.r0 == 0 else self.r0 + self.REACH,
+            h if r_end == h else r_end - self.REACH,
+            0 if self.c0 == 0 else self.c0 + self.REACH,
+            w if c_end == w else c_end - self.REACH,
+        )
+        crop = frame[self.r0 : r_end, self.c0 : c_end].astype(np.float32)
+        self.image = ndimage.gaussian_filter(crop, sigma=1.0)
+
+    @staticmethod
+    def _box(frame: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple[int, int, int, int]:
+        # bilinear taps at floor and floor + 1, one pixel spare either side; clipped to the image
+        # (mode "nearest" clamps there, as the whole frame would)
+        h, w = frame.shape
+        if not (np.isfinite(rows).all() and np.isfinite(cols).all()):
+            return 0, h, 0, w
+        r0 = int(np.clip(np.floor(rows.min()) - 1, 0, h - 1))
+        r1 = int(np.clip(np.floor(rows.max()) + 3, r0 + 1, h))
+        c0 = int(np.clip(np.floor(cols.min()) - 1, 0, w - 1))
+        c1 = int(np.clip(np.floor(cols.max()) + 3, c0 + 1, w))
+        return r0, r1, c0, c1
+
+    @classmethod
+    def covering(
+        cls, frame: np.ndarray, rows: np.ndarray, cols: np.ndarray, previous: _Smoothed | None
+    ) -> _Smoothed:
+        """``previous`` if its exact part holds the samples (rows, cols) px, else a new box."""
+        r0, r1, c0, c1 = cls._box(frame, rows, cols)
+        if previous is not None:
+            a, b, c, d = previous.ok
+            if a <= r0 and r1 <= b and c <= c0 and c1 <= d:
+                return previous
+        return cls(frame, r0, r1, c0, c1)
+
+    def sample(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Bilinear values at (rows, cols) px of the whole frame (shifts by whole pixels are exact)."""
+        return ndimage.map_coordinates(
+            self.image, [rows - self.r0, cols - self.c0], order=1, mode="nearest"
+        ).astype(np.float32)
 
 
 def _region_refine(seg: _Segmenter, frames: np.ndarray, radii_mm: np.ndarray) -> np.ndarray:
@@ -201,20 +258,36 @@ def _region_refine_frames(
     ray_rows = cr + rs[None, :] * np.sin(theta)[:, None] / sr
     ray_cols = cc + rs[None, :] * np.cos(theta)[:, None] / sc
     disk = ndimage.generate_binary_structure(2, 1)
+    valid_all = rho > ring_mm
+    # everything below happens within the band about the border (or in the lumen, or at the
+    # catheter), and the Gaussian reaches a few pixels further: the frame is cropped to the
+    # lumen's box plus that margin, which changes no value (distances to a blob inside the box,
+    # filters away from the cut, components and holes of a mask empty at the cut) and spares the
+    # filters and distance transforms most of a frame
+    reach = [int(4.0 * sd + 0.5) for sd in sigma]  # scipy's Gaussian radius
+    margin = int(np.ceil(max(band_mm, 0.5) / pix)) + 2
     out = radii_mm.copy()
     for f in range(n_f):
         border = (1 - fphi) * radii_mm[f][i0] + fphi * radii_mm[f][i1]
         mask = rho < border
+        kept = mask | ~valid_all
+        rows, cols = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
+        if rows.size == 0:
+            continue  # no lumen in the frame: nothing to compete for
+        r0, r1 = max(rows[0] - margin - reach[0], 0), min(rows[-1] + 1 + margin + reach[0], h)
+        c0, c1 = max(cols[0] - margin - reach[1], 0), min(cols[-1] + 1 + margin + reach[1], w)
+        crop = (slice(r0, r1), slice(c0, c1))
+        mask = mask[crop]
         d_in = ndimage.distance_transform_edt(mask) * pix
         d_out = ndimage.distance_transform_edt(~mask) * pix
-        valid = rho > ring_mm
+        valid = valid_all[crop]
         core = mask & valid & (d_in > 0.3)
         outer = ~mask & (d_out > 0.15) & (d_out <= 0.5)
         band = valid & ((mask & (d_in <= band_mm)) | (~mask & (d_out <= band_mm)))
         if core.sum() < 20 or outer.sum() < 20:
             continue
-        score = np.full((h, w), -np.inf, np.float32)
-        for feat in (stab[f], mc[f]):
+        score = np.full(mask.shape, -np.inf, np.float32)
+        for feat in (stab[f][crop], mc[f][crop]):
             blood, tissue = np.median(feat[core]), np.median(feat[outer])
             spread = np.std(feat[core]) + 1e-6
             # a cue counts only where it tells the two apart clearly; slow blood may
@@ -236,7 +309,7 @@ def _region_refine_frames(
         if not energy_new < energy_old:
             continue
         along = ndimage.map_coordinates(
-            grown.astype(np.float32), [ray_rows, ray_cols], order=1, mode="constant"
+            grown.astype(np.float32), [ray_rows - r0, ray_cols - c0], order=1, mode="constant"
         )
         along[:, rs <= ring_mm] = 1.0
         first = np.argmax(along < 0.5, axis=1)

@@ -31,7 +31,7 @@ from .lumen import (
     trace_lumen,
 )
 from .options import SegmentationOptions
-from .polar import PolarSampler, _local_ncc, _neighbours
+from .polar import PolarSampler, _max_ncc, _neighbours
 from .refine import _normal_refine, _region_refine
 from .shadows import (
     _branch_sectors,
@@ -167,20 +167,19 @@ class _Segmenter:
         pairs = [_neighbours(int(i), n) for i in frames]
         if any(p is None for p in pairs):
             return None
-        cur = np.stack([polar[int(i)] for i in frames])
         if self.profile is None:
             # the catheter's ring-down is the same in every direction of every frame: its radial
             # profile, removed before correlating, no longer makes the near lumen look stationary
-            self.profile = np.median(cur, axis=(0, 1))
-        cur = cur - self.profile
+            self.profile = np.median(np.stack([polar[int(i)] for i in frames]), axis=(0, 1))
         # at least ~25 samples per window, or blood's chance correlations look like tissue
         size_r = max(2 * self.samples(self.o.correlation_half_mm, 0) + 1, 5)
         size_a = max(self.o.correlation_angles, 5)
-        prev = np.stack([polar[p[0]] for p in pairs]) - self.profile
-        nxt = np.stack([polar[p[1]] for p in pairs]) - self.profile
+        used = {int(j) for p in pairs for j in p} | {int(i) for i in frames}
+        centred = {i: polar[i] - self.profile for i in used}
         # tissue correlates with whichever neighbour was acquired in a quiet phase (end-diastole
         # is followed by systolic motion); blood correlates with neither
-        return np.maximum(_local_ncc(cur, prev, size_a, size_r), _local_ncc(cur, nxt, size_a, size_r))
+        triples = [(int(i), p[0], p[1]) for i, p in zip(frames, pairs, strict=True)]
+        return _max_ncc(centred, triples, size_a, size_r)
 
     def to_mm(self, path: np.ndarray) -> np.ndarray:
         # the step at index r lies between samples r - 1 and r
@@ -282,7 +281,8 @@ class _Segmenter:
         )
         lumen_mm = _region_refine(self, frames, lumen_mm)
         vessel_mm = self.to_mm(vessel_path)
-        shadow, calcium, polygons, reflector = find_shadows(self, image, lumen_mm, vessel_mm)
+        memo: dict = {}  # penumbrae asked twice (shadows.py)
+        shadow, calcium, polygons, reflector = find_shadows(self, image, lumen_mm, vessel_mm, memo)
         wire = shadow & ~calcium
         # nothing behind calcium is seen: the lumen ends in front of its leading edge
         lumen_mm = np.where(calcium, np.minimum(lumen_mm, reflector - 0.5 * self.dr), lumen_mm)
@@ -309,8 +309,8 @@ class _Segmenter:
         for f in range(len(frames)):
             lumen_hidden, vessel_hidden = wire[f], shadow[f]
             if self.o.penumbra:
-                lumen_hidden = _penumbra(lumen_mm[f], lumen_hidden, **dent)
-                vessel_hidden = _penumbra(vessel_mm[f], vessel_hidden, **dent)
+                lumen_hidden = _penumbra(lumen_mm[f], lumen_hidden, **dent, memo=memo)
+                vessel_hidden = _penumbra(vessel_mm[f], vessel_hidden, **dent, memo=memo)
             if self.o.branch_max_deg > 0 and not flat[f]:
                 # the reader closes the main vessel across an ostium: its sector is filled with
                 # the shadows, from the borders seen elsewhere

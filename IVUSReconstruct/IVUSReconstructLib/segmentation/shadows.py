@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import TYPE_CHECKING
 
@@ -61,6 +62,8 @@ def _fill_hidden(
     out ``fit_margin`` directions on either side of each hidden sector.
     """
     out = radii.astype(float).copy()
+    if not hidden.any():
+        return out
     n = len(radii)
     # the directions next to a shadow are traced with the shadow in their windows (and at a
     # slit's end, with the wall on both sides): the ellipse is fitted without them
@@ -90,8 +93,7 @@ def _ellipse_radii(radii: np.ndarray, use: np.ndarray) -> np.ndarray | None:
     Direct least-squares fit (Fitzgibbon, Pilu & Fisher 1999, in the numerically stable form
     of Halir & Flusser 1998); None when the fit is not an ellipse around the catheter.
     """
-    n = len(radii)
-    theta = 2 * np.pi * np.arange(n) / n
+    theta, cs, sn = _turn(len(radii))
     scale = float(np.mean(radii[use]))
     x = radii[use] * np.cos(theta[use]) / scale
     y = radii[use] * np.sin(theta[use]) / scale
@@ -111,17 +113,29 @@ def _ellipse_radii(radii: np.ndarray, use: np.ndarray) -> np.ndarray | None:
         return None
     a, b, c = vectors[:, ok[0]]
     d, e, f = t @ vectors[:, ok[0]]
-    cs, sn = np.cos(theta), np.sin(theta)
     # the ray r (cos, sin) meets the conic where qa r^2 + qb r + f = 0
     qa = a * cs * cs + b * cs * sn + c * sn * sn
     qb = d * cs + e * sn
     disc = qb * qb - 4 * qa * f
     if np.any(disc < 0) or np.any(np.abs(qa) < 1e-12):
         return None
-    roots = np.stack([(-qb + np.sqrt(disc)) / (2 * qa), (-qb - np.sqrt(disc)) / (2 * qa)])
-    if not (np.all(roots.max(axis=0) > 0) and np.all(roots.min(axis=0) < 0)):
+    root = np.sqrt(disc)
+    one, other = (-qb + root) / (2 * qa), (-qb - root) / (2 * qa)
+    outer = np.maximum(one, other)
+    if not (np.all(outer > 0) and np.all(np.minimum(one, other) < 0)):
         return None  # the catheter must lie inside the ellipse: one root on either side
-    return roots.max(axis=0) * scale
+    return outer * scale
+
+
+@functools.lru_cache(maxsize=8)
+def _turn(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Angles (A,) of ``n`` directions and their cosines and sines, read-only (the ellipse fits
+    of every frame share them)."""
+    theta = 2 * np.pi * np.arange(n) / n
+    out = (theta, np.cos(theta), np.sin(theta))
+    for a in out:
+        a.flags.writeable = False
+    return out
 
 
 def _robust_ellipse(
@@ -156,7 +170,13 @@ def _runs_holding(mask: np.ndarray, core: np.ndarray, max_width: int | None = No
 
 
 def _penumbra(
-    radii: np.ndarray, hidden: np.ndarray, *, min_dent_mm: float, min_dent_fraction: float, grow_mm: float
+    radii: np.ndarray,
+    hidden: np.ndarray,
+    *,
+    min_dent_mm: float,
+    min_dent_fraction: float,
+    grow_mm: float,
+    memo: dict | None = None,
 ) -> np.ndarray:
     """Directions (A,) beside a hidden sector whose border dives inside the ellipse of the rest.
 
@@ -171,10 +191,22 @@ def _penumbra(
     radii : ndarray of shape (A,), mm
     hidden : ndarray of shape (A,), bool
 
+    memo : dict or None
+        Results by border and mask: a frame whose only shadow is a guidewire asks the same
+        question of its lumen twice (:func:`find_shadows`, then the fill), and the robust
+        ellipse fits are the dearest part of the shadow step.
+
     Returns
     -------
     ndarray of shape (A,), bool: ``hidden`` and its penumbra
     """
+    if memo is not None:
+        key = (radii.dtype.str, radii.tobytes(), hidden.tobytes(), min_dent_mm, min_dent_fraction, grow_mm)
+        if key not in memo:
+            memo[key] = _penumbra(
+                radii, hidden, min_dent_mm=min_dent_mm, min_dent_fraction=min_dent_fraction, grow_mm=grow_mm
+            ).copy()
+        return memo[key].copy()
     n = len(radii)
     # beyond a third of the turn too little border is left to fit an ellipse to
     if not hidden.any() or hidden.sum() > n // 3:
@@ -250,10 +282,10 @@ def _branch_sectors(
 
 
 def find_shadows(
-    seg: _Segmenter, image: np.ndarray, lumen_mm: np.ndarray, vessel_mm: np.ndarray
+    seg: _Segmenter, image: np.ndarray, lumen_mm: np.ndarray, vessel_mm: np.ndarray, memo: dict | None = None
 ) -> tuple[np.ndarray, np.ndarray, list[list[np.ndarray]], np.ndarray]:
     """Shadowed sectors, which of them are calcium, calcium polygons (frame-plane mm) and the
-    reflector radius of each direction (F, A), mm."""
+    reflector radius of each direction (F, A), mm. ``memo``: see :func:`_penumbra`."""
     n_f, n_a, n_r = image.shape
     r_mm = seg.radii[None, None, :]
     depth = seg.samples(1.0)
@@ -305,6 +337,7 @@ def find_shadows(
                     min_dent_mm=seg.o.branch_excess_mm,
                     min_dent_fraction=seg.o.branch_excess_fraction,
                     grow_mm=seg.o.branch_grow_mm,
+                    memo=memo,
                 )
             lumen_fit = _fourier_fill(lumen_mm[f], hidden)
             # a guidewire lies beside the catheter, calcium at the lumen's border (the lumen

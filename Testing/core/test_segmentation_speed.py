@@ -1,0 +1,139 @@
+"""The segmentation's fast paths give bit for bit what the plain computations give.
+
+Each speed-up of the segmentation (issue 16: >= 50 frames/s at 512 x 512) reorders memory or
+skips work that cannot change a value; these tests hold each one to the plain formulation it
+replaced, on inputs where a slip would show (borders leaving the image, ties, frames sharing
+neighbours). Exact equality, not a tolerance: a speed-up must not move a border.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from IVUSReconstructLib.segmentation import PolarSampler, dp_closed_path
+from IVUSReconstructLib.segmentation.paths import _dp_run
+from IVUSReconstructLib.segmentation.polar import _block_mean, _local_ncc, _max_ncc, _step
+from IVUSReconstructLib.segmentation.refine import _Smoothed
+from IVUSReconstructLib.segmentation.shadows import _penumbra
+
+
+def _plain_dp_run(c, steps, penalty, end):
+    """The argmin-per-column DP that ``_dp_run`` replaced."""
+    n_f, n_l, n_r = c.shape
+    m = int(steps.max())
+    big = np.float32(1e9)
+    acc = c[:, 0, :].copy()
+    back = np.zeros((n_l, n_f, n_r), dtype=np.int64)
+    padded = np.full((n_f, n_r + 2 * m), big, dtype=np.float32)
+    cand = np.empty((len(steps), n_f, n_r), dtype=np.float32)
+    for i in range(1, n_l):
+        padded[:, m : m + n_r] = acc
+        for j, s in enumerate(steps):
+            cand[j] = padded[:, m + s : m + s + n_r] + penalty[j][None, :]
+        arg = np.argmin(cand, axis=0)
+        back[i] = arg
+        acc = np.take_along_axis(cand, arg[None], axis=0)[0] + c[:, i, :]
+    path = np.zeros((n_l, n_f), dtype=np.int64)
+    path[-1] = np.argmin(acc, axis=1) if end is None else end
+    rows = np.arange(n_f)
+    for i in range(n_l - 1, 0, -1):
+        path[i - 1] = np.clip(path[i] + steps[back[i][rows, path[i]]], 0, n_r - 1)
+    return path.T
+
+
+def test_dp_run_takes_the_plain_argmin_path_ties_included():
+    rng = np.random.default_rng(3)
+    steps = np.arange(-3, 4)
+    penalty = (0.05 * (steps[:, None] / np.linspace(1.0, 4.0, 40)[None, :]) ** 2).astype(np.float32)
+    # quantised costs make many exact ties, where the first cheapest move must win as before
+    cost = (np.round(rng.random((5, 70, 40)) * 4) / 4).astype(np.float32)
+    cost[:, :, :4] = 1e9
+    for end in (None, 17):
+        assert np.array_equal(_dp_run(cost, steps, penalty, end), _plain_dp_run(cost, steps, penalty, end))
+
+
+def test_dp_closed_path_of_random_costs_is_closed_and_within_the_step():
+    rng = np.random.default_rng(5)
+    cost = rng.random((4, 60, 30)).astype(np.float32)
+    path = dp_closed_path(cost, max_step=2)
+    assert np.all(np.abs(np.diff(np.c_[path, path[:, :1]], axis=1)) <= 2)
+
+
+def test_polar_sampler_equals_the_frame_major_gather():
+    rng = np.random.default_rng(7)
+    frames = rng.integers(0, 256, (3, 120, 130)).astype(np.uint8)
+    sampler = PolarSampler.build((120, 130), (0.05, 0.05), (61.3, 64.8), n_angles=36, n_radii=50)
+    f = sampler.factor
+    hd, wd = sampler.ds_shape
+    ds = frames[:, : hd * f, : wd * f].astype(np.float32)
+    flat = ds.reshape(3, -1)
+    out = np.zeros((3, sampler.index.shape[1]), dtype=np.float32)
+    for k in range(4):
+        out += flat[:, sampler.index[k]] * sampler.weight[k]
+    plain = out.reshape(3, sampler.n_angles, sampler.supersample, -1).mean(axis=2)
+    assert np.array_equal(sampler(frames), plain)
+
+
+def test_block_mean_of_bytes_equals_the_float_mean():
+    rng = np.random.default_rng(11)
+    for factor, shape in ((2, (2, 101, 97)), (3, (2, 64, 65)), (4, (1, 40, 44))):
+        frames = rng.integers(0, 256, shape).astype(np.uint8)
+        h, w = shape[1] // factor, shape[2] // factor
+        blocks = frames[:, : h * factor, : w * factor].reshape(shape[0], h, factor, w, factor)
+        plain = blocks.astype(np.float32).sum(axis=(2, 4)) * np.float32(1.0 / factor**2)
+        assert np.array_equal(_block_mean(frames, factor, (h, w)), plain)
+
+
+def test_step_equals_the_window_means_around_each_sample():
+    rng = np.random.default_rng(13)
+    x = rng.random((2, 3, 25)).astype(np.float32)
+    w = 4
+    cs = np.concatenate([np.zeros((2, 3, 1), np.float32), np.cumsum(x, axis=-1, dtype=np.float32)], axis=-1)
+    r = np.arange(25)
+    lo, hi = np.clip(r - w, 0, 25), np.clip(r + w, 0, 25)
+    inner = (cs[..., r] - cs[..., lo]) / np.maximum(r - lo, 1)
+    outer = (cs[..., hi] - cs[..., r]) / np.maximum(hi - r, 1)
+    assert np.array_equal(_step(x, w), (outer - inner).astype(np.float32))
+
+
+def test_max_ncc_equals_both_neighbours_correlated_one_by_one():
+    rng = np.random.default_rng(17)
+    images = {i: rng.random((12, 20)).astype(np.float32) for i in range(8)}
+    # consecutive frames share their neighbours; an end frame takes the next two
+    triples = [(0, 2, 1), (1, 0, 2), (2, 1, 3), (5, 4, 6)]
+    got = _max_ncc(images, triples, 5, 3)
+    for k, (i, p, n) in enumerate(triples):
+        a, b, c = images[i][None], images[p][None], images[n][None]
+        assert np.array_equal(got[k], np.maximum(_local_ncc(a, b, 5, 3), _local_ncc(a, c, 5, 3))[0])
+
+
+def test_smoothed_box_samples_equal_the_whole_frame_filtered():
+    rng = np.random.default_rng(19)
+    frame = rng.integers(0, 256, (90, 80)).astype(np.uint8)
+    whole = ndimage.gaussian_filter(frame.astype(np.float32), sigma=1.0)
+    previous = None
+    # inside, across the border and wholly outside the image (clamped as mode "nearest" does)
+    for centre, spread in (((40, 40), 6.0), ((3, 70), 9.0), ((95, 85), 3.0), ((45, 40), 8.0)):
+        rows = centre[0] + spread * rng.standard_normal(60)
+        cols = centre[1] + spread * rng.standard_normal(60)
+        previous = _Smoothed.covering(frame, rows, cols, previous)
+        plain = ndimage.map_coordinates(whole, [rows, cols], order=1, mode="nearest")
+        assert np.array_equal(previous.sample(rows, cols), plain)
+
+
+def test_penumbra_memo_returns_the_same_answer_and_a_private_copy():
+    n = 90
+    theta = 2 * np.pi * np.arange(n) / n
+    radii = 2.0 + 0.3 * np.cos(theta)
+    shadow = np.zeros(n, bool)
+    shadow[10:15] = True
+    radii[8:18] -= 0.6  # the trace dragged into the shadow
+    opts = {"min_dent_mm": 0.4, "min_dent_fraction": 0.2, "grow_mm": 0.05}
+    memo: dict = {}
+    first = _penumbra(radii, shadow, **opts, memo=memo)
+    first[:] = False  # a caller's change must not reach the memo
+    again = _penumbra(radii, shadow, **opts, memo=memo)
+    assert len(memo) == 1
+    assert np.array_equal(again, _penumbra(radii, shadow, **opts))
+    assert again[8:18].all() and not again[30:].any()
