@@ -257,3 +257,16 @@ def region_cost(
     cum = np.concatenate([np.zeros_like(cum[..., :1]), cum[..., :-1]], axis=-1)
     best = ndimage.maximum_filter1d(cum, size=2 * reach + 1, axis=-1, mode="nearest")
     return (np.float32(weight) * (best - cum)).astype(np.float32)
+
+
+def shadowed(image: np.ndarray, vessel_mm: np.ndarray, radii_mm: np.ndarray, ratio: float) -> np.ndarray:
+    """Directions (F, A) whose far field (1 mm beyond ``vessel_mm`` (F, A), the keyframes'
+    vessel) is darker than ``ratio`` times the frame's median far field: a guidewire's or a
+    calcium's shadow. ``image`` (F, A, R), ``radii_mm`` (R,)."""
+    r = radii_mm[None, None, :]
+    band = (r >= vessel_mm[..., None] + 0.15) & (r <= vessel_mm[..., None] + 1.15)
+    count = band.sum(axis=-1)
+    far = np.where(band, image, 0.0).sum(axis=-1) / np.maximum(count, 1)
+    typical = np.median(far, axis=1, keepdims=True)
+    far = np.where(count > 0, far, typical)
+    return far < ratio * np.maximum(np.median(far, axis=1, keepdims=True), 1e-3)

@@ -23,6 +23,7 @@ from .keyframes import (
     look_codes,
     prior_cost,
     region_cost,
+    shadowed,
     to_pullback_plane,
 )
 from .lumen import (
@@ -219,7 +220,9 @@ class _Segmenter:
             codes, samples("lumen"), samples("vessel"), self.ring or 0, self.samples(0.05), self.samples(0.5)
         )
 
-    def _lumen_prior(self, frames: np.ndarray, codes: np.ndarray | None) -> np.ndarray | None:
+    def _lumen_prior(
+        self, frames: np.ndarray, codes: np.ndarray | None, image: np.ndarray | None = None
+    ) -> np.ndarray | None:
         """Cost (F, A, R) of a lumen splitting the looks learned from the keyframes otherwise
         than they do, or None without them.
 
@@ -230,7 +233,7 @@ class _Segmenter:
         # no further than the keyframes' vessel: a side branch's blood beyond it is not this lumen
         vessel = self.priors["vessel"][[self.prior_row[int(i)] for i in frames]]
         stop = np.ceil(vessel / self.dr).astype(int) if np.isfinite(vessel).all() else None
-        return region_cost(
+        cost = region_cost(
             self.looks["lumen"],
             codes,
             self.ring or 0,
@@ -239,6 +242,13 @@ class _Segmenter:
             self.samples(0.5),
             stop,
         )
+        if stop is not None and image is not None:
+            # a guidewire in the blood looks like wall to the looks: a border pulled in front of
+            # it then finds the wire at the lumen, takes it for calcium and keeps the dent.
+            # Shadowed directions (dark behind the keyframes' vessel) are traced as without keyframes
+            dark = shadowed(image, vessel, self.radii, self.o.shadow_ratio)
+            cost[dark] = 0.0
+        return cost
 
     def _vessel_prior(self, frames: np.ndarray, lumen_mm: np.ndarray) -> np.ndarray | None:
         """Cost (F, A, R) of a vessel border far from both the keyframes' vessel interpolated and
@@ -271,7 +281,7 @@ class _Segmenter:
             self.ring = _ring_extent(stability, self.o.ring_correlation, self.samples(self.o.max_ring_mm))
         codes = look_codes(log_image, stability) if self.looks else None
         lumen_path, lumen_strength = trace_lumen(
-            self, stability, log_image, image, self._lumen_prior(frames, codes)
+            self, stability, log_image, image, self._lumen_prior(frames, codes, image)
         )
         lumen_mm = self.to_mm(lumen_path)
         lumen_mm = _normal_refine(self, frames, lumen_mm, passes=self.o.normal_refine_passes)
