@@ -25,7 +25,7 @@ from scipy import ndimage
 from ..errors import IVUSInputError
 from ..geometry import ray_radii
 from ..types import ContourSet, FrameContours, Pullback
-from .polar import _box
+from .polar import _box, _runs
 
 
 def to_pullback_plane(keyframes: ContourSet, pullback: Pullback, *, name: str = "keyframes") -> ContourSet:
@@ -157,6 +157,7 @@ def keyframe_priors(
     for border, known in radii.items():
         prior, distance = interpolate_prior(known, np.arange(len(frames)))
         out[border] = prior
+        out[f"{border}_distance"] = distance
         # no keyframe of this border: no prior, and its width is never used
         near = np.where(np.isfinite(distance), distance, 0.0)[:, None]
         out[f"{border}_width"] = np.where(np.isfinite(prior), band_mm + band_per_frame * near * prior, np.inf)
@@ -270,3 +271,24 @@ def shadowed(image: np.ndarray, vessel_mm: np.ndarray, radii_mm: np.ndarray, rat
     typical = np.median(far, axis=1, keepdims=True)
     far = np.where(count > 0, far, typical)
     return far < ratio * np.maximum(np.median(far, axis=1, keepdims=True), 1e-3)
+
+
+def fill_from_prior(
+    radii_mm: np.ndarray, hidden: np.ndarray, prior_mm: np.ndarray, min_run: int = 1
+) -> np.ndarray:
+    """A border (A,) whose ``hidden`` sectors of ``min_run`` directions or more take the shape
+    of ``prior_mm`` (A,), shifted to meet the border at either edge of the sector (the shift
+    changing linearly across it). Nothing changes where everything or nothing is hidden."""
+    n = len(radii_mm)
+    if not hidden.any() or hidden.all():
+        return radii_mm
+    out = np.asarray(radii_mm, float).copy()
+    for start, length in _runs(hidden):
+        if length < min_run:
+            continue
+        idx = (start + np.arange(length)) % n
+        before, after = (start - 1) % n, (start + length) % n
+        a, b = out[before] - prior_mm[before], out[after] - prior_mm[after]
+        t = np.arange(1, length + 1) / (length + 1)
+        out[idx] = prior_mm[idx] + (1 - t) * a + t * b
+    return out

@@ -168,6 +168,9 @@ class SegmentationOptions:
     keyframe_look_weight: float = 1.0
     """Cost of a lumen border per mm of log-likelihood ratio by which another radius splits the
     looks learned from the keyframes (blood against wall) better (0: no looks learned)."""
+    keyframe_fill_frames: float = 2.0
+    """Behind a calcium arc, the vessel takes the keyframes' shape with a weight falling as
+    exp(-distance / this), the distance counted in analysed frames to the nearest keyframe."""
     calibrated_confidence: bool = True
     """Report each frame's confidence calibrated against border error (the probability that its
     worse Jaccard is at least 0.85); False: the raw edge-strength confidence."""

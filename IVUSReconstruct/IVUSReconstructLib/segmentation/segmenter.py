@@ -17,6 +17,7 @@ from ..types import ContourSet, FrameContours, Pullback
 from .confidence import _confidence, calibrated_confidence, confidence_features, radii_at
 from .eem import trace_vessel
 from .keyframes import (
+    fill_from_prior,
     keep_keyframes,
     keyframe_priors,
     learn_looks,
@@ -316,11 +317,16 @@ class _Segmenter:
         # a flattened lumen (a compressed vein) is far from any ellipse at its ends
         flat = _aspect_ratio(lumen_mm) >= self.o.flattened_aspect
         filled = shadow.copy()
+        shape = near = None
+        if self.priors is not None:
+            rows = [self.prior_row[int(i)] for i in frames]
+            shape, near = self.priors["vessel"][rows], self.priors["vessel_distance"][rows]
         for f in range(len(frames)):
             lumen_hidden, vessel_hidden = wire[f], shadow[f]
             if self.o.penumbra:
                 lumen_hidden = _penumbra(lumen_mm[f], lumen_hidden, **dent)
                 vessel_hidden = _penumbra(vessel_mm[f], vessel_hidden, **dent)
+            behind = vessel_hidden
             if self.o.branch_max_deg > 0 and not flat[f]:
                 # the reader closes the main vessel across an ostium: its sector is filled with
                 # the shadows, from the borders seen elsewhere
@@ -330,6 +336,12 @@ class _Segmenter:
                 lumen_hidden, vessel_hidden = lumen_hidden | lumen_branch, vessel_hidden | vessel_branch
             lumen_mm[f] = _fill_hidden(lumen_mm[f], lumen_hidden, long_run=long_run, **fill)
             vessel_mm[f] = _fill_hidden(vessel_mm[f], vessel_hidden, long_run=long_run, **fill)
+            if shape is not None and np.isfinite(shape[f]).all():
+                # behind a calcium arc the image shows no EEM: the keyframes' vessel,
+                # interpolated, gives its shape there, met at the sector's edges (not across an
+                # ostium, where a side branch leaves the keyframes' shape)
+                w = np.exp(-near[f] / self.o.keyframe_fill_frames)
+                vessel_mm[f] = w * fill_from_prior(vessel_mm[f], behind, shape[f], long_run) + (1 - w) * vessel_mm[f]
             filled[f] |= lumen_hidden | vessel_hidden
         vessel_mm = np.maximum(vessel_mm, lumen_mm + self.o.min_wall_mm)
         confidence = _confidence(lumen_strength, vessel_strength, filled, stability is not None)
