@@ -341,7 +341,9 @@ class _Segmenter:
                 # interpolated, gives its shape there, met at the sector's edges (not across an
                 # ostium, where a side branch leaves the keyframes' shape)
                 w = np.exp(-near[f] / self.o.keyframe_fill_frames)
-                vessel_mm[f] = w * fill_from_prior(vessel_mm[f], behind, shape[f], long_run) + (1 - w) * vessel_mm[f]
+                vessel_mm[f] = (
+                    w * fill_from_prior(vessel_mm[f], behind, shape[f], long_run) + (1 - w) * vessel_mm[f]
+                )
             filled[f] |= lumen_hidden | vessel_hidden
         vessel_mm = np.maximum(vessel_mm, lumen_mm + self.o.min_wall_mm)
         confidence = _confidence(lumen_strength, vessel_strength, filled, stability is not None)
