@@ -192,8 +192,9 @@ def look_codes(log_image: np.ndarray, stability: np.ndarray | None) -> np.ndarra
 def learn_looks(
     codes: np.ndarray, lumen_s: np.ndarray, vessel_s: np.ndarray | None, start: int, margin: int, depth: int
 ) -> dict[str, np.ndarray]:
-    """Log-likelihood ratios of each look, blood against wall, from the keyframes' images and
-    borders: the appearance of this pullback's lumen and of what lies behind its border.
+    """The looks of each keyframe's blood and wall: the appearance of this pullback's lumen and
+    of what lies behind its border, kept per keyframe so that each frame learns from its
+    nearest keyframes only (:func:`nearest_looks`).
 
     Parameters
     ----------
@@ -209,9 +210,10 @@ def learn_looks(
 
     Returns
     -------
-    dict with ``lumen``: the log-ratio (blood against wall) of each look, shape
-    (GREY_BINS * STABILITY_BINS,), clipped to +-3; empty when the keyframes show fewer than 200
-    samples of either.
+    dict with ``blood`` and ``wall``: each keyframe's frequency of each look, shape
+    (K, GREY_BINS * STABILITY_BINS) (one count added to every look; NaN rows for a keyframe
+    showing fewer than 200 samples of either), and ``lumen``: the log-ratio (blood against
+    wall) of each look over all keyframes, clipped to +-3; empty when no keyframe shows enough.
     """
     n_codes = GREY_BINS * STABILITY_BINS
     r = np.arange(codes.shape[-1])[None, None, :]
@@ -221,12 +223,47 @@ def learn_looks(
     # a lumen-only keyframe: the wall is the first stretch beyond its lumen
     wall_end = np.where(has_v, ves - margin, lum + margin + depth // 2)
     regions = (has_l & (r >= start) & (r < lum - margin), has_l & (r > lum + margin) & (r < wall_end))
-    if min(int(m.sum()) for m in regions) < 200:
+    counts = [
+        np.stack([np.bincount(c[m], minlength=n_codes) for c, m in zip(codes, mask, strict=True)]).astype(
+            float
+        )
+        for mask in np.broadcast_arrays(*regions)
+    ]
+    enough = np.minimum(counts[0].sum(axis=1), counts[1].sum(axis=1)) >= 200
+    if not enough.any():
         return {}
-    blood, wall = ((np.bincount(codes[m], minlength=n_codes) + 1.0) for m in regions)
+    blood, wall = ((c + 1.0) / (c + 1.0).sum(axis=1, keepdims=True) for c in counts)
+    pooled = [c[enough].sum(axis=0) + 1.0 for c in counts]
     return {
-        "lumen": np.clip(np.log((blood / blood.sum()) / (wall / wall.sum())), -3.0, 3.0).astype(np.float32)
+        "blood": np.where(enough[:, None], blood, np.nan),
+        "wall": np.where(enough[:, None], wall, np.nan),
+        "lumen": np.clip(
+            np.log((pooled[0] / pooled[0].sum()) / (pooled[1] / pooled[1].sum())), -3.0, 3.0
+        ).astype(np.float32),
     }
+
+
+def nearest_looks(looks: dict[str, np.ndarray], key_ranks: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """Log-likelihood ratio (F, GREY_BINS * STABILITY_BINS) of each look, blood against wall,
+    for frames of analysed ranks ``ranks`` (F,), from the keyframes of ranks ``key_ranks`` (K,)
+    (rows of :func:`learn_looks`): the two keyframes on either side, their frequencies mixed by
+    the frame's position between them, beyond the last (or first) the nearest alone, clipped to
+    +-3. A keyframe teaches only its own stretch of pullback: adding one changes the looks of
+    the frames between its neighbours and no others. Keyframes without enough samples are
+    skipped.
+    """
+    ok = np.isfinite(looks["blood"]).all(axis=1)
+    keys = np.asarray(key_ranks)[ok]
+    order = np.argsort(keys)
+    keys, blood, wall = keys[order], looks["blood"][ok][order], looks["wall"][ok][order]
+    ranks = np.asarray(ranks, float)
+    after = np.clip(np.searchsorted(keys, ranks), 0, len(keys) - 1)
+    before = np.clip(np.searchsorted(keys, ranks, side="right") - 1, 0, len(keys) - 1)
+    span = np.maximum(keys[after] - keys[before], 1)
+    t = np.where(after == before, 0.0, np.clip((ranks - keys[before]) / span, 0.0, 1.0))[:, None]
+    p_blood = (1 - t) * blood[before] + t * blood[after]
+    p_wall = (1 - t) * wall[before] + t * wall[after]
+    return np.clip(np.log(p_blood / p_wall), -3.0, 3.0).astype(np.float32)
 
 
 def region_cost(
@@ -248,7 +285,12 @@ def region_cost(
     it would not hold a whole ray's sum back. Nothing counts before ``start`` or beyond ``stop``
     (samples, (F, A)): the blood of a side branch beyond the vessel is not this lumen's.
     """
-    x = llr[codes]
+    # one ratio for all frames (A,), or each frame's own (F, n_codes)
+    x = (
+        llr[codes]
+        if llr.ndim == 1
+        else np.take_along_axis(llr[:, None, :], codes.reshape(len(codes), 1, -1), -1).reshape(codes.shape)
+    )
     r = np.arange(x.shape[-1])
     x[np.broadcast_to(r < np.asarray(start)[..., None], x.shape)] = 0.0
     if stop is not None:

@@ -22,6 +22,7 @@ from .keyframes import (
     keyframe_priors,
     learn_looks,
     look_codes,
+    nearest_looks,
     prior_cost,
     region_cost,
     shadowed,
@@ -141,6 +142,7 @@ class _Segmenter:
         self.priors: dict[str, np.ndarray] | None = None  # from keyframes (keyframes.py)
         self.prior_row: dict[int, int] = {}
         self.looks: dict[str, np.ndarray] = {}  # learned from keyframes (keyframes.learn_looks)
+        self.key_ranks = np.zeros(0, int)  # the keyframes' ranks among the analysed frames
         self.overlay = _overlay_fill(pullback, options.overlay_exclude_mm)
 
     def frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -217,6 +219,7 @@ class _Segmenter:
             radii = [nan if p is None else ray_radii(np.asarray(p), np.zeros(2), o.n_angles) for p in rows]
             return np.stack(radii) / self.dr
 
+        self.key_ranks = np.array([self.prior_row[int(k)] for k in keys])
         self.looks = learn_looks(
             codes, samples("lumen"), samples("vessel"), self.ring or 0, self.samples(0.05), self.samples(0.5)
         )
@@ -231,11 +234,13 @@ class _Segmenter:
         it within a few frames, and its own blood tells it apart once the looks are known."""
         if self.priors is None or "lumen" not in self.looks or codes is None:
             return None
+        rows = [self.prior_row[int(i)] for i in frames]
+        llr = nearest_looks(self.looks, self.key_ranks, np.array(rows))
         # no further than the keyframes' vessel: a side branch's blood beyond it is not this lumen
-        vessel = self.priors["vessel"][[self.prior_row[int(i)] for i in frames]]
+        vessel = self.priors["vessel"][rows]
         stop = np.ceil(vessel / self.dr).astype(int) if np.isfinite(vessel).all() else None
         cost = region_cost(
-            self.looks["lumen"],
+            llr,
             codes,
             self.ring or 0,
             self.dr,
