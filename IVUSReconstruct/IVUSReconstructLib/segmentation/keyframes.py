@@ -111,17 +111,28 @@ def interpolate_prior(known: dict[int, np.ndarray], frames: np.ndarray) -> tuple
 
 
 def prior_cost(
-    prior_mm: np.ndarray, width_mm: np.ndarray, radii_mm: np.ndarray, weight: float, *, scale_mm: float = 0.1
+    prior_mm: np.ndarray,
+    width_mm: np.ndarray,
+    radii_mm: np.ndarray,
+    weight: float,
+    *,
+    scale_mm: float = 0.1,
+    pull: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cost (F, A, R) of each radius against the prior (``width_mm`` (F, A)), 0 where there is
     no prior.
 
     Free within ``width_mm`` of the prior (the borders change between keyframes, and the image
     places them there); beyond, ``weight * (excess / scale_mm)**2``, capped at 9 ``weight`` so
-    that a strong edge far off can still win.
+    that a strong edge far off can still win. ``pull`` (F,), optional: a gentler cost of any
+    distance from the prior, ``pull * (distance / scale_mm)**2`` (capped at 9 ``pull``), so that
+    where the image is ambiguous a frame next to a keyframe follows it.
     """
-    excess = np.maximum(np.abs(radii_mm[None, None, :] - prior_mm[..., None]) - width_mm[..., None], 0.0)
+    distance = np.abs(radii_mm[None, None, :] - prior_mm[..., None])
+    excess = np.maximum(distance - width_mm[..., None], 0.0)
     cost = weight * np.minimum((excess / scale_mm) ** 2, 9.0)
+    if pull is not None:
+        cost = cost + pull[:, None, None] * np.minimum((distance / scale_mm) ** 2, 9.0)
     return np.nan_to_num(cost, nan=0.0).astype(np.float32)
 
 

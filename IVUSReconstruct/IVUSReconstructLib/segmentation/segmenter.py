@@ -270,11 +270,15 @@ class _Segmenter:
         if not np.isfinite(prior).any():
             return None
         radii = np.arange(self.n_r) * self.dr
-        cost = prior_cost(prior, width, radii, self.o.keyframe_weight)
+        # next to a keyframe its border is a good guess; a few frames off, a rough one
+        pull = self.o.keyframe_pull * np.exp(
+            -self.priors["vessel_distance"][rows] / self.o.keyframe_pull_frames
+        )
+        cost = prior_cost(prior, width, radii, self.o.keyframe_weight, pull=pull)
         wall = self.priors["wall"][rows]
         if np.isfinite(wall).all():
             on_wall = prior_cost(
-                lumen_mm + wall, self.priors["wall_width"][rows], radii, self.o.keyframe_weight
+                lumen_mm + wall, self.priors["wall_width"][rows], radii, self.o.keyframe_weight, pull=pull
             )
             cost = np.minimum(cost, on_wall)
         return cost
