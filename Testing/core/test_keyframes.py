@@ -213,7 +213,7 @@ def test_a_frame_learns_the_looks_of_its_nearest_keyframes_only():
     # and the middle one also look 2 in its blood (frequencies, summing to 1 per keyframe)
     blood = np.array([[0.7, 0.1, 0.1, 0.1], [0.4, 0.1, 0.4, 0.1], [0.7, 0.1, 0.1, 0.1]])
     wall = np.array([[0.1, 0.7, 0.1, 0.1]] * 3)
-    looks = {"blood": blood, "wall": wall}
+    looks = {"inner": blood, "outer": wall}
     llr = nearest_looks(looks, np.array([0, 10, 20]), np.array([0, 5, 10, 15, 25]))
     assert llr.shape == (5, n)
     # on a keyframe, its own looks; half-way, the two neighbours' frequencies averaged; beyond
@@ -224,17 +224,17 @@ def test_a_frame_learns_the_looks_of_its_nearest_keyframes_only():
     assert llr[3, 2] == pytest.approx(np.log(0.25 / 0.1)) and llr[4, 2] == pytest.approx(0.0)
     # a fourth keyframe at rank 30 changes no frame before rank 20
     more = nearest_looks(
-        {"blood": np.vstack([blood, [[0.1, 0.1, 0.7, 0.1]]]), "wall": np.vstack([wall, wall[:1]])},
+        {"inner": np.vstack([blood, [[0.1, 0.1, 0.7, 0.1]]]), "outer": np.vstack([wall, wall[:1]])},
         np.array([0, 10, 20, 30]),
         np.array([0, 5, 10, 15, 25]),
     )
     assert np.array_equal(more[:4], llr[:4]) and more[4, 2] == pytest.approx(np.log(0.4 / 0.1))
     # the keyframes' order in the file does not matter
-    shuffled = {"blood": blood[[2, 0, 1]], "wall": wall[[2, 0, 1]]}
+    shuffled = {"inner": blood[[2, 0, 1]], "outer": wall[[2, 0, 1]]}
     assert np.array_equal(nearest_looks(shuffled, np.array([20, 0, 10]), np.array([0, 5, 10, 15, 25])), llr)
     # a keyframe without enough samples (NaN row) teaches nothing: its neighbours do
     sparse = nearest_looks(
-        {"blood": np.vstack([blood[:1], np.full((1, n), np.nan), blood[2:]]), "wall": wall},
+        {"inner": np.vstack([blood[:1], np.full((1, n), np.nan), blood[2:]]), "outer": wall},
         np.array([0, 10, 20]),
         np.array([10]),
     )

@@ -221,7 +221,7 @@ def learn_looks(
 
     Returns
     -------
-    dict with ``blood`` and ``wall``: each keyframe's frequency of each look, shape
+    dict with ``inner`` (blood) and ``outer`` (wall): each keyframe's frequency of each look, shape
     (K, GREY_BINS * STABILITY_BINS) (one count added to every look; NaN rows for a keyframe
     showing fewer than 200 samples of either), and ``lumen``: the log-ratio (blood against
     wall) of each look over all keyframes, clipped to +-3; empty when no keyframe shows enough.
@@ -246,16 +246,52 @@ def learn_looks(
     blood, wall = ((c + 1.0) / (c + 1.0).sum(axis=1, keepdims=True) for c in counts)
     pooled = [c[enough].sum(axis=0) + 1.0 for c in counts]
     return {
-        "blood": np.where(enough[:, None], blood, np.nan),
-        "wall": np.where(enough[:, None], wall, np.nan),
+        "inner": np.where(enough[:, None], blood, np.nan),
+        "outer": np.where(enough[:, None], wall, np.nan),
         "lumen": np.clip(
             np.log((pooled[0] / pooled[0].sum()) / (pooled[1] / pooled[1].sum())), -3.0, 3.0
         ).astype(np.float32),
     }
 
 
+def learn_wall_looks(
+    codes: np.ndarray, lumen_s: np.ndarray, vessel_s: np.ndarray, margin: int, depth: int
+) -> dict[str, np.ndarray]:
+    """The looks of each keyframe's wall (``inner``, between its lumen and vessel) and of what
+    lies ``depth`` samples beyond its vessel (``outer``), as frequencies (K, GREY_BINS *
+    STABILITY_BINS) like :func:`learn_looks` (NaN rows: a keyframe without both borders or
+    fewer than 200 samples of either); empty when no keyframe shows enough.
+
+    A lipid pool is wall and bright perivascular fat is not: where the EEM's step is faint or
+    doubled, this pullback's own keyframes tell which side a layer belongs to.
+    """
+    n_codes = GREY_BINS * STABILITY_BINS
+    r = np.arange(codes.shape[-1])[None, None, :]
+    lum, ves = lumen_s[..., None], vessel_s[..., None]
+    both = np.isfinite(lum) & np.isfinite(ves)
+    regions = (
+        both & (r > lum + margin) & (r < ves - margin),
+        both & (r > ves + margin) & (r < ves + margin + depth),
+    )
+    counts = [
+        np.stack([np.bincount(c[m], minlength=n_codes) for c, m in zip(codes, mask, strict=True)]).astype(
+            float
+        )
+        for mask in np.broadcast_arrays(*regions)
+    ]
+    enough = np.minimum(counts[0].sum(axis=1), counts[1].sum(axis=1)) >= 200
+    if not enough.any():
+        return {}
+    inner, outer = ((c + 1.0) / (c + 1.0).sum(axis=1, keepdims=True) for c in counts)
+    return {
+        "inner": np.where(enough[:, None], inner, np.nan),
+        "outer": np.where(enough[:, None], outer, np.nan),
+    }
+
+
 def nearest_looks(looks: dict[str, np.ndarray], key_ranks: np.ndarray, ranks: np.ndarray) -> np.ndarray:
-    """Log-likelihood ratio (F, GREY_BINS * STABILITY_BINS) of each look, blood against wall,
+    """Log-likelihood ratio (F, GREY_BINS * STABILITY_BINS) of each look, inner against outer
+    region (blood against wall, or wall against what lies beyond it),
     for frames of analysed ranks ``ranks`` (F,), from the keyframes of ranks ``key_ranks`` (K,)
     (rows of :func:`learn_looks`): the two keyframes on either side, their frequencies mixed by
     the frame's position between them, beyond the last (or first) the nearest alone, clipped to
@@ -263,10 +299,10 @@ def nearest_looks(looks: dict[str, np.ndarray], key_ranks: np.ndarray, ranks: np
     the frames between its neighbours and no others. Keyframes without enough samples are
     skipped.
     """
-    ok = np.isfinite(looks["blood"]).all(axis=1)
+    ok = np.isfinite(looks["inner"]).all(axis=1)
     keys = np.asarray(key_ranks)[ok]
     order = np.argsort(keys)
-    keys, blood, wall = keys[order], looks["blood"][ok][order], looks["wall"][ok][order]
+    keys, blood, wall = keys[order], looks["inner"][ok][order], looks["outer"][ok][order]
     ranks = np.asarray(ranks, float)
     after = np.clip(np.searchsorted(keys, ranks), 0, len(keys) - 1)
     before = np.clip(np.searchsorted(keys, ranks, side="right") - 1, 0, len(keys) - 1)

@@ -21,6 +21,7 @@ from .keyframes import (
     keep_keyframes,
     keyframe_priors,
     learn_looks,
+    learn_wall_looks,
     look_codes,
     nearest_looks,
     prior_cost,
@@ -142,6 +143,7 @@ class _Segmenter:
         self.priors: dict[str, np.ndarray] | None = None  # from keyframes (keyframes.py)
         self.prior_row: dict[int, int] = {}
         self.looks: dict[str, np.ndarray] = {}  # learned from keyframes (keyframes.learn_looks)
+        self.wall_looks: dict[str, np.ndarray] = {}  # (keyframes.learn_wall_looks)
         self.key_ranks = np.zeros(0, int)  # the keyframes' ranks among the analysed frames
         self.overlay = _overlay_fill(pullback, options.overlay_exclude_mm)
 
@@ -220,9 +222,14 @@ class _Segmenter:
             return np.stack(radii) / self.dr
 
         self.key_ranks = np.array([self.prior_row[int(k)] for k in keys])
+        lumen_s, vessel_s = samples("lumen"), samples("vessel")
         self.looks = learn_looks(
-            codes, samples("lumen"), samples("vessel"), self.ring or 0, self.samples(0.05), self.samples(0.5)
+            codes, lumen_s, vessel_s, self.ring or 0, self.samples(0.05), self.samples(0.5)
         )
+        if o.keyframe_wall_look_weight > 0:
+            self.wall_looks = learn_wall_looks(
+                codes, lumen_s, vessel_s, self.samples(0.05), self.samples(0.5)
+            )
 
     def _lumen_prior(
         self, frames: np.ndarray, codes: np.ndarray | None, image: np.ndarray | None = None
@@ -256,7 +263,9 @@ class _Segmenter:
             cost[dark] = 0.0
         return cost
 
-    def _vessel_prior(self, frames: np.ndarray, lumen_mm: np.ndarray) -> np.ndarray | None:
+    def _vessel_prior(
+        self, frames: np.ndarray, lumen_mm: np.ndarray, codes: np.ndarray | None = None
+    ) -> np.ndarray | None:
         """Cost (F, A, R) of a vessel border far from both the keyframes' vessel interpolated and
         the traced ``lumen_mm`` plus their wall, or None without vessel keyframes.
 
@@ -281,6 +290,12 @@ class _Segmenter:
                 lumen_mm + wall, self.priors["wall_width"][rows], radii, self.o.keyframe_weight, pull=pull
             )
             cost = np.minimum(cost, on_wall)
+        if self.wall_looks and codes is not None:
+            llr = nearest_looks(self.wall_looks, self.key_ranks, np.array(rows))
+            start = np.ceil(lumen_mm / self.dr).astype(int) + self.samples(0.05)
+            cost = cost + region_cost(
+                llr, codes, start, self.dr, self.o.keyframe_wall_look_weight, self.samples(0.5)
+            )
         return cost
 
     def run(self, frames: np.ndarray, polar: dict[int, np.ndarray]) -> _Borders:
@@ -289,7 +304,7 @@ class _Segmenter:
         stability = self.stability(frames, polar)
         if stability is not None and self.ring is None:
             self.ring = _ring_extent(stability, self.o.ring_correlation, self.samples(self.o.max_ring_mm))
-        codes = look_codes(log_image, stability) if self.looks else None
+        codes = look_codes(log_image, stability) if self.looks or self.wall_looks else None
         lumen_path, lumen_strength = trace_lumen(
             self, stability, log_image, image, self._lumen_prior(frames, codes, image)
         )
@@ -298,7 +313,7 @@ class _Segmenter:
         # the wall is searched outside the traced lumen (to_mm is path * dr): the region step
         # below only reaches into the narrow ends of a flattened lumen, where the wall is not
         vessel_path, vessel_strength = trace_vessel(
-            self, log_image, lumen_mm / self.dr, self._vessel_prior(frames, lumen_mm)
+            self, log_image, lumen_mm / self.dr, self._vessel_prior(frames, lumen_mm, codes)
         )
         lumen_mm = _region_refine(self, frames, lumen_mm)
         vessel_mm = self.to_mm(vessel_path)
