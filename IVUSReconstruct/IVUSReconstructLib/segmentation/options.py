@@ -168,7 +168,7 @@ class SegmentationOptions:
     keyframe_look_weight: float = 1.0
     """Cost of a lumen border per mm of log-likelihood ratio by which another radius splits the
     looks learned from the keyframes (blood against wall) better (0: no looks learned)."""
-    keyframe_wall_look_weight: float = 1.0
+    keyframe_wall_look_weight: float = 2.0
     """The same for the vessel border, with the looks of the keyframes' wall against what lies
     beyond it (0: not learned)."""
     keyframe_pull: float = 0.05
