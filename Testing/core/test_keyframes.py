@@ -197,12 +197,15 @@ def test_an_added_keyframe_lowers_no_frame_beyond_noise_and_keyframes_beat_autom
         )
 
     auto, fewer, more = jaccard(None), jaccard(one), jaccard(two)
-    # measured (with the echolucent charge of the automatic lumen): lumen 0.879 automatic, 0.912
-    # with one keyframe, 0.934 with two; the second lowers no frame's lumen or vessel by more
-    # than 0.044 (speckle moves a border by a sample or two: ~0.03-0.05 of Jaccard on a 2 mm
-    # lumen). Issue 18 asks for "never worse": this bounds how much worse, it does not prove it.
-    assert (more - fewer).min() >= -0.05
-    assert more[:, 0].mean() >= fewer[:, 0].mean() + 0.01 >= auto[:, 0].mean() + 0.03
+    # measured: lumen 0.879 automatic, 0.909 with one keyframe, 0.937 with two; vessel 0.944,
+    # 0.951, 0.941. The second keyframe lowers no frame's lumen by more than 0.032 and no
+    # vessel by more than 0.055: with the pool's cap found, the EEM is searched from the cap and
+    # sits ~0.06 mm inside the true one on average (wall 0.30 against 0.36 mm). The teaching is
+    # local by construction (test above); what a nearer keyframe changes is bounded here, not
+    # proved harmless.
+    assert (more - fewer)[:, 0].min() >= -0.035 and (more - fewer)[:, 1].min() >= -0.06
+    assert more[:, 0].mean() >= fewer[:, 0].mean() + 0.02 >= auto[:, 0].mean() + 0.04
+    assert more[:, 1].mean() >= auto[:, 1].mean() - 0.005
 
 
 def test_a_frame_learns_the_looks_of_its_nearest_keyframes_only():
@@ -266,3 +269,17 @@ def test_directions_dark_beyond_the_keyframes_vessel_are_shadowed():
     image[0, 5, 20:] = 50.0  # half as bright: not a shadow
     dark = shadowed(image, np.full((1, 8), 2.0), radii, 0.4)
     assert dark[0].tolist() == [False, False, True, False, False, False, False, False]
+
+
+def test_an_added_keyframe_changes_no_frame_outside_the_stretch_it_teaches(phantom):
+    """Each frame is taught by its nearest keyframes only (priors, looks, fills): a keyframe
+    added after the last changes no frame before that last one, to the bit."""
+    frames = np.arange(2, 40, 3)  # a frame in three: no temporal median across them
+    fewer = segment_pullback(phantom.pullback, frames, keyframes=_truth(phantom, [11, 23]))
+    more = segment_pullback(phantom.pullback, frames, keyframes=_truth(phantom, [11, 23, 35]))
+    changed = [
+        a.index
+        for a, b in zip(fewer.frames, more.frames, strict=True)
+        if not (np.array_equal(a.lumen, b.lumen) and np.array_equal(a.vessel, b.vessel))
+    ]
+    assert changed == [26, 29, 32, 35, 38]
