@@ -175,6 +175,8 @@ class SegmentationOptions:
     """Cost of the vessel 0.1 mm from the keyframes' (squared), on a keyframe's neighbour ..."""
     keyframe_pull_frames: float = 2.0
     """... falling as exp(-distance / this), the distance in analysed frames to the nearest keyframe."""
+    keyframe_lumen_pull: float = 0.02
+    """The same pull for the lumen, towards the keyframes' lumen interpolated (cost per (0.1 mm)²)."""
     keyframe_fill_frames: float = 2.0
     """Behind a calcium arc, the vessel takes the keyframes' shape with a weight falling as
     exp(-distance / this), the distance counted in analysed frames to the nearest keyframe."""

@@ -239,9 +239,22 @@ class _Segmenter:
 
         The lumen is not held near the keyframes' shape: a stenosis or a flattened vein changes
         it within a few frames, and its own blood tells it apart once the looks are known."""
-        if self.priors is None or "lumen" not in self.looks or codes is None:
+        if self.priors is None:
             return None
         rows = [self.prior_row[int(i)] for i in frames]
+        pulled = None
+        lumen = self.priors["lumen"][rows]
+        if self.o.keyframe_lumen_pull > 0 and np.isfinite(lumen).any():
+            # a keyframe's own lumen, gently, on its nearest neighbours: a border the reader
+            # redrew where the images say little still reaches the frames beside it
+            pull = self.o.keyframe_lumen_pull * np.exp(
+                -self.priors["lumen_distance"][rows] / self.o.keyframe_pull_frames
+            )
+            pulled = prior_cost(
+                lumen, np.full_like(lumen, np.inf), np.arange(self.n_r) * self.dr, 0.0, pull=pull
+            )
+        if "lumen" not in self.looks or codes is None:
+            return pulled
         llr = nearest_looks(self.looks, self.key_ranks, np.array(rows))
         # no further than the keyframes' vessel: a side branch's blood beyond it is not this lumen
         vessel = self.priors["vessel"][rows]
@@ -261,7 +274,7 @@ class _Segmenter:
             # Shadowed directions (dark behind the keyframes' vessel) are traced as without keyframes
             dark = shadowed(image, vessel, self.radii, self.o.shadow_ratio)
             cost[dark] = 0.0
-        return cost
+        return cost if pulled is None else cost + pulled
 
     def _vessel_prior(
         self, frames: np.ndarray, lumen_mm: np.ndarray, codes: np.ndarray | None = None
