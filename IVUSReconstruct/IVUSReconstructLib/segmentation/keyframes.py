@@ -1,20 +1,24 @@
 """Keyframes: borders corrected by a reader on a few frames, carried to the frames between.
 
-A keyframe's borders are kept exactly. Every other analysed frame is traced again with what the
-keyframes teach:
+A keyframe's borders are kept exactly. Every other analysed frame is traced again with what its
+nearest keyframes teach (the two on either side, weighted by its position between them; beyond
+the last keyframe, the last alone), so that a keyframe teaches only its own stretch of pullback
+and adding one changes no frame outside the stretch between its neighbours:
 
 - the lumen, with the looks of this pullback's blood and of the wall behind its border (grey
-  level and correlation with the neighbouring frames, learned on the keyframes): a cost of
-  splitting them otherwise than the keyframes do. Bright 40-60 MHz blood that correlates by
-  chance, or an echolucent pool behind a thin cap, is told from the wall by this pullback's own
-  statistics. The lumen's shape is not carried: a stenosis or a flattened vein changes it
-  within a few frames.
-- the vessel, within a zone around the radii interpolated (by analysed frame) between the
-  keyframes on either side, or taken from the nearest one beyond the last, or around the traced
-  lumen plus the keyframes' wall thickness, whichever is nearer. The zone widens with the
-  distance to the nearest keyframe; beyond it a cost rules out far-off edges.
+  level and correlation with the neighbouring frames, learned per keyframe): a cost of splitting
+  them otherwise than the keyframes do, off in shadowed directions (a guidewire in the blood
+  looks like wall). Bright 40-60 MHz blood that correlates by chance, or an echolucent pool
+  behind a thin cap, is told from the wall by this pullback's own statistics. The lumen's
+  shape is pulled only gently, and only next to a keyframe: a stenosis or a flattened vein
+  changes it within a few frames.
+- the vessel, with the looks of the keyframes' wall against what lies beyond it (a lipid pool
+  is wall, its far edge no EEM), within a zone around the radii interpolated between the
+  keyframes or around the traced lumen plus the keyframes' wall (whichever is nearer), pulled
+  gently towards them next to a keyframe; behind a calcium arc, where the image shows no EEM,
+  it takes the keyframes' shape, more so the nearer the keyframe.
 
-With no keyframe nothing changes.
+Pulls and fills fall as exp(-distance / 2 analysed frames). With no keyframe nothing changes.
 """
 
 from __future__ import annotations
