@@ -11,7 +11,8 @@ frames), ``echolucent`` (realistic with a 150-degree lipid pool) or ``wedged`` (
 catheter wedged against the wall). The analysed frames are the end-diastolic ones (a vein without a
 cardiac rhythm: one frame a second). The truth of every ``--every``-th analysed frame is given as
 keyframes; the other analysed frames (between keyframes and beyond the last) are scored, mean
-Jaccard lumen/vessel, fully automatic and with the keyframes. Time: the keyframe run over the
+Jaccard lumen/vessel, fully automatic and with the keyframes, per case, per preset and per
+preset and look (all seeds). Time: the keyframe run over the
 automatic run of the same frames in the same process (the automatic one is segmented twice, the
 first as a warm-up). With ``--overlays DIR`` the worst propagated frame of each case is written as
 a PNG (truth green, automatic red, with keyframes yellow).
@@ -101,6 +102,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|")
     totals: dict[str, list[np.ndarray]] = {}
+    looks: dict[tuple[str, str], list[np.ndarray]] = {}
     t_auto_all = t_key_all = 0.0
     for preset in args.presets:
         for name in args.looks:
@@ -130,6 +132,7 @@ def main() -> None:
                 ja = np.array([a[i] for i in between])
                 jk = np.array([k[i] for i in between])
                 totals.setdefault(preset, []).append(np.hstack([ja, jk]))
+                looks.setdefault((preset, name), []).append(np.hstack([ja, jk]))
                 delta = (jk - ja).min(axis=1)
                 worst = int(between[int(np.argmin(jk.min(axis=1)))])
                 print(
@@ -148,6 +151,15 @@ def main() -> None:
     for preset, rows in totals.items():
         m = np.vstack(rows).mean(axis=0)
         print(f"| {preset} | {len(np.vstack(rows))} | {m[0]:.3f}/{m[1]:.3f} | {m[2]:.3f}/{m[3]:.3f} |")
+    print()
+    print("| preset | look | frames | auto J lumen/vessel | keyframes J lumen/vessel | keyframes - auto |")
+    print("|---|---|---|---|---|---|")
+    for (preset, name), rows in looks.items():
+        m = np.vstack(rows).mean(axis=0)
+        print(
+            f"| {preset} | {name} | {len(np.vstack(rows))} | {m[0]:.3f}/{m[1]:.3f} | {m[2]:.3f}/{m[3]:.3f} "
+            f"| {m[2] - m[0]:+.3f}/{m[3] - m[1]:+.3f} |"
+        )
     print(f"\nsegmentation time with keyframes / automatic, all cases: {t_key_all / t_auto_all:.2f}")
 
 

@@ -1,20 +1,24 @@
 """Keyframes: borders corrected by a reader on a few frames, carried to the frames between.
 
-A keyframe's borders are kept exactly. Every other analysed frame is traced again with what the
-keyframes teach:
+A keyframe's borders are kept exactly. Every other analysed frame is traced again with what its
+nearest keyframes teach (the two on either side, weighted by its position between them; beyond
+the last keyframe, the last alone), so that a keyframe teaches only its own stretch of pullback
+and adding one changes no frame outside the stretch between its neighbours:
 
 - the lumen, with the looks of this pullback's blood and of the wall behind its border (grey
-  level and correlation with the neighbouring frames, learned on the keyframes): a cost of
-  splitting them otherwise than the keyframes do. Bright 40-60 MHz blood that correlates by
-  chance, or an echolucent pool behind a thin cap, is told from the wall by this pullback's own
-  statistics. The lumen's shape is not carried: a stenosis or a flattened vein changes it
-  within a few frames.
-- the vessel, within a zone around the radii interpolated (by analysed frame) between the
-  keyframes on either side, or taken from the nearest one beyond the last, or around the traced
-  lumen plus the keyframes' wall thickness, whichever is nearer. The zone widens with the
-  distance to the nearest keyframe; beyond it a cost rules out far-off edges.
+  level and correlation with the neighbouring frames, learned per keyframe): a cost of splitting
+  them otherwise than the keyframes do, off in shadowed directions (a guidewire in the blood
+  looks like wall). Bright 40-60 MHz blood that correlates by chance, or an echolucent pool
+  behind a thin cap, is told from the wall by this pullback's own statistics. The lumen's
+  shape is pulled only gently, and only next to a keyframe: a stenosis or a flattened vein
+  changes it within a few frames.
+- the vessel, with the looks of the keyframes' wall against what lies beyond it (a lipid pool
+  is wall, its far edge no EEM), within a zone around the radii interpolated between the
+  keyframes or around the traced lumen plus the keyframes' wall (whichever is nearer), pulled
+  gently towards them next to a keyframe; behind a calcium arc, where the image shows no EEM,
+  it takes the keyframes' shape, more so the nearer the keyframe.
 
-With no keyframe nothing changes.
+Pulls and fills fall as exp(-distance / 2 analysed frames). With no keyframe nothing changes.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from scipy import ndimage
 from ..errors import IVUSInputError
 from ..geometry import ray_radii
 from ..types import ContourSet, FrameContours, Pullback
-from .polar import _box
+from .polar import _box, _runs
 
 
 def to_pullback_plane(keyframes: ContourSet, pullback: Pullback, *, name: str = "keyframes") -> ContourSet:
@@ -111,17 +115,28 @@ def interpolate_prior(known: dict[int, np.ndarray], frames: np.ndarray) -> tuple
 
 
 def prior_cost(
-    prior_mm: np.ndarray, width_mm: np.ndarray, radii_mm: np.ndarray, weight: float, *, scale_mm: float = 0.1
+    prior_mm: np.ndarray,
+    width_mm: np.ndarray,
+    radii_mm: np.ndarray,
+    weight: float,
+    *,
+    scale_mm: float = 0.1,
+    pull: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cost (F, A, R) of each radius against the prior (``width_mm`` (F, A)), 0 where there is
     no prior.
 
     Free within ``width_mm`` of the prior (the borders change between keyframes, and the image
     places them there); beyond, ``weight * (excess / scale_mm)**2``, capped at 9 ``weight`` so
-    that a strong edge far off can still win.
+    that a strong edge far off can still win. ``pull`` (F,), optional: a gentler cost of any
+    distance from the prior, ``pull * (distance / scale_mm)**2`` (capped at 9 ``pull``), so that
+    where the image is ambiguous a frame next to a keyframe follows it.
     """
-    excess = np.maximum(np.abs(radii_mm[None, None, :] - prior_mm[..., None]) - width_mm[..., None], 0.0)
+    distance = np.abs(radii_mm[None, None, :] - prior_mm[..., None])
+    excess = np.maximum(distance - width_mm[..., None], 0.0)
     cost = weight * np.minimum((excess / scale_mm) ** 2, 9.0)
+    if pull is not None:
+        cost = cost + pull[:, None, None] * np.minimum((distance / scale_mm) ** 2, 9.0)
     return np.nan_to_num(cost, nan=0.0).astype(np.float32)
 
 
@@ -157,6 +172,7 @@ def keyframe_priors(
     for border, known in radii.items():
         prior, distance = interpolate_prior(known, np.arange(len(frames)))
         out[border] = prior
+        out[f"{border}_distance"] = distance
         # no keyframe of this border: no prior, and its width is never used
         near = np.where(np.isfinite(distance), distance, 0.0)[:, None]
         out[f"{border}_width"] = np.where(np.isfinite(prior), band_mm + band_per_frame * near * prior, np.inf)
@@ -191,8 +207,9 @@ def look_codes(log_image: np.ndarray, stability: np.ndarray | None) -> np.ndarra
 def learn_looks(
     codes: np.ndarray, lumen_s: np.ndarray, vessel_s: np.ndarray | None, start: int, margin: int, depth: int
 ) -> dict[str, np.ndarray]:
-    """Log-likelihood ratios of each look, blood against wall, from the keyframes' images and
-    borders: the appearance of this pullback's lumen and of what lies behind its border.
+    """The looks of each keyframe's blood and wall: the appearance of this pullback's lumen and
+    of what lies behind its border, kept per keyframe so that each frame learns from its
+    nearest keyframes only (:func:`nearest_looks`).
 
     Parameters
     ----------
@@ -208,9 +225,10 @@ def learn_looks(
 
     Returns
     -------
-    dict with ``lumen``: the log-ratio (blood against wall) of each look, shape
-    (GREY_BINS * STABILITY_BINS,), clipped to +-3; empty when the keyframes show fewer than 200
-    samples of either.
+    dict with ``inner`` (blood) and ``outer`` (wall): each keyframe's frequency of each look, shape
+    (K, GREY_BINS * STABILITY_BINS) (one count added to every look; NaN rows for a keyframe
+    showing fewer than 200 samples of either), and ``lumen``: the log-ratio (blood against
+    wall) of each look over all keyframes, clipped to +-3; empty when no keyframe shows enough.
     """
     n_codes = GREY_BINS * STABILITY_BINS
     r = np.arange(codes.shape[-1])[None, None, :]
@@ -220,12 +238,83 @@ def learn_looks(
     # a lumen-only keyframe: the wall is the first stretch beyond its lumen
     wall_end = np.where(has_v, ves - margin, lum + margin + depth // 2)
     regions = (has_l & (r >= start) & (r < lum - margin), has_l & (r > lum + margin) & (r < wall_end))
-    if min(int(m.sum()) for m in regions) < 200:
+    counts = [
+        np.stack([np.bincount(c[m], minlength=n_codes) for c, m in zip(codes, mask, strict=True)]).astype(
+            float
+        )
+        for mask in np.broadcast_arrays(*regions)
+    ]
+    enough = np.minimum(counts[0].sum(axis=1), counts[1].sum(axis=1)) >= 200
+    if not enough.any():
         return {}
-    blood, wall = ((np.bincount(codes[m], minlength=n_codes) + 1.0) for m in regions)
+    blood, wall = ((c + 1.0) / (c + 1.0).sum(axis=1, keepdims=True) for c in counts)
+    pooled = [c[enough].sum(axis=0) + 1.0 for c in counts]
     return {
-        "lumen": np.clip(np.log((blood / blood.sum()) / (wall / wall.sum())), -3.0, 3.0).astype(np.float32)
+        "inner": np.where(enough[:, None], blood, np.nan),
+        "outer": np.where(enough[:, None], wall, np.nan),
+        "lumen": np.clip(
+            np.log((pooled[0] / pooled[0].sum()) / (pooled[1] / pooled[1].sum())), -3.0, 3.0
+        ).astype(np.float32),
     }
+
+
+def learn_wall_looks(
+    codes: np.ndarray, lumen_s: np.ndarray, vessel_s: np.ndarray, margin: int, depth: int
+) -> dict[str, np.ndarray]:
+    """The looks of each keyframe's wall (``inner``, between its lumen and vessel) and of what
+    lies ``depth`` samples beyond its vessel (``outer``), as frequencies (K, GREY_BINS *
+    STABILITY_BINS) like :func:`learn_looks` (NaN rows: a keyframe without both borders or
+    fewer than 200 samples of either); empty when no keyframe shows enough.
+
+    A lipid pool is wall and bright perivascular fat is not: where the EEM's step is faint or
+    doubled, this pullback's own keyframes tell which side a layer belongs to.
+    """
+    n_codes = GREY_BINS * STABILITY_BINS
+    r = np.arange(codes.shape[-1])[None, None, :]
+    lum, ves = lumen_s[..., None], vessel_s[..., None]
+    both = np.isfinite(lum) & np.isfinite(ves)
+    regions = (
+        both & (r > lum + margin) & (r < ves - margin),
+        both & (r > ves + margin) & (r < ves + margin + depth),
+    )
+    counts = [
+        np.stack([np.bincount(c[m], minlength=n_codes) for c, m in zip(codes, mask, strict=True)]).astype(
+            float
+        )
+        for mask in np.broadcast_arrays(*regions)
+    ]
+    enough = np.minimum(counts[0].sum(axis=1), counts[1].sum(axis=1)) >= 200
+    if not enough.any():
+        return {}
+    inner, outer = ((c + 1.0) / (c + 1.0).sum(axis=1, keepdims=True) for c in counts)
+    return {
+        "inner": np.where(enough[:, None], inner, np.nan),
+        "outer": np.where(enough[:, None], outer, np.nan),
+    }
+
+
+def nearest_looks(looks: dict[str, np.ndarray], key_ranks: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """Log-likelihood ratio (F, GREY_BINS * STABILITY_BINS) of each look, inner against outer
+    region (blood against wall, or wall against what lies beyond it),
+    for frames of analysed ranks ``ranks`` (F,), from the keyframes of ranks ``key_ranks`` (K,)
+    (rows of :func:`learn_looks`): the two keyframes on either side, their frequencies mixed by
+    the frame's position between them, beyond the last (or first) the nearest alone, clipped to
+    +-3. A keyframe teaches only its own stretch of pullback: adding one changes the looks of
+    the frames between its neighbours and no others. Keyframes without enough samples are
+    skipped.
+    """
+    ok = np.isfinite(looks["inner"]).all(axis=1)
+    keys = np.asarray(key_ranks)[ok]
+    order = np.argsort(keys)
+    keys, blood, wall = keys[order], looks["inner"][ok][order], looks["outer"][ok][order]
+    ranks = np.asarray(ranks, float)
+    after = np.clip(np.searchsorted(keys, ranks), 0, len(keys) - 1)
+    before = np.clip(np.searchsorted(keys, ranks, side="right") - 1, 0, len(keys) - 1)
+    span = np.maximum(keys[after] - keys[before], 1)
+    t = np.where(after == before, 0.0, np.clip((ranks - keys[before]) / span, 0.0, 1.0))[:, None]
+    p_blood = (1 - t) * blood[before] + t * blood[after]
+    p_wall = (1 - t) * wall[before] + t * wall[after]
+    return np.clip(np.log(p_blood / p_wall), -3.0, 3.0).astype(np.float32)
 
 
 def region_cost(
@@ -247,7 +336,12 @@ def region_cost(
     it would not hold a whole ray's sum back. Nothing counts before ``start`` or beyond ``stop``
     (samples, (F, A)): the blood of a side branch beyond the vessel is not this lumen's.
     """
-    x = llr[codes]
+    # one ratio for all frames (A,), or each frame's own (F, n_codes)
+    x = (
+        llr[codes]
+        if llr.ndim == 1
+        else np.take_along_axis(llr[:, None, :], codes.reshape(len(codes), 1, -1), -1).reshape(codes.shape)
+    )
     r = np.arange(x.shape[-1])
     x[np.broadcast_to(r < np.asarray(start)[..., None], x.shape)] = 0.0
     if stop is not None:
@@ -257,3 +351,37 @@ def region_cost(
     cum = np.concatenate([np.zeros_like(cum[..., :1]), cum[..., :-1]], axis=-1)
     best = ndimage.maximum_filter1d(cum, size=2 * reach + 1, axis=-1, mode="nearest")
     return (np.float32(weight) * (best - cum)).astype(np.float32)
+
+
+def shadowed(image: np.ndarray, vessel_mm: np.ndarray, radii_mm: np.ndarray, ratio: float) -> np.ndarray:
+    """Directions (F, A) whose far field (1 mm beyond ``vessel_mm`` (F, A), the keyframes'
+    vessel) is darker than ``ratio`` times the frame's median far field: a guidewire's or a
+    calcium's shadow. ``image`` (F, A, R), ``radii_mm`` (R,)."""
+    r = radii_mm[None, None, :]
+    band = (r >= vessel_mm[..., None] + 0.15) & (r <= vessel_mm[..., None] + 1.15)
+    count = band.sum(axis=-1)
+    far = np.where(band, image, 0.0).sum(axis=-1) / np.maximum(count, 1)
+    typical = np.median(far, axis=1, keepdims=True)
+    far = np.where(count > 0, far, typical)
+    return far < ratio * np.maximum(np.median(far, axis=1, keepdims=True), 1e-3)
+
+
+def fill_from_prior(
+    radii_mm: np.ndarray, hidden: np.ndarray, prior_mm: np.ndarray, min_run: int = 1
+) -> np.ndarray:
+    """A border (A,) whose ``hidden`` sectors of ``min_run`` directions or more take the shape
+    of ``prior_mm`` (A,), shifted to meet the border at either edge of the sector (the shift
+    changing linearly across it). Nothing changes where everything or nothing is hidden."""
+    n = len(radii_mm)
+    if not hidden.any() or hidden.all():
+        return radii_mm
+    out = np.asarray(radii_mm, float).copy()
+    for start, length in _runs(hidden):
+        if length < min_run:
+            continue
+        idx = (start + np.arange(length)) % n
+        before, after = (start - 1) % n, (start + length) % n
+        a, b = out[before] - prior_mm[before], out[after] - prior_mm[after]
+        t = np.arange(1, length + 1) / (length + 1)
+        out[idx] = prior_mm[idx] + (1 - t) * a + t * b
+    return out

@@ -168,6 +168,18 @@ class SegmentationOptions:
     keyframe_look_weight: float = 1.0
     """Cost of a lumen border per mm of log-likelihood ratio by which another radius splits the
     looks learned from the keyframes (blood against wall) better (0: no looks learned)."""
+    keyframe_wall_look_weight: float = 2.0
+    """The same for the vessel border, with the looks of the keyframes' wall against what lies
+    beyond it (0: not learned)."""
+    keyframe_pull: float = 0.05
+    """Cost of the vessel 0.1 mm from the keyframes' (squared), on a keyframe's neighbour ..."""
+    keyframe_pull_frames: float = 2.0
+    """... falling as exp(-distance / this), the distance in analysed frames to the nearest keyframe."""
+    keyframe_lumen_pull: float = 0.02
+    """The same pull for the lumen, towards the keyframes' lumen interpolated (cost per (0.1 mm)²)."""
+    keyframe_fill_frames: float = 2.0
+    """Behind a calcium arc, the vessel takes the keyframes' shape with a weight falling as
+    exp(-distance / this), the distance counted in analysed frames to the nearest keyframe."""
     calibrated_confidence: bool = True
     """Report each frame's confidence calibrated against border error (the probability that its
     worse Jaccard is at least 0.85); False: the raw edge-strength confidence."""

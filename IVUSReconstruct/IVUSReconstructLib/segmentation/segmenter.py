@@ -17,12 +17,16 @@ from ..types import ContourSet, FrameContours, Pullback
 from .confidence import _confidence, calibrated_confidence, confidence_features, radii_at
 from .eem import trace_vessel
 from .keyframes import (
+    fill_from_prior,
     keep_keyframes,
     keyframe_priors,
     learn_looks,
+    learn_wall_looks,
     look_codes,
+    nearest_looks,
     prior_cost,
     region_cost,
+    shadowed,
     to_pullback_plane,
 )
 from .lumen import (
@@ -139,6 +143,8 @@ class _Segmenter:
         self.priors: dict[str, np.ndarray] | None = None  # from keyframes (keyframes.py)
         self.prior_row: dict[int, int] = {}
         self.looks: dict[str, np.ndarray] = {}  # learned from keyframes (keyframes.learn_looks)
+        self.wall_looks: dict[str, np.ndarray] = {}  # (keyframes.learn_wall_looks)
+        self.key_ranks = np.zeros(0, int)  # the keyframes' ranks among the analysed frames
         self.overlay = _overlay_fill(pullback, options.overlay_exclude_mm)
 
     def frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -214,23 +220,46 @@ class _Segmenter:
             radii = [nan if p is None else ray_radii(np.asarray(p), np.zeros(2), o.n_angles) for p in rows]
             return np.stack(radii) / self.dr
 
+        self.key_ranks = np.array([self.prior_row[int(k)] for k in keys])
+        lumen_s, vessel_s = samples("lumen"), samples("vessel")
         self.looks = learn_looks(
-            codes, samples("lumen"), samples("vessel"), self.ring or 0, self.samples(0.05), self.samples(0.5)
+            codes, lumen_s, vessel_s, self.ring or 0, self.samples(0.05), self.samples(0.5)
         )
+        if o.keyframe_wall_look_weight > 0:
+            self.wall_looks = learn_wall_looks(
+                codes, lumen_s, vessel_s, self.samples(0.05), self.samples(0.5)
+            )
 
-    def _lumen_prior(self, frames: np.ndarray, codes: np.ndarray | None) -> np.ndarray | None:
+    def _lumen_prior(
+        self, frames: np.ndarray, codes: np.ndarray | None, image: np.ndarray | None = None
+    ) -> np.ndarray | None:
         """Cost (F, A, R) of a lumen splitting the looks learned from the keyframes otherwise
         than they do, or None without them.
 
         The lumen is not held near the keyframes' shape: a stenosis or a flattened vein changes
         it within a few frames, and its own blood tells it apart once the looks are known."""
-        if self.priors is None or "lumen" not in self.looks or codes is None:
+        if self.priors is None:
             return None
+        rows = [self.prior_row[int(i)] for i in frames]
+        pulled = None
+        lumen = self.priors["lumen"][rows]
+        if self.o.keyframe_lumen_pull > 0 and np.isfinite(lumen).any():
+            # a keyframe's own lumen, gently, on its nearest neighbours: a border the reader
+            # redrew where the images say little still reaches the frames beside it
+            pull = self.o.keyframe_lumen_pull * np.exp(
+                -self.priors["lumen_distance"][rows] / self.o.keyframe_pull_frames
+            )
+            pulled = prior_cost(
+                lumen, np.full_like(lumen, np.inf), np.arange(self.n_r) * self.dr, 0.0, pull=pull
+            )
+        if "lumen" not in self.looks or codes is None:
+            return pulled
+        llr = nearest_looks(self.looks, self.key_ranks, np.array(rows))
         # no further than the keyframes' vessel: a side branch's blood beyond it is not this lumen
-        vessel = self.priors["vessel"][[self.prior_row[int(i)] for i in frames]]
+        vessel = self.priors["vessel"][rows]
         stop = np.ceil(vessel / self.dr).astype(int) if np.isfinite(vessel).all() else None
-        return region_cost(
-            self.looks["lumen"],
+        cost = region_cost(
+            llr,
             codes,
             self.ring or 0,
             self.dr,
@@ -238,8 +267,17 @@ class _Segmenter:
             self.samples(0.5),
             stop,
         )
+        if stop is not None and image is not None:
+            # a guidewire in the blood looks like wall to the looks: a border pulled in front of
+            # it then finds the wire at the lumen, takes it for calcium and keeps the dent.
+            # Shadowed directions (dark behind the keyframes' vessel) are traced as without keyframes
+            dark = shadowed(image, vessel, self.radii, self.o.shadow_ratio)
+            cost[dark] = 0.0
+        return cost if pulled is None else cost + pulled
 
-    def _vessel_prior(self, frames: np.ndarray, lumen_mm: np.ndarray) -> np.ndarray | None:
+    def _vessel_prior(
+        self, frames: np.ndarray, lumen_mm: np.ndarray, codes: np.ndarray | None = None
+    ) -> np.ndarray | None:
         """Cost (F, A, R) of a vessel border far from both the keyframes' vessel interpolated and
         the traced ``lumen_mm`` plus their wall, or None without vessel keyframes.
 
@@ -253,13 +291,23 @@ class _Segmenter:
         if not np.isfinite(prior).any():
             return None
         radii = np.arange(self.n_r) * self.dr
-        cost = prior_cost(prior, width, radii, self.o.keyframe_weight)
+        # next to a keyframe its border is a good guess; a few frames off, a rough one
+        pull = self.o.keyframe_pull * np.exp(
+            -self.priors["vessel_distance"][rows] / self.o.keyframe_pull_frames
+        )
+        cost = prior_cost(prior, width, radii, self.o.keyframe_weight, pull=pull)
         wall = self.priors["wall"][rows]
         if np.isfinite(wall).all():
             on_wall = prior_cost(
-                lumen_mm + wall, self.priors["wall_width"][rows], radii, self.o.keyframe_weight
+                lumen_mm + wall, self.priors["wall_width"][rows], radii, self.o.keyframe_weight, pull=pull
             )
             cost = np.minimum(cost, on_wall)
+        if self.wall_looks and codes is not None:
+            llr = nearest_looks(self.wall_looks, self.key_ranks, np.array(rows))
+            start = np.ceil(lumen_mm / self.dr).astype(int) + self.samples(0.05)
+            cost = cost + region_cost(
+                llr, codes, start, self.dr, self.o.keyframe_wall_look_weight, self.samples(0.5)
+            )
         return cost
 
     def run(self, frames: np.ndarray, polar: dict[int, np.ndarray]) -> _Borders:
@@ -268,16 +316,16 @@ class _Segmenter:
         stability = self.stability(frames, polar)
         if stability is not None and self.ring is None:
             self.ring = _ring_extent(stability, self.o.ring_correlation, self.samples(self.o.max_ring_mm))
-        codes = look_codes(log_image, stability) if self.looks else None
+        codes = look_codes(log_image, stability) if self.looks or self.wall_looks else None
         lumen_path, lumen_strength = trace_lumen(
-            self, stability, log_image, image, self._lumen_prior(frames, codes)
+            self, stability, log_image, image, self._lumen_prior(frames, codes, image)
         )
         lumen_mm = self.to_mm(lumen_path)
         lumen_mm = _normal_refine(self, frames, lumen_mm, passes=self.o.normal_refine_passes)
         # the wall is searched outside the traced lumen (to_mm is path * dr): the region step
         # below only reaches into the narrow ends of a flattened lumen, where the wall is not
         vessel_path, vessel_strength = trace_vessel(
-            self, log_image, lumen_mm / self.dr, self._vessel_prior(frames, lumen_mm)
+            self, log_image, lumen_mm / self.dr, self._vessel_prior(frames, lumen_mm, codes)
         )
         lumen_mm = _region_refine(self, frames, lumen_mm)
         vessel_mm = self.to_mm(vessel_path)
@@ -306,11 +354,16 @@ class _Segmenter:
         # a flattened lumen (a compressed vein) is far from any ellipse at its ends
         flat = _aspect_ratio(lumen_mm) >= self.o.flattened_aspect
         filled = shadow.copy()
+        shape = near = None
+        if self.priors is not None:
+            rows = [self.prior_row[int(i)] for i in frames]
+            shape, near = self.priors["vessel"][rows], self.priors["vessel_distance"][rows]
         for f in range(len(frames)):
             lumen_hidden, vessel_hidden = wire[f], shadow[f]
             if self.o.penumbra:
                 lumen_hidden = _penumbra(lumen_mm[f], lumen_hidden, **dent, memo=memo)
                 vessel_hidden = _penumbra(vessel_mm[f], vessel_hidden, **dent, memo=memo)
+            behind = vessel_hidden
             if self.o.branch_max_deg > 0 and not flat[f]:
                 # the reader closes the main vessel across an ostium: its sector is filled with
                 # the shadows, from the borders seen elsewhere
@@ -320,6 +373,14 @@ class _Segmenter:
                 lumen_hidden, vessel_hidden = lumen_hidden | lumen_branch, vessel_hidden | vessel_branch
             lumen_mm[f] = _fill_hidden(lumen_mm[f], lumen_hidden, long_run=long_run, **fill)
             vessel_mm[f] = _fill_hidden(vessel_mm[f], vessel_hidden, long_run=long_run, **fill)
+            if shape is not None and np.isfinite(shape[f]).all():
+                # behind a calcium arc the image shows no EEM: the keyframes' vessel,
+                # interpolated, gives its shape there, met at the sector's edges (not across an
+                # ostium, where a side branch leaves the keyframes' shape)
+                w = np.exp(-near[f] / self.o.keyframe_fill_frames)
+                vessel_mm[f] = (
+                    w * fill_from_prior(vessel_mm[f], behind, shape[f], long_run) + (1 - w) * vessel_mm[f]
+                )
             filled[f] |= lumen_hidden | vessel_hidden
         vessel_mm = np.maximum(vessel_mm, lumen_mm + self.o.min_wall_mm)
         confidence = _confidence(lumen_strength, vessel_strength, filled, stability is not None)
