@@ -3,7 +3,8 @@
 The only Lib module that knows MRML. Every function takes the scene (or a node) as an
 argument, so it runs unchanged in desktop 3D Slicer, in a web app and in plain pytest with
 the ``slicer-core`` wheel (``from slicer import vtkMRMLScene``). ``slicer`` is imported
-lazily so that importing this module never requires it.
+lazily so that importing this module never requires it. What needs no MRML (outlines, frame
+masks, edited frames, markers, plan rows) lives in the core (labelmap, edits, geometry, metrics).
 
 Volume geometry (``pullback_to_volume_node``): I = image column, J = image row, K = frame.
 IJK-to-RAS has the directions diag(-1, -1, 1), the pixel spacing in-plane, the mean frame
