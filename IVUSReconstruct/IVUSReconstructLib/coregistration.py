@@ -30,7 +30,7 @@ from scipy import interpolate
 
 from .errors import FIX_FRAME_RATE, FIX_PULLBACK_SPEED, input_error
 from .geometry import polygon_centroids
-from .types import Centerline, ContourSet, FramePoses, Landmark
+from .types import Centerline, ContourSet, FramePoses, Landmark, Pullback
 
 __all__ = [
     "SampledCurve",
@@ -41,6 +41,9 @@ __all__ = [
     "fit_landmarks",
     "place_frames",
     "three_point_alignment",
+    "closest_arc_length_mm",
+    "frame_ijk_to_ras",
+    "frame_spacing_mm",
 ]
 
 
@@ -717,3 +720,51 @@ def three_point_alignment(
     mirror = bool(turn_ccw - turn_cw < 0)
     landmark = Landmark(int(frame), kind="reference", angle_deg=float(reference_angle_deg), point_ras_mm=main)
     return landmark, mirror
+
+
+def closest_arc_length_mm(points_ras_mm: np.ndarray, point_ras_mm: np.ndarray) -> float:
+    """Arc length (from the first point) of the polyline point nearest to ``point_ras_mm``.
+
+    Unlike :meth:`SampledCurve.closest_arc_length`, on the polyline as given (no smoothing).
+
+    Parameters
+    ----------
+    points_ras_mm : ndarray of shape (K, 3)
+    point_ras_mm : ndarray of shape (3,)
+    """
+    pts = np.asarray(points_ras_mm, dtype=float)
+    a, d = pts[:-1], np.diff(pts, axis=0)
+    length2 = np.maximum((d * d).sum(axis=1), 1e-18)
+    t = np.clip(((np.asarray(point_ras_mm, dtype=float) - a) * d).sum(axis=1) / length2, 0.0, 1.0)
+    dist = np.linalg.norm(a + t[:, None] * d - point_ras_mm, axis=1)
+    k = int(np.argmin(dist))
+    arc = np.concatenate([[0.0], np.cumsum(np.sqrt(length2))])
+    return float(arc[k] + t[k] * np.sqrt(length2[k]))
+
+
+def frame_spacing_mm(pullback: Pullback) -> float:
+    """Mean distance between frames along the pullback, mm (1 mm when the speed is unknown)."""
+    times = np.asarray(pullback.frame_times_s, dtype=float)
+    if pullback.pullback_speed_mm_s is None or len(times) < 2:
+        return 1.0
+    spacing = float(pullback.pullback_speed_mm_s) * float(np.mean(np.diff(times)))
+    return spacing if spacing > 0 else 1.0
+
+
+def frame_ijk_to_ras(pullback: Pullback, poses: FramePoses, row: int) -> np.ndarray:
+    """IJK-to-RAS of one frame placed at its pose (row ``row`` of ``poses``), ndarray of shape (4, 4).
+
+    Pixel (col=i, row=j) maps to the frame-plane point ((i - c_col) s_col, (j - c_row) s_row)
+    and then through ``poses.matrices()[row]``.
+    """
+    row_mm, col_mm = pullback.pixel_spacing_mm
+    center_row, center_col = pullback.catheter_center_px
+    pixel_to_plane = np.array(
+        [
+            [col_mm, 0.0, 0.0, -center_col * col_mm],
+            [0.0, row_mm, 0.0, -center_row * row_mm],
+            [0.0, 0.0, 1.0, 0.0],
+            [0, 0, 0, 1.0],
+        ]
+    )
+    return poses.matrices()[row] @ pixel_to_plane

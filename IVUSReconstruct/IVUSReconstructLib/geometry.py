@@ -25,6 +25,10 @@ __all__ = [
     "ray_radii",
     "mm_to_px",
     "px_to_mm",
+    "mm_to_fine_px",
+    "fine_px_to_mm",
+    "volume_ijk_to_ras",
+    "oversampled_ijk_to_ras",
     "equivalent_diameter",
     "rasterize_polygon_px",
     "angular_span",
@@ -195,6 +199,60 @@ def px_to_mm(
     x = (points_px[:, 1] - catheter_center_px[1]) * pixel_spacing_mm[1]
     y = (points_px[:, 0] - catheter_center_px[0]) * pixel_spacing_mm[0]
     return np.column_stack([x, y])
+
+
+def mm_to_fine_px(
+    points_mm: np.ndarray,
+    pixel_spacing_mm: tuple[float, float],
+    catheter_center_px: tuple[float, float],
+    oversampling: int,
+) -> np.ndarray:
+    """Frame-plane mm (x, y) to (row, col) on the frame's pixels subdivided ``oversampling`` times.
+
+    Volume pixel p maps to fine pixel f p + (f - 1) / 2 (see :func:`oversampled_ijk_to_ras`),
+    ndarray of shape (M, 2).
+    """
+    f = oversampling
+    return mm_to_px(points_mm, pixel_spacing_mm, catheter_center_px) * f + (f - 1) / 2.0
+
+
+def fine_px_to_mm(
+    points_px: np.ndarray,
+    pixel_spacing_mm: tuple[float, float],
+    catheter_center_px: tuple[float, float],
+    oversampling: int,
+) -> np.ndarray:
+    """Inverse of :func:`mm_to_fine_px`: fine (row, col) to frame-plane mm (x, y), shape (M, 2)."""
+    f = oversampling
+    return px_to_mm((np.asarray(points_px, dtype=float) - (f - 1) / 2.0) / f, pixel_spacing_mm, catheter_center_px)
+
+
+def volume_ijk_to_ras(
+    pixel_spacing_mm: tuple[float, float], catheter_center_px: tuple[float, float], dz_mm: float
+) -> np.ndarray:
+    """IJK-to-RAS of a pullback volume (I = column, J = row, K = frame), ndarray of shape (4, 4).
+
+    Directions diag(-1, -1, 1), the pixel spacing in-plane, ``dz_mm`` along K and the catheter
+    centre at R = A = 0: frame-plane (x, y) mm of frame k sits at RAS (-x, -y, k dz).
+    """
+    row_mm, col_mm = float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1])
+    m = np.eye(4)
+    m[0, 0], m[1, 1], m[2, 2] = -col_mm, -row_mm, dz_mm
+    m[0, 3] = catheter_center_px[1] * col_mm
+    m[1, 3] = catheter_center_px[0] * row_mm
+    return m
+
+
+def oversampled_ijk_to_ras(ijk_to_ras: np.ndarray, oversampling: int) -> np.ndarray:
+    """IJK-to-RAS (4, 4) of a volume's frames subdivided ``oversampling`` times in-plane.
+
+    Fine pixel centre i' sits at volume index i = (i' + 0.5) / f - 0.5, so the fine pixels
+    tile each volume pixel exactly; K (the frames) is not subdivided.
+    """
+    f = float(oversampling)
+    fine_to_volume = np.diag([1.0 / f, 1.0 / f, 1.0, 1.0])
+    fine_to_volume[0, 3] = fine_to_volume[1, 3] = -(f - 1.0) / (2.0 * f)
+    return np.asarray(ijk_to_ras, dtype=float) @ fine_to_volume
 
 
 def equivalent_diameter(area_mm2: float | np.ndarray) -> float | np.ndarray:

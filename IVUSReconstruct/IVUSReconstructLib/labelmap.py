@@ -4,6 +4,10 @@ Surfaces made by :func:`mesh.build_meshes` are voxelised straight from their rin
 (:func:`rings_labelmap`, linear in the number of frames); any other closed surface by scan
 conversion (:func:`mesh_to_labelmap`). :func:`write_labelmap_nrrd` stores the result for Slicer.
 
+Frame labelmaps (the segments the scene adapter shows and the Segment Editor edits): contours
+rasterised frame by frame (:func:`frame_polygons_px`, :func:`rasterize_frames`) and outlined back
+(:func:`mask_outlines_px`, :func:`contours_from_masks`), with no MRML involved.
+
 VTK is imported as ``vtkmodules.*`` only.
 """
 
@@ -15,15 +19,24 @@ from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
-from vtkmodules.util.numpy_support import vtk_to_numpy
+from vtkmodules.util.numpy_support import get_vtk_array_type, numpy_to_vtk, vtk_to_numpy
 from vtkmodules.vtkCommonCore import VTK_UNSIGNED_CHAR
 from vtkmodules.vtkCommonDataModel import vtkImageData
+from vtkmodules.vtkFiltersCore import vtkContourFilter, vtkStripper
 from vtkmodules.vtkImagingStencil import vtkImageStencil, vtkPolyDataToImageStencil
 
-from .errors import IVUSCancelled
-from .types import VesselMesh
+from .errors import IVUSCancelled, input_error
+from .geometry import fine_px_to_mm, rasterize_polygon_px, signed_area
+from .types import ContourSet, FrameContours, VesselMesh
 
 __all__ = [
+    "BORDER_KINDS",
+    "contours_from_masks",
+    "frame_polygons_px",
+    "image_array",
+    "image_data",
+    "mask_outlines_px",
+    "rasterize_frames",
     "mesh_to_labelmap",
     "rings_labelmap",
     "stencil_labelmap",
@@ -472,3 +485,235 @@ def write_labelmap_nrrd(labels: np.ndarray, origin_ras: np.ndarray, spacing: np.
     image.SetOrigin((-float(origin_ras[0]), -float(origin_ras[1]), float(origin_ras[2])))
     image.SetDirection((-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0))
     sitk.WriteImage(image, str(path), useCompression=True)
+
+
+# ----------------------------------------------------------------------------- frame labelmaps
+
+BORDER_KINDS = ("lumen", "vessel", "calcium")
+"""The FrameContours fields that become frame labelmaps (segments Lumen, Vessel, Calcium)."""
+
+
+def image_data(array: np.ndarray) -> vtkImageData:
+    """(K, J, I) array -> vtkImageData with dimensions (I, J, K), deep copy."""
+    array = np.ascontiguousarray(array)
+    image = vtkImageData()
+    image.SetDimensions(array.shape[2], array.shape[1], array.shape[0])
+    vtk_type = get_vtk_array_type(array.dtype)
+    image.GetPointData().SetScalars(numpy_to_vtk(array.ravel(), deep=True, array_type=vtk_type))
+    return image
+
+
+def image_array(image) -> np.ndarray:
+    """vtkImageData -> (K, J, I) array (a copy)."""
+    dims = image.GetDimensions()
+    scalars = vtk_to_numpy(image.GetPointData().GetScalars())
+    return np.array(scalars).reshape(dims[2], dims[1], dims[0])
+
+
+def mask_outlines_px(
+    mask: np.ndarray, *, largest_only: bool = True, min_pixels: int = 1, smoothing_px: float = 0.0
+) -> list[np.ndarray]:
+    """Outer outlines of the connected regions of a binary frame (marching squares at 0.5).
+
+    Parameters
+    ----------
+    mask : ndarray of shape (H, W)
+    largest_only : bool
+        Keep only the largest 4-connected region (lumen, vessel); otherwise every region
+        (calcium) is outlined.
+    min_pixels : int
+        Regions smaller than this are dropped.
+    smoothing_px : float
+        Standard deviation (pixels) of a Gaussian applied to each region before the 0.5 level
+        is traced: it replaces the 45-degree staircase of the raw mask by a smooth border. A
+        region too thin to reach 0.5 after smoothing is traced unsmoothed.
+
+    Returns
+    -------
+    list of ndarray of shape (M, 2)
+        (row, col) outlines, holes filled, counter-clockwise in frame-plane (x, y); largest first.
+    """
+    from scipy import ndimage
+
+    labels, count = ndimage.label(np.asarray(mask) > 0)
+    if count == 0:
+        return []
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    boxes = ndimage.find_objects(labels)
+    order = np.argsort(sizes, kind="stable")[::-1]
+    if largest_only:
+        order = order[:1]
+    outlines = []
+    for label_index in order:
+        if sizes[label_index] < min_pixels:
+            continue
+        # fill holes on the region's bounding box only: whole frames made this the hot spot
+        box = boxes[label_index]
+        region = ndimage.binary_fill_holes(labels[box] == label_index + 1)
+        rows, cols = np.nonzero(region)
+        rows, cols = rows + box[0].start, cols + box[1].start
+        # the margin keeps the smoothed region's tail inside the crop
+        margin = 1 + int(np.ceil(4.0 * smoothing_px))
+        r0, c0 = rows.min() - margin, cols.min() - margin
+        crop = np.zeros((rows.max() - r0 + margin + 1, cols.max() - c0 + margin + 1), dtype=np.float32)
+        crop[rows - r0, cols - c0] = 1.0
+        if smoothing_px > 0:
+            smoothed = ndimage.gaussian_filter(crop, smoothing_px, mode="constant", truncate=4.0)
+            crop = smoothed if smoothed.max() > 0.5 else crop
+        outlines.append(_longest_outline(crop, r0, c0))
+    return outlines
+
+
+def _longest_outline(crop: np.ndarray, r0: int, c0: int) -> np.ndarray:
+    """The longest 0.5-level loop of ``crop`` as (row, col) + (r0, c0), counter-clockwise in (x, y)."""
+    contour = vtkContourFilter()
+    contour.SetInputData(image_data(crop[None]))
+    contour.SetValue(0, 0.5)
+    stripper = vtkStripper()
+    stripper.SetInputConnection(contour.GetOutputPort())
+    stripper.JoinContiguousSegmentsOn()
+    stripper.Update()
+    lines = stripper.GetOutput()
+    points = vtk_to_numpy(lines.GetPoints().GetData())
+    best = None
+    for cell in range(lines.GetNumberOfCells()):
+        ids = lines.GetCell(cell).GetPointIds()
+        loop = points[[ids.GetId(i) for i in range(ids.GetNumberOfIds())]]
+        if best is None or len(loop) > len(best):
+            best = loop
+    outline = np.column_stack([best[:, 1] + r0, best[:, 0] + c0])
+    # drop repeated points (the closing one, and contour points that land on a pixel centre)
+    keep = np.any(np.abs(np.diff(outline, axis=0, append=outline[:1])) > 1e-9, axis=1)
+    outline = outline[keep]
+    # (row, col) -> (x=col, y=row): counter-clockwise in the frame plane
+    if signed_area(outline[:, ::-1]) < 0:
+        outline = outline[::-1]
+    return outline
+
+
+def frame_polygons_px(
+    contours: ContourSet, n_frames: int, to_px: Callable[[np.ndarray], np.ndarray], *, where: str
+) -> dict[str, list[tuple[int, np.ndarray]]]:
+    """The polygons of each border kind (:data:`BORDER_KINDS`) as (frame, (M, 2) pixel (row, col)).
+
+    Polygons of fewer than 3 points are left out; ``to_px`` maps frame-plane mm to pixels.
+
+    Raises
+    ------
+    IVUSInputError
+        A frame index outside ``0 .. n_frames - 1`` (``where`` names the target).
+    """
+    polygons: dict[str, list[tuple[int, np.ndarray]]] = {kind: [] for kind in BORDER_KINDS}
+    for frame in contours.frames:
+        if not 0 <= frame.index < n_frames:
+            raise input_error(
+                where, f"frame {frame.index}", f"is outside the pullback's {n_frames} frames", "load the matching pullback"
+            )  # fmt: skip
+        items = {"lumen": [frame.lumen], "vessel": [frame.vessel], "calcium": list(frame.calcium)}
+        for kind, polygon_list in items.items():
+            for polygon in polygon_list:
+                if polygon is not None and len(polygon) >= 3:
+                    polygons[kind].append((frame.index, to_px(polygon)))
+    return polygons
+
+
+def rasterize_frames(
+    items: list[tuple[int, np.ndarray]], shape_px: tuple[int, int]
+) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Rasterise (frame, polygon px) pairs into one mask cropped to their bounding box.
+
+    Parameters
+    ----------
+    items : list of (int, ndarray of shape (M, 2))
+        Non-empty; (row, col) pixel polygons, several per frame allowed (their union is taken).
+    shape_px : (H, W)
+        The frames' size; the crop stays inside it.
+
+    Returns
+    -------
+    mask : ndarray of shape (K, h, w), bool
+        Pixel centres inside the polygons, frames ``k0 .. k0 + K - 1``.
+    offset_kji : (k0, row0, col0)
+        Where ``mask[0, 0, 0]`` sits on the frames.
+    """
+    every = np.concatenate([px for _, px in items])
+    lo = np.clip(np.ceil(every.min(axis=0)).astype(int), 0, np.array(shape_px) - 1)
+    hi = np.clip(np.floor(every.max(axis=0)).astype(int), lo, np.array(shape_px) - 1)
+    k0 = min(index for index, _ in items)
+    k1 = max(index for index, _ in items)
+    mask = np.zeros((k1 - k0 + 1, hi[0] - lo[0] + 1, hi[1] - lo[1] + 1), dtype=bool)
+    for index, px in items:
+        mask[index - k0] |= rasterize_polygon_px(px - lo, mask.shape[1:])
+    return mask, (k0, int(lo[0]), int(lo[1]))
+
+
+def contours_from_masks(
+    masks: dict[str, np.ndarray | None],
+    spacing_rc: tuple[float, float],
+    center_rc: tuple[float, float],
+    oversampling: int,
+    *,
+    template: ContourSet | None = None,
+    min_calcium_pixels: int = 4,
+    smoothing_px: float = 0.0,
+) -> ContourSet:
+    """Outline frame labelmaps back to contours in frame-plane mm.
+
+    Parameters
+    ----------
+    masks : dict
+        ``lumen`` (required), ``vessel``, ``calcium``: ndarray of shape (K, H f, W f), bool, on
+        the frames subdivided ``oversampling`` (f) times in-plane, or None.
+    spacing_rc, center_rc
+        Pixel spacing (mm) and catheter centre (px) of the frames, (row, col).
+    template : ContourSet, optional
+        Stent, phases and ``z_mm`` carried over for frames of the same index; its landmarks too.
+    min_calcium_pixels : int
+        Smaller calcium regions, in frame (not fine) pixels, are dropped.
+    smoothing_px : float
+        See :func:`mask_outlines_px`.
+
+    Returns
+    -------
+    ContourSet
+        A frame for each frame with lumen pixels: the largest lumen and vessel regions' outlines
+        (vessel None when empty) and every calcium region.
+    """
+    f = oversampling
+
+    def outlines(mask: np.ndarray, **options) -> list[np.ndarray]:
+        return [
+            fine_px_to_mm(o, spacing_rc, center_rc, f)
+            for o in mask_outlines_px(mask, smoothing_px=smoothing_px, **options)
+        ]
+
+    previous = {c.index: c for c in template.frames} if template is not None else {}
+    frames = []
+    for index in np.nonzero(masks["lumen"].any(axis=(1, 2)))[0]:
+        lumen = outlines(masks["lumen"][index])[0]
+        vessel = None
+        if masks.get("vessel") is not None and masks["vessel"][index].any():
+            vessel = outlines(masks["vessel"][index])[0]
+        calcium: tuple[np.ndarray, ...] = ()
+        if masks.get("calcium") is not None and masks["calcium"][index].any():
+            calcium = tuple(
+                outlines(masks["calcium"][index], largest_only=False, min_pixels=min_calcium_pixels * f * f)
+            )
+        old = previous.get(int(index))
+        frames.append(
+            FrameContours(
+                index=int(index),
+                lumen=lumen,
+                vessel=vessel,
+                calcium=calcium,
+                stent=old.stent if old is not None else None,
+                phase=old.phase if old is not None else None,
+                z_mm=old.z_mm if old is not None else None,
+            )
+        )
+    return ContourSet(
+        frames=tuple(frames),
+        landmarks=template.landmarks if template is not None else (),
+        pixel_spacing_mm=spacing_rc,
+        catheter_center_px=center_rc,
+    )

@@ -9,6 +9,7 @@ Frames run distal to proximal: a larger arc length is more proximal.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -25,6 +26,10 @@ __all__ = [
     "PER_FRAME_COLUMNS",
     "compute_metrics",
     "frame_geometry",
+    "flatten_rows",
+    "marker_points",
+    "marker_positions",
+    "unit_label",
 ]
 
 PER_FRAME_COLUMNS: tuple[str, ...] = (
@@ -1069,3 +1074,62 @@ def compute_metrics(
     summary["metric_parameters"] = params.to_json()
     summary = _clean(summary)
     return Metrics(per_frame=per_frame, summary=summary, lesions=summary["lesions"], flags=summary["flags"])
+
+
+# ----------------------------------------------------------------------------- summary as rows and markers
+
+
+def flatten_rows(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """A (nested) summary as ``(key, value)`` text rows: ``mla.area_mm2``, ``lesions[0].length_mm``.
+
+    Dicts nest with ``.``, lists of dicts with ``[i]``; other values are JSON text (strings as they are).
+    """
+    rows: list[tuple[str, str]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            rows += flatten_rows(item, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, (list, tuple)) and value and isinstance(value[0], dict):
+        for i, item in enumerate(value):
+            rows += flatten_rows(item, f"{prefix}[{i}]")
+    else:
+        rows.append((prefix, json.dumps(value, default=float) if not isinstance(value, str) else value))
+    return rows
+
+
+def unit_label(column: str) -> str:
+    """The display unit of a per-frame column from its name's unit suffix (``mm²`` for ``_mm2``), or ""."""
+    if not column.endswith(("_mm", "_mm2", "_mm3", "_s", "_percent", "_deg")):
+        return ""
+    unit = column.rsplit("_", 1)[-1]
+    return {"mm2": "mm²", "mm3": "mm³", "percent": "%", "deg": "°"}.get(unit, unit)
+
+
+def marker_points(summary: dict[str, Any]) -> list[tuple[str, int, str]]:
+    """(label, frame, description) of the MLA and the references found in a summary."""
+    points = []
+    mla = summary.get("mla") or {}
+    if mla.get("frame") is not None:
+        area = mla.get("area_mm2")
+        label = f"MLA {area:.2f} mm2" if isinstance(area, (int, float)) else "MLA"
+        points.append((label, int(mla["frame"]), "minimal lumen area"))
+    for side in ("proximal", "distal"):
+        ref = (summary.get("references") or {}).get(side) or {}
+        if ref.get("frame") is not None:
+            points.append((f"{side.capitalize()} reference", int(ref["frame"]), f"{side} reference frame"))
+    return points
+
+
+def marker_positions(
+    summary: dict[str, Any], rows: dict[int, dict[str, str]]
+) -> list[tuple[str, np.ndarray, str]]:
+    """:func:`marker_points` placed at their frames' plane origins (``x_mm``, ``y_mm``, ``z_mm`` of
+    frames.csv ``rows`` by frame): (label, position (3,) RAS mm, description); frames without a
+    finite origin are left out."""
+    points = []
+    for label, frame, description in marker_points(summary):
+        row = rows.get(frame)
+        if row is not None and all(row.get(k) not in (None, "") for k in ("x_mm", "y_mm", "z_mm")):
+            position = np.array([float(row["x_mm"]), float(row["y_mm"]), float(row["z_mm"])])
+            if np.all(np.isfinite(position)):
+                points.append((label, position, description))
+    return points

@@ -14,7 +14,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ __all__ = [
     "run_pipeline",
     "write_outputs",
     "frames_table",
+    "read_frames_csv",
     "summary_document",
     "segmentation_sources",
     "OUTPUT_FILES",
@@ -102,6 +103,16 @@ class RunOptions:
         out.pop("metric_params")
         out["render_size_px"] = list(self.render_size_px)
         return out
+
+    @classmethod
+    def from_parameters(cls, parameters: dict[str, Any]) -> RunOptions:
+        """The options a run was made with, from its ``summary.json`` ``parameters`` (other keys ignored;
+        metric parameters are left at their default)."""
+        names = {f.name for f in fields(cls)} - {"metric_params"}
+        values = {k: v for k, v in parameters.items() if k in names}
+        if "render_size_px" in values:
+            values["render_size_px"] = tuple(values["render_size_px"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -909,6 +920,12 @@ def frames_table(result: RunResult) -> tuple[list[str], list[list[Any]]]:
     columns = [_csv_column(pose_cols[h] if h in pose_cols else per_frame[h]) for h in header]
     rows = [list(row) for row in zip(*columns, strict=True)]
     return header, rows
+
+
+def read_frames_csv(path: str | Path) -> dict[int, dict[str, str]]:
+    """The rows of a frames.csv (as written by :func:`write_outputs`) by frame index, values as text."""
+    with Path(path).open(newline="") as handle:
+        return {int(float(row["frame"])): row for row in csv.DictReader(handle)}
 
 
 def _csv_column(column: Any) -> list[Any]:

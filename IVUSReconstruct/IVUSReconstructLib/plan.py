@@ -54,6 +54,8 @@ __all__ = [
     "healthy_frames",
     "device_path",
     "device_tube",
+    "centerline_point_at",
+    "plan_rows",
     "SUGGESTION",
 ]
 
@@ -789,3 +791,15 @@ def device_tube(
     if np.sum(np.einsum("ij,ij->i", n, out)) < 0:
         triangles = triangles[:, ::-1]
     return vertices, triangles
+
+
+def centerline_point_at(centerline_ras_mm: np.ndarray, arc_length_mm: float) -> np.ndarray:
+    """The centerline point (RAS mm) at an arc length from its first point, ndarray of shape (3,)."""
+    return device_path(centerline_ras_mm, arc_length_mm, arc_length_mm)[0]
+
+
+def plan_rows(plan: dict[str, Any]) -> list[tuple[str, str]]:
+    """A plan as ``(key, value)`` text rows (``device.length_mm``, ...), its policy left out."""
+    from .metrics import flatten_rows
+
+    return flatten_rows({k: v for k, v in plan.items() if k != "policy"})

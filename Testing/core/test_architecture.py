@@ -7,14 +7,14 @@ functions (a lazy import still ties the two modules together for a reader and fo
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 LIB = Path(__file__).resolve().parents[2] / "IVUSReconstruct" / "IVUSReconstructLib"
 PACKAGE = "IVUSReconstructLib"
 # Packages that are one module split into files: their modules share private helpers inside the
 # package (``segmentation`` is rewritten by the real-image borders issue, issue 16, not split twice).
-# packages split from one module: their parts share private helpers
-ONE_MODULE_PACKAGES = ("IVUSReconstructLib.segmentation", "IVUSReconstructLib.phantom", "IVUSReconstructLib.mrml")
+ONE_MODULE_PACKAGES = ("IVUSReconstructLib.segmentation", "IVUSReconstructLib.phantom")
 
 
 def module_name(path: Path) -> str:
@@ -242,10 +242,10 @@ def test_slicer_module_reads_no_dicom_and_parses_no_attributes():
 TESTING = LIB.parents[1] / "Testing"
 # modules whose behaviour is tested through others (types: data classes; plan_policy: through plan;
 # output_place: through the commands' fault tests; the parts of segmentation/: test_segmentation*.py;
-# the parts of phantom/: test_phantom*.py; of mrml/: Testing/mrml; dicom_write: round trips in test_dicom*.py; longitudinal: the L-mode tests in test_render.py / test_report.py)
+# the parts of phantom/: test_phantom*.py; dicom_write: round trips in test_dicom*.py; longitudinal: the L-mode tests in test_render.py / test_report.py)
 TESTED_ELSEWHERE = {"types", "plan_policy", "output_place", "_common", "__init__", "options", "paths",
                     "polar", "shapes", "eem", "lumen", "refine", "shadows", "segmenter", "confidence",
-                    "_imaging", "_shapes", "generator", "presets", "longitudinal", "plan_nodes", "edits", "dicom_write"}  # fmt: skip
+                    "_imaging", "_shapes", "generator", "presets", "longitudinal", "dicom_write"}  # fmt: skip
 
 
 def test_each_module_has_tests_under_its_name():
@@ -305,3 +305,50 @@ def test_no_test_asserts_wall_clock_time():
         for p in sorted(TESTING.rglob("test_*.py"))
     }
     assert {k: v for k, v in found.items() if v} == {}
+
+
+# ----------------------------------------------------------------------------- MRML stays in mrml.py
+
+SCENE_ADAPTER = LIB / "mrml.py"
+# the application's and MRML's Python modules: only the scene adapter and IVUSReconstruct.py import them
+_SLICER_IMPORTS = ("slicer", "qt", "ctk", "mrml", "vtkSlicer", "vtkAddon")
+_MRML_CLASS = re.compile(r"\b(vtkMRML\w*|vtkSlicer\w*|vtkSegmentation\w*|vtkOrientedImageData\w*)")
+
+
+def mrml_mentions(source: str) -> list[str]:
+    """What in a module's source knows MRML or the Slicer application: imports of ``slicer``,
+    ``qt``, ``ctk`` (or of MRML's own modules), names bound to them, and MRML class names
+    (``vtkMRML*``, ``vtkSlicer*``, ``vtkSegmentation*``, ``vtkOrientedImageData``) anywhere,
+    strings and comments included (a node class is often named in a string)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        found += [f"import {n}" for n in names if n.split(".")[0] in _SLICER_IMPORTS or n.startswith("vtkMRML")]
+    found += sorted(set(_MRML_CLASS.findall(source)))
+    return found
+
+
+def test_mrml_mentions_finds_planted_uses():
+    source = 'import numpy\ndef f(scene):\n    import slicer\n    return scene.AddNewNodeByClass("vtkMRMLModelNode")\n'
+    assert mrml_mentions(source) == ["import slicer", "vtkMRMLModelNode"]
+    assert mrml_mentions("from qt import QWidget\nx = 1  # vtkOrientedImageData\n") == [
+        "import qt", "vtkOrientedImageData"
+    ]  # fmt: skip
+    assert mrml_mentions("import numpy as np\nsource = 'slicer volume node'\n") == []
+
+
+def test_only_the_scene_adapter_knows_mrml():
+    """DESIGN.md: only ``mrml.py`` (and the Slicer module IVUSReconstruct.py, outside the library)
+    know MRML; the adapter is one module, not a package."""
+    assert SCENE_ADAPTER.is_file() and not (LIB / "mrml").exists()
+    assert "vtkMRMLScalarVolumeNode" in mrml_mentions(SCENE_ADAPTER.read_text(encoding="utf-8"))
+    others = {
+        str(p.relative_to(LIB)): mrml_mentions(p.read_text(encoding="utf-8"))
+        for p in sorted(LIB.rglob("*.py"))
+        if p != SCENE_ADAPTER
+    }
+    assert {k: v for k, v in others.items() if v} == {}

@@ -13,7 +13,7 @@ from vtkmodules.util import numpy_support  # noqa: E402
 from vtkmodules.vtkCommonCore import vtkDoubleArray, vtkPoints  # noqa: E402
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData, vtkPolyLine  # noqa: E402
 
-from IVUSReconstructLib import mrml  # noqa: E402
+from IVUSReconstructLib import labelmap, metrics, mrml, pipeline  # noqa: E402
 from IVUSReconstructLib.errors import IVUSInputError  # noqa: E402
 from IVUSReconstructLib.geometry import mm_to_px, polygon_area  # noqa: E402
 from IVUSReconstructLib.types import ContourSet, FrameContours, Pullback  # noqa: E402
@@ -110,7 +110,7 @@ def test_volume_without_speed_uses_1_mm_slices(scene):
 
 def test_foreign_volume_needs_frame_rate(scene):
     node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "loaded")
-    node.SetAndObserveImageData(mrml._image_data(np.zeros((4, 6, 8), dtype=np.uint8)))
+    node.SetAndObserveImageData(labelmap.image_data(np.zeros((4, 6, 8), dtype=np.uint8)))
     node.SetSpacing(0.05, 0.04, 1.0)
     with pytest.raises(IVUSInputError) as error:
         mrml.volume_node_to_pullback(node)
@@ -418,7 +418,7 @@ def test_current_frame_sits_at_its_pose(scene, result):
     frame = int(poses.frame_index[row])
     node = mrml.current_frame_volume_node(scene, pullback, poses, frame)
     assert node.GetAttribute("IVUSReconstruct.frame") == str(frame)
-    assert np.array_equal(mrml._image_array(node.GetImageData())[0], pullback.frames[frame])
+    assert np.array_equal(labelmap.image_array(node.GetImageData())[0], pullback.frames[frame])
     m = mrml._ijk_to_ras(node)
     center_row, center_col = pullback.catheter_center_px
     plane_point = np.array([10 * pullback.pixel_spacing_mm[1], -5 * pullback.pixel_spacing_mm[0]])
@@ -585,9 +585,9 @@ def test_cli_demo_scene_reloads_with_every_node(tmp_path):
     assert mrml._control_points(curve) == pytest.approx(lps * [-1.0, -1.0, 1.0], abs=1e-4)
     markers = reloaded.GetFirstNodeByName("IVUS MLA and references")
     summary = json.loads((out / "summary.json").read_text())
-    assert markers.GetNumberOfControlPoints() == len(mrml._marker_points(summary))
+    assert markers.GetNumberOfControlPoints() == len(metrics.marker_points(summary))
     assert markers.GetNthControlPointLabel(0) == f"MLA {summary['mla']['area_mm2']:.2f} mm2"
-    rows = mrml._read_frames_csv(out / "frames.csv")
+    rows = pipeline.read_frames_csv(out / "frames.csv")
     mla = rows[summary["mla"]["frame"]]
     position = np.zeros(3)
     markers.GetNthControlPointPosition(0, position)

@@ -29,7 +29,7 @@ from .. import limits
 from ..errors import input_error, read_json_input
 from ..types import Centerline
 
-__all__ = ["read_centerline", "write_markups_curve", "MARKUPS_SCHEMA"]
+__all__ = ["read_centerline", "write_markups_curve", "centerline_from_polydata", "MARKUPS_SCHEMA"]
 
 MARKUPS_SCHEMA = (
     "https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/"
@@ -220,6 +220,52 @@ def _read_vtk(path: Path, *, cell: int | str) -> tuple[np.ndarray, np.ndarray | 
         chosen = paths[cell]
     radius = None if all_radius is None else all_radius[chosen]
     return all_points[chosen], radius, tagged
+
+
+def centerline_from_polydata(polydata: Any, *, order: str = "distal-first", name: str = "") -> Centerline:
+    """Centerline from VMTK-style polydata in memory (a Slicer model): the polyline with the most
+    points, with its ``Radius`` or ``MaximumInscribedSphereRadius`` array when present.
+
+    Parameters
+    ----------
+    polydata : vtkPolyData
+        RAS mm; without line cells its points are taken in storage order.
+    order : {"distal-first", "proximal-first"}
+    name : str
+        The model's name, for the source and messages.
+
+    Raises
+    ------
+    IVUSInputError
+        Fewer than 2 points.
+    """
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+
+    if polydata is None or polydata.GetNumberOfPoints() < 2:
+        raise input_error(name, "polydata", "has fewer than 2 points", "select a centerline model")
+    points = vtk_to_numpy(polydata.GetPoints().GetData()).astype(float)
+    lines = polydata.GetLines()
+    ids = None
+    if lines is not None and lines.GetNumberOfCells() > 0:
+        for cell in range(polydata.GetNumberOfCells()):
+            if polydata.GetCellType(cell) in (3, 4):  # VTK_LINE, VTK_POLY_LINE
+                cell_ids = polydata.GetCell(cell).GetPointIds()
+                candidate = [cell_ids.GetId(i) for i in range(cell_ids.GetNumberOfIds())]
+                if ids is None or len(candidate) > len(ids):
+                    ids = candidate
+    if ids is None:
+        ids = list(range(len(points)))
+    radius = None
+    for array_name in ("Radius", "MaximumInscribedSphereRadius"):
+        array = polydata.GetPointData().GetArray(array_name)
+        if array is not None:
+            radius = vtk_to_numpy(array).astype(float)[ids]
+            break
+    points = points[ids]
+    if order == "proximal-first":
+        points = points[::-1]
+        radius = radius[::-1] if radius is not None else None
+    return Centerline(points_ras_mm=points, radius_mm=radius, source=f"slicer model {name}")
 
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(nan|inf)$", re.IGNORECASE)

@@ -32,6 +32,7 @@ import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -59,6 +60,7 @@ __all__ = [
     "detect_field_of_view",
     "detect_catheter_center",
     "mask_colour_overlay",
+    "pullback_from_volume",
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -1167,4 +1169,77 @@ def read_pullback(
         "file type",
         f"{_suffix(path) or '(none)'} is not an image format",
         "pass a folder of PNG/JPEG/TIFF frames, an NRRD/NIfTI/MHA image or a DICOM pullback",
+    )
+
+
+def pullback_from_volume(
+    frames: np.ndarray,
+    spacing_xy_mm: tuple[float, float],
+    stored: dict[str, Any],
+    *,
+    name: str,
+    pixel_spacing_mm: float | None = None,
+    pullback_speed_mm_s: float | None = None,
+    frame_rate_hz: float | None = None,
+    catheter_center_px: tuple[float, float] | None = None,
+) -> Pullback:
+    """A pullback from a volume already in memory (a Slicer volume node, K slices = frames).
+
+    Explicit arguments win over the ``stored`` values (those the scene adapter keeps on the
+    node); the in-plane spacing comes from the volume otherwise.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (N, H, W)
+    spacing_xy_mm : (float, float)
+        The volume's spacing along columns and rows.
+    stored : dict
+        ``frame_times_s``, ``pullback_speed_mm_s``, ``catheter_center_px``, ``acquisition``,
+        ``source``: each optional (missing or None: unknown).
+    name : str
+        The volume's name, for messages and provenance.
+
+    Raises
+    ------
+    IVUSInputError
+        Not 3D, or the frame times can be neither read nor derived.
+    """
+    if frames.ndim != 3:
+        raise input_error(name, "image", "is not a 3D volume", "load the pullback as a scalar volume")
+    provenance: dict[str, Valued] = {}
+    if pixel_spacing_mm is not None:
+        spacing_rc = (float(pixel_spacing_mm), float(pixel_spacing_mm))
+        provenance["pixel_spacing_mm"] = Valued(list(spacing_rc), "module parameter")
+    else:
+        spacing_rc = (float(spacing_xy_mm[1]), float(spacing_xy_mm[0]))
+        provenance["pixel_spacing_mm"] = Valued(list(spacing_rc), f"volume node {name} spacing")
+    speed = pullback_speed_mm_s if pullback_speed_mm_s is not None else stored.get("pullback_speed_mm_s")
+    provenance["pullback_speed_mm_s"] = Valued(
+        speed, "module parameter" if pullback_speed_mm_s is not None else f"volume node {name} attribute"
+    )
+    n = frames.shape[0]
+    stored_times = stored.get("frame_times_s")
+    if frame_rate_hz is not None and frame_rate_hz > 0:
+        times = np.arange(n) / float(frame_rate_hz)
+        provenance["frame_times_s"] = Valued(times.tolist(), f"module parameter: {frame_rate_hz} Hz")
+    elif stored_times is not None and len(stored_times) == n:
+        times = np.asarray(stored_times, dtype=float)
+        provenance["frame_times_s"] = Valued(times.tolist(), f"volume node {name} attribute")
+    else:
+        raise input_error(
+            name, "frame rate", "is unknown", "enter the frame rate (Hz) in the acquisition fields"
+        )
+    center = catheter_center_px or stored.get("catheter_center_px")
+    if center is None:
+        center = ((frames.shape[1] - 1) / 2.0, (frames.shape[2] - 1) / 2.0)
+    provenance["n_frames"] = Valued(n, f"volume node {name}")
+    return Pullback(
+        frames=frames,
+        pixel_spacing_mm=spacing_rc,
+        frame_times_s=times,
+        pullback_speed_mm_s=None if speed is None else float(speed),
+        acquisition=stored.get("acquisition") or ("motor" if speed else "manual"),
+        catheter_center_px=(float(center[0]), float(center[1])),
+        source=stored.get("source") or {"path": f"slicer volume node {name}"},
+        provenance=provenance,
     )

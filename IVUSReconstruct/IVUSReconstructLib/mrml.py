@@ -3,7 +3,8 @@
 The only Lib module that knows MRML. Every function takes the scene (or a node) as an
 argument, so it runs unchanged in desktop 3D Slicer, in a web app and in plain pytest with
 the ``slicer-core`` wheel (``from slicer import vtkMRMLScene``). ``slicer`` is imported
-lazily so that importing this module never requires it.
+lazily so that importing this module never requires it. What needs no MRML (outlines, frame
+masks, edited frames, markers, plan rows) lives in the core (labelmap, edits, geometry, metrics).
 
 Volume geometry (``pullback_to_volume_node``): I = image column, J = image row, K = frame.
 IJK-to-RAS has the directions diag(-1, -1, 1), the pixel spacing in-plane, the mean frame
@@ -14,7 +15,6 @@ looks, and the sagittal and coronal views are the two longitudinal cuts.
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import json
 from collections.abc import Callable, Sequence
@@ -22,15 +22,29 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from vtkmodules.util import numpy_support
-from vtkmodules.vtkCommonCore import vtkDoubleArray, vtkIntArray, vtkPoints
-from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPolyData
+from vtkmodules.vtkCommonCore import vtkDoubleArray, vtkIntArray, vtkPoints, vtkStringArray
+from vtkmodules.vtkCommonDataModel import vtkPolyData
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
 
-from ..errors import input_error
-from ..geometry import mm_to_px, px_to_mm, signed_area
-from ..geometry import rasterize_polygon_px as rasterize_polygon
-from ..types import Centerline, ContourSet, FrameContours, FramePoses, Landmark, Metrics, Pullback, Valued
+from . import edits
+from .coregistration import closest_arc_length_mm as arc_length_of_point
+from .coregistration import frame_ijk_to_ras, frame_spacing_mm
+from .errors import input_error
+from .geometry import mm_to_fine_px, oversampled_ijk_to_ras, volume_ijk_to_ras
+from .geometry import rasterize_polygon_px as rasterize_polygon
+from .io.centerline import centerline_from_polydata
+from .io.images import pullback_from_volume
+from .labelmap import (
+    contours_from_masks,
+    frame_polygons_px,
+    image_array,
+    image_data,
+    mask_outlines_px,
+    rasterize_frames,
+)
+from .metrics import flatten_rows, marker_points, marker_positions, unit_label
+from .plan import centerline_point_at, plan_rows
+from .types import Centerline, ContourSet, FramePoses, Landmark, Metrics, Pullback, Valued
 
 __all__ = [
     "SEGMENT_NAMES",
@@ -144,6 +158,13 @@ def _new_node(scene: Any, class_name: str, name: str, node: Any | None = None) -
     return scene.AddNewNodeByClass(class_name, scene.GenerateUniqueName(name))
 
 
+def _display_node(node: Any) -> Any:
+    """The node's display node, made with the defaults when it has none yet."""
+    if node.GetDisplayNode() is None:
+        node.CreateDefaultDisplayNodes()
+    return node.GetDisplayNode()
+
+
 def _matrix(array: np.ndarray) -> Any:
     m = vtkMatrix4x4()
     for r in range(4):
@@ -163,43 +184,6 @@ def _ijk_to_ras(node: Any) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- pullback volume
-
-
-def frame_spacing_mm(pullback: Pullback) -> float:
-    """Mean distance between frames along the pullback, mm (1 mm when the speed is unknown)."""
-    times = np.asarray(pullback.frame_times_s, dtype=float)
-    if pullback.pullback_speed_mm_s is None or len(times) < 2:
-        return 1.0
-    spacing = float(pullback.pullback_speed_mm_s) * float(np.mean(np.diff(times)))
-    return spacing if spacing > 0 else 1.0
-
-
-def _volume_matrix(
-    pixel_spacing_mm: Sequence[float], catheter_center_px: Sequence[float], dz_mm: float
-) -> np.ndarray:
-    row_mm, col_mm = float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1])
-    m = np.eye(4)
-    m[0, 0], m[1, 1], m[2, 2] = -col_mm, -row_mm, dz_mm
-    m[0, 3] = catheter_center_px[1] * col_mm
-    m[1, 3] = catheter_center_px[0] * row_mm
-    return m
-
-
-def _image_data(array: np.ndarray) -> vtkImageData:
-    """(K, J, I) array -> vtkImageData with dimensions (I, J, K), deep copy."""
-    array = np.ascontiguousarray(array)
-    image = vtkImageData()
-    image.SetDimensions(array.shape[2], array.shape[1], array.shape[0])
-    vtk_type = numpy_support.get_vtk_array_type(array.dtype)
-    image.GetPointData().SetScalars(numpy_support.numpy_to_vtk(array.ravel(), deep=True, array_type=vtk_type))
-    return image
-
-
-def _image_array(image: Any) -> np.ndarray:
-    """vtkImageData -> (K, J, I) array (a copy)."""
-    dims = image.GetDimensions()
-    scalars = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
-    return np.array(scalars).reshape(dims[2], dims[1], dims[0])
 
 
 def pullback_to_volume_node(
@@ -223,10 +207,10 @@ def pullback_to_volume_node(
         acquisition, so that :func:`volume_node_to_pullback` gets the pullback back.
     """
     node = _new_node(scene, "vtkMRMLScalarVolumeNode", name, node)
-    node.SetAndObserveImageData(_image_data(np.asarray(pullback.frames)))
+    node.SetAndObserveImageData(image_data(np.asarray(pullback.frames)))
     node.SetIJKToRASMatrix(
         _matrix(
-            _volume_matrix(pullback.pixel_spacing_mm, pullback.catheter_center_px, frame_spacing_mm(pullback))
+            volume_ijk_to_ras(pullback.pixel_spacing_mm, pullback.catheter_center_px, frame_spacing_mm(pullback))
         )
     )
     attributes = {
@@ -238,9 +222,7 @@ def pullback_to_volume_node(
     }
     for key, value in attributes.items():
         node.SetAttribute(ATTRIBUTE_PREFIX + key, value)
-    if node.GetDisplayNode() is None:
-        node.CreateDefaultDisplayNodes()
-    display = node.GetDisplayNode()
+    display = _display_node(node)
     if display is not None:
         display.SetAutoWindowLevel(False)
         high = 255.0 if np.asarray(pullback.frames).dtype == np.uint8 else float(np.max(pullback.frames))
@@ -270,149 +252,22 @@ def volume_node_to_pullback(
     IVUSInputError
         When the frame times can be neither read nor derived.
     """
-    name = node.GetName()
-    frames = _image_array(node.GetImageData())
-    if frames.ndim != 3:
-        raise input_error(name, "image", "is not a 3D volume", "load the pullback as a scalar volume")
-    spacing = node.GetSpacing()
-    provenance: dict[str, Valued] = {}
-
-    def attribute(key: str) -> Any:
-        value = node.GetAttribute(ATTRIBUTE_PREFIX + key)
-        return None if value is None else (value if key == "acquisition" else json.loads(value))
-
-    if pixel_spacing_mm is not None:
-        spacing_rc = (float(pixel_spacing_mm), float(pixel_spacing_mm))
-        provenance["pixel_spacing_mm"] = Valued(list(spacing_rc), "module parameter")
-    else:
-        spacing_rc = (float(spacing[1]), float(spacing[0]))
-        provenance["pixel_spacing_mm"] = Valued(list(spacing_rc), f"volume node {name} spacing")
-    speed = pullback_speed_mm_s if pullback_speed_mm_s is not None else attribute("pullback_speed_mm_s")
-    provenance["pullback_speed_mm_s"] = Valued(
-        speed, "module parameter" if pullback_speed_mm_s is not None else f"volume node {name} attribute"
-    )
-    n = frames.shape[0]
-    if frame_rate_hz is not None and frame_rate_hz > 0:
-        times = np.arange(n) / float(frame_rate_hz)
-        provenance["frame_times_s"] = Valued(times.tolist(), f"module parameter: {frame_rate_hz} Hz")
-    elif attribute("frame_times_s") is not None and len(attribute("frame_times_s")) == n:
-        times = np.asarray(attribute("frame_times_s"), dtype=float)
-        provenance["frame_times_s"] = Valued(times.tolist(), f"volume node {name} attribute")
-    else:
-        raise input_error(
-            name, "frame rate", "is unknown", "enter the frame rate (Hz) in the acquisition fields"
-        )
-    center = catheter_center_px or attribute("catheter_center_px")
-    if center is None:
-        center = ((frames.shape[1] - 1) / 2.0, (frames.shape[2] - 1) / 2.0)
-    provenance["n_frames"] = Valued(n, f"volume node {name}")
-    acquisition = attribute("acquisition") or ("motor" if speed else "manual")
-    return Pullback(
-        frames=frames,
-        pixel_spacing_mm=spacing_rc,
-        frame_times_s=times,
-        pullback_speed_mm_s=None if speed is None else float(speed),
-        acquisition=acquisition,
-        catheter_center_px=(float(center[0]), float(center[1])),
-        source=attribute("source") or {"path": f"slicer volume node {name}"},
-        provenance=provenance,
-    )
-
-
-# ----------------------------------------------------------------------------- rasterise / outline
-
-
-def mask_outlines_px(
-    mask: np.ndarray, *, largest_only: bool = True, min_pixels: int = 1, smoothing_px: float = 0.0
-) -> list[np.ndarray]:
-    """Outer outlines of the connected regions of a binary frame (marching squares at 0.5).
-
-    Parameters
-    ----------
-    mask : ndarray of shape (H, W)
-    largest_only : bool
-        Keep only the largest 4-connected region (lumen, vessel); otherwise every region
-        (calcium) is outlined.
-    min_pixels : int
-        Regions smaller than this are dropped.
-    smoothing_px : float
-        Standard deviation (pixels) of a Gaussian applied to each region before the 0.5 level
-        is traced: it replaces the 45-degree staircase of the raw mask by a smooth border. A
-        region too thin to reach 0.5 after smoothing is traced unsmoothed.
-
-    Returns
-    -------
-    list of ndarray of shape (M, 2)
-        (row, col) outlines, holes filled, counter-clockwise in frame-plane (x, y); largest first.
-    """
-    from scipy import ndimage
-    from vtkmodules.vtkFiltersCore import vtkContourFilter, vtkStripper
-
-    labels, count = ndimage.label(np.asarray(mask) > 0)
-    if count == 0:
-        return []
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
-    boxes = ndimage.find_objects(labels)
-    order = np.argsort(sizes, kind="stable")[::-1]
-    if largest_only:
-        order = order[:1]
-    outlines = []
-    for label_index in order:
-        if sizes[label_index] < min_pixels:
-            continue
-        # fill holes on the region's bounding box only: whole frames made this the hot spot
-        box = boxes[label_index]
-        region = ndimage.binary_fill_holes(labels[box] == label_index + 1)
-        rows, cols = np.nonzero(region)
-        rows, cols = rows + box[0].start, cols + box[1].start
-        # the margin keeps the smoothed region's tail inside the crop
-        margin = 1 + int(np.ceil(4.0 * smoothing_px))
-        r0, c0 = rows.min() - margin, cols.min() - margin
-        crop = np.zeros((rows.max() - r0 + margin + 1, cols.max() - c0 + margin + 1), dtype=np.float32)
-        crop[rows - r0, cols - c0] = 1.0
-        if smoothing_px > 0:
-            smoothed = ndimage.gaussian_filter(crop, smoothing_px, mode="constant", truncate=4.0)
-            crop = smoothed if smoothed.max() > 0.5 else crop
-        image = _image_data(crop[None])
-        contour = vtkContourFilter()
-        contour.SetInputData(image)
-        contour.SetValue(0, 0.5)
-        stripper = vtkStripper()
-        stripper.SetInputConnection(contour.GetOutputPort())
-        stripper.JoinContiguousSegmentsOn()
-        stripper.Update()
-        lines = stripper.GetOutput()
-        points = numpy_support.vtk_to_numpy(lines.GetPoints().GetData())
-        best = None
-        for cell in range(lines.GetNumberOfCells()):
-            ids = lines.GetCell(cell).GetPointIds()
-            loop = points[[ids.GetId(i) for i in range(ids.GetNumberOfIds())]]
-            if best is None or len(loop) > len(best):
-                best = loop
-        outline = np.column_stack([best[:, 1] + r0, best[:, 0] + c0])
-        # drop repeated points (the closing one, and contour points that land on a pixel centre)
-        keep = np.any(np.abs(np.diff(outline, axis=0, append=outline[:1])) > 1e-9, axis=1)
-        outline = outline[keep]
-        # (row, col) -> (x=col, y=row): counter-clockwise in the frame plane
-        if signed_area(outline[:, ::-1]) < 0:
-            outline = outline[::-1]
-        outlines.append(outline)
-    return outlines
+    keys = ("frame_times_s", "pullback_speed_mm_s", "catheter_center_px", "acquisition", "source")
+    text = {key: node.GetAttribute(ATTRIBUTE_PREFIX + key) for key in keys}
+    stored = {k: v if v is None or k == "acquisition" else json.loads(v) for k, v in text.items()}
+    return pullback_from_volume(
+        image_array(node.GetImageData()), node.GetSpacing()[:2], stored, name=node.GetName(),
+        pixel_spacing_mm=pixel_spacing_mm, pullback_speed_mm_s=pullback_speed_mm_s,
+        frame_rate_hz=frame_rate_hz, catheter_center_px=catheter_center_px,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- segmentation
 
 
 def _fine_ijk_to_ras(volume_node: Any, oversampling: int) -> np.ndarray:
-    """IJK-to-RAS of the volume's frames subdivided ``oversampling`` times in-plane, (4, 4).
-
-    Fine pixel centre i' sits at volume index i = (i' + 0.5) / f - 0.5, so the fine pixels
-    tile each volume pixel exactly; K (the frames) is not subdivided.
-    """
-    f = float(oversampling)
-    fine_to_volume = np.diag([1.0 / f, 1.0 / f, 1.0, 1.0])
-    fine_to_volume[0, 3] = fine_to_volume[1, 3] = -(f - 1.0) / (2.0 * f)
-    return _ijk_to_ras(volume_node) @ fine_to_volume
+    """IJK-to-RAS (4, 4) of the volume's frames subdivided ``oversampling`` times in-plane."""
+    return oversampled_ijk_to_ras(_ijk_to_ras(volume_node), oversampling)
 
 
 def _geometry_image(slicer: Any, volume_node: Any, oversampling: int) -> Any:
@@ -464,7 +319,7 @@ def _set_segment_mask(
 ) -> None:
     """Replace a segment's labelmap by ``mask`` (K, J, I) placed at index ``offset_kji``."""
     image = slicer.vtkOrientedImageData()
-    image.ShallowCopy(_image_data(mask.astype(np.uint8)))
+    image.ShallowCopy(image_data(mask.astype(np.uint8)))
     k0, j0, i0 = offset_kji
     k, j, i = mask.shape
     # the extent, not the origin, carries the crop: the labelmap stays on the reference grid
@@ -520,22 +375,9 @@ def contours_to_segmentation(
     spacing_rc, center_rc = _frame_mapping(volume_node, contours)
     dims = volume_node.GetImageData().GetDimensions()
     shape = (dims[2], dims[1] * f, dims[0] * f)
-    polygons: dict[str, list[tuple[int, np.ndarray]]] = {segment: [] for segment in SEGMENT_NAMES}
-    for frame in contours.frames:
-        if not 0 <= frame.index < shape[0]:
-            raise input_error(
-                name,
-                f"frame {frame.index}",
-                f"is outside the pullback's {shape[0]} frames",
-                "load the matching pullback",
-            )
-        items = {"Lumen": [frame.lumen], "Vessel": [frame.vessel], "Calcium": list(frame.calcium)}
-        for segment, polygon_list in items.items():
-            for polygon in polygon_list:
-                if polygon is not None and len(polygon) >= 3:
-                    # volume pixel p -> fine pixel f p + (f - 1) / 2 (see _fine_ijk_to_ras)
-                    px = mm_to_px(polygon, spacing_rc, center_rc) * f + (f - 1) / 2.0
-                    polygons[segment].append((frame.index, px))
+    polygons = frame_polygons_px(
+        contours, shape[0], lambda polygon: mm_to_fine_px(polygon, spacing_rc, center_rc, f), where=name
+    )
     node = _new_node(scene, "vtkMRMLSegmentationNode", name, node)
     node.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)
     converter = slicer.vtkSegmentationConverter
@@ -543,27 +385,16 @@ def contours_to_segmentation(
         converter.GetReferenceImageGeometryParameterName(),
         converter.SerializeImageGeometry(_geometry_image(slicer, volume_node, f)),
     )
-    if node.GetDisplayNode() is None:
-        node.CreateDefaultDisplayNodes()
+    _display_node(node)
     segmentation = node.GetSegmentation()
     ijk_to_ras = _matrix(_fine_ijk_to_ras(volume_node, f))
     for segment in SEGMENT_NAMES:
         if not segmentation.GetSegment(segment):
             segmentation.AddEmptySegment(segment, segment, list(SEGMENT_COLORS[segment]))
-        items = polygons[segment]
-        if not items:
-            _set_segment_mask(slicer, node, segment, np.zeros((1, 1, 1), bool), (0, 0, 0), ijk_to_ras)
-            continue
-        # crop to the bounding box of the segment's polygons (pixel centres inside it)
-        every = np.concatenate([px for _, px in items])
-        lo = np.clip(np.ceil(every.min(axis=0)).astype(int), 0, np.array(shape[1:]) - 1)
-        hi = np.clip(np.floor(every.max(axis=0)).astype(int), lo, np.array(shape[1:]) - 1)
-        k0 = min(index for index, _ in items)
-        k1 = max(index for index, _ in items)
-        mask = np.zeros((k1 - k0 + 1, hi[0] - lo[0] + 1, hi[1] - lo[1] + 1), dtype=bool)
-        for index, px in items:
-            mask[index - k0] |= rasterize_polygon(px - lo, mask.shape[1:])
-        _set_segment_mask(slicer, node, segment, mask, (k0, int(lo[0]), int(lo[1])), ijk_to_ras)
+        items = polygons[segment.lower()]
+        # cropped to the bounding box of the segment's polygons (pixel centres inside it)
+        mask, offset = rasterize_frames(items, shape[1:]) if items else (np.zeros((1, 1, 1), bool), (0, 0, 0))
+        _set_segment_mask(slicer, node, segment, mask, offset, ijk_to_ras)
     return node
 
 
@@ -604,7 +435,7 @@ def _segment_mask(
     slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
         labelmap, reference, resampled
     )
-    return _image_array(resampled) > 0
+    return image_array(resampled) > 0
 
 
 def segmentation_to_contours(
@@ -645,13 +476,6 @@ def segmentation_to_contours(
     spacing_rc, center_rc = _frame_mapping(volume_node, template)
     f = _segmentation_oversampling(slicer, segmentation_node, volume_node)
 
-    def to_mm(outline_px: np.ndarray) -> np.ndarray:
-        # fine pixel -> volume pixel (inverse of contours_to_segmentation's mapping)
-        return px_to_mm((outline_px - (f - 1) / 2.0) / f, spacing_rc, center_rc)
-
-    def outlines(mask: np.ndarray, **options: Any) -> list[np.ndarray]:
-        return [to_mm(o) for o in mask_outlines_px(mask, smoothing_px=smoothing_px, **options)]
-
     segmentation = segmentation_node.GetSegmentation()
     masks = {}
     for segment in SEGMENT_NAMES:
@@ -663,36 +487,11 @@ def segmentation_to_contours(
         raise input_error(
             segmentation_node.GetName(), "segment Lumen", "is missing", "name the lumen segment 'Lumen'"
         )
-    previous = {c.index: c for c in template.frames} if template is not None else {}
-    frames = []
-    for index in np.nonzero(masks["Lumen"].any(axis=(1, 2)))[0]:
-        lumen = outlines(masks["Lumen"][index])[0]
-        vessel = None
-        if masks["Vessel"] is not None and masks["Vessel"][index].any():
-            vessel = outlines(masks["Vessel"][index])[0]
-        calcium: tuple[np.ndarray, ...] = ()
-        if masks["Calcium"] is not None and masks["Calcium"][index].any():
-            calcium = tuple(
-                outlines(masks["Calcium"][index], largest_only=False, min_pixels=min_calcium_pixels * f * f)
-            )
-        old = previous.get(int(index))
-        frames.append(
-            FrameContours(
-                index=int(index),
-                lumen=lumen,
-                vessel=vessel,
-                calcium=calcium,
-                stent=old.stent if old is not None else None,
-                phase=old.phase if old is not None else None,
-                z_mm=old.z_mm if old is not None else None,
-            )
-        )
-    return ContourSet(
-        frames=tuple(frames),
-        landmarks=template.landmarks if template is not None else (),
-        pixel_spacing_mm=spacing_rc,
-        catheter_center_px=center_rc,
-    )
+    masks = {segment.lower(): mask for segment, mask in masks.items()}
+    return contours_from_masks(
+        masks, spacing_rc, center_rc, f,
+        template=template, min_calcium_pixels=min_calcium_pixels, smoothing_px=smoothing_px,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- models, tables, plots
@@ -758,9 +557,7 @@ def mesh_to_model_node(
     copy = vtkPolyData()
     copy.DeepCopy(polydata)
     node.SetAndObservePolyData(copy)
-    if node.GetDisplayNode() is None:
-        node.CreateDefaultDisplayNodes()
-    display = node.GetDisplayNode()
+    display = _display_node(node)
     display.SetColor(*[float(c) for c in color])
     display.SetOpacity(float(opacity))
     display.SetBackfaceCulling(False)
@@ -810,27 +607,9 @@ def metrics_to_table_node(
         columns[column] = values if values.dtype.kind in "iubf" else values.astype(float)
     _table_columns(node, columns)
     for column in columns:
-        unit = (
-            column.rsplit("_", 1)[-1]
-            if column.endswith(("_mm", "_mm2", "_mm3", "_s", "_percent", "_deg"))
-            else ""
-        )
-        if unit:
-            node.SetColumnUnitLabel(
-                column, {"mm2": "mm²", "mm3": "mm³", "percent": "%", "deg": "°"}.get(unit, unit)
-            )
+        if unit_label(column):
+            node.SetColumnUnitLabel(column, unit_label(column))
     return node
-
-
-def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), item, out)
-    elif isinstance(value, (list, tuple)) and value and isinstance(value[0], dict):
-        for i, item in enumerate(value):
-            _flatten(f"{prefix}[{i}]", item, out)
-    else:
-        out.append((prefix, json.dumps(value, default=float) if not isinstance(value, str) else value))
 
 
 def summary_to_table_node(
@@ -842,9 +621,7 @@ def summary_to_table_node(
     -------
     vtkMRMLTableNode
     """
-    rows: list[tuple[str, str]] = []
-    _flatten("", metrics.summary, rows)
-    return _key_value_table(scene, name, rows, node)
+    return _key_value_table(scene, name, flatten_rows(metrics.summary), node)
 
 
 def areas_plot_chart(
@@ -887,21 +664,6 @@ def areas_plot_chart(
     return chart
 
 
-def _marker_points(summary: dict[str, Any]) -> list[tuple[str, int, str]]:
-    """(label, frame, description) of MLA and the references found in a summary."""
-    points = []
-    mla = summary.get("mla") or {}
-    if mla.get("frame") is not None:
-        area = mla.get("area_mm2")
-        label = f"MLA {area:.2f} mm2" if isinstance(area, (int, float)) else "MLA"
-        points.append((label, int(mla["frame"]), "minimal lumen area"))
-    for side in ("proximal", "distal"):
-        ref = (summary.get("references") or {}).get(side) or {}
-        if ref.get("frame") is not None:
-            points.append((f"{side.capitalize()} reference", int(ref["frame"]), f"{side} reference frame"))
-    return points
-
-
 def _fiducials(
     scene: Any, name: str, points: list[tuple[str, np.ndarray, str]], node: Any | None = None
 ) -> Any:
@@ -911,9 +673,7 @@ def _fiducials(
         index = node.AddControlPoint(*[float(v) for v in position], label)
         node.SetNthControlPointDescription(index, description)
         node.SetNthControlPointLocked(index, True)
-    if node.GetDisplayNode() is None:
-        node.CreateDefaultDisplayNodes()
-    display = node.GetDisplayNode()
+    display = _display_node(node)
     if display is not None:
         display.SetSelectedColor(1.0, 0.85, 0.1)
         display.SetColor(1.0, 0.85, 0.1)
@@ -940,7 +700,7 @@ def metrics_to_markups(
     rows = {int(f): i for i, f in enumerate(poses.frame_index)}
     points = [
         (label, poses.origin_ras_mm[rows[frame]], description)
-        for label, frame, description in _marker_points(metrics.summary)
+        for label, frame, description in marker_points(metrics.summary)
         if frame in rows
     ]
     return _fiducials(scene, name, points, node)
@@ -968,9 +728,7 @@ def centerline_to_curve_node(
     for i in range(node.GetNumberOfControlPoints()):
         node.SetNthControlPointLocked(i, True)
     node.SetAttribute(ATTRIBUTE_PREFIX + "order", "distal-first")
-    if node.GetDisplayNode() is None:
-        node.CreateDefaultDisplayNodes()
-    display = node.GetDisplayNode()
+    display = _display_node(node)
     if display is not None:
         display.SetPointLabelsVisibility(False)
         display.SetGlyphScale(0.5) if hasattr(display, "SetGlyphScale") else None
@@ -1008,32 +766,7 @@ def model_node_to_centerline(node: Any, *, order: str = "distal-first") -> Cente
 
     The radius comes from ``Radius`` or ``MaximumInscribedSphereRadius`` when present.
     """
-    polydata = node.GetPolyData()
-    if polydata is None or polydata.GetNumberOfPoints() < 2:
-        raise input_error(node.GetName(), "polydata", "has fewer than 2 points", "select a centerline model")
-    points = numpy_support.vtk_to_numpy(polydata.GetPoints().GetData()).astype(float)
-    lines = polydata.GetLines()
-    ids = None
-    if lines is not None and lines.GetNumberOfCells() > 0:
-        for cell in range(polydata.GetNumberOfCells()):
-            if polydata.GetCellType(cell) in (3, 4):  # VTK_LINE, VTK_POLY_LINE
-                cell_ids = polydata.GetCell(cell).GetPointIds()
-                candidate = [cell_ids.GetId(i) for i in range(cell_ids.GetNumberOfIds())]
-                if ids is None or len(candidate) > len(ids):
-                    ids = candidate
-    if ids is None:
-        ids = list(range(len(points)))
-    radius = None
-    for array_name in ("Radius", "MaximumInscribedSphereRadius"):
-        array = polydata.GetPointData().GetArray(array_name)
-        if array is not None:
-            radius = numpy_support.vtk_to_numpy(array).astype(float)[ids]
-            break
-    points = points[ids]
-    if order == "proximal-first":
-        points = points[::-1]
-        radius = radius[::-1] if radius is not None else None
-    return Centerline(points_ras_mm=points, radius_mm=radius, source=f"slicer model {node.GetName()}")
+    return centerline_from_polydata(node.GetPolyData(), order=order, name=node.GetName())
 
 
 def markups_to_landmarks(node: Any, *, kind: str = "side_branch") -> tuple[Landmark, ...]:
@@ -1067,25 +800,6 @@ def markups_to_landmarks(node: Any, *, kind: str = "side_branch") -> tuple[Landm
 # ----------------------------------------------------------------------------- current frame in 3D
 
 
-def frame_ijk_to_ras(pullback: Pullback, poses: FramePoses, row: int) -> np.ndarray:
-    """IJK-to-RAS of one frame placed at its pose, ndarray of shape (4, 4).
-
-    Pixel (col=i, row=j) maps to the frame-plane point ((i - c_col) s_col, (j - c_row) s_row)
-    and then through ``poses.matrices()[row]``.
-    """
-    row_mm, col_mm = pullback.pixel_spacing_mm
-    center_row, center_col = pullback.catheter_center_px
-    pixel_to_plane = np.array(
-        [
-            [col_mm, 0.0, 0.0, -center_col * col_mm],
-            [0.0, row_mm, 0.0, -center_row * row_mm],
-            [0.0, 0.0, 1.0, 0.0],
-            [0, 0, 0, 1.0],
-        ]
-    )
-    return poses.matrices()[row] @ pixel_to_plane
-
-
 def current_frame_volume_node(
     scene: Any,
     pullback: Pullback,
@@ -1113,11 +827,10 @@ def current_frame_volume_node(
     row = int(np.argmin(np.abs(np.asarray(poses.frame_index) - frame)))
     shown = int(poses.frame_index[row])
     node = _new_node(scene, "vtkMRMLScalarVolumeNode", name, node)
-    node.SetAndObserveImageData(_image_data(np.asarray(pullback.frames[shown])[None]))
+    node.SetAndObserveImageData(image_data(np.asarray(pullback.frames[shown])[None]))
     node.SetIJKToRASMatrix(_matrix(frame_ijk_to_ras(pullback, poses, row)))
     node.SetAttribute(FRAME_ATTRIBUTE, str(shown))
-    if node.GetDisplayNode() is None:
-        node.CreateDefaultDisplayNodes()
+    _display_node(node)
     return node
 
 
@@ -1125,8 +838,8 @@ def acquisition_values(volume_node: Any, dicom_path: str | Path | None = None) -
     """Known scalar acquisition values of a volume by ``limits.ACQUISITION_OPTIONS`` field: spacing of the
     node; rate and speed of its attributes, under ``dicom_path``'s header as ``io.dicom.read_acquisition``
     (the command line's reading) gives it."""
-    from ..gating import frame_rate_hz
-    from ..io.dicom import read_acquisition
+    from .gating import frame_rate_hz
+    from .io.dicom import read_acquisition
 
     name = volume_node.GetName()
     values = {"pixel_spacing_mm": Valued(float(volume_node.GetSpacing()[0]), f"volume node {name} spacing")}
@@ -1196,11 +909,6 @@ def show_result(
     if plan:
         nodes.update(plan_to_nodes(scene, plan, result.centerline.points_ras_mm, prefix=prefix))
     return nodes
-
-
-def _read_frames_csv(path: Path) -> dict[int, dict[str, str]]:
-    with path.open(newline="") as handle:
-        return {int(float(row["frame"])): row for row in csv.DictReader(handle)}
 
 
 def _storage(scene: Any, node: Any, class_name: str, file_name: str) -> Any:
@@ -1285,15 +993,9 @@ def write_scene(out_dir: str | Path, *, scene_name: str = "scene.mrml") -> Path:
         # the name stays the one stored in the file: reloading the scene reads it again
     summary_path, frames_path = out_dir / "summary.json", out_dir / "frames.csv"
     if summary_path.is_file() and frames_path.is_file():
-        summary = json.loads(summary_path.read_text())
-        rows = _read_frames_csv(frames_path)
-        points = []
-        for label, frame, description in _marker_points(summary):
-            row = rows.get(frame)
-            if row is not None and all(row.get(k) not in (None, "") for k in ("x_mm", "y_mm", "z_mm")):
-                position = np.array([float(row["x_mm"]), float(row["y_mm"]), float(row["z_mm"])])
-                if np.all(np.isfinite(position)):
-                    points.append((label, position, description))
+        from .pipeline import read_frames_csv
+
+        points = marker_positions(json.loads(summary_path.read_text()), read_frames_csv(frames_path))
         if points:
             markers = _fiducials(scene, "IVUS MLA and references", points)
             storage = _storage(
@@ -1308,7 +1010,7 @@ def write_scene(out_dir: str | Path, *, scene_name: str = "scene.mrml") -> Path:
 
 def _write_plan_nodes(scene: Any, out_dir: Path) -> None:
     """The plan of ``summary.json`` as scene nodes stored beside it (device.vtp, zone lines, table)."""
-    from ..io.centerline import read_centerline
+    from .io.centerline import read_centerline
 
     summary_path, centerline_path = out_dir / "summary.json", out_dir / "centerline.mrk.json"
     if not (summary_path.is_file() and centerline_path.is_file()):
@@ -1341,20 +1043,323 @@ def load_scene(path: str | Path) -> Any:
     return scene
 
 
-# the plan's and the edits' nodes live in their own files of this package and use the helpers above
-from .edits import (  # noqa: E402
-    KEYFRAMES_ATTRIBUTE,
-    add_source_column,
-    edited_frames,
-    propagate_edits,
-    update_result_nodes,
-)
-from .plan_nodes import (  # noqa: E402
-    PLAN_ATTRIBUTE,
-    _key_value_table,
-    arc_length_of_point,
-    centerline_point_at,
-    observe_plan,
-    plan_to_nodes,
-    update_plan_from_zones,
-)
+# ----------------------------------------------------------------------------- treatment plan
+
+PLAN_ATTRIBUTE = ATTRIBUTE_PREFIX + "plan"
+ZONE_COLOR = (0.18, 0.62, 0.31)
+
+
+def _key_value_table(scene: Any, name: str, rows: list[tuple[str, str]], node: Any | None = None) -> Any:
+    node = _new_node(scene, "vtkMRMLTableNode", name, node)
+    table = node.GetTable()
+    table.Initialize()
+    for column, index in (("key", 0), ("value", 1)):
+        array = vtkStringArray()
+        array.SetName(column)
+        for row in rows:
+            array.InsertNextValue(row[index])
+        table.AddColumn(array)
+    node.Modified()
+    return node
+
+
+def _zone_line(scene: Any, name: str, ends: np.ndarray, node: Any | None = None) -> Any:
+    node = _new_node(scene, "vtkMRMLMarkupsLineNode", name, node)
+    wasModifying = node.StartModify()
+    node.RemoveAllControlPoints()
+    for label, position in zip(("start", "end"), ends, strict=True):
+        node.AddControlPoint(*[float(v) for v in position], label)
+    node.EndModify(wasModifying)
+    display = _display_node(node)
+    if display is not None:
+        display.SetSelectedColor(*ZONE_COLOR)
+        display.SetColor(*ZONE_COLOR)
+    return node
+
+
+def plan_to_nodes(
+    scene: Any,
+    plan: dict[str, Any],
+    centerline_ras_mm: np.ndarray,
+    *,
+    nodes: dict[str, Any] | None = None,
+    prefix: str = "IVUS",
+    zones: bool = True,
+) -> dict[str, Any]:
+    """Show a plan: the device as a translucent model, a markups line per landing zone, a table.
+
+    Parameters
+    ----------
+    plan : dict
+        ``summary["plan"]``.
+    centerline_ras_mm : ndarray of shape (K, 3)
+        Distal first; plan positions are arc lengths from its first point.
+    nodes : dict, optional
+        Nodes of an earlier call, updated in place.
+    zones : bool
+        Place the landing-zone lines (False leaves them where they are).
+
+    Returns
+    -------
+    dict of str to node
+        ``device`` (model; attribute ``IVUSReconstruct.plan`` holds the plan as JSON),
+        ``proximal`` / ``distal`` (markups lines, when the zone exists), ``plan_table``.
+    """
+    from .render import DEVICE_OPACITY, DEVICE_RGB, device_polydata
+
+    prepare_scene(scene)
+    nodes = dict(nodes or {})
+    cl = np.asarray(centerline_ras_mm, dtype=float)
+    (polydata,) = device_polydata({"plan": plan}, cl)[:1] or (None,)
+    if polydata is not None:
+        nodes["device"] = mesh_to_model_node(
+            scene, polydata, f"{prefix} device", color=DEVICE_RGB, opacity=DEVICE_OPACITY, scalars=None,
+            node=nodes.get("device"),
+        )  # fmt: skip
+        nodes["device"].SetAttribute(PLAN_ATTRIBUTE, json.dumps(plan, default=float))
+    for side in ("proximal", "distal") if zones else ():
+        zone = (plan.get("landing_zones") or {}).get(side)
+        if zone is None:
+            continue
+        ends = np.array([centerline_point_at(cl, zone[k]) for k in ("start_mm", "end_mm")])
+        nodes[side] = _zone_line(scene, f"{prefix} {side} landing zone", ends, node=nodes.get(side))
+        nodes[side].SetAttribute(ATTRIBUTE_PREFIX + "landing_zone", side)
+    nodes["plan_table"] = _key_value_table(scene, f"{prefix} plan", plan_rows(plan), nodes.get("plan_table"))
+    return nodes
+
+
+def update_plan_from_zones(
+    nodes: dict[str, Any], per_frame: dict[str, np.ndarray], centerline_ras_mm: np.ndarray
+) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """Re-plan after a landing-zone line moved: device length, diameter, model and table follow.
+
+    Each line's two points are projected on the centerline; the zone runs between their arc
+    lengths (``plan.replan``).
+
+    Returns
+    -------
+    (dict, list of dict)
+        The new plan (also stored on the device node) and its flags.
+    """
+    from .plan import replan
+
+    cl = np.asarray(centerline_ras_mm, dtype=float)
+    plan = json.loads(nodes["device"].GetAttribute(PLAN_ATTRIBUTE))
+    zones = {}
+    for side in ("proximal", "distal"):
+        line = nodes.get(side)
+        if line is not None and line.GetNumberOfControlPoints() == 2:
+            zones[side] = tuple(arc_length_of_point(cl, p) for p in _control_points(line))
+    new, flags = replan(
+        per_frame, plan, distal_zone_mm=zones.get("distal"), proximal_zone_mm=zones.get("proximal")
+    )
+    # the lines stay where the user put them: the device, its stored plan and the table follow
+    nodes.update(plan_to_nodes(nodes["device"].GetScene(), new, cl, nodes=nodes, zones=False))
+    return new, flags
+
+
+def observe_plan(
+    nodes: dict[str, Any], per_frame: dict[str, np.ndarray], centerline_ras_mm: np.ndarray
+) -> list[tuple[Any, int]]:
+    """Re-plan whenever a landing-zone point is moved (``PointModifiedEvent``: every move, by
+    the mouse or a script; the end of a drag would only repeat the last). Returns (node, tag)
+    pairs for ``RemoveObserver``."""
+    tags = []
+
+    def moved(caller: Any, event: Any) -> None:
+        update_plan_from_zones(nodes, per_frame, centerline_ras_mm)
+
+    for side in ("proximal", "distal"):
+        line = nodes.get(side)
+        if line is None:
+            continue
+        tags.append((line, line.AddObserver(line.PointModifiedEvent, moved)))
+    return tags
+
+
+# ----------------------------------------------------------------------------- propagating edits
+
+KEYFRAMES_ATTRIBUTE = ATTRIBUTE_PREFIX + "keyframes"
+"""Segmentation node attribute: JSON ``{"lumen": [frames], "vessel": [frames]}`` edited so far."""
+
+_BORDER_SEGMENTS = {"lumen": "Lumen", "vessel": "Vessel"}
+
+
+def _border_masks(segmentation_node: Any, volume_node: Any, template: ContourSet | None) -> tuple[Any, ...]:
+    """Lumen and Vessel masks (K, J f, I f) (None when a segment is missing), the oversampling
+    f, and the frame mapping (spacing, centre) of the volume."""
+    slicer = _slicer()
+    spacing_rc, center_rc = _frame_mapping(volume_node, template)
+    f = _segmentation_oversampling(slicer, segmentation_node, volume_node)
+    segmentation = segmentation_node.GetSegmentation()
+    masks = {}
+    for border, segment in _BORDER_SEGMENTS.items():
+        segment_id = segmentation.GetSegmentIdBySegmentName(segment)
+        masks[border] = (
+            _segment_mask(slicer, segmentation_node, segment_id, volume_node, f) if segment_id else None
+        )
+    return masks, f, spacing_rc, center_rc
+
+
+def edited_frames(
+    segmentation_node: Any, volume_node: Any, contours: ContourSet, *, min_changed_pixels: int = 4
+) -> dict[str, list[int]]:
+    """Frames whose Lumen or Vessel segment no longer matches ``contours``: the Segment Editor's edits.
+
+    Each frame's segment is compared with ``contours`` rasterised as
+    :func:`contours_to_segmentation` does: a frame is edited when at least
+    ``min_changed_pixels`` volume pixels differ (a frame without a contour: when that much of the
+    segment was drawn on it).
+
+    Parameters
+    ----------
+    segmentation_node : vtkMRMLSegmentationNode
+    volume_node : vtkMRMLScalarVolumeNode
+    contours : ContourSet
+        The borders the segmentation was made from (``RunResult.contours``).
+    min_changed_pixels : int
+
+    Returns
+    -------
+    dict
+        ``lumen`` and ``vessel``: sorted frame indices.
+    """
+    masks, f, spacing_rc, center_rc = _border_masks(segmentation_node, volume_node, contours)
+    return edits.edited(masks, f, spacing_rc, center_rc, contours, min_changed_pixels)
+
+
+def propagate_edits(
+    scene: Any,
+    nodes: dict[str, Any],
+    result: Any,
+    *,
+    pullback: Pullback | None = None,
+    centerline: Centerline | None = None,
+    landmarks: Sequence[Landmark] = (),
+    options: Any | None = None,
+    min_changed_pixels: int = 4,
+    progress: Any | None = None,
+    cancel: Any | None = None,
+) -> tuple[Any, dict[str, list[int]]]:
+    """Carry the Segment Editor's edits of some frames to the others, and update the scene.
+
+    The frames whose Lumen or Vessel segment was edited (:func:`edited_frames`), with those
+    edited before (the segmentation's ``IVUSReconstruct.keyframes`` attribute), become keyframes:
+    their borders are kept as drawn and the pipeline segments every other frame again with them
+    (:func:`~IVUSReconstructLib.pipeline.run_pipeline` ``keyframes=``). The segmentation, models,
+    tables, markers and plan of ``nodes`` are then updated in place (the chart follows its table).
+
+    Parameters
+    ----------
+    scene : vtkMRMLScene
+    nodes : dict of str to node
+        From :func:`show_result`: ``volume`` and ``segmentation`` are required.
+    result : pipeline.RunResult
+        The run the nodes show (its contours are what the segmentation held before the edits).
+    pullback, centerline, landmarks, options
+        The run's inputs; by default ``result``'s pullback, centerline and options.
+    min_changed_pixels : int
+        Volume pixels that must differ for a frame to count as edited.
+    progress : callable(fraction, message) or None
+    cancel : threading.Event or None
+
+    Returns
+    -------
+    (RunResult, dict)
+        The new run, and the keyframes (``lumen``, ``vessel``: frame indices).
+
+    Raises
+    ------
+    IVUSInputError
+        No frame was edited, or an edited border does not fit the pullback (lumen outside the vessel).
+    """
+    from .pipeline import RunOptions, run_pipeline
+
+    segmentation, volume = nodes["segmentation"], nodes["volume"]
+    masks, f, spacing_rc, center_rc = _border_masks(segmentation, volume, result.contours)
+    edited = edits.edited(masks, f, spacing_rc, center_rc, result.contours, min_changed_pixels)
+    before = json.loads(segmentation.GetAttribute(KEYFRAMES_ATTRIBUTE) or "{}")
+    frames = {b: sorted(set(before.get(b, [])) | set(edited[b])) for b in _BORDER_SEGMENTS}
+    if not any(frames.values()):
+        raise input_error(
+            segmentation.GetName(), "segments Lumen and Vessel", "are unchanged",
+            "edit the borders of a few frames in the Segment Editor, then propagate",
+        )  # fmt: skip
+    keyframes = edits.keyframes_of(masks, f, spacing_rc, center_rc, frames, smoothing_px=SMOOTHING_PX)
+    paths = {k: str(v) for k, v in (result.inputs.get("files") or {}).items()}
+    paths["keyframes"] = f"{segmentation.GetName()} (Segment Editor)"
+    new = run_pipeline(
+        pullback=pullback if pullback is not None else result.pullback,
+        centerline=centerline if centerline is not None else result.centerline,
+        landmarks=landmarks,
+        options=options if options is not None else RunOptions.from_parameters(result.parameters),
+        input_paths=paths,
+        progress=progress,
+        cancel=cancel,
+        keyframes=keyframes,
+    )
+    update_result_nodes(scene, nodes, new)
+    segmentation.SetAttribute(KEYFRAMES_ATTRIBUTE, json.dumps(frames))
+    return new, frames
+
+
+def add_source_column(table_node: Any, contours: ContourSet) -> None:
+    """Append the ``source`` column (edited / propagated / automatic, as in frames.csv) to a
+    per-frame table whose ``frame`` column names the rows."""
+    table = table_node.GetTable()
+    frames = table.GetColumnByName("frame")
+    if frames is None:
+        return
+    by_index = {c.index: c.source or "" for c in contours.frames}
+    column = vtkStringArray()
+    column.SetName("source")
+    column.SetNumberOfValues(table.GetNumberOfRows())
+    for row in range(table.GetNumberOfRows()):
+        column.SetValue(row, by_index.get(int(frames.GetValue(row)), ""))
+    table.AddColumn(column)
+    table_node.Modified()
+
+
+def update_result_nodes(
+    scene: Any, nodes: dict[str, Any], result: Any, *, prefix: str = "IVUS"
+) -> dict[str, Any]:
+    """Show a new result in the nodes of :func:`show_result`, in place (new ones where missing).
+
+    The segmentation is rasterised again from ``result.contours``; models, the per-frame and
+    summary tables, the MLA and reference markers and the plan are replaced; the chart's
+    series read the updated table.
+
+    Returns
+    -------
+    dict of str to node
+        ``nodes``, updated.
+    """
+    if result.pullback is not None and "volume" in nodes:
+        segmentation = nodes.get("segmentation")
+        name = segmentation.GetName() if segmentation is not None else f"{prefix} contours"
+        nodes["segmentation"] = contours_to_segmentation(
+            scene, result.contours, nodes["volume"], name=name, node=segmentation
+        )
+    for part, (color, opacity, scalars) in MODEL_STYLE.items():
+        polydata = getattr(result.mesh, part)
+        if polydata is not None:
+            nodes[part] = mesh_to_model_node(
+                scene, polydata, f"{prefix} {part}", color=color, opacity=opacity, scalars=scalars,
+                node=nodes.get(part),
+            )  # fmt: skip
+    nodes["table"] = metrics_to_table_node(
+        scene, result.metrics, name=f"{prefix} frames", node=nodes.get("table")
+    )
+    add_source_column(nodes["table"], result.contours)
+    nodes["summary"] = summary_to_table_node(
+        scene, result.metrics, name=f"{prefix} summary", node=nodes.get("summary")
+    )
+    if "chart" not in nodes:
+        nodes["chart"] = areas_plot_chart(scene, nodes["table"], name=f"{prefix} areas")
+    nodes["markers"] = metrics_to_markups(
+        scene, result.metrics, result.poses, name=f"{prefix} MLA and references", node=nodes.get("markers")
+    )
+    plan = result.metrics.summary.get("plan")
+    if plan:
+        nodes.update(plan_to_nodes(scene, plan, result.centerline.points_ras_mm, nodes=nodes, prefix=prefix))
+    return nodes
