@@ -106,7 +106,7 @@ class SegmentationOptions:
     """Widening of the EEM's step window where blood does not decorrelate (x (1 - trust)) (ratio)."""
     eem_beyond_lumen_rise: bool = True
     """Search the EEM only beyond the end of the lumen's grey-level rise (switch)."""
-    eem_skip_weight: float = 0.5
+    eem_skip_weight: float = 1.0
     """Charge for each EEM depth: this times the strongest rise it leaves inside (cost)."""
     max_wall_mm: float = 3.0
     """Thickest wall searched for the EEM, across the wall (mm)."""
