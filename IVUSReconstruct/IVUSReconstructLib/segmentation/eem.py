@@ -120,7 +120,14 @@ def _fill_echolucent(seg: _Segmenter, smooth: np.ndarray, lumen_path: np.ndarray
 def trace_vessel(
     seg: _Segmenter, log_image: np.ndarray, lumen_path: np.ndarray, prior: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """EEM path (F, A) in samples: the strongest dark-to-bright step beyond the lumen.
+    """EEM path (F, A) in samples: the media-adventitia step, the first clear dark-to-bright
+    rise of the wall beyond the lumen.
+
+    Each depth costs its missing step strength, a little for its distance from the lumen and
+    the strongest clear rise it would leave inside the vessel (:func:`_skipped_layers`): a
+    border beyond the adventitia (onto bright tissue past dark perivascular fat) pays for the
+    adventitia it skipped. Where blood is dark (``seg.trust`` 0) the search starts beyond the
+    lumen's own blurred rise (:func:`_rise_end`) with a step window at that resolution.
 
     ``prior`` (F, A, R), optional: a cost of each radius from keyframes' borders."""
     # blood that does not decorrelate (seg.trust 0) is the 20 MHz phased array's: its axial
@@ -182,8 +189,17 @@ def trace_vessel(
     inward = seg.o.vessel_inward_preference * np.maximum(offsets - first, 0) / max(n_wall, 1)
     wall_cost = np.take_along_axis(cost, rows, axis=-1) + inward.astype(np.float32)
     if seg.o.eem_skip_weight > 0:
+        # only rises of the wall itself: the lumen's own rise (the step's inner window still
+        # reaching into blood) is no layer the EEM leaves behind
+        within = r > wall_start[..., None]
+        # only rises that stand out of the frame's own speckle (above its
+        # ``eem_skip_floor_percentile`` of rises across the wall) count: inside a thick
+        # plaque the speckle rises everywhere, and the EEM would stop on the first of them
+        q = np.nanpercentile(band.reshape(len(edge), -1), seg.o.eem_skip_floor_percentile, axis=1)
+        q = (np.nan_to_num(q, nan=0.0)[:, None, None] / scale).clip(0.0, 0.95)
+        clear = np.clip((edge / scale - q) / (1.0 - q), 0.0, 1.0)
         wall_cost = wall_cost + seg.o.eem_skip_weight * _skipped_layers(
-            np.take_along_axis(np.where(allowed, edge / scale, 0.0), rows, axis=-1), 2 * w
+            np.take_along_axis(np.where(allowed & within, clear, 0.0), rows, axis=-1), 2 * w
         )
     if prior is not None:
         wall_cost = wall_cost + np.take_along_axis(prior, rows, axis=-1)

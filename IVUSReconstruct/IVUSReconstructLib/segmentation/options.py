@@ -108,6 +108,8 @@ class SegmentationOptions:
     """Search the EEM only beyond the end of the lumen's grey-level rise (switch)."""
     eem_skip_weight: float = 1.0
     """Charge for each EEM depth: this times the strongest rise it leaves inside (cost)."""
+    eem_skip_floor_percentile: float = 75.0
+    """Percentile of the frame's rises across the wall that a skipped rise is charged above (%)."""
     max_wall_mm: float = 3.0
     """Thickest wall searched for the EEM, across the wall (mm)."""
     vessel_inward_preference: float = 0.5
