@@ -80,3 +80,20 @@ def test_eem_beyond_the_blurred_lumen_rise_where_blood_is_dark():
     assert np.median(_eem_mm(seg, log_image, trust=0.0)) == pytest.approx(2.1, abs=0.06)
     old = _segmenter(SegmentationOptions(eem_beyond_lumen_rise=False, still_blood_edge_gain=0.0))
     assert np.median(_eem_mm(old, log_image, trust=0.0)) < LUMEN_MM + 0.25
+
+
+def test_a_lumen_reaching_the_field_edge_leaves_the_eem_elsewhere():
+    """Where the lumen runs out to the field's edge in a few directions (a side branch, the far
+    field) no EEM depth is left there; the other directions keep the media-adventitia
+    interface (2.3 mm within 0.06 mm) instead of every closed path being forbidden and the
+    trace collapsing onto the lumen (RCA export frame 900: vessel/lumen area ratio 1.17)."""
+    seg = _segmenter(SegmentationOptions())
+    log_image = _layered(seg, ROTATIONAL, 0.03, 1)
+    seg.trust = 1.0
+    lumen = np.full((1, seg.o.n_angles), LUMEN_MM / seg.dr)
+    lumen[0, 40:50] = seg.n_r - 1
+    path, _ = trace_vessel(seg, log_image, lumen)
+    eem = seg.to_mm(path)[0]
+    others = np.r_[0:35, 55 : seg.o.n_angles]
+    assert np.median(eem[others]) == pytest.approx(INTERFACE_MM, abs=0.06)
+    assert np.all(eem[40:50] >= seg.radii[-1] - 0.2)

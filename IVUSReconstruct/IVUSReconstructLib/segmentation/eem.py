@@ -176,6 +176,12 @@ def trace_vessel(
     scale = np.nanpercentile(band.reshape(len(edge), -1), 99, axis=1)
     scale = np.maximum(np.nan_to_num(scale, nan=1.0), 1e-3)[:, None, None]
     cost = np.where(allowed, 1.0 - edge / scale, np.inf).astype(np.float32)
+    # a direction whose lumen reaches the field's edge (a side branch, the far field) leaves no
+    # depth to search: there the EEM follows the lumen out to the edge at no cost, instead of
+    # every closed path being forbidden (a cost of 1e9 that swamps, in float32, the trace of
+    # every other direction)
+    open_end = (r >= np.minimum(lo, seg.n_r - 1)) & ~allowed.any(axis=-1, keepdims=True)
+    cost = np.where(open_end, np.float32(1.0), cost)
     # traced as a wall thickness on top of the lumen, measured across the wall: it thickens
     # and thins gradually around the vessel, whatever the lumen's shape, so a jump of the
     # thickness (onto a bright patch of perivascular tissue) costs what a jump of the radius
