@@ -142,7 +142,9 @@ def run_setb(root: Path, overlays: Path | None) -> dict[str, float]:
         "frames": float(ious_a.size),
         "box_iou_mean": float(ious_a.mean()),
         "box_iou_ge_0.8": float((ious_a >= 0.8).mean()),
+        "vessel_over_lumen_p10": float(np.percentile(ratios, 10)),
         "vessel_over_lumen_median": float(np.median(ratios)),
+        "vessel_over_lumen_p90": float(np.percentile(ratios, 90)),
         "vessel_over_lumen_lt_1.1": float((np.array(ratios) < 1.1).mean()),
         "frames_per_s": float(ious_a.size / seconds),
     }
@@ -185,6 +187,10 @@ def run_pullback(root: Path, name: str, step: int, overlays: Path | None) -> dic
         "lumen_mm2_median": float(np.median(lumen)),
         "lumen_mm2_max": float(lumen.max()),
         "vessel_mm2_median": float(np.median(vessel)),
+        # plaque burden 40-60 % in diseased coronaries: vessel/lumen area about 1.6-2.5
+        "vessel_over_lumen_p10": float(np.percentile(vessel / np.maximum(lumen, 1e-6), 10)),
+        "vessel_over_lumen_median": float(np.median(vessel / np.maximum(lumen, 1e-6))),
+        "vessel_over_lumen_p90": float(np.percentile(vessel / np.maximum(lumen, 1e-6), 90)),
         "frames_per_s": float(len(frames) / seconds),
     }
 

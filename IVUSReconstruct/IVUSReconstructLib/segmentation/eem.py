@@ -39,6 +39,40 @@ def _wall_step(x: np.ndarray, w: int, wall_start: np.ndarray, edge: np.ndarray) 
     return np.where(r > wall_start[..., None], outer - inner, edge).astype(np.float32)
 
 
+def _rise_end(smooth: np.ndarray, base: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """First radial sample (F, A) beyond the lumen where its grey-level rise stops.
+
+    From the lumen border (``base``, F x A samples) the log grey level climbs to the intima's
+    leading edge over the beam's axial blur; the first sample after which it no longer
+    climbs ends that rise (at most ``reach``, F x A samples, beyond ``base``).
+    """
+    n_r = smooth.shape[-1]
+    top = int(np.max(reach)) + 1
+    k = np.arange(top)
+    rows = np.clip(base[..., None] + k, 0, n_r - 1)
+    prof = np.take_along_axis(smooth, rows, axis=-1)
+    nxt = np.take_along_axis(smooth, np.minimum(rows + 1, n_r - 1), axis=-1)
+    stop = (nxt <= prof) | (k >= reach[..., None])
+    return base + np.argmax(stop, axis=-1)
+
+
+def _skipped_layers(strength: np.ndarray, gap: int) -> np.ndarray:
+    """Strongest rise (F, A, K) a border at each depth K would leave inside the vessel.
+
+    ``strength`` (F, A, K): the 0-1 dark-to-bright step at each depth across the wall. The
+    adventitia is the first bright layer out of the media: a border beyond a rise nearly as
+    strong as its own has gone past the adventitia (onto bright perivascular tissue beyond a
+    dark gap), so each depth is charged the strongest rise more than ``gap`` samples inside
+    it (the border's own step spans those).
+    """
+    pos = np.clip(strength, 0.0, 1.0)
+    best = np.maximum.accumulate(pos, axis=-1)
+    out = np.zeros_like(best)
+    if gap < best.shape[-1]:
+        out[..., gap:] = best[..., :-gap] if gap > 0 else best
+    return out
+
+
 def _fill_echolucent(seg: _Segmenter, smooth: np.ndarray, lumen_path: np.ndarray) -> np.ndarray:
     """Log grey levels (F, A, R) with echolucent plaque raised to the wall's typical level.
 
@@ -86,10 +120,21 @@ def _fill_echolucent(seg: _Segmenter, smooth: np.ndarray, lumen_path: np.ndarray
 def trace_vessel(
     seg: _Segmenter, log_image: np.ndarray, lumen_path: np.ndarray, prior: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """EEM path (F, A) in samples: the strongest dark-to-bright step beyond the lumen.
+    """EEM path (F, A) in samples: the media-adventitia step, the first clear dark-to-bright
+    rise of the wall beyond the lumen.
+
+    Each depth costs its missing step strength, a little for its distance from the lumen and
+    the strongest clear rise it would leave inside the vessel (:func:`_skipped_layers`): a
+    border beyond the adventitia (onto bright tissue past dark perivascular fat) pays for the
+    adventitia it skipped. Where blood is dark (``seg.trust`` 0) the search starts beyond the
+    lumen's own blurred rise (:func:`_rise_end`) with a step window at that resolution.
 
     ``prior`` (F, A, R), optional: a cost of each radius from keyframes' borders."""
-    w = seg.samples(seg.o.vessel_edge_mm, 2)
+    # blood that does not decorrelate (seg.trust 0) is the 20 MHz phased array's: its axial
+    # resolution is about half that of a 40-60 MHz catheter, and a step filter at the finer
+    # scale answers to every speckle across the wall
+    still = 1.0 - seg.trust
+    w = seg.samples(seg.o.vessel_edge_mm * (1.0 + still * seg.o.still_blood_edge_gain), 2)
     smooth = _box(log_image, 3, 3)
     if seg.o.dark_tissue_ahead_mm > 0 and seg.trust > 0 and seg.ring is not None:
         smooth = _fill_echolucent(seg, smooth, lumen_path)
@@ -106,9 +151,13 @@ def trace_vessel(
         shape = np.fft.irfft(spec, n=shape.shape[1], axis=1)
     tilt = _border_normals(shape)[2]
     stretch = 1.0 / np.clip(np.sqrt(1.0 - tilt**2), 1.0 / seg.o.max_wall_stretch, 1.0)
+    wall_start = base
     if seg.o.wall_only_inner:
         blur = np.round(seg.samples(seg.o.wall_blur_mm, 2) * stretch).astype(int)
-        edge = _wall_step(smooth, w, base + blur, edge)
+        wall_start = base + blur
+        if seg.o.eem_beyond_lumen_rise:
+            wall_start = _rise_end(smooth, base, blur)
+        edge = _wall_step(smooth, w, wall_start, edge)
     # where blood does not decorrelate (20 MHz phased array, seg.trust 0) the intima and media
     # show as one bright band right outside the dark lumen, whose outward step the EEM took
     # (set B: vessel/lumen area ratio 1.19 median): the EEM lies at least that band further out
@@ -117,10 +166,22 @@ def trace_vessel(
     lo = base[..., None] + np.round(first * stretch[..., None]).astype(int)
     r = np.arange(seg.n_r)[None, None, :]
     allowed = (r >= lo) & (r <= seg.n_r - w - 1)
+    if seg.o.wall_only_inner and seg.o.eem_beyond_lumen_rise:
+        # the lumen's own rise (blood to the intima's leading edge, blurred over a few samples
+        # by the beam and the smoothing) is no EEM: the media lies beyond where it ends
+        # (where blood is dark: where blood echoes, a bright adventitia right behind a thin
+        # intima rises with the lumen's own edge)
+        allowed &= r > (base + np.round(still * (wall_start - base)).astype(int))[..., None]
     band = np.where(allowed, edge, np.nan)
     scale = np.nanpercentile(band.reshape(len(edge), -1), 99, axis=1)
     scale = np.maximum(np.nan_to_num(scale, nan=1.0), 1e-3)[:, None, None]
     cost = np.where(allowed, 1.0 - edge / scale, np.inf).astype(np.float32)
+    # a direction whose lumen reaches the field's edge (a side branch, the far field) leaves no
+    # depth to search: there the EEM follows the lumen out to the edge at no cost, instead of
+    # every closed path being forbidden (a cost of 1e9 that swamps, in float32, the trace of
+    # every other direction)
+    open_end = (r >= np.minimum(lo, seg.n_r - 1)) & ~allowed.any(axis=-1, keepdims=True)
+    cost = np.where(open_end, np.float32(1.0), cost)
     # traced as a wall thickness on top of the lumen, measured across the wall: it thickens
     # and thins gradually around the vessel, whatever the lumen's shape, so a jump of the
     # thickness (onto a bright patch of perivascular tissue) costs what a jump of the radius
@@ -128,9 +189,24 @@ def trace_vessel(
     n_wall = seg.samples(seg.o.max_wall_mm)
     offsets = np.arange(n_wall + 1)
     rows = np.minimum(base[..., None] + np.round(offsets * stretch[..., None]).astype(int), seg.n_r - 1)
-    # nearer edges are preferred a little: the adventitia is the first bright layer out
+    # nearer edges are preferred a little, and the first clear rise more: the adventitia is the
+    # first bright layer out (a border beyond a rise as strong as its own has crossed the
+    # adventitia and a dark gap onto perivascular tissue)
     inward = seg.o.vessel_inward_preference * np.maximum(offsets - first, 0) / max(n_wall, 1)
     wall_cost = np.take_along_axis(cost, rows, axis=-1) + inward.astype(np.float32)
+    if seg.o.eem_skip_weight > 0:
+        # only rises of the wall itself: the lumen's own rise (the step's inner window still
+        # reaching into blood) is no layer the EEM leaves behind
+        within = r > wall_start[..., None]
+        # only rises that stand out of the frame's own speckle (above its
+        # ``eem_skip_floor_percentile`` of rises across the wall) count: inside a thick
+        # plaque the speckle rises everywhere, and the EEM would stop on the first of them
+        q = np.nanpercentile(band.reshape(len(edge), -1), seg.o.eem_skip_floor_percentile, axis=1)
+        q = (np.nan_to_num(q, nan=0.0)[:, None, None] / scale).clip(0.0, 0.95)
+        clear = np.clip((edge / scale - q) / (1.0 - q), 0.0, 1.0)
+        wall_cost = wall_cost + seg.o.eem_skip_weight * _skipped_layers(
+            np.take_along_axis(np.where(allowed & within, clear, 0.0), rows, axis=-1), 2 * w
+        )
     if prior is not None:
         wall_cost = wall_cost + np.take_along_axis(prior, rows, axis=-1)
     thickness = dp_closed_path(wall_cost, max_step=seg.max_step, smooth_weight=seg.o.wall_smooth_weight)

@@ -102,6 +102,14 @@ class SegmentationOptions:
     # coronary phantom its vessel Jaccard (0.960 -> 0.925)
     min_wall_still_blood_mm: float = 0.0
     """Added to ``min_wall_mm`` for the EEM search where blood does not decorrelate (x (1 - trust)) (mm)."""
+    still_blood_edge_gain: float = 0.5
+    """Widening of the EEM's step window where blood does not decorrelate (x (1 - trust)) (ratio)."""
+    eem_beyond_lumen_rise: bool = True
+    """Search the EEM only beyond the end of the lumen's grey-level rise (switch)."""
+    eem_skip_weight: float = 1.0
+    """Charge for each EEM depth: this times the strongest rise it leaves inside (cost)."""
+    eem_skip_floor_percentile: float = 75.0
+    """Percentile of the frame's rises across the wall that a skipped rise is charged above (%)."""
     max_wall_mm: float = 3.0
     """Thickest wall searched for the EEM, across the wall (mm)."""
     vessel_inward_preference: float = 0.5
