@@ -65,6 +65,9 @@ class SegmentationOptions:
     percentile minus near-field blood) at which that cue is off, fully on at half of it."""
     dark_tissue_min_deg: float = 12.0
     """Narrowest arc of such echolucent tissue (deg): narrower darkness is a shadow's edge."""
+    region_blood: bool = True
+    """Trace again with blood judged by the whole lumen a first trace enclosed, not only by its
+    near field, and keep the better trace per frame (switch)."""
     grey_separation_weight: float = 0.5
     """Weight of the grey-level separation (in interquartile ranges) when choosing a candidate trace."""
     flattened_aspect: float = 2.0
