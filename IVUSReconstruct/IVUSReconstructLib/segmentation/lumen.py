@@ -112,7 +112,8 @@ def trace_lumen(
     local = local * np.clip(0.5 + grey, 0.0, 1.0)
     region = _region_score(seg, _box(stability, 5, 3), start)
     smooth = _box(stability, 5, 3)
-    enclosed = _enclosed_tissue(seg, smooth, _box(log_image, 5, 3), start, weight)
+    dark_depth: list[np.ndarray] = []
+    enclosed = _enclosed_tissue(seg, smooth, _box(log_image, 5, 3), start, weight, dark_out=dark_depth)
     if prior is not None:
         # keyframes' borders, interpolated: a cost of straying from them (keyframes.py)
         enclosed = enclosed + prior
@@ -128,7 +129,7 @@ def trace_lumen(
         # 40-60 MHz speckle brightens with depth and was charged as tissue, which held the border
         # in the middle of a large lumen (LAD: 7 mm2 traced in a 21 mm2 lumen). Each frame keeps
         # the trace that separates blood from wall best.
-        model = _region_blood(seg, smooth, grey_level, best_path, start)
+        model = _region_blood(seg, grey_level, start)
         relaxed = _enclosed_tissue(seg, smooth, grey_level, start, weight, model)
         if prior is not None:
             relaxed = relaxed + prior
@@ -136,9 +137,15 @@ def trace_lumen(
         better = _trace_score(seg, smooth, grey_level, again_path, start) > _trace_score(
             seg, smooth, grey_level, best_path, start
         )
+        # an echolucent pool inside raises the grey separation too: a trace that encloses more
+        # tissue darker than blood than the first did is not taken for the lumen (phantom pools)
+        dark_before, dark_after = (
+            np.take_along_axis(dark_depth[0], p[..., None], axis=-1)[..., 0].mean(axis=1)
+            for p in (best_path, again_path)
+        )
+        better &= dark_after <= dark_before + 0.003
         best_path = np.where(better[:, None], again_path, best_path)
         best_edge = np.where(better[:, None, None], again_edge, best_edge)
-        enclosed = np.where(better[:, None, None], relaxed, enclosed)
     # a flattened lumen (a compressed vein) has no media behind its wall to leak into, but
     # its narrow ends mix with the wall in the correlation windows and look enclosed: those
     # frames are traced again with a fraction of the charge, enough still to keep the border
@@ -162,7 +169,8 @@ def _enclosed_tissue(
     grey: np.ndarray,
     start: int,
     weight: np.ndarray,
-    blood_model: tuple[np.ndarray, np.ndarray] | None = None,
+    blood_model: np.ndarray | None = None,
+    dark_out: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Cost of enclosing correlated tissue in the lumen, (F, A, R): the tissue-like depth (mm)
     between the ring-down and each radius, times ``enclosed_tissue_per_mm``.
@@ -172,9 +180,9 @@ def _enclosed_tissue(
     enclose. Correlation up to half-way between blood and tissue costs nothing, so blood's
     chance correlations do not pull the border inwards.
 
-    Blood is judged by its near field, just outside the ring-down, unless ``blood_model``
-    (:func:`_region_blood`: correlation (F, 1, 1) and grey level (F, 1, R) of the blood a first
-    trace enclosed) says it is brighter or more correlated further out.
+    Blood is judged by its near field, just outside the ring-down; ``blood_model`` (F, 1, R),
+    optional, is blood's grey level at each depth (:func:`_region_blood`), which raises the level
+    from which grey counts as tissue where blood is brighter further out.
     """
     n_f = len(smooth)
     near = slice(start, min(start + seg.samples(0.3, 3), seg.n_r))
@@ -183,15 +191,11 @@ def _enclosed_tissue(
         blood = np.median(x[..., near].reshape(n_f, -1), axis=1)
         tissue = np.percentile(x[..., start:].reshape(n_f, -1), 75, axis=1)
         raw_contrast = tissue - blood
-        b = blood[:, None, None]
-        t3 = tissue[:, None, None]
-        if blood_model is not None:
-            # a large lumen fills much of the field: the field's upper quartile is then blood,
-            # and the wall is its brightest tenth
-            b = np.maximum(b, blood_model[k])
-            t3 = np.percentile(x[..., start:].reshape(n_f, -1), 90, axis=1)[:, None, None]
-        contrast = np.maximum(t3 - b, floor)
-        level = 0.5 * (b + t3)
+        contrast = np.maximum(tissue - blood, floor)[:, None, None]
+        level = (0.5 * (blood + tissue))[:, None, None]
+        if blood_model is not None and k == 1:
+            # blood brighter further out raises the level by as much
+            level = level + np.maximum(blood_model - blood[:, None, None], 0.0)
         likeness.append(np.clip((x - level) / (0.5 * contrast), 0.0, 1.0))
     # bright and stable; brightness alone where the correlation is unreliable
     t = likeness[1] * (weight * likeness[0] + 1.0 - weight)
@@ -210,11 +214,17 @@ def _enclosed_tissue(
         dark[..., : start + 1] = 0.0
         # judged on grey levels smoothed over three samples, not on a correlation window: a
         # thin pool behind its cap is charged from its second sample on
-        depth = depth + _lagged_depth(dark, 2, seg.dr)
+        dark_depth = _lagged_depth(dark, 2, seg.dr)
+        depth = depth + dark_depth
+    else:
+        dark_depth = np.zeros_like(depth)
     # the charge tells the media's step from the lumen's by what is stable between them: where
     # the correlation says nothing, brightness alone would charge the brighter speckle of still
     # blood and the guidewire (20 MHz set B: box IoU 0.79 with it, 0.885 without)
-    return (seg.trust * seg.o.enclosed_tissue_per_mm * depth).astype(np.float32)
+    charge = (seg.trust * seg.o.enclosed_tissue_per_mm * depth).astype(np.float32)
+    if dark_out is not None:
+        dark_out.append(dark_depth)
+    return charge
 
 
 def _lagged_depth(t: np.ndarray, lag: int, dr: float) -> np.ndarray:
@@ -268,16 +278,26 @@ def _dark_tissue(seg: _Segmenter, grey: np.ndarray, bright: np.ndarray, near: sl
     return ndimage.grey_opening(likeness, size=(1, width, 1), mode="wrap").astype(np.float32)
 
 
-def _region_blood(
-    seg: _Segmenter, smooth: np.ndarray, grey: np.ndarray, path: np.ndarray, start: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Blood's correlation (F, 1, 1) and grey level (F, 1, R) at each depth, judged over all
-    directions: the lower fifth of each radius' samples (the console's gain and the beam's focus
-    brighten blood outwards, and a large lumen holds blood in most directions at a depth)."""
-    q = np.percentile(grey[..., :], 20, axis=1)  # (F, R)
+def _region_blood(seg: _Segmenter, grey: np.ndarray, start: int) -> np.ndarray:
+    """Blood's grey level (F, 1, R) at each depth, judged over all directions, not only next to
+    the catheter.
+
+    The console's gain and the beam's focus brighten 40-60 MHz blood with depth, and a large
+    lumen holds blood in most directions at a given depth: blood's grey level at a depth is the
+    median of that depth's samples (smoothed over 0.3 mm of depth). The wall that surrounds a small lumen in most directions
+    would pass for blood so; it is told apart by how fast it brightens: a gain brightens blood
+    slowly (LAD: 0.3 log units over 1.5 mm), a wall within a few tenths of a mm (phantoms: 0.36
+    over 0.2 mm). The level may rise above the near field's by ``blood_brightening_per_mm`` at
+    most.
+    """
+    n_f = len(grey)
+    near = slice(start, min(start + seg.samples(0.3, 3), seg.n_r))
+    blood = np.median(grey[..., near].reshape(n_f, -1), axis=1)
+    q = np.median(grey, axis=1)  # (F, R)
     q = ndimage.uniform_filter1d(q, seg.samples(0.3, 3), axis=-1, mode="nearest")
-    corr = np.percentile(smooth[..., start:], 20, axis=(1, 2))
-    return corr[:, None, None], q[:, None, :].astype(np.float32)
+    depth_mm = np.maximum(np.arange(seg.n_r) - near.stop, 0) * seg.dr
+    q = np.minimum(q, blood[:, None] + seg.o.blood_brightening_per_mm * depth_mm[None, :])
+    return q[:, None, :].astype(np.float32)
 
 
 def _trace_score(

@@ -321,6 +321,10 @@ class _Segmenter:
             lumen_mm[f] = _fill_hidden(lumen_mm[f], lumen_hidden, long_run=long_run, **fill)
             vessel_mm[f] = _fill_hidden(vessel_mm[f], vessel_hidden, long_run=long_run, **fill)
             filled[f] |= lumen_hidden | vessel_hidden
+        if self.ring is not None:
+            # an ellipse filled over a hidden sector of a lumen off the catheter (wedged) may not
+            # contain the catheter: its rays then cross it behind the centre (LAD 1215: -0.4 mm)
+            lumen_mm = np.maximum(lumen_mm, self.to_mm(np.float64(self.ring)))
         vessel_mm = np.maximum(vessel_mm, lumen_mm + self.o.min_wall_mm)
         confidence = _confidence(lumen_strength, vessel_strength, filled, stability is not None)
         arc = calcium.sum(axis=1) * 360.0 / self.o.n_angles
