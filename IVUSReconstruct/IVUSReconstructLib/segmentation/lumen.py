@@ -129,7 +129,7 @@ def trace_lumen(
         # 40-60 MHz speckle brightens with depth and was charged as tissue, which held the border
         # in the middle of a large lumen (LAD: 7 mm2 traced in a 21 mm2 lumen). Each frame keeps
         # the trace that separates blood from wall best.
-        model = _region_blood(seg, grey_level, start)
+        model = _region_blood(seg, smooth, grey_level, start)
         relaxed = _enclosed_tissue(seg, smooth, grey_level, start, weight, model)
         if prior is not None:
             relaxed = relaxed + prior
@@ -278,26 +278,48 @@ def _dark_tissue(seg: _Segmenter, grey: np.ndarray, bright: np.ndarray, near: sl
     return ndimage.grey_opening(likeness, size=(1, width, 1), mode="wrap").astype(np.float32)
 
 
-def _region_blood(seg: _Segmenter, grey: np.ndarray, start: int) -> np.ndarray:
-    """Blood's grey level (F, 1, R) at each depth, judged over all directions, not only next to
-    the catheter.
+def _region_blood(seg: _Segmenter, smooth: np.ndarray, grey: np.ndarray, start: int) -> np.ndarray:
+    """Blood's grey level (F, 1, R) at each depth, judged on the blood found there, not only next
+    to the catheter.
 
-    The console's gain and the beam's focus brighten 40-60 MHz blood with depth, and a large
-    lumen holds blood in most directions at a given depth: blood's grey level at a depth is the
-    median of that depth's samples (smoothed over 0.3 mm of depth). The wall that surrounds a small lumen in most directions
-    would pass for blood so; it is told apart by how fast it brightens: a gain brightens blood
-    slowly (LAD: 0.3 log units over 1.5 mm), a wall within a few tenths of a mm (phantoms: 0.36
-    over 0.2 mm). The level may rise above the near field's by ``blood_brightening_per_mm`` at
-    most.
+    The console's gain and the beam's focus brighten 40-60 MHz blood with depth (LAD screen
+    exports: +0.3-0.4 log grey level from 1 to 2.5 mm), so blood judged by its near field alone
+    is charged as tissue further out. Blood is what decorrelates between frames: at each depth,
+    the samples of ``smooth`` (F, A, R, the correlation) no more correlated than the near field's
+    median are blood-like, and their median grey level is blood's there. Outward from the near
+    field this holds while such samples keep ``blood_share`` of the near field's share of them
+    (one half, by that median), over 0.3 mm of depth. Around a lumen the wall's samples correlate
+    (phantoms: 5-30 % blood-like at the plaque, 50-70 % in the lumen); where the correlation
+    tells nothing (LAD: 45-75 % at every depth) blood is taken at every depth, and the charge
+    keeps only the wall brighter than it. Past the first depth where the share is lost, blood's
+    level stays the last one found; it rises above the near field's by
+    ``blood_brightening_per_mm`` at most.
     """
     n_f = len(grey)
     near = slice(start, min(start + seg.samples(0.3, 3), seg.n_r))
     blood = np.median(grey[..., near].reshape(n_f, -1), axis=1)
-    q = np.median(grey, axis=1)  # (F, R)
-    q = ndimage.uniform_filter1d(q, seg.samples(0.3, 3), axis=-1, mode="nearest")
-    depth_mm = np.maximum(np.arange(seg.n_r) - near.stop, 0) * seg.dr
-    q = np.minimum(q, blood[:, None] + seg.o.blood_brightening_per_mm * depth_mm[None, :])
-    return q[:, None, :].astype(np.float32)
+    corr = np.median(smooth[..., near].reshape(n_f, -1), axis=1)
+    low = smooth <= corr[:, None, None]
+    width = seg.samples(0.3, 3)
+    share = ndimage.uniform_filter1d(low.mean(axis=1), width, axis=-1, mode="nearest")  # (F, R)
+    # the median of the blood-like samples at each depth (masked ones sorted to the end)
+    count = low.sum(axis=1)  # (F, R)
+    ranked = np.sort(np.where(low, grey, np.inf), axis=1)
+    mid = np.clip((count - 1) // 2, 0, None)[:, None, :]
+    level = np.take_along_axis(ranked, mid, axis=1)[:, 0, :]
+    level = np.where(count > 0, level, blood[:, None])
+    level = ndimage.uniform_filter1d(level, width, axis=-1, mode="nearest")
+    r = np.arange(seg.n_r)
+    out = np.broadcast_to(blood[:, None], (n_f, seg.n_r)).copy()
+    for f in range(n_f):
+        lost = np.flatnonzero((share[f] < 0.5 * seg.o.blood_share) & (r >= near.stop))
+        stop = int(lost[0]) if lost.size else seg.n_r
+        if stop > near.stop:
+            out[f, near.stop : stop] = level[f, near.stop : stop]
+            out[f, stop:] = level[f, stop - 1]
+    depth_mm = np.maximum(r - near.stop, 0) * seg.dr
+    out = np.minimum(out, blood[:, None] + seg.o.blood_brightening_per_mm * depth_mm[None, :])
+    return out[:, None, :].astype(np.float32)
 
 
 def _trace_score(

@@ -69,7 +69,10 @@ class SegmentationOptions:
     """Trace again with blood's grey level judged at each depth over all directions, not only by
     its near field, and keep that trace on frames where it separates blood from wall better
     without enclosing more echolucent tissue (switch)."""
-    blood_brightening_per_mm: float = 0.25
+    blood_share: float = 0.8
+    """... where decorrelated samples keep this fraction of the near field's share of them
+    (fraction)."""
+    blood_brightening_per_mm: float = 1.0
     """... blood may brighten with depth by this much at most (log grey level per mm): faster is
     a wall, not the console's gain."""
     grey_separation_weight: float = 0.5
