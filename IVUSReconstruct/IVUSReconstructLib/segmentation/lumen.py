@@ -169,7 +169,7 @@ def _enclosed_tissue(
     grey: np.ndarray,
     start: int,
     weight: np.ndarray,
-    blood_model: np.ndarray | None = None,
+    blood_model: tuple[np.ndarray, np.ndarray] | None = None,
     dark_out: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Cost of enclosing correlated tissue in the lumen, (F, A, R): the tissue-like depth (mm)
@@ -193,10 +193,16 @@ def _enclosed_tissue(
         raw_contrast = tissue - blood
         contrast = np.maximum(tissue - blood, floor)[:, None, None]
         level = (0.5 * (blood + tissue))[:, None, None]
+        half = 0.5 * contrast
         if blood_model is not None and k == 1:
-            # blood brighter further out raises the level by as much
-            level = level + np.maximum(blood_model - blood[:, None, None], 0.0)
-        likeness.append(np.clip((x - level) / (0.5 * contrast), 0.0, 1.0))
+            # tissue is brighter than blood at its depth: above its upper quartile by half an
+            # interquartile range (blood's own speckle, which a small contrast to the field's
+            # upper quartile charged), fully by one more range
+            q1, q3 = blood_model
+            spread = np.maximum(q3 - q1, 1e-3)
+            level = np.maximum(level, q3 + 0.5 * spread)
+            half = np.maximum(half, spread)
+        likeness.append(np.clip((x - level) / half, 0.0, 1.0))
     # bright and stable; brightness alone where the correlation is unreliable
     t = likeness[1] * (weight * likeness[0] + 1.0 - weight)
     t[..., : start + 1] = 0.0
@@ -278,7 +284,9 @@ def _dark_tissue(seg: _Segmenter, grey: np.ndarray, bright: np.ndarray, near: sl
     return ndimage.grey_opening(likeness, size=(1, width, 1), mode="wrap").astype(np.float32)
 
 
-def _region_blood(seg: _Segmenter, smooth: np.ndarray, grey: np.ndarray, start: int) -> np.ndarray:
+def _region_blood(
+    seg: _Segmenter, smooth: np.ndarray, grey: np.ndarray, start: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Blood's grey level (F, 1, R) at each depth, judged on the blood found there, not only next
     to the catheter.
 
@@ -297,29 +305,32 @@ def _region_blood(seg: _Segmenter, smooth: np.ndarray, grey: np.ndarray, start: 
     """
     n_f = len(grey)
     near = slice(start, min(start + seg.samples(0.3, 3), seg.n_r))
-    blood = np.median(grey[..., near].reshape(n_f, -1), axis=1)
     corr = np.median(smooth[..., near].reshape(n_f, -1), axis=1)
     low = smooth <= corr[:, None, None]
     width = seg.samples(0.3, 3)
     share = ndimage.uniform_filter1d(low.mean(axis=1), width, axis=-1, mode="nearest")  # (F, R)
-    # the median of the blood-like samples at each depth (masked ones sorted to the end)
+    # the quartiles of the blood-like samples at each depth (masked ones sorted to the end)
     count = low.sum(axis=1)  # (F, R)
     ranked = np.sort(np.where(low, grey, np.inf), axis=1)
-    mid = np.clip((count - 1) // 2, 0, None)[:, None, :]
-    level = np.take_along_axis(ranked, mid, axis=1)[:, 0, :]
-    level = np.where(count > 0, level, blood[:, None])
-    level = ndimage.uniform_filter1d(level, width, axis=-1, mode="nearest")
     r = np.arange(seg.n_r)
-    out = np.broadcast_to(blood[:, None], (n_f, seg.n_r)).copy()
-    for f in range(n_f):
-        lost = np.flatnonzero((share[f] < 0.5 * seg.o.blood_share) & (r >= near.stop))
-        stop = int(lost[0]) if lost.size else seg.n_r
-        if stop > near.stop:
-            out[f, near.stop : stop] = level[f, near.stop : stop]
-            out[f, stop:] = level[f, stop - 1]
     depth_mm = np.maximum(r - near.stop, 0) * seg.dr
-    out = np.minimum(out, blood[:, None] + seg.o.blood_brightening_per_mm * depth_mm[None, :])
-    return out[:, None, :].astype(np.float32)
+    quartiles = []
+    for q in (0.25, 0.75):
+        at = np.clip(np.round(q * (count - 1)).astype(int), 0, None)[:, None, :]
+        level = np.take_along_axis(ranked, at, axis=1)[:, 0, :]
+        in_near = np.percentile(grey[..., near].reshape(n_f, -1), 100 * q, axis=1)
+        level = np.where(count > 0, level, in_near[:, None])
+        level = ndimage.uniform_filter1d(level, width, axis=-1, mode="nearest")
+        out = np.broadcast_to(in_near[:, None], (n_f, seg.n_r)).copy()
+        for f in range(n_f):
+            lost = np.flatnonzero((share[f] < 0.5 * seg.o.blood_share) & (r >= near.stop))
+            stop = int(lost[0]) if lost.size else seg.n_r
+            if stop > near.stop:
+                out[f, near.stop : stop] = level[f, near.stop : stop]
+                out[f, stop:] = level[f, stop - 1]
+        out = np.minimum(out, in_near[:, None] + seg.o.blood_brightening_per_mm * depth_mm[None, :])
+        quartiles.append(out[:, None, :].astype(np.float32))
+    return quartiles[0], quartiles[1]
 
 
 def _trace_score(
