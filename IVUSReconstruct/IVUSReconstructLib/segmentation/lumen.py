@@ -129,8 +129,8 @@ def trace_lumen(
         # 40-60 MHz speckle brightens with depth and was charged as tissue, which held the border
         # in the middle of a large lumen (LAD: 7 mm2 traced in a 21 mm2 lumen). Each frame keeps
         # the trace that separates blood from wall best.
-        model = _region_blood(seg, smooth, grey_level, start)
-        relaxed = _enclosed_tissue(seg, smooth, grey_level, start, weight, model)
+        q1, q3, usable = _region_blood(seg, smooth, grey_level, start)
+        relaxed = _enclosed_tissue(seg, smooth, grey_level, start, weight, (q1, q3))
         if prior is not None:
             relaxed = relaxed + prior
         again_path, again_edge = _best_trace(seg, edges, smooth, start, w, relaxed, grey_level)
@@ -143,7 +143,7 @@ def trace_lumen(
             np.take_along_axis(dark_depth[0], p[..., None], axis=-1)[..., 0].mean(axis=1)
             for p in (best_path, again_path)
         )
-        better &= dark_after <= dark_before + 0.003
+        better &= (dark_after <= dark_before + 0.003) & usable
         best_path = np.where(better[:, None], again_path, best_path)
         best_edge = np.where(better[:, None, None], again_edge, best_edge)
     # a flattened lumen (a compressed vein) has no media behind its wall to leak into, but
@@ -286,29 +286,36 @@ def _dark_tissue(seg: _Segmenter, grey: np.ndarray, bright: np.ndarray, near: sl
 
 def _region_blood(
     seg: _Segmenter, smooth: np.ndarray, grey: np.ndarray, start: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Blood's grey level (F, 1, R) at each depth, judged on the blood found there, not only next
-    to the catheter.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Blood's grey-level quartiles (F, 1, R) each at each depth, judged on the blood found
+    there, not only next to the catheter, and whether the frame's near field is blood (F,).
 
     The console's gain and the beam's focus brighten 40-60 MHz blood with depth (LAD screen
     exports: +0.3-0.4 log grey level from 1 to 2.5 mm), so blood judged by its near field alone
     is charged as tissue further out. Blood is what decorrelates between frames: at each depth,
-    the samples of ``smooth`` (F, A, R, the correlation) no more correlated than the near field's
-    median are blood-like, and their median grey level is blood's there. Outward from the near
-    field this holds while such samples keep ``blood_share`` of the near field's share of them
-    (one half, by that median), over 0.3 mm of depth. Around a lumen the wall's samples correlate
-    (phantoms: 5-30 % blood-like at the plaque, 50-70 % in the lumen); where the correlation
-    tells nothing (LAD: 45-75 % at every depth) blood is taken at every depth, and the charge
-    keeps only the wall brighter than it. Past the first depth where the share is lost, blood's
-    level stays the last one found; it rises above the near field's by
-    ``blood_brightening_per_mm`` at most.
+    the samples of ``smooth`` (F, A, R, the correlation) no more correlated than the median near
+    field of the pullback (``seg.near_correlation``; of the frame without it) are blood-like,
+    and their quartiles are blood's there. Outward from the near field this holds while such
+    samples keep ``blood_share`` of the near field's share of them (one half, by that median),
+    over 0.3 mm of depth. Around a lumen the wall's samples correlate (phantoms: 5-30 % blood-like
+    at the plaque, 50-70 % in the lumen); where the correlation tells nothing (LAD: 45-75 % at
+    every depth) blood is taken at every depth, and only the wall brighter than it is charged.
+    Past the first depth where the share is lost, blood's levels stay the last ones found; they
+    rise above the near field's by ``blood_brightening_per_mm`` at most. A frame whose near
+    field itself lacks that share (a catheter wedged in plaque) is not usable.
     """
     n_f = len(grey)
     near = slice(start, min(start + seg.samples(0.3, 3), seg.n_r))
     corr = np.median(smooth[..., near].reshape(n_f, -1), axis=1)
+    if seg.near_correlation is not None:
+        # blood's correlation over the whole pullback: a catheter wedged in a tight lesion has
+        # plaque, not blood, in its near field
+        corr = np.full(n_f, seg.near_correlation)
     low = smooth <= corr[:, None, None]
     width = seg.samples(0.3, 3)
     share = ndimage.uniform_filter1d(low.mean(axis=1), width, axis=-1, mode="nearest")  # (F, R)
+    near_share = low[..., near].mean(axis=(1, 2))
+    usable = near_share >= 0.5 * seg.o.blood_share
     # the quartiles of the blood-like samples at each depth (masked ones sorted to the end)
     count = low.sum(axis=1)  # (F, R)
     ranked = np.sort(np.where(low, grey, np.inf), axis=1)
@@ -330,7 +337,7 @@ def _region_blood(
                 out[f, stop:] = level[f, stop - 1]
         out = np.minimum(out, in_near[:, None] + seg.o.blood_brightening_per_mm * depth_mm[None, :])
         quartiles.append(out[:, None, :].astype(np.float32))
-    return quartiles[0], quartiles[1]
+    return quartiles[0], quartiles[1], usable
 
 
 def _trace_score(
@@ -513,6 +520,8 @@ def _measure_ring_down(seg: _Segmenter) -> None:
         seg.trust = _correlation_trust(
             st, seg.ring, seg.samples(0.3, 3), o.still_blood_correlation, o.still_blood_range
         )
+        near = _box(st, 5, 3)[..., seg.ring : seg.ring + seg.samples(0.3, 3)]
+        seg.near_correlation = float(np.median(near)) if near.size else None
         if seg.trust < 1.0:
             # still blood is as correlated as the catheter: where its ring-down ends, the grey
             # levels tell, as far as the correlation cannot (bright 40-60 MHz blood right after
