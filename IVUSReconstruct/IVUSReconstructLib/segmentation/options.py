@@ -65,6 +65,16 @@ class SegmentationOptions:
     percentile minus near-field blood) at which that cue is off, fully on at half of it."""
     dark_tissue_min_deg: float = 12.0
     """Narrowest arc of such echolucent tissue (deg): narrower darkness is a shadow's edge."""
+    region_blood: bool = True
+    """Trace again with blood's grey level judged at each depth over all directions, not only by
+    its near field, and keep that trace on frames where it separates blood from wall better
+    without enclosing more echolucent tissue (switch)."""
+    blood_share: float = 0.8
+    """... where decorrelated samples keep this fraction of the near field's share of them
+    (fraction)."""
+    blood_brightening_per_mm: float = 1.0
+    """... blood may brighten with depth by this much at most (log grey level per mm): faster is
+    a wall, not the console's gain."""
     grey_separation_weight: float = 0.5
     """Weight of the grey-level separation (in interquartile ranges) when choosing a candidate trace."""
     flattened_aspect: float = 2.0

@@ -140,6 +140,7 @@ class _Segmenter:
         self.ring: int | None = None
         self.profile: np.ndarray | None = None
         self.trust = 1.0  # of the correlation cue, measured once per pullback
+        self.near_correlation: float | None = None  # of blood next to the catheter, per pullback
         self.priors: dict[str, np.ndarray] | None = None  # from keyframes (keyframes.py)
         self.prior_row: dict[int, int] = {}
         self.looks: dict[str, np.ndarray] = {}  # learned from keyframes (keyframes.learn_looks)
@@ -382,6 +383,10 @@ class _Segmenter:
                     w * fill_from_prior(vessel_mm[f], behind, shape[f], long_run) + (1 - w) * vessel_mm[f]
                 )
             filled[f] |= lumen_hidden | vessel_hidden
+        if self.ring is not None:
+            # an ellipse filled over a hidden sector of a lumen off the catheter (wedged) may not
+            # contain the catheter: its rays then cross it behind the centre (LAD 1215: -0.4 mm)
+            lumen_mm = np.maximum(lumen_mm, self.to_mm(np.float64(self.ring)))
         vessel_mm = np.maximum(vessel_mm, lumen_mm + self.o.min_wall_mm)
         confidence = _confidence(lumen_strength, vessel_strength, filled, stability is not None)
         arc = calcium.sum(axis=1) * 360.0 / self.o.n_angles
