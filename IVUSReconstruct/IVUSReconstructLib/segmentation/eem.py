@@ -194,7 +194,7 @@ def trace_vessel(
     # adventitia and a dark gap onto perivascular tissue)
     inward = seg.o.vessel_inward_preference * np.maximum(offsets - first, 0) / max(n_wall, 1)
     wall_cost = np.take_along_axis(cost, rows, axis=-1) + inward.astype(np.float32)
-    if seg.o.eem_skip_weight > 0:
+    if seg.o.eem_skip_weight > 0 and prior is None:
         # only rises of the wall itself: the lumen's own rise (the step's inner window still
         # reaching into blood) is no layer the EEM leaves behind
         within = r > wall_start[..., None]
