@@ -166,6 +166,9 @@ class SegmentationOptions:
     """A sector spans the directions whose border stays this far past the ellipse (mm)."""
     branch_max_deg: float = 120.0
     """Widest ostium sector (deg); 0 disables the ostium fill."""
+    field_edge_margin_mm: float = 0.1
+    """A lumen within this of the field's edge met no wall there: such directions (up to half the
+    circle) are filled from the border seen elsewhere (mm); negative disables."""
 
     # ------------------------------------------------------------------ sequence and final smoothing
     temporal_median_frames: int = 9

@@ -359,8 +359,15 @@ class _Segmenter:
         if self.priors is not None:
             rows = [self.prior_row[int(i)] for i in frames]
             shape, near = self.priors["vessel"][rows], self.priors["vessel_distance"][rows]
+        # a border that runs out to the field's edge met no wall there (a leak through a gap
+        # into dark perivascular tissue or a branch): those directions are unseen, and are
+        # closed from the border seen elsewhere, as behind a shadow; unless most of the
+        # circle is out, which is a vessel larger than the field, not a leak
+        edge_mm = (self.n_r - 1) * self.dr - self.o.field_edge_margin_mm
+        at_edge = lumen_mm >= edge_mm
+        leak = at_edge & (at_edge.mean(axis=1) <= 0.5)[:, None]
         for f in range(len(frames)):
-            lumen_hidden, vessel_hidden = wire[f], shadow[f]
+            lumen_hidden, vessel_hidden = wire[f] | leak[f], shadow[f] | leak[f]
             if self.o.penumbra:
                 lumen_hidden = _penumbra(lumen_mm[f], lumen_hidden, **dent, memo=memo)
                 vessel_hidden = _penumbra(vessel_mm[f], vessel_hidden, **dent, memo=memo)
