@@ -14,8 +14,9 @@ from IVUSReconstructLib.types import Pullback
 LUMEN_MM = 1.5
 
 
-def _segmenter(options: SegmentationOptions) -> _Segmenter:
-    rng = np.random.default_rng(3)
+def _segmenter(options: SegmentationOptions, rng: np.random.Generator | None = None) -> _Segmenter:
+    """A segmenter of 4 noise frames, 256 px at 0.026 mm (set B's scale), for crafted polar images."""
+    rng = np.random.default_rng(3) if rng is None else rng
     pb = Pullback(
         frames=rng.integers(20, 120, size=(4, 256, 256), dtype=np.uint8),
         pixel_spacing_mm=(0.026, 0.026),

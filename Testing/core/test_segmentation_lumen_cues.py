@@ -14,6 +14,7 @@ from IVUSReconstructLib.segmentation.shadows import find_shadows
 from IVUSReconstructLib.types import Pullback
 
 from .test_segmentation import _noise_pullback
+from .test_segmentation_eem import _segmenter
 
 # A straight coronary segment with a thick wall (lumen 1.4 mm, EEM 2.3 mm), no lesion or calcium:
 # room for a lipid pool behind its cap over 150 degrees.
@@ -88,15 +89,7 @@ def test_eem_is_not_the_lumen_step_where_blood_does_not_decorrelate():
     from IVUSReconstructLib.segmentation.eem import trace_vessel
 
     rng = np.random.default_rng(5)
-    pb = Pullback(
-        frames=rng.integers(20, 120, size=(4, 256, 256), dtype=np.uint8),
-        pixel_spacing_mm=(0.026, 0.026),
-        frame_times_s=np.arange(4) / 30.0,
-        pullback_speed_mm_s=0.5,
-        acquisition="motor",
-        catheter_center_px=(127.5, 127.5),
-    )
-    seg = _Segmenter(pb, SegmentationOptions(min_wall_still_blood_mm=0.2))
+    seg = _segmenter(SegmentationOptions(min_wall_still_blood_mm=0.2), rng)
     r, n_a = seg.radii, seg.o.n_angles
     lumen_mm, media_mm, eem_mm = 1.5, 1.75, 1.85
     image = np.full((1, n_a, len(r)), 8.0, np.float32)

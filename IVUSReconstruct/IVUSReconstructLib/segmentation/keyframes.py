@@ -230,7 +230,6 @@ def learn_looks(
     showing fewer than 200 samples of either), and ``lumen``: the log-ratio (blood against
     wall) of each look over all keyframes, clipped to +-3; empty when no keyframe shows enough.
     """
-    n_codes = GREY_BINS * STABILITY_BINS
     r = np.arange(codes.shape[-1])[None, None, :]
     lum = lumen_s[..., None]
     ves = vessel_s[..., None] if vessel_s is not None else np.full_like(lum, np.nan)
@@ -238,20 +237,12 @@ def learn_looks(
     # a lumen-only keyframe: the wall is the first stretch beyond its lumen
     wall_end = np.where(has_v, ves - margin, lum + margin + depth // 2)
     regions = (has_l & (r >= start) & (r < lum - margin), has_l & (r > lum + margin) & (r < wall_end))
-    counts = [
-        np.stack([np.bincount(c[m], minlength=n_codes) for c, m in zip(codes, mask, strict=True)]).astype(
-            float
-        )
-        for mask in np.broadcast_arrays(*regions)
-    ]
-    enough = np.minimum(counts[0].sum(axis=1), counts[1].sum(axis=1)) >= 200
+    counts, enough = _region_counts(codes, regions)
     if not enough.any():
         return {}
-    blood, wall = ((c + 1.0) / (c + 1.0).sum(axis=1, keepdims=True) for c in counts)
     pooled = [c[enough].sum(axis=0) + 1.0 for c in counts]
     return {
-        "inner": np.where(enough[:, None], blood, np.nan),
-        "outer": np.where(enough[:, None], wall, np.nan),
+        **_frequencies(counts, enough),
         "lumen": np.clip(
             np.log((pooled[0] / pooled[0].sum()) / (pooled[1] / pooled[1].sum())), -3.0, 3.0
         ).astype(np.float32),
@@ -269,7 +260,6 @@ def learn_wall_looks(
     A lipid pool is wall and bright perivascular fat is not: where the EEM's step is faint or
     doubled, this pullback's own keyframes tell which side a layer belongs to.
     """
-    n_codes = GREY_BINS * STABILITY_BINS
     r = np.arange(codes.shape[-1])[None, None, :]
     lum, ves = lumen_s[..., None], vessel_s[..., None]
     both = np.isfinite(lum) & np.isfinite(ves)
@@ -277,15 +267,28 @@ def learn_wall_looks(
         both & (r > lum + margin) & (r < ves - margin),
         both & (r > ves + margin) & (r < ves + margin + depth),
     )
+    counts, enough = _region_counts(codes, regions)
+    return _frequencies(counts, enough) if enough.any() else {}
+
+
+def _region_counts(
+    codes: np.ndarray, regions: tuple[np.ndarray, np.ndarray]
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each keyframe's count of each look inside each of the two regions (2 x (K, n_codes)) and
+    whether both regions show at least 200 samples (K,): fewer teach noise, not looks."""
+    n_codes = GREY_BINS * STABILITY_BINS
     counts = [
         np.stack([np.bincount(c[m], minlength=n_codes) for c, m in zip(codes, mask, strict=True)]).astype(
             float
         )
         for mask in np.broadcast_arrays(*regions)
     ]
-    enough = np.minimum(counts[0].sum(axis=1), counts[1].sum(axis=1)) >= 200
-    if not enough.any():
-        return {}
+    return counts, np.minimum(counts[0].sum(axis=1), counts[1].sum(axis=1)) >= 200
+
+
+def _frequencies(counts: list[np.ndarray], enough: np.ndarray) -> dict[str, np.ndarray]:
+    """``inner`` and ``outer`` look frequencies (one count added to every look), NaN rows where a
+    keyframe shows too little."""
     inner, outer = ((c + 1.0) / (c + 1.0).sum(axis=1, keepdims=True) for c in counts)
     return {
         "inner": np.where(enough[:, None], inner, np.nan),
