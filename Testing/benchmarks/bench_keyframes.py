@@ -91,6 +91,9 @@ def main() -> None:
     ap.add_argument("--presets", nargs="+", default=["coronary", "femoropopliteal", "iliac-vein"])
     ap.add_argument("--looks", nargs="+", default=["default", "realistic", "echolucent", "wedged"])
     ap.add_argument("--every", type=int, default=10)
+    ap.add_argument(
+        "--speckle", choices=["rotational", "phased"], default="rotational", help="40-60 MHz or 20 MHz look"
+    )
     ap.add_argument("--length-scale", type=float, default=1.0, help="times the default pullback lengths")
     ap.add_argument("--overlays", type=Path, default=None)
     args = ap.parse_args()
@@ -113,7 +116,8 @@ def main() -> None:
                     length_mm=LENGTH_MM[preset] * args.length_scale,
                     size_px=args.size,
                     side_branch=True,
-                    appearance=look(name, "rotational"),
+                    speckle=args.speckle,
+                    appearance=look(name, args.speckle),
                 )
                 frames = analysed_frames(ph)
                 keys = frames[:: args.every]

@@ -721,22 +721,23 @@ def _check_instance_numbers(headers: list[tuple[Path, Dataset]]) -> None:
     A folder whose files all carry one InstanceNumber (some exports stamp 1 on every file) is
     ordered by file name instead; only a repeat among otherwise distinct numbers is ambiguous.
     """
-    numbered = [(p, _number(ds.get("InstanceNumber"))) for p, ds in headers]
-    numbers = {n for _, n in numbered if n is not None}
+    numbered = [(p, _number(ds.get("InstanceNumber")), str(ds.get("SOPInstanceUID", ""))) for p, ds in headers]
+    numbers = {n for _, n, _ in numbered if n is not None}
     if len(numbers) <= 1:
         return
-    first: dict[float, Path] = {}
-    for p, n in numbered:
+    first: dict[float, tuple[Path, str]] = {}
+    for p, n, uid in numbered:
         if n is None:
             continue
-        if n in first:
+        # the same frame's file twice is named as such by the folder's layout check
+        if n in first and not (uid and uid == first[n][1]):
             raise input_error(
                 p,
                 "InstanceNumber (0020,0013)",
-                f"is {n:g}, the same as in {first[n].name}, so the frame order is ambiguous",
+                f"is {n:g}, the same as in {first[n][0].name}, so the frame order is ambiguous",
                 "keep only the frames of one pullback in the folder (one file per InstanceNumber)",
             )
-        first[n] = p
+        first.setdefault(n, (p, uid))
 
 
 def _folder_order_source(headers: list[tuple[Path, Dataset]]) -> str:
