@@ -294,6 +294,9 @@ def test_sigint_then_rerun_finishes_only_missing_cases(cohort, client, tmp_path)
         ],
         stderr=subprocess.PIPE,
         text=True,
+        # a shell without job control starts background jobs with SIGINT ignored, and a child
+        # inherits that: Ctrl-C is what this test sends, whoever started the test run
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 90
     records = [out / "cases" / cid / "case.json" for cid in ("c1", "c2")]
