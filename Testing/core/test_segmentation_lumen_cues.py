@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 
-from IVUSReconstructLib.phantom import PRESETS, make_phantom, realistic_appearance
+from IVUSReconstructLib.phantom import make_phantom, realistic_appearance
 from IVUSReconstructLib.segmentation import SegmentationOptions, segment_pullback
 from IVUSReconstructLib.segmentation.segmenter import _Segmenter
 from IVUSReconstructLib.segmentation.shadows import find_shadows
 from IVUSReconstructLib.types import Pullback
 
+from .test_phantom_appearance import THICK
 from .test_segmentation import _noise_pullback
 from .test_segmentation_eem import _segmenter
 
-# A straight coronary segment with a thick wall (lumen 1.4 mm, EEM 2.3 mm), no lesion or calcium:
-# room for a lipid pool behind its cap over 150 degrees.
-THICK = replace(
-    PRESETS["coronary"],
-    name="coronary",
-    vessel_radius_mm=2.3,
-    vessel_radius_proximal_mm=2.3,
-    narrowings=(),
-    calcium=(),
-)
+# THICK: a straight coronary segment with a thick wall (lumen 1.4 mm, EEM 2.3 mm), room for a
+# lipid pool behind its cap over 150 degrees.
 
 
 def _pool_share_in_lumen(pool: np.ndarray, lumen: np.ndarray) -> float:
