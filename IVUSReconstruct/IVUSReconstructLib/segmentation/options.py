@@ -166,9 +166,14 @@ class SegmentationOptions:
     """A sector spans the directions whose border stays this far past the ellipse (mm)."""
     branch_max_deg: float = 120.0
     """Widest ostium sector (deg); 0 disables the ostium fill."""
-    field_edge_margin_mm: float = 0.1
+    # the lumen's trace stops a step window short of the last sample, and its refinement may
+    # pull it in by a sample or two more (RCA 525: 0.05-0.15 mm inside the last sample)
+    field_edge_margin_mm: float = 0.25
     """A lumen within this of the field's edge met no wall there: such directions (up to half the
     circle) are filled from the border seen elsewhere (mm); negative disables."""
+    leak_flank_deg: float = 45.0
+    """Beside such a leak, the border that runs out along the rays (tilted from the circle about
+    the catheter by at least this) is the branch's wall and is filled with it (deg); 0 disables."""
 
     # ------------------------------------------------------------------ sequence and final smoothing
     temporal_median_frames: int = 9

@@ -74,3 +74,41 @@ def _border_normals(radii_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     peak = rs - 0.5 * (np.roll(rs, 3, axis=1) + np.roll(rs, -3, axis=1))
     sharp = np.clip(peak / 0.25, 0.0, 1.0)
     return nx, ny, tilt, np.maximum(np.clip(2.0 * tilt - 1.0, 0.0, 1.0), sharp)
+
+
+def _leak_flanks(radii_mm: np.ndarray, leak: np.ndarray, min_tilt: float) -> np.ndarray:
+    """Extend each run of ``leak`` directions over the border beside it that runs out along the rays.
+
+    A lumen that leaks out of the field (through a side branch's ostium, or a gap into dark
+    perivascular tissue) climbs to it along the branch's walls: those stretches run along the
+    rays, as the main vessel's wall (a closed curve about the catheter inside it) does nowhere
+    for long. From each end of a leak, the directions whose border is tilted from the ray's
+    normal by at least ``min_tilt`` (the sine of that angle, :func:`_border_normals`) belong
+    to it, up to the first that is not.
+
+    Parameters
+    ----------
+    radii_mm : ndarray of shape (F, A)
+    leak : ndarray of shape (F, A), bool
+    min_tilt : float
+        0-1; the sine of 45 degrees takes the stretches that run more along the ray than across it.
+
+    Returns
+    -------
+    ndarray of shape (F, A), bool: ``leak`` and its flanks
+    """
+    out = leak.copy()
+    if not leak.any():
+        return out
+    tilt = _border_normals(radii_mm)[2]
+    steep = tilt >= min_tilt
+    for f in np.flatnonzero(leak.any(axis=1) & ~leak.all(axis=1)):
+        grown = leak[f].copy()
+        # one direction per pass on either side of every run, until nothing is added
+        while True:
+            edge = (np.roll(grown, 1) | np.roll(grown, -1)) & ~grown & steep[f]
+            if not edge.any():
+                break
+            grown |= edge
+        out[f] = grown
+    return out
