@@ -37,7 +37,7 @@ def _with_branch(x, y):
     return _main_lumen(x, y) | ((x > 0.7) & (np.abs(y) <= 1.3 + 0.3 * (x - 0.7)))
 
 
-@pytest.mark.parametrize("flank_deg, lumen_mm2", [(45.0, 8.04), (0.0, 15.19)])
+@pytest.mark.parametrize("flank_deg, lumen_mm2", [(SegmentationOptions().leak_flank_deg, 8.04), (0.0, 15.19)])
 def test_a_lumen_leaking_through_an_ostium_is_closed_along_the_main_vessel(flank_deg, lumen_mm2):
     """The lumen runs out through a wide ostium to the field's edge (RCA 525: 20.8 mm2 where its
     consecutive neighbours measure 7.9). With the branch's walls, which climb along the rays

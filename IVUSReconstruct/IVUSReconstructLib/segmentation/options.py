@@ -171,9 +171,11 @@ class SegmentationOptions:
     field_edge_margin_mm: float = 0.25
     """A lumen within this of the field's edge met no wall there: such directions (up to half the
     circle) are filled from the border seen elsewhere (mm); negative disables."""
-    leak_flank_deg: float = 45.0
-    """Beside such a leak, the border that runs out along the rays (tilted from the circle about
-    the catheter by at least this) is the branch's wall and is filled with it (deg); 0 disables."""
+    # a branch's walls funnel out to the edge (LAD 1224: 35-70 degrees off the circle), the
+    # main vessel's wall about an eccentric catheter is tilted by asin(offset / radius)
+    leak_flank_deg: float = 30.0
+    """Beside such a leak, the border that descends from it tilted from the circle about the
+    catheter by at least this is the branch's wall, and is filled with it (deg); 0 disables."""
 
     # ------------------------------------------------------------------ sequence and final smoothing
     temporal_median_frames: int = 9

@@ -333,6 +333,13 @@ class _Segmenter:
         memo: dict = {}  # penumbrae asked twice (shadows.py)
         shadow, calcium, polygons, reflector = find_shadows(self, image, lumen_mm, vessel_mm, memo)
         wire = shadow & ~calcium
+        # (before the lumen is cut at calcium: a reflector in the leak cuts its walls' climb)
+        lumen_leak, vessel_leak = _leaks(
+            lumen_mm,
+            vessel_mm,
+            (self.n_r - 1) * self.dr - self.o.field_edge_margin_mm,
+            self.o.leak_flank_deg,
+        )
         # nothing behind calcium is seen: the lumen ends in front of its leading edge
         lumen_mm = np.where(calcium, np.minimum(lumen_mm, reflector - 0.5 * self.dr), lumen_mm)
         long_run = max(3, self.o.n_angles // 12)  # 30 degrees
@@ -359,12 +366,6 @@ class _Segmenter:
         if self.priors is not None:
             rows = [self.prior_row[int(i)] for i in frames]
             shape, near = self.priors["vessel"][rows], self.priors["vessel_distance"][rows]
-        lumen_leak, vessel_leak = _leaks(
-            lumen_mm,
-            vessel_mm,
-            (self.n_r - 1) * self.dr - self.o.field_edge_margin_mm,
-            self.o.leak_flank_deg,
-        )
         for f in range(len(frames)):
             lumen_hidden, vessel_hidden = wire[f] | lumen_leak[f], shadow[f] | vessel_leak[f]
             if self.o.penumbra:

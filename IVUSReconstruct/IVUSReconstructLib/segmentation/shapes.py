@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .polar import _runs
+
 
 def _aspect_ratio(radii_mm: np.ndarray) -> np.ndarray:
     """Elongation of closed borders r(theta), (F, A) -> (F,): the ratio of the principal axes of
@@ -77,21 +79,21 @@ def _border_normals(radii_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def _leak_flanks(radii_mm: np.ndarray, leak: np.ndarray, min_tilt: float) -> np.ndarray:
-    """Extend each run of ``leak`` directions over the border beside it that runs out along the rays.
+    """Extend each run of ``leak`` directions over the border beside it that climbs out to it.
 
     A lumen that leaks out of the field (through a side branch's ostium, or a gap into dark
-    perivascular tissue) climbs to it along the branch's walls: those stretches run along the
-    rays, as the main vessel's wall (a closed curve about the catheter inside it) does nowhere
-    for long. From each end of a leak, the directions whose border is tilted from the ray's
-    normal by at least ``min_tilt`` (the sine of that angle, :func:`_border_normals`) belong
-    to it, up to the first that is not.
+    perivascular tissue) climbs to it along the branch's walls: stretches that run out along
+    the rays, as the main vessel's wall (a closed curve about the catheter inside it) does
+    nowhere for long. From each end of a leak, the directions whose border keeps descending
+    away from it and is tilted from the circle about the catheter by at least ``min_tilt``
+    (the sine of that angle, :func:`_border_normals`) belong to it, up to the first that is not.
 
     Parameters
     ----------
     radii_mm : ndarray of shape (F, A)
     leak : ndarray of shape (F, A), bool
     min_tilt : float
-        0-1; the sine of 45 degrees takes the stretches that run more along the ray than across it.
+        0-1.
 
     Returns
     -------
@@ -100,15 +102,14 @@ def _leak_flanks(radii_mm: np.ndarray, leak: np.ndarray, min_tilt: float) -> np.
     out = leak.copy()
     if not leak.any():
         return out
-    tilt = _border_normals(radii_mm)[2]
-    steep = tilt >= min_tilt
+    steep = _border_normals(radii_mm)[2] >= min_tilt
+    n_a = radii_mm.shape[1]
     for f in np.flatnonzero(leak.any(axis=1) & ~leak.all(axis=1)):
-        grown = leak[f].copy()
-        # one direction per pass on either side of every run, until nothing is added
-        while True:
-            edge = (np.roll(grown, 1) | np.roll(grown, -1)) & ~grown & steep[f]
-            if not edge.any():
-                break
-            grown |= edge
-        out[f] = grown
+        for start, length in _runs(leak[f]):
+            for step, k in ((-1, start - 1), (1, start + length)):
+                k %= n_a
+                # a radius that climbs again away from the leak is the main vessel's (or another bulge)
+                while not out[f, k] and steep[f, k] and radii_mm[f, k] <= radii_mm[f, (k - step) % n_a]:
+                    out[f, k] = True
+                    k = (k + step) % n_a
     return out
