@@ -411,8 +411,9 @@ def _leaks(
     which is a vessel larger than the field, not a leak. Each border climbs out to the edge
     along the branch's walls, which a fill from the rest would carry on as the main vessel's
     (RCA 525: lumen 20.8 mm2 against 7.9 mm2 on its neighbours): beside a leak, the stretches
-    running along the rays (tilted by ``flank_deg`` or more from the circle about the
-    catheter, :func:`.shapes._leak_flanks`) are unseen too, as long as half the circle is left.
+    descending from it tilted by ``flank_deg`` or more from the circle about the catheter
+    (:func:`.shapes._leak_flanks`) are unseen too, as long as half the circle is left. Called
+    before the lumen is cut at calcium: a reflector inside the leak would break that descent.
 
     Parameters
     ----------
