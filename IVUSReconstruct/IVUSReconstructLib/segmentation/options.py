@@ -75,7 +75,7 @@ class SegmentationOptions:
     blood_brightening_per_mm: float = 1.0
     """... blood may brighten with depth by this much at most (log grey level per mm): faster is
     a wall, not the console's gain."""
-    region_blood_continuity: float = 0.03
+    region_blood_continuity: float = 0.1
     """... each analysed frame keeps one of the two traces by a choice over the whole sequence:
     a change of the traced lumen area by a factor e between neighbouring analysed frames costs
     this much separation score (0: each frame by its own score)."""
