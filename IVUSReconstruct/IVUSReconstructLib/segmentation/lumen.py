@@ -156,7 +156,8 @@ def trace_lumen(
         allowed = (dark_after <= dark_before + 0.003) & usable
         # each trace as it would be kept, flattened lumens traced again: a flattened first trace
         # traced again may leak (RCA 525: 4.1 -> 23 mm2), which the sequence's choice must see
-        differs = np.any(second_path != best_path, axis=1)
+        # (only where the second may be kept at all: a compressed vein is flattened in both)
+        differs = np.any(second_path != best_path, axis=1) & allowed
         again_path, again_edge, again_charge = kept_path.copy(), kept_edge.copy(), charge.copy()
         if differs.any():
             sub = tuple(x[differs] if isinstance(x, np.ndarray) else x for x in traced[1:])
