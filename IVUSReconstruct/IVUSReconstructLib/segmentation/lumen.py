@@ -158,8 +158,9 @@ def trace_lumen(
         # traced again may leak (RCA 525: 4.1 -> 23 mm2), which the sequence's choice must see
         # (only where the second may be kept at all: a compressed vein is flattened in both)
         differs = np.any(second_path != best_path, axis=1) & allowed
-        again_path, again_edge, again_charge = kept_path.copy(), kept_edge.copy(), charge.copy()
+        again_path, again_edge, again_charge = kept_path, kept_edge, charge
         if differs.any():
+            again_path, again_edge, again_charge = kept_path.copy(), kept_edge.copy(), charge.copy()
             sub = tuple(x[differs] if isinstance(x, np.ndarray) else x for x in traced[1:])
             again_path[differs], again_edge[differs], again_charge[differs] = _retrace_flattened(
                 seg, ([e[differs] for e in edges], *sub), second_path[differs], second_edge[differs]
