@@ -75,6 +75,11 @@ class SegmentationOptions:
     blood_brightening_per_mm: float = 1.0
     """... blood may brighten with depth by this much at most (log grey level per mm): faster is
     a wall, not the console's gain."""
+    region_blood_continuity: float = 0.1
+    """... each analysed frame keeps one of the two traces by a choice over the whole sequence:
+    a change of the traced lumen area by a factor e between neighbouring analysed frames costs
+    this much separation score; a frame only ever moves to its smaller trace (a leak), never
+    widens (0: each frame by its own score)."""
     grey_separation_weight: float = 0.5
     """Weight of the grey-level separation (in interquartile ranges) when choosing a candidate trace."""
     flattened_aspect: float = 2.0

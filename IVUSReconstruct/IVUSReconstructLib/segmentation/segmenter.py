@@ -32,6 +32,7 @@ from .keyframes import (
 from .lumen import (
     _measure_ring_down,
     _ring_extent,
+    choose_traces,
     trace_lumen,
 )
 from .options import SegmentationOptions
@@ -55,6 +56,8 @@ class _Borders:
     calcium: list[list[np.ndarray]]
     calcium_arc_deg: np.ndarray  # (F,)
     confidence: np.ndarray  # (F,)
+    # the two lumen traces (lumen.trace_lumen): score gain, allowed, both areas, kept; (F, 5) or None
+    traces: np.ndarray | None = None
 
 
 def _overlay_fill(pullback: Pullback, exclude_radius_mm: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -311,16 +314,26 @@ class _Segmenter:
             )
         return cost
 
-    def run(self, frames: np.ndarray, polar: dict[int, np.ndarray]) -> _Borders:
+    def run(
+        self, frames: np.ndarray, polar: dict[int, np.ndarray], choice: np.ndarray | None = None
+    ) -> _Borders:
+        """Borders of ``frames`` (F,); ``choice`` (F,) bool, optional: which keep the lumen's second
+        trace (:func:`.lumen.choose_traces`), by default each frame by its own score."""
         image = np.stack([polar[int(i)] for i in frames])
         log_image = np.log1p(image)
         stability = self.stability(frames, polar)
         if stability is not None and self.ring is None:
             self.ring = _ring_extent(stability, self.o.ring_correlation, self.samples(self.o.max_ring_mm))
         codes = look_codes(log_image, stability) if self.looks or self.wall_looks else None
+        evidence: list[np.ndarray] = []
         lumen_path, lumen_strength = trace_lumen(
-            self, stability, log_image, image, self._lumen_prior(frames, codes, image)
+            self, stability, log_image, image, self._lumen_prior(frames, codes, image), choice, evidence
         )
+        traces = None
+        if evidence:
+            gain, allowed, first_mm2, second_mm2 = evidence
+            kept = (gain > 0) & allowed if choice is None else np.asarray(choice, bool) & allowed
+            traces = np.column_stack([gain, allowed, first_mm2, second_mm2, kept]).astype(float)
         lumen_mm = self.to_mm(lumen_path)
         lumen_mm = _normal_refine(self, frames, lumen_mm, passes=self.o.normal_refine_passes)
         # the wall is searched outside the traced lumen (to_mm is path * dr): the region step
@@ -397,7 +410,7 @@ class _Segmenter:
         vessel_mm = np.maximum(vessel_mm, lumen_mm + self.o.min_wall_mm)
         confidence = _confidence(lumen_strength, vessel_strength, filled, stability is not None)
         arc = calcium.sum(axis=1) * 360.0 / self.o.n_angles
-        return _Borders(lumen_mm, vessel_mm, polygons, arc, confidence)
+        return _Borders(lumen_mm, vessel_mm, polygons, arc, confidence, traces)
 
 
 def _leaks(
@@ -504,9 +517,14 @@ def _despike(radii_mm: np.ndarray, size: int, tolerance_mm: float) -> np.ndarray
 
 
 def _segment_batches(
-    seg: _Segmenter, frames: np.ndarray, progress: ProgressFn | None, cancel: threading.Event | None
+    seg: _Segmenter,
+    frames: np.ndarray,
+    progress: ProgressFn | None,
+    cancel: threading.Event | None,
+    choice: np.ndarray | None = None,
 ) -> _Borders:
-    """Borders of ``frames`` (F,), traced by batches on all cores, in frame order."""
+    """Borders of ``frames`` (F,), traced by batches on all cores, in frame order; ``choice``
+    (F,) bool, optional: which frames keep the lumen's second trace (:meth:`_Segmenter.run`)."""
     n = seg.pb.n_frames
     threads = max(1, min(seg.o.threads or (os.cpu_count() or 1), 8))
     # the ring-down and its profile are measured once before, so batches are independent and
@@ -518,22 +536,24 @@ def _segment_batches(
     # machine; at least two batches keep two cores busy
     size = max(1, min(seg.o.batch_frames, -(-len(frames) // 2)))
     batches = [frames[k : k + size] for k in range(0, len(frames), size)]
-    lumen, vessel, arcs, conf = [], [], [], []
+    choices = [None if choice is None else choice[k : k + size] for k in range(0, len(frames), size)]
+    lumen, vessel, arcs, conf, traces = [], [], [], [], []
     calcium: list[list[np.ndarray]] = []
     stop = threading.Event()
 
-    def work(batch: np.ndarray) -> _Borders:
+    def work(batch: np.ndarray, chosen: np.ndarray | None) -> _Borders:
         if stop.is_set() or (cancel is not None and cancel.is_set()):
             raise IVUSCancelled("segmentation cancelled")
         needed = set(batch.tolist())
         for i in batch:
             needed.update(_neighbours(int(i), n) or ())
-        return seg.run(batch, seg.polar(sorted(needed)))
+        return seg.run(batch, seg.polar(sorted(needed)), chosen)
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         done = 0
         try:
-            for batch, borders in zip(batches, pool.map(work, batches), strict=True):
+            for batch, borders in zip(batches, pool.map(work, batches, choices), strict=True):
+                traces.append(borders.traces)
                 lumen.append(borders.lumen)
                 vessel.append(borders.vessel)
                 calcium += borders.calcium
@@ -550,8 +570,46 @@ def _segment_batches(
         empty = np.zeros((0, seg.o.n_angles))
         return _Borders(empty, empty, [], np.zeros(0), np.zeros(0))
     return _Borders(
-        np.concatenate(lumen), np.concatenate(vessel), calcium, np.concatenate(arcs), np.concatenate(conf)
+        np.concatenate(lumen),
+        np.concatenate(vessel),
+        calcium,
+        np.concatenate(arcs),
+        np.concatenate(conf),
+        None if any(t is None for t in traces) else np.concatenate(traces),
     )
+
+
+def _continuous_lumen(
+    seg: _Segmenter, frames: np.ndarray, borders: _Borders, cancel: threading.Event | None
+) -> _Borders:
+    """``borders`` with the lumen's second trace kept by a choice over the analysed frames in time
+    order (:func:`.lumen.choose_traces`), not by each frame alone.
+
+    The choice needs every frame's two traces, so it follows the batches: frames whose choice
+    changes are segmented again with it (the vessel is traced outside the lumen kept). Both
+    passes depend on the analysed frames alone, never on how they were batched."""
+    t = borders.traces
+    if t is None or seg.o.region_blood_continuity <= 0 or len(frames) < 2:
+        return borders
+    want = choose_traces(t[:, 0], t[:, 1] > 0, t[:, 2:4], seg.o.region_blood_continuity)
+    redo = np.flatnonzero(want != (t[:, 4] > 0))
+    if not redo.size:
+        return borders
+    again = _segment_batches(seg, frames[redo], None, cancel, want[redo])
+    calcium = list(borders.calcium)
+    for k, r in enumerate(redo):
+        calcium[r] = again.calcium[k]
+    lumen, vessel, arcs, conf, traces = (
+        x.copy() for x in (borders.lumen, borders.vessel, borders.calcium_arc_deg, borders.confidence, t)
+    )
+    lumen[redo], vessel[redo], arcs[redo], conf[redo] = (
+        again.lumen,
+        again.vessel,
+        again.calcium_arc_deg,
+        again.confidence,
+    )
+    traces[redo, 4] = want[redo]
+    return _Borders(lumen, vessel, calcium, arcs, conf, traces)
 
 
 def _sequence_filters(
@@ -635,7 +693,7 @@ def segment_pullback(
         _measure_ring_down(seg)
     if kf is not None:
         seg.learn(kf, frames)
-    borders = _segment_batches(seg, frames, progress, cancel)
+    borders = _continuous_lumen(seg, frames, _segment_batches(seg, frames, progress, cancel), cancel)
     if not frames.size:
         return ContourSet(
             frames=(),
