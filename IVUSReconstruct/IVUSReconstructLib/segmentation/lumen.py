@@ -9,6 +9,7 @@ from scipy import ndimage
 
 from .paths import dp_closed_path
 from .polar import _box, _neighbours, _step, _subsample
+from .shadows import narrow_shadows
 from .shapes import _aspect_ratio
 
 if TYPE_CHECKING:
@@ -96,13 +97,14 @@ def trace_lumen(
         strength = np.take_along_axis(edge, path[..., None], axis=-1)[..., 0]
         return _subsample(edge, path), np.clip(strength, 0.0, 1.0)
     start = seg.ring
+    weight = seg.trust * _stability_weight(stability, log_image, start)[:, None, None]
+    smooth = _box(stability, 5, 3)
+    grey_level = _box(log_image, 5, 3)
+    dark_depth: list[np.ndarray] = []
+    enclosed = _enclosed_tissue(seg, smooth, grey_level, start, weight, dark_out=dark_depth)
     # the grey-level rise from blood to wall backs the correlation up where blood echoes
     # little (20 MHz) and its few echoes happen to correlate
-    grey = _step(_box(log_image, 5, 1), w)
-    grey = np.clip(
-        grey / np.maximum(np.percentile(grey[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None], -1, 1
-    )
-    weight = seg.trust * _stability_weight(stability, log_image, start)[:, None, None]
+    grey = _tissue_step(_box(log_image, 5, 1), dark_depth[1], w, start)
     local = _step(_box(stability, 3, 1), w)
     local = np.clip(
         local / np.maximum(np.percentile(local[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None], -1, 1
@@ -110,11 +112,7 @@ def trace_lumen(
     # a rise of the correlation with no rise of the grey level is slow or stagnant blood, not
     # the wall: such steps count half
     local = local * np.clip(0.5 + grey, 0.0, 1.0)
-    smooth = _box(stability, 5, 3)
     region = _region_score(seg, smooth, start)
-    grey_level = _box(log_image, 5, 3)
-    dark_depth: list[np.ndarray] = []
-    enclosed = _enclosed_tissue(seg, smooth, grey_level, start, weight, dark_out=dark_depth)
     if prior is not None:
         # keyframes' borders, interpolated: a cost of straying from them (keyframes.py)
         enclosed = enclosed + prior
@@ -123,7 +121,13 @@ def trace_lumen(
         # blood that does not move is still dark: the regions of grey level separate it from
         # the wall, where the steps of its speckle would stop an edge trace (20 MHz)
         edges.append(_region_score(seg, _box(image, 5, 3), start))
-    best_path, best_edge = _best_trace(seg, edges, smooth, start, w, enclosed, grey_level)
+    # a guidewire's shadow shows no border, and the wire itself is a bright, stable step just
+    # past the catheter: a trace there stopped on the wire and dragged its neighbours in with
+    # it (a quarter turn beside an echolucent pool), and the wire then lay "at the border" and
+    # was taken for calcium. Its directions are left to the border seen on either side (the
+    # features are averaged over 5 directions: the wire reaches 2 beyond its shadow)
+    unseen = narrow_shadows(seg, image, start, 2)
+    best_path, best_edge = _best_trace(seg, edges, smooth, start, w, enclosed, grey_level, unseen)
     if seg.o.region_blood and seg.trust > 0 and prior is None:
         # blood judged at each depth, not by its first 0.3 mm: bright 40-60 MHz speckle
         # brightens with depth and was charged as tissue, which held the border in the middle of
@@ -132,7 +136,7 @@ def trace_lumen(
         # borders judge blood instead (an added keyframe lowered a frame's Jaccard by 0.065)
         q1, q3, usable = _region_blood(seg, smooth, grey_level, start)
         relaxed = _enclosed_tissue(seg, smooth, grey_level, start, weight, (q1, q3))
-        again_path, again_edge = _best_trace(seg, edges, smooth, start, w, relaxed, grey_level)
+        again_path, again_edge = _best_trace(seg, edges, smooth, start, w, relaxed, grey_level, unseen)
         better = _trace_score(seg, smooth, grey_level, again_path, start) > _trace_score(
             seg, smooth, grey_level, best_path, start
         )
@@ -153,13 +157,13 @@ def trace_lumen(
     charge = np.where(flat[:, None, None], np.float32(seg.o.flattened_charge), np.float32(1.0)) * enclosed
     if flat.any():
         again_path, again_edge = _best_trace(
-            seg, [e[flat] for e in edges], smooth[flat], start, w, charge[flat], grey_level[flat]
+            seg, [e[flat] for e in edges], smooth[flat], start, w, charge[flat], grey_level[flat], unseen[flat]
         )
         best_path[flat], best_edge[flat] = again_path, again_edge
     strength = np.take_along_axis(best_edge, best_path[..., None], axis=-1)[..., 0]
     # the grey levels as displayed (already log-compressed by the console): compressing
     # them again would pull the half-way point of a blurred step towards the darker side
-    return _refine_lumen(seg, image, best_path, start, charge), np.clip(strength, 0.0, 1.0)
+    return _refine_lumen(seg, image, best_path, start, charge, unseen), np.clip(strength, 0.0, 1.0)
 
 
 def _enclosed_tissue(
@@ -189,7 +193,6 @@ def _enclosed_tissue(
     for k, (x, floor) in enumerate(((smooth, 0.1), (grey, 0.2))):
         blood = np.median(x[..., near].reshape(n_f, -1), axis=1)
         tissue = np.percentile(x[..., start:].reshape(n_f, -1), 75, axis=1)
-        raw_contrast = tissue - blood
         contrast = np.maximum(tissue - blood, floor)[:, None, None]
         level = (0.5 * (blood + tissue))[:, None, None]
         half = 0.5 * contrast
@@ -208,10 +211,12 @@ def _enclosed_tissue(
     # a border's own window straddles it: the last samples inside are not counted
     depth = _lagged_depth(t, seg.samples(seg.o.correlation_half_mm, 1) + 1, seg.dr)
     if seg.o.dark_tissue_ahead_mm > 0:
-        dark = _dark_tissue(seg, grey, likeness[1], near) * (weight * likeness[0] + 1.0 - weight)
+        blood_grey = _blood_grey(seg, grey, near)
+        dark = _dark_tissue(seg, grey, likeness[1], blood_grey) * (weight * likeness[0] + 1.0 - weight)
         # only blood that echoes nearly as much as the wall (40-60 MHz) has tissue darker than it
         # in front of the wall; dark blood (20 MHz, the phantoms' phased regime) fades with depth
         # into darker-than-near-field blood (femoropopliteal lumen J 0.989 -> 0.979 without this)
+        raw_contrast = np.percentile(grey[..., start:].reshape(n_f, -1), 75, axis=1) - blood_grey[1]
         bright_blood = np.clip(
             (seg.o.dark_tissue_max_contrast - raw_contrast) / (0.5 * seg.o.dark_tissue_max_contrast), 0.0, 1.0
         )
@@ -229,7 +234,26 @@ def _enclosed_tissue(
     charge = (seg.trust * seg.o.enclosed_tissue_per_mm * depth).astype(np.float32)
     if dark_out is not None:
         dark_out.append(dark_depth)
+        dark_out.append(dark if seg.o.dark_tissue_ahead_mm > 0 else np.zeros_like(depth))
     return charge
+
+
+def _tissue_step(grey: np.ndarray, dark: np.ndarray, w: int, start: int) -> np.ndarray:
+    """Outward step (F, A, R) from blood into tissue, -1..1: the rise of the grey level
+    (``grey``, log), or the rise into echolucent tissue (``dark``, its likeness 0-1, from
+    :func:`_enclosed_tissue`), whichever is larger.
+
+    Wall is brighter than blood, but a lipid pool behind a thin cap is darker than bright
+    40-60 MHz blood: its front is a fall of the grey level, which cancelled the correlation's
+    step there and left the lumen border nothing to stop on in front of the pool.
+    """
+    step = _step(grey, w)
+    step = np.clip(
+        step / np.maximum(np.percentile(step[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None], -1, 1
+    )
+    if False and dark.any():
+        step = np.maximum(step, np.clip(_step(dark, w), 0.0, 1.0))
+    return step
 
 
 def _lagged_depth(t: np.ndarray, lag: int, dr: float) -> np.ndarray:
@@ -238,7 +262,24 @@ def _lagged_depth(t: np.ndarray, lag: int, dr: float) -> np.ndarray:
     return np.concatenate([np.zeros(depth.shape[:-1] + (lag,), np.float32), depth[..., :-lag]], axis=-1)
 
 
-def _dark_tissue(seg: _Segmenter, grey: np.ndarray, bright: np.ndarray, near: slice) -> np.ndarray:
+def _blood_grey(seg: _Segmenter, grey: np.ndarray, near: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Blood's grey-level quartiles (q1, median, q3), each (F,), from the near field just outside
+    the ring-down (``grey`` (F, A, R), smoothed log grey levels; ``near``, its radial slice).
+
+    A catheter wedged in a tight lesion has plaque, or an echolucent pool, in much of its near
+    field, whose darkness then passed for blood's own spread: such a frame takes the pullback's
+    blood (``seg.near_grey``, the median over frames spread along it), as far as its own near
+    field is darker than that (a brighter frame gain is the frame's own)."""
+    n_f = len(grey)
+    q = np.percentile(grey[..., near].reshape(n_f, -1), [25, 50, 75], axis=1)
+    if seg.near_grey is not None:
+        q = np.maximum(q, np.asarray(seg.near_grey, dtype=float)[:, None])
+    return q[0], q[1], q[2]
+
+
+def _dark_tissue(
+    seg: _Segmenter, grey: np.ndarray, bright: np.ndarray, blood_grey: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> np.ndarray:
     """Likeness (F, A, R) of echolucent tissue: darker than the frame's blood, in front of a
     bright wall layer.
 
@@ -250,10 +291,9 @@ def _dark_tissue(seg: _Segmenter, grey: np.ndarray, bright: np.ndarray, near: sl
     shadow is dark too, but all the way out, while plaque lies inside the bright
     media-adventitia ring: darkness only counts with a bright wall layer (``bright``, 0-1,
     averaged over 0.25 mm) within ``dark_tissue_ahead_mm`` beyond it. ``grey`` (F, A, R):
-    smoothed log grey levels.
+    smoothed log grey levels; ``blood_grey``: blood's quartiles (:func:`_blood_grey`).
     """
-    n_f = len(grey)
-    q1, q3 = np.percentile(grey[..., near].reshape(n_f, -1), [25, 75], axis=1)
+    q1, _, q3 = blood_grey
     iqr = np.maximum(q3 - q1, 1e-3)[:, None, None]
     dark = np.clip((q1[:, None, None] - 1.5 * iqr - grey) / (1.5 * iqr), 0.0, 1.0)
     # blood itself may darken with depth (a large vein at 20 MHz): a dark run counts as far as
@@ -361,16 +401,18 @@ def _best_trace(
     w: int,
     extra: np.ndarray | None,
     grey_level: np.ndarray | None = None,
+    unseen: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Trace each candidate edge image (F, A, R) and keep, per frame, the path that separates
-    decorrelated blood inside from correlated tissue outside best: (path, its edge image)."""
+    decorrelated blood inside from correlated tissue outside best: (path, its edge image).
+    ``unseen`` (F, A), optional: directions that show no border (:func:`_trace`)."""
     best_path = best_edge = None
     best_score = np.full(len(smooth), -np.inf)
     if grey_level is not None and seg.o.grey_separation_weight > 0:
         region = grey_level[..., start:].reshape(len(grey_level), -1)
         spread = np.maximum(np.percentile(region, 75, axis=1) - np.percentile(region, 25, axis=1), 1e-3)
     for edge in edges:
-        path = _trace(seg, edge, start, w, extra)
+        path = _trace(seg, edge, start, w, extra, unseen)
         score = seg.trust * _separation(seg, smooth, path, start)
         if grey_level is not None and seg.o.grey_separation_weight > 0:
             # blood is also darker than the wall: a border cutting through a wide lumen has
@@ -388,13 +430,23 @@ def _best_trace(
 
 
 def _trace(
-    seg: _Segmenter, edge: np.ndarray, start: int, w: int, extra: np.ndarray | None = None
+    seg: _Segmenter,
+    edge: np.ndarray,
+    start: int,
+    w: int,
+    extra: np.ndarray | None = None,
+    unseen: np.ndarray | None = None,
 ) -> np.ndarray:
+    """Lumen path (F, A) through the edge image (F, A, R) plus ``extra`` costs. Directions
+    ``unseen`` (F, A), optional, cost the same at every radius: the path crosses them as the
+    smoothness sets it, from the border on either side."""
     # the lumen ends at the first wall layer: of two similar steps, the inner one
     ramp = np.clip((np.arange(seg.n_r) - start) / max(seg.n_r - start, 1), 0.0, 1.0)
     cost = 1.0 - edge + seg.o.inward_preference * ramp[None, None, :]
     if extra is not None:
         cost = cost + extra
+    if unseen is not None and unseen.any():
+        cost[unseen] = 1.0
     cost[..., : start + 1] = np.inf
     cost[..., seg.n_r - w :] = np.inf
     return dp_closed_path(
@@ -458,7 +510,12 @@ def _stability_weight(stability: np.ndarray, log_image: np.ndarray, start: int) 
 
 
 def _refine_lumen(
-    seg: _Segmenter, log_image: np.ndarray, path: np.ndarray, start: int, charge: np.ndarray | None = None
+    seg: _Segmenter,
+    log_image: np.ndarray,
+    path: np.ndarray,
+    start: int,
+    charge: np.ndarray | None = None,
+    unseen: np.ndarray | None = None,
 ) -> np.ndarray:
     """Place the lumen border on the grey-level step near the correlation border.
 
@@ -484,6 +541,8 @@ def _refine_lumen(
         # the band reaches past thin plaque onto the media's step: moving out there pays for
         # the stable tissue it would enclose, as the trace did
         cost = cost + charge
+    if unseen is not None and unseen.any():
+        cost[unseen] = 1.0
     cost = np.where(allowed, cost, np.inf).astype(np.float32)
     refined = dp_closed_path(
         cost, max_step=seg.max_step, step_scale=seg.step_scale, smooth_weight=seg.o.smooth_weight
@@ -529,3 +588,9 @@ def _measure_ring_down(seg: _Segmenter) -> None:
             grey = np.median(np.stack([polar[int(i)] for i in probe]).reshape(-1, seg.n_r), axis=0)
             dark = min(seg.ring, _grey_ring(grey, seg.samples(o.max_ring_mm), seg.samples(0.05)))
             seg.ring = int(round(seg.trust * seg.ring + (1.0 - seg.trust) * dark))
+        # blood's grey levels next to the catheter, per frame, then their median along the
+        # pullback: a frame wedged in a lesion does not decide (_blood_grey)
+        grey = _box(np.log1p(np.stack([polar[int(i)] for i in probe])), 5, 3)
+        band = grey[..., seg.ring : seg.ring + seg.samples(0.3, 3)].reshape(len(probe), -1)
+        if band.size:
+            seg.near_grey = tuple(float(v) for v in np.median(np.percentile(band, [25, 50, 75], axis=1), axis=1))

@@ -141,6 +141,7 @@ class _Segmenter:
         self.profile: np.ndarray | None = None
         self.trust = 1.0  # of the correlation cue, measured once per pullback
         self.near_correlation: float | None = None  # of blood next to the catheter, per pullback
+        self.near_grey: tuple[float, float, float] | None = None  # its log grey quartiles (lumen.py)
         self.priors: dict[str, np.ndarray] | None = None  # from keyframes (keyframes.py)
         self.prior_row: dict[int, int] = {}
         self.looks: dict[str, np.ndarray] = {}  # learned from keyframes (keyframes.learn_looks)

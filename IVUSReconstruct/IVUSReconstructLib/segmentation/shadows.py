@@ -281,6 +281,27 @@ def _branch_sectors(
     return lumen_sector, vessel_sector | lumen_sector
 
 
+def narrow_shadows(seg: _Segmenter, image: np.ndarray, start: int, margin: int) -> np.ndarray:
+    """Directions (F, A) in a narrow shadow (a guidewire's), found before any border is traced.
+
+    A direction is shadowed where its whole ray beyond 0.5 mm past the ring-down (sample
+    ``start``) echoes less than ``shadow_ratio`` times the frame's median direction; only
+    sectors narrower than 30 degrees count (a wide shadow is calcium, whose leading edge is the
+    lumen border), widened by ``margin`` directions on either side. ``image`` (F, A, R): linear
+    grey levels.
+    """
+    n_f, n_a, _ = image.shape
+    far = image[..., min(start + seg.samples(0.5), seg.n_r - 1) :].mean(axis=-1)
+    dark = far < seg.o.shadow_ratio * np.maximum(np.median(far, axis=1, keepdims=True), 1e-3)
+    long_run = max(3, n_a // 12)
+    out = np.zeros((n_f, n_a), bool)
+    for f in range(n_f):
+        for first, length in _runs(dark[f]):
+            if 2 <= length < long_run:
+                out[f, (first - margin + np.arange(length + 2 * margin)) % n_a] = True
+    return out
+
+
 def find_shadows(
     seg: _Segmenter, image: np.ndarray, lumen_mm: np.ndarray, vessel_mm: np.ndarray, memo: dict | None = None
 ) -> tuple[np.ndarray, np.ndarray, list[list[np.ndarray]], np.ndarray]:
