@@ -104,7 +104,10 @@ def trace_lumen(
     enclosed = _enclosed_tissue(seg, smooth, grey_level, start, weight, dark_out=dark_depth)
     # the grey-level rise from blood to wall backs the correlation up where blood echoes
     # little (20 MHz) and its few echoes happen to correlate
-    grey = _tissue_step(_box(log_image, 5, 1), dark_depth[1], w, start)
+    grey = _step(_box(log_image, 5, 1), w)
+    grey = np.clip(
+        grey / np.maximum(np.percentile(grey[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None], -1, 1
+    )
     local = _step(_box(stability, 3, 1), w)
     local = np.clip(
         local / np.maximum(np.percentile(local[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None], -1, 1
@@ -234,26 +237,7 @@ def _enclosed_tissue(
     charge = (seg.trust * seg.o.enclosed_tissue_per_mm * depth).astype(np.float32)
     if dark_out is not None:
         dark_out.append(dark_depth)
-        dark_out.append(dark if seg.o.dark_tissue_ahead_mm > 0 else np.zeros_like(depth))
     return charge
-
-
-def _tissue_step(grey: np.ndarray, dark: np.ndarray, w: int, start: int) -> np.ndarray:
-    """Outward step (F, A, R) from blood into tissue, -1..1: the rise of the grey level
-    (``grey``, log), or the rise into echolucent tissue (``dark``, its likeness 0-1, from
-    :func:`_enclosed_tissue`), whichever is larger.
-
-    Wall is brighter than blood, but a lipid pool behind a thin cap is darker than bright
-    40-60 MHz blood: its front is a fall of the grey level, which cancelled the correlation's
-    step there and left the lumen border nothing to stop on in front of the pool.
-    """
-    step = _step(grey, w)
-    step = np.clip(
-        step / np.maximum(np.percentile(step[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None], -1, 1
-    )
-    if False and dark.any():
-        step = np.maximum(step, np.clip(_step(dark, w), 0.0, 1.0))
-    return step
 
 
 def _lagged_depth(t: np.ndarray, lag: int, dr: float) -> np.ndarray:

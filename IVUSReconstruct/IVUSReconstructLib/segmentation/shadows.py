@@ -282,23 +282,41 @@ def _branch_sectors(
 
 
 def narrow_shadows(seg: _Segmenter, image: np.ndarray, start: int, margin: int) -> np.ndarray:
-    """Directions (F, A) in a narrow shadow (a guidewire's), found before any border is traced.
+    """Directions (F, A) of a narrow shadow (a guidewire's) and of its reflector, found before
+    any border is traced.
 
     A direction is shadowed where its whole ray beyond 0.5 mm past the ring-down (sample
     ``start``) echoes less than ``shadow_ratio`` times the frame's median direction; only
     sectors narrower than 30 degrees count (a wide shadow is calcium, whose leading edge is the
-    lumen border), widened by ``margin`` directions on either side. ``image`` (F, A, R): linear
-    grey levels.
+    lumen border). The reflector's echo is wider than the shadow it casts (the beam sees the
+    wire before the wire blocks it): the sector spreads on either side while the reflector's
+    depth stays brighter than half-way (log grey) between the frame's tissue and the
+    reflector's peak, plus ``margin`` directions. ``image`` (F, A, R): linear grey levels.
     """
-    n_f, n_a, _ = image.shape
-    far = image[..., min(start + seg.samples(0.5), seg.n_r - 1) :].mean(axis=-1)
+    n_f, n_a, n_r = image.shape
+    far = image[..., min(start + seg.samples(0.5), n_r - 1) :].mean(axis=-1)
     dark = far < seg.o.shadow_ratio * np.maximum(np.median(far, axis=1, keepdims=True), 1e-3)
     long_run = max(3, n_a // 12)
     out = np.zeros((n_f, n_a), bool)
+    if not dark.any():
+        return out
+    level = ndimage.uniform_filter1d(np.log1p(image), 3, axis=-1, mode="nearest")
+    half = seg.samples(0.05, 1)
     for f in range(n_f):
+        tissue = float(np.median(level[f, :, start:]))
         for first, length in _runs(dark[f]):
-            if 2 <= length < long_run:
-                out[f, (first - margin + np.arange(length + 2 * margin)) % n_a] = True
+            if not 2 <= length < long_run:
+                continue
+            idx = (first + np.arange(length)) % n_a
+            column = level[f, idx, start:].mean(axis=0)
+            depth = start + int(np.argmax(column))
+            lit = level[f, :, max(depth - half, 0) : depth + half + 1].max(axis=-1) > 0.5 * (tissue + column.max())
+            lo, hi = 0, 0
+            while lo < long_run and lit[(first - lo - 1) % n_a]:
+                lo += 1
+            while hi < long_run and lit[(first + length + hi) % n_a]:
+                hi += 1
+            out[f, (first - lo - margin + np.arange(length + lo + hi + 2 * margin)) % n_a] = True
     return out
 
 
