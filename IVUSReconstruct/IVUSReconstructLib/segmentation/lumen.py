@@ -223,7 +223,13 @@ def _enclosed_tissue(
         bright_blood = np.clip(
             (seg.o.dark_tissue_max_contrast - raw_contrast) / (0.5 * seg.o.dark_tissue_max_contrast), 0.0, 1.0
         )
-        dark = dark * bright_blood[:, None, None]
+        # a pool too thin for the grey levels alone (speckle over a few samples) is still stable:
+        # darker than blood's lower quartile by half a range, fully by one more, and
+        # correlated where the correlation is trusted (not a shadow's noise)
+        q1, _, q3 = blood_grey
+        iqr = np.maximum(q3 - q1, 1e-3)[:, None, None]
+        thin = np.clip((q1[:, None, None] - 0.5 * iqr - grey) / iqr, 0.0, 1.0) * weight * likeness[0]
+        dark = np.maximum(dark, thin) * bright_blood[:, None, None]
         dark[..., : start + 1] = 0.0
         # judged on grey levels smoothed over three samples, not on a correlation window: a
         # thin pool behind its cap is charged from its second sample on
