@@ -101,13 +101,23 @@ def trace_lumen(
     smooth = _box(stability, 5, 3)
     grey_level = _box(log_image, 5, 3)
     dark_depth: list[np.ndarray] = []
-    enclosed = _enclosed_tissue(seg, smooth, grey_level, start, weight, dark_out=dark_depth)
+    # a guidewire's shadow shows no border, and the wire's echo is a bright, stable step just
+    # past the catheter: a trace stopped on the wire and dragged its neighbours in with it
+    # (a quarter turn beside an echolucent pool), and the wire then lay "at the border" and
+    # was taken for calcium. Its shadow is left to the border seen on either side (the
+    # features are averaged over 5 directions: 2 more on either side), and its echo, wider
+    # than the shadow, is not charged as tissue
+    unseen, wire = narrow_shadows(seg, image, start, 2)
+    enclosed = _enclosed_tissue(seg, smooth, grey_level, start, weight, dark_out=dark_depth, not_tissue=wire)
     # the grey-level rise from blood to wall backs the correlation up where blood echoes
     # little (20 MHz) and its few echoes happen to correlate
-    grey = _step(_box(log_image, 5, 1), w)
+    grey_box = _box(log_image, 5, 1)
+    grey = _step(grey_box, w)
     grey = np.clip(
         grey / np.maximum(np.percentile(grey[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None], -1, 1
     )
+    # a rise out of an echolucent pool is not the lumen's border (_blood_behind)
+    grey = _rises_from_blood(grey, _blood_behind(grey_box, w, *dark_depth[1:]))
     local = _step(_box(stability, 3, 1), w)
     local = np.clip(
         local / np.maximum(np.percentile(local[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None], -1, 1
@@ -124,12 +134,6 @@ def trace_lumen(
         # blood that does not move is still dark: the regions of grey level separate it from
         # the wall, where the steps of its speckle would stop an edge trace (20 MHz)
         edges.append(_region_score(seg, _box(image, 5, 3), start))
-    # a guidewire's shadow shows no border, and the wire itself is a bright, stable step just
-    # past the catheter: a trace there stopped on the wire and dragged its neighbours in with
-    # it (a quarter turn beside an echolucent pool), and the wire then lay "at the border" and
-    # was taken for calcium. Its directions are left to the border seen on either side (the
-    # features are averaged over 5 directions: the wire reaches 2 beyond its shadow)
-    unseen = narrow_shadows(seg, image, start, 2)
     best_path, best_edge = _best_trace(seg, edges, smooth, start, w, enclosed, grey_level, unseen)
     if seg.o.region_blood and seg.trust > 0 and prior is None:
         # blood judged at each depth, not by its first 0.3 mm: bright 40-60 MHz speckle
@@ -138,7 +142,7 @@ def trace_lumen(
         # separates blood from wall best. With keyframes, the looks learned from the reader's
         # borders judge blood instead (an added keyframe lowered a frame's Jaccard by 0.065)
         q1, q3, usable = _region_blood(seg, smooth, grey_level, start)
-        relaxed = _enclosed_tissue(seg, smooth, grey_level, start, weight, (q1, q3))
+        relaxed = _enclosed_tissue(seg, smooth, grey_level, start, weight, (q1, q3), not_tissue=wire)
         again_path, again_edge = _best_trace(seg, edges, smooth, start, w, relaxed, grey_level, unseen)
         better = _trace_score(seg, smooth, grey_level, again_path, start) > _trace_score(
             seg, smooth, grey_level, best_path, start
@@ -160,13 +164,21 @@ def trace_lumen(
     charge = np.where(flat[:, None, None], np.float32(seg.o.flattened_charge), np.float32(1.0)) * enclosed
     if flat.any():
         again_path, again_edge = _best_trace(
-            seg, [e[flat] for e in edges], smooth[flat], start, w, charge[flat], grey_level[flat], unseen[flat]
+            seg,
+            [e[flat] for e in edges],
+            smooth[flat],
+            start,
+            w,
+            charge[flat],
+            grey_level[flat],
+            unseen[flat],
         )
         best_path[flat], best_edge[flat] = again_path, again_edge
     strength = np.take_along_axis(best_edge, best_path[..., None], axis=-1)[..., 0]
     # the grey levels as displayed (already log-compressed by the console): compressing
     # them again would pull the half-way point of a blurred step towards the darker side
-    return _refine_lumen(seg, image, best_path, start, charge, unseen), np.clip(strength, 0.0, 1.0)
+    behind = _blood_behind(grey_box, seg.samples(0.06, 2), *dark_depth[1:])
+    return _refine_lumen(seg, image, best_path, start, charge, unseen, behind), np.clip(strength, 0.0, 1.0)
 
 
 def _enclosed_tissue(
@@ -177,6 +189,7 @@ def _enclosed_tissue(
     weight: np.ndarray,
     blood_model: tuple[np.ndarray, np.ndarray] | None = None,
     dark_out: list[np.ndarray] | None = None,
+    not_tissue: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cost of enclosing correlated tissue in the lumen, (F, A, R): the tissue-like depth (mm)
     between the ring-down and each radius, times ``enclosed_tissue_per_mm``.
@@ -211,6 +224,9 @@ def _enclosed_tissue(
     # bright and stable; brightness alone where the correlation is unreliable
     t = likeness[1] * (weight * likeness[0] + 1.0 - weight)
     t[..., : start + 1] = 0.0
+    if not_tissue is not None:
+        # ``not_tissue`` (F, A, R), optional: a guidewire's echo (:func:`.shadows.narrow_shadows`)
+        t[not_tissue] = 0.0
     # a border's own window straddles it: the last samples inside are not counted
     depth = _lagged_depth(t, seg.samples(seg.o.correlation_half_mm, 1) + 1, seg.dr)
     if seg.o.dark_tissue_ahead_mm > 0:
@@ -223,13 +239,7 @@ def _enclosed_tissue(
         bright_blood = np.clip(
             (seg.o.dark_tissue_max_contrast - raw_contrast) / (0.5 * seg.o.dark_tissue_max_contrast), 0.0, 1.0
         )
-        # a pool too thin for the grey levels alone (speckle over a few samples) is still stable:
-        # darker than blood's lower quartile by half a range, fully by one more, and
-        # correlated where the correlation is trusted (not a shadow's noise)
-        q1, _, q3 = blood_grey
-        iqr = np.maximum(q3 - q1, 1e-3)[:, None, None]
-        thin = np.clip((q1[:, None, None] - 0.5 * iqr - grey) / iqr, 0.0, 1.0) * weight * likeness[0]
-        dark = np.maximum(dark, thin) * bright_blood[:, None, None]
+        dark = dark * bright_blood[:, None, None]
         dark[..., : start + 1] = 0.0
         # judged on grey levels smoothed over three samples, not on a correlation window: a
         # thin pool behind its cap is charged from its second sample on
@@ -237,13 +247,46 @@ def _enclosed_tissue(
         depth = depth + dark_depth
     else:
         dark_depth = np.zeros_like(depth)
+        bright_blood, blood_grey = np.zeros(n_f), None
     # the charge tells the media's step from the lumen's by what is stable between them: where
     # the correlation says nothing, brightness alone would charge the brighter speckle of still
     # blood and the guidewire (20 MHz set B: box IoU 0.79 with it, 0.885 without)
     charge = (seg.trust * seg.o.enclosed_tissue_per_mm * depth).astype(np.float32)
     if dark_out is not None:
-        dark_out.append(dark_depth)
+        dark_out += [dark_depth, bright_blood, blood_grey]
     return charge
+
+
+def _blood_behind(
+    grey: np.ndarray,
+    w: int,
+    bright_blood: np.ndarray,
+    blood_grey: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+) -> np.ndarray | None:
+    """How far a rise of the grey level at each sample (F, A, R) can be blood meeting the
+    wall, 0-1, from the ``w`` samples inside it (``grey``, log); None where it always can.
+
+    Where blood echoes nearly as much as the wall (``bright_blood`` (F,), 0-1, of
+    :func:`_enclosed_tissue`), a rise from below blood's grey levels (``blood_grey``, its
+    quartiles (F,)) is the back of an echolucent pool, the strongest step around, which drew
+    the lumen border across the pool. A rise counts in full where its inner side is at or
+    above blood's lower quartile, not at all one interquartile range below it.
+    """
+    if blood_grey is None or not np.any(bright_blood > 0):
+        return None
+    q1, _, q3 = (np.asarray(q)[:, None, None] for q in blood_grey)
+    cs = np.concatenate([np.zeros(grey.shape[:-1] + (1,), np.float32), np.cumsum(grey, axis=-1)], axis=-1)
+    r = np.arange(grey.shape[-1])
+    lo = np.maximum(r - w, 0)
+    inner = (cs[..., r] - cs[..., lo]) / np.maximum(r - lo, 1)
+    blood_like = np.clip(1.0 - (q1 - inner) / np.maximum(q3 - q1, 1e-3), 0.0, 1.0)
+    b = bright_blood[:, None, None]
+    return (1.0 - b + b * blood_like).astype(np.float32)
+
+
+def _rises_from_blood(step: np.ndarray, behind: np.ndarray | None) -> np.ndarray:
+    """``step`` (F, A, R) with its rises weighted by ``behind`` (:func:`_blood_behind`)."""
+    return step if behind is None else np.where(step > 0, step * behind, step).astype(np.float32)
 
 
 def _lagged_depth(t: np.ndarray, lag: int, dr: float) -> np.ndarray:
@@ -268,7 +311,10 @@ def _blood_grey(seg: _Segmenter, grey: np.ndarray, near: slice) -> tuple[np.ndar
 
 
 def _dark_tissue(
-    seg: _Segmenter, grey: np.ndarray, bright: np.ndarray, blood_grey: tuple[np.ndarray, np.ndarray, np.ndarray]
+    seg: _Segmenter,
+    grey: np.ndarray,
+    bright: np.ndarray,
+    blood_grey: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> np.ndarray:
     """Likeness (F, A, R) of echolucent tissue: darker than the frame's blood, in front of a
     bright wall layer.
@@ -506,6 +552,7 @@ def _refine_lumen(
     start: int,
     charge: np.ndarray | None = None,
     unseen: np.ndarray | None = None,
+    behind: np.ndarray | None = None,
 ) -> np.ndarray:
     """Place the lumen border on the grey-level step near the correlation border.
 
@@ -516,7 +563,9 @@ def _refine_lumen(
     border keeps the robustness of the one and the precision of the other.
     """
     w = seg.samples(0.06, 2)
-    edge = _step(_box(log_image, 5, 1), w)
+    # ``behind`` (F, A, R), optional: how far each rise can be blood meeting the wall
+    # (:func:`_blood_behind`); the back of an echolucent pool is the strongest rise in the band
+    edge = _rises_from_blood(_step(_box(log_image, 5, 1), w), behind)
     r = np.arange(seg.n_r)[None, None, :]
     lo = path[..., None] - seg.samples(seg.o.refine_inner_mm, 1)
     # the correlation border lies up to a window inside the true one
@@ -583,4 +632,6 @@ def _measure_ring_down(seg: _Segmenter) -> None:
         grey = _box(np.log1p(np.stack([polar[int(i)] for i in probe])), 5, 3)
         band = grey[..., seg.ring : seg.ring + seg.samples(0.3, 3)].reshape(len(probe), -1)
         if band.size:
-            seg.near_grey = tuple(float(v) for v in np.median(np.percentile(band, [25, 50, 75], axis=1), axis=1))
+            seg.near_grey = tuple(
+                float(v) for v in np.median(np.percentile(band, [25, 50, 75], axis=1), axis=1)
+            )

@@ -42,6 +42,7 @@ from .shadows import (
     _fill_hidden,
     _penumbra,
     find_shadows,
+    narrow_shadows,
 )
 from .shapes import _aspect_ratio
 
@@ -334,6 +335,10 @@ class _Segmenter:
         memo: dict = {}  # penumbrae asked twice (shadows.py)
         shadow, calcium, polygons, reflector = find_shadows(self, image, lumen_mm, vessel_mm, memo)
         wire = shadow & ~calcium
+        if self.ring is not None and stability is not None:
+            # the lumen trace left a guidewire's shadow and echo to the border either side
+            # (lumen.trace_lumen): the border there is filled from the border seen beyond them
+            wire |= narrow_shadows(self, image, self.ring, 2)[0]
         # nothing behind calcium is seen: the lumen ends in front of its leading edge
         lumen_mm = np.where(calcium, np.minimum(lumen_mm, reflector - 0.5 * self.dr), lumen_mm)
         long_run = max(3, self.o.n_angles // 12)  # 30 degrees
