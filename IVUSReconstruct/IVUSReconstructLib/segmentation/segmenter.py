@@ -337,8 +337,11 @@ class _Segmenter:
         wire = shadow & ~calcium
         if self.ring is not None and stability is not None:
             # the lumen trace left a guidewire's shadow and echo to the border either side
-            # (lumen.trace_lumen): the border there is filled from the border seen beyond them
-            wire |= narrow_shadows(self, image, self.ring, 2)[0]
+            # (lumen.trace_lumen): the borders there are filled from those seen beyond them
+            # (the EEM was searched outside that lumen)
+            blind = narrow_shadows(self, image, self.ring, 2)[0]
+            wire |= blind
+            shadow = shadow | blind
         # nothing behind calcium is seen: the lumen ends in front of its leading edge
         lumen_mm = np.where(calcium, np.minimum(lumen_mm, reflector - 0.5 * self.dr), lumen_mm)
         long_run = max(3, self.o.n_angles // 12)  # 30 degrees
