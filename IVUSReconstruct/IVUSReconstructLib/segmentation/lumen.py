@@ -77,6 +77,7 @@ def trace_lumen(
     log_image: np.ndarray,
     image: np.ndarray,
     prior: np.ndarray | None = None,
+    shadows: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lumen path (F, A) in samples (sub-sample) and its edge strength (F, A).
 
@@ -85,7 +86,8 @@ def trace_lumen(
     correlates by chance); where the pullback's blood does not decorrelate (``seg.trust`` < 1)
     a third from the regions of grey level (dark blood, bright wall). Each frame keeps the
     candidate that separates blood inside from tissue outside best. ``prior`` (F, A, R),
-    optional, is a cost of each radius from keyframes' borders (:mod:`.keyframes`).
+    optional, is a cost of each radius from keyframes' borders (:mod:`.keyframes`);
+    ``shadows``, optional, :func:`.shadows.narrow_shadows` of these frames (computed if not given).
     """
     w = seg.samples(seg.o.lumen_edge_mm, 2)
     if stability is None or seg.ring is None:
@@ -107,7 +109,7 @@ def trace_lumen(
     # was taken for calcium. Its shadow is left to the border seen on either side (the
     # features are averaged over 5 directions: 2 more on either side), and its echo, wider
     # than the shadow, is not charged as tissue
-    unseen, wire = narrow_shadows(seg, image, start, 2)
+    unseen, wire = shadows if shadows is not None else narrow_shadows(seg, image, start, 2, log_image)
     enclosed = _enclosed_tissue(seg, smooth, grey_level, start, weight, dark_out=dark_depth, not_tissue=wire)
     # the grey-level rise from blood to wall backs the correlation up where blood echoes
     # little (20 MHz) and its few echoes happen to correlate

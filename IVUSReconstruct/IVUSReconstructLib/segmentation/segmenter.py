@@ -320,8 +320,13 @@ class _Segmenter:
         if stability is not None and self.ring is None:
             self.ring = _ring_extent(stability, self.o.ring_correlation, self.samples(self.o.max_ring_mm))
         codes = look_codes(log_image, stability) if self.looks or self.wall_looks else None
+        # guidewire shadows and echoes (shadows.narrow_shadows): left to the border either side
+        # by the lumen trace, and filled below
+        narrow = None
+        if stability is not None and self.ring is not None:
+            narrow = narrow_shadows(self, image, self.ring, 2, log_image)
         lumen_path, lumen_strength = trace_lumen(
-            self, stability, log_image, image, self._lumen_prior(frames, codes, image)
+            self, stability, log_image, image, self._lumen_prior(frames, codes, image), narrow
         )
         lumen_mm = self.to_mm(lumen_path)
         lumen_mm = _normal_refine(self, frames, lumen_mm, passes=self.o.normal_refine_passes)
@@ -335,13 +340,12 @@ class _Segmenter:
         memo: dict = {}  # penumbrae asked twice (shadows.py)
         shadow, calcium, polygons, reflector = find_shadows(self, image, lumen_mm, vessel_mm, memo)
         wire = shadow & ~calcium
-        if self.ring is not None and stability is not None:
+        if narrow is not None:
             # the lumen trace left a guidewire's shadow and echo to the border either side
             # (lumen.trace_lumen): the borders there are filled from those seen beyond them
             # (the EEM was searched outside that lumen)
-            blind = narrow_shadows(self, image, self.ring, 2)[0]
-            wire |= blind
-            shadow = shadow | blind
+            wire |= narrow[0]
+            shadow = shadow | narrow[0]
         # nothing behind calcium is seen: the lumen ends in front of its leading edge
         lumen_mm = np.where(calcium, np.minimum(lumen_mm, reflector - 0.5 * self.dr), lumen_mm)
         long_run = max(3, self.o.n_angles // 12)  # 30 degrees

@@ -282,7 +282,7 @@ def _branch_sectors(
 
 
 def narrow_shadows(
-    seg: _Segmenter, image: np.ndarray, start: int, margin: int
+    seg: _Segmenter, image: np.ndarray, start: int, margin: int, log_image: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Narrow shadows (a guidewire's) and their reflectors, found before any border is traced.
 
@@ -298,6 +298,8 @@ def narrow_shadows(
     ----------
     image : ndarray of shape (F, A, R)
         Linear grey levels.
+    log_image : ndarray of shape (F, A, R), optional
+        ``log1p(image)``, when already computed.
     margin : int
         Directions added on either side of each shadow.
 
@@ -316,20 +318,23 @@ def narrow_shadows(
     echo = np.zeros((n_f, n_a, n_r), bool)
     if not dark.any():
         return unseen, echo
-    # brightness over the frame's typical direction at the same depth: the ring-down, the
-    # same in every direction, is not the reflector
-    level = ndimage.uniform_filter1d(np.log1p(image), 3, axis=-1, mode="nearest")
-    level = level - np.median(level, axis=1, keepdims=True)
     half = seg.samples(0.05, 1)
     for f in range(n_f):
-        for first, length in _runs(dark[f]):
-            if not 2 <= length < long_run:
-                continue
+        runs = [(first, length) for first, length in _runs(dark[f]) if 2 <= length < long_run]
+        if not runs:
+            continue
+        # brightness over the frame's typical direction at the same depth: the ring-down, the
+        # same in every direction, is not the reflector
+        level = ndimage.uniform_filter1d(
+            np.log1p(image[f]) if log_image is None else log_image[f], 3, axis=-1, mode="nearest"
+        )
+        level = level - np.median(level, axis=0, keepdims=True)
+        for first, length in runs:
             idx = (first + np.arange(length)) % n_a
-            column = level[f, idx, start:].mean(axis=0)
+            column = level[idx, start:].mean(axis=0)
             depth = start + int(np.argmax(column))
             excess = 0.5 * column.max()
-            lit = level[f, :, max(depth - half, 0) : depth + half + 1].max(axis=-1) > excess
+            lit = level[:, max(depth - half, 0) : depth + half + 1].max(axis=-1) > excess
             # at most the shadow's own width on either side (the beam is about as wide as the
             # wire's shadow; a bright vein wall beside a wire is not its echo)
             lo, hi = 0, 0
@@ -340,7 +345,7 @@ def narrow_shadows(
             wide = (first - lo - margin + np.arange(length + lo + hi + 2 * margin)) % n_a
             unseen[f, wide] = True
             stop = min(depth + seg.samples(0.5), n_r)
-            echo[f, wide, start:stop] = level[f, wide, start:stop] > excess
+            echo[f, wide, start:stop] = level[wide, start:stop] > excess
     return unseen, echo
 
 
