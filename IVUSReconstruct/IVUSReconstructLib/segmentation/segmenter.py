@@ -340,10 +340,13 @@ class _Segmenter:
         memo: dict = {}  # penumbrae asked twice (shadows.py)
         shadow, calcium, polygons, reflector = find_shadows(self, image, lumen_mm, vessel_mm, memo)
         wire = shadow & ~calcium
+        # the lumen trace left a guidewire's shadow and echo to the border either side
+        # (lumen.trace_lumen): the borders there are filled from those seen beyond them (the EEM
+        # was searched outside that lumen). Beside the shadow the image is seen: the confidence
+        # does not count the echo's directions as unseen
+        echo_only = np.zeros_like(shadow)
         if narrow is not None:
-            # the lumen trace left a guidewire's shadow and echo to the border either side
-            # (lumen.trace_lumen): the borders there are filled from those seen beyond them
-            # (the EEM was searched outside that lumen)
+            echo_only = narrow[0] & ~shadow
             wire |= narrow[0]
             shadow = shadow | narrow[0]
         # nothing behind calcium is seen: the lumen ends in front of its leading edge
@@ -367,7 +370,7 @@ class _Segmenter:
         }
         # a flattened lumen (a compressed vein) is far from any ellipse at its ends
         flat = _aspect_ratio(lumen_mm) >= self.o.flattened_aspect
-        filled = shadow.copy()
+        filled = shadow & ~echo_only
         shape = near = None
         if self.priors is not None:
             rows = [self.prior_row[int(i)] for i in frames]
@@ -402,7 +405,7 @@ class _Segmenter:
                 vessel_mm[f] = (
                     w * fill_from_prior(vessel_mm[f], behind, shape[f], long_run) + (1 - w) * vessel_mm[f]
                 )
-            filled[f] |= lumen_hidden | vessel_hidden
+            filled[f] |= (lumen_hidden | vessel_hidden) & ~echo_only[f]
         if self.ring is not None:
             # an ellipse filled over a hidden sector of a lumen off the catheter (wedged) may not
             # contain the catheter: its rays then cross it behind the centre (LAD 1215: -0.4 mm)
