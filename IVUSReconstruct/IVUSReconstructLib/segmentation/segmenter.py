@@ -324,13 +324,7 @@ class _Segmenter:
         # by the lumen trace, and filled below
         narrow = None
         if stability is not None and self.ring is not None:
-            if self.priors is None:
-                narrow = narrow_shadows(self, image, self.ring, 2, log_image)
-            else:
-                # with keyframes, shadowed directions are traced as without them (_lumen_prior):
-                # left to the border either side too, the corrections reached fewer frames
-                # (keyframes' lumen area error between two edited frames 0.61 -> 0.71 mm2)
-                narrow = (np.zeros(image.shape[:2], bool), np.zeros(image.shape, bool))
+            narrow = narrow_shadows(self, image, self.ring, 2, log_image)
         lumen_path, lumen_strength = trace_lumen(
             self, stability, log_image, image, self._lumen_prior(frames, codes, image), narrow
         )
