@@ -9,6 +9,7 @@ from scipy import ndimage
 
 from .paths import dp_closed_path
 from .polar import _box, _neighbours, _step, _subsample
+from .shadows import narrow_shadows
 from .shapes import _aspect_ratio
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ def trace_lumen(
     prior: np.ndarray | None = None,
     choice: np.ndarray | None = None,
     evidence: list[np.ndarray] | None = None,
+    shadows: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lumen path (F, A) in samples (sub-sample) and its edge strength (F, A).
 
@@ -92,7 +94,8 @@ def trace_lumen(
     correlates by chance); where the pullback's blood does not decorrelate (``seg.trust`` < 1)
     a third from the regions of grey level (dark blood, bright wall). Each frame keeps the
     candidate that separates blood inside from tissue outside best. ``prior`` (F, A, R),
-    optional, is a cost of each radius from keyframes' borders (:mod:`.keyframes`).
+    optional, is a cost of each radius from keyframes' borders (:mod:`.keyframes`);
+    ``shadows``, optional, :func:`.shadows.narrow_shadows` of these frames (computed if not given).
     """
     w = seg.samples(seg.o.lumen_edge_mm, 2)
     if stability is None or seg.ring is None:
@@ -104,13 +107,27 @@ def trace_lumen(
         strength = np.take_along_axis(edge, path[..., None], axis=-1)[..., 0]
         return _subsample(edge, path), np.clip(strength, 0.0, 1.0)
     start = seg.ring
+    weight = seg.trust * _stability_weight(stability, log_image, start)[:, None, None]
+    smooth = _box(stability, 5, 3)
+    grey_level = _box(log_image, 5, 3)
+    dark_depth: list[np.ndarray] = []
+    # a guidewire's shadow shows no border, and the wire's echo is a bright, stable step just
+    # past the catheter: a trace stopped on the wire and dragged its neighbours in with it
+    # (a quarter turn beside an echolucent pool), and the wire then lay "at the border" and
+    # was taken for calcium. Its shadow is left to the border seen on either side (the
+    # features are averaged over 5 directions: 2 more on either side), and its echo, wider
+    # than the shadow, is not charged as tissue
+    unseen, wire = shadows if shadows is not None else narrow_shadows(seg, image, start, 2, log_image)
+    enclosed = _enclosed_tissue(seg, smooth, grey_level, start, weight, dark_out=dark_depth, not_tissue=wire)
     # the grey-level rise from blood to wall backs the correlation up where blood echoes
     # little (20 MHz) and its few echoes happen to correlate
-    grey = _step(_box(log_image, 5, 1), w)
+    grey_box = _box(log_image, 5, 1)
+    grey = _step(grey_box, w)
     grey = np.clip(
         grey / np.maximum(np.percentile(grey[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None], -1, 1
     )
-    weight = seg.trust * _stability_weight(stability, log_image, start)[:, None, None]
+    # a rise out of an echolucent pool is not the lumen's border (_blood_behind)
+    grey = _rises_from_blood(grey, _blood_behind(grey_box, w, *dark_depth[1:]))
     local = _step(_box(stability, 3, 1), w)
     local = np.clip(
         local / np.maximum(np.percentile(local[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None], -1, 1
@@ -118,11 +135,7 @@ def trace_lumen(
     # a rise of the correlation with no rise of the grey level is slow or stagnant blood, not
     # the wall: such steps count half
     local = local * np.clip(0.5 + grey, 0.0, 1.0)
-    smooth = _box(stability, 5, 3)
     region = _region_score(seg, smooth, start)
-    grey_level = _box(log_image, 5, 3)
-    dark_depth: list[np.ndarray] = []
-    enclosed = _enclosed_tissue(seg, smooth, grey_level, start, weight, dark_out=dark_depth)
     if prior is not None:
         # keyframes' borders, interpolated: a cost of straying from them (keyframes.py)
         enclosed = enclosed + prior
@@ -131,8 +144,8 @@ def trace_lumen(
         # blood that does not move is still dark: the regions of grey level separate it from
         # the wall, where the steps of its speckle would stop an edge trace (20 MHz)
         edges.append(_region_score(seg, _box(image, 5, 3), start))
-    best_path, best_edge = _best_trace(seg, edges, smooth, start, w, enclosed, grey_level)
-    traced = (edges, smooth, start, w, enclosed, grey_level)
+    best_path, best_edge = _best_trace(seg, edges, smooth, start, w, enclosed, grey_level, unseen, prior)
+    traced = (edges, smooth, start, w, enclosed, grey_level, unseen, prior)
     kept_path, kept_edge, charge = _retrace_flattened(seg, traced, best_path, best_edge)
     if seg.o.region_blood and seg.trust > 0 and prior is None:
         # blood judged at each depth, not by its first 0.3 mm: bright 40-60 MHz speckle
@@ -142,8 +155,8 @@ def trace_lumen(
         # With keyframes, the looks learned from the reader's borders judge blood instead (an
         # added keyframe lowered a frame's Jaccard by 0.065)
         q1, q3, usable = _region_blood(seg, smooth, grey_level, start)
-        relaxed = _enclosed_tissue(seg, smooth, grey_level, start, weight, (q1, q3))
-        second_path, second_edge = _best_trace(seg, edges, smooth, start, w, relaxed, grey_level)
+        relaxed = _enclosed_tissue(seg, smooth, grey_level, start, weight, (q1, q3), not_tissue=wire)
+        second_path, second_edge = _best_trace(seg, edges, smooth, start, w, relaxed, grey_level, unseen)
         gain = _trace_score(seg, smooth, grey_level, second_path, start) - _trace_score(
             seg, smooth, grey_level, best_path, start
         )
@@ -174,28 +187,37 @@ def trace_lumen(
     strength = np.take_along_axis(kept_edge, kept_path[..., None], axis=-1)[..., 0]
     # the grey levels as displayed (already log-compressed by the console): compressing
     # them again would pull the half-way point of a blurred step towards the darker side
-    return _refine_lumen(seg, image, kept_path, start, charge), np.clip(strength, 0.0, 1.0)
+    behind = _blood_behind(grey_box, seg.samples(0.06, 2), *dark_depth[1:])
+    return _refine_lumen(seg, image, kept_path, start, charge, unseen, behind, prior), np.clip(strength, 0.0, 1.0)
 
 
 def _retrace_flattened(
     seg: _Segmenter, traced: tuple, path: np.ndarray, edge: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``path`` (F, A) and ``edge`` (F, A, R) with flattened lumens traced again, and the charge
-    (F, A, R) each frame pays; ``traced``: (edges, smooth, start, w, enclosed, grey_level) as
-    given to :func:`_best_trace`.
+    (F, A, R) each frame pays; ``traced``: (edges, smooth, start, w, enclosed, grey_level,
+    unseen, held) as given to :func:`_best_trace`.
 
     A flattened lumen (a compressed vein) has no media behind its wall to leak into, but its
     narrow ends mix with the wall in the correlation windows and look enclosed: those frames are
     traced again with a fraction of the charge, enough still to keep the border from crossing a
     whole wall into the dark lumen of the artery compressing the vein.
     """
-    edges, smooth, start, w, enclosed, grey_level = traced
+    edges, smooth, start, w, enclosed, grey_level, unseen, held = traced
     flat = _aspect_ratio(seg.to_mm(path)) >= seg.o.flattened_aspect
     charge = np.where(flat[:, None, None], np.float32(seg.o.flattened_charge), np.float32(1.0)) * enclosed
     if flat.any():
         path, edge = path.copy(), edge.copy()
         path[flat], edge[flat] = _best_trace(
-            seg, [e[flat] for e in edges], smooth[flat], start, w, charge[flat], grey_level[flat]
+            seg,
+            [e[flat] for e in edges],
+            smooth[flat],
+            start,
+            w,
+            charge[flat],
+            grey_level[flat],
+            unseen[flat],
+            None if held is None else held[flat],
         )
     return path, edge, charge
 
@@ -208,6 +230,7 @@ def _enclosed_tissue(
     weight: np.ndarray,
     blood_model: tuple[np.ndarray, np.ndarray] | None = None,
     dark_out: list[np.ndarray] | None = None,
+    not_tissue: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cost of enclosing correlated tissue in the lumen, (F, A, R): the tissue-like depth (mm)
     between the ring-down and each radius, times ``enclosed_tissue_per_mm``.
@@ -227,7 +250,6 @@ def _enclosed_tissue(
     for k, (x, floor) in enumerate(((smooth, 0.1), (grey, 0.2))):
         blood = np.median(x[..., near].reshape(n_f, -1), axis=1)
         tissue = np.percentile(x[..., start:].reshape(n_f, -1), 75, axis=1)
-        raw_contrast = tissue - blood
         contrast = np.maximum(tissue - blood, floor)[:, None, None]
         level = (0.5 * (blood + tissue))[:, None, None]
         half = 0.5 * contrast
@@ -243,13 +265,18 @@ def _enclosed_tissue(
     # bright and stable; brightness alone where the correlation is unreliable
     t = likeness[1] * (weight * likeness[0] + 1.0 - weight)
     t[..., : start + 1] = 0.0
+    if not_tissue is not None:
+        # ``not_tissue`` (F, A, R), optional: a guidewire's echo (:func:`.shadows.narrow_shadows`)
+        t[not_tissue] = 0.0
     # a border's own window straddles it: the last samples inside are not counted
     depth = _lagged_depth(t, seg.samples(seg.o.correlation_half_mm, 1) + 1, seg.dr)
     if seg.o.dark_tissue_ahead_mm > 0:
-        dark = _dark_tissue(seg, grey, likeness[1], near) * (weight * likeness[0] + 1.0 - weight)
+        blood_grey = _blood_grey(seg, grey, near)
+        dark = _dark_tissue(seg, grey, likeness[1], blood_grey) * (weight * likeness[0] + 1.0 - weight)
         # only blood that echoes nearly as much as the wall (40-60 MHz) has tissue darker than it
         # in front of the wall; dark blood (20 MHz, the phantoms' phased regime) fades with depth
         # into darker-than-near-field blood (femoropopliteal lumen J 0.989 -> 0.979 without this)
+        raw_contrast = np.percentile(grey[..., start:].reshape(n_f, -1), 75, axis=1) - blood_grey[1]
         bright_blood = np.clip(
             (seg.o.dark_tissue_max_contrast - raw_contrast) / (0.5 * seg.o.dark_tissue_max_contrast), 0.0, 1.0
         )
@@ -261,13 +288,46 @@ def _enclosed_tissue(
         depth = depth + dark_depth
     else:
         dark_depth = np.zeros_like(depth)
+        bright_blood, blood_grey = np.zeros(n_f), None
     # the charge tells the media's step from the lumen's by what is stable between them: where
     # the correlation says nothing, brightness alone would charge the brighter speckle of still
     # blood and the guidewire (20 MHz set B: box IoU 0.79 with it, 0.885 without)
     charge = (seg.trust * seg.o.enclosed_tissue_per_mm * depth).astype(np.float32)
     if dark_out is not None:
-        dark_out.append(dark_depth)
+        dark_out += [dark_depth, bright_blood, blood_grey]
     return charge
+
+
+def _blood_behind(
+    grey: np.ndarray,
+    w: int,
+    bright_blood: np.ndarray,
+    blood_grey: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+) -> np.ndarray | None:
+    """How far a rise of the grey level at each sample (F, A, R) can be blood meeting the
+    wall, 0-1, from the ``w`` samples inside it (``grey``, log); None where it always can.
+
+    Where blood echoes nearly as much as the wall (``bright_blood`` (F,), 0-1, of
+    :func:`_enclosed_tissue`), a rise from below blood's grey levels (``blood_grey``, its
+    quartiles (F,)) is the back of an echolucent pool, the strongest step around, which drew
+    the lumen border across the pool. A rise counts in full where its inner side is at or
+    above blood's lower quartile, not at all one interquartile range below it.
+    """
+    if blood_grey is None or not np.any(bright_blood > 0):
+        return None
+    q1, _, q3 = (np.asarray(q)[:, None, None] for q in blood_grey)
+    cs = np.concatenate([np.zeros(grey.shape[:-1] + (1,), np.float32), np.cumsum(grey, axis=-1)], axis=-1)
+    r = np.arange(grey.shape[-1])
+    lo = np.maximum(r - w, 0)
+    inner = (cs[..., r] - cs[..., lo]) / np.maximum(r - lo, 1)
+    blood_like = np.clip(1.0 - (q1 - inner) / np.maximum(q3 - q1, 1e-3), 0.0, 1.0)
+    b = bright_blood[:, None, None]
+    return (1.0 - b + b * blood_like).astype(np.float32)
+
+
+def _rises_from_blood(step: np.ndarray, behind: np.ndarray | None) -> np.ndarray:
+    """``step`` (F, A, R) with its rises weighted by ``behind`` (:func:`_blood_behind`)."""
+    return step if behind is None else np.where(step > 0, step * behind, step).astype(np.float32)
 
 
 def _lagged_depth(t: np.ndarray, lag: int, dr: float) -> np.ndarray:
@@ -276,7 +336,27 @@ def _lagged_depth(t: np.ndarray, lag: int, dr: float) -> np.ndarray:
     return np.concatenate([np.zeros(depth.shape[:-1] + (lag,), np.float32), depth[..., :-lag]], axis=-1)
 
 
-def _dark_tissue(seg: _Segmenter, grey: np.ndarray, bright: np.ndarray, near: slice) -> np.ndarray:
+def _blood_grey(seg: _Segmenter, grey: np.ndarray, near: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Blood's grey-level quartiles (q1, median, q3), each (F,), from the near field just outside
+    the ring-down (``grey`` (F, A, R), smoothed log grey levels; ``near``, its radial slice).
+
+    A catheter wedged in a tight lesion has plaque, or an echolucent pool, in much of its near
+    field, whose darkness then passed for blood's own spread: such a frame takes the pullback's
+    blood (``seg.near_grey``, the median over frames spread along it), as far as its own near
+    field is darker than that (a brighter frame gain is the frame's own)."""
+    n_f = len(grey)
+    q = np.percentile(grey[..., near].reshape(n_f, -1), [25, 50, 75], axis=1)
+    if seg.near_grey is not None:
+        q = np.maximum(q, np.asarray(seg.near_grey, dtype=float)[:, None])
+    return q[0], q[1], q[2]
+
+
+def _dark_tissue(
+    seg: _Segmenter,
+    grey: np.ndarray,
+    bright: np.ndarray,
+    blood_grey: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> np.ndarray:
     """Likeness (F, A, R) of echolucent tissue: darker than the frame's blood, in front of a
     bright wall layer.
 
@@ -288,10 +368,9 @@ def _dark_tissue(seg: _Segmenter, grey: np.ndarray, bright: np.ndarray, near: sl
     shadow is dark too, but all the way out, while plaque lies inside the bright
     media-adventitia ring: darkness only counts with a bright wall layer (``bright``, 0-1,
     averaged over 0.25 mm) within ``dark_tissue_ahead_mm`` beyond it. ``grey`` (F, A, R):
-    smoothed log grey levels.
+    smoothed log grey levels; ``blood_grey``: blood's quartiles (:func:`_blood_grey`).
     """
-    n_f = len(grey)
-    q1, q3 = np.percentile(grey[..., near].reshape(n_f, -1), [25, 75], axis=1)
+    q1, _, q3 = blood_grey
     iqr = np.maximum(q3 - q1, 1e-3)[:, None, None]
     dark = np.clip((q1[:, None, None] - 1.5 * iqr - grey) / (1.5 * iqr), 0.0, 1.0)
     # blood itself may darken with depth (a large vein at 20 MHz): a dark run counts as far as
@@ -462,16 +541,20 @@ def _best_trace(
     w: int,
     extra: np.ndarray | None,
     grey_level: np.ndarray | None = None,
+    unseen: np.ndarray | None = None,
+    held: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Trace each candidate edge image (F, A, R) and keep, per frame, the path that separates
-    decorrelated blood inside from correlated tissue outside best: (path, its edge image)."""
+    decorrelated blood inside from correlated tissue outside best: (path, its edge image).
+    ``unseen`` (F, A) and ``held`` (F, A, R), optional: directions that show no border and the
+    keyframes' cost there (:func:`_trace`)."""
     best_path = best_edge = None
     best_score = np.full(len(smooth), -np.inf)
     if grey_level is not None and seg.o.grey_separation_weight > 0:
         region = grey_level[..., start:].reshape(len(grey_level), -1)
         spread = np.maximum(np.percentile(region, 75, axis=1) - np.percentile(region, 25, axis=1), 1e-3)
     for edge in edges:
-        path = _trace(seg, edge, start, w, extra)
+        path = _trace(seg, edge, start, w, extra, unseen, held)
         score = seg.trust * _separation(seg, smooth, path, start)
         if grey_level is not None and seg.o.grey_separation_weight > 0:
             # blood is also darker than the wall: a border cutting through a wide lumen has
@@ -489,13 +572,25 @@ def _best_trace(
 
 
 def _trace(
-    seg: _Segmenter, edge: np.ndarray, start: int, w: int, extra: np.ndarray | None = None
+    seg: _Segmenter,
+    edge: np.ndarray,
+    start: int,
+    w: int,
+    extra: np.ndarray | None = None,
+    unseen: np.ndarray | None = None,
+    held: np.ndarray | None = None,
 ) -> np.ndarray:
+    """Lumen path (F, A) through the edge image (F, A, R) plus ``extra`` costs. Directions
+    ``unseen`` (F, A), optional, cost the same at every radius: the path crosses them as the
+    smoothness sets it, from the border on either side; or as ``held`` (F, A, R), optional, the
+    keyframes' cost, sets it there (the reader's border is seen where the image shows none)."""
     # the lumen ends at the first wall layer: of two similar steps, the inner one
     ramp = np.clip((np.arange(seg.n_r) - start) / max(seg.n_r - start, 1), 0.0, 1.0)
     cost = 1.0 - edge + seg.o.inward_preference * ramp[None, None, :]
     if extra is not None:
         cost = cost + extra
+    if unseen is not None and unseen.any():
+        cost[unseen] = 1.0 if held is None else 1.0 + held[unseen]
     cost[..., : start + 1] = np.inf
     cost[..., seg.n_r - w :] = np.inf
     return dp_closed_path(
@@ -559,7 +654,14 @@ def _stability_weight(stability: np.ndarray, log_image: np.ndarray, start: int) 
 
 
 def _refine_lumen(
-    seg: _Segmenter, log_image: np.ndarray, path: np.ndarray, start: int, charge: np.ndarray | None = None
+    seg: _Segmenter,
+    log_image: np.ndarray,
+    path: np.ndarray,
+    start: int,
+    charge: np.ndarray | None = None,
+    unseen: np.ndarray | None = None,
+    behind: np.ndarray | None = None,
+    held: np.ndarray | None = None,
 ) -> np.ndarray:
     """Place the lumen border on the grey-level step near the correlation border.
 
@@ -570,7 +672,9 @@ def _refine_lumen(
     border keeps the robustness of the one and the precision of the other.
     """
     w = seg.samples(0.06, 2)
-    edge = _step(_box(log_image, 5, 1), w)
+    # ``behind`` (F, A, R), optional: how far each rise can be blood meeting the wall
+    # (:func:`_blood_behind`); the back of an echolucent pool is the strongest rise in the band
+    edge = _rises_from_blood(_step(_box(log_image, 5, 1), w), behind)
     r = np.arange(seg.n_r)[None, None, :]
     lo = path[..., None] - seg.samples(seg.o.refine_inner_mm, 1)
     # the correlation border lies up to a window inside the true one
@@ -585,6 +689,8 @@ def _refine_lumen(
         # the band reaches past thin plaque onto the media's step: moving out there pays for
         # the stable tissue it would enclose, as the trace did
         cost = cost + charge
+    if unseen is not None and unseen.any():
+        cost[unseen] = 1.0 if held is None else 1.0 + held[unseen]
     cost = np.where(allowed, cost, np.inf).astype(np.float32)
     refined = dp_closed_path(
         cost, max_step=seg.max_step, step_scale=seg.step_scale, smooth_weight=seg.o.smooth_weight
@@ -630,3 +736,11 @@ def _measure_ring_down(seg: _Segmenter) -> None:
             grey = np.median(np.stack([polar[int(i)] for i in probe]).reshape(-1, seg.n_r), axis=0)
             dark = min(seg.ring, _grey_ring(grey, seg.samples(o.max_ring_mm), seg.samples(0.05)))
             seg.ring = int(round(seg.trust * seg.ring + (1.0 - seg.trust) * dark))
+        # blood's grey levels next to the catheter, per frame, then their median along the
+        # pullback: a frame wedged in a lesion does not decide (_blood_grey)
+        grey = _box(np.log1p(np.stack([polar[int(i)] for i in probe])), 5, 3)
+        band = grey[..., seg.ring : seg.ring + seg.samples(0.3, 3)].reshape(len(probe), -1)
+        if band.size:
+            seg.near_grey = tuple(
+                float(v) for v in np.median(np.percentile(band, [25, 50, 75], axis=1), axis=1)
+            )

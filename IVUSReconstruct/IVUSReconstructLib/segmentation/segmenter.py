@@ -43,6 +43,7 @@ from .shadows import (
     _fill_hidden,
     _penumbra,
     find_shadows,
+    narrow_shadows,
 )
 from .shapes import _aspect_ratio, _leak_flanks
 
@@ -144,6 +145,7 @@ class _Segmenter:
         self.profile: np.ndarray | None = None
         self.trust = 1.0  # of the correlation cue, measured once per pullback
         self.near_correlation: float | None = None  # of blood next to the catheter, per pullback
+        self.near_grey: tuple[float, float, float] | None = None  # its log grey quartiles (lumen.py)
         self.priors: dict[str, np.ndarray] | None = None  # from keyframes (keyframes.py)
         self.prior_row: dict[int, int] = {}
         self.looks: dict[str, np.ndarray] = {}  # learned from keyframes (keyframes.learn_looks)
@@ -325,9 +327,21 @@ class _Segmenter:
         if stability is not None and self.ring is None:
             self.ring = _ring_extent(stability, self.o.ring_correlation, self.samples(self.o.max_ring_mm))
         codes = look_codes(log_image, stability) if self.looks or self.wall_looks else None
+        # guidewire shadows and echoes (shadows.narrow_shadows): left to the border either side
+        # by the lumen trace, and filled below
+        narrow = None
+        if stability is not None and self.ring is not None:
+            narrow = narrow_shadows(self, image, self.ring, 2, log_image)
         evidence: list[np.ndarray] = []
         lumen_path, lumen_strength = trace_lumen(
-            self, stability, log_image, image, self._lumen_prior(frames, codes, image), choice, evidence
+            self,
+            stability,
+            log_image,
+            image,
+            self._lumen_prior(frames, codes, image),
+            choice,
+            evidence,
+            narrow,
         )
         traces = None
         if evidence:
@@ -353,6 +367,15 @@ class _Segmenter:
             (self.n_r - 1) * self.dr - self.o.field_edge_margin_mm,
             self.o.leak_flank_deg,
         )
+        # the lumen trace left a guidewire's shadow and echo to the border either side
+        # (lumen.trace_lumen): the borders there are filled from those seen beyond them (the EEM
+        # was searched outside that lumen). Beside the shadow the image is seen: the confidence
+        # does not count the echo's directions as unseen
+        echo_only = np.zeros_like(shadow)
+        if narrow is not None:
+            echo_only = narrow[0] & ~shadow
+            wire |= narrow[0]
+            shadow = shadow | narrow[0]
         # nothing behind calcium is seen: the lumen ends in front of its leading edge
         lumen_mm = np.where(calcium, np.minimum(lumen_mm, reflector - 0.5 * self.dr), lumen_mm)
         long_run = max(3, self.o.n_angles // 12)  # 30 degrees
@@ -374,7 +397,7 @@ class _Segmenter:
         }
         # a flattened lumen (a compressed vein) is far from any ellipse at its ends
         flat = _aspect_ratio(lumen_mm) >= self.o.flattened_aspect
-        filled = shadow.copy()
+        filled = shadow & ~echo_only
         shape = near = None
         if self.priors is not None:
             rows = [self.prior_row[int(i)] for i in frames]
@@ -402,7 +425,7 @@ class _Segmenter:
                 vessel_mm[f] = (
                     w * fill_from_prior(vessel_mm[f], behind, shape[f], long_run) + (1 - w) * vessel_mm[f]
                 )
-            filled[f] |= lumen_hidden | vessel_hidden
+            filled[f] |= (lumen_hidden | vessel_hidden) & ~echo_only[f]
         if self.ring is not None:
             # an ellipse filled over a hidden sector of a lumen off the catheter (wedged) may not
             # contain the catheter: its rays then cross it behind the centre (LAD 1215: -0.4 mm)

@@ -281,6 +281,74 @@ def _branch_sectors(
     return lumen_sector, vessel_sector | lumen_sector
 
 
+def narrow_shadows(
+    seg: _Segmenter, image: np.ndarray, start: int, margin: int, log_image: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Narrow shadows (a guidewire's) and their reflectors, found before any border is traced.
+
+    A direction is shadowed where its whole ray beyond 0.5 mm past the ring-down (sample
+    ``start``) echoes less than ``shadow_ratio`` times the frame's median direction; only
+    sectors narrower than 30 degrees count (a wide shadow is calcium, whose leading edge is the
+    lumen border). The reflector's echo is wider than the shadow it casts (the beam sees the
+    wire before the wire blocks it): it spreads on either side while the reflector's depth
+    stays brighter than the frame's median direction there by half the reflector's own excess
+    (log grey; at most the shadow's width).
+
+    Parameters
+    ----------
+    image : ndarray of shape (F, A, R)
+        Linear grey levels.
+    log_image : ndarray of shape (F, A, R), optional
+        ``log1p(image)``, when already computed.
+    margin : int
+        Directions added on either side of each shadow.
+
+    Returns
+    -------
+    (unseen, echo) : ndarrays of shape (F, A) and (F, A, R), bool
+        The directions of the shadow and of its reflector's echo (plus ``margin``), and the
+        echo itself: the samples out to 0.5 mm past its peak, in those directions, that are that
+        much brighter.
+    """
+    n_f, n_a, n_r = image.shape
+    far = image[..., min(start + seg.samples(0.5), n_r - 1) :].mean(axis=-1)
+    dark = far < seg.o.shadow_ratio * np.maximum(np.median(far, axis=1, keepdims=True), 1e-3)
+    long_run = max(3, n_a // 12)
+    unseen = np.zeros((n_f, n_a), bool)
+    echo = np.zeros((n_f, n_a, n_r), bool)
+    if not dark.any():
+        return unseen, echo
+    half = seg.samples(0.05, 1)
+    for f in range(n_f):
+        runs = [(first, length) for first, length in _runs(dark[f]) if 2 <= length < long_run]
+        if not runs:
+            continue
+        # brightness over the frame's typical direction at the same depth: the ring-down, the
+        # same in every direction, is not the reflector
+        level = ndimage.uniform_filter1d(
+            np.log1p(image[f]) if log_image is None else log_image[f], 3, axis=-1, mode="nearest"
+        )
+        level = level - np.median(level, axis=0, keepdims=True)
+        for first, length in runs:
+            idx = (first + np.arange(length)) % n_a
+            column = level[idx, start:].mean(axis=0)
+            depth = start + int(np.argmax(column))
+            excess = 0.5 * column.max()
+            lit = level[:, max(depth - half, 0) : depth + half + 1].max(axis=-1) > excess
+            # at most the shadow's own width on either side (the beam is about as wide as the
+            # wire's shadow; a bright vein wall beside a wire is not its echo)
+            lo, hi = 0, 0
+            while lo < length and lit[(first - lo - 1) % n_a]:
+                lo += 1
+            while hi < length and lit[(first + length + hi) % n_a]:
+                hi += 1
+            wide = (first - lo - margin + np.arange(length + lo + hi + 2 * margin)) % n_a
+            unseen[f, wide] = True
+            stop = min(depth + seg.samples(0.5), n_r)
+            echo[f, wide, start:stop] = level[wide, start:stop] > excess
+    return unseen, echo
+
+
 def find_shadows(
     seg: _Segmenter, image: np.ndarray, lumen_mm: np.ndarray, vessel_mm: np.ndarray, memo: dict | None = None
 ) -> tuple[np.ndarray, np.ndarray, list[list[np.ndarray]], np.ndarray]:
