@@ -276,7 +276,7 @@ def _enclosed_tissue(
         # only blood that echoes nearly as much as the wall (40-60 MHz) has tissue darker than it
         # in front of the wall; dark blood (20 MHz, the phantoms' phased regime) fades with depth
         # into darker-than-near-field blood (femoropopliteal lumen J 0.989 -> 0.979 without this)
-        raw_contrast = np.percentile(grey[..., start:].reshape(n_f, -1), 75, axis=1) - blood_grey[1]
+        raw_contrast = tissue - blood_grey[1]  # the loop's last ``tissue``: grey's upper quartile
         bright_blood = np.clip(
             (seg.o.dark_tissue_max_contrast - raw_contrast) / (0.5 * seg.o.dark_tissue_max_contrast), 0.0, 1.0
         )
@@ -528,7 +528,8 @@ def _trace_score(
     score = seg.trust * _separation(seg, smooth, path, start)
     if seg.o.grey_separation_weight > 0:
         region = grey_level[..., start:].reshape(len(grey_level), -1)
-        spread = np.maximum(np.percentile(region, 75, axis=1) - np.percentile(region, 25, axis=1), 1e-3)
+        q1, q3 = np.percentile(region, [25, 75], axis=1)
+        spread = np.maximum(q3 - q1, 1e-3)
         score = score + seg.o.grey_separation_weight * _separation(seg, grey_level, path, start) / spread
     return score
 
@@ -552,7 +553,8 @@ def _best_trace(
     best_score = np.full(len(smooth), -np.inf)
     if grey_level is not None and seg.o.grey_separation_weight > 0:
         region = grey_level[..., start:].reshape(len(grey_level), -1)
-        spread = np.maximum(np.percentile(region, 75, axis=1) - np.percentile(region, 25, axis=1), 1e-3)
+        q1, q3 = np.percentile(region, [25, 75], axis=1)
+        spread = np.maximum(q3 - q1, 1e-3)
     for edge in edges:
         path = _trace(seg, edge, start, w, extra, unseen, held)
         score = seg.trust * _separation(seg, smooth, path, start)
