@@ -282,7 +282,7 @@ def _branch_sectors(
 
 
 def narrow_shadows(
-    seg: _Segmenter, image: np.ndarray, start: int, margin: int, log_image: np.ndarray | None = None
+    seg: _Segmenter, image: np.ndarray, start: int, margin: int, log_image: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Narrow shadows (a guidewire's) and their reflectors, found before any border is traced.
 
@@ -298,8 +298,8 @@ def narrow_shadows(
     ----------
     image : ndarray of shape (F, A, R)
         Linear grey levels.
-    log_image : ndarray of shape (F, A, R), optional
-        ``log1p(image)``, when already computed.
+    log_image : ndarray of shape (F, A, R)
+        ``log1p(image)``.
     margin : int
         Directions added on either side of each shadow.
 
@@ -325,9 +325,7 @@ def narrow_shadows(
             continue
         # brightness over the frame's typical direction at the same depth: the ring-down, the
         # same in every direction, is not the reflector
-        level = ndimage.uniform_filter1d(
-            np.log1p(image[f]) if log_image is None else log_image[f], 3, axis=-1, mode="nearest"
-        )
+        level = ndimage.uniform_filter1d(log_image[f], 3, axis=-1, mode="nearest")
         level = level - np.median(level, axis=0, keepdims=True)
         for first, length in runs:
             idx = (first + np.arange(length)) % n_a
