@@ -21,7 +21,7 @@ and adding one changes no frame outside the stretch between its neighbours:
 The looks are local averages (grey level over 3 samples, correlation over a window of 5 or
 more): they choose which step is a border, not where on it the border lies. They are learnt
 away from the borders (blood no nearer the lumen than a look reaches) and not in a keyframe's
-shadowed directions; a look a keyframe never showed is judged by its grey level and its
+guidewire shadow; a look a keyframe never showed is judged by its grey level and its
 correlation apart; and a ray pays them no more than the inner region it shows them.
 
 Pulls and fills fall as exp(-distance / 2 analysed frames). With no keyframe nothing changes.

@@ -233,15 +233,15 @@ class _Segmenter:
 
         self.key_ranks = np.array([self.prior_row[int(k)] for k in keys])
         lumen_s, vessel_s = samples("lumen"), samples("vessel")
-        # a keyframe's shadowed directions (a guidewire's, a calcium's: dark behind its vessel)
-        # show no tissue, and teach no looks: their dark was learnt as the vessel's "beyond",
-        # and an echolucent pool elsewhere then looked beyond the EEM
-        drawn = np.isfinite(vessel_s).all(axis=1)
-        if drawn.any():
-            dark = np.zeros(lumen_s.shape, bool)
-            image = np.stack([polar[i] for i in keys])[drawn]
-            dark[drawn] = shadowed(image, vessel_s[drawn] * self.dr, self.radii, o.shadow_ratio)
-            lumen_s, vessel_s = np.where(dark, np.nan, lumen_s), np.where(dark, np.nan, vessel_s)
+        if self.ring is not None:
+            # a guidewire's shadow (dark along the whole ray) shows no tissue on a keyframe and
+            # teaches no looks: its dark was learnt as what lies beyond the vessel, and an
+            # echolucent pool elsewhere then looked beyond the EEM. (Leaving out every direction
+            # dark beyond the vessel, calcium's and perivascular fat's too, cost the
+            # femoropopliteal vessel 0.011 of Jaccard.)
+            image = np.stack([polar[i] for i in keys])
+            wire = narrow_shadows(self, image, self.ring, 2, np.log1p(image))[0]
+            lumen_s, vessel_s = np.where(wire, np.nan, lumen_s), np.where(wire, np.nan, vessel_s)
         self.looks = learn_looks(
             codes,
             lumen_s,
