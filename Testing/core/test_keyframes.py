@@ -184,6 +184,25 @@ def test_looks_learned_on_keyframes_favour_the_border_between_blood_and_wall_nea
     assert learn_looks(codes[:, :2], np.full((1, 2), 20.0), None, 0, 1, 10) == {}
 
 
+def test_a_look_shown_within_reach_of_the_border_says_nothing():
+    from IVUSReconstructLib.segmentation.keyframes import STABILITY_BINS, learn_looks, nearest_looks
+
+    blood, wall, mixed = 3, 7 * STABILITY_BINS, STABILITY_BINS - 1
+    codes = np.full((1, 16, 60), wall, np.int32)
+    codes[..., :20] = blood
+    # the 3 samples inside the lumen border: blood seen through a window that reaches the wall
+    codes[..., 17:20] = mixed
+    args = (codes, np.full((1, 16), 20.0), np.full((1, 16), 40.0), 0, 1, 10)
+    near, far = learn_looks(*args), learn_looks(*args, reach=3)
+    llr_near = nearest_looks(near, np.array([0]), np.array([0]))[0]
+    llr_far = nearest_looks(far, np.array([0]), np.array([0]))[0]
+    # counted as blood it reads as blood anywhere (an echolucent pool's look); learnt within the
+    # looks' reach of the border (2 samples of it: the third is the border's own margin) it
+    # says nothing; blood and wall are told apart as before
+    assert llr_near[mixed] == pytest.approx(3.0) and llr_far[mixed] == 0.0
+    assert llr_far[blood] == pytest.approx(3.0) and llr_far[wall] == pytest.approx(-3.0)
+
+
 def test_an_added_keyframe_lowers_no_frame_beyond_noise_and_keyframes_beat_automatic():
     """An echolucent pool behind a thin cap (which the automatic lumen took for blood before it
     stopped in front of the pool)."""
@@ -213,7 +232,7 @@ def test_an_added_keyframe_lowers_no_frame_beyond_noise_and_keyframes_beat_autom
 
     auto, fewer, more = jaccard(None), jaccard(one), jaccard(two)
     # measured: lumen 0.947 automatic, 0.964 with one keyframe, 0.960 with two; vessel 0.930,
-    # 0.948, 0.958. The second keyframe lowers no frame's lumen by more than 0.026 (frame 155)
+    # 0.948, 0.958. The second keyframe lowers no frame's lumen by more than 0.027 (frame 155)
     # and no vessel by more than 0.022 (frame 67): 0.089 / 0.072 before the looks were learnt
     # away from their border's reach and out of the keyframes' guidewire shadows, placed on the
     # grey step within their reach, and held to the inner region a ray shows them. The teaching

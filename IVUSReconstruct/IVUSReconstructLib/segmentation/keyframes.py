@@ -20,8 +20,8 @@ and adding one changes no frame outside the stretch between its neighbours:
 
 The looks are local averages (grey level over 3 samples, correlation over a window of 5 or
 more): they choose which step is a border, not where on it the border lies. They are learnt
-away from the borders (blood no nearer the lumen than a look reaches) and not in a keyframe's
-guidewire shadow; a look a keyframe never showed is judged by its grey level and its
+away from the borders (blood no nearer the lumen than a look reaches; a look shown mostly that
+near says nothing) and not in a keyframe's guidewire shadow; a look a keyframe never showed is judged by its grey level and its
 correlation apart; and a ray pays them no more than the inner region it shows them.
 
 Pulls and fills fall as exp(-distance / 2 analysed frames). With no keyframe nothing changes.
@@ -239,15 +239,17 @@ def learn_looks(
         look's window reaches. A correlation window that straddles the border is dominated by
         the wall's correlated echoes, so blood that close looks partly like wall; counted as
         blood, it taught that such looks (stable, darker than the wall: an echolucent pool's)
-        are blood.
+        are blood. Its looks are kept apart (``border``): a look shown there more than in
+        either region says nothing (:func:`nearest_looks`).
 
     Returns
     -------
     dict with ``inner`` (blood) and ``outer`` (wall): each keyframe's frequency of each look, shape
     (K, GREY_BINS * STABILITY_BINS) (NaN rows for a keyframe showing fewer than 200 samples of
-    either; see :func:`_frequencies` for looks not seen), and ``lumen``: the log-ratio (blood
-    against wall) of each look over all keyframes, clipped to +-3; empty when no keyframe shows
-    enough.
+    either; see :func:`_frequencies` for looks not seen), ``lumen``: the log-ratio (blood
+    against wall) of each look over all keyframes, clipped to +-3, and with ``reach`` beyond
+    ``margin``, ``border``: the frequencies of the looks left out within it (K, n_codes); empty
+    when no keyframe shows enough.
     """
     r = np.arange(codes.shape[-1])[None, None, :]
     lum = lumen_s[..., None]
@@ -262,10 +264,15 @@ def learn_looks(
         return {}
     pooled = [c[enough].sum(axis=0)[None] for c in counts]
     freq = _frequencies(pooled, np.ones(1, bool))
-    return {
+    out = {
         **_frequencies(counts, enough),
         "lumen": np.clip(np.log(freq["inner"][0] / freq["outer"][0]), -3.0, 3.0).astype(np.float32),
     }
+    if inside > margin:
+        band = has_l & (r >= np.maximum(lum - inside, start)) & (r < lum - margin)
+        counts = _region_counts(codes, (band, band))[0]
+        out["border"] = np.where(enough[:, None], _frequencies(counts, enough)["inner"], np.nan)
+    return out
 
 
 def learn_wall_looks(
@@ -336,9 +343,10 @@ def nearest_looks(looks: dict[str, np.ndarray], key_ranks: np.ndarray, ranks: np
     for frames of analysed ranks ``ranks`` (F,), from the keyframes of ranks ``key_ranks`` (K,)
     (rows of :func:`learn_looks`): the two keyframes on either side, their frequencies mixed by
     the frame's position between them, beyond the last (or first) the nearest alone, clipped to
-    +-3. A keyframe teaches only its own stretch of pullback: adding one changes the looks of
-    the frames between its neighbours and no others. Keyframes without enough samples are
-    skipped.
+    +-3 (0 for a look likelier within reach of the border than in either region, given a
+    ``border``). A keyframe teaches only its own stretch of pullback: adding one changes the
+    looks of the frames between its neighbours and no others. Keyframes without enough samples
+    are skipped.
     """
     ok = np.isfinite(looks["inner"]).all(axis=1)
     keys = np.asarray(key_ranks)[ok]
@@ -351,7 +359,14 @@ def nearest_looks(looks: dict[str, np.ndarray], key_ranks: np.ndarray, ranks: np
     t = np.where(after == before, 0.0, np.clip((ranks - keys[before]) / span, 0.0, 1.0))[:, None]
     p_blood = (1 - t) * blood[before] + t * blood[after]
     p_wall = (1 - t) * wall[before] + t * wall[after]
-    return np.clip(np.log(p_blood / p_wall), -3.0, 3.0).astype(np.float32)
+    llr = np.clip(np.log(p_blood / p_wall), -3.0, 3.0).astype(np.float32)
+    if "border" in looks:
+        # a look the keyframes show mostly within reach of their border (blood mixed with
+        # wall in its window) says nothing of which side it is on
+        border = looks["border"][ok][order]
+        p_border = (1 - t) * border[before] + t * border[after]
+        llr[p_border > np.maximum(p_blood, p_wall)] = 0.0
+    return llr
 
 
 def region_cost(
