@@ -162,7 +162,7 @@ def _draw_borders(nodes, pullback, borders_mm: dict[int, np.ndarray], segment: s
 def test_a_correction_the_images_support_reaches_every_frame_between(automatic, phantom):
     """The issue's round trip with a realistic edit: the true lumen drawn on two frames; every
     frame between is segmented again, the drawn frames keep exactly what was drawn, and the
-    frames next to them come closer to the true lumen areas."""
+    frames between come closer to the true lumen areas."""
     scene = mrml.prepare_scene(slicer.vtkMRMLScene())
     nodes = mrml.show_result(scene, automatic)
     before = _lumen_areas(nodes["table"])
@@ -181,12 +181,8 @@ def test_a_correction_the_images_support_reaches_every_frame_between(automatic, 
     assert [k for k in between if abs(after[k] - before[k]) > 1e-6] == between
     error_before = np.mean([abs(before[k] - polygon_area(truth[k])) for k in between])
     error_after = np.mean([abs(after[k] - polygon_area(truth[k])) for k in between])
-    # next to each drawn frame the lumen comes closer to the truth (13: 5.531 -> 5.548, true 5.549;
-    # 35: 7.618 -> 7.600, true 7.061). Over the whole stretch it no longer does: since the automatic
-    # lumen stops in front of echolucent tissue it is right mid-stretch (frames 20-25: 6.46-6.63,
-    # true 6.57-6.62) and the looks learned from two lumen-only drawings pull it ~0.35 mm2 inside
-    # (6.13-6.26); mean error 0.617 automatic, 0.713 propagated (0.79 -> 0.66 before that fix;
-    # 0.54 with keyframe_look_weight=0). Bounded here, not hidden
-    for k in (EDITED[0] + 1, EDITED[1] - 1):
-        assert abs(after[k] - polygon_area(truth[k])) < abs(before[k] - polygon_area(truth[k]))
-    assert error_before < 0.65 and error_after < 0.75
+    # measured: mean error 0.617 automatic, 0.528 propagated. Mid-stretch (frames 20-25) the
+    # automatic lumen is right (6.46-6.63, true 6.57-6.62) and stays so (6.48-6.60): the looks of
+    # two lumen-only drawings choose the lumen's step there, the grey step places it (they held
+    # it ~0.35 mm2 inside before, 6.13-6.26, and the stretch's error rose to 0.713)
+    assert error_after < error_before

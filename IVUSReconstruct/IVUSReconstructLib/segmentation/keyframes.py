@@ -18,6 +18,12 @@ and adding one changes no frame outside the stretch between its neighbours:
   gently towards them next to a keyframe; behind a calcium arc, where the image shows no EEM,
   it takes the keyframes' shape, more so the nearer the keyframe.
 
+The looks are local averages (grey level over 3 samples, correlation over a window of 5 or
+more): they choose which step is a border, not where on it the border lies. They are learnt
+away from the borders (blood no nearer the lumen than a look reaches; a look shown mostly that
+near says nothing) and not in a keyframe's guidewire shadow; a look a keyframe never showed is judged by its grey level and its
+correlation apart; and a ray pays them no more than the inner region it shows them.
+
 Pulls and fills fall as exp(-distance / 2 analysed frames). With no keyframe nothing changes.
 """
 
@@ -205,7 +211,13 @@ def look_codes(log_image: np.ndarray, stability: np.ndarray | None) -> np.ndarra
 
 
 def learn_looks(
-    codes: np.ndarray, lumen_s: np.ndarray, vessel_s: np.ndarray | None, start: int, margin: int, depth: int
+    codes: np.ndarray,
+    lumen_s: np.ndarray,
+    vessel_s: np.ndarray | None,
+    start: int,
+    margin: int,
+    depth: int,
+    reach: int | None = None,
 ) -> dict[str, np.ndarray]:
     """The looks of each keyframe's blood and wall: the appearance of this pullback's lumen and
     of what lies behind its border, kept per keyframe so that each frame learns from its
@@ -222,31 +234,45 @@ def learn_looks(
         Samples either side of a border left out (its blurred step belongs to neither side).
     depth : int
         Twice the samples of wall counted beyond a lumen-only keyframe's lumen.
+    reach : int or None
+        Samples inside the lumen border left out of its blood (default ``margin``): how far a
+        look's window reaches. A correlation window that straddles the border is dominated by
+        the wall's correlated echoes, so blood that close looks partly like wall; counted as
+        blood, it taught that such looks (stable, darker than the wall: an echolucent pool's)
+        are blood. Its looks are kept apart (``border``): a look shown there more than in
+        either region says nothing (:func:`nearest_looks`).
 
     Returns
     -------
     dict with ``inner`` (blood) and ``outer`` (wall): each keyframe's frequency of each look, shape
-    (K, GREY_BINS * STABILITY_BINS) (one count added to every look; NaN rows for a keyframe
-    showing fewer than 200 samples of either), and ``lumen``: the log-ratio (blood against
-    wall) of each look over all keyframes, clipped to +-3; empty when no keyframe shows enough.
+    (K, GREY_BINS * STABILITY_BINS) (NaN rows for a keyframe showing fewer than 200 samples of
+    either; see :func:`_frequencies` for looks not seen), ``lumen``: the log-ratio (blood
+    against wall) of each look over all keyframes, clipped to +-3, and with ``reach`` beyond
+    ``margin``, ``border``: the frequencies of the looks left out within it (K, n_codes); empty
+    when no keyframe shows enough.
     """
     r = np.arange(codes.shape[-1])[None, None, :]
     lum = lumen_s[..., None]
     ves = vessel_s[..., None] if vessel_s is not None else np.full_like(lum, np.nan)
     has_l, has_v = np.isfinite(lum), np.isfinite(ves)
+    inside = margin if reach is None else max(margin, reach)
     # a lumen-only keyframe: the wall is the first stretch beyond its lumen
     wall_end = np.where(has_v, ves - margin, lum + margin + depth // 2)
-    regions = (has_l & (r >= start) & (r < lum - margin), has_l & (r > lum + margin) & (r < wall_end))
+    regions = (has_l & (r >= start) & (r < lum - inside), has_l & (r > lum + margin) & (r < wall_end))
     counts, enough = _region_counts(codes, regions)
     if not enough.any():
         return {}
-    pooled = [c[enough].sum(axis=0) + 1.0 for c in counts]
-    return {
+    pooled = [c[enough].sum(axis=0)[None] for c in counts]
+    freq = _frequencies(pooled, np.ones(1, bool))
+    out = {
         **_frequencies(counts, enough),
-        "lumen": np.clip(
-            np.log((pooled[0] / pooled[0].sum()) / (pooled[1] / pooled[1].sum())), -3.0, 3.0
-        ).astype(np.float32),
+        "lumen": np.clip(np.log(freq["inner"][0] / freq["outer"][0]), -3.0, 3.0).astype(np.float32),
     }
+    if inside > margin:
+        band = has_l & (r >= np.maximum(lum - inside, start)) & (r < lum - margin)
+        counts = _region_counts(codes, (band, band))[0]
+        out["border"] = np.where(enough[:, None], _frequencies(counts, enough)["inner"], np.nan)
+    return out
 
 
 def learn_wall_looks(
@@ -287,9 +313,24 @@ def _region_counts(
 
 
 def _frequencies(counts: list[np.ndarray], enough: np.ndarray) -> dict[str, np.ndarray]:
-    """``inner`` and ``outer`` look frequencies (one count added to every look), NaN rows where a
-    keyframe shows too little."""
-    inner, outer = ((c + 1.0) / (c + 1.0).sum(axis=1, keepdims=True) for c in counts)
+    """``inner`` and ``outer`` look frequencies (K, n_codes), NaN rows where a keyframe shows
+    too little.
+
+    Each region's counts are smoothed with as many pseudo-counts as there are looks, spread as
+    the product of its grey-level and correlation frequencies: a look the keyframe never showed
+    in a region is judged by its grey level and its correlation apart. One pseudo-count per look
+    made every unseen look belong to the smaller region (the wall: 0.25 mm behind a lumen-only
+    keyframe's lumen), and a frame's looks the keyframes never showed pulled its lumen inward.
+    """
+    out = []
+    for c in counts:
+        grid = c.reshape(len(c), GREY_BINS, STABILITY_BINS)
+        grey = grid.sum(axis=2) + 1.0
+        stability = grid.sum(axis=1) + 1.0
+        apart = (grey[:, :, None] * stability[:, None, :]).reshape(c.shape)
+        apart /= apart.sum(axis=1, keepdims=True)
+        out.append((c + c.shape[1] * apart) / (c.sum(axis=1, keepdims=True) + c.shape[1]))
+    inner, outer = out
     return {
         "inner": np.where(enough[:, None], inner, np.nan),
         "outer": np.where(enough[:, None], outer, np.nan),
@@ -302,9 +343,10 @@ def nearest_looks(looks: dict[str, np.ndarray], key_ranks: np.ndarray, ranks: np
     for frames of analysed ranks ``ranks`` (F,), from the keyframes of ranks ``key_ranks`` (K,)
     (rows of :func:`learn_looks`): the two keyframes on either side, their frequencies mixed by
     the frame's position between them, beyond the last (or first) the nearest alone, clipped to
-    +-3. A keyframe teaches only its own stretch of pullback: adding one changes the looks of
-    the frames between its neighbours and no others. Keyframes without enough samples are
-    skipped.
+    +-3 (0 for a look likelier within reach of the border than in either region, given a
+    ``border``). A keyframe teaches only its own stretch of pullback: adding one changes the
+    looks of the frames between its neighbours and no others. Keyframes without enough samples
+    are skipped.
     """
     ok = np.isfinite(looks["inner"]).all(axis=1)
     keys = np.asarray(key_ranks)[ok]
@@ -317,7 +359,14 @@ def nearest_looks(looks: dict[str, np.ndarray], key_ranks: np.ndarray, ranks: np
     t = np.where(after == before, 0.0, np.clip((ranks - keys[before]) / span, 0.0, 1.0))[:, None]
     p_blood = (1 - t) * blood[before] + t * blood[after]
     p_wall = (1 - t) * wall[before] + t * wall[after]
-    return np.clip(np.log(p_blood / p_wall), -3.0, 3.0).astype(np.float32)
+    llr = np.clip(np.log(p_blood / p_wall), -3.0, 3.0).astype(np.float32)
+    if "border" in looks:
+        # a look the keyframes show mostly within reach of their border (blood mixed with
+        # wall in its window) says nothing of which side it is on
+        border = looks["border"][ok][order]
+        p_border = (1 - t) * border[before] + t * border[after]
+        llr[p_border > np.maximum(p_blood, p_wall)] = 0.0
+    return llr
 
 
 def region_cost(
@@ -334,10 +383,12 @@ def region_cost(
     A border at ``r`` calls what lies inside it the inner region (blood for the lumen, wall for
     the vessel) and what lies beyond the outer one; the cost is how
     much likelier (in log-ratio mm) a radius within ``reach`` samples makes that split, times
-    ``weight``: 0 where no nearby radius does better. Only nearby: the dark shadow behind
-    calcium looks like the guidewire's shadow in the keyframes' blood, and the wall in front of
-    it would not hold a whole ray's sum back. Nothing counts before ``start`` or beyond ``stop``
-    (samples, (F, A)): the blood of a side branch beyond the vessel is not this lumen's.
+    ``weight``: 0 where no nearby radius does better, and never more than the inner region the
+    ray shows up to ``reach`` beyond the radius (its best log-ratio sum from ``start``). Only
+    nearby: the dark shadow behind calcium looks like the guidewire's shadow in the keyframes'
+    blood, and the wall in front of it would not hold a whole ray's sum back. Nothing counts
+    before ``start`` or beyond ``stop`` (samples, (F, A)): the blood of a side branch beyond the
+    vessel is not this lumen's.
     """
     # one ratio for all frames (A,), or each frame's own (F, n_codes)
     x = (
@@ -353,7 +404,13 @@ def region_cost(
     cum = np.cumsum(x, axis=-1) * np.float32(dr_mm)
     cum = np.concatenate([np.zeros_like(cum[..., :1]), cum[..., :-1]], axis=-1)
     best = ndimage.maximum_filter1d(cum, size=2 * reach + 1, axis=-1, mode="nearest")
-    return (np.float32(weight) * (best - cum)).astype(np.float32)
+    # what the looks can say on a ray is bounded by the inner region they find on it: a ray
+    # whose looks show none (a plaque the keyframes' wall never showed, all "beyond" to them)
+    # cannot tell where that region ends, and dragged its border onto ``start`` (an EEM 0.3 mm
+    # inside the true one, 8 frames past the last keyframe)
+    shown = np.maximum.accumulate(cum, axis=-1)
+    shown = shown[..., np.minimum(np.arange(cum.shape[-1]) + reach, cum.shape[-1] - 1)]
+    return (np.float32(weight) * np.minimum(best - cum, shown)).astype(np.float32)
 
 
 def shadowed(image: np.ndarray, vessel_mm: np.ndarray, radii_mm: np.ndarray, ratio: float) -> np.ndarray:

@@ -80,6 +80,7 @@ def trace_lumen(
     choice: np.ndarray | None = None,
     evidence: list[np.ndarray] | None = None,
     shadows: tuple[np.ndarray, np.ndarray] | None = None,
+    placed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lumen path (F, A) in samples (sub-sample) and its edge strength (F, A).
 
@@ -95,7 +96,9 @@ def trace_lumen(
     a third from the regions of grey level (dark blood, bright wall). Each frame keeps the
     candidate that separates blood inside from tissue outside best. ``prior`` (F, A, R),
     optional, is a cost of each radius from keyframes' borders (:mod:`.keyframes`);
-    ``shadows``, optional, :func:`.shadows.narrow_shadows` of these frames (computed if not given).
+    ``shadows``, optional, :func:`.shadows.narrow_shadows` of these frames (computed if not given);
+    ``placed`` (F, A, R), optional: the keyframes' cost paid where the border is placed on its
+    grey step (default ``prior``).
     """
     w = seg.samples(seg.o.lumen_edge_mm, 2)
     if stability is None or seg.ring is None:
@@ -136,6 +139,7 @@ def trace_lumen(
     # the wall: such steps count half
     local = local * np.clip(0.5 + grey, 0.0, 1.0)
     region = _region_score(seg, smooth, start)
+    enclosed_image = enclosed
     if prior is not None:
         # keyframes' borders, interpolated: a cost of straying from them (keyframes.py)
         enclosed = enclosed + prior
@@ -185,6 +189,12 @@ def trace_lumen(
         kept_edge = np.where(better[:, None, None], again_edge, kept_edge)
         charge = np.where(better[:, None, None], again_charge, charge)
     strength = np.take_along_axis(kept_edge, kept_path[..., None], axis=-1)[..., 0]
+    if placed is not None:
+        # the keyframes' cost that chose the trace is not the one its grey step is placed with
+        # (charged as _retrace_flattened charges)
+        flat = _aspect_ratio(seg.to_mm(best_path)) >= seg.o.flattened_aspect
+        factor = np.where(flat[:, None, None], np.float32(seg.o.flattened_charge), np.float32(1.0))
+        charge = factor * (enclosed_image + placed)
     # the grey levels as displayed (already log-compressed by the console): compressing
     # them again would pull the half-way point of a blurred step towards the darker side
     behind = _blood_behind(grey_box, seg.samples(0.06, 2), *dark_depth[1:])
