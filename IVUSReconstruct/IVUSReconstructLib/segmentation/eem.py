@@ -236,3 +236,109 @@ def _steady_faint_wall(
         lumen_path, seg.angles(seg.o.faint_wall_lumen_smooth_deg), axis=1, mode="wrap"
     )
     return clear * path + (1.0 - clear) * (inner + across * stretch)
+
+
+def _weighted_harmonics(radii: np.ndarray, weight: np.ndarray, order: int) -> np.ndarray:
+    """Closed border r(theta) (A,) fitted by ``order`` Fourier harmonics, each direction
+    weighted by ``weight`` (A,) (weighted least squares), evaluated in every direction."""
+    n = len(radii)
+    theta = 2 * np.pi * np.arange(n) / n
+    cols = [np.ones(n)]
+    for k in range(1, order + 1):
+        cols += [np.cos(k * theta), np.sin(k * theta)]
+    design = np.column_stack(cols)
+    root = np.sqrt(weight)
+    coef, *_ = np.linalg.lstsq(design * root[:, None], radii * root, rcond=None)
+    return design @ coef
+
+
+def seen_adventitia(
+    seg: _Segmenter, image: np.ndarray, vessel_mm: np.ndarray, strength: np.ndarray, hidden: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """How clearly each direction shows the EEM, and how bright it is beyond it, 0-1 (F, A) each.
+
+    The EEM is the step from the dark media onto the bright adventitia: where the tissue just
+    outside the traced border is dark (a shadow behind calcium or the guidewire, dark
+    perivascular tissue) or the step is faint, the trace found no adventitia and followed the
+    darkness. The brightness just beyond the border (``unseen_wall_look_mm``, linear grey
+    levels) is judged against the frame's own typical value there, so no absolute grey level
+    enters; ``hidden`` (F, A) directions (shadows, leaks) are unseen.
+
+    Parameters
+    ----------
+    image : ndarray of shape (F, A, R)
+        Linear grey levels.
+    vessel_mm, strength : ndarrays of shape (F, A)
+        The traced EEM and its 0-1 step strength (:func:`trace_vessel`).
+    hidden : ndarray of shape (F, A), bool
+
+    Returns
+    -------
+    (seen, bright) : ndarrays of shape (F, A)
+        ``seen``: the brightness beyond times the step's strength (0 where ``hidden``), smoothed
+        around the vessel; ``bright``: the brightness beyond alone.
+    """
+    o = seg.o
+    n_f, n_a, n_r = image.shape
+    look = seg.samples(o.unseen_wall_look_mm)
+    first = np.clip(np.round(vessel_mm / seg.dr).astype(int) + 1, 0, n_r - 1)
+    rows = np.minimum(first[..., None] + np.arange(look), n_r - 1)
+    beyond = np.take_along_axis(image, rows, axis=-1).mean(axis=-1)
+    # a border at the field's edge shows nothing beyond it
+    beyond = np.where(first + look // 2 < n_r, beyond, 0.0)
+    typical = np.array(
+        [
+            np.median(b[~h]) if (~h).sum() >= n_a // 4 else np.median(b)
+            for b, h in zip(beyond, hidden, strict=True)
+        ]
+    )
+    ratio = beyond / np.maximum(typical[:, None], 1e-6)
+    lo, hi = o.unseen_wall_dark, o.unseen_wall_bright
+    bright = np.clip((ratio - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+    # the step is noisy ray by ray (speckle): judged over a few degrees
+    step = ndimage.uniform_filter1d(
+        np.clip(strength / o.unseen_wall_step, 0.0, 1.0),
+        max(int(round(seg.angles(12.0))) | 1, 1),
+        axis=1,
+        mode="wrap",
+    )
+    seen = np.where(hidden, 0.0, bright * step)
+    # no weight jumps from one direction to the next (a shadow's edge): the border would step
+    sigma = seg.angles(o.unseen_wall_smooth_deg)
+    return ndimage.gaussian_filter1d(seen, sigma, axis=1, mode="wrap"), bright
+
+
+def fill_unseen_wall(
+    vessel_mm: np.ndarray, traced_mm: np.ndarray, seen: np.ndarray, bright: np.ndarray, min_seen: float
+) -> np.ndarray:
+    """EEM radii (F, A) whose unseen directions follow the shape of the seen arc.
+
+    Where the adventitia is hidden the EEM keeps the vessel's smooth, near-elliptic shape:
+    each frame's border is fitted by a few Fourier harmonics weighted by ``seen`` (two
+    harmonics, an ellipse's, when at least half the turn is seen; one otherwise), and each
+    direction is blended between its border (weight ``seen``) and that fit. Darkness draws a
+    trace outwards, never inwards: beyond where the trace went the fit is followed only as far
+    as the tissue there is ``bright`` (a faint step before bright tissue). A frame that shows
+    less than ``min_seen`` of its turn is left as it is (too little to fit).
+
+    Parameters
+    ----------
+    vessel_mm : ndarray of shape (F, A)
+        The EEM after the shadow and branch fills.
+    traced_mm : ndarray of shape (F, A)
+        The EEM as traced, before those fills.
+    seen, bright : ndarrays of shape (F, A)
+        0-1 (:func:`seen_adventitia`).
+    min_seen : float
+        0-1, the least mean of ``seen``.
+    """
+    out = vessel_mm.copy()
+    for f in range(len(out)):
+        share = float(seen[f].mean())
+        if share < min_seen or share >= 0.999:
+            continue
+        fit = _weighted_harmonics(vessel_mm[f], seen[f] + 1e-3, 2 if share >= 0.5 else 1)
+        blend = seen[f] * vessel_mm[f] + (1.0 - seen[f]) * fit
+        limit = np.maximum(traced_mm[f], vessel_mm[f])
+        out[f] = np.where(blend > limit, limit + bright[f] * (blend - limit), blend)
+    return out
