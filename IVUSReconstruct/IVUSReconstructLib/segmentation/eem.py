@@ -8,7 +8,7 @@ import numpy as np
 from scipy import ndimage
 
 from .paths import dp_closed_path
-from .polar import _box, _step, _subsample
+from .polar import _box, _runs, _step, _subsample
 from .shapes import _border_normals
 
 if TYPE_CHECKING:
@@ -252,40 +252,37 @@ def _weighted_harmonics(radii: np.ndarray, weight: np.ndarray, order: int) -> np
     return design @ coef
 
 
-def seen_adventitia(
-    seg: _Segmenter, image: np.ndarray, vessel_mm: np.ndarray, strength: np.ndarray, hidden: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """How clearly each direction shows the EEM, and how bright it is beyond it, 0-1 (F, A) each.
+def bright_beyond(
+    seg: _Segmenter, image: np.ndarray, vessel_mm: np.ndarray, hidden: np.ndarray
+) -> np.ndarray:
+    """How bright the tissue just outside the traced EEM is, 0-1 (F, A).
 
     The EEM is the step from the dark media onto the bright adventitia: where the tissue just
-    outside the traced border is dark (a shadow behind calcium or the guidewire, dark
-    perivascular tissue) or the step is faint, the trace found no adventitia and followed the
-    darkness. The brightness just beyond the border (``unseen_wall_look_mm``, linear grey
-    levels) is judged against the frame's own typical value there, so no absolute grey level
-    enters; ``hidden`` (F, A) directions (shadows, leaks) are unseen.
+    outside the border (``unseen_wall_look_mm``, linear grey levels) is dark (a shadow behind
+    calcium or the guidewire, dark perivascular tissue) the trace found no adventitia and
+    followed the darkness. It is judged against the frame's own typical value there (over the
+    directions not ``hidden``, F x A), so no absolute grey level enters: 0 at and below
+    ``unseen_wall_dark`` of it, 1 at and above ``unseen_wall_bright``, and 1 (not judged) at the
+    field's edge.
 
     Parameters
     ----------
     image : ndarray of shape (F, A, R)
         Linear grey levels.
-    vessel_mm, strength : ndarrays of shape (F, A)
-        The traced EEM and its 0-1 step strength (:func:`trace_vessel`).
+    vessel_mm : ndarray of shape (F, A)
+        The traced EEM (:func:`trace_vessel`).
     hidden : ndarray of shape (F, A), bool
-
-    Returns
-    -------
-    (seen, bright) : ndarrays of shape (F, A)
-        ``seen``: the brightness beyond times the step's strength (0 where ``hidden``), smoothed
-        around the vessel; ``bright``: the brightness beyond alone.
     """
     o = seg.o
-    n_f, n_a, n_r = image.shape
+    n_a, n_r = image.shape[1:]
     look = seg.samples(o.unseen_wall_look_mm)
     first = np.clip(np.round(vessel_mm / seg.dr).astype(int) + 1, 0, n_r - 1)
     rows = np.minimum(first[..., None] + np.arange(look), n_r - 1)
     beyond = np.take_along_axis(image, rows, axis=-1).mean(axis=-1)
-    # a border at the field's edge shows nothing beyond it
-    beyond = np.where(first + look // 2 < n_r, beyond, 0.0)
+    # a border at the field's edge shows nothing beyond it: not dark, unknown (a leak, filled
+    # with the shadows)
+    edge = first + look // 2 >= n_r
+    hidden = hidden | edge
     typical = np.array(
         [
             np.median(b[~h]) if (~h).sum() >= n_a // 4 else np.median(b)
@@ -294,32 +291,37 @@ def seen_adventitia(
     )
     ratio = beyond / np.maximum(typical[:, None], 1e-6)
     lo, hi = o.unseen_wall_dark, o.unseen_wall_bright
-    bright = np.clip((ratio - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
-    # the step is noisy ray by ray (speckle): judged over a few degrees
-    step = ndimage.uniform_filter1d(
-        np.clip(strength / o.unseen_wall_step, 0.0, 1.0),
-        max(int(round(seg.angles(12.0))) | 1, 1),
-        axis=1,
-        mode="wrap",
-    )
-    seen = np.where(hidden, 0.0, bright * step)
-    # no weight jumps from one direction to the next (a shadow's edge): the border would step
-    sigma = seg.angles(o.unseen_wall_smooth_deg)
-    return ndimage.gaussian_filter1d(seen, sigma, axis=1, mode="wrap"), bright
+    return np.where(edge, 1.0, np.clip((ratio - lo) / max(hi - lo, 1e-6), 0.0, 1.0))
 
 
 def fill_unseen_wall(
-    vessel_mm: np.ndarray, traced_mm: np.ndarray, seen: np.ndarray, bright: np.ndarray, min_seen: float
+    vessel_mm: np.ndarray,
+    traced_mm: np.ndarray,
+    lumen_mm: np.ndarray,
+    bright: np.ndarray,
+    hidden: np.ndarray,
+    *,
+    min_seen: float,
+    max_run: int,
+    smooth: float,
+    by_wall: np.ndarray | None = None,
 ) -> np.ndarray:
-    """EEM radii (F, A) whose unseen directions follow the shape of the seen arc.
+    """EEM radii (F, A) whose unseen directions follow the arc that shows the adventitia.
 
-    Where the adventitia is hidden the EEM keeps the vessel's smooth, near-elliptic shape:
-    each frame's border is fitted by a few Fourier harmonics weighted by ``seen`` (two
-    harmonics, an ellipse's, when at least half the turn is seen; one otherwise), and each
-    direction is blended between its border (weight ``seen``) and that fit. Darkness draws a
-    trace outwards, never inwards: beyond where the trace went the fit is followed only as far
-    as the tissue there is ``bright`` (a faint step before bright tissue). A frame that shows
-    less than ``min_seen`` of its turn is left as it is (too little to fit).
+    Unseen are the sectors with no bright tissue beyond the trace (``bright`` below 0.5) that
+    the shadow fills did not already close, together with the ``hidden`` sectors touching them
+    (a shadow's fill reaches only as far as the shadow was found, and takes the trace beside
+    it for seen), when those dark directions are at least a third of the sector; a hidden
+    sector alone, or one a few dark directions merely widen, keeps its fill, and so does a
+    sector wider than ``max_run`` directions (the arcs either side fix the shape across it only
+    loosely). There the EEM keeps the vessel's smooth, near-elliptic shape: each frame's EEM is
+    fitted by two Fourier harmonics (an ellipse's) weighted by ``bright`` over the seen
+    directions, and each direction is blended between its own border and that fit, by how far (Gaussian ``smooth``, directions) it lies inside an
+    unseen sector. On frames ``by_wall`` (F,) (a flattened vein, which two harmonics do not
+    follow) the wall thickness (EEM minus lumen), which varies slowly around the vessel whatever
+    the lumen's shape, is fitted instead. Darkness draws a trace outwards, never inwards: the
+    border moves no further out than the trace went (nor than the shadow fill). A frame that
+    shows less than ``min_seen`` of its turn is left as it is (too little to fit).
 
     Parameters
     ----------
@@ -327,18 +329,37 @@ def fill_unseen_wall(
         The EEM after the shadow and branch fills.
     traced_mm : ndarray of shape (F, A)
         The EEM as traced, before those fills.
-    seen, bright : ndarrays of shape (F, A)
-        0-1 (:func:`seen_adventitia`).
+    lumen_mm : ndarray of shape (F, A)
+    bright : ndarray of shape (F, A)
+        0-1 (:func:`bright_beyond`).
+    hidden : ndarray of shape (F, A), bool
+        The directions the shadow and branch fills closed.
     min_seen : float
-        0-1, the least mean of ``seen``.
+        0-1.
+    max_run : int
+        Directions.
+    smooth : float
+        Directions.
+    by_wall : ndarray of shape (F,), bool, or None
     """
     out = vessel_mm.copy()
+    n_a = vessel_mm.shape[1]
     for f in range(len(out)):
-        share = float(seen[f].mean())
-        if share < min_seen or share >= 0.999:
+        dark = (bright[f] < 0.5) & ~hidden[f]
+        if not dark.any() and not hidden[f].any():
             continue
-        fit = _weighted_harmonics(vessel_mm[f], seen[f] + 1e-3, 2 if share >= 0.5 else 1)
-        blend = seen[f] * vessel_mm[f] + (1.0 - seen[f]) * fit
-        limit = np.maximum(traced_mm[f], vessel_mm[f])
-        out[f] = np.where(blend > limit, limit + bright[f] * (blend - limit), blend)
+        unseen = np.zeros(n_a, bool)
+        for start, length in _runs(dark | hidden[f]):
+            idx = (start + np.arange(length)) % n_a
+            if 3 * dark[idx].sum() >= length and length <= max_run:
+                unseen[idx] = True
+        weight = np.where(unseen | hidden[f], 0.0, bright[f])
+        if not unseen.any() or weight.mean() < min_seen:
+            continue
+        base = lumen_mm[f] if by_wall is not None and by_wall[f] else 0.0
+        fit = base + _weighted_harmonics(vessel_mm[f] - base, weight + 1e-3, 2)
+        keep = ndimage.gaussian_filter1d((~unseen).astype(float), smooth, mode="wrap")
+        keep = np.where(unseen, 0.5 * keep, keep)
+        blend = keep * vessel_mm[f] + (1.0 - keep) * fit
+        out[f] = np.minimum(blend, np.maximum(traced_mm[f], vessel_mm[f]))
     return out

@@ -147,9 +147,11 @@ class SegmentationOptions:
     """EEM step at and above which the trace is kept as found (log grey level)."""
     # where the adventitia is hidden (shadow behind calcium or the wire, dark perivascular
     # tissue) the trace follows the darkness: LAD 1200 18.4 mm2 with bulges of 3 mm into it
-    unseen_wall_min_seen: float = 0.25
+    unseen_wall_min_seen: float = 0.5
     """Least share of the turn showing the adventitia for the unseen EEM to be taken from the
     seen arc's shape (0-1); above 1 disables."""
+    unseen_wall_max_deg: float = 90.0
+    """Widest unseen sector taken from the seen arc's shape (deg)."""
     unseen_wall_look_mm: float = 0.4
     """Depth beyond the EEM whose brightness shows the adventitia (mm)."""
     unseen_wall_dark: float = 0.3
@@ -157,10 +159,8 @@ class SegmentationOptions:
     adventitia is seen (fraction) ..."""
     unseen_wall_bright: float = 0.8
     """... and at and above which it is fully seen (fraction)."""
-    unseen_wall_step: float = 0.5
-    """EEM step strength (0-1) at and above which the step is fully seen."""
     unseen_wall_smooth_deg: float = 5.0
-    """Gaussian sigma of that seen weight around the vessel (deg)."""
+    """Gaussian sigma of the blend from the trace to that shape at an unseen sector's edges (deg)."""
 
     # ------------------------------------------------------------------ shadows, calcium, hidden sectors
     shadow_ratio: float = 0.4
