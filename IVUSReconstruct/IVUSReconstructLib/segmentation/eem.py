@@ -302,6 +302,7 @@ def fill_unseen_wall(
     hidden: np.ndarray,
     *,
     min_seen: float,
+    excess_mm: float,
     max_run: int,
     smooth: float,
     by_wall: np.ndarray | None = None,
@@ -312,11 +313,14 @@ def fill_unseen_wall(
     the shadow fills did not already close, together with the ``hidden`` sectors touching them
     (a shadow's fill reaches only as far as the shadow was found, and takes the trace beside
     it for seen), when those dark directions are at least a third of the sector; a hidden
-    sector alone, or one a few dark directions merely widen, keeps its fill, and so does a
-    sector wider than ``max_run`` directions (the arcs either side fix the shape across it only
-    loosely). There the EEM keeps the vessel's smooth, near-elliptic shape: each frame's EEM is
-    fitted by two Fourier harmonics (an ellipse's) weighted by ``bright`` over the seen
-    directions, and each direction is blended between its own border and that fit, by how far (Gaussian ``smooth``, directions) it lies inside an
+    sector alone, or one a few dark directions merely widen, keeps its fill unless that fill
+    leaves the seen arc's shape outwards by more than ``excess_mm`` (real EEMs away from
+    branches stay within ~0.13 mm of their ellipse: it was extrapolated from a trace that had
+    followed the dark). A sector wider than ``max_run`` directions is left (the arcs either side
+    fix the shape across it only loosely). There the EEM keeps the vessel's smooth,
+    near-elliptic shape: each frame's EEM is fitted by two Fourier harmonics (an ellipse's)
+    weighted by ``bright`` over the seen directions, and each direction is blended between its
+    own border and that fit, by how far (Gaussian ``smooth``, directions) it lies inside an
     unseen sector. On frames ``by_wall`` (F,) (a flattened vein, which two harmonics do not
     follow) the wall thickness (EEM minus lumen), which varies slowly around the vessel whatever
     the lumen's shape, is fitted instead. Darkness draws a trace outwards, never inwards: the
@@ -336,6 +340,7 @@ def fill_unseen_wall(
         The directions the shadow and branch fills closed.
     min_seen : float
         0-1.
+    excess_mm : float
     max_run : int
         Directions.
     smooth : float
@@ -348,16 +353,20 @@ def fill_unseen_wall(
         dark = (bright[f] < 0.5) & ~hidden[f]
         if not dark.any() and not hidden[f].any():
             continue
-        unseen = np.zeros(n_a, bool)
-        for start, length in _runs(dark | hidden[f]):
-            idx = (start + np.arange(length)) % n_a
-            if 3 * dark[idx].sum() >= length and length <= max_run:
-                unseen[idx] = True
-        weight = np.where(unseen | hidden[f], 0.0, bright[f])
-        if not unseen.any() or weight.mean() < min_seen:
+        weight = np.where(dark | hidden[f], 0.0, bright[f])
+        if weight.mean() < min_seen:
             continue
         base = lumen_mm[f] if by_wall is not None and by_wall[f] else 0.0
         fit = base + _weighted_harmonics(vessel_mm[f] - base, weight + 1e-3, 2)
+        unseen = np.zeros(n_a, bool)
+        for start, length in _runs(dark | hidden[f]):
+            idx = (start + np.arange(length)) % n_a
+            if length <= max_run and (
+                3 * dark[idx].sum() >= length or np.max(vessel_mm[f, idx] - fit[idx]) > excess_mm
+            ):
+                unseen[idx] = True
+        if not unseen.any():
+            continue
         keep = ndimage.gaussian_filter1d((~unseen).astype(float), smooth, mode="wrap")
         keep = np.where(unseen, 0.5 * keep, keep)
         blend = keep * vessel_mm[f] + (1.0 - keep) * fit

@@ -444,6 +444,7 @@ class _Segmenter:
                 bright,
                 closed,
                 min_seen=self.o.unseen_wall_min_seen,
+                excess_mm=self.o.branch_excess_mm,
                 max_run=int(round(self.angles(self.o.unseen_wall_max_deg))),
                 smooth=self.angles(self.o.unseen_wall_smooth_deg),
                 by_wall=flat,
