@@ -379,7 +379,8 @@ class _Segmenter:
         unseen_fill = self.o.unseen_wall_min_seen <= 1.0 and self.priors is None
         if unseen_fill:
             # where no adventitia shows beyond the EEM (a shadow, dark perivascular tissue) the
-            # trace followed the darkness (judged on the trace, before the fills below)
+            # trace followed the darkness (judged on the trace, before the fills below; with
+            # keyframes, their vessel gives the shape there instead)
             bright = bright_beyond(self, image, vessel_mm, shadow | vessel_leak)
             traced = vessel_mm.copy()
             closed = np.zeros_like(shadow)
