@@ -148,7 +148,7 @@ class SegmentationOptions:
     # where the adventitia is hidden (shadow behind calcium or the wire, dark perivascular
     # tissue) the trace follows the darkness (LAD export 1200: 18.4 mm2, the EEM 0.5-0.8 mm out
     # into a shadow and into dark tissue at 4-5 o'clock)
-    unseen_wall_min_seen: float = 0.5
+    unseen_wall_min_seen: float = 0.35
     """Least share of the turn showing the adventitia for the unseen EEM to be taken from the
     seen arc's shape (0-1); above 1 disables."""
     unseen_wall_max_deg: float = 90.0
