@@ -3,6 +3,10 @@ shape of the arc that shows it, not from the darkness the trace followed (LAD 12
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -126,3 +130,29 @@ def test_brightness_beyond_the_eem_is_judged_against_the_frames_own(gain):
     assert bright[lit].min() == pytest.approx(1.0)
     assert bright[dark].max() == pytest.approx(0.0)
     assert np.all(bright[edge] == 1.0)
+
+
+def _lad_frames() -> Path | None:
+    root = os.environ.get("IVUS_REAL_FRAMES")
+    ok = root and (Path(root) / "ivus_collector/patient1/preLAD").is_dir()
+    return Path(root) if ok else None
+
+
+@pytest.mark.skipif(
+    _lad_frames() is None, reason="set IVUS_REAL_FRAMES to fetched public frames (see bench_realframes.py)"
+)
+def test_lad_export_1200_eem_no_longer_bulges_into_the_shadow():
+    """LAD screen export, frame 1200 (analysed with 855 and 1224, as in
+    ``bench_realframes.py --frames LAD:855,1200,1224``): the EEM ran 0.5-0.8 mm out into a
+    calcium shadow and into dark tissue at 4-5 o'clock (18.4 mm2); taken from the seen arc it
+    encloses at most 17 mm2, the lumen (5.7 mm2) unchanged, and frames 855 and 1224 keep their
+    EEM (10.6 and 14.2 mm2)."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import bench_realframes
+
+    areas = bench_realframes.run_frames(_lad_frames(), "LAD", [855, 1200, 1224], None)
+    lumen, vessel = areas[1200]
+    assert vessel <= 17.0
+    assert lumen == pytest.approx(5.7, abs=0.2)
+    assert areas[855][1] == pytest.approx(10.6, abs=0.2)
+    assert areas[1224][1] == pytest.approx(14.2, abs=0.2)
