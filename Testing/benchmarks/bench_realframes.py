@@ -195,6 +195,22 @@ def run_pullback(root: Path, name: str, step: int, overlays: Path | None) -> dic
     }
 
 
+def run_frames(root: Path, name: str, frames: list[int], overlays: Path | None) -> dict[int, tuple[float, float]]:
+    """Borders of chosen frames of a pullback (with their raw neighbours): areas, and one
+    full-size overlay per frame (``NAME-FRAME.png``) to look at."""
+    folder = root / PULLBACKS[name]
+    pb = read_pullback(folder, pixel_spacing_mm=PULLBACK_SPACING_MM, frame_rate_hz=30.0, pullback_speed_mm_s=0.5)
+    cs = segment_pullback(pb, sorted(frames))
+    out = {}
+    for fc in cs.frames:
+        lumen, vessel = polygon_area(np.asarray(fc.lumen)), polygon_area(np.asarray(fc.vessel))
+        out[fc.index] = (round(float(lumen), 2), round(float(vessel), 2))
+        if overlays is not None:
+            label = f"{name} {fc.index} L {lumen:.1f} V {vessel:.1f}"
+            _overlay(pb.frames[fc.index], pb, fc, label).save(overlays / f"{name.lower()}-{fc.index}.png")
+    return out
+
+
 def figure(root: Path, path: Path) -> None:
     """Automatic borders on three consoles side by side (set B, the LAD export, the DICOMs)."""
     tiles: list[Image.Image] = []
@@ -229,6 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pullbacks", nargs="*", choices=sorted(PULLBACKS), default=None)
     ap.add_argument("--step", type=int, default=5, help="analyse every STEP-th frame of a pullback")
     ap.add_argument("--overlays", type=Path)
+    ap.add_argument(
+        "--frames",
+        nargs="+",
+        metavar="NAME:I,J,...",
+        help="segment only these frames of a pullback (e.g. LAD:855,1200 RCA:690); one overlay each",
+    )
     ap.add_argument("--figure", type=Path, help="write the three-console figure (PNG) here")
     a = ap.parse_args(argv)
     root = _root(a.root)
@@ -241,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         print("set B", {k: round(v, 3) for k, v in run_setb(root, a.overlays).items()}, flush=True)
     if a.figure:
         figure(root, a.figure)
+    for spec in a.frames or []:
+        name, _, picks = spec.partition(":")
+        result = run_frames(root, name, [int(v) for v in picks.split(",") if v], a.overlays)
+        print(name, "frame: (lumen mm2, vessel mm2)", result, flush=True)
     for name in (sorted(PULLBACKS) if a.pullbacks == [] else a.pullbacks or []):
         print(name, {k: round(v, 3) for k, v in run_pullback(root, name, a.step, a.overlays).items()}, flush=True)
     return 0

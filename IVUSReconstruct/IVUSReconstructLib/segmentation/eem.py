@@ -8,7 +8,7 @@ import numpy as np
 from scipy import ndimage
 
 from .paths import dp_closed_path
-from .polar import _box, _step, _subsample
+from .polar import _box, _runs, _step, _subsample
 from .shapes import _border_normals
 
 if TYPE_CHECKING:
@@ -236,3 +236,139 @@ def _steady_faint_wall(
         lumen_path, seg.angles(seg.o.faint_wall_lumen_smooth_deg), axis=1, mode="wrap"
     )
     return clear * path + (1.0 - clear) * (inner + across * stretch)
+
+
+def _weighted_harmonics(radii: np.ndarray, weight: np.ndarray, order: int) -> np.ndarray:
+    """Closed border r(theta) (A,) fitted by ``order`` Fourier harmonics, each direction
+    weighted by ``weight`` (A,) (weighted least squares), evaluated in every direction."""
+    n = len(radii)
+    theta = 2 * np.pi * np.arange(n) / n
+    cols = [np.ones(n)]
+    for k in range(1, order + 1):
+        cols += [np.cos(k * theta), np.sin(k * theta)]
+    design = np.column_stack(cols)
+    root = np.sqrt(weight)
+    coef, *_ = np.linalg.lstsq(design * root[:, None], radii * root, rcond=None)
+    return design @ coef
+
+
+def bright_beyond(
+    seg: _Segmenter, image: np.ndarray, vessel_mm: np.ndarray, hidden: np.ndarray
+) -> np.ndarray:
+    """How bright the tissue just outside the traced EEM is, 0-1 (F, A).
+
+    The EEM is the step from the dark media onto the bright adventitia: where the tissue just
+    outside the border (``unseen_wall_look_mm``, linear grey levels) is dark (a shadow behind
+    calcium or the guidewire, dark perivascular tissue) the trace found no adventitia and
+    followed the darkness. It is judged against the frame's own typical value there (over the
+    directions not ``hidden``, F x A), so no absolute grey level enters: 0 at and below
+    ``unseen_wall_dark`` of it, 1 at and above ``unseen_wall_bright``, and 1 (not judged) at the
+    field's edge.
+
+    Parameters
+    ----------
+    image : ndarray of shape (F, A, R)
+        Linear grey levels.
+    vessel_mm : ndarray of shape (F, A)
+        The traced EEM (:func:`trace_vessel`).
+    hidden : ndarray of shape (F, A), bool
+    """
+    o = seg.o
+    n_a, n_r = image.shape[1:]
+    look = seg.samples(o.unseen_wall_look_mm)
+    first = np.clip(np.round(vessel_mm / seg.dr).astype(int) + 1, 0, n_r - 1)
+    rows = np.minimum(first[..., None] + np.arange(look), n_r - 1)
+    beyond = np.take_along_axis(image, rows, axis=-1).mean(axis=-1)
+    # a border at the field's edge shows nothing beyond it: not dark, unknown (a leak, filled
+    # with the shadows)
+    edge = first + look // 2 >= n_r
+    hidden = hidden | edge
+    typical = np.array(
+        [
+            np.median(b[~h]) if (~h).sum() >= n_a // 4 else np.median(b)
+            for b, h in zip(beyond, hidden, strict=True)
+        ]
+    )
+    ratio = beyond / np.maximum(typical[:, None], 1e-6)
+    lo, hi = o.unseen_wall_dark, o.unseen_wall_bright
+    return np.where(edge, 1.0, np.clip((ratio - lo) / max(hi - lo, 1e-6), 0.0, 1.0))
+
+
+def fill_unseen_wall(
+    vessel_mm: np.ndarray,
+    traced_mm: np.ndarray,
+    lumen_mm: np.ndarray,
+    bright: np.ndarray,
+    hidden: np.ndarray,
+    *,
+    min_seen: float,
+    excess_mm: float,
+    max_run: int,
+    smooth: float,
+    by_wall: np.ndarray | None = None,
+) -> np.ndarray:
+    """EEM radii (F, A) whose unseen directions follow the arc that shows the adventitia.
+
+    Unseen are the sectors with no bright tissue beyond the trace (``bright`` below 0.5) that
+    the shadow fills did not already close, together with the ``hidden`` sectors touching them
+    (a shadow's fill reaches only as far as the shadow was found, and takes the trace beside
+    it for seen), when those dark directions are at least a third of the sector; a hidden
+    sector alone, or one a few dark directions merely widen, keeps its fill unless that fill
+    leaves the seen arc's shape outwards by more than ``excess_mm`` (real EEMs away from
+    branches stay within ~0.13 mm of their ellipse: it was extrapolated from a trace that had
+    followed the dark). A sector wider than ``max_run`` directions is left (the arcs either side
+    fix the shape across it only loosely). There the EEM keeps the vessel's smooth,
+    near-elliptic shape: each frame's EEM is fitted by two Fourier harmonics (an ellipse's)
+    weighted by ``bright`` over the seen directions, and each direction is blended between its
+    own border and that fit, by how far (Gaussian ``smooth``, directions) it lies inside an
+    unseen sector. On frames ``by_wall`` (F,) (a flattened vein, which two harmonics do not
+    follow) the wall thickness (EEM minus lumen), which varies slowly around the vessel whatever
+    the lumen's shape, is fitted instead. Darkness draws a trace outwards, never inwards: the
+    border moves no further out than the trace went (nor than the shadow fill). A frame that
+    shows less than ``min_seen`` of its turn is left as it is (too little to fit).
+
+    Parameters
+    ----------
+    vessel_mm : ndarray of shape (F, A)
+        The EEM after the shadow and branch fills.
+    traced_mm : ndarray of shape (F, A)
+        The EEM as traced, before those fills.
+    lumen_mm : ndarray of shape (F, A)
+    bright : ndarray of shape (F, A)
+        0-1 (:func:`bright_beyond`).
+    hidden : ndarray of shape (F, A), bool
+        The directions the shadow and branch fills closed.
+    min_seen : float
+        0-1.
+    excess_mm : float
+    max_run : int
+        Directions.
+    smooth : float
+        Directions.
+    by_wall : ndarray of shape (F,), bool, or None
+    """
+    out = vessel_mm.copy()
+    n_a = vessel_mm.shape[1]
+    for f in range(len(out)):
+        dark = (bright[f] < 0.5) & ~hidden[f]
+        if not dark.any() and not hidden[f].any():
+            continue
+        weight = np.where(dark | hidden[f], 0.0, bright[f])
+        if weight.mean() < min_seen:
+            continue
+        base = lumen_mm[f] if by_wall is not None and by_wall[f] else 0.0
+        fit = base + _weighted_harmonics(vessel_mm[f] - base, weight + 1e-3, 2)
+        unseen = np.zeros(n_a, bool)
+        for start, length in _runs(dark | hidden[f]):
+            idx = (start + np.arange(length)) % n_a
+            if length <= max_run and (
+                3 * dark[idx].sum() >= length or np.max(vessel_mm[f, idx] - fit[idx]) > excess_mm
+            ):
+                unseen[idx] = True
+        if not unseen.any():
+            continue
+        keep = ndimage.gaussian_filter1d((~unseen).astype(float), smooth, mode="wrap")
+        keep = np.where(unseen, 0.5 * keep, keep)
+        blend = keep * vessel_mm[f] + (1.0 - keep) * fit
+        out[f] = np.minimum(blend, np.maximum(traced_mm[f], vessel_mm[f]))
+    return out

@@ -145,6 +145,23 @@ class SegmentationOptions:
     """Gaussian sigma of the lumen under that smoothed thickness (deg)."""
     clear_eem_step: float = 0.8
     """EEM step at and above which the trace is kept as found (log grey level)."""
+    # where the adventitia is hidden (shadow behind calcium or the wire, dark perivascular
+    # tissue) the trace follows the darkness (LAD export 1200: 18.4 mm2, the EEM 0.5-0.8 mm out
+    # into a shadow and into dark tissue at 4-5 o'clock)
+    unseen_wall_min_seen: float = 0.35
+    """Least share of the turn showing the adventitia for the unseen EEM to be taken from the
+    seen arc's shape (0-1); above 1 disables."""
+    unseen_wall_max_deg: float = 90.0
+    """Widest unseen sector taken from the seen arc's shape (deg)."""
+    unseen_wall_look_mm: float = 0.4
+    """Depth beyond the EEM whose brightness shows the adventitia (mm)."""
+    unseen_wall_dark: float = 0.3
+    """Brightness beyond the EEM, as a fraction of the frame's typical, at and below which no
+    adventitia is seen (fraction) ..."""
+    unseen_wall_bright: float = 0.8
+    """... and at and above which it is fully seen (fraction)."""
+    unseen_wall_smooth_deg: float = 5.0
+    """Gaussian sigma of the blend from the trace to that shape at an unseen sector's edges (deg)."""
 
     # ------------------------------------------------------------------ shadows, calcium, hidden sectors
     shadow_ratio: float = 0.4

@@ -15,7 +15,7 @@ from ..errors import IVUSCancelled, IVUSInputError
 from ..geometry import polar_polygon, ray_radii
 from ..types import ContourSet, FrameContours, Pullback
 from .confidence import _confidence, calibrated_confidence, confidence_features, radii_at
-from .eem import trace_vessel
+from .eem import bright_beyond, fill_unseen_wall, trace_vessel
 from .keyframes import (
     fill_from_prior,
     keep_keyframes,
@@ -407,6 +407,14 @@ class _Segmenter:
             echo_only = narrow[0] & ~shadow
             wire |= narrow[0]
             shadow = shadow | narrow[0]
+        unseen_fill = self.o.unseen_wall_min_seen <= 1.0 and self.priors is None
+        if unseen_fill:
+            # where no adventitia shows beyond the EEM (a shadow, dark perivascular tissue) the
+            # trace followed the darkness (judged on the trace, before the fills below; with
+            # keyframes, their vessel gives the shape there instead)
+            bright = bright_beyond(self, image, vessel_mm, shadow | vessel_leak)
+            traced = vessel_mm.copy()
+            closed = np.zeros_like(shadow)
         # nothing behind calcium is seen: the lumen ends in front of its leading edge
         lumen_mm = np.where(calcium, np.minimum(lumen_mm, reflector - 0.5 * self.dr), lumen_mm)
         long_run = max(3, self.o.n_angles // 12)  # 30 degrees
@@ -457,6 +465,22 @@ class _Segmenter:
                     w * fill_from_prior(vessel_mm[f], behind, shape[f], long_run) + (1 - w) * vessel_mm[f]
                 )
             filled[f] |= (lumen_hidden | vessel_hidden) & ~echo_only[f]
+            if unseen_fill:
+                closed[f] = vessel_hidden
+        if unseen_fill:
+            # there the EEM takes the shape of the arc that shows it
+            vessel_mm = fill_unseen_wall(
+                vessel_mm,
+                traced,
+                lumen_mm,
+                bright,
+                closed,
+                min_seen=self.o.unseen_wall_min_seen,
+                excess_mm=self.o.branch_excess_mm,
+                max_run=int(round(self.angles(self.o.unseen_wall_max_deg))),
+                smooth=self.angles(self.o.unseen_wall_smooth_deg),
+                by_wall=flat,
+            )
         if self.ring is not None:
             # an ellipse filled over a hidden sector of a lumen off the catheter (wedged) may not
             # contain the catheter: its rays then cross it behind the centre (LAD 1215: -0.4 mm)
