@@ -12,6 +12,7 @@ import numpy as np
 from scipy import ndimage
 
 from IVUSReconstructLib.segmentation import PolarSampler, dp_closed_path
+from IVUSReconstructLib.segmentation.lumen import _field_percentile
 from IVUSReconstructLib.segmentation.paths import _dp_run
 from IVUSReconstructLib.segmentation.polar import _block_mean, _local_ncc, _max_ncc, _step
 from IVUSReconstructLib.segmentation.refine import _Smoothed
@@ -150,3 +151,23 @@ def test_penumbra_memo_returns_the_same_answer_and_a_private_copy():
     assert len(memo) == 1
     assert np.array_equal(again, _penumbra(radii, shadow, **opts))
     assert again[8:18].all() and not again[30:].any()
+
+
+def test_field_percentile_memo_answers_as_numpy_and_only_the_same_question():
+    rng = np.random.default_rng(29)
+    x = rng.random((3, 20, 30)).astype(np.float32)
+    memo: dict = {}
+    first = _field_percentile(x, 4, 75, memo)
+    first[:] = -1.0  # a caller's change must not reach the memo
+    plain = np.percentile(x[..., 4:].reshape(3, -1), 75, axis=1)
+    assert np.array_equal(_field_percentile(x, 4, 75, memo), plain) and plain.dtype == np.float32
+    # asked together, numpy answers in float64: not the single question's answer
+    both = _field_percentile(x, 4, [25, 75], memo)
+    assert np.array_equal(both, np.percentile(x[..., 4:].reshape(3, -1), [25, 75], axis=1))
+    assert both.dtype == np.float64 and len(memo) == 2
+    # another start, or another array of the same values, is another question
+    assert np.array_equal(
+        _field_percentile(x, 9, 75, memo), np.percentile(x[..., 9:].reshape(3, -1), 75, axis=1)
+    )
+    assert np.array_equal(_field_percentile(x[:2].copy(), 4, 75, memo), plain[:2])
+    assert len(memo) == 4

@@ -118,7 +118,12 @@ def trace_lumen(
     # features are averaged over 5 directions: 2 more on either side), and its echo, wider
     # than the shadow, is not charged as tissue
     unseen, wire = shadows if shadows is not None else narrow_shadows(seg, image, start, 2, log_image)
-    enclosed = _enclosed_tissue(seg, smooth, grey_level, start, weight, dark_out=dark_depth, not_tissue=wire)
+    # the candidate traces below ask for the same per-frame percentiles of the same images, each a
+    # partition of the whole field: answered once (_field_percentile)
+    memo: dict = {}
+    enclosed = _enclosed_tissue(
+        seg, smooth, grey_level, start, weight, dark_out=dark_depth, not_tissue=wire, memo=memo
+    )
     # the grey-level rise from blood to wall backs the correlation up where blood echoes
     # little (20 MHz) and its few echoes happen to correlate
     grey_box = _box(log_image, 5, 1)
@@ -135,7 +140,7 @@ def trace_lumen(
     # a rise of the correlation with no rise of the grey level is slow or stagnant blood, not
     # the wall: such steps count half
     local = local * np.clip(0.5 + grey, 0.0, 1.0)
-    region = _region_score(seg, smooth, start)
+    region = _region_score(seg, smooth, start, memo)
     if prior is not None:
         # keyframes' borders, interpolated: a cost of straying from them (keyframes.py)
         enclosed = enclosed + prior
@@ -144,7 +149,9 @@ def trace_lumen(
         # blood that does not move is still dark: the regions of grey level separate it from
         # the wall, where the steps of its speckle would stop an edge trace (20 MHz)
         edges.append(_region_score(seg, _box(image, 5, 3), start))
-    best_path, best_edge = _best_trace(seg, edges, smooth, start, w, enclosed, grey_level, unseen, prior)
+    best_path, best_edge = _best_trace(
+        seg, edges, smooth, start, w, enclosed, grey_level, unseen, prior, memo=memo
+    )
     traced = (edges, smooth, start, w, enclosed, grey_level, unseen, prior)
     kept_path, kept_edge, charge = _retrace_flattened(seg, traced, best_path, best_edge)
     if seg.o.region_blood and seg.trust > 0 and prior is None:
@@ -155,10 +162,14 @@ def trace_lumen(
         # With keyframes, the looks learned from the reader's borders judge blood instead (an
         # added keyframe lowered a frame's Jaccard by 0.065)
         q1, q3, usable = _region_blood(seg, smooth, grey_level, start)
-        relaxed = _enclosed_tissue(seg, smooth, grey_level, start, weight, (q1, q3), not_tissue=wire)
-        second_path, second_edge = _best_trace(seg, edges, smooth, start, w, relaxed, grey_level, unseen)
-        gain = _trace_score(seg, smooth, grey_level, second_path, start) - _trace_score(
-            seg, smooth, grey_level, best_path, start
+        relaxed = _enclosed_tissue(
+            seg, smooth, grey_level, start, weight, (q1, q3), not_tissue=wire, memo=memo
+        )
+        second_path, second_edge = _best_trace(
+            seg, edges, smooth, start, w, relaxed, grey_level, unseen, memo=memo
+        )
+        gain = _trace_score(seg, smooth, grey_level, second_path, start, memo) - _trace_score(
+            seg, smooth, grey_level, best_path, start, memo
         )
         # an echolucent pool inside raises the grey separation too: a trace that encloses more
         # tissue darker than blood than the first did is not taken for the lumen (phantom pools)
@@ -231,6 +242,7 @@ def _enclosed_tissue(
     blood_model: tuple[np.ndarray, np.ndarray] | None = None,
     dark_out: list[np.ndarray] | None = None,
     not_tissue: np.ndarray | None = None,
+    memo: dict | None = None,
 ) -> np.ndarray:
     """Cost of enclosing correlated tissue in the lumen, (F, A, R): the tissue-like depth (mm)
     between the ring-down and each radius, times ``enclosed_tissue_per_mm``.
@@ -242,14 +254,15 @@ def _enclosed_tissue(
 
     Blood is judged by its near field, just outside the ring-down; ``blood_model`` (F, 1, R),
     optional, is blood's grey level at each depth (:func:`_region_blood`), which raises the level
-    from which grey counts as tissue where blood is brighter further out.
+    from which grey counts as tissue where blood is brighter further out. ``memo``: see
+    :func:`_field_percentile`.
     """
     n_f = len(smooth)
     near = slice(start, min(start + seg.samples(0.3, 3), seg.n_r))
     likeness = []
     for k, (x, floor) in enumerate(((smooth, 0.1), (grey, 0.2))):
         blood = np.median(x[..., near].reshape(n_f, -1), axis=1)
-        tissue = np.percentile(x[..., start:].reshape(n_f, -1), 75, axis=1)
+        tissue = _field_percentile(x, start, 75, memo)
         contrast = np.maximum(tissue - blood, floor)[:, None, None]
         level = (0.5 * (blood + tissue))[:, None, None]
         half = 0.5 * contrast
@@ -519,16 +532,41 @@ def choose_traces(gain: np.ndarray, allowed: np.ndarray, areas_mm2: np.ndarray, 
     return state.astype(bool)
 
 
+def _field_percentile(
+    x: np.ndarray, start: int, q: float | list[float], memo: dict | None = None
+) -> np.ndarray:
+    """Per-frame percentile(s) ``q`` of ``x`` (F, A, R) from radial sample ``start`` out: (F,), or
+    (len(q), F) for a list, as :func:`numpy.percentile` gives them.
+
+    ``memo``, optional: answers by array and question. The candidate traces of one batch ask the
+    same of the same images several times, and each answer partitions the whole field (the
+    dearest step of a candidate after its path). Only the same question of the same array is
+    answered from it: percentiles asked together are computed in float64, alone in ``x``'s dtype.
+    """
+    key = (id(x), start, q if np.isscalar(q) else tuple(q))
+    if memo is not None and key in memo:
+        return memo[key][1].copy()
+    out = np.percentile(x[..., start:].reshape(len(x), -1), q, axis=1)
+    if memo is not None:
+        # ``x`` is kept with its answer: while the memo lives, no other array takes its id
+        memo[key] = (x, out.copy())
+    return out
+
+
 def _trace_score(
-    seg: _Segmenter, smooth: np.ndarray, grey_level: np.ndarray, path: np.ndarray, start: int
+    seg: _Segmenter,
+    smooth: np.ndarray,
+    grey_level: np.ndarray,
+    path: np.ndarray,
+    start: int,
+    memo: dict | None = None,
 ) -> np.ndarray:
     """How well ``path`` (F, A) separates blood inside from wall outside, per frame (F,): the
     correlation's separation (times the trust in it) plus the grey levels' (in interquartile
-    ranges, times ``grey_separation_weight``)."""
+    ranges, times ``grey_separation_weight``). ``memo``: see :func:`_field_percentile`."""
     score = seg.trust * _separation(seg, smooth, path, start)
     if seg.o.grey_separation_weight > 0:
-        region = grey_level[..., start:].reshape(len(grey_level), -1)
-        q1, q3 = np.percentile(region, [25, 75], axis=1)
+        q1, q3 = _field_percentile(grey_level, start, [25, 75], memo)
         spread = np.maximum(q3 - q1, 1e-3)
         score = score + seg.o.grey_separation_weight * _separation(seg, grey_level, path, start) / spread
     return score
@@ -544,16 +582,17 @@ def _best_trace(
     grey_level: np.ndarray | None = None,
     unseen: np.ndarray | None = None,
     held: np.ndarray | None = None,
+    *,
+    memo: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Trace each candidate edge image (F, A, R) and keep, per frame, the path that separates
     decorrelated blood inside from correlated tissue outside best: (path, its edge image).
     ``unseen`` (F, A) and ``held`` (F, A, R), optional: directions that show no border and the
-    keyframes' cost there (:func:`_trace`)."""
+    keyframes' cost there (:func:`_trace`). ``memo``: see :func:`_field_percentile`."""
     best_path = best_edge = None
     best_score = np.full(len(smooth), -np.inf)
     if grey_level is not None and seg.o.grey_separation_weight > 0:
-        region = grey_level[..., start:].reshape(len(grey_level), -1)
-        q1, q3 = np.percentile(region, [25, 75], axis=1)
+        q1, q3 = _field_percentile(grey_level, start, [25, 75], memo)
         spread = np.maximum(q3 - q1, 1e-3)
     for edge in edges:
         path = _trace(seg, edge, start, w, extra, unseen, held)
@@ -614,20 +653,21 @@ def _separation(seg: _Segmenter, smooth: np.ndarray, path: np.ndarray, start: in
     return mean_out - mean_in
 
 
-def _region_score(seg: _Segmenter, smooth: np.ndarray, start: int) -> np.ndarray:
+def _region_score(seg: _Segmenter, smooth: np.ndarray, start: int, memo: dict | None = None) -> np.ndarray:
     """Score of each radius as the lumen border from the regions it separates, (F, A, R).
 
     ``smooth`` (F, A, R) is a feature that is low in blood and high in the wall: the
     correlation with the neighbouring frames, or the grey level where blood barely echoes.
     Blood is rewarded inside the border and tissue just outside it. Sums over many samples
     make this robust to speckle, which defeats a local edge detector when the lumen is large
-    (chance correlations) or dark (steps of the few echoes in near-black blood).
+    (chance correlations) or dark (steps of the few echoes in near-black blood). ``memo``: see
+    :func:`_field_percentile`.
     """
     n_f = len(smooth)
     near = slice(start, min(start + seg.samples(0.3, 3), seg.n_r))
     blood = np.median(smooth[..., near].reshape(n_f, -1), axis=1)
     # most of the field is wall and beyond: its typical correlation is the tissue level
-    tissue = np.percentile(smooth[..., start:].reshape(n_f, -1), 75, axis=1)
+    tissue = _field_percentile(smooth, start, 75, memo)
     contrast = np.maximum(tissue - blood, 0.1)[:, None, None]
     level = (0.5 * (blood + tissue))[:, None, None]
     g = np.clip((level - smooth) / contrast, -1.0, 1.0)
