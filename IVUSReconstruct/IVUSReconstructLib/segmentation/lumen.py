@@ -594,8 +594,7 @@ def _best_trace(
     if grey_level is not None and seg.o.grey_separation_weight > 0:
         q1, q3 = _field_percentile(grey_level, start, [25, 75], memo)
         spread = np.maximum(q3 - q1, 1e-3)
-    for edge in edges:
-        path = _trace(seg, edge, start, w, extra, unseen, held)
+    for edge, path in zip(edges, _trace_all(seg, edges, start, w, extra, unseen, held), strict=True):
         score = seg.trust * _separation(seg, smooth, path, start)
         if grey_level is not None and seg.o.grey_separation_weight > 0:
             # blood is also darker than the wall: a border cutting through a wide lumen has
@@ -625,21 +624,40 @@ def _trace(
     ``unseen`` (F, A), optional, cost the same at every radius: the path crosses them as the
     smoothness sets it, from the border on either side; or as ``held`` (F, A, R), optional, the
     keyframes' cost, sets it there (the reader's border is seen where the image shows none)."""
+    return _trace_all(seg, [edge], start, w, extra, unseen, held)[0]
+
+
+def _trace_all(
+    seg: _Segmenter,
+    edges: list[np.ndarray],
+    start: int,
+    w: int,
+    extra: np.ndarray | None = None,
+    unseen: np.ndarray | None = None,
+    held: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """:func:`_trace` of each edge image (F, A, R) of ``edges``, by one dynamic programme over all
+    of their frames: a frame's path does not depend on the frames traced with it, and the
+    programme's loop over the angles costs the same numpy calls whatever their number."""
     # the lumen ends at the first wall layer: of two similar steps, the inner one
     ramp = np.clip((np.arange(seg.n_r) - start) / max(seg.n_r - start, 1), 0.0, 1.0)
-    cost = 1.0 - edge + seg.o.inward_preference * ramp[None, None, :]
-    if extra is not None:
-        cost = cost + extra
-    if unseen is not None and unseen.any():
-        cost[unseen] = 1.0 if held is None else 1.0 + held[unseen]
-    cost[..., : start + 1] = np.inf
-    cost[..., seg.n_r - w :] = np.inf
-    return dp_closed_path(
-        cost.astype(np.float32),
+    costs = []
+    for edge in edges:
+        cost = 1.0 - edge + seg.o.inward_preference * ramp[None, None, :]
+        if extra is not None:
+            cost = cost + extra
+        if unseen is not None and unseen.any():
+            cost[unseen] = 1.0 if held is None else 1.0 + held[unseen]
+        cost[..., : start + 1] = np.inf
+        cost[..., seg.n_r - w :] = np.inf
+        costs.append(cost.astype(np.float32))
+    paths = dp_closed_path(
+        np.concatenate(costs),
         max_step=seg.max_step,
         step_scale=seg.step_scale,
         smooth_weight=seg.o.smooth_weight,
     )
+    return np.split(paths, len(edges))
 
 
 def _separation(seg: _Segmenter, smooth: np.ndarray, path: np.ndarray, start: int) -> np.ndarray:
