@@ -662,12 +662,20 @@ def _trace_all(
 
 def _separation(seg: _Segmenter, smooth: np.ndarray, path: np.ndarray, start: int) -> np.ndarray:
     """Mean correlation just outside the border minus inside it, per frame (F,)."""
-    r = np.arange(seg.n_r)[None, None, :]
+    n_r = smooth.shape[-1]
     span = seg.samples(0.3, 3)
-    inside = (r >= start) & (r < path[..., None])
-    outside = (r >= path[..., None]) & (r < path[..., None] + span)
-    mean_in = (smooth * inside).sum(axis=(1, 2)) / np.maximum(inside.sum(axis=(1, 2)), 1)
-    mean_out = (smooth * outside).sum(axis=(1, 2)) / np.maximum(outside.sum(axis=(1, 2)), 1)
+    # both masks as rows of a table by the border's radius (one gather each, not four
+    # comparisons over the batch), and their sizes from the same rows
+    r = np.arange(n_r)
+    p = np.arange(n_r + 1)[:, None]
+    inside_rows = (r >= start) & (r < p)
+    outside_rows = (r >= p) & (r < p + span)
+    at = np.clip(path, 0, n_r)
+    inside, outside = inside_rows[at], outside_rows[at]
+    n_in = inside_rows.sum(axis=1)[at].sum(axis=1)
+    n_out = outside_rows.sum(axis=1)[at].sum(axis=1)
+    mean_in = (smooth * inside).sum(axis=(1, 2)) / np.maximum(n_in, 1)
+    mean_out = (smooth * outside).sum(axis=(1, 2)) / np.maximum(n_out, 1)
     return mean_out - mean_in
 
 
