@@ -12,7 +12,8 @@ import numpy as np
 from scipy import ndimage
 
 from IVUSReconstructLib.segmentation import PolarSampler, dp_closed_path
-from IVUSReconstructLib.segmentation.lumen import _field_percentile
+from IVUSReconstructLib.segmentation.eem import _wall_step
+from IVUSReconstructLib.segmentation.lumen import _field_percentile, _separation
 from IVUSReconstructLib.segmentation.paths import _dp_run
 from IVUSReconstructLib.segmentation.polar import _block_mean, _local_ncc, _max_ncc, _step
 from IVUSReconstructLib.segmentation.refine import _Smoothed
@@ -171,3 +172,47 @@ def test_field_percentile_memo_answers_as_numpy_and_only_the_same_question():
     )
     assert np.array_equal(_field_percentile(x[:2].copy(), 4, 75, memo), plain[:2])
     assert len(memo) == 4
+
+
+class _Grid:
+    """The sampling a stage reads from the segmenter: radial step and samples per mm."""
+
+    def __init__(self, dr: float, n_r: int):
+        self.dr, self.n_r = dr, n_r
+
+    def samples(self, mm: float, minimum: int = 1) -> int:
+        return max(minimum, int(round(mm / self.dr)))
+
+
+def test_separation_equals_the_masks_compared_radius_by_radius():
+    rng = np.random.default_rng(31)
+    for n_f, n_a, n_r, start in ((3, 17, 40, 0), (2, 30, 90, 11), (1, 8, 12, 5)):
+        seg = _Grid(0.04, n_r)
+        smooth = (2 * rng.random((n_f, n_a, n_r)) - 1).astype(np.float32)
+        path = rng.integers(0, n_r, (n_f, n_a))
+        path[0, :3] = [0, start, n_r - 1]  # at the catheter, at the ring-down, at the field's edge
+        r = np.arange(n_r)[None, None, :]
+        inside = (r >= start) & (r < path[..., None])
+        outside = (r >= path[..., None]) & (r < path[..., None] + seg.samples(0.3, 3))
+        mean_in = (smooth * inside).sum(axis=(1, 2)) / np.maximum(inside.sum(axis=(1, 2)), 1)
+        mean_out = (smooth * outside).sum(axis=(1, 2)) / np.maximum(outside.sum(axis=(1, 2)), 1)
+        got = _separation(seg, smooth, path, start)
+        assert got.dtype == (mean_out - mean_in).dtype and np.array_equal(got, mean_out - mean_in)
+
+
+def test_wall_step_equals_the_window_sums_gathered_per_ray():
+    rng = np.random.default_rng(37)
+    x = rng.random((2, 9, 50)).astype(np.float32)
+    edge = rng.random((2, 9, 50)).astype(np.float32)
+    wall_start = rng.integers(0, 50, (2, 9))
+    wall_start[0, :2] = [0, 49]
+    w, n_r = 4, 50
+    cs = np.concatenate([np.zeros((2, 9, 1), np.float32), np.cumsum(x, axis=-1, dtype=np.float32)], axis=-1)
+    r = np.arange(n_r)[None, None, :]
+    lo = np.clip(np.maximum(r - w, wall_start[..., None]), 0, np.maximum(r - 1, 0))
+    hi = np.minimum(r + w, n_r)
+    at_r = np.take_along_axis(cs, np.broadcast_to(r, x.shape), -1)
+    inner = (at_r - np.take_along_axis(cs, lo, -1)) / np.maximum(r - lo, 1)
+    outer = (np.take_along_axis(cs, np.broadcast_to(hi, x.shape), -1) - at_r) / np.maximum(hi - r, 1)
+    plain = np.where(r > wall_start[..., None], outer - inner, edge).astype(np.float32)
+    assert np.array_equal(_wall_step(x, w, wall_start, edge), plain)
