@@ -17,7 +17,8 @@ from IVUSReconstructLib.segmentation.lumen import _field_percentile, _separation
 from IVUSReconstructLib.segmentation.paths import _dp_run
 from IVUSReconstructLib.segmentation.polar import _block_mean, _local_ncc, _max_ncc, _step
 from IVUSReconstructLib.segmentation.refine import _Smoothed
-from IVUSReconstructLib.segmentation.shadows import _penumbra
+from IVUSReconstructLib.segmentation.shadows import _ellipse_radii, _fill_hidden, _penumbra
+from IVUSReconstructLib.segmentation.shapes import _aspect_ratio
 
 
 def _plain_dp_run(c, steps, penalty, end):
@@ -216,3 +217,25 @@ def test_wall_step_equals_the_window_sums_gathered_per_ray():
     outer = (np.take_along_axis(cs, np.broadcast_to(hi, x.shape), -1) - at_r) / np.maximum(hi - r, 1)
     plain = np.where(r > wall_start[..., None], outer - inner, edge).astype(np.float32)
     assert np.array_equal(_wall_step(x, w, wall_start, edge), plain)
+
+
+def test_fill_hidden_margin_equals_the_union_of_rolled_masks():
+    n = 60
+    theta = 2 * np.pi * np.arange(n) / n
+    # a flattened border (ellipse fill) and a round one (chords), hidden across the wrap-around
+    filled_from_ellipse = 0
+    for radii in (2.0 + 1.2 * np.cos(2 * theta), 2.0 + 0.05 * np.sin(3 * theta)):
+        hidden = np.zeros(n, bool)
+        hidden[[0, 1, 2, 57, 58, 59, 30]] = True
+        for margin in (0, 1, 4, 70):
+            near = np.logical_or.reduce([np.roll(hidden, k) for k in range(-margin, margin + 1)])
+            got = _fill_hidden(radii, hidden, long_run=10, ellipse_aspect=1.5, fit_margin=margin)
+            expected = _fill_hidden(radii, hidden, long_run=10, ellipse_aspect=np.inf)
+            if (~near).sum() >= 12:
+                fitted = _ellipse_radii(radii.astype(float), ~near)
+                if fitted is not None and _aspect_ratio(fitted[None])[0] >= 1.5:
+                    expected = radii.astype(float).copy()
+                    expected[hidden] = fitted[hidden]
+            assert np.array_equal(got, expected)
+            filled_from_ellipse += int(not np.array_equal(expected, _fill_hidden(radii, hidden, long_run=10)))
+    assert filled_from_ellipse >= 2  # the margin decided which directions the ellipse was fitted to
