@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from IVUSReconstructLib.segmentation import PolarSampler, dp_closed_path
+from IVUSReconstructLib.segmentation import PolarSampler, SegmentationOptions, dp_closed_path
 from IVUSReconstructLib.segmentation.eem import _wall_step
-from IVUSReconstructLib.segmentation.lumen import _field_percentile, _separation
+from IVUSReconstructLib.segmentation.lumen import _dark_tissue, _field_percentile, _separation
 from IVUSReconstructLib.segmentation.paths import _dp_run
 from IVUSReconstructLib.segmentation.polar import _block_mean, _local_ncc, _max_ncc, _step
 from IVUSReconstructLib.segmentation.refine import _Smoothed
@@ -239,3 +239,19 @@ def test_fill_hidden_margin_equals_the_union_of_rolled_masks():
             assert np.array_equal(got, expected)
             filled_from_ellipse += int(not np.array_equal(expected, _fill_hidden(radii, hidden, long_run=10)))
     assert filled_from_ellipse >= 2  # the margin decided which directions the ellipse was fitted to
+
+
+def test_dark_tissue_memo_gives_each_bright_layer_its_own_answer():
+    rng = np.random.default_rng(41)
+    seg = _Grid(0.04, 60)
+    seg.o = SegmentationOptions()
+    seg.angles = lambda deg: deg * 36 / 360.0
+    grey = (3.0 + rng.random((2, 36, 60))).astype(np.float32)
+    grey[:, 10:20, 20:30] -= 2.0  # a pool darker than blood in front of the wall
+    blood = (np.full(2, 3.2), np.full(2, 3.5), np.full(2, 3.8))
+    memo: dict = {}
+    for bright in (rng.random((2, 36, 60)).astype(np.float32), np.ones((2, 36, 60), np.float32)):
+        plain = _dark_tissue(seg, grey, bright, blood)
+        assert plain[:, 12:18, 22:28].max() > 0  # the pool is found
+        assert np.array_equal(_dark_tissue(seg, grey, bright, blood, memo), plain)
+    assert len(memo) == 1  # the darkness, shared by both layers

@@ -285,7 +285,7 @@ def _enclosed_tissue(
     depth = _lagged_depth(t, seg.samples(seg.o.correlation_half_mm, 1) + 1, seg.dr)
     if seg.o.dark_tissue_ahead_mm > 0:
         blood_grey = _blood_grey(seg, grey, near)
-        dark = _dark_tissue(seg, grey, likeness[1], blood_grey) * (weight * likeness[0] + 1.0 - weight)
+        dark = _dark_tissue(seg, grey, likeness[1], blood_grey, memo) * (weight * likeness[0] + 1.0 - weight)
         # only blood that echoes nearly as much as the wall (40-60 MHz) has tissue darker than it
         # in front of the wall; dark blood (20 MHz, the phantoms' phased regime) fades with depth
         # into darker-than-near-field blood (femoropopliteal lumen J 0.989 -> 0.979 without this)
@@ -364,11 +364,30 @@ def _blood_grey(seg: _Segmenter, grey: np.ndarray, near: slice) -> tuple[np.ndar
     return q[0], q[1], q[2]
 
 
+def _darker_than_blood(seg: _Segmenter, grey: np.ndarray, q1: np.ndarray, q3: np.ndarray) -> np.ndarray:
+    """How surely (F, A, R) each sample is darker than blood and fell there suddenly
+    (:func:`_dark_tissue`); ``q1``, ``q3`` (F,): blood's quartiles."""
+    iqr = np.maximum(q3 - q1, 1e-3)[:, None, None]
+    dark = np.clip((q1[:, None, None] - 1.5 * iqr - grey) / (1.5 * iqr), 0.0, 1.0)
+    # blood itself may darken with depth (a large vein at 20 MHz): a dark run counts as far as
+    # it fell suddenly somewhere, below the grey level ``dark_tissue_drop_mm`` further in on
+    # the same ray (across a thin cap), not by a slow fade
+    back = seg.samples(seg.o.dark_tissue_drop_mm, 2)
+    inner = np.concatenate([np.repeat(grey[..., :1], back, axis=-1), grey[..., :-back]], axis=-1)
+    drop = np.clip((np.minimum(q1[:, None, None], inner) - 1.5 * iqr - grey) / (1.5 * iqr), 0.0, 1.0)
+    fell = np.zeros(grey.shape[:-1], np.float32)
+    for r in range(grey.shape[-1]):
+        fell = np.where(dark[..., r] > 0, np.maximum(fell, drop[..., r]), 0.0)
+        drop[..., r] = fell
+    return np.minimum(dark, drop)
+
+
 def _dark_tissue(
     seg: _Segmenter,
     grey: np.ndarray,
     bright: np.ndarray,
     blood_grey: tuple[np.ndarray, np.ndarray, np.ndarray],
+    memo: dict | None = None,
 ) -> np.ndarray:
     """Likeness (F, A, R) of echolucent tissue: darker than the frame's blood, in front of a
     bright wall layer.
@@ -384,19 +403,15 @@ def _dark_tissue(
     smoothed log grey levels; ``blood_grey``: blood's quartiles (:func:`_blood_grey`).
     """
     q1, _, q3 = blood_grey
-    iqr = np.maximum(q3 - q1, 1e-3)[:, None, None]
-    dark = np.clip((q1[:, None, None] - 1.5 * iqr - grey) / (1.5 * iqr), 0.0, 1.0)
-    # blood itself may darken with depth (a large vein at 20 MHz): a dark run counts as far as
-    # it fell suddenly somewhere, below the grey level ``dark_tissue_drop_mm`` further in on
-    # the same ray (across a thin cap), not by a slow fade
-    back = seg.samples(seg.o.dark_tissue_drop_mm, 2)
-    inner = np.concatenate([np.repeat(grey[..., :1], back, axis=-1), grey[..., :-back]], axis=-1)
-    drop = np.clip((np.minimum(q1[:, None, None], inner) - 1.5 * iqr - grey) / (1.5 * iqr), 0.0, 1.0)
-    fell = np.zeros(grey.shape[:-1], np.float32)
-    for r in range(grey.shape[-1]):
-        fell = np.where(dark[..., r] > 0, np.maximum(fell, drop[..., r]), 0.0)
-        drop[..., r] = fell
-    dark = np.minimum(dark, drop)
+    # darkness depends on the grey levels and blood's alone, not on the bright layer: both
+    # enclosed-tissue charges of a batch ask for it (``memo``, :func:`_field_percentile`)
+    key = (id(grey), "darker than blood", np.asarray(q1).tobytes(), np.asarray(q3).tobytes())
+    if memo is not None and key in memo:
+        dark = memo[key][1]
+    else:
+        dark = _darker_than_blood(seg, grey, q1, q3)
+        if memo is not None:
+            memo[key] = (grey, dark)
     # a layer, not a speck: bright over a radial stretch
     layer = ndimage.uniform_filter1d(bright, seg.samples(0.25, 3), axis=-1, mode="nearest")
     ahead = seg.samples(seg.o.dark_tissue_ahead_mm, 2)
