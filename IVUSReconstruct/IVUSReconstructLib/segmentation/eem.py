@@ -33,8 +33,8 @@ def _wall_step(x: np.ndarray, w: int, wall_start: np.ndarray, edge: np.ndarray) 
     # each ray's own ``lo``, one gather from the flat sums
     at_r = cs[..., :n_r]
     rays = np.arange(cs.size // (n_r + 1)).reshape(x.shape[:-1] + (1,)) * (n_r + 1)
-    inner = (at_r - cs.reshape(-1).take(lo + rays)) / np.maximum(r - lo, 1)
-    outer = (cs[..., hi[0, 0]] - at_r) / np.maximum(hi - r, 1)
+    inner = (at_r - cs.reshape(-1).take(lo + rays)) / np.maximum(r - lo, 1).astype(np.float64)
+    outer = (cs[..., hi[0, 0]] - at_r) / np.maximum(hi - r, 1).astype(np.float64)
     return np.where(r > wall_start[..., None], outer - inner, edge).astype(np.float32)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import ndimage
 
 from .paths import dp_closed_path
-from .polar import _box, _neighbours, _step, _subsample
+from .polar import _box, _boxes, _neighbours, _step, _subsample
 from .shadows import narrow_shadows
 from .shapes import _aspect_ratio
 
@@ -109,7 +109,8 @@ def trace_lumen(
     start = seg.ring
     weight = seg.trust * _stability_weight(stability, log_image, start)[:, None, None]
     smooth = _box(stability, 5, 3)
-    grey_level = _box(log_image, 5, 3)
+    # (the grey levels boxed over 3 samples and over 1 along the rays share their angular pass)
+    grey_level, grey_box = _boxes(log_image, 5, (3, 1))
     dark_depth: list[np.ndarray] = []
     # a guidewire's shadow shows no border, and the wire's echo is a bright, stable step just
     # past the catheter: a trace stopped on the wire and dragged its neighbours in with it
@@ -126,7 +127,6 @@ def trace_lumen(
     )
     # the grey-level rise from blood to wall backs the correlation up where blood echoes
     # little (20 MHz) and its few echoes happen to correlate
-    grey_box = _box(log_image, 5, 1)
     grey = _step(grey_box, w)
     grey = np.clip(
         grey / np.maximum(np.percentile(grey[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None], -1, 1

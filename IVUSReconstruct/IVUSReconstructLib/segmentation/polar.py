@@ -168,8 +168,14 @@ class PolarSampler:
 
 def _box(x: np.ndarray, size_a: int, size_r: int) -> np.ndarray:
     """Box mean over (angle, radius), circular in angle; x of shape (F, A, R)."""
+    return _boxes(x, size_a, (size_r,))[0]
+
+
+def _boxes(x: np.ndarray, size_a: int, sizes_r: tuple[int, ...]) -> list[np.ndarray]:
+    """:func:`_box` of ``x`` for each radial size of ``sizes_r``: the angular pass (the dearer,
+    across the rows) is shared."""
     y = ndimage.uniform_filter1d(x, size=max(1, size_a), axis=1, mode="wrap")
-    return ndimage.uniform_filter1d(y, size=max(1, size_r), axis=2, mode="nearest")
+    return [ndimage.uniform_filter1d(y, size=max(1, size_r), axis=2, mode="nearest") for size_r in sizes_r]
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -256,8 +262,10 @@ def _step(x: np.ndarray, w: int) -> np.ndarray:
     lo = np.clip(r - w, 0, n_r)
     hi = np.clip(r + w, 0, n_r)
     mid = cs[..., :n_r]
-    inner = (mid - np.take(cs, lo, axis=-1)) / np.maximum(r - lo, 1)
-    outer = (np.take(cs, hi, axis=-1) - mid) / np.maximum(hi - r, 1)
+    # window lengths as float64, the type of the quotient: numpy would cast integers anew for
+    # every block of the batch
+    inner = (mid - np.take(cs, lo, axis=-1)) / np.maximum(r - lo, 1).astype(np.float64)
+    outer = (np.take(cs, hi, axis=-1) - mid) / np.maximum(hi - r, 1).astype(np.float64)
     return (outer - inner).astype(np.float32)
 
 
