@@ -15,7 +15,7 @@ from IVUSReconstructLib.segmentation import PolarSampler, SegmentationOptions, d
 from IVUSReconstructLib.segmentation.eem import _wall_step
 from IVUSReconstructLib.segmentation.lumen import _dark_tissue, _field_percentile, _separation
 from IVUSReconstructLib.segmentation.paths import _dp_run
-from IVUSReconstructLib.segmentation.polar import _block_mean, _local_ncc, _max_ncc, _step
+from IVUSReconstructLib.segmentation.polar import _block_mean, _box, _local_ncc, _max_ncc, _step
 from IVUSReconstructLib.segmentation.refine import _Smoothed
 from IVUSReconstructLib.segmentation.shadows import _ellipse_radii, _fill_hidden, _penumbra
 from IVUSReconstructLib.segmentation.shapes import _aspect_ratio
@@ -255,3 +255,22 @@ def test_dark_tissue_memo_gives_each_bright_layer_its_own_answer():
         assert plain[:, 12:18, 22:28].max() > 0  # the pool is found
         assert np.array_equal(_dark_tissue(seg, grey, bright, blood, memo), plain)
     assert len(memo) == 1  # the darkness, shared by both layers
+
+
+def test_local_ncc_in_place_equals_the_plain_formula_flat_windows_included():
+    rng = np.random.default_rng(43)
+    for dtype in (np.float32, np.float64):
+        a = rng.random((2, 30, 40)).astype(dtype)
+        b = rng.random((2, 30, 40)).astype(dtype)
+        a[:, :10, :10] = 0.5  # flat in both: correlation 1
+        b[:, :10, :10] = 0.25
+        ma, mb = _box(a, 5, 3), _box(b, 5, 3)
+        va = np.maximum(_box(a * a, 5, 3) - ma * ma, 0.0)
+        vb = np.maximum(_box(b * b, 5, 3) - mb * mb, 0.0)
+        cov = _box(a * b, 5, 3) - ma * mb
+        denom = np.sqrt(va * vb)
+        flat = denom < 1e-3
+        plain = np.where(flat, 1.0, cov / np.where(flat, 1.0, denom)).astype(np.float32)
+        got = _local_ncc(a, b, 5, 3)
+        assert got.dtype == np.float32 and np.array_equal(got, plain)
+        assert (got[:, 2:8, 2:8] == 1.0).all()

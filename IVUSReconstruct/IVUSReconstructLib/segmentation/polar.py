@@ -205,7 +205,10 @@ def _local_ncc(a: np.ndarray, b: np.ndarray, size_a: int, size_r: int) -> np.nda
 def _moments(x: np.ndarray, size_a: int, size_r: int) -> tuple[np.ndarray, np.ndarray]:
     """Local mean and variance (F, A, R) of a polar stack over the windows of :func:`_local_ncc`."""
     m = _box(x, size_a, size_r)
-    return m, np.maximum(_box(x * x, size_a, size_r) - m * m, 0.0)
+    # in place: the stacks are large, and fresh temporaries cost their page faults
+    v = _box(x * x, size_a, size_r)
+    v -= m * m
+    return m, np.maximum(v, 0.0, out=v)
 
 
 def _ncc(
@@ -219,10 +222,15 @@ def _ncc(
     """:func:`_local_ncc` from the two stacks' :func:`_moments`, which a frame compared with both
     its neighbours (or a neighbour shared by two frames) needs only once."""
     (ma, va), (mb, vb) = moments_a, moments_b
-    cov = _box(a * b, size_a, size_r) - ma * mb
-    denom = np.sqrt(va * vb)
+    cov = _box(a * b, size_a, size_r)
+    cov -= ma * mb
+    denom = va * vb
+    np.sqrt(denom, out=denom)
     flat = denom < 1e-3
-    return np.where(flat, 1.0, cov / np.where(flat, 1.0, denom)).astype(np.float32)
+    denom[flat] = 1.0
+    cov /= denom
+    cov[flat] = 1.0
+    return cov.astype(np.float32, copy=False)
 
 
 def _max_ncc(
