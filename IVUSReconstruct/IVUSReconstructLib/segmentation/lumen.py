@@ -713,13 +713,11 @@ def _region_score(seg: _Segmenter, smooth: np.ndarray, start: int, memo: dict | 
     level = (0.5 * (blood + tissue))[:, None, None]
     g = np.clip((level - smooth) / contrast, -1.0, 1.0)
     g[..., :start] = 0.0
-    inside = np.concatenate(
-        [np.zeros(g.shape[:-1] + (1,), np.float32), np.cumsum(g, axis=-1)[..., :-1]], axis=-1
-    )
     span = seg.samples(0.3, 3)
     cs = np.concatenate([np.zeros(g.shape[:-1] + (1,), np.float32), np.cumsum(g, axis=-1)], axis=-1)
+    inside = cs[..., : seg.n_r]  # the sum of g before each radius
     r = np.arange(seg.n_r)
-    outside = -(cs[..., np.minimum(r + span, seg.n_r)] - cs[..., r])
+    outside = -(cs[..., np.minimum(r + span, seg.n_r)] - inside)
     score = inside + outside
     top = np.max(score[..., start:], axis=(1, 2), keepdims=True)
     low = np.percentile(score[..., start:], 5, axis=(1, 2), keepdims=True)
