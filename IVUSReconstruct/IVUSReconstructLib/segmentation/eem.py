@@ -23,19 +23,18 @@ def _wall_step(x: np.ndarray, w: int, wall_start: np.ndarray, edge: np.ndarray) 
     the lumen border; the inner mean is therefore taken from ``wall_start`` (F, A) on.
     """
     n_r = x.shape[-1]
-    cs = np.concatenate(
-        [np.zeros(x.shape[:-1] + (1,), np.float32), np.cumsum(x, axis=-1, dtype=np.float32)], axis=-1
-    )
+    cs = np.empty(x.shape[:-1] + (n_r + 1,), np.float32)
+    cs[..., 0] = 0.0
+    np.cumsum(x, axis=-1, dtype=np.float32, out=cs[..., 1:])
     r = np.arange(n_r)[None, None, :]
     lo = np.clip(np.maximum(r - w, wall_start[..., None]), 0, np.maximum(r - 1, 0))
     hi = np.minimum(r + w, n_r)
-    inner = (
-        np.take_along_axis(cs, np.broadcast_to(r, x.shape), -1) - np.take_along_axis(cs, lo, -1)
-    ) / np.maximum(r - lo, 1)
-    outer = (
-        np.take_along_axis(cs, np.broadcast_to(hi, x.shape), -1)
-        - np.take_along_axis(cs, np.broadcast_to(r, x.shape), -1)
-    ) / np.maximum(hi - r, 1)
+    # the sums up to r and r + w are the same for every ray: slices, not gathers; those from
+    # each ray's own ``lo``, one gather from the flat sums
+    at_r = cs[..., :n_r]
+    rays = np.arange(cs.size // (n_r + 1)).reshape(x.shape[:-1] + (1,)) * (n_r + 1)
+    inner = (at_r - cs.reshape(-1).take(lo + rays)) / np.maximum(r - lo, 1).astype(np.float64)
+    outer = (cs[..., hi[0, 0]] - at_r) / np.maximum(hi - r, 1).astype(np.float64)
     return np.where(r > wall_start[..., None], outer - inner, edge).astype(np.float32)
 
 

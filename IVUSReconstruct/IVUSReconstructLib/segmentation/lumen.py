@@ -8,7 +8,7 @@ import numpy as np
 from scipy import ndimage
 
 from .paths import dp_closed_path
-from .polar import _box, _neighbours, _step, _subsample
+from .polar import _box, _boxes, _neighbours, _step, _subsample
 from .shadows import narrow_shadows
 from .shapes import _aspect_ratio
 
@@ -112,7 +112,8 @@ def trace_lumen(
     start = seg.ring
     weight = seg.trust * _stability_weight(stability, log_image, start)[:, None, None]
     smooth = _box(stability, 5, 3)
-    grey_level = _box(log_image, 5, 3)
+    # (the grey levels boxed over 3 samples and over 1 along the rays share their angular pass)
+    grey_level, grey_box = _boxes(log_image, 5, (3, 1))
     dark_depth: list[np.ndarray] = []
     # a guidewire's shadow shows no border, and the wire's echo is a bright, stable step just
     # past the catheter: a trace stopped on the wire and dragged its neighbours in with it
@@ -121,10 +122,14 @@ def trace_lumen(
     # features are averaged over 5 directions: 2 more on either side), and its echo, wider
     # than the shadow, is not charged as tissue
     unseen, wire = shadows if shadows is not None else narrow_shadows(seg, image, start, 2, log_image)
-    enclosed = _enclosed_tissue(seg, smooth, grey_level, start, weight, dark_out=dark_depth, not_tissue=wire)
+    # the candidate traces below ask for the same per-frame percentiles of the same images, each a
+    # partition of the whole field: answered once (_field_percentile)
+    memo: dict = {}
+    enclosed = _enclosed_tissue(
+        seg, smooth, grey_level, start, weight, dark_out=dark_depth, not_tissue=wire, memo=memo
+    )
     # the grey-level rise from blood to wall backs the correlation up where blood echoes
     # little (20 MHz) and its few echoes happen to correlate
-    grey_box = _box(log_image, 5, 1)
     grey = _step(grey_box, w)
     grey = np.clip(
         grey / np.maximum(np.percentile(grey[..., start:], 99, axis=(1, 2)), 1e-3)[:, None, None], -1, 1
@@ -138,7 +143,7 @@ def trace_lumen(
     # a rise of the correlation with no rise of the grey level is slow or stagnant blood, not
     # the wall: such steps count half
     local = local * np.clip(0.5 + grey, 0.0, 1.0)
-    region = _region_score(seg, smooth, start)
+    region = _region_score(seg, smooth, start, memo)
     enclosed_image = enclosed
     if prior is not None:
         # keyframes' borders, interpolated: a cost of straying from them (keyframes.py)
@@ -148,7 +153,9 @@ def trace_lumen(
         # blood that does not move is still dark: the regions of grey level separate it from
         # the wall, where the steps of its speckle would stop an edge trace (20 MHz)
         edges.append(_region_score(seg, _box(image, 5, 3), start))
-    best_path, best_edge = _best_trace(seg, edges, smooth, start, w, enclosed, grey_level, unseen, prior)
+    best_path, best_edge = _best_trace(
+        seg, edges, smooth, start, w, enclosed, grey_level, unseen, prior, memo=memo
+    )
     traced = (edges, smooth, start, w, enclosed, grey_level, unseen, prior)
     kept_path, kept_edge, charge = _retrace_flattened(seg, traced, best_path, best_edge)
     if seg.o.region_blood and seg.trust > 0 and prior is None:
@@ -159,10 +166,14 @@ def trace_lumen(
         # With keyframes, the looks learned from the reader's borders judge blood instead (an
         # added keyframe lowered a frame's Jaccard by 0.065)
         q1, q3, usable = _region_blood(seg, smooth, grey_level, start)
-        relaxed = _enclosed_tissue(seg, smooth, grey_level, start, weight, (q1, q3), not_tissue=wire)
-        second_path, second_edge = _best_trace(seg, edges, smooth, start, w, relaxed, grey_level, unseen)
-        gain = _trace_score(seg, smooth, grey_level, second_path, start) - _trace_score(
-            seg, smooth, grey_level, best_path, start
+        relaxed = _enclosed_tissue(
+            seg, smooth, grey_level, start, weight, (q1, q3), not_tissue=wire, memo=memo
+        )
+        second_path, second_edge = _best_trace(
+            seg, edges, smooth, start, w, relaxed, grey_level, unseen, memo=memo
+        )
+        gain = _trace_score(seg, smooth, grey_level, second_path, start, memo) - _trace_score(
+            seg, smooth, grey_level, best_path, start, memo
         )
         # an echolucent pool inside raises the grey separation too: a trace that encloses more
         # tissue darker than blood than the first did is not taken for the lumen (phantom pools)
@@ -241,6 +252,7 @@ def _enclosed_tissue(
     blood_model: tuple[np.ndarray, np.ndarray] | None = None,
     dark_out: list[np.ndarray] | None = None,
     not_tissue: np.ndarray | None = None,
+    memo: dict | None = None,
 ) -> np.ndarray:
     """Cost of enclosing correlated tissue in the lumen, (F, A, R): the tissue-like depth (mm)
     between the ring-down and each radius, times ``enclosed_tissue_per_mm``.
@@ -252,14 +264,15 @@ def _enclosed_tissue(
 
     Blood is judged by its near field, just outside the ring-down; ``blood_model`` (F, 1, R),
     optional, is blood's grey level at each depth (:func:`_region_blood`), which raises the level
-    from which grey counts as tissue where blood is brighter further out.
+    from which grey counts as tissue where blood is brighter further out. ``memo``: see
+    :func:`_field_percentile`.
     """
     n_f = len(smooth)
     near = slice(start, min(start + seg.samples(0.3, 3), seg.n_r))
     likeness = []
     for k, (x, floor) in enumerate(((smooth, 0.1), (grey, 0.2))):
         blood = np.median(x[..., near].reshape(n_f, -1), axis=1)
-        tissue = np.percentile(x[..., start:].reshape(n_f, -1), 75, axis=1)
+        tissue = _field_percentile(x, start, 75, memo)
         contrast = np.maximum(tissue - blood, floor)[:, None, None]
         level = (0.5 * (blood + tissue))[:, None, None]
         half = 0.5 * contrast
@@ -282,7 +295,7 @@ def _enclosed_tissue(
     depth = _lagged_depth(t, seg.samples(seg.o.correlation_half_mm, 1) + 1, seg.dr)
     if seg.o.dark_tissue_ahead_mm > 0:
         blood_grey = _blood_grey(seg, grey, near)
-        dark = _dark_tissue(seg, grey, likeness[1], blood_grey) * (weight * likeness[0] + 1.0 - weight)
+        dark = _dark_tissue(seg, grey, likeness[1], blood_grey, memo) * (weight * likeness[0] + 1.0 - weight)
         # only blood that echoes nearly as much as the wall (40-60 MHz) has tissue darker than it
         # in front of the wall; dark blood (20 MHz, the phantoms' phased regime) fades with depth
         # into darker-than-near-field blood (femoropopliteal lumen J 0.989 -> 0.979 without this)
@@ -361,11 +374,30 @@ def _blood_grey(seg: _Segmenter, grey: np.ndarray, near: slice) -> tuple[np.ndar
     return q[0], q[1], q[2]
 
 
+def _darker_than_blood(seg: _Segmenter, grey: np.ndarray, q1: np.ndarray, q3: np.ndarray) -> np.ndarray:
+    """How surely (F, A, R) each sample is darker than blood and fell there suddenly
+    (:func:`_dark_tissue`); ``q1``, ``q3`` (F,): blood's quartiles."""
+    iqr = np.maximum(q3 - q1, 1e-3)[:, None, None]
+    dark = np.clip((q1[:, None, None] - 1.5 * iqr - grey) / (1.5 * iqr), 0.0, 1.0)
+    # blood itself may darken with depth (a large vein at 20 MHz): a dark run counts as far as
+    # it fell suddenly somewhere, below the grey level ``dark_tissue_drop_mm`` further in on
+    # the same ray (across a thin cap), not by a slow fade
+    back = seg.samples(seg.o.dark_tissue_drop_mm, 2)
+    inner = np.concatenate([np.repeat(grey[..., :1], back, axis=-1), grey[..., :-back]], axis=-1)
+    drop = np.clip((np.minimum(q1[:, None, None], inner) - 1.5 * iqr - grey) / (1.5 * iqr), 0.0, 1.0)
+    fell = np.zeros(grey.shape[:-1], np.float32)
+    for r in range(grey.shape[-1]):
+        fell = np.where(dark[..., r] > 0, np.maximum(fell, drop[..., r]), 0.0)
+        drop[..., r] = fell
+    return np.minimum(dark, drop)
+
+
 def _dark_tissue(
     seg: _Segmenter,
     grey: np.ndarray,
     bright: np.ndarray,
     blood_grey: tuple[np.ndarray, np.ndarray, np.ndarray],
+    memo: dict | None = None,
 ) -> np.ndarray:
     """Likeness (F, A, R) of echolucent tissue: darker than the frame's blood, in front of a
     bright wall layer.
@@ -381,19 +413,15 @@ def _dark_tissue(
     smoothed log grey levels; ``blood_grey``: blood's quartiles (:func:`_blood_grey`).
     """
     q1, _, q3 = blood_grey
-    iqr = np.maximum(q3 - q1, 1e-3)[:, None, None]
-    dark = np.clip((q1[:, None, None] - 1.5 * iqr - grey) / (1.5 * iqr), 0.0, 1.0)
-    # blood itself may darken with depth (a large vein at 20 MHz): a dark run counts as far as
-    # it fell suddenly somewhere, below the grey level ``dark_tissue_drop_mm`` further in on
-    # the same ray (across a thin cap), not by a slow fade
-    back = seg.samples(seg.o.dark_tissue_drop_mm, 2)
-    inner = np.concatenate([np.repeat(grey[..., :1], back, axis=-1), grey[..., :-back]], axis=-1)
-    drop = np.clip((np.minimum(q1[:, None, None], inner) - 1.5 * iqr - grey) / (1.5 * iqr), 0.0, 1.0)
-    fell = np.zeros(grey.shape[:-1], np.float32)
-    for r in range(grey.shape[-1]):
-        fell = np.where(dark[..., r] > 0, np.maximum(fell, drop[..., r]), 0.0)
-        drop[..., r] = fell
-    dark = np.minimum(dark, drop)
+    # darkness depends on the grey levels and blood's alone, not on the bright layer: both
+    # enclosed-tissue charges of a batch ask for it (``memo``, :func:`_field_percentile`)
+    key = (id(grey), "darker than blood", np.asarray(q1).tobytes(), np.asarray(q3).tobytes())
+    if memo is not None and key in memo:
+        dark = memo[key][1]
+    else:
+        dark = _darker_than_blood(seg, grey, q1, q3)
+        if memo is not None:
+            memo[key] = (grey, dark)
     # a layer, not a speck: bright over a radial stretch
     layer = ndimage.uniform_filter1d(bright, seg.samples(0.25, 3), axis=-1, mode="nearest")
     ahead = seg.samples(seg.o.dark_tissue_ahead_mm, 2)
@@ -529,16 +557,41 @@ def choose_traces(gain: np.ndarray, allowed: np.ndarray, areas_mm2: np.ndarray, 
     return state.astype(bool)
 
 
+def _field_percentile(
+    x: np.ndarray, start: int, q: float | list[float], memo: dict | None = None
+) -> np.ndarray:
+    """Per-frame percentile(s) ``q`` of ``x`` (F, A, R) from radial sample ``start`` out: (F,), or
+    (len(q), F) for a list, as :func:`numpy.percentile` gives them.
+
+    ``memo``, optional: answers by array and question. The candidate traces of one batch ask the
+    same of the same images several times, and each answer partitions the whole field (the
+    dearest step of a candidate after its path). Only the same question of the same array is
+    answered from it: percentiles asked together are computed in float64, alone in ``x``'s dtype.
+    """
+    key = (id(x), start, q if np.isscalar(q) else tuple(q))
+    if memo is not None and key in memo:
+        return memo[key][1].copy()
+    out = np.percentile(x[..., start:].reshape(len(x), -1), q, axis=1)
+    if memo is not None:
+        # ``x`` is kept with its answer: while the memo lives, no other array takes its id
+        memo[key] = (x, out.copy())
+    return out
+
+
 def _trace_score(
-    seg: _Segmenter, smooth: np.ndarray, grey_level: np.ndarray, path: np.ndarray, start: int
+    seg: _Segmenter,
+    smooth: np.ndarray,
+    grey_level: np.ndarray,
+    path: np.ndarray,
+    start: int,
+    memo: dict | None = None,
 ) -> np.ndarray:
     """How well ``path`` (F, A) separates blood inside from wall outside, per frame (F,): the
     correlation's separation (times the trust in it) plus the grey levels' (in interquartile
-    ranges, times ``grey_separation_weight``)."""
+    ranges, times ``grey_separation_weight``). ``memo``: see :func:`_field_percentile`."""
     score = seg.trust * _separation(seg, smooth, path, start)
     if seg.o.grey_separation_weight > 0:
-        region = grey_level[..., start:].reshape(len(grey_level), -1)
-        q1, q3 = np.percentile(region, [25, 75], axis=1)
+        q1, q3 = _field_percentile(grey_level, start, [25, 75], memo)
         spread = np.maximum(q3 - q1, 1e-3)
         score = score + seg.o.grey_separation_weight * _separation(seg, grey_level, path, start) / spread
     return score
@@ -554,19 +607,19 @@ def _best_trace(
     grey_level: np.ndarray | None = None,
     unseen: np.ndarray | None = None,
     held: np.ndarray | None = None,
+    *,
+    memo: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Trace each candidate edge image (F, A, R) and keep, per frame, the path that separates
     decorrelated blood inside from correlated tissue outside best: (path, its edge image).
     ``unseen`` (F, A) and ``held`` (F, A, R), optional: directions that show no border and the
-    keyframes' cost there (:func:`_trace`)."""
+    keyframes' cost there (:func:`_trace`). ``memo``: see :func:`_field_percentile`."""
     best_path = best_edge = None
     best_score = np.full(len(smooth), -np.inf)
     if grey_level is not None and seg.o.grey_separation_weight > 0:
-        region = grey_level[..., start:].reshape(len(grey_level), -1)
-        q1, q3 = np.percentile(region, [25, 75], axis=1)
+        q1, q3 = _field_percentile(grey_level, start, [25, 75], memo)
         spread = np.maximum(q3 - q1, 1e-3)
-    for edge in edges:
-        path = _trace(seg, edge, start, w, extra, unseen, held)
+    for edge, path in zip(edges, _trace_all(seg, edges, start, w, extra, unseen, held), strict=True):
         score = seg.trust * _separation(seg, smooth, path, start)
         if grey_level is not None and seg.o.grey_separation_weight > 0:
             # blood is also darker than the wall: a border cutting through a wide lumen has
@@ -596,59 +649,85 @@ def _trace(
     ``unseen`` (F, A), optional, cost the same at every radius: the path crosses them as the
     smoothness sets it, from the border on either side; or as ``held`` (F, A, R), optional, the
     keyframes' cost, sets it there (the reader's border is seen where the image shows none)."""
+    return _trace_all(seg, [edge], start, w, extra, unseen, held)[0]
+
+
+def _trace_all(
+    seg: _Segmenter,
+    edges: list[np.ndarray],
+    start: int,
+    w: int,
+    extra: np.ndarray | None = None,
+    unseen: np.ndarray | None = None,
+    held: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """:func:`_trace` of each edge image (F, A, R) of ``edges``, by one dynamic programme over all
+    of their frames: a frame's path does not depend on the frames traced with it, and the
+    programme's loop over the angles costs the same numpy calls whatever their number."""
     # the lumen ends at the first wall layer: of two similar steps, the inner one
     ramp = np.clip((np.arange(seg.n_r) - start) / max(seg.n_r - start, 1), 0.0, 1.0)
-    cost = 1.0 - edge + seg.o.inward_preference * ramp[None, None, :]
-    if extra is not None:
-        cost = cost + extra
-    if unseen is not None and unseen.any():
-        cost[unseen] = 1.0 if held is None else 1.0 + held[unseen]
-    cost[..., : start + 1] = np.inf
-    cost[..., seg.n_r - w :] = np.inf
-    return dp_closed_path(
-        cost.astype(np.float32),
+    costs = []
+    for edge in edges:
+        cost = 1.0 - edge + seg.o.inward_preference * ramp[None, None, :]
+        if extra is not None:
+            cost = cost + extra
+        if unseen is not None and unseen.any():
+            cost[unseen] = 1.0 if held is None else 1.0 + held[unseen]
+        cost[..., : start + 1] = np.inf
+        cost[..., seg.n_r - w :] = np.inf
+        costs.append(cost.astype(np.float32))
+    paths = dp_closed_path(
+        np.concatenate(costs),
         max_step=seg.max_step,
         step_scale=seg.step_scale,
         smooth_weight=seg.o.smooth_weight,
     )
+    return np.split(paths, len(edges))
 
 
 def _separation(seg: _Segmenter, smooth: np.ndarray, path: np.ndarray, start: int) -> np.ndarray:
     """Mean correlation just outside the border minus inside it, per frame (F,)."""
-    r = np.arange(seg.n_r)[None, None, :]
+    n_r = smooth.shape[-1]
     span = seg.samples(0.3, 3)
-    inside = (r >= start) & (r < path[..., None])
-    outside = (r >= path[..., None]) & (r < path[..., None] + span)
-    mean_in = (smooth * inside).sum(axis=(1, 2)) / np.maximum(inside.sum(axis=(1, 2)), 1)
-    mean_out = (smooth * outside).sum(axis=(1, 2)) / np.maximum(outside.sum(axis=(1, 2)), 1)
+    # both masks as rows of a table by the border's radius (one gather each, not four
+    # comparisons over the batch), and their sizes from the same rows
+    r = np.arange(n_r)
+    p = np.arange(n_r + 1)[:, None]
+    inside_rows = (r >= start) & (r < p)
+    outside_rows = (r >= p) & (r < p + span)
+    at = np.clip(path, 0, n_r)
+    inside, outside = inside_rows[at], outside_rows[at]
+    n_in = inside_rows.sum(axis=1)[at].sum(axis=1)
+    n_out = outside_rows.sum(axis=1)[at].sum(axis=1)
+    mean_in = (smooth * inside).sum(axis=(1, 2)) / np.maximum(n_in, 1)
+    mean_out = (smooth * outside).sum(axis=(1, 2)) / np.maximum(n_out, 1)
     return mean_out - mean_in
 
 
-def _region_score(seg: _Segmenter, smooth: np.ndarray, start: int) -> np.ndarray:
+def _region_score(seg: _Segmenter, smooth: np.ndarray, start: int, memo: dict | None = None) -> np.ndarray:
     """Score of each radius as the lumen border from the regions it separates, (F, A, R).
 
     ``smooth`` (F, A, R) is a feature that is low in blood and high in the wall: the
     correlation with the neighbouring frames, or the grey level where blood barely echoes.
     Blood is rewarded inside the border and tissue just outside it. Sums over many samples
     make this robust to speckle, which defeats a local edge detector when the lumen is large
-    (chance correlations) or dark (steps of the few echoes in near-black blood).
+    (chance correlations) or dark (steps of the few echoes in near-black blood). ``memo``: see
+    :func:`_field_percentile`.
     """
     n_f = len(smooth)
     near = slice(start, min(start + seg.samples(0.3, 3), seg.n_r))
     blood = np.median(smooth[..., near].reshape(n_f, -1), axis=1)
     # most of the field is wall and beyond: its typical correlation is the tissue level
-    tissue = np.percentile(smooth[..., start:].reshape(n_f, -1), 75, axis=1)
+    tissue = _field_percentile(smooth, start, 75, memo)
     contrast = np.maximum(tissue - blood, 0.1)[:, None, None]
     level = (0.5 * (blood + tissue))[:, None, None]
     g = np.clip((level - smooth) / contrast, -1.0, 1.0)
     g[..., :start] = 0.0
-    inside = np.concatenate(
-        [np.zeros(g.shape[:-1] + (1,), np.float32), np.cumsum(g, axis=-1)[..., :-1]], axis=-1
-    )
     span = seg.samples(0.3, 3)
     cs = np.concatenate([np.zeros(g.shape[:-1] + (1,), np.float32), np.cumsum(g, axis=-1)], axis=-1)
+    inside = cs[..., : seg.n_r]  # the sum of g before each radius
     r = np.arange(seg.n_r)
-    outside = -(cs[..., np.minimum(r + span, seg.n_r)] - cs[..., r])
+    outside = -(cs[..., np.minimum(r + span, seg.n_r)] - inside)
     score = inside + outside
     top = np.max(score[..., start:], axis=(1, 2), keepdims=True)
     low = np.percentile(score[..., start:], 5, axis=(1, 2), keepdims=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 
 def dp_closed_path(
@@ -84,30 +83,47 @@ def _dp_run(c: np.ndarray, steps: np.ndarray, penalty: np.ndarray, end: int | No
     argmin over a short axis costs numpy several times more); the move into each column is
     recomputed for the path's own radius while tracing back, from the same float32 sums, so the
     first cheapest move wins as an argmin would have chosen it.
+
+    The costs are held radius-major (L, R, F): each move is a shift of whole contiguous rows of
+    F frames. Moves of +s and -s pay the same penalty (it grows with the step's square), and
+    rounding is monotonic, so ``min(a, b) + p`` is exactly ``min(a + p, b + p)``: the two are
+    compared before the penalty is added once, which halves the sums.
     """
     n_f, n_l, n_r = c.shape
     m = int(steps.max())
     big = np.float32(1e9)
-    # acc[i, f, m + r]: cost of the best path to radius r at column i; big beyond either end
-    acc = np.empty((n_l, n_f, n_r + 2 * m), dtype=np.float32)
-    acc[:, :, :m] = big
-    acc[:, :, m + n_r :] = big
-    acc[0, :, m : m + n_r] = c[:, 0, :]
-    # window[i, f, j, r] = acc[i, f, j + r]: arriving at r from r + steps[j]
-    window = sliding_window_view(acc, n_r, axis=2)
-    cand = np.empty((n_f, len(steps), n_r), dtype=np.float32)
+    # acc[i, m + r, f]: cost of the best path to radius r at column i; big beyond either end
+    acc = np.empty((n_l, n_r + 2 * m, n_f), dtype=np.float32)
+    acc[:, :m] = big
+    acc[:, m + n_r :] = big
+    cols = np.ascontiguousarray(c.transpose(1, 2, 0))  # (L, R, F)
+    acc[0, m : m + n_r] = cols[0]
+    pen = np.ascontiguousarray(penalty[:, :, None])  # (S, R, 1)
+    symmetric = bool(np.array_equal(steps, -steps[::-1]) and np.array_equal(penalty, penalty[::-1]))
+    centre = int(np.flatnonzero(steps == 0)[0]) if symmetric else -1
+    tmp = np.empty((n_r, n_f), dtype=np.float32)
     for i in range(1, n_l):
-        np.add(window[i - 1], penalty, out=cand)
-        np.min(cand, axis=1, out=acc[i, :, m : m + n_r])
-        acc[i, :, m : m + n_r] += c[:, i, :]
+        prev, out = acc[i - 1], acc[i, m : m + n_r]
+        if symmetric:
+            np.add(prev[m : m + n_r], pen[centre], out=out)
+            for d in range(1, m + 1):
+                np.minimum(prev[m + d : m + d + n_r], prev[m - d : m - d + n_r], out=tmp)
+                tmp += pen[centre + d]
+                np.minimum(out, tmp, out=out)
+        else:
+            np.add(prev[m + steps[0] : m + steps[0] + n_r], pen[0], out=out)
+            for j in range(1, len(steps)):
+                np.add(prev[m + steps[j] : m + steps[j] + n_r], pen[j], out=tmp)
+                np.minimum(out, tmp, out=out)
+        out += cols[i]
     path = np.zeros((n_l, n_f), dtype=np.int64)
-    path[-1] = np.argmin(acc[-1, :, m : m + n_r], axis=1) if end is None else end
+    path[-1] = np.argmin(acc[-1, m : m + n_r], axis=0) if end is None else end
     # flat offsets of the moves into radius 0 of each frame; the loop is a few small calls
     flat = acc.reshape(n_l, -1)
-    moves = (np.arange(n_f) * (n_r + 2 * m) + m)[:, None] + steps[None, :]
+    moves = (m + steps[None, :]) * n_f + np.arange(n_f)[:, None]  # (F, S)
     arrive = np.ascontiguousarray(penalty.T)  # (R, S)
     for i in range(n_l - 1, 0, -1):
         r = path[i]
-        came = flat[i - 1].take(moves + r[:, None]) + arrive[r]
+        came = flat[i - 1].take(moves + (r * n_f)[:, None]) + arrive[r]
         path[i - 1] = np.minimum(np.maximum(r + steps[came.argmin(axis=1)], 0), n_r - 1)
     return path.T.copy()

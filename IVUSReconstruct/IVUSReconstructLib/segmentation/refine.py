@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -244,13 +245,8 @@ def _region_refine_frames(
     pix = min(sr, sc)
     sigma = (max(1.2, seg.o.region_window_mm / sr), max(1.2, seg.o.region_window_mm / sc))
     h, w = stab.shape[1:]
-    yy = (np.arange(h)[:, None] - cr) * sr
-    xx = (np.arange(w)[None, :] - cc) * sc
-    rho = np.hypot(xx, yy)
-    phi = np.mod(np.arctan2(yy, xx), 2 * np.pi) * n_a / (2 * np.pi)
-    i0 = np.floor(phi).astype(int) % n_a
-    i1 = (i0 + 1) % n_a
-    fphi = phi - np.floor(phi)
+    rho, i0, i1, fphi = _pixel_polar(h, w, cr, cc, sr, sc, n_a)
+    rest = 1 - fphi
     ring_mm = seg.radii[seg.ring] + 0.1
     theta = 2 * np.pi * np.arange(n_a) / n_a
     step = 0.5 * pix
@@ -268,7 +264,7 @@ def _region_refine_frames(
     margin = int(np.ceil(max(band_mm, 0.5) / pix)) + 2
     out = radii_mm.copy()
     for f in range(n_f):
-        border = (1 - fphi) * radii_mm[f][i0] + fphi * radii_mm[f][i1]
+        border = rest * radii_mm[f][i0] + fphi * radii_mm[f][i1]
         mask = rho < border
         kept = mask | ~valid_all
         rows, cols = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
@@ -320,6 +316,26 @@ def _region_refine_frames(
         cand = rs[np.maximum(first - 1, 0)] + frac * step
         cand = np.clip(cand, radii_mm[f] - band_mm, radii_mm[f] + band_mm)
         out[f] = np.where(weight_move[f] > 0.5, cand, radii_mm[f])
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _pixel_polar(
+    h: int, w: int, cr: float, cc: float, sr: float, sc: float, n_a: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each pixel's radius (mm) about the catheter and its place between two directions: the
+    lower direction, the next one and the fraction of the way, (H, W) each, read-only (every
+    pass over every batch of a pullback asks the same)."""
+    yy = (np.arange(h)[:, None] - cr) * sr
+    xx = (np.arange(w)[None, :] - cc) * sc
+    rho = np.hypot(xx, yy)
+    phi = np.mod(np.arctan2(yy, xx), 2 * np.pi) * n_a / (2 * np.pi)
+    i0 = np.floor(phi).astype(int) % n_a
+    i1 = (i0 + 1) % n_a
+    fphi = phi - np.floor(phi)
+    out = (rho, i0, i1, fphi)
+    for a in out:
+        a.flags.writeable = False
     return out
 
 

@@ -7,6 +7,7 @@ import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
 from .polar import _runs
@@ -67,7 +68,8 @@ def _fill_hidden(
     n = len(radii)
     # the directions next to a shadow are traced with the shadow in their windows (and at a
     # slit's end, with the wall on both sides): the ellipse is fitted without them
-    near = np.logical_or.reduce([np.roll(hidden, k) for k in range(-fit_margin, fit_margin + 1)])
+    m = min(fit_margin, n)
+    near = sliding_window_view(np.concatenate([hidden[n - m :], hidden, hidden[:m]]), 2 * m + 1).any(axis=1)
     if hidden.any() and (~near).sum() >= 12 and np.isfinite(ellipse_aspect):
         # the shape is judged on the ellipse of the visible part: a hidden end, cut by the trace,
         # makes the traced border itself look rounder than it is
@@ -94,11 +96,15 @@ def _ellipse_radii(radii: np.ndarray, use: np.ndarray) -> np.ndarray | None:
     of Halir & Flusser 1998); None when the fit is not an ellipse around the catheter.
     """
     theta, cs, sn = _turn(len(radii))
-    scale = float(np.mean(radii[use]))
-    x = radii[use] * np.cos(theta[use]) / scale
-    y = radii[use] * np.sin(theta[use]) / scale
-    d1 = np.column_stack([x * x, x * y, y * y])
-    d2 = np.column_stack([x, y, np.ones_like(x)])
+    # (called some 16 times per frame: numpy's per-call costs, not the arithmetic, set its time)
+    seen = radii[use]
+    scale = float(seen.mean())
+    x = seen * np.cos(theta[use]) / scale
+    y = seen * np.sin(theta[use]) / scale
+    d1 = np.empty((len(x), 3))
+    d1[:, 0], d1[:, 1], d1[:, 2] = x * x, x * y, y * y
+    d2 = np.ones((len(x), 3))
+    d2[:, 0], d2[:, 1] = x, y
     s1, s2, s3 = d1.T @ d1, d1.T @ d2, d2.T @ d2
     try:
         t = -np.linalg.solve(s3, s2.T)
@@ -117,12 +123,12 @@ def _ellipse_radii(radii: np.ndarray, use: np.ndarray) -> np.ndarray | None:
     qa = a * cs * cs + b * cs * sn + c * sn * sn
     qb = d * cs + e * sn
     disc = qb * qb - 4 * qa * f
-    if np.any(disc < 0) or np.any(np.abs(qa) < 1e-12):
+    if (disc < 0).any() or (np.abs(qa) < 1e-12).any():
         return None
     root = np.sqrt(disc)
     one, other = (-qb + root) / (2 * qa), (-qb - root) / (2 * qa)
     outer = np.maximum(one, other)
-    if not (np.all(outer > 0) and np.all(np.minimum(one, other) < 0)):
+    if not ((outer > 0).all() and (np.minimum(one, other) < 0).all()):
         return None  # the catheter must lie inside the ellipse: one root on either side
     return outer * scale
 
