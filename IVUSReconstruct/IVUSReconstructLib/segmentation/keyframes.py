@@ -7,9 +7,10 @@ and adding one changes no frame outside the stretch between its neighbours:
 
 - the lumen, with the looks of this pullback's blood and of the wall behind its border (grey
   level and correlation with the neighbouring frames, learned per keyframe): a cost of splitting
-  them otherwise than the keyframes do, off in shadowed directions (a guidewire in the blood
-  looks like wall). Bright 40-60 MHz blood that correlates by chance, or an echolucent pool
-  behind a thin cap, is told from the wall by this pullback's own statistics. The lumen's
+  them otherwise than the keyframes do, off in a guidewire's shadow (a guidewire in the blood
+  looks like wall; a long arc dark beyond the vessel keeps them: traced without them there, the
+  lumen collapsed onto the catheter). Bright 40-60 MHz blood that correlates by chance, or an
+  echolucent pool behind a thin cap, is told from the wall by this pullback's own statistics. The lumen's
   shape is pulled only gently, and only next to a keyframe: a stenosis or a flattened vein
   changes it within a few frames.
 - the vessel, with the looks of the keyframes' wall against what lies beyond it (a lipid pool

@@ -260,10 +260,16 @@ class _Segmenter:
             )
 
     def _lumen_prior(
-        self, frames: np.ndarray, codes: np.ndarray | None, image: np.ndarray | None = None
+        self,
+        frames: np.ndarray,
+        codes: np.ndarray | None,
+        image: np.ndarray | None = None,
+        wire: np.ndarray | None = None,
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Costs (F, A, R) of a lumen splitting the looks learned from the keyframes otherwise
         than they do, for tracing it and for placing it on its grey step, or None without them.
+        ``wire`` (F, A), optional: the guidewire's shadows (:func:`.shadows.narrow_shadows`),
+        where the looks say nothing (default: every direction dark beyond the keyframes' vessel).
 
         The lumen is not held near the keyframes' shape: a stenosis or a flattened vein changes
         it within a few frames, and its own blood tells it apart once the looks are known."""
@@ -300,7 +306,12 @@ class _Segmenter:
             # a guidewire in the blood looks like wall to the looks: a border pulled in front of
             # it then finds the wire at the lumen, takes it for calcium and keeps the dent.
             # Shadowed directions (dark behind the keyframes' vessel) are traced as without keyframes
-            dark = shadowed(image, vessel, self.radii, self.o.shadow_ratio)
+            # Only the wire's shadow, where it is known: a long arc dark beyond the vessel
+            # (perivascular fat, a wedged catheter's far side) shows its blood and wall to the
+            # looks, and traced as without keyframes there (no second, blood-judged trace with
+            # them) the lumen collapsed onto the catheter (femoropopliteal echolucent seed 61
+            # frame 235 at 256 px: lumen J 0.61 -> 0.97)
+            dark = wire if wire is not None else shadowed(image, vessel, self.radii, self.o.shadow_ratio)
             cost[dark] = 0.0
         # the looks are local averages (a correlation window and a box): within their reach of
         # a border they mix blood and wall, and the correlated wall dominates the mix, so their
@@ -365,7 +376,7 @@ class _Segmenter:
         if stability is not None and self.ring is not None:
             narrow = narrow_shadows(self, image, self.ring, 2, log_image)
         evidence: list[np.ndarray] = []
-        looks, placed = self._lumen_prior(frames, codes, image)
+        looks, placed = self._lumen_prior(frames, codes, image, None if narrow is None else narrow[0])
         lumen_path, lumen_strength = trace_lumen(
             self,
             stability,
