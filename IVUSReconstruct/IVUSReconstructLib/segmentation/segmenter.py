@@ -155,10 +155,9 @@ class _Segmenter:
 
     def frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Frames (F, H, W) with burned-in overlay marks replaced by their nearest image pixel."""
-        # fancy indexing copies already (a read-only memmap's frames too): no second copy
+        # fancy indexing copies already, into a writable array (a read-only memmap's frames
+        # too): the overlay fill below never reaches the pullback, and no second copy is made
         out = np.asarray(self.pb.frames[np.asarray(indices, dtype=int)])
-        if not out.flags.writeable or np.may_share_memory(out, self.pb.frames):
-            out = out.copy()
         if self.overlay is not None:
             dst, src = self.overlay
             flat = out.reshape(len(out), -1)
