@@ -303,9 +303,10 @@ class _Segmenter:
         )
         if stop is not None and image is not None:
             # a guidewire in the blood looks like wall to the looks: a border pulled in front of
-            # it then finds the wire at the lumen, takes it for calcium and keeps the dent.
-            # Shadowed directions (dark behind the keyframes' vessel) are traced as without keyframes
-            # Only the wire's shadow, where it is known: a long arc dark beyond the vessel
+            # it then finds the wire at the lumen, takes it for calcium and keeps the dent. Its
+            # shadow is traced as without keyframes: the wire's own where it is known (without
+            # it, every direction dark behind the keyframes' vessel). Not every dark direction
+            # where the wire is known: a long arc dark beyond the vessel
             # (perivascular fat, a wedged catheter's far side) shows its blood and wall to the
             # looks, and traced as without keyframes there (no second, blood-judged trace with
             # them) the lumen collapsed onto the catheter (femoropopliteal echolucent seed 61
